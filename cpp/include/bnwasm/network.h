@@ -1,0 +1,196 @@
+// A feed-forward network of dense, batch-norm and activation layers, trained
+// one mini-batch at a time and served one example at a time.
+//
+// Parameters, their gradients and the optimizer's moments live in flat arenas
+// with one layout; running statistics live in a separate arena because the
+// optimizer never touches them. Nothing allocates per step once the staging
+// buffers have grown to the largest batch seen.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bnwasm {
+
+enum class Status : int32_t {
+  Ok = 0,
+  InvalidConfig = 1,    // a spec value is out of range
+  NonFiniteInput = 2,   // NaN or Infinity in x or in a target
+  LabelOutOfRange = 3,  // a class label outside [0, outputs)
+  BatchTooSmall = 4,    // a training batch of fewer than 2 examples
+  Diverged = 5,         // the step would make loss, parameters or statistics non-finite
+  CorruptModel = 6,     // model bytes that do not parse or fail their checksum
+  BadArgument = 7,      // a size or name that does not fit the network
+};
+
+// What went wrong in the last failing call: the status, a message in plain
+// words, and where applicable the offending element's index and value.
+struct ErrorInfo {
+  Status status = Status::Ok;
+  std::string message;
+  int64_t index = -1;
+  double value = 0;
+};
+
+enum class LayerType : int32_t { Dense = 0, BatchNorm = 1, Relu = 2, Sigmoid = 3, Tanh = 4 };
+enum class LossType : int32_t { SoftmaxCrossEntropy = 0, MeanSquaredError = 1 };
+enum class OptimizerType : int32_t { Sgd = 0, Adam = 1 };
+// Auto picks He uniform for a dense layer whose next activation is ReLU,
+// Glorot uniform otherwise; Normal draws N(0, init_std^2).
+enum class Init : int32_t { Auto = 0, HeUniform = 1, GlorotUniform = 2, Normal = 3 };
+
+struct LayerSpec {
+  LayerType type = LayerType::Relu;
+  // dense
+  int32_t units = 0;
+  bool use_bias = true;
+  Init init = Init::Auto;
+  double init_std = 0.01;
+  // batchNorm
+  double momentum = 0.9;           // weight of the past in the running average
+  double epsilon = 1e-5;
+  bool unbiased_variance = true;   // running variance from the m/(m-1) batch variance
+  bool cumulative = false;         // plain average over all batches instead of the EMA
+  bool bias_correction = false;    // EMA from zero weight, divided by 1 - momentum^t
+};
+
+struct OptimizerSpec {
+  OptimizerType type = OptimizerType::Adam;
+  double learning_rate = 1e-3;
+  double momentum = 0;      // sgd
+  bool nesterov = false;    // sgd
+  double beta1 = 0.9;       // adam
+  double beta2 = 0.999;     // adam
+  double epsilon = 1e-8;    // adam
+  double weight_decay = 0;  // L2 added to the gradient, as torch.optim does
+};
+
+struct NetworkSpec {
+  int32_t input_size = 0;
+  std::vector<LayerSpec> layers;
+  LossType loss = LossType::SoftmaxCrossEntropy;
+  OptimizerSpec optimizer;
+  uint32_t seed = 1;
+};
+
+// The flat form of a spec: a vector of doubles, passed by the JS facade and
+// stored in model files. Layout (version 1):
+//   [0] input_size [1] loss [2] seed [3] optimizer type [4] learning_rate
+//   [5] momentum [6] nesterov [7] beta1 [8] beta2 [9] epsilon [10] weight_decay
+//   [11] layer count, then kLayerFields values per layer:
+//   type, units, use_bias, init, init_std, momentum, epsilon, unbiased_variance,
+//   cumulative, bias_correction.
+constexpr size_t kSpecHeader = 12;
+constexpr size_t kLayerFields = 10;
+std::vector<double> encode_spec(const NetworkSpec& spec);
+// Checks every value; on failure returns InvalidConfig and says why.
+Status decode_spec(const double* v, size_t n, NetworkSpec* spec, std::string* why);
+Status validate_spec(const NetworkSpec& spec, std::string* why);
+
+// A named view of one tensor, for getWeights/setWeights.
+struct TensorView {
+  int32_t layer;
+  const char* name;  // weight, bias, gamma, beta, runningMean, runningVariance
+  std::vector<int32_t> shape;
+  float* data;
+  size_t size;
+  bool trainable;
+};
+
+class Network {
+ public:
+  static Status create(const NetworkSpec& spec, std::unique_ptr<Network>* out, std::string* why);
+  // Parses bytes written by save(); never trusts a length it has not checked.
+  static Status load(const uint8_t* bytes, size_t n, std::unique_ptr<Network>* out, std::string* why);
+
+  const NetworkSpec& spec() const { return spec_; }
+  size_t input_size() const { return static_cast<size_t>(spec_.input_size); }
+  size_t output_size() const { return output_size_; }
+
+  // Staging buffers in (wasm) memory that callers write into and read from.
+  // Each grows to hold `rows` rows and may move when it grows.
+  float* input(size_t rows);     // (rows, input_size)
+  int32_t* labels(size_t rows);  // (rows)
+  float* targets(size_t rows);   // (rows, output_size)
+  float* output(size_t rows);    // (rows, output_size)
+  uint32_t* indices(size_t n);   // (n), for shuffled orders
+
+  // One optimizer step on the B examples staged in input/labels (or targets).
+  // On any failure nothing changes: parameters, running statistics and
+  // optimizer state are as before the call.
+  Status train_step(size_t B, double* loss);
+  // Inference mode on input row 0 into output row 0: only running statistics,
+  // gamma and beta; probabilities for softmax cross-entropy.
+  Status predict_one();
+  // Inference mode on n staged rows; row i equals predict_one on that row.
+  Status predict_batch(size_t n);
+  // Inference-mode loss (sum over the n rows, not the mean) and correct count.
+  Status evaluate(size_t n, double* loss_sum, size_t* correct);
+  // A permutation of [0, n) from the network's own seeded generator, into indices(n).
+  void shuffle(size_t n);
+
+  std::vector<TensorView> tensors();
+  // Call after writing into tensors() so cached derived values are refreshed.
+  void weights_changed();
+  uint64_t steps() const { return step_; }
+  // Per batch-norm layer (in layer order): the last training batch's mean and
+  // biased variance, (C) each.
+  const float* batch_mean(int32_t layer) const;
+  const float* batch_var(int32_t layer) const;
+
+  std::vector<uint8_t> save() const;
+  const ErrorInfo& last_error() const { return error_; }
+
+ private:
+  struct Layer {
+    LayerType type;
+    size_t in = 0, out = 0;
+    size_t w = 0, b = 0;                    // params: dense weight (out, in), bias (out)
+    size_t gamma = 0, beta = 0;             // params: batch norm
+    size_t rmean = 0, rvar = 0;             // stats: running mean and variance
+    size_t raw_mean = 0, raw_var = 0;       // stats: uncorrected EMA (bias_correction)
+    size_t cache = 0;                       // caches: mean, var, rstd (3 * out)
+    uint64_t tracked = 0;                   // batches folded into the running statistics
+    bool needs_din = false;                 // some earlier layer has parameters
+    std::vector<float> act;                 // (rows, out)
+    std::vector<float> wt;                  // dense: weight^T (in, out)
+    uint64_t wt_version = ~uint64_t(0);
+  };
+
+  explicit Network(const NetworkSpec& spec);
+  void init_parameters();
+  Status check_inputs(const float* x, size_t rows);
+  Status fail(Status s, std::string message, int64_t index = -1, double value = 0);
+  void ensure_rows(size_t rows);
+  void forward(const float* x, size_t B, bool train);
+  void backward(size_t B);
+  void optimizer_step();
+  bool update_running_statistics(size_t B);
+  void refresh_transposes();
+  friend struct Serializer;
+
+  NetworkSpec spec_;
+  std::vector<Layer> layers_;
+  size_t output_size_ = 0;
+  size_t max_width_ = 0;
+  size_t rows_ = 0;  // row capacity of the activation buffers
+
+  std::vector<float> params_, grads_, moment1_, moment2_;
+  std::vector<float> stats_;
+  std::vector<float> caches_;
+  uint64_t step_ = 0;
+  uint64_t version_ = 0;  // bumped whenever params_ change
+  uint64_t rng_state_ = 0;
+
+  std::vector<float> input_, targets_, output_, dbuf_a_, dbuf_b_, scratch_;
+  std::vector<int32_t> labels_;
+  std::vector<uint32_t> indices_;
+  std::vector<float> one_a_, one_b_;  // single-example ping-pong buffers
+  ErrorInfo error_;
+};
+
+uint32_t crc32(const uint8_t* data, size_t n);
+
+}  // namespace bnwasm

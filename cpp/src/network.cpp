@@ -1,0 +1,587 @@
+#include "bnwasm/network.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "bnwasm/kernels.h"
+#include "bnwasm/layers.h"
+
+namespace bnwasm {
+namespace {
+
+// splitmix64: one 64-bit word of state, so a saved model resumes its stream.
+uint64_t next_u64(uint64_t* state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+// Uniform in [0, 1) with 53 random bits.
+double next_uniform(uint64_t* state) { return (next_u64(state) >> 11) * 0x1.0p-53; }
+
+// Sums x * 0 over an array: 0 when every value is finite, NaN otherwise. The
+// loop has no branch, so it vectorizes.
+bool all_finite(const float* x, size_t n) {
+  float acc = 0.0f;
+  for (size_t i = 0; i < n; ++i) acc += x[i] * 0.0f;
+  return acc == 0.0f;
+}
+size_t first_non_finite(const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return i;
+  return n;
+}
+std::string describe(float v) {
+  if (std::isnan(v)) return "NaN";
+  return v > 0 ? "Infinity" : "-Infinity";
+}
+
+}  // namespace
+
+Network::Network(const NetworkSpec& spec) : spec_(spec) {
+  size_t width = static_cast<size_t>(spec.input_size);
+  size_t nparams = 0, nstats = 0, ncache = 0;
+  bool params_before = false;
+  max_width_ = width;
+  for (const LayerSpec& ls : spec.layers) {
+    Layer l;
+    l.type = ls.type;
+    l.in = width;
+    l.out = width;
+    l.needs_din = params_before;
+    if (ls.type == LayerType::Dense) {
+      l.out = static_cast<size_t>(ls.units);
+      l.w = nparams;
+      nparams += l.out * l.in;
+      if (ls.use_bias) {
+        l.b = nparams;
+        nparams += l.out;
+      }
+      l.wt.resize(l.in * l.out);
+      params_before = true;
+    } else if (ls.type == LayerType::BatchNorm) {
+      l.gamma = nparams;
+      l.beta = nparams + width;
+      nparams += 2 * width;
+      l.rmean = nstats;
+      l.rvar = nstats + width;
+      nstats += 2 * width;
+      if (ls.bias_correction) {
+        l.raw_mean = nstats;
+        l.raw_var = nstats + width;
+        nstats += 2 * width;
+      }
+      l.cache = ncache;
+      ncache += 3 * width;
+      params_before = true;
+    }
+    width = l.out;
+    max_width_ = std::max(max_width_, width);
+    layers_.push_back(std::move(l));
+  }
+  output_size_ = width;
+  params_.assign(nparams, 0.0f);
+  grads_.assign(nparams, 0.0f);
+  moment1_.assign(nparams, 0.0f);
+  if (spec.optimizer.type == OptimizerType::Adam) moment2_.assign(nparams, 0.0f);
+  stats_.assign(nstats, 0.0f);
+  caches_.assign(ncache, 0.0f);
+  one_a_.assign(max_width_, 0.0f);
+  one_b_.assign(max_width_, 0.0f);
+  rng_state_ = spec.seed;
+}
+
+Status Network::create(const NetworkSpec& spec, std::unique_ptr<Network>* out, std::string* why) {
+  const Status st = validate_spec(spec, why);
+  if (st != Status::Ok) return st;
+  std::unique_ptr<Network> net(new Network(spec));
+  net->init_parameters();
+  *out = std::move(net);
+  return Status::Ok;
+}
+
+void Network::init_parameters() {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& l = layers_[i];
+    const LayerSpec& ls = spec_.layers[i];
+    if (l.type == LayerType::Dense) {
+      Init init = ls.init;
+      if (init == Init::Auto) {
+        // The activation this layer feeds, looking past batch norm.
+        size_t j = i + 1;
+        while (j < layers_.size() && layers_[j].type == LayerType::BatchNorm) ++j;
+        const bool relu = j < layers_.size() && layers_[j].type == LayerType::Relu;
+        init = relu ? Init::HeUniform : Init::GlorotUniform;
+      }
+      float* w = params_.data() + l.w;
+      const size_t n = l.in * l.out;
+      if (init == Init::Normal) {
+        for (size_t k = 0; k < n; ++k) {
+          // Box-Muller; 1 - u keeps the log's argument in (0, 1].
+          const double u1 = 1.0 - next_uniform(&rng_state_), u2 = next_uniform(&rng_state_);
+          w[k] = static_cast<float>(ls.init_std * std::sqrt(-2.0 * std::log(u1)) *
+                                    std::cos(6.283185307179586 * u2));
+        }
+      } else {
+        const double fan = init == Init::HeUniform ? static_cast<double>(l.in)
+                                                   : 0.5 * static_cast<double>(l.in + l.out);
+        const double limit = std::sqrt(init == Init::HeUniform ? 6.0 / fan : 3.0 / fan);
+        for (size_t k = 0; k < n; ++k)
+          w[k] = static_cast<float>((2.0 * next_uniform(&rng_state_) - 1.0) * limit);
+      }
+    } else if (l.type == LayerType::BatchNorm) {
+      std::fill_n(params_.data() + l.gamma, l.out, 1.0f);
+      std::fill_n(stats_.data() + l.rvar, l.out, 1.0f);
+    }
+  }
+  ++version_;
+}
+
+Status Network::fail(Status s, std::string message, int64_t index, double value) {
+  error_.status = s;
+  error_.message = std::move(message);
+  error_.index = index;
+  error_.value = value;
+  return s;
+}
+
+// ---- staging buffers ------------------------------------------------------------
+
+float* Network::input(size_t rows) {
+  if (input_.size() < rows * input_size()) input_.resize(rows * input_size());
+  return input_.data();
+}
+int32_t* Network::labels(size_t rows) {
+  if (labels_.size() < rows) labels_.resize(rows);
+  return labels_.data();
+}
+float* Network::targets(size_t rows) {
+  if (targets_.size() < rows * output_size_) targets_.resize(rows * output_size_);
+  return targets_.data();
+}
+float* Network::output(size_t rows) {
+  if (output_.size() < rows * output_size_) output_.resize(rows * output_size_);
+  return output_.data();
+}
+uint32_t* Network::indices(size_t n) {
+  if (indices_.size() < n) indices_.resize(n);
+  return indices_.data();
+}
+
+void Network::ensure_rows(size_t rows) {
+  if (rows <= rows_) return;
+  size_t scratch = 0;
+  for (Layer& l : layers_) {
+    l.act.resize(rows * l.out);
+    if (l.type == LayerType::Dense) scratch = std::max(scratch, l.out * rows);
+  }
+  dbuf_a_.resize(rows * max_width_);
+  dbuf_b_.resize(rows * max_width_);
+  scratch_.resize(scratch);
+  rows_ = rows;
+}
+
+void Network::shuffle(size_t n) {
+  uint32_t* idx = indices(n);
+  for (size_t i = 0; i < n; ++i) idx[i] = static_cast<uint32_t>(i);
+  for (size_t i = n; i > 1; --i) {  // Fisher-Yates
+    const size_t j = static_cast<size_t>(next_uniform(&rng_state_) * static_cast<double>(i));
+    std::swap(idx[i - 1], idx[j]);
+  }
+}
+
+// ---- forward and backward ----------------------------------------------------------
+
+void Network::refresh_transposes() {
+  for (Layer& l : layers_)
+    if (l.type == LayerType::Dense && l.wt_version != version_) {
+      f32_transpose(l.wt.data(), params_.data() + l.w, l.out, l.in);
+      l.wt_version = version_;
+    }
+}
+
+void Network::forward(const float* x, size_t B, bool train) {
+  refresh_transposes();
+  const float* cur = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& l = layers_[i];
+    const LayerSpec& ls = spec_.layers[i];
+    float* out = l.act.data();
+    const size_t n = B * l.out;
+    switch (l.type) {
+      case LayerType::Dense:
+        dense_forward(out, cur, l.wt.data(), ls.use_bias ? params_.data() + l.b : nullptr, B, l.in,
+                      l.out);
+        break;
+      case LayerType::BatchNorm: {
+        const float* gamma = params_.data() + l.gamma;
+        const float* beta = params_.data() + l.beta;
+        if (train) {
+          float* c = caches_.data() + l.cache;
+          batchnorm_forward_train(out, c, c + l.out, c + 2 * l.out, cur, gamma, beta, B, l.out,
+                                  static_cast<float>(ls.epsilon));
+        } else {
+          batchnorm_forward_infer(out, cur, gamma, beta, stats_.data() + l.rmean,
+                                  stats_.data() + l.rvar, B, l.out, static_cast<float>(ls.epsilon));
+        }
+        break;
+      }
+      case LayerType::Relu: relu_forward(out, cur, n); break;
+      case LayerType::Sigmoid: sigmoid_forward(out, cur, n); break;
+      case LayerType::Tanh: tanh_forward(out, cur, n); break;
+    }
+    cur = out;
+  }
+}
+
+void Network::backward(size_t B) {
+  // dbuf_a_ holds d(loss)/d(output of the last layer).
+  float* dout = dbuf_a_.data();
+  float* din_buf = dbuf_b_.data();
+  for (size_t i = layers_.size(); i-- > 0;) {
+    Layer& l = layers_[i];
+    const float* in = i == 0 ? input_.data() : layers_[i - 1].act.data();
+    float* din = nullptr;
+    if (l.needs_din) {
+      din = din_buf;
+      std::memset(din, 0, B * l.in * sizeof(float));
+    }
+    switch (l.type) {
+      case LayerType::Dense:
+        dense_backward(din, grads_.data() + l.w,
+                       spec_.layers[i].use_bias ? grads_.data() + l.b : nullptr, scratch_.data(), dout,
+                       in, params_.data() + l.w, B, l.in, l.out);
+        break;
+      case LayerType::BatchNorm: {
+        const float* c = caches_.data() + l.cache;
+        batchnorm_backward(din, grads_.data() + l.gamma, grads_.data() + l.beta, dout, in,
+                           params_.data() + l.gamma, c, c + 2 * l.out, B, l.out);
+        break;
+      }
+      case LayerType::Relu: if (din) relu_backward(din, dout, l.act.data(), B * l.out); break;
+      case LayerType::Sigmoid: if (din) sigmoid_backward(din, dout, l.act.data(), B * l.out); break;
+      case LayerType::Tanh: if (din) tanh_backward(din, dout, l.act.data(), B * l.out); break;
+    }
+    if (din == nullptr) break;  // no earlier layer has parameters
+    std::swap(dout, din_buf);
+  }
+}
+
+// ---- optimizer ----------------------------------------------------------------------------
+
+namespace {
+
+// One pass of the update over every parameter. With Write false it only
+// checks that every new value would be finite, so a step that would diverge is
+// refused before anything is written.
+template <bool Write>
+bool sgd_pass(float* p, float* buf, const float* g, size_t n, const OptimizerSpec& o) {
+  const float lr = static_cast<float>(o.learning_rate), mu = static_cast<float>(o.momentum),
+              wd = static_cast<float>(o.weight_decay);
+  float acc = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    float d = g[i] + wd * p[i];
+    float b = buf[i];
+    if (mu != 0.0f) {
+      // PyTorch: the first step sets buf = d; buf starts at 0, so mu * 0 + d is the same.
+      b = mu * b + d;
+      d = o.nesterov ? d + mu * b : b;
+    }
+    const float np = p[i] - lr * d;
+    acc += (np + b) * 0.0f;
+    if (Write) {
+      p[i] = np;
+      buf[i] = b;
+    }
+  }
+  return acc == 0.0f;
+}
+
+template <bool Write>
+bool adam_pass(float* p, float* m, float* v, const float* g, size_t n, const OptimizerSpec& o,
+               uint64_t t) {
+  // torch.optim.Adam: step_size = lr / (1 - beta1^t);
+  // denom = sqrt(v) / sqrt(1 - beta2^t) + eps; p -= step_size * m / denom.
+  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(t));
+  const float step_size = static_cast<float>(o.learning_rate / bc1);
+  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  const float b1 = static_cast<float>(o.beta1), b2 = static_cast<float>(o.beta2);
+  const float eps = static_cast<float>(o.epsilon), wd = static_cast<float>(o.weight_decay);
+  float acc = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    const float d = g[i] + wd * p[i];
+    const float nm = b1 * m[i] + (1.0f - b1) * d;
+    const float nv = b2 * v[i] + (1.0f - b2) * d * d;
+    const float np = p[i] - step_size * nm / (std::sqrt(nv) * inv_sqrt_bc2 + eps);
+    acc += (np + nm + nv) * 0.0f;
+    if (Write) {
+      p[i] = np;
+      m[i] = nm;
+      v[i] = nv;
+    }
+  }
+  return acc == 0.0f;
+}
+
+}  // namespace
+
+void Network::optimizer_step() {
+  const OptimizerSpec& o = spec_.optimizer;
+  const size_t n = params_.size();
+  if (o.type == OptimizerType::Sgd)
+    sgd_pass<true>(params_.data(), moment1_.data(), grads_.data(), n, o);
+  else
+    adam_pass<true>(params_.data(), moment1_.data(), moment2_.data(), grads_.data(), n, o,
+                    step_ + 1);
+}
+
+bool Network::update_running_statistics(size_t B) {
+  // Check first: a convex combination of finite values is finite, so finite
+  // batch statistics (and a finite unbiased rescaling) mean a finite update.
+  for (const Layer& l : layers_) {
+    if (l.type != LayerType::BatchNorm) continue;
+    const float* c = caches_.data() + l.cache;
+    if (!all_finite(c, 2 * l.out)) return false;
+    const float scale = static_cast<float>(B) / static_cast<float>(B - 1);
+    for (size_t k = 0; k < l.out; ++k)
+      if (!std::isfinite(c[l.out + k] * scale)) return false;
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& l = layers_[i];
+    if (l.type != LayerType::BatchNorm) continue;
+    const LayerSpec& ls = spec_.layers[i];
+    const float* mean = caches_.data() + l.cache;
+    const float* var = mean + l.out;
+    const uint64_t t = ++l.tracked;
+    float* rmean = stats_.data() + l.rmean;
+    float* rvar = stats_.data() + l.rvar;
+    if (ls.cumulative) {
+      // The plain average of the t batch statistics seen so far.
+      const double past = static_cast<double>(t - 1) / static_cast<double>(t);
+      batchnorm_update_running(rmean, rvar, mean, var, B, l.out, past, ls.unbiased_variance);
+    } else if (ls.bias_correction) {
+      float* raw_mean = stats_.data() + l.raw_mean;
+      float* raw_var = stats_.data() + l.raw_var;
+      batchnorm_update_running(raw_mean, raw_var, mean, var, B, l.out, ls.momentum,
+                               ls.unbiased_variance);
+      const double inv = 1.0 / (1.0 - std::pow(ls.momentum, static_cast<double>(t)));
+      for (size_t k = 0; k < l.out; ++k) {
+        rmean[k] = static_cast<float>(raw_mean[k] * inv);
+        rvar[k] = static_cast<float>(raw_var[k] * inv);
+      }
+    } else {
+      batchnorm_update_running(rmean, rvar, mean, var, B, l.out, ls.momentum,
+                               ls.unbiased_variance);
+    }
+  }
+  return true;
+}
+
+// ---- public operations ------------------------------------------------------------------------
+
+Status Network::check_inputs(const float* x, size_t rows) {
+  const size_t n = rows * input_size();
+  if (all_finite(x, n)) return Status::Ok;
+  const size_t i = first_non_finite(x, n);
+  return fail(Status::NonFiniteInput, "x[" + std::to_string(i) + "] is " + describe(x[i]),
+              static_cast<int64_t>(i), x[i]);
+}
+
+Status Network::train_step(size_t B, double* loss) {
+  bool has_bn = false;
+  for (const Layer& l : layers_) has_bn = has_bn || l.type == LayerType::BatchNorm;
+  if (B < 1 || (has_bn && B < 2))
+    return fail(Status::BatchTooSmall,
+                "a training mini-batch needs at least 2 examples (batch norm's variance over one "
+                "example is meaningless), got " + std::to_string(B),
+                -1, static_cast<double>(B));
+  if (input_.size() < B * input_size())
+    return fail(Status::BadArgument, "fewer rows staged than the batch size");
+  if (Status s = check_inputs(input_.data(), B); s != Status::Ok) return s;
+  if (spec_.loss == LossType::SoftmaxCrossEntropy) {
+    if (labels_.size() < B) return fail(Status::BadArgument, "fewer labels staged than the batch size");
+    for (size_t i = 0; i < B; ++i)
+      if (labels_[i] < 0 || static_cast<size_t>(labels_[i]) >= output_size_)
+        return fail(Status::LabelOutOfRange,
+                    "y[" + std::to_string(i) + "] is " + std::to_string(labels_[i]) +
+                        ", labels must be integers in [0, " + std::to_string(output_size_) + ")",
+                    static_cast<int64_t>(i), labels_[i]);
+  } else {
+    if (targets_.size() < B * output_size_)
+      return fail(Status::BadArgument, "fewer targets staged than the batch size");
+    const size_t n = B * output_size_;
+    if (!all_finite(targets_.data(), n)) {
+      const size_t i = first_non_finite(targets_.data(), n);
+      return fail(Status::NonFiniteInput, "y[" + std::to_string(i) + "] is " + describe(targets_[i]),
+                  static_cast<int64_t>(i), targets_[i]);
+    }
+  }
+
+  ensure_rows(B);
+  forward(input_.data(), B, true);
+  const float* logits = layers_.back().act.data();
+  const double l = spec_.loss == LossType::SoftmaxCrossEntropy
+                       ? softmax_crossentropy_forward_backward(dbuf_a_.data(), logits,
+                                                               labels_.data(), B, output_size_)
+                       : mse_forward_backward(dbuf_a_.data(), logits, targets_.data(), B,
+                                              output_size_);
+  const char* advice = "; nothing was changed. Try a lower learning rate.";
+  if (!std::isfinite(l))
+    return fail(Status::Diverged, std::string("the training loss is ") +
+                                      (std::isnan(l) ? "NaN" : "Infinity") + advice);
+  std::fill(grads_.begin(), grads_.end(), 0.0f);
+  backward(B);
+  if (!all_finite(grads_.data(), grads_.size()))
+    return fail(Status::Diverged, std::string("a gradient is not finite") + advice);
+  // Both checks run before either writes, so a refused step changes nothing.
+  const OptimizerSpec& o = spec_.optimizer;
+  const bool params_ok = o.type == OptimizerType::Sgd
+      ? sgd_pass<false>(params_.data(), moment1_.data(), grads_.data(), params_.size(), o)
+      : adam_pass<false>(params_.data(), moment1_.data(), moment2_.data(), grads_.data(),
+                         params_.size(), o, step_ + 1);
+  if (!params_ok)
+    return fail(Status::Diverged,
+                std::string("the update would make a parameter non-finite") + advice);
+  if (!update_running_statistics(B))
+    return fail(Status::Diverged,
+                std::string("a batch-norm statistic of this batch is not finite") + advice);
+  optimizer_step();
+  ++step_;
+  ++version_;
+  *loss = l;
+  return Status::Ok;
+}
+
+Status Network::predict_one() {
+  const float* x = input(1);
+  if (Status s = check_inputs(x, 1); s != Status::Ok) return s;
+  refresh_transposes();
+  // Ping-pong between two buffers; dense goes through the same kernel as
+  // predict_batch with one row, so row i of a batch equals predict_one bit for bit.
+  float* cur = one_a_.data();
+  float* other = one_b_.data();
+  std::memcpy(cur, x, input_size() * sizeof(float));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& l = layers_[i];
+    const LayerSpec& ls = spec_.layers[i];
+    switch (l.type) {
+      case LayerType::Dense:
+        dense_forward(other, cur, l.wt.data(), ls.use_bias ? params_.data() + l.b : nullptr, 1,
+                      l.in, l.out);
+        std::swap(cur, other);
+        break;
+      case LayerType::BatchNorm:
+        batchnorm_forward_infer(cur, cur, params_.data() + l.gamma, params_.data() + l.beta,
+                                stats_.data() + l.rmean, stats_.data() + l.rvar, 1, l.out,
+                                static_cast<float>(ls.epsilon));
+        break;
+      case LayerType::Relu: relu_forward(cur, cur, l.out); break;
+      case LayerType::Sigmoid: sigmoid_forward(cur, cur, l.out); break;
+      case LayerType::Tanh: tanh_forward(cur, cur, l.out); break;
+    }
+  }
+  float* y = output(1);
+  if (spec_.loss == LossType::SoftmaxCrossEntropy)
+    softmax_forward(y, cur, 1, output_size_);
+  else
+    std::memcpy(y, cur, output_size_ * sizeof(float));
+  return Status::Ok;
+}
+
+Status Network::predict_batch(size_t n) {
+  if (n == 0) return Status::Ok;
+  if (input_.size() < n * input_size()) return fail(Status::BadArgument, "fewer rows staged than n");
+  if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
+  ensure_rows(n);
+  forward(input_.data(), n, false);
+  float* y = output(n);
+  if (spec_.loss == LossType::SoftmaxCrossEntropy)
+    softmax_forward(y, layers_.back().act.data(), n, output_size_);
+  else
+    std::memcpy(y, layers_.back().act.data(), n * output_size_ * sizeof(float));
+  return Status::Ok;
+}
+
+Status Network::evaluate(size_t n, double* loss_sum, size_t* correct) {
+  *loss_sum = 0;
+  *correct = 0;
+  if (n == 0) return Status::Ok;
+  if (input_.size() < n * input_size()) return fail(Status::BadArgument, "fewer rows staged than n");
+  if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
+  if (spec_.loss == LossType::SoftmaxCrossEntropy) {
+    if (labels_.size() < n) return fail(Status::BadArgument, "fewer labels staged than n");
+    for (size_t i = 0; i < n; ++i)
+      if (labels_[i] < 0 || static_cast<size_t>(labels_[i]) >= output_size_)
+        return fail(Status::LabelOutOfRange,
+                    "y[" + std::to_string(i) + "] is " + std::to_string(labels_[i]) +
+                        ", labels must be integers in [0, " + std::to_string(output_size_) + ")",
+                    static_cast<int64_t>(i), labels_[i]);
+  } else {
+    if (targets_.size() < n * output_size_) return fail(Status::BadArgument, "fewer targets staged than n");
+    if (!all_finite(targets_.data(), n * output_size_)) {
+      const size_t i = first_non_finite(targets_.data(), n * output_size_);
+      return fail(Status::NonFiniteInput, "y[" + std::to_string(i) + "] is " + describe(targets_[i]),
+                  static_cast<int64_t>(i), targets_[i]);
+    }
+  }
+  ensure_rows(n);
+  forward(input_.data(), n, false);
+  const float* z = layers_.back().act.data();
+  if (spec_.loss == LossType::SoftmaxCrossEntropy)
+    *loss_sum = softmax_crossentropy_forward(correct, z, labels_.data(), n, output_size_) * n;
+  else
+    *loss_sum = mse_forward(z, targets_.data(), n, output_size_) * n;
+  return Status::Ok;
+}
+
+std::vector<TensorView> Network::tensors() {
+  std::vector<TensorView> out;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& l = layers_[i];
+    const int32_t li = static_cast<int32_t>(i);
+    const int32_t in = static_cast<int32_t>(l.in), o = static_cast<int32_t>(l.out);
+    if (l.type == LayerType::Dense) {
+      out.push_back({li, "weight", {o, in}, params_.data() + l.w, l.out * l.in, true});
+      if (spec_.layers[i].use_bias) out.push_back({li, "bias", {o}, params_.data() + l.b, l.out, true});
+    } else if (l.type == LayerType::BatchNorm) {
+      out.push_back({li, "gamma", {o}, params_.data() + l.gamma, l.out, true});
+      out.push_back({li, "beta", {o}, params_.data() + l.beta, l.out, true});
+      out.push_back({li, "runningMean", {o}, stats_.data() + l.rmean, l.out, false});
+      out.push_back({li, "runningVariance", {o}, stats_.data() + l.rvar, l.out, false});
+    }
+  }
+  return out;
+}
+
+void Network::weights_changed() {
+  ++version_;
+  // With bias correction the uncorrected average is the state that training
+  // continues from; keep it consistent with running statistics set from outside.
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& l = layers_[i];
+    if (l.type != LayerType::BatchNorm || !spec_.layers[i].bias_correction || l.tracked == 0)
+      continue;
+    const double keep = 1.0 - std::pow(spec_.layers[i].momentum, static_cast<double>(l.tracked));
+    for (size_t k = 0; k < l.out; ++k) {
+      stats_[l.raw_mean + k] = static_cast<float>(stats_[l.rmean + k] * keep);
+      stats_[l.raw_var + k] = static_cast<float>(stats_[l.rvar + k] * keep);
+    }
+  }
+}
+
+const float* Network::batch_mean(int32_t layer) const {
+  if (layer < 0 || static_cast<size_t>(layer) >= layers_.size() ||
+      layers_[layer].type != LayerType::BatchNorm)
+    return nullptr;
+  return caches_.data() + layers_[layer].cache;
+}
+const float* Network::batch_var(int32_t layer) const {
+  const float* m = batch_mean(layer);
+  return m == nullptr ? nullptr : m + layers_[layer].out;
+}
+
+}  // namespace bnwasm

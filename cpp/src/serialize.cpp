@@ -1,0 +1,168 @@
+// Model file format, version 1 (all integers and floats little-endian):
+//   "BNWM" | u32 version | u32 payload length L | payload (L bytes) | u32 CRC-32
+// The CRC-32 (IEEE 802.3, as zlib) covers everything before it. Payload:
+//   u32 n, f64[n] spec (see encode_spec) | u64 optimizer steps | u64 rng state |
+//   u32 layer count, u64[count] batches each layer folded into its statistics |
+//   four arrays, each u32 n then f32[n]: parameters, first moments (SGD
+//   velocity or Adam m), second moments (Adam v), running statistics.
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "bnwasm/network.h"
+
+namespace bnwasm {
+
+uint32_t crc32(const uint8_t* data, size_t n) {
+  static uint32_t table[256];
+  static bool ready = false;
+  if (!ready) {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+    ready = true;
+  }
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ data[i]) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+namespace {
+
+constexpr uint32_t kFormatVersion = 1;
+constexpr char kMagic[4] = {'B', 'N', 'W', 'M'};
+
+class Writer {
+ public:
+  template <typename T>
+  void put(T v) {
+    uint8_t b[sizeof(T)];
+    std::memcpy(b, &v, sizeof(T));  // wasm32 and x86-64 are little-endian
+    out.insert(out.end(), b, b + sizeof(T));
+  }
+  void floats(const std::vector<float>& v) {
+    put<uint32_t>(static_cast<uint32_t>(v.size()));
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(v.data());
+    out.insert(out.end(), p, p + v.size() * sizeof(float));
+  }
+  std::vector<uint8_t> out;
+};
+
+class Reader {
+ public:
+  Reader(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+  template <typename T>
+  bool get(T* v) {
+    if (n_ - pos_ < sizeof(T)) return false;
+    std::memcpy(v, p_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return true;
+  }
+  // Reads a float array whose length must be exactly `expected`.
+  bool floats(std::vector<float>* v, size_t expected) {
+    uint32_t n = 0;
+    if (!get(&n) || n != expected || (n_ - pos_) / sizeof(float) < n) return false;
+    v->resize(n);
+    std::memcpy(v->data(), p_ + pos_, n * sizeof(float));
+    pos_ += n * sizeof(float);
+    return true;
+  }
+  bool done() const { return pos_ == n_; }
+
+ private:
+  const uint8_t* p_;
+  size_t n_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+struct Serializer {
+  static std::vector<uint8_t> save(const Network& net) {
+    Writer w;
+    const std::vector<double> spec = encode_spec(net.spec_);
+    w.put<uint32_t>(static_cast<uint32_t>(spec.size()));
+    for (double d : spec) w.put<double>(d);
+    w.put<uint64_t>(net.step_);
+    w.put<uint64_t>(net.rng_state_);
+    w.put<uint32_t>(static_cast<uint32_t>(net.layers_.size()));
+    for (const auto& l : net.layers_) w.put<uint64_t>(l.tracked);
+    w.floats(net.params_);
+    w.floats(net.moment1_);
+    w.floats(net.moment2_);
+    w.floats(net.stats_);
+
+    Writer file;
+    for (char c : kMagic) file.put<char>(c);
+    file.put<uint32_t>(kFormatVersion);
+    file.put<uint32_t>(static_cast<uint32_t>(w.out.size()));
+    file.out.insert(file.out.end(), w.out.begin(), w.out.end());
+    file.put<uint32_t>(crc32(file.out.data(), file.out.size()));
+    return file.out;
+  }
+
+  static Status load(const uint8_t* bytes, size_t n, std::unique_ptr<Network>* out,
+                     std::string* why) {
+    auto corrupt = [why](std::string message) {
+      *why = std::move(message);
+      return Status::CorruptModel;
+    };
+    if (n < 16 || std::memcmp(bytes, kMagic, 4) != 0)
+      return corrupt("not a bnwasm model (the bytes do not start with \"BNWM\")");
+    uint32_t version = 0, length = 0, stored_crc = 0;
+    std::memcpy(&version, bytes + 4, 4);
+    std::memcpy(&length, bytes + 8, 4);
+    if (version != kFormatVersion)
+      return corrupt("model format version " + std::to_string(version) +
+                     " is not supported (this build reads version " +
+                     std::to_string(kFormatVersion) + ")");
+    if (static_cast<uint64_t>(length) + 16 != n)
+      return corrupt("the model is " + std::to_string(n) + " bytes but its header says " +
+                     std::to_string(static_cast<uint64_t>(length) + 16) +
+                     " (truncated or padded)");
+    std::memcpy(&stored_crc, bytes + 12 + length, 4);
+    if (crc32(bytes, 12 + length) != stored_crc)
+      return corrupt("checksum mismatch: the model bytes are damaged");
+
+    Reader r(bytes + 12, length);
+    uint32_t spec_n = 0;
+    if (!r.get(&spec_n) || spec_n > (1u << 20)) return corrupt("bad spec length");
+    std::vector<double> spec_v(spec_n);
+    for (double& d : spec_v)
+      if (!r.get(&d)) return corrupt("spec cut short");
+    NetworkSpec spec;
+    std::string spec_why;
+    if (decode_spec(spec_v.data(), spec_v.size(), &spec, &spec_why) != Status::Ok)
+      return corrupt("invalid network configuration: " + spec_why);
+    std::unique_ptr<Network> net(new Network(spec));
+    uint32_t nlayers = 0;
+    if (!r.get(&net->step_) || !r.get(&net->rng_state_) || !r.get(&nlayers) ||
+        nlayers != net->layers_.size())
+      return corrupt("counters do not match the configuration");
+    for (auto& l : net->layers_)
+      if (!r.get(&l.tracked)) return corrupt("counters cut short");
+    const size_t np = net->params_.size();
+    if (!r.floats(&net->params_, np) || !r.floats(&net->moment1_, net->moment1_.size()) ||
+        !r.floats(&net->moment2_, net->moment2_.size()) ||
+        !r.floats(&net->stats_, net->stats_.size()) || !r.done())
+      return corrupt("tensor sizes do not match the configuration");
+    for (float v : net->params_)
+      if (!std::isfinite(v)) return corrupt("a parameter is not finite");
+    for (float v : net->stats_)
+      if (!std::isfinite(v)) return corrupt("a running statistic is not finite");
+    ++net->version_;  // derived caches (transposed weights) are stale
+    *out = std::move(net);
+    return Status::Ok;
+  }
+};
+
+std::vector<uint8_t> Network::save() const { return Serializer::save(*this); }
+
+Status Network::load(const uint8_t* bytes, size_t n, std::unique_ptr<Network>* out,
+                     std::string* why) {
+  return Serializer::load(bytes, n, out, why);
+}
+
+}  // namespace bnwasm
