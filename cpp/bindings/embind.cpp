@@ -1,0 +1,138 @@
+// Embind bindings: one-line mappings from the JS facade (web/src/) to the core.
+// Pointers cross as integers (byte offsets into wasm memory) so the facade can
+// read and write typed-array views without copies. Status codes cross as ints;
+// the facade turns them into Error subclasses.
+#include <emscripten/bind.h>
+#include <emscripten/val.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bnwasm/kernels.h"
+#include "bnwasm/network.h"
+
+using namespace emscripten;
+using bnwasm::Network;
+using bnwasm::Status;
+
+namespace {
+
+// The core's Network plus the little state a JS caller needs between calls.
+class Handle {
+ public:
+  explicit Handle(std::unique_ptr<Network> net) : net_(std::move(net)), views_(net_->tensors()) {}
+
+  uintptr_t input(size_t rows) { return reinterpret_cast<uintptr_t>(net_->input(rows)); }
+  uintptr_t labels(size_t rows) { return reinterpret_cast<uintptr_t>(net_->labels(rows)); }
+  uintptr_t targets(size_t rows) { return reinterpret_cast<uintptr_t>(net_->targets(rows)); }
+  uintptr_t output(size_t rows) { return reinterpret_cast<uintptr_t>(net_->output(rows)); }
+  uintptr_t indices(size_t n) { return reinterpret_cast<uintptr_t>(net_->indices(n)); }
+  int train(size_t rows) { return static_cast<int>(net_->train_step(rows, &loss_)); }
+  double loss() const { return loss_; }
+  int predictOne() { return static_cast<int>(net_->predict_one()); }
+  int predictBatch(size_t rows) { return static_cast<int>(net_->predict_batch(rows)); }
+  int evaluate(size_t rows) { return static_cast<int>(net_->evaluate(rows, &loss_, &correct_)); }
+  double correct() const { return static_cast<double>(correct_); }
+  void shuffle(size_t n) { net_->shuffle(n); }
+  double steps() const { return static_cast<double>(net_->steps()); }
+  size_t inputSize() const { return net_->input_size(); }
+  size_t outputSize() const { return net_->output_size(); }
+  void weightsChanged() { net_->weights_changed(); }
+
+  size_t tensorCount() const { return views_.size(); }
+  int tensorLayer(size_t i) const { return views_.at(i).layer; }
+  std::string tensorName(size_t i) const { return views_.at(i).name; }
+  uintptr_t tensorData(size_t i) const { return reinterpret_cast<uintptr_t>(views_.at(i).data); }
+  size_t tensorSize(size_t i) const { return views_.at(i).size; }
+  val tensorShape(size_t i) const { return val::array(views_.at(i).shape); }
+  uintptr_t batchMean(int layer) const { return reinterpret_cast<uintptr_t>(net_->batch_mean(layer)); }
+  uintptr_t batchVar(int layer) const { return reinterpret_cast<uintptr_t>(net_->batch_var(layer)); }
+
+  val spec() const { return val::array(bnwasm::encode_spec(net_->spec())); }
+  size_t save() {
+    saved_ = net_->save();
+    return saved_.size();
+  }
+  uintptr_t saved() const { return reinterpret_cast<uintptr_t>(saved_.data()); }
+  void releaseSaved() { std::vector<uint8_t>().swap(saved_); }
+
+  int errorStatus() const { return static_cast<int>(net_->last_error().status); }
+  std::string errorMessage() const { return net_->last_error().message; }
+  double errorIndex() const { return static_cast<double>(net_->last_error().index); }
+  double errorValue() const { return net_->last_error().value; }
+
+ private:
+  std::unique_ptr<Network> net_;
+  std::vector<bnwasm::TensorView> views_;  // tensors never move: the arenas are sized once
+  std::vector<uint8_t> saved_;
+  double loss_ = 0;
+  size_t correct_ = 0;
+};
+
+std::string g_error;            // why the last create/load failed
+std::vector<uint8_t> g_staging;  // model bytes on their way in
+
+Handle* create(val spec_array) {
+  const std::vector<double> v = convertJSArrayToNumberVector<double>(spec_array);
+  bnwasm::NetworkSpec spec;
+  std::unique_ptr<Network> net;
+  if (bnwasm::decode_spec(v.data(), v.size(), &spec, &g_error) != Status::Ok) return nullptr;
+  if (Network::create(spec, &net, &g_error) != Status::Ok) return nullptr;
+  return new Handle(std::move(net));
+}
+uintptr_t staging(size_t n) {
+  g_staging.assign(n, 0);
+  return reinterpret_cast<uintptr_t>(g_staging.data());
+}
+Handle* load(size_t n) {
+  std::unique_ptr<Network> net;
+  const Status st = Network::load(g_staging.data(), std::min(n, g_staging.size()), &net, &g_error);
+  std::vector<uint8_t>().swap(g_staging);
+  return st == Status::Ok ? new Handle(std::move(net)) : nullptr;
+}
+std::string lastError() { return g_error; }
+std::string kernelIsa() { return bnwasm::kernel_isa(); }
+
+}  // namespace
+
+EMSCRIPTEN_BINDINGS(bnwasm) {
+  class_<Handle>("Network")
+      .function("input", &Handle::input)
+      .function("labels", &Handle::labels)
+      .function("targets", &Handle::targets)
+      .function("output", &Handle::output)
+      .function("indices", &Handle::indices)
+      .function("train", &Handle::train)
+      .function("loss", &Handle::loss)
+      .function("predictOne", &Handle::predictOne)
+      .function("predictBatch", &Handle::predictBatch)
+      .function("evaluate", &Handle::evaluate)
+      .function("correct", &Handle::correct)
+      .function("shuffle", &Handle::shuffle)
+      .function("steps", &Handle::steps)
+      .function("inputSize", &Handle::inputSize)
+      .function("outputSize", &Handle::outputSize)
+      .function("weightsChanged", &Handle::weightsChanged)
+      .function("tensorCount", &Handle::tensorCount)
+      .function("tensorLayer", &Handle::tensorLayer)
+      .function("tensorName", &Handle::tensorName)
+      .function("tensorData", &Handle::tensorData)
+      .function("tensorSize", &Handle::tensorSize)
+      .function("tensorShape", &Handle::tensorShape)
+      .function("batchMean", &Handle::batchMean)
+      .function("batchVar", &Handle::batchVar)
+      .function("spec", &Handle::spec)
+      .function("save", &Handle::save)
+      .function("saved", &Handle::saved)
+      .function("releaseSaved", &Handle::releaseSaved)
+      .function("errorStatus", &Handle::errorStatus)
+      .function("errorMessage", &Handle::errorMessage)
+      .function("errorIndex", &Handle::errorIndex)
+      .function("errorValue", &Handle::errorValue);
+  function("create", &create, allow_raw_pointers());
+  function("staging", &staging);
+  function("load", &load, allow_raw_pointers());
+  function("lastError", &lastError);
+  function("kernelIsa", &kernelIsa);
+}

@@ -1,0 +1,44 @@
+// Reads Fashion-MNIST from Debian's dataset-fashion-mnist package (IDX files,
+// gzip): a big-endian header (magic, counts, dims), then uint8 data.
+import { readFileSync, existsSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+
+export const FASHION_MNIST_DIR = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist';
+export const CLASS_NAMES = [
+  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
+  'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+];
+
+function readIdx(file, expectedMagic) {
+  const path = `${FASHION_MNIST_DIR}/${file}`;
+  if (!existsSync(path)) {
+    throw new Error(`${path} is missing: install Debian's dataset-fashion-mnist (scripts/setup.sh does) or set FASHION_MNIST_DIR`);
+  }
+  const bytes = gunzipSync(readFileSync(path));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = view.getUint32(0);
+  if (magic !== expectedMagic) throw new Error(`${path}: magic ${magic.toString(16)}, expected ${expectedMagic.toString(16)}`);
+  const dims = magic & 0xff;
+  const shape = [];
+  for (let i = 0; i < dims; i++) shape.push(view.getUint32(4 + 4 * i));
+  const offset = 4 + 4 * dims;
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (bytes.length - offset !== count) throw new Error(`${path}: ${bytes.length - offset} data bytes, header says ${count}`);
+  return { shape, data: bytes.subarray(offset) };
+}
+
+/** Pixels scaled to [0, 1] as Float32Array (n * 784); labels as Uint8Array (n). */
+export function loadFashionMnist({ trainLimit = Infinity, testLimit = Infinity } = {}) {
+  const load = (images, labels, limit) => {
+    const x = readIdx(images, 0x803);
+    const y = readIdx(labels, 0x801);
+    const n = Math.min(x.shape[0], limit);
+    const pixels = new Float32Array(n * 784);
+    for (let i = 0; i < n * 784; i++) pixels[i] = x.data[i] / 255;
+    return { x: pixels, y: y.data.slice(0, n), n };
+  };
+  return {
+    train: load('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', trainLimit),
+    test: load('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz', testLimit),
+  };
+}

@@ -1,0 +1,759 @@
+#!/usr/bin/python3
+"""Generate the PyTorch reference fixtures that tests/js/pytorch-parity.test.js replays.
+
+Run with Debian's system python, which has python3-torch:
+
+    /usr/bin/python3 scripts/make_fixtures.py
+
+Each case is a small network trained for a few mini-batches. The reference is computed in
+float64 with a hand-written batch norm (so that the Keras-style 'biased' running variance can be
+expressed) and torch's own SGD/Adam. The script then checks its own output four ways before it
+writes anything:
+
+1. Torch parity: every case torch can express (all batch-norm layers 'unbiased') is re-run with
+   nn.Linear/nn.BatchNorm1d and must agree with the hand-written reference to 1e-12.
+2. Float32 shadow: the same reference run in float32 must land well inside the tolerances the
+   Jest test uses (at most SHADOW_BUDGET of the allowed error), so that float32 rounding alone
+   cannot fail the test, even with a different summation order in bnwasm.
+3. Margins: every ReLU input is at least RELU_MARGIN times its float32 error away from 0,
+   so rounding cannot switch a unit on or off.
+4. Mutants: plausible implementation mistakes (eps outside the sqrt, the other running-variance
+   estimator, the momentum convention reversed, ...) must exceed the tolerances in at least one
+   fixture, so the test can fail for the mistakes it is meant to catch.
+
+Inputs, targets and initial weights are rounded to float32 before the reference runs, so that the
+reference starts from exactly the numbers bnwasm receives; the remaining difference is bnwasm's
+float32 arithmetic.
+"""
+
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'fixtures', 'pytorch')
+
+# Tolerances: keep in sync with tests/js/pytorch-parity.test.js, which explains them.
+# An element passes when |actual - expected| <= atolRel * max|expected of tensor| + rtol * |expected|.
+# 'outputs' is predict after training; 'reloadedOutputs' is predict after setWeights(finalWeights).
+TOLERANCES = {
+    'loss': {'rtol': 1e-5, 'atolRel': 1e-6},
+    'weights': {'rtol': 1e-4, 'atolRel': 1e-5},
+    'outputs': {'rtol': 1e-4, 'atolRel': 1e-5},
+    'reloadedOutputs': {'rtol': 1e-4, 'atolRel': 1e-5},
+}
+# Inputs near 1000 lose about 3 decimal digits to cancellation in float32 (see the Jest test).
+TOLERANCE_OVERRIDES = {
+    'large-mean-inputs-b16-sgdm': {
+        'loss': {'rtol': 3e-4, 'atolRel': 3e-5},
+        'weights': {'rtol': 1e-3, 'atolRel': 1e-4},
+        'outputs': {'rtol': 5e-3, 'atolRel': 5e-4},
+        'reloadedOutputs': {'rtol': 1e-3, 'atolRel': 1e-4},
+    },
+}
+SHADOW_BUDGET = 0.1   # float32 torch may use at most 10% of the allowed error
+SHADOW_SAMPLES = 6    # float32 runs: as given, then reordered rows and 1-ulp nudged weights
+RELU_MARGIN = 20      # smallest |ReLU input| accepted, in units of its float32 error
+TORCH_AGREEMENT = 1e-12
+# Inputs near 1000 amplify float64 rounding too: the two float64 implementations differ by
+# ~1e-13 relative in the first dense weights, and inference multiplies a weight error by the
+# input offset (1000 * sqrt(6) / batch std ~ 1e4), so their outputs differ by ~8e-11.
+TORCH_AGREEMENT_WIDEN = {'large-mean-inputs-b16-sgdm': 1000}
+MAX_FILE_BYTES = 300_000
+
+F64 = torch.float64
+
+
+def f32(t):
+    """Round a float64 tensor to the nearest float32 and back: what bnwasm will receive."""
+    return t.to(torch.float32).to(F64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Cases
+
+
+class Case:
+    """One fixture: a config, an input distribution and a seed."""
+
+    def __init__(self, name, description, config, batch, steps, sample_x, teacher='class',
+                 n_infer=8, seed=0, dense_row_scale=(0.02, 1.0)):
+        self.name = name
+        self.description = description
+        self.config = config
+        self.batch = batch
+        self.steps = steps
+        self.sample_x = sample_x        # (generator, n) -> float64 (n, inputSize)
+        self.teacher = teacher          # 'class' or 'regression'
+        self.n_infer = n_infer
+        self.seed = seed
+        self.dense_row_scale = dense_row_scale
+
+    def tol(self, kind):
+        return TOLERANCE_OVERRIDES.get(self.name, {}).get(kind, TOLERANCES[kind])
+
+
+def gaussian_inputs(size, mean=0.0, std=1.0):
+    def sample(g, n):
+        return mean + std * torch.randn(n, size, generator=g, dtype=F64)
+    return sample
+
+
+def per_feature_inputs(means, stds):
+    means = torch.tensor(means, dtype=F64)
+    stds = torch.tensor(stds, dtype=F64)
+
+    def sample(g, n):
+        return means + stds * torch.randn(n, len(means), generator=g, dtype=F64)
+    return sample
+
+
+def bn(momentum=0.9, epsilon=1e-5, running_variance='unbiased', statistics='ema'):
+    return {'type': 'batchNorm', 'momentum': momentum, 'epsilon': epsilon,
+            'runningVariance': running_variance, 'statistics': statistics}
+
+
+def sgd(lr, momentum):
+    return {'type': 'sgd', 'learningRate': lr, 'momentum': momentum}
+
+
+def adam(lr):
+    return {'type': 'adam', 'learningRate': lr, 'beta1': 0.9, 'beta2': 0.999, 'epsilon': 1e-8}
+
+
+CASES = [
+    Case('relu-ema-unbiased-b32-sgdm',
+         'dense(no bias) -> batchNorm (ema, unbiased running variance, torch-equivalent) -> relu '
+         '-> dense; softmax cross-entropy; SGD with momentum 0.9; mini-batch 32.',
+         {'inputSize': 6,
+          'layers': [{'type': 'dense', 'units': 10, 'useBias': False}, bn(), {'type': 'relu'},
+                     {'type': 'dense', 'units': 3}],
+          'loss': 'softmaxCrossEntropy', 'optimizer': sgd(0.1, 0.9), 'seed': 1},
+         batch=32, steps=4, sample_x=gaussian_inputs(6), seed=101),
+    Case('sigmoid-ema-biased-b2-sgd',
+         'dense(no bias) -> batchNorm (ema, BIASED running variance as in Keras/TF.js) -> sigmoid '
+         '-> dense; softmax cross-entropy; plain SGD; mini-batch 2. With two examples a feature '
+         'normalises to +-d/sqrt(d^2+eps) (d = half their difference), so the first dense layer '
+         'gets a gradient of order eps/d^3 and barely moves, unless d comes near sqrt(eps), where '
+         'the result becomes hypersensitive to rounding; the seed is one where that does not happen.',
+         {'inputSize': 5,
+          'layers': [{'type': 'dense', 'units': 8, 'useBias': False},
+                     bn(running_variance='biased'), {'type': 'sigmoid'},
+                     {'type': 'dense', 'units': 4}],
+          'loss': 'softmaxCrossEntropy', 'optimizer': sgd(0.2, 0.0), 'seed': 2},
+         batch=2, steps=5, sample_x=gaussian_inputs(5), seed=242, dense_row_scale=(0.1, 1.0)),
+    Case('tanh-cumulative-b32-adam',
+         'dense(no bias) -> batchNorm (cumulative average of batch statistics, torch momentum=None; '
+         'the initial running values are discarded after the first batch) -> tanh -> dense; '
+         'softmax cross-entropy; Adam; mini-batch 32.',
+         {'inputSize': 8,
+          'layers': [{'type': 'dense', 'units': 12, 'useBias': False},
+                     bn(statistics='cumulative'), {'type': 'tanh'},
+                     {'type': 'dense', 'units': 3}],
+          'loss': 'softmaxCrossEntropy', 'optimizer': adam(0.01), 'seed': 3},
+         batch=32, steps=4, sample_x=gaussian_inputs(8), seed=303),
+    Case('deep-two-bn-m099-eps1e-3-adam',
+         'dense(no bias) -> batchNorm -> relu -> dense(no bias) -> batchNorm -> relu -> dense; '
+         'both batch norms momentum 0.99 (torch 0.01), epsilon 1e-3; softmax cross-entropy; Adam; '
+         'mini-batch 16.',
+         {'inputSize': 10,
+          'layers': [{'type': 'dense', 'units': 16, 'useBias': False},
+                     bn(momentum=0.99, epsilon=1e-3), {'type': 'relu'},
+                     {'type': 'dense', 'units': 12, 'useBias': False},
+                     bn(momentum=0.99, epsilon=1e-3), {'type': 'relu'},
+                     {'type': 'dense', 'units': 4}],
+          'loss': 'softmaxCrossEntropy', 'optimizer': adam(0.005), 'seed': 4},
+         batch=16, steps=4, sample_x=gaussian_inputs(10), seed=404, dense_row_scale=(0.03, 1.0)),
+    Case('large-mean-inputs-b16-sgdm',
+         'Inputs far from zero: five features 1000 + N(0,1) and one -500 + 3 N(0,1), into '
+         'dense(no bias) -> batchNorm -> relu -> dense; softmax cross-entropy; SGD momentum 0.9 '
+         'with a small learning rate; mini-batch 16. Batch norm must cancel the large common '
+         'offset; a one-pass variance E[z^2]-E[z]^2 in float32 fails here.',
+         {'inputSize': 6,
+          'layers': [{'type': 'dense', 'units': 6, 'useBias': False}, bn(), {'type': 'relu'},
+                     {'type': 'dense', 'units': 3}],
+          'loss': 'softmaxCrossEntropy', 'optimizer': sgd(0.002, 0.9), 'seed': 5},
+         batch=16, steps=4,
+         sample_x=per_feature_inputs([1000.0] * 5 + [-500.0], [1.0] * 5 + [3.0]),
+         seed=505, dense_row_scale=(0.2, 1.0)),
+    Case('mse-dense-bias-bn-b8-sgdm',
+         'Regression: dense WITH bias -> batchNorm -> tanh -> dense; mean squared error over all '
+         'batch*outputs elements with float targets; SGD momentum 0.9; mini-batch 8. The bias '
+         'before batch norm has a zero gradient (batch norm removes it), so it must stay put.',
+         {'inputSize': 7,
+          'layers': [{'type': 'dense', 'units': 10, 'useBias': True}, bn(), {'type': 'tanh'},
+                     {'type': 'dense', 'units': 3}],
+          'loss': 'meanSquaredError', 'optimizer': sgd(0.05, 0.9), 'seed': 6},
+         batch=8, steps=4, sample_x=gaussian_inputs(7), teacher='regression', seed=606),
+    Case('input-bn-b2-sgdm',
+         'batchNorm directly on the input (first layer) -> dense -> relu -> dense; softmax '
+         'cross-entropy; SGD momentum 0.5; mini-batch 2. One input feature has a tiny spread, so '
+         'epsilon dominates its normalisation.',
+         {'inputSize': 4,
+          'layers': [bn(), {'type': 'dense', 'units': 6}, {'type': 'relu'},
+                     {'type': 'dense', 'units': 3}],
+          'loss': 'softmaxCrossEntropy', 'optimizer': sgd(0.1, 0.5), 'seed': 7},
+         batch=2, steps=5,
+         sample_x=per_feature_inputs([0.5, -1.0, 2.0, 0.0], [1.0, 0.3, 2.0, 0.003]),
+         seed=707),
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# Network description helpers
+
+
+def layer_shapes(config):
+    """Yield (layer index, layer config, features in, features out)."""
+    size = config['inputSize']
+    for i, layer in enumerate(config['layers']):
+        out = layer['units'] if layer['type'] == 'dense' else size
+        yield i, layer, size, out
+        size = out
+
+
+def output_size(config):
+    return list(layer_shapes(config))[-1][3]
+
+
+def tensor_names(layer):
+    if layer['type'] == 'dense':
+        return ['weight', 'bias'] if layer.get('useBias', True) else ['weight']
+    if layer['type'] == 'batchNorm':
+        return ['gamma', 'beta', 'runningMean', 'runningVariance']
+    return []
+
+
+TRAINABLE = {'weight', 'bias', 'gamma', 'beta'}
+
+
+# ----------------------------------------------------------------------------------------------
+# Data and initial weights
+
+
+def make_data(case):
+    g = torch.Generator().manual_seed(case.seed)
+    config = case.config
+    n_in, n_out = config['inputSize'], output_size(config)
+    total = case.batch * case.steps + case.n_infer
+    x = f32(case.sample_x(g, total))
+    # Standardise with the distribution's own sample statistics so the teacher sees O(1) values.
+    probe = case.sample_x(g, 4096)
+    xs = (x - probe.mean(0)) / probe.std(0)
+    teacher = torch.randn(n_in, n_out, generator=g, dtype=F64)
+    if case.teacher == 'class':
+        logits = xs @ teacher + 0.5 * torch.randn(total, n_out, generator=g, dtype=F64)
+        y = logits.argmax(1)
+    else:
+        y = f32(torch.tanh(xs @ teacher / math.sqrt(n_in)) * 2.0
+                + 0.1 * torch.randn(total, n_out, generator=g, dtype=F64))
+    n_train = case.batch * case.steps
+    batches = [(x[s * case.batch:(s + 1) * case.batch], y[s * case.batch:(s + 1) * case.batch])
+               for s in range(case.steps)]
+    return batches, x[n_train:], probe
+
+
+def make_initial_weights(case, probe):
+    """Random, non-trivial initial tensors (every one of them float32-representable)."""
+    g = torch.Generator().manual_seed(case.seed + 1)
+    weights = []
+    h = probe  # a large sample pushed through the initial network, to set plausible running stats
+    lo, hi = case.dense_row_scale
+    for i, layer, n_in, n_out in layer_shapes(case.config):
+        t = layer['type']
+        if t == 'dense':
+            # Row scales spread log-uniformly so that batch-norm variances span several decades
+            # (epsilon then matters for some features and not for others).
+            row_scale = torch.exp(math.log(lo) + (math.log(hi) - math.log(lo))
+                                  * torch.rand(n_out, 1, generator=g, dtype=F64))
+            w = f32(torch.randn(n_out, n_in, generator=g, dtype=F64) * row_scale / math.sqrt(n_in))
+            weights.append((i, 'weight', w))
+            h = h @ w.T
+            if layer.get('useBias', True):
+                b = f32(0.3 * torch.randn(n_out, generator=g, dtype=F64))
+                weights.append((i, 'bias', b))
+                h = h + b
+        elif t == 'batchNorm':
+            gamma = f32(0.5 + torch.rand(n_out, generator=g, dtype=F64))
+            beta = f32(0.3 * torch.randn(n_out, generator=g, dtype=F64))
+            # Running statistics near, but not at, the population values: inference then gives
+            # non-degenerate outputs, and a setWeights that ignored them would be noticed.
+            mean, var = h.mean(0), h.var(0, unbiased=False)
+            rmean = f32(mean + 0.3 * var.sqrt() * torch.randn(n_out, generator=g, dtype=F64))
+            rvar = f32(var * (0.5 + 1.5 * torch.rand(n_out, generator=g, dtype=F64)))
+            weights += [(i, 'gamma', gamma), (i, 'beta', beta),
+                        (i, 'runningMean', rmean), (i, 'runningVariance', rvar)]
+            h = (h - mean) / torch.sqrt(var + layer['epsilon']) * gamma + beta
+        else:
+            h = ACTIVATIONS[t](h)
+    return weights
+
+
+ACTIVATIONS = {'relu': torch.relu, 'sigmoid': torch.sigmoid, 'tanh': torch.tanh}
+
+
+# ----------------------------------------------------------------------------------------------
+# Reference network (hand-written batch norm) with switchable mistakes for the mutation check
+
+REFERENCE = {}
+MUTANTS = {
+    'eps outside sqrt': {'eps_outside_sqrt': True},
+    'normalise with unbiased variance': {'train_unbiased': True},
+    'other running-variance estimator': {'running_var_flip': True},
+    'momentum as weight of the present': {'momentum_flip': True},
+    'ema instead of cumulative': {'cumulative_as_ema': True},
+    'cumulative keeps the initial values': {'cumulative_keeps_initial': True},
+    'running stats not loaded by setWeights': {'ignore_initial_running': True},
+    'loss reported after the update': {'loss_after_update': True},
+    'sgd momentum with dampening': {'sgd_dampening': True},
+    'mse averaged over the batch only': {'mse_batch_mean': True},
+    'cross-entropy summed over the batch': {'ce_sum': True},
+    'inference with batch statistics': {'eval_batch_stats': True},
+    'adam with tf.js epsilon placement': {'adam_tf_eps': True},
+    # Run in float32: in float64 the one-pass formula is still accurate enough to pass.
+    'one-pass variance E[z^2]-E[z]^2 in float32': {'one_pass_variance': True, 'float32': True},
+}
+
+
+class Network:
+    def __init__(self, config, initial, dtype, variant):
+        self.config = config
+        self.dtype = dtype
+        self.v = variant
+        self.tensors = {}
+        for layer, name, value in initial:
+            t = value.to(dtype).clone()
+            if name in TRAINABLE:
+                t.requires_grad_(True)
+            self.tensors[(layer, name)] = t
+        self.batches_seen = {}
+        if variant.get('ignore_initial_running'):
+            for (layer, name), t in self.tensors.items():
+                if name == 'runningMean':
+                    t.zero_()
+                elif name == 'runningVariance':
+                    t.fill_(1.0)
+        self.relu_inputs = []
+
+    def params(self):
+        return [t for (_, name), t in self.tensors.items() if name in TRAINABLE]
+
+    def forward(self, x, train, update_running=True):
+        h = x
+        for i, layer, n_in, n_out in layer_shapes(self.config):
+            t = layer['type']
+            if t == 'dense':
+                h = h @ self.tensors[(i, 'weight')].T
+                if layer.get('useBias', True):
+                    h = h + self.tensors[(i, 'bias')]
+            elif t == 'batchNorm':
+                h = self.batch_norm(i, layer, h, train, update_running)
+            else:
+                if t == 'relu':
+                    self.relu_inputs.append(h.detach().clone())
+                h = ACTIVATIONS[t](h)
+        return h
+
+    def batch_norm(self, i, layer, z, train, update_running):
+        eps = layer['epsilon']
+        gamma, beta = self.tensors[(i, 'gamma')], self.tensors[(i, 'beta')]
+        rmean, rvar = self.tensors[(i, 'runningMean')], self.tensors[(i, 'runningVariance')]
+        m = z.shape[0]
+        if train or self.v.get('eval_batch_stats'):
+            mu = z.mean(0)
+            if self.v.get('one_pass_variance'):
+                var_biased = (z * z).mean(0) - mu * mu
+            else:
+                var_biased = ((z - mu) ** 2).mean(0)
+            var = var_biased * m / (m - 1) if self.v.get('train_unbiased') else var_biased
+        else:
+            mu, var = rmean, rvar
+        if self.v.get('eps_outside_sqrt'):
+            xhat = (z - mu) / (torch.sqrt(var) + eps)
+        else:
+            xhat = (z - mu) / torch.sqrt(var + eps)
+        if train and update_running:
+            self.update_running(i, layer, mu.detach(), var_biased.detach(), m)
+        return xhat * gamma + beta
+
+    def update_running(self, i, layer, mu, var_biased, m):
+        unbiased = layer['runningVariance'] == 'unbiased'
+        if self.v.get('running_var_flip'):
+            unbiased = not unbiased
+        batch_var = var_biased * m / (m - 1) if unbiased else var_biased
+        rmean, rvar = self.tensors[(i, 'runningMean')], self.tensors[(i, 'runningVariance')]
+        cumulative = layer['statistics'] == 'cumulative' and not self.v.get('cumulative_as_ema')
+        if cumulative:
+            # Plain average of all batch statistics so far: weight 1/n on the n-th batch
+            # (torch momentum=None). The first batch replaces the initial values.
+            n = self.batches_seen.get(i, 0) + 1
+            self.batches_seen[i] = n
+            past = (n - 1) / n
+            if self.v.get('cumulative_keeps_initial'):
+                past = n / (n + 1)
+        else:
+            # running = momentum * running + (1 - momentum) * batch; momentum weighs the past.
+            past = layer['momentum']
+            if self.v.get('momentum_flip'):
+                past = 1.0 - past
+        rmean.mul_(past).add_((1.0 - past) * mu)
+        rvar.mul_(past).add_((1.0 - past) * batch_var)
+
+    def loss(self, out, y):
+        if self.config['loss'] == 'softmaxCrossEntropy':
+            return F.cross_entropy(out, y, reduction='sum' if self.v.get('ce_sum') else 'mean')
+        if self.v.get('mse_batch_mean'):
+            return ((out - y) ** 2).sum(1).mean()
+        return F.mse_loss(out, y)
+
+    def predict(self, x):
+        with torch.no_grad():
+            out = self.forward(x, train=False)
+            if self.config['loss'] == 'softmaxCrossEntropy':
+                out = torch.softmax(out, dim=1)
+        return out
+
+
+class TfAdam:
+    """Adam as tf.js/Keras write it: the bias corrections fold into the step size and epsilon is
+    added to the uncorrected sqrt(v), which makes epsilon effectively sqrt(1 - beta2^t) times
+    torch's. Used only as a mutant: the contract is torch's Adam."""
+
+    def __init__(self, params, lr, betas, eps):
+        self.params, self.lr, self.b1, self.b2, self.eps = params, lr, betas[0], betas[1], eps
+        self.state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+        self.t = 0
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        lr_t = self.lr * math.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
+        for p, (m, v) in zip(self.params, self.state):
+            m.mul_(self.b1).add_((1 - self.b1) * p.grad)
+            v.mul_(self.b2).add_((1 - self.b2) * p.grad * p.grad)
+            p.sub_(lr_t * m / (v.sqrt() + self.eps))
+
+
+def make_optimizer(config, params, variant):
+    o = config['optimizer']
+    if o['type'] == 'sgd':
+        return torch.optim.SGD(params, lr=o['learningRate'], momentum=o['momentum'],
+                               dampening=o['momentum'] if variant.get('sgd_dampening') else 0.0,
+                               nesterov=False, weight_decay=0.0)
+    if variant.get('adam_tf_eps'):
+        return TfAdam(params, o['learningRate'], (o['beta1'], o['beta2']), o['epsilon'])
+    return torch.optim.Adam(params, lr=o['learningRate'], betas=(o['beta1'], o['beta2']),
+                            eps=o['epsilon'], weight_decay=0.0, amsgrad=False)
+
+
+def run_reference(case, batches, x_infer, initial, dtype=F64, variant=None, reload=None):
+    """Train on the batches and run inference; returns losses, final tensors and outputs.
+
+    With reload (a list of tensors), 'reloaded' holds the outputs of a network that was given
+    those tensors instead of being trained: the inference path on its own.
+    """
+    variant = variant or {}
+    if variant.get('float32'):
+        dtype = torch.float32
+    net = Network(case.config, initial, dtype, variant)
+    opt = make_optimizer(case.config, net.params(), variant)
+    losses = []
+    for x, y in batches:
+        x = x.to(dtype)
+        y = y if case.config['loss'] == 'softmaxCrossEntropy' else y.to(dtype)
+        opt.zero_grad()
+        loss = net.loss(net.forward(x, train=True), y)
+        loss.backward()
+        opt.step()
+        if variant.get('loss_after_update'):
+            with torch.no_grad():
+                loss = net.loss(net.forward(x, train=True, update_running=False), y)
+        losses.append(loss.item())
+    final = [(layer, name, net.tensors[(layer, name)].detach().to(F64).clone())
+             for layer, name, _ in initial]
+    relu_train = net.relu_inputs
+    net.relu_inputs = []
+    outputs = net.predict(x_infer.to(dtype)).to(F64)
+    reloaded = outputs
+    if reload is not None:
+        reloaded = Network(case.config, reload, dtype, variant).predict(x_infer.to(dtype)).to(F64)
+    return {'losses': losses, 'final': final, 'outputs': outputs, 'reloaded': reloaded,
+            'relu': relu_train + net.relu_inputs}
+
+
+# ----------------------------------------------------------------------------------------------
+# Check 1: the hand-written batch norm against torch.nn.BatchNorm1d
+
+
+def run_torch_modules(case, batches, x_infer, initial):
+    tensors = {(layer, name): value for layer, name, value in initial}
+    modules, order = [], []
+    for i, layer, n_in, n_out in layer_shapes(case.config):
+        t = layer['type']
+        if t == 'dense':
+            mod = torch.nn.Linear(n_in, n_out, bias=layer.get('useBias', True)).to(F64)
+            with torch.no_grad():
+                mod.weight.copy_(tensors[(i, 'weight')])
+                order.append((i, 'weight', mod.weight))
+                if mod.bias is not None:
+                    mod.bias.copy_(tensors[(i, 'bias')])
+                    order.append((i, 'bias', mod.bias))
+        elif t == 'batchNorm':
+            assert layer['runningVariance'] == 'unbiased'
+            torch_momentum = None if layer['statistics'] == 'cumulative' else 1.0 - layer['momentum']
+            mod = torch.nn.BatchNorm1d(n_out, eps=layer['epsilon'], momentum=torch_momentum).to(F64)
+            with torch.no_grad():
+                mod.weight.copy_(tensors[(i, 'gamma')])
+                mod.bias.copy_(tensors[(i, 'beta')])
+                mod.running_mean.copy_(tensors[(i, 'runningMean')])
+                mod.running_var.copy_(tensors[(i, 'runningVariance')])
+            order += [(i, 'gamma', mod.weight), (i, 'beta', mod.bias),
+                      (i, 'runningMean', mod.running_mean), (i, 'runningVariance', mod.running_var)]
+        else:
+            mod = {'relu': torch.nn.ReLU, 'sigmoid': torch.nn.Sigmoid, 'tanh': torch.nn.Tanh}[t]()
+        modules.append(mod)
+    model = torch.nn.Sequential(*modules)
+    opt = make_optimizer(case.config, list(model.parameters()), {})
+    model.train()
+    losses = []
+    for x, y in batches:
+        opt.zero_grad()
+        out = model(x)
+        if case.config['loss'] == 'softmaxCrossEntropy':
+            loss = F.cross_entropy(out, y)
+        else:
+            loss = F.mse_loss(out, y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():
+        out = model(x_infer)
+        if case.config['loss'] == 'softmaxCrossEntropy':
+            out = torch.softmax(out, dim=1)
+    final = {(i, name): t.detach().clone() for i, name, t in order}
+    return losses, final, out
+
+
+def check_against_torch(case, batches, x_infer, initial, ref):
+    if any(l['type'] == 'batchNorm' and l['runningVariance'] != 'unbiased'
+           for l in case.config['layers']):
+        return 'n/a (biased running variance has no torch equivalent)'
+    losses, final, outputs = run_torch_modules(case, batches, x_infer, initial)
+    # Same rule as the Jest test, with rtol = atolRel = 1e-12 for every quantity.
+    agreement = TORCH_AGREEMENT * TORCH_AGREEMENT_WIDEN.get(case.name, 1)
+    tol = {'rtol': agreement, 'atolRel': agreement}
+    worst = max(worst_ratio(torch.tensor([a]), torch.tensor([e]), tol)
+                for a, e in zip(losses, ref['losses']))
+    for layer, name, value in ref['final']:
+        worst = max(worst, worst_ratio(final[(layer, name)], value, tol))
+    worst = max(worst, worst_ratio(outputs, ref['outputs'], tol))
+    assert worst <= 1.0, '%s: hand-written batch norm differs from torch (%.3g of %g)' % (
+        case.name, worst, agreement)
+    return 'agrees with nn.Linear/nn.BatchNorm1d to %g (%.2g of it used)' % (agreement, worst)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks 2 and 4: compare another run with the reference under the Jest test's tolerances
+
+
+def worst_ratio(actual, expected, tol):
+    """Largest |actual - expected| / allowed, with the same rule as expectClose in the Jest test."""
+    actual = actual.reshape(-1).to(F64)
+    expected = expected.reshape(-1).to(F64)
+    atol = tol['atolRel'] * expected.abs().max().item()
+    allowed = atol + tol['rtol'] * expected.abs()
+    diff = (actual - expected).abs()
+    diff[~torch.isfinite(actual)] = math.inf
+    return (diff / allowed).max().item()
+
+
+def compare_runs(case, ref, other):
+    """Per quantity, the worst error as a fraction of what the Jest test allows."""
+    ratios = {}
+    # The Jest test checks each step's loss as its own scalar.
+    ratios['loss'] = max(worst_ratio(torch.tensor([a]), torch.tensor([e]), case.tol('loss'))
+                         for a, e in zip(other['losses'], ref['losses']))
+    ratios['weights'] = max(worst_ratio(a, e, case.tol('weights'))
+                            for (_, _, a), (_, _, e) in zip(other['final'], ref['final']))
+    ratios['outputs'] = worst_ratio(other['outputs'], ref['outputs'], case.tol('outputs'))
+    ratios['reloadedOutputs'] = worst_ratio(other['reloaded'], ref['outputs'],
+                                            case.tol('reloadedOutputs'))
+    return ratios
+
+
+def float32_shadow(case, batches, x_infer, initial, ref):
+    """Float32 runs of the reference: their worst error as a fraction of the tolerance, per
+    quantity, and the smallest distance of a ReLU input from 0 in units of its float32 error.
+
+    One float32 run is one sample of rounding noise; bnwasm rounds differently. So the run is
+    repeated with the rows of every mini-batch permuted (same mathematics, other summation order)
+    and every trainable initial value moved one float32 ulp up or down at random (a rounding-size
+    perturbation, which exposes fixtures whose result is hypersensitive to the last bit). The worst
+    sample counts. A ReLU input within rounding distance of 0 could switch the unit on in one
+    implementation and off in the other, which changes that example's whole gradient row.
+    """
+    worst = {}
+    relu_err = [torch.zeros_like(h) for h in ref['relu']]
+    n_relu = sum(1 for layer in case.config['layers'] if layer['type'] == 'relu')
+    for k in range(SHADOW_SAMPLES):
+        g = torch.Generator().manual_seed(k)
+        orders = [torch.arange(len(x)) if k == 0 else torch.randperm(len(x), generator=g)
+                  for x, _ in batches]
+        permuted = [(x[o], y[o]) for (x, y), o in zip(batches, orders)]
+        nudged = []
+        for layer, name, value in initial:
+            if k > 0 and name in TRAINABLE:
+                v32 = value.to(torch.float32)
+                up = torch.rand(v32.shape, generator=g) < 0.5
+                target = torch.where(up, torch.tensor(math.inf), torch.tensor(-math.inf))
+                value = torch.nextafter(v32, target).to(F64)
+            nudged.append((layer, name, value))
+        run = run_reference(case, permuted, x_infer, nudged, dtype=torch.float32,
+                            reload=ref['final'])
+        for kind, ratio in compare_runs(case, ref, run).items():
+            worst[kind] = max(worst.get(kind, 0.0), ratio)
+        # ReLU inputs are recorded layer by layer for every step, then for inference.
+        for j, (h32, h64) in enumerate(zip(run['relu'], ref['relu'])):
+            h32 = h32.to(F64)
+            step = j // n_relu
+            if step < len(orders):
+                h32 = h32[torch.argsort(orders[step])]
+            relu_err[j] = torch.maximum(relu_err[j], (h32 - h64).abs())
+    margin = math.inf
+    for h64, err in zip(ref['relu'], relu_err):
+        margin = min(margin, h64.abs().min().item() / max(err.max().item(), 1e-300))
+    return worst, margin
+
+
+# ----------------------------------------------------------------------------------------------
+# Output
+
+
+def weights_json(tensors, config):
+    shapes = {}
+    for i, layer, n_in, n_out in layer_shapes(config):
+        for name in tensor_names(layer):
+            shapes[(i, name)] = [n_out, n_in] if name == 'weight' else [n_out]
+    return [{'layer': layer, 'name': name, 'shape': shapes[(layer, name)],
+             'values': value.reshape(-1).tolist()} for layer, name, value in tensors]
+
+
+def fixture_json(case, batches, x_infer, initial, ref):
+    steps = []
+    for (x, y), loss in zip(batches, ref['losses']):
+        steps.append({'x': x.reshape(-1).tolist(), 'y': y.reshape(-1).tolist(), 'loss': loss})
+    return {
+        'name': case.name,
+        'description': case.description,
+        'config': case.config,
+        'initialWeights': weights_json(initial, case.config),
+        'steps': steps,
+        'finalWeights': weights_json(ref['final'], case.config),
+        'inference': {'x': x_infer.reshape(-1).tolist(),
+                      'outputs': ref['outputs'].reshape(-1).tolist()},
+    }
+
+
+def validate_fixture(path, case):
+    """Reload a written file and check it against the format the Jest test expects."""
+    with open(path) as f:
+        fx = json.load(f)
+    config = fx['config']
+    n_in, n_out = config['inputSize'], output_size(config)
+    expected_tensors = [(i, name) for i, layer, _, _ in layer_shapes(config)
+                        for name in tensor_names(layer)]
+    for key in ('initialWeights', 'finalWeights'):
+        got = [(w['layer'], w['name']) for w in fx[key]]
+        assert got == expected_tensors, (path, key, got)
+        for w in fx[key]:
+            assert len(w['values']) == math.prod(w['shape']), (path, w['layer'], w['name'])
+            assert all(math.isfinite(v) for v in w['values'])
+            # initial values must survive the trip through Float32Array unchanged
+            if key == 'initialWeights':
+                t = torch.tensor(w['values'], dtype=F64)
+                assert torch.equal(f32(t), t), (path, w['name'])
+    assert len(fx['steps']) == case.steps
+    for step in fx['steps']:
+        assert len(step['x']) == case.batch * n_in
+        if config['loss'] == 'softmaxCrossEntropy':
+            assert len(step['y']) == case.batch and all(isinstance(v, int) for v in step['y'])
+            assert all(0 <= v < n_out for v in step['y'])
+        else:
+            assert len(step['y']) == case.batch * n_out
+        assert math.isfinite(step['loss'])
+    assert len(fx['inference']['x']) == case.n_infer * n_in
+    assert len(fx['inference']['outputs']) == case.n_infer * n_out
+    size = os.path.getsize(path)
+    assert size < MAX_FILE_BYTES, (path, size)
+    return fx, size
+
+
+def main():
+    torch.use_deterministic_algorithms(True)
+    names = [c.name for c in CASES]
+    assert len(set(names)) == len(names)
+
+    problems = []
+    caught = {m: [] for m in MUTANTS}
+    fixtures = []
+    for case in CASES:
+        batches, x_infer, probe = make_data(case)
+        initial = make_initial_weights(case, probe)
+        ref = run_reference(case, batches, x_infer, initial)
+        torch_note = check_against_torch(case, batches, x_infer, initial, ref)
+        shadow, margin = float32_shadow(case, batches, x_infer, initial, ref)
+        if margin <= RELU_MARGIN:
+            problems.append('%s: a ReLU input is only %.3g float32 errors from the kink'
+                            % (case.name, margin))
+        for kind, ratio in shadow.items():
+            if not ratio < SHADOW_BUDGET:
+                problems.append('%s: float32 rounding alone uses %.3g of the %s tolerance'
+                                % (case.name, ratio, kind))
+
+        for mutant, variant in MUTANTS.items():
+            ratios = compare_runs(case, ref, run_reference(case, batches, x_infer, initial,
+                                                           variant=variant, reload=ref['final']))
+            if max(ratios.values()) > 1.0:
+                kind = max(ratios, key=ratios.get)
+                caught[mutant].append('%s (%s %.2g)' % (case.name, kind, ratios[kind]))
+
+        fixtures.append((case, fixture_json(case, batches, x_infer, initial, ref)))
+        print('%-30s batch %2d x %d steps, %d inference rows; losses %s' % (
+            case.name, case.batch, case.steps, case.n_infer,
+            ' '.join('%.5f' % loss for loss in ref['losses'])))
+        print('    torch: %s' % torch_note)
+        print('    smallest |ReLU input| / its float32 error: %.3g' % margin)
+        print('    float32 error / allowed (worst of %d runs): %s' % (
+            SHADOW_SAMPLES, ', '.join('%s %.2g' % kv for kv in shadow.items())))
+
+    print('mutants: first fixtures that catch them (quantity, error / allowed)')
+    for mutant, where in caught.items():
+        print('    %-40s %s' % (mutant, '; '.join(where[:3]) if where else 'NOT CAUGHT'))
+        if not where:
+            problems.append('no fixture catches the mutant: ' + mutant)
+    if problems:
+        sys.exit('nothing written:\n  ' + '\n  '.join(problems))
+
+    os.makedirs(OUT_DIR, exist_ok=True)
+    for f in os.listdir(OUT_DIR):
+        if f.endswith('.json') and f[:-5] not in names:
+            os.remove(os.path.join(OUT_DIR, f))
+    for case, fx in fixtures:
+        path = os.path.join(OUT_DIR, case.name + '.json')
+        with open(path, 'w') as f:
+            json.dump(fx, f, separators=(',', ':'))
+            f.write('\n')
+        fx, size = validate_fixture(path, case)
+        print('wrote %s (%.1f KB)' % (os.path.relpath(path), size / 1024))
+
+
+if __name__ == '__main__':
+    main()

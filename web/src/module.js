@@ -1,0 +1,28 @@
+// Loads the WebAssembly module once per realm (page, worker or Node process).
+import createBnwasmModule from '../dist/bnwasm.mjs';
+
+let modulePromise = null;
+
+const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
+
+async function instantiate() {
+  const wasmUrl = new URL('../dist/bnwasm.wasm', import.meta.url);
+  if (isNode) {
+    // The module is built for web and worker only (Emscripten 3.1.6's ES6 output
+    // breaks under Node ESM otherwise), so Node hands it the bytes itself.
+    const { readFile } = await import(/* webpackIgnore: true */ 'node:fs/promises');
+    return createBnwasmModule({ wasmBinary: await readFile(wasmUrl) });
+  }
+  return createBnwasmModule({ locateFile: () => wasmUrl.href });
+}
+
+/** The shared module instance; instantiated on first use. */
+export function loadModule() {
+  if (modulePromise === null) {
+    modulePromise = instantiate().catch((error) => {
+      modulePromise = null;
+      throw error;
+    });
+  }
+  return modulePromise;
+}
