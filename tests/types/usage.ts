@@ -1,0 +1,39 @@
+// Compiled by tests/js/types.test.js with `tsc --noEmit --strict`: the shipped
+// declarations must accept the README's usage and reject misuse.
+import { createNetwork, loadNetwork, InputError, type Network, type NetworkConfig } from 'bnwasm';
+
+const config: NetworkConfig = {
+  inputSize: 784,
+  layers: [
+    { type: 'dense', units: 256, useBias: false },
+    { type: 'batchNorm', momentum: 0.9, epsilon: 1e-5, runningVariance: 'biased', statistics: 'ema' },
+    { type: 'relu' },
+    { type: 'dense', units: 10 },
+  ],
+  loss: 'softmaxCrossEntropy',
+  optimizer: { type: 'adam', learningRate: 1e-3 },
+  seed: 1,
+};
+
+export async function tour(x: Float32Array, y: Uint8Array): Promise<number> {
+  const net: Network = await createNetwork(config);
+  const loss: number = net.trainBatch(x, y);
+  const history = await net.fit(x, y, { epochs: 1, batchSize: 64, onBatchEnd: (step, logs) => void (step + logs.loss) });
+  const p: Float32Array = net.predict(x.subarray(0, 784));
+  const { accuracy } = net.evaluate(x, y);
+  const w = net.getWeights();
+  net.setWeights([{ layer: w[0].layer, name: 'gamma', values: new Float32Array(256) }]);
+  const again = await loadNetwork(net.save());
+  again.dispose();
+  net.dispose();
+  try {
+    net.predict(p);
+  } catch (e) {
+    if (e instanceof InputError) return e.index ?? -1;
+  }
+  // @ts-expect-error: 'batchnorm' is not a layer type (it is 'batchNorm')
+  await createNetwork({ inputSize: 2, layers: [{ type: 'batchnorm' }] });
+  // @ts-expect-error: predict takes a Float32Array, not a number[]
+  net.predict([1, 2, 3]);
+  return loss + history.loss.length + (accuracy ?? 0);
+}

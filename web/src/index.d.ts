@@ -1,0 +1,189 @@
+// Type declarations for bnwasm. Defaults are written once, here and in the JSDoc of web/src.
+
+export type Labels = Int32Array | Uint8Array | Uint16Array | Int16Array | Int8Array | Uint32Array;
+/** Class labels for softmaxCrossEntropy, or (m * outputSize) float targets for meanSquaredError. */
+export type Targets = Labels | Float32Array;
+
+export interface DenseLayerConfig {
+  type: 'dense';
+  /** Output features. */
+  units: number;
+  /** @default true. A dense layer in front of a batch norm needs no bias: beta takes its role. */
+  useBias?: boolean;
+  /** 'auto' picks He uniform when the next activation is ReLU, Glorot uniform otherwise. @default 'auto' */
+  init?: 'auto' | 'heUniform' | 'glorotUniform' | 'normal';
+  /** Standard deviation for init 'normal'. @default 0.01 */
+  initStd?: number;
+}
+
+export interface BatchNormLayerConfig {
+  type: 'batchNorm';
+  /** Weight of the past in running = momentum * running + (1 - momentum) * batch. In [0, 1). @default 0.9 */
+  momentum?: number;
+  /** Added to the variance inside the square root. > 0. @default 1e-5 */
+  epsilon?: number;
+  /** 'unbiased' feeds the m/(m-1) batch variance into the running average (PyTorch); 'biased' the plain one (Keras). @default 'unbiased' */
+  runningVariance?: 'unbiased' | 'biased';
+  /** 'ema': exponentially weighted average; 'cumulative': plain average of every batch seen. @default 'ema' */
+  statistics?: 'ema' | 'cumulative';
+  /** EMA that starts from zero weight and divides by 1 - momentum^t (statistics 'ema' only). @default false */
+  biasCorrection?: boolean;
+}
+
+export interface ActivationLayerConfig {
+  type: 'relu' | 'sigmoid' | 'tanh';
+}
+
+export type LayerConfig = DenseLayerConfig | BatchNormLayerConfig | ActivationLayerConfig;
+
+export interface SgdConfig {
+  type: 'sgd';
+  /** @default 0.01 */
+  learningRate?: number;
+  /** PyTorch's rule: buf = momentum * buf + grad; p -= lr * buf. @default 0 */
+  momentum?: number;
+  /** @default false */
+  nesterov?: boolean;
+  /** L2 penalty added to the gradient. @default 0 */
+  weightDecay?: number;
+}
+
+export interface AdamConfig {
+  type: 'adam';
+  /** @default 1e-3 */
+  learningRate?: number;
+  /** @default 0.9 */
+  beta1?: number;
+  /** @default 0.999 */
+  beta2?: number;
+  /** @default 1e-8 */
+  epsilon?: number;
+  /** @default 0 */
+  weightDecay?: number;
+}
+
+export interface NetworkConfig {
+  inputSize: number;
+  layers: LayerConfig[];
+  /** @default 'softmaxCrossEntropy' */
+  loss?: 'softmaxCrossEntropy' | 'meanSquaredError';
+  /** @default { type: 'adam', learningRate: 1e-3 } */
+  optimizer?: SgdConfig | AdamConfig;
+  /** Seeds initialisation and shuffling; same seed, same network. @default 1 */
+  seed?: number;
+}
+
+/** A config with every default filled in, as Network.config returns it. */
+export interface NormalizedNetworkConfig {
+  inputSize: number;
+  layers: (Required<DenseLayerConfig> | Required<BatchNormLayerConfig> | ActivationLayerConfig)[];
+  loss: 'softmaxCrossEntropy' | 'meanSquaredError';
+  optimizer: Required<SgdConfig> | Required<AdamConfig>;
+  seed: number;
+}
+
+export interface WeightTensor {
+  /** Index into config.layers. */
+  layer: number;
+  /** dense: 'weight' [units, inputs], 'bias' [units]; batchNorm: 'gamma', 'beta', 'runningMean', 'runningVariance' [features]. */
+  name: 'weight' | 'bias' | 'gamma' | 'beta' | 'runningMean' | 'runningVariance';
+  shape: number[];
+  values: Float32Array;
+}
+
+export interface WeightUpdate {
+  layer: number;
+  name: WeightTensor['name'];
+  /** Checked against the tensor's shape when given. */
+  shape?: number[];
+  values: Float32Array | ArrayLike<number>;
+}
+
+export interface BatchLogs {
+  epoch: number;
+  batch: number;
+  loss: number;
+}
+
+export interface EpochLogs {
+  loss: number;
+  valLoss?: number;
+  valAccuracy?: number;
+}
+
+export interface FitOptions {
+  /** @default 1 */
+  epochs?: number;
+  /** @default 32 */
+  batchSize?: number;
+  /** Reshuffle every epoch with the network's seeded generator. @default true */
+  shuffle?: boolean;
+  validationData?: [Float32Array, Targets];
+  onBatchEnd?: (step: number, logs: BatchLogs) => void;
+  onEpochEnd?: (epoch: number, logs: EpochLogs) => void;
+  /** Stops after the current mini-batch. */
+  signal?: AbortSignal;
+}
+
+export interface History {
+  epoch: number[];
+  loss: number[];
+  valLoss: number[];
+  valAccuracy: number[];
+}
+
+export interface Evaluation {
+  loss: number;
+  /** Classification (softmaxCrossEntropy) only. */
+  accuracy?: number;
+}
+
+export declare class Network {
+  private constructor();
+  readonly config: NormalizedNetworkConfig;
+  readonly inputSize: number;
+  readonly outputSize: number;
+  /** Optimizer steps taken so far. */
+  readonly steps: number;
+  readonly disposed: boolean;
+  /** One optimizer step on one mini-batch of m >= 2 examples; returns the loss before the update. */
+  trainBatch(x: Float32Array, y: Targets): number;
+  fit(x: Float32Array, y: Targets, options?: FitOptions): Promise<History>;
+  /** ONE example with the running statistics, gamma and beta; probabilities for softmaxCrossEntropy. */
+  predict(x: Float32Array, out?: Float32Array): Float32Array;
+  /** Many examples in inference mode; row i equals predict(row i) exactly. */
+  predictBatch(xs: Float32Array): Float32Array;
+  evaluate(xs: Float32Array, ys: Targets): Evaluation;
+  getWeights(): WeightTensor[];
+  setWeights(list: WeightUpdate[]): void;
+  /** Config, parameters, running statistics and optimizer state. */
+  save(): Uint8Array;
+  dispose(): void;
+}
+
+export declare function createNetwork(config: NetworkConfig): Promise<Network>;
+export declare function loadNetwork(bytes: Uint8Array | ArrayBuffer): Promise<Network>;
+
+export type ErrorCode =
+  | 'BNWASM_INVALID_CONFIG'
+  | 'BNWASM_WRONG_TYPE'
+  | 'BNWASM_WRONG_LENGTH'
+  | 'BNWASM_NON_FINITE'
+  | 'BNWASM_LABEL_OUT_OF_RANGE'
+  | 'BNWASM_BATCH_TOO_SMALL'
+  | 'BNWASM_INVALID_ARGUMENT'
+  | 'BNWASM_DIVERGED'
+  | 'BNWASM_CORRUPT_MODEL'
+  | 'BNWASM_DISPOSED';
+
+export declare class BnwasmError extends Error {
+  readonly code: ErrorCode | string;
+  /** The offending element's index, where there is one. */
+  readonly index?: number;
+  readonly value?: number;
+}
+export declare class ConfigError extends BnwasmError {}
+export declare class InputError extends BnwasmError {}
+export declare class DivergenceError extends BnwasmError {}
+export declare class ModelFormatError extends BnwasmError {}
+export declare class DisposedError extends BnwasmError {}
