@@ -46,6 +46,12 @@ class Handle {
   uintptr_t tensorData(size_t i) const { return reinterpret_cast<uintptr_t>(views_.at(i).data); }
   size_t tensorSize(size_t i) const { return views_.at(i).size; }
   val tensorShape(size_t i) const { return val::array(views_.at(i).shape); }
+  int forwardTo(size_t rows, int layer) { return static_cast<int>(net_->forward_to(rows, layer)); }
+  uintptr_t layerOutput(int layer) const { return reinterpret_cast<uintptr_t>(net_->layer_output(layer)); }
+  size_t layerWidth(int layer) const { return net_->layer_width(layer); }
+  int populationBegin(int layer) { return static_cast<int>(net_->population_begin(layer)); }
+  int populationAdd(size_t rows) { return static_cast<int>(net_->population_add(rows)); }
+  int populationEnd() { return static_cast<int>(net_->population_end()); }
   uintptr_t batchMean(int layer) const { return reinterpret_cast<uintptr_t>(net_->batch_mean(layer)); }
   uintptr_t batchVar(int layer) const { return reinterpret_cast<uintptr_t>(net_->batch_var(layer)); }
 
@@ -120,6 +126,12 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
       .function("tensorData", &Handle::tensorData)
       .function("tensorSize", &Handle::tensorSize)
       .function("tensorShape", &Handle::tensorShape)
+      .function("forwardTo", &Handle::forwardTo)
+      .function("layerOutput", &Handle::layerOutput)
+      .function("layerWidth", &Handle::layerWidth)
+      .function("populationBegin", &Handle::populationBegin)
+      .function("populationAdd", &Handle::populationAdd)
+      .function("populationEnd", &Handle::populationEnd)
       .function("batchMean", &Handle::batchMean)
       .function("batchVar", &Handle::batchVar)
       .function("spec", &Handle::spec)

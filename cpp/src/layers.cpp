@@ -127,6 +127,75 @@ void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* do
   }
 }
 
+void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* rstd, float* r,
+                                    float* d, const float* in, const float* gamma, const float* beta,
+                                    const float* running_mean, const float* running_var, size_t B,
+                                    size_t C, float eps, float rmax, float dmax) {
+  // in is (B, C); out is (B, C); mean, var, rstd, r, d are (C)
+  f32_colmeanvar(mean, var, in, B, C);
+  for (size_t c = 0; c < C; ++c) {
+    rstd[c] = 1.0f / std::sqrt(var[c] + eps);
+    const float sigma_running = std::sqrt(running_var[c] + eps);
+    r[c] = std::min(rmax, std::max(1.0f / rmax, (1.0f / rstd[c]) / sigma_running));
+    d[c] = std::min(dmax, std::max(-dmax, (mean[c] - running_mean[c]) / sigma_running));
+  }
+  for (size_t c0 = 0; c0 < C; c0 += kBlock) {
+    const size_t n = std::min(kBlock, C - c0);
+    float scale[kBlock], shift[kBlock];
+    for (size_t j = 0; j < n; ++j) {
+      const size_t c = c0 + j;
+      scale[j] = gamma[c] * rstd[c] * r[c];
+      shift[j] = beta[c] + gamma[c] * d[c] - mean[c] * scale[j];
+    }
+    for (size_t b = 0; b < B; ++b) {
+      const float* x = in + b * C + c0;
+      float* y = out + b * C + c0;
+      for (size_t j = 0; j < n; ++j) y[j] = x[j] * scale[j] + shift[j];
+    }
+  }
+}
+
+void batchnorm_renorm_backward(float* din, float* dgamma, float* dbeta, const float* dout,
+                               const float* in, const float* gamma, const float* mean,
+                               const float* rstd, const float* r, const float* d, size_t B, size_t C) {
+  // out = gamma * (r * xhat + d) + beta with r, d constant: the input gradient
+  // is plain batch norm's with gamma * r in place of gamma, and
+  // dgamma = sum dout * (r * xhat + d) = r * sum(dout * xhat) + d * sum(dout).
+  const float inv_b = 1.0f / static_cast<float>(B);
+  for (size_t c0 = 0; c0 < C; c0 += kBlock) {
+    const size_t n = std::min(kBlock, C - c0);
+    float sum_dout[kBlock] = {0}, sum_dout_xhat[kBlock] = {0};
+    for (size_t b = 0; b < B; ++b) {
+      const float* x = in + b * C + c0;
+      const float* dy = dout + b * C + c0;
+      for (size_t j = 0; j < n; ++j) {
+        sum_dout[j] += dy[j];
+        sum_dout_xhat[j] += dy[j] * (x[j] - mean[c0 + j]) * rstd[c0 + j];
+      }
+    }
+    for (size_t j = 0; j < n; ++j) {
+      dbeta[c0 + j] += sum_dout[j];
+      dgamma[c0 + j] += r[c0 + j] * sum_dout_xhat[j] + d[c0 + j] * sum_dout[j];
+    }
+    if (din == nullptr) continue;
+    float k[kBlock], mdy[kBlock], mdx[kBlock];
+    for (size_t j = 0; j < n; ++j) {
+      k[j] = gamma[c0 + j] * r[c0 + j] * rstd[c0 + j];
+      mdy[j] = sum_dout[j] * inv_b;
+      mdx[j] = sum_dout_xhat[j] * inv_b;
+    }
+    for (size_t b = 0; b < B; ++b) {
+      const float* x = in + b * C + c0;
+      const float* dy = dout + b * C + c0;
+      float* dx = din + b * C + c0;
+      for (size_t j = 0; j < n; ++j) {
+        const float xhat = (x[j] - mean[c0 + j]) * rstd[c0 + j];
+        dx[j] += k[j] * (dy[j] - mdy[j] - xhat * mdx[j]);
+      }
+    }
+  }
+}
+
 void batchnorm_update_running(float* running_mean, float* running_var, const float* mean,
                               const float* var, size_t B, size_t C, double past_weight,
                               bool unbiased) {

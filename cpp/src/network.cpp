@@ -75,7 +75,7 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
         nstats += 2 * width;
       }
       l.cache = ncache;
-      ncache += 3 * width;
+      ncache += 5 * width;
       params_before = true;
     }
     width = l.out;
@@ -203,10 +203,10 @@ void Network::refresh_transposes() {
     }
 }
 
-void Network::forward(const float* x, size_t B, bool train) {
+void Network::forward(const float* x, size_t B, bool train, size_t last) {
   refresh_transposes();
   const float* cur = x;
-  for (size_t i = 0; i < layers_.size(); ++i) {
+  for (size_t i = 0; i < layers_.size() && i <= last; ++i) {
     Layer& l = layers_[i];
     const LayerSpec& ls = spec_.layers[i];
     float* out = l.act.data();
@@ -219,9 +219,16 @@ void Network::forward(const float* x, size_t B, bool train) {
       case LayerType::BatchNorm: {
         const float* gamma = params_.data() + l.gamma;
         const float* beta = params_.data() + l.beta;
-        if (train) {
-          float* c = caches_.data() + l.cache;
-          batchnorm_forward_train(out, c, c + l.out, c + 2 * l.out, cur, gamma, beta, B, l.out,
+        float* c = caches_.data() + l.cache;
+        const size_t C = l.out;
+        if (train && ls.renorm_rmax > 0) {
+          batchnorm_renorm_forward_train(out, c, c + C, c + 2 * C, c + 3 * C, c + 4 * C, cur, gamma,
+                                         beta, stats_.data() + l.rmean, stats_.data() + l.rvar, B,
+                                         C, static_cast<float>(ls.epsilon),
+                                         static_cast<float>(ls.renorm_rmax),
+                                         static_cast<float>(ls.renorm_dmax));
+        } else if (train) {
+          batchnorm_forward_train(out, c, c + C, c + 2 * C, cur, gamma, beta, B, C,
                                   static_cast<float>(ls.epsilon));
         } else {
           batchnorm_forward_infer(out, cur, gamma, beta, stats_.data() + l.rmean,
@@ -257,8 +264,14 @@ void Network::backward(size_t B) {
         break;
       case LayerType::BatchNorm: {
         const float* c = caches_.data() + l.cache;
-        batchnorm_backward(din, grads_.data() + l.gamma, grads_.data() + l.beta, dout, in,
-                           params_.data() + l.gamma, c, c + 2 * l.out, B, l.out);
+        const size_t C = l.out;
+        if (spec_.layers[i].renorm_rmax > 0)
+          batchnorm_renorm_backward(din, grads_.data() + l.gamma, grads_.data() + l.beta, dout, in,
+                                    params_.data() + l.gamma, c, c + 2 * C, c + 3 * C, c + 4 * C, B,
+                                    C);
+        else
+          batchnorm_backward(din, grads_.data() + l.gamma, grads_.data() + l.beta, dout, in,
+                             params_.data() + l.gamma, c, c + 2 * C, B, C);
         break;
       }
       case LayerType::Relu: if (din) relu_backward(din, dout, l.act.data(), B * l.out); break;
@@ -571,6 +584,90 @@ void Network::weights_changed() {
       stats_[l.raw_var + k] = static_cast<float>(stats_[l.rvar + k] * keep);
     }
   }
+}
+
+Status Network::forward_to(size_t n, int32_t layer) {
+  if (layer < 0 || static_cast<size_t>(layer) >= layers_.size())
+    return fail(Status::BadArgument, "layer " + std::to_string(layer) + " does not exist");
+  if (n == 0) return fail(Status::BadArgument, "no rows to run");
+  if (input_.size() < n * input_size()) return fail(Status::BadArgument, "fewer rows staged than n");
+  if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
+  ensure_rows(n);
+  forward(input_.data(), n, false, static_cast<size_t>(layer));
+  return Status::Ok;
+}
+
+const float* Network::layer_output(int32_t layer) const {
+  if (layer < 0 || static_cast<size_t>(layer) >= layers_.size()) return nullptr;
+  return layers_[layer].act.data();
+}
+
+size_t Network::layer_width(int32_t layer) const {
+  if (layer < 0 || static_cast<size_t>(layer) >= layers_.size()) return 0;
+  return layers_[layer].out;
+}
+
+Status Network::population_begin(int32_t layer) {
+  if (layer < 0 || static_cast<size_t>(layer) >= layers_.size() ||
+      layers_[layer].type != LayerType::BatchNorm)
+    return fail(Status::BadArgument, "layer " + std::to_string(layer) + " is not a batch-norm layer");
+  pop_layer_ = layer;
+  pop_count_ = 0;
+  pop_mean_.assign(layers_[layer].out, 0.0);
+  pop_m2_.assign(layers_[layer].out, 0.0);
+  return Status::Ok;
+}
+
+Status Network::population_add(size_t n) {
+  if (pop_layer_ < 0) return fail(Status::BadArgument, "population_begin was not called");
+  if (n == 0) return Status::Ok;
+  if (input_.size() < n * input_size()) return fail(Status::BadArgument, "fewer rows staged than n");
+  if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
+  const float* in = input_.data();
+  if (pop_layer_ > 0) {
+    ensure_rows(n);
+    forward(input_.data(), n, false, static_cast<size_t>(pop_layer_ - 1));
+    in = layers_[pop_layer_ - 1].act.data();
+  }
+  // This chunk's mean and sum of squared deviations in float64, two passes,
+  // then Chan et al.'s pairwise merge into the running totals.
+  const size_t C = layers_[pop_layer_].out;
+  const double nb = static_cast<double>(n);
+  for (size_t c = 0; c < C; ++c) {
+    double sum = 0;
+    for (size_t b = 0; b < n; ++b) sum += in[b * C + c];
+    const double mb = sum / nb;
+    double m2b = 0;
+    for (size_t b = 0; b < n; ++b) {
+      const double dv = in[b * C + c] - mb;
+      m2b += dv * dv;
+    }
+    const double na = pop_count_, total = na + nb;
+    const double delta = mb - pop_mean_[c];
+    pop_mean_[c] += delta * nb / total;
+    pop_m2_[c] += m2b + delta * delta * na * nb / total;
+  }
+  pop_count_ += nb;
+  return Status::Ok;
+}
+
+Status Network::population_end() {
+  if (pop_layer_ < 0) return fail(Status::BadArgument, "population_begin was not called");
+  Layer& l = layers_[pop_layer_];
+  const bool unbiased = spec_.layers[pop_layer_].unbiased_variance;
+  const int32_t layer = pop_layer_;
+  pop_layer_ = -1;
+  if (pop_count_ < (unbiased ? 2 : 1))
+    return fail(Status::BatchTooSmall, "population statistics need at least " +
+                                           std::string(unbiased ? "2 examples" : "1 example") +
+                                           " for layer " + std::to_string(layer));
+  const double denom = unbiased ? pop_count_ - 1 : pop_count_;
+  for (size_t c = 0; c < l.out; ++c) {
+    stats_[l.rmean + c] = static_cast<float>(pop_mean_[c]);
+    stats_[l.rvar + c] = static_cast<float>(pop_m2_[c] / denom);
+  }
+  weights_changed();
+  return Status::Ok;
 }
 
 const float* Network::batch_mean(int32_t layer) const {

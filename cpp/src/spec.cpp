@@ -36,6 +36,7 @@ std::vector<double> encode_spec(const NetworkSpec& s) {
         l.init_std,                  l.momentum,
         l.epsilon,                   l.unbiased_variance ? 1.0 : 0.0,
         l.cumulative ? 1.0 : 0.0,    l.bias_correction ? 1.0 : 0.0,
+        l.renorm_rmax,               l.renorm_dmax,
     };
     v.insert(v.end(), fields, fields + kLayerFields);
   }
@@ -88,6 +89,8 @@ Status decode_spec(const double* v, size_t n, NetworkSpec* out, std::string* why
     l.unbiased_variance = f[7] != 0.0;
     l.cumulative = f[8] != 0.0;
     l.bias_correction = f[9] != 0.0;
+    l.renorm_rmax = f[10];
+    l.renorm_dmax = f[11];
     s.layers.push_back(l);
   }
   const Status st = validate_spec(s, why);
@@ -133,6 +136,10 @@ Status validate_spec(const NetworkSpec& s, std::string* why) {
         return bad(at + ".epsilon must be a finite number > 0");
       if (l.cumulative && l.bias_correction)
         return bad(at + ": biasCorrection applies to statistics 'ema' only");
+      const bool renorm = l.renorm_rmax != 0 || l.renorm_dmax != 0;
+      if (renorm && !(std::isfinite(l.renorm_rmax) && l.renorm_rmax >= 1 &&
+                      std::isfinite(l.renorm_dmax) && l.renorm_dmax >= 0))
+        return bad(at + ".renorm needs rMax >= 1 and dMax >= 0, both finite");
     }
     if (total > (int64_t(1) << 28)) return bad("the network has more than 2^28 weights");
   }

@@ -17,6 +17,7 @@ const BATCH_NORM_DEFAULTS = {
   runningVariance: 'unbiased',
   statistics: 'ema',
   biasCorrection: false,
+  renorm: null,
 };
 const SGD_DEFAULTS = { learningRate: 0.01, momentum: 0, nesterov: false, weightDecay: 0 };
 const ADAM_DEFAULTS = { learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
@@ -98,6 +99,13 @@ function normalizeLayer(fn, layer, i) {
     if (l.biasCorrection && l.statistics !== 'ema') {
       fail(where, "biasCorrection applies to statistics 'ema' only");
     }
+    if (l.renorm !== null) {
+      plainObject(where, 'renorm', l.renorm);
+      checkKeys(`${where}.renorm`, l.renorm, ['rMax', 'dMax']);
+      l.renorm = { rMax: 3, dMax: 5, ...l.renorm };
+      number(`${where}.renorm`, 'rMax', l.renorm.rMax, { min: 1 });
+      number(`${where}.renorm`, 'dMax', l.renorm.dMax, { min: 0 });
+    }
     return l;
   }
   checkKeys(where, layer, ['type']);
@@ -163,7 +171,7 @@ export function outputSize(config) {
   return width;
 }
 
-const LAYER_FIELDS = 10;
+const LAYER_FIELDS = 12;
 
 /** The core's flat spec vector for a normalized config. */
 export function toSpec(c) {
@@ -195,6 +203,8 @@ export function toSpec(c) {
       d.runningVariance === 'unbiased' ? 1 : 0,
       d.statistics === 'cumulative' ? 1 : 0,
       d.biasCorrection ? 1 : 0,
+      d.renorm ? d.renorm.rMax : 0,
+      d.renorm ? d.renorm.dMax : 0,
     );
   }
   return spec;
@@ -216,6 +226,7 @@ export function fromSpec(spec) {
         runningVariance: f[7] === 1 ? 'unbiased' : 'biased',
         statistics: f[8] === 1 ? 'cumulative' : 'ema',
         biasCorrection: f[9] === 1,
+        renorm: f[10] > 0 ? { rMax: f[10], dMax: f[11] } : null,
       });
     } else {
       layers.push({ type });

@@ -1,5 +1,6 @@
 // bnwasm: a batch-normalized neural network in SIMD WebAssembly.
-export { createNetwork, loadNetwork, Network } from './network.js';
+export { createNetwork, loadNetwork, Network, InferenceNetwork } from './network.js';
+export { createTrainer, Trainer } from './trainer.js';
 export {
   BnwasmError,
   ConfigError,

@@ -392,6 +392,125 @@ export class Network {
     this.#predictIn = this.#predictOut = null;
   }
 
+  /**
+   * Population statistics: runs `x` (for example the whole training set) through
+   * the network and sets every batch-norm layer's running mean and variance to
+   * the exact mean and variance of that layer's input over all examples, layer
+   * by layer, with the earlier layers already normalizing by their new
+   * statistics. float64 accumulation; the variance is N-1 or N as the layer's
+   * runningVariance option says.
+   * @param {Float32Array} x (n * inputSize)
+   * @param {object} [options]
+   * @param {number} [options.batchSize=1024] rows per pass into the core
+   * @param {(p: {layer: number, examplesDone: number, examplesTotal: number}) => void} [options.onProgress]
+   */
+  async recomputeStatistics(x, options = {}) {
+    this.#live('recomputeStatistics');
+    const { batchSize = 1024, onProgress } = options;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new InputError(`recomputeStatistics(): batchSize must be a positive integer, got ${describe(batchSize)}`, 'BNWASM_INVALID_ARGUMENT');
+    }
+    const n = this.#rows('recomputeStatistics', 'x', x);
+    this.#checkFinite('recomputeStatistics', 'x', x);
+    const layers = this.#config.layers.flatMap((l, i) => (l.type === 'batchNorm' ? [i] : []));
+    if (n < 2 && layers.some((i) => this.#config.layers[i].runningVariance === 'unbiased')) {
+      throw new InputError('recomputeStatistics(): x has 1 example; an unbiased variance needs at least 2', 'BNWASM_BATCH_TOO_SMALL');
+    }
+    const total = n * layers.length;
+    let lastYield = Date.now();
+    for (const [k, layer] of layers.entries()) {
+      this.#check('recomputeStatistics', this.#h.populationBegin(layer));
+      for (let start = 0; start < n; start += batchSize) {
+        const m = Math.min(batchSize, n - start);
+        this.#stageX(x.subarray(start * this.#inputSize, (start + m) * this.#inputSize), m);
+        this.#check('recomputeStatistics', this.#h.populationAdd(m), start * this.#inputSize);
+        onProgress?.({ layer, examplesDone: k * n + start + m, examplesTotal: total });
+        if (Date.now() - lastYield > 20) {
+          await yieldToEventLoop();
+          this.#live('recomputeStatistics');
+          lastYield = Date.now();
+        }
+      }
+      this.#check('recomputeStatistics', this.#h.populationEnd());
+    }
+  }
+
+  /**
+   * The outputs of one layer (inference mode) for many examples: what the
+   * layer after it sees. For example the inputs of a sigmoid over training.
+   * @param {Float32Array} xs (n * inputSize)
+   * @param {number} layer index into config.layers
+   * @returns {Float32Array} (n * width of that layer)
+   */
+  activations(xs, layer) {
+    this.#live('activations');
+    const n = this.#rows('activations', 'xs', xs);
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.#config.layers.length) {
+      throw new InputError(
+        `activations(): layer must be an integer in [0, ${this.#config.layers.length}), got ${describe(layer)}`,
+        'BNWASM_INVALID_ARGUMENT',
+      );
+    }
+    const width = this.#h.layerWidth(layer);
+    const out = new Float32Array(n * width);
+    for (let start = 0; start < n; start += CHUNK_ROWS) {
+      const m = Math.min(CHUNK_ROWS, n - start);
+      this.#stageX(xs.subarray(start * this.#inputSize, (start + m) * this.#inputSize), m);
+      this.#check('activations', this.#h.forwardTo(m, layer), start * this.#inputSize, 'xs');
+      const p = this.#h.layerOutput(layer) >>> 2;
+      out.set(this.#mod.HEAPF32.subarray(p, p + m * width), start * width);
+    }
+    return out;
+  }
+
+  /**
+   * A predict-only network in which every batch norm that follows a dense
+   * layer is folded into it: W' = W * gamma / sqrt(var + eps),
+   * b' = (b - mean) * gamma / sqrt(var + eps) + beta (computed in float64).
+   * Its outputs match this network's inference to float32 rounding.
+   * @returns {Promise<InferenceNetwork>}
+   */
+  async toInference() {
+    this.#live('toInference');
+    const tensors = new Map(this.getWeights().map((t) => [`${t.layer}/${t.name}`, t]));
+    const layers = [];
+    const weights = [];
+    const src = this.#config.layers;
+    for (let i = 0; i < src.length; i++) {
+      const l = src[i];
+      const at = layers.length;
+      if (l.type === 'dense' && src[i + 1]?.type === 'batchNorm') {
+        const bn = src[i + 1];
+        const w = tensors.get(`${i}/weight`).values;
+        const b = tensors.get(`${i}/bias`)?.values;
+        const gamma = tensors.get(`${i + 1}/gamma`).values;
+        const beta = tensors.get(`${i + 1}/beta`).values;
+        const mean = tensors.get(`${i + 1}/runningMean`).values;
+        const variance = tensors.get(`${i + 1}/runningVariance`).values;
+        const inputs = w.length / l.units;
+        const folded = new Float32Array(w.length);
+        const bias = new Float32Array(l.units);
+        for (let u = 0; u < l.units; u++) {
+          const scale = gamma[u] / Math.sqrt(variance[u] + bn.epsilon);
+          for (let k = 0; k < inputs; k++) folded[u * inputs + k] = w[u * inputs + k] * scale;
+          bias[u] = ((b ? b[u] : 0) - mean[u]) * scale + beta[u];
+        }
+        layers.push({ type: 'dense', units: l.units, useBias: true });
+        weights.push({ layer: at, name: 'weight', values: folded }, { layer: at, name: 'bias', values: bias });
+        i++; // the batch norm is folded
+      } else {
+        layers.push(l);
+        for (const name of ['weight', 'bias', 'gamma', 'beta', 'runningMean', 'runningVariance']) {
+          const t = tensors.get(`${i}/${name}`);
+          if (t) weights.push({ layer: at, name, values: t.values });
+        }
+      }
+    }
+    const net = await createNetwork({ ...this.#config, layers, optimizer: { type: 'sgd' } });
+    net.setWeights(weights);
+    return new InferenceNetwork(net);
+  }
+
   /** @internal Per batch-norm layer, the last training batch's mean and biased variance. */
   _batchStatistics(layer) {
     this.#live('batchStatistics');
@@ -502,6 +621,47 @@ export class Network {
     if (status === 5) throw new DivergenceError(`${fn}(): ${message}`, details);
     if (status === 6) throw new ModelFormatError(`${fn}(): ${message}`);
     throw new InputError(`${fn}(): ${message}`, code, details);
+  }
+}
+
+/**
+ * A predict-only network (see Network.toInference): the inference methods of
+ * Network, nothing that trains.
+ */
+export class InferenceNetwork {
+  #net;
+  constructor(net) {
+    this.#net = net;
+  }
+  get config() {
+    return this.#net.config;
+  }
+  get inputSize() {
+    return this.#net.inputSize;
+  }
+  get outputSize() {
+    return this.#net.outputSize;
+  }
+  get disposed() {
+    return this.#net.disposed;
+  }
+  predict(x, out) {
+    return this.#net.predict(x, out);
+  }
+  predictBatch(xs) {
+    return this.#net.predictBatch(xs);
+  }
+  evaluate(xs, ys) {
+    return this.#net.evaluate(xs, ys);
+  }
+  getWeights() {
+    return this.#net.getWeights();
+  }
+  save() {
+    return this.#net.save();
+  }
+  dispose() {
+    this.#net.dispose();
   }
 }
 

@@ -35,6 +35,20 @@ void batchnorm_forward_infer(float* out, const float* in, const float* gamma, co
 // dout, in, din are (B, C); mean, rstd are the (C) caches of the forward pass.
 void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* dout, const float* in,
                         const float* gamma, const float* mean, const float* rstd, size_t B, size_t C);
+// Batch renormalization (Ioffe 2017), training mode: the batch-normalized
+// value is corrected towards the running statistics,
+//   xhat = (x - mean) * rstd * r + d,
+//   r = clip(sqrt(var + eps) / sqrt(running_var + eps), 1/rmax, rmax),
+//   d = clip((mean - running_mean) / sqrt(running_var + eps), -dmax, dmax),
+// with r and d (C) treated as constants by backward. rmax = 1, dmax = 0 is
+// plain batch norm.
+void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* rstd, float* r,
+                                    float* d, const float* in, const float* gamma, const float* beta,
+                                    const float* running_mean, const float* running_var, size_t B,
+                                    size_t C, float eps, float rmax, float dmax);
+void batchnorm_renorm_backward(float* din, float* dgamma, float* dbeta, const float* dout,
+                               const float* in, const float* gamma, const float* mean,
+                               const float* rstd, const float* r, const float* d, size_t B, size_t C);
 // running = past_weight * running + (1 - past_weight) * batch, per feature.
 // past_weight is the layer's momentum for an exponentially weighted average
 // (the weight of the past, the lecture's beta) or (n - 1) / n for the plain

@@ -54,6 +54,8 @@ struct LayerSpec {
   bool unbiased_variance = true;   // running variance from the m/(m-1) batch variance
   bool cumulative = false;         // plain average over all batches instead of the EMA
   bool bias_correction = false;    // EMA from zero weight, divided by 1 - momentum^t
+  double renorm_rmax = 0;          // batch renormalization when > 0 (>= 1): clip of r
+  double renorm_dmax = 0;          // clip of d (>= 0)
 };
 
 struct OptimizerSpec {
@@ -81,9 +83,9 @@ struct NetworkSpec {
 //   [5] momentum [6] nesterov [7] beta1 [8] beta2 [9] epsilon [10] weight_decay
 //   [11] layer count, then kLayerFields values per layer:
 //   type, units, use_bias, init, init_std, momentum, epsilon, unbiased_variance,
-//   cumulative, bias_correction.
+//   cumulative, bias_correction, renorm_rmax, renorm_dmax.
 constexpr size_t kSpecHeader = 12;
-constexpr size_t kLayerFields = 10;
+constexpr size_t kLayerFields = 12;
 std::vector<double> encode_spec(const NetworkSpec& spec);
 // Checks every value; on failure returns InvalidConfig and says why.
 Status decode_spec(const double* v, size_t n, NetworkSpec* spec, std::string* why);
@@ -131,6 +133,24 @@ class Network {
   // A permutation of [0, n) from the network's own seeded generator, into indices(n).
   void shuffle(size_t n);
 
+  // Inference-mode forward of the n staged rows through layers [0, layer];
+  // that layer's output, (n, layer_width(layer)), stays at layer_output(layer)
+  // until the next call that runs the network.
+  Status forward_to(size_t n, int32_t layer);
+  const float* layer_output(int32_t layer) const;
+  size_t layer_width(int32_t layer) const;
+  size_t layer_count() const { return layers_.size(); }
+
+  // Population statistics for one batch-norm layer: begin, add the staged rows
+  // in as many chunks as needed (they run through the earlier layers in
+  // inference mode), end. The layer's running mean and variance become the
+  // exact mean and variance of its input over all rows added (float64, Chan's
+  // merge; N-1 or N as the layer's unbiased_variance says). Call for each
+  // batch-norm layer in order so later layers see the new earlier statistics.
+  Status population_begin(int32_t layer);
+  Status population_add(size_t n);
+  Status population_end();
+
   std::vector<TensorView> tensors();
   // Call after writing into tensors() so cached derived values are refreshed.
   void weights_changed();
@@ -151,7 +171,7 @@ class Network {
     size_t gamma = 0, beta = 0;             // params: batch norm
     size_t rmean = 0, rvar = 0;             // stats: running mean and variance
     size_t raw_mean = 0, raw_var = 0;       // stats: uncorrected EMA (bias_correction)
-    size_t cache = 0;                       // caches: mean, var, rstd (3 * out)
+    size_t cache = 0;                       // caches: mean, var, rstd, r, d (5 * out)
     uint64_t tracked = 0;                   // batches folded into the running statistics
     bool needs_din = false;                 // some earlier layer has parameters
     std::vector<float> act;                 // (rows, out)
@@ -164,7 +184,8 @@ class Network {
   Status check_inputs(const float* x, size_t rows);
   Status fail(Status s, std::string message, int64_t index = -1, double value = 0);
   void ensure_rows(size_t rows);
-  void forward(const float* x, size_t B, bool train);
+  // Runs layers [0, last] (all by default) on x.
+  void forward(const float* x, size_t B, bool train, size_t last = ~size_t(0));
   void backward(size_t B);
   void optimizer_step();
   bool update_running_statistics(size_t B);
@@ -188,6 +209,9 @@ class Network {
   std::vector<int32_t> labels_;
   std::vector<uint32_t> indices_;
   std::vector<float> one_a_, one_b_;  // single-example ping-pong buffers
+  int32_t pop_layer_ = -1;            // population statistics in progress
+  double pop_count_ = 0;
+  std::vector<double> pop_mean_, pop_m2_;
   ErrorInfo error_;
 };
 
