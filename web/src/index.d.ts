@@ -28,6 +28,13 @@ export interface BatchNormLayerConfig {
   statistics?: 'ema' | 'cumulative';
   /** EMA that starts from zero weight and divides by 1 - momentum^t (statistics 'ema' only). @default false */
   biasCorrection?: boolean;
+  /**
+   * Batch renormalization (Ioffe 2017) for small mini-batches: xhat * r + d with
+   * r = clip(sigma_B / sigma_running, 1/rMax, rMax), d = clip((mu_B - mu_running) / sigma_running, -dMax, dMax),
+   * not back-propagated. null: plain batch norm. rMax 1, dMax 0 equals plain batch norm.
+   * @default null (when given: rMax 3, dMax 5)
+   */
+  renorm?: { rMax?: number; dMax?: number } | null;
 }
 
 export interface ActivationLayerConfig {
@@ -76,7 +83,7 @@ export interface NetworkConfig {
 /** A config with every default filled in, as Network.config returns it. */
 export interface NormalizedNetworkConfig {
   inputSize: number;
-  layers: (Required<DenseLayerConfig> | Required<BatchNormLayerConfig> | ActivationLayerConfig)[];
+  layers: (Required<DenseLayerConfig> | (Required<Omit<BatchNormLayerConfig, 'renorm'>> & { renorm: { rMax: number; dMax: number } | null }) | ActivationLayerConfig)[];
   loss: 'softmaxCrossEntropy' | 'meanSquaredError';
   optimizer: Required<SgdConfig> | Required<AdamConfig>;
   seed: number;
@@ -157,6 +164,36 @@ export declare class Network {
   getWeights(): WeightTensor[];
   setWeights(list: WeightUpdate[]): void;
   /** Config, parameters, running statistics and optimizer state. */
+  save(): Uint8Array;
+  dispose(): void;
+  /**
+   * Sets every batch norm's running mean and variance to the exact (float64) statistics of its
+   * input over x, layer by layer, earlier layers already using their new statistics.
+   */
+  recomputeStatistics(
+    x: Float32Array,
+    options?: {
+      /** @default 1024 */
+      batchSize?: number;
+      onProgress?: (p: { layer: number; examplesDone: number; examplesTotal: number }) => void;
+    },
+  ): Promise<void>;
+  /** One layer's inference-mode outputs for many examples: (n * width of that layer). */
+  activations(xs: Float32Array, layer: number): Float32Array;
+  /** A predict-only copy with every batch norm folded into the dense layer before it. */
+  toInference(): Promise<InferenceNetwork>;
+}
+
+export declare class InferenceNetwork {
+  private constructor();
+  readonly config: NormalizedNetworkConfig;
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly disposed: boolean;
+  predict(x: Float32Array, out?: Float32Array): Float32Array;
+  predictBatch(xs: Float32Array): Float32Array;
+  evaluate(xs: Float32Array, ys: Targets): Evaluation;
+  getWeights(): WeightTensor[];
   save(): Uint8Array;
   dispose(): void;
 }
