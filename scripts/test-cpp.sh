@@ -22,3 +22,6 @@ emcmake cmake -S . -B build/wasm-tests -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CROSSCOMPILING_EMULATOR=node >/dev/null
 cmake --build build/wasm-tests -j"$jobs" --target bnwasm_tests >/dev/null
 (cd build/wasm-tests && ctest --output-on-failure)
+
+echo "== fuzz: model loader, libFuzzer + ASan + UBSan, fixed 20,000 executions"
+bash scripts/fuzz.sh

@@ -5,6 +5,8 @@
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
+#include <malloc.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -99,6 +101,8 @@ Handle* load(size_t n) {
 }
 std::string lastError() { return g_error; }
 std::string kernelIsa() { return bnwasm::kernel_isa(); }
+// Bytes malloc has handed out and not taken back: flat across cycles means no leak.
+double heapAllocated() { return static_cast<double>(mallinfo().uordblks); }
 
 }  // namespace
 
@@ -147,4 +151,5 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
   function("load", &load, allow_raw_pointers());
   function("lastError", &lastError);
   function("kernelIsa", &kernelIsa);
+  function("heapAllocated", &heapAllocated);
 }

@@ -136,6 +136,19 @@ struct Serializer {
     std::string spec_why;
     if (decode_spec(spec_v.data(), spec_v.size(), &spec, &spec_why) != Status::Ok)
       return corrupt("invalid network configuration: " + spec_why);
+    // Refuse before allocating: the tensors the spec implies must fit in the bytes left.
+    uint64_t floats = 0;
+    int64_t width = spec.input_size;
+    for (const LayerSpec& l : spec.layers) {
+      if (l.type == LayerType::Dense) {
+        floats += static_cast<uint64_t>(width) * l.units + (l.use_bias ? l.units : 0);
+        width = l.units;
+      } else if (l.type == LayerType::BatchNorm) {
+        floats += 4 * static_cast<uint64_t>(width);  // gamma, beta, running mean and variance
+      }
+    }
+    if (floats * sizeof(float) > length)
+      return corrupt("the configuration needs more tensor bytes than the model holds");
     std::unique_ptr<Network> net(new Network(spec));
     uint32_t nlayers = 0;
     if (!r.get(&net->step_) || !r.get(&net->rng_state_) || !r.get(&nlayers) ||

@@ -200,6 +200,8 @@ export declare class InferenceNetwork {
 
 export declare function createNetwork(config: NetworkConfig): Promise<Network>;
 export declare function loadNetwork(bytes: Uint8Array | ArrayBuffer): Promise<Network>;
+/** Memory diagnostics for leak checks. */
+export declare function memoryUsage(): Promise<{ wasmMemoryBytes: number; allocatedBytes: number; liveNetworks: number }>;
 
 export type ErrorCode =
   | 'BNWASM_INVALID_CONFIG'

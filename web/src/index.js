@@ -1,5 +1,5 @@
 // bnwasm: a batch-normalized neural network in SIMD WebAssembly.
-export { createNetwork, loadNetwork, Network, InferenceNetwork } from './network.js';
+export { createNetwork, loadNetwork, memoryUsage, Network, InferenceNetwork } from './network.js';
 export { createTrainer, Trainer } from './trainer.js';
 export {
   BnwasmError,

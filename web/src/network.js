@@ -18,9 +18,14 @@ const STATUS_CODES = {
 /** Rows per call into the core for predictBatch/evaluate: bounds the staging memory. */
 const CHUNK_ROWS = 512;
 
+let liveNetworks = 0;
+
 // Frees the Embind object of a Network the user forgot to dispose.
 const registry = new FinalizationRegistry((handle) => {
-  if (!handle.isDeleted()) handle.delete();
+  if (!handle.isDeleted()) {
+    handle.delete();
+    liveNetworks--;
+  }
 });
 
 const yieldToEventLoop =
@@ -67,6 +72,7 @@ export class Network {
     this.#outputSize = outputSize(config);
     this.#hasBatchNorm = config.layers.some((l) => l.type === 'batchNorm');
     registry.register(this, handle, this);
+    liveNetworks++;
   }
 
   /** The normalized config, every default filled in (a copy). */
@@ -388,6 +394,7 @@ export class Network {
     this.#disposed = true;
     registry.unregister(this);
     this.#h.delete();
+    liveNetworks--;
     this.#h = null;
     this.#predictIn = this.#predictOut = null;
   }
@@ -676,6 +683,16 @@ export async function createNetwork(config) {
   const handle = mod.create(toSpec(normalized));
   if (handle === null) throw new BnwasmError(`createNetwork(): ${mod.lastError()}`, 'BNWASM_INVALID_CONFIG');
   return new Network(mod, handle, normalized);
+}
+
+/**
+ * Memory diagnostics, for leak checks: the wasm memory's size, the bytes
+ * allocated inside it, and the networks not yet disposed or collected.
+ * @returns {Promise<{wasmMemoryBytes: number, allocatedBytes: number, liveNetworks: number}>}
+ */
+export async function memoryUsage() {
+  const mod = await loadModule();
+  return { wasmMemoryBytes: mod.HEAPU8.buffer.byteLength, allocatedBytes: mod.heapAllocated(), liveNetworks };
 }
 
 /**
