@@ -9,5 +9,15 @@ mkdir -p build
 emcmake cmake -S . -B build/wasm -DBNWASM_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CROSSCOMPILING_EMULATOR=node >build/wasm-configure.log 2>&1 ||
   { cat build/wasm-configure.log >&2; exit 1; }
-cmake --build build/wasm -j"$(nproc)"
+cmake --build build/wasm -j"$(nproc)" --target bnwasm_module
+# Install the .mjs/.wasm pair together: copy into a fresh folder, then rename
+# it over web/dist, so a reader never sees one file of one build and one of another.
+mkdir -p web
+staging=$(mktemp -d web/.dist-XXXXXX)
+cp build/wasm/dist/bnwasm.mjs build/wasm/dist/bnwasm.wasm "$staging/"
+chmod 755 "$staging"
+rm -rf web/dist.old
+[ -d web/dist ] && mv web/dist web/dist.old
+mv "$staging" web/dist
+rm -rf web/dist.old
 echo "build: $(wc -c <web/dist/bnwasm.wasm) bytes of wasm, $(wasm-objdump -d web/dist/bnwasm.wasm 2>/dev/null | grep -c 'f32x4' || echo '?') f32x4 instructions"

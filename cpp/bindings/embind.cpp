@@ -7,6 +7,8 @@
 
 #include <malloc.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +39,13 @@ class Handle {
   int evaluate(size_t rows) { return static_cast<int>(net_->evaluate(rows, &loss_, &correct_)); }
   double correct() const { return static_cast<double>(correct_); }
   void shuffle(size_t n) { net_->shuffle(n); }
+  // 64-bit state as 16 hex digits (a JS number holds only 53 bits).
+  std::string rngState() const {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(net_->rng_state()));
+    return buf;
+  }
+  void setRngState(const std::string& hex) { net_->set_rng_state(std::strtoull(hex.c_str(), nullptr, 16)); }
   double steps() const { return static_cast<double>(net_->steps()); }
   size_t inputSize() const { return net_->input_size(); }
   size_t outputSize() const { return net_->output_size(); }
@@ -121,6 +130,8 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
       .function("correct", &Handle::correct)
       .function("shuffle", &Handle::shuffle)
       .function("steps", &Handle::steps)
+      .function("rngState", &Handle::rngState)
+      .function("setRngState", &Handle::setRngState)
       .function("inputSize", &Handle::inputSize)
       .function("outputSize", &Handle::outputSize)
       .function("weightsChanged", &Handle::weightsChanged)

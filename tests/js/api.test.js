@@ -237,6 +237,28 @@ describe('save and load', () => {
   });
 });
 
+describe('checkpoints', () => {
+  test('fit resumed from a mid-epoch checkpoint continues exactly as uninterrupted training', async () => {
+    const config = smallConfig({ optimizer: { type: 'adam', learningRate: 0.01 } });
+    const { x, y } = blobs(100);
+    const options = { epochs: 3, batchSize: 16 }; // 7 batches an epoch
+    const straight = await createNetwork(config);
+    const checkpoints = [];
+    await straight.fit(x, y, { ...options, checkpointEvery: 5, onCheckpoint: (c) => checkpoints.push(c) });
+    expect(checkpoints.map((c) => [c.step, c.epoch, c.batch])).toEqual([[5, 0, 5], [10, 1, 3], [15, 2, 1], [20, 2, 6]]);
+    for (const checkpoint of checkpoints) {
+      const resumed = await loadNetwork(checkpoint.bytes);
+      await resumed.fit(x, y, { ...options, resumeFrom: checkpoint });
+      expect(resumed.steps).toBe(straight.steps);
+      expect(bytesEqual(resumed.save(), straight.save())).toBe(true);
+      resumed.dispose();
+    }
+    // A checkpoint only fits the network state it was taken from.
+    await expect(straight.fit(x, y, { ...options, resumeFrom: checkpoints[0] })).rejects.toMatchObject({ code: 'BNWASM_INVALID_ARGUMENT' });
+    straight.dispose();
+  });
+});
+
 describe('dispose', () => {
   test('frees the network; every later call throws DisposedError; dispose twice is harmless', async () => {
     const net = await createNetwork(smallConfig());

@@ -1,6 +1,6 @@
 // Compiled by tests/js/types.test.js with `tsc --noEmit --strict`: the shipped
 // declarations must accept the README's usage and reject misuse.
-import { createNetwork, loadNetwork, InputError, type Network, type NetworkConfig } from 'bnwasm';
+import { createNetwork, loadNetwork, InputError, type Checkpoint, type Network, type NetworkConfig } from 'bnwasm';
 
 const config: NetworkConfig = {
   inputSize: 784,
@@ -18,7 +18,15 @@ const config: NetworkConfig = {
 export async function tour(x: Float32Array, y: Uint8Array): Promise<number> {
   const net: Network = await createNetwork(config);
   const loss: number = net.trainBatch(x, y);
-  const history = await net.fit(x, y, { epochs: 1, batchSize: 64, onBatchEnd: (step, logs) => void (step + logs.loss) });
+  let saved: Checkpoint | undefined;
+  const history = await net.fit(x, y, {
+    epochs: 1,
+    batchSize: 64,
+    onBatchEnd: (step, logs) => void (step + logs.loss),
+    checkpointEvery: 100,
+    onCheckpoint: (c) => (saved = c),
+  });
+  if (saved) await (await loadNetwork(saved.bytes)).fit(x, y, { epochs: 1, batchSize: 64, resumeFrom: saved });
   const p: Float32Array = net.predict(x.subarray(0, 784));
   const { accuracy } = net.evaluate(x, y);
   const w = net.getWeights();

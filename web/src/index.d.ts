@@ -130,6 +130,22 @@ export interface FitOptions {
   onEpochEnd?: (epoch: number, logs: EpochLogs) => void;
   /** Stops after the current mini-batch. */
   signal?: AbortSignal;
+  /** Call onCheckpoint every this many optimizer steps. */
+  checkpointEvery?: number;
+  onCheckpoint?: (checkpoint: Checkpoint) => void;
+  /** Continue exactly where a checkpoint was taken (on a network loaded from its bytes, same data and options). */
+  resumeFrom?: Checkpoint;
+}
+
+export interface Checkpoint {
+  /** save() bytes at the checkpoint. */
+  bytes: Uint8Array;
+  epoch: number;
+  /** The next mini-batch's index within the epoch. */
+  batch: number;
+  step: number;
+  /** The shuffling generator's state at the start of the epoch (16 hex digits). */
+  shuffleState: string;
 }
 
 export interface History {

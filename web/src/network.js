@@ -124,16 +124,41 @@ export class Network {
    * @param {(step: number, logs: {epoch: number, batch: number, loss: number}) => void} [options.onBatchEnd]
    * @param {(epoch: number, logs: {loss: number, valLoss?: number, valAccuracy?: number}) => void} [options.onEpochEnd]
    * @param {AbortSignal} [options.signal] stops after the current mini-batch
+   * @param {number} [options.checkpointEvery] call onCheckpoint every this many steps
+   * @param {(checkpoint: Checkpoint) => void} [options.onCheckpoint] receives save() bytes and
+   *   the position in the data; pass the checkpoint as `resumeFrom` to a network loaded from
+   *   its bytes, with the same data and options, and training continues exactly.
+   * @param {Checkpoint} [options.resumeFrom]
    */
   async fit(x, y, options = {}) {
     this.#live('fit');
-    const allowed = ['epochs', 'batchSize', 'shuffle', 'validationData', 'onBatchEnd', 'onEpochEnd', 'signal'];
+    const allowed = [
+      'epochs', 'batchSize', 'shuffle', 'validationData', 'onBatchEnd', 'onEpochEnd', 'signal',
+      'checkpointEvery', 'onCheckpoint', 'resumeFrom',
+    ];
     for (const key of Object.keys(options)) {
       if (!allowed.includes(key)) {
         throw new InputError(`fit(): unknown option '${key}' (expected one of ${allowed.join(', ')})`, 'BNWASM_INVALID_ARGUMENT');
       }
     }
     const { epochs = 1, batchSize = 32, shuffle = true, validationData, onBatchEnd, onEpochEnd, signal } = options;
+    const { checkpointEvery, onCheckpoint, resumeFrom } = options;
+    if (checkpointEvery !== undefined && (!Number.isInteger(checkpointEvery) || checkpointEvery < 1 || typeof onCheckpoint !== 'function')) {
+      throw new InputError(
+        `fit(): checkpointEvery must be a positive integer and come with an onCheckpoint function, got ${describe(checkpointEvery)} and ${describe(onCheckpoint)}`,
+        'BNWASM_INVALID_ARGUMENT',
+      );
+    }
+    if (
+      resumeFrom !== undefined &&
+      (resumeFrom === null || !Number.isInteger(resumeFrom.epoch) || !Number.isInteger(resumeFrom.batch) ||
+        !/^[0-9a-f]{16}$/.test(resumeFrom.shuffleState) || resumeFrom.step !== this.#h.steps())
+    ) {
+      throw new InputError(
+        `fit(): resumeFrom must be a checkpoint from onCheckpoint, for a network loaded from its bytes (steps ${this.#h.steps()}, checkpoint step ${resumeFrom?.step})`,
+        'BNWASM_INVALID_ARGUMENT',
+      );
+    }
     if (!Number.isInteger(epochs) || epochs < 1) {
       throw new InputError(`fit(): epochs must be a positive integer, got ${describe(epochs)}`, 'BNWASM_INVALID_ARGUMENT');
     }
@@ -159,8 +184,12 @@ export class Network {
     const classify = this.#config.loss === 'softmaxCrossEntropy';
     const targetWidth = classify ? 1 : this.#outputSize;
     let lastYield = Date.now();
-    for (let epoch = 0; epoch < epochs; epoch++) {
+    for (let epoch = resumeFrom ? resumeFrom.epoch : 0; epoch < epochs; epoch++) {
       let order = null;
+      const resuming = resumeFrom !== undefined && epoch === resumeFrom.epoch;
+      // The state this epoch's permutation comes from, for checkpoints.
+      if (resuming) this.#h.setRngState(resumeFrom.shuffleState);
+      const shuffleState = this.#h.rngState();
       if (shuffle) {
         this.#h.shuffle(n);
         const p = this.#h.indices(n) >>> 2;
@@ -168,7 +197,8 @@ export class Network {
       }
       let lossSum = 0;
       let seen = 0;
-      for (let start = 0, batch = 0; start < n; start += batchSize, batch++) {
+      const firstBatch = resuming ? resumeFrom.batch : 0;
+      for (let start = firstBatch * batchSize, batch = firstBatch; start < n; start += batchSize, batch++) {
         if (signal?.aborted) break;
         const m = Math.min(batchSize, n - start);
         if (m === 1 && this.#hasBatchNorm) break;
@@ -188,7 +218,11 @@ export class Network {
         const loss = this.#h.loss();
         lossSum += loss * m;
         seen += m;
-        onBatchEnd?.(this.#h.steps(), { epoch, batch, loss });
+        const step = this.#h.steps();
+        onBatchEnd?.(step, { epoch, batch, loss });
+        if (checkpointEvery !== undefined && step % checkpointEvery === 0) {
+          onCheckpoint({ bytes: this.save(), epoch, batch: batch + 1, step, shuffleState });
+        }
         if (Date.now() - lastYield > 20) {
           await yieldToEventLoop();
           this.#live('fit');

@@ -132,6 +132,10 @@ class Network {
   Status evaluate(size_t n, double* loss_sum, size_t* correct);
   // A permutation of [0, n) from the network's own seeded generator, into indices(n).
   void shuffle(size_t n);
+  // The shuffling generator's state: saved with the model; a caller that
+  // resumes mid-epoch restores the state the epoch's permutation came from.
+  uint64_t rng_state() const { return rng_state_; }
+  void set_rng_state(uint64_t state) { rng_state_ = state; }
 
   // Inference-mode forward of the n staged rows through layers [0, layer];
   // that layer's output, (n, layer_width(layer)), stays at layer_output(layer)
@@ -175,7 +179,7 @@ class Network {
     uint64_t tracked = 0;                   // batches folded into the running statistics
     bool needs_din = false;                 // some earlier layer has parameters
     std::vector<float> act;                 // (rows, out)
-    std::vector<float> wt;                  // dense: weight^T (in, out)
+    std::vector<float> wt;                  // dense: weight^T (in, out), packed in panels
     uint64_t wt_version = ~uint64_t(0);
   };
 
