@@ -12,14 +12,17 @@ writes anything:
 
 1. Torch parity: every case torch can express (all batch-norm layers 'unbiased') is re-run with
    nn.Linear/nn.BatchNorm1d and must agree with the hand-written reference to 1e-12.
-2. Float32 shadow: the same reference run in float32 must land well inside the tolerances the
-   Jest test uses (at most SHADOW_BUDGET of the allowed error), so that float32 rounding alone
-   cannot fail the test, even with a different summation order in bnwasm.
-3. Margins: every ReLU input is at least RELU_MARGIN times its float32 error away from 0,
-   so rounding cannot switch a unit on or off.
+2. Float32 shadow: the same network in float32, with batch norm's backward in the fused form
+   that bnwasm and torch's kernel use, run SHADOW_SAMPLES times (mini-batch rows reordered,
+   initial weights nudged by one ulp), must stay within SHADOW_BUDGET of the tolerances the Jest
+   test uses, so that float32 rounding alone cannot fail that test.
+3. Margins: every ReLU input in training is at least RELU_MARGIN times its float32 error away
+   from 0, so rounding cannot switch a unit on or off and change a gradient row.
 4. Mutants: plausible implementation mistakes (eps outside the sqrt, the other running-variance
    estimator, the momentum convention reversed, ...) must exceed the tolerances in at least one
    fixture, so the test can fail for the mistakes it is meant to catch.
+If a check fails nothing is written. The seeds in CASES were chosen so that checks 2 and 3 pass;
+when a case changes, change its seed or its scales, not the tolerances.
 
 Inputs, targets and initial weights are rounded to float32 before the reference runs, so that the
 reference starts from exactly the numbers bnwasm receives; the remaining difference is bnwasm's
@@ -34,10 +37,12 @@ import sys
 import torch
 import torch.nn.functional as F
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'fixtures', 'pytorch')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.path.join(ROOT, 'tests', 'fixtures', 'pytorch')
 
 # Tolerances: keep in sync with tests/js/pytorch-parity.test.js, which explains them.
-# An element passes when |actual - expected| <= atolRel * max|expected of tensor| + rtol * |expected|.
+# An element passes when |actual - expected| <= atolRel * scale + rtol * |expected|, where scale
+# is max|expected| of the tensor, or per element for running statistics (atol_scale).
 # 'outputs' is predict after training; 'reloadedOutputs' is predict after setWeights(finalWeights).
 TOLERANCES = {
     'loss': {'rtol': 1e-5, 'atolRel': 1e-6},
@@ -45,23 +50,20 @@ TOLERANCES = {
     'outputs': {'rtol': 1e-4, 'atolRel': 1e-5},
     'reloadedOutputs': {'rtol': 1e-4, 'atolRel': 1e-5},
 }
-# Inputs near 1000 lose about 3 decimal digits to cancellation in float32 (see the Jest test).
+# Inputs near 1000 lose about 3 decimal digits to cancellation in float32, and predict after
+# training amplifies weight errors by the input offset. The Jest test explains the numbers.
 TOLERANCE_OVERRIDES = {
     'large-mean-inputs-b16-sgdm': {
         'loss': {'rtol': 3e-4, 'atolRel': 3e-5},
-        'weights': {'rtol': 1e-3, 'atolRel': 1e-4},
-        'outputs': {'rtol': 5e-3, 'atolRel': 5e-4},
+        'weights': {'rtol': 1e-3, 'atolRel': 1e-3},
+        'outputs': {'rtol': 5e-2, 'atolRel': 5e-3},
         'reloadedOutputs': {'rtol': 1e-3, 'atolRel': 1e-4},
     },
 }
-SHADOW_BUDGET = 0.1   # float32 torch may use at most 10% of the allowed error
+SHADOW_BUDGET = 0.1   # the float32 runs may use at most 10% of the allowed error
 SHADOW_SAMPLES = 6    # float32 runs: as given, then reordered rows and 1-ulp nudged weights
 RELU_MARGIN = 20      # smallest |ReLU input| accepted, in units of its float32 error
 TORCH_AGREEMENT = 1e-12
-# Inputs near 1000 amplify float64 rounding too: the two float64 implementations differ by
-# ~1e-13 relative in the first dense weights, and inference multiplies a weight error by the
-# input offset (1000 * sqrt(6) / batch std ~ 1e4), so their outputs differ by ~8e-11.
-TORCH_AGREEMENT_WIDEN = {'large-mean-inputs-b16-sgdm': 1000}
 MAX_FILE_BYTES = 300_000
 
 F64 = torch.float64
@@ -138,7 +140,8 @@ CASES = [
          '-> dense; softmax cross-entropy; plain SGD; mini-batch 2. With two examples a feature '
          'normalises to +-d/sqrt(d^2+eps) (d = half their difference), so the first dense layer '
          'gets a gradient of order eps/d^3 and barely moves, unless d comes near sqrt(eps), where '
-         'the result becomes hypersensitive to rounding; the seed is one where that does not happen.',
+         'the result becomes hypersensitive to rounding; the seed is one where that does not '
+         'happen.',
          {'inputSize': 5,
           'layers': [{'type': 'dense', 'units': 8, 'useBias': False},
                      bn(running_variance='biased'), {'type': 'sigmoid'},
@@ -146,8 +149,9 @@ CASES = [
           'loss': 'softmaxCrossEntropy', 'optimizer': sgd(0.2, 0.0), 'seed': 2},
          batch=2, steps=5, sample_x=gaussian_inputs(5), seed=242, dense_row_scale=(0.1, 1.0)),
     Case('tanh-cumulative-b32-adam',
-         'dense(no bias) -> batchNorm (cumulative average of batch statistics, torch momentum=None; '
-         'the initial running values are discarded after the first batch) -> tanh -> dense; '
+         'dense(no bias) -> batchNorm (cumulative average of batch statistics, torch '
+         'momentum=None; the initial running values are discarded after the first batch) -> tanh '
+         '-> dense; '
          'softmax cross-entropy; Adam; mini-batch 32.',
          {'inputSize': 8,
           'layers': [{'type': 'dense', 'units': 12, 'useBias': False},
@@ -171,14 +175,18 @@ CASES = [
          'Inputs far from zero: five features 1000 + N(0,1) and one -500 + 3 N(0,1), into '
          'dense(no bias) -> batchNorm -> relu -> dense; softmax cross-entropy; SGD momentum 0.9 '
          'with a small learning rate; mini-batch 16. Batch norm must cancel the large common '
-         'offset; a one-pass variance E[z^2]-E[z]^2 in float32 fails here.',
+         'offset; a one-pass variance E[z^2]-E[z]^2 in float32 fails here. The first dense '
+         'weight gradient is only good to a few percent in float32 (the usual batch-norm backward '
+         'leaves sum(dz) != 0 at the rounding of the batch mean, times the input mean 1000), and '
+         'predict after training multiplies weight errors by that offset again, so those outputs '
+         'carry ~0.3% of float32 error; predict with the final weights loaded does not.',
          {'inputSize': 6,
           'layers': [{'type': 'dense', 'units': 6, 'useBias': False}, bn(), {'type': 'relu'},
                      {'type': 'dense', 'units': 3}],
-          'loss': 'softmaxCrossEntropy', 'optimizer': sgd(0.002, 0.9), 'seed': 5},
+          'loss': 'softmaxCrossEntropy', 'optimizer': sgd(0.001, 0.9), 'seed': 5},
          batch=16, steps=4,
          sample_x=per_feature_inputs([1000.0] * 5 + [-500.0], [1.0] * 5 + [3.0]),
-         seed=505, dense_row_scale=(0.2, 1.0)),
+         seed=509, dense_row_scale=(0.2, 1.0)),
     Case('mse-dense-bias-bn-b8-sgdm',
          'Regression: dense WITH bias -> batchNorm -> tanh -> dense; mean squared error over all '
          'batch*outputs elements with float targets; SGD momentum 0.9; mini-batch 8. The bias '
@@ -190,8 +198,8 @@ CASES = [
          batch=8, steps=4, sample_x=gaussian_inputs(7), teacher='regression', seed=606),
     Case('input-bn-b2-sgdm',
          'batchNorm directly on the input (first layer) -> dense -> relu -> dense; softmax '
-         'cross-entropy; SGD momentum 0.5; mini-batch 2. One input feature has a tiny spread, so '
-         'epsilon dominates its normalisation.',
+         'cross-entropy; SGD momentum 0.5; mini-batch 2. One input feature has a spread (0.003) '
+         'whose variance is comparable with epsilon, so epsilon shapes its normalisation.',
          {'inputSize': 4,
           'layers': [bn(), {'type': 'dense', 'units': 6}, {'type': 'relu'},
                      {'type': 'dense', 'units': 3}],
@@ -298,7 +306,6 @@ ACTIVATIONS = {'relu': torch.relu, 'sigmoid': torch.sigmoid, 'tanh': torch.tanh}
 # ----------------------------------------------------------------------------------------------
 # Reference network (hand-written batch norm) with switchable mistakes for the mutation check
 
-REFERENCE = {}
 MUTANTS = {
     'eps outside sqrt': {'eps_outside_sqrt': True},
     'normalise with unbiased variance': {'train_unbiased': True},
@@ -319,6 +326,9 @@ MUTANTS = {
 
 
 class Network:
+    """The network of a config, trained and evaluated with plain torch ops (autograd gives the
+    gradients); variant switches on the mistakes listed in MUTANTS."""
+
     def __init__(self, config, initial, dtype, variant):
         self.config = config
         self.dtype = dtype
@@ -371,12 +381,14 @@ class Network:
             var = var_biased * m / (m - 1) if self.v.get('train_unbiased') else var_biased
         else:
             mu, var = rmean, rvar
+        if train and update_running:
+            self.update_running(i, layer, mu.detach(), var_biased.detach(), m)
+        if train and self.v.get('fused_backward'):
+            return FusedBatchNorm.apply(z, gamma, beta, eps)
         if self.v.get('eps_outside_sqrt'):
             xhat = (z - mu) / (torch.sqrt(var) + eps)
         else:
             xhat = (z - mu) / torch.sqrt(var + eps)
-        if train and update_running:
-            self.update_running(i, layer, mu.detach(), var_biased.detach(), m)
         return xhat * gamma + beta
 
     def update_running(self, i, layer, mu, var_biased, m):
@@ -415,6 +427,31 @@ class Network:
             if self.config['loss'] == 'softmaxCrossEntropy':
                 out = torch.softmax(out, dim=1)
         return out
+
+
+class FusedBatchNorm(torch.autograd.Function):
+    """Training-mode batch norm with the backward pass that implementations write by hand
+    (torch's native kernel, llm.c, bnwasm): dz = rstd * (dxhat - mean(dxhat) - xhat *
+    mean(dxhat * xhat)). It assumes sum(xhat) = 0, which float32 only approximates: with inputs
+    far from zero the rounding of the mean leaves sum(dz) != 0, and a dense layer in front
+    multiplies that by the input mean. Autograd through the plain formula (the reference) also
+    differentiates the computed mean and leaves no such remainder. Used for the float32 runs,
+    which must predict what bnwasm can reach."""
+
+    @staticmethod
+    def forward(ctx, z, gamma, beta, eps):
+        mu = z.mean(0)
+        rstd = 1.0 / torch.sqrt(((z - mu) ** 2).mean(0) + eps)
+        xhat = (z - mu) * rstd
+        ctx.save_for_backward(xhat, rstd, gamma)
+        return xhat * gamma + beta
+
+    @staticmethod
+    def backward(ctx, dout):
+        xhat, rstd, gamma = ctx.saved_tensors
+        dxhat = dout * gamma
+        dz = rstd * (dxhat - dxhat.mean(0) - xhat * (dxhat * xhat).mean(0))
+        return dz, (dout * xhat).sum(0), dout.sum(0), None
 
 
 class TfAdam:
@@ -478,14 +515,13 @@ def run_reference(case, batches, x_infer, initial, dtype=F64, variant=None, relo
         losses.append(loss.item())
     final = [(layer, name, net.tensors[(layer, name)].detach().to(F64).clone())
              for layer, name, _ in initial]
-    relu_train = net.relu_inputs
-    net.relu_inputs = []
+    relu_train = list(net.relu_inputs)
     outputs = net.predict(x_infer.to(dtype)).to(F64)
     reloaded = outputs
     if reload is not None:
         reloaded = Network(case.config, reload, dtype, variant).predict(x_infer.to(dtype)).to(F64)
     return {'losses': losses, 'final': final, 'outputs': outputs, 'reloaded': reloaded,
-            'relu': relu_train + net.relu_inputs}
+            'relu': relu_train}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -507,8 +543,10 @@ def run_torch_modules(case, batches, x_infer, initial):
                     order.append((i, 'bias', mod.bias))
         elif t == 'batchNorm':
             assert layer['runningVariance'] == 'unbiased'
-            torch_momentum = None if layer['statistics'] == 'cumulative' else 1.0 - layer['momentum']
-            mod = torch.nn.BatchNorm1d(n_out, eps=layer['epsilon'], momentum=torch_momentum).to(F64)
+            cumulative = layer['statistics'] == 'cumulative'
+            torch_momentum = None if cumulative else 1.0 - layer['momentum']
+            mod = torch.nn.BatchNorm1d(n_out, eps=layer['epsilon'], momentum=torch_momentum)
+            mod = mod.to(F64)
             with torch.no_grad():
                 mod.weight.copy_(tensors[(i, 'gamma')])
                 mod.bias.copy_(tensors[(i, 'beta')])
@@ -548,12 +586,14 @@ def check_against_torch(case, batches, x_infer, initial, ref):
         return 'n/a (biased running variance has no torch equivalent)'
     losses, final, outputs = run_torch_modules(case, batches, x_infer, initial)
     # Same rule as the Jest test, with rtol = atolRel = 1e-12 for every quantity.
-    agreement = TORCH_AGREEMENT * TORCH_AGREEMENT_WIDEN.get(case.name, 1)
+    agreement = TORCH_AGREEMENT
     tol = {'rtol': agreement, 'atolRel': agreement}
     worst = max(worst_ratio(torch.tensor([a]), torch.tensor([e]), tol)
                 for a, e in zip(losses, ref['losses']))
+    expected = {(layer, name): e for layer, name, e in ref['final']}
     for layer, name, value in ref['final']:
-        worst = max(worst, worst_ratio(final[(layer, name)], value, tol))
+        worst = max(worst, worst_ratio(final[(layer, name)], value, tol,
+                                       atol_scale(layer, name, value, expected)))
     worst = max(worst, worst_ratio(outputs, ref['outputs'], tol))
     assert worst <= 1.0, '%s: hand-written batch norm differs from torch (%.3g of %g)' % (
         case.name, worst, agreement)
@@ -564,11 +604,28 @@ def check_against_torch(case, batches, x_infer, initial, ref):
 # Checks 2 and 4: compare another run with the reference under the Jest test's tolerances
 
 
-def worst_ratio(actual, expected, tol):
+def atol_scale(layer, name, expected, tensors):
+    """What atolRel multiplies, per element (the Jest test's atolScale).
+
+    Most tensors: the largest |value| of the tensor, since an element is a sum of terms of the
+    tensor's typical size. Batch-norm running statistics are per feature, with scales that span
+    decades across features: a running variance is scaled by itself, a running mean by its
+    feature's spread sqrt(runningVariance).
+    """
+    if name == 'runningVariance':
+        return expected.abs()
+    if name == 'runningMean':
+        return tensors[(layer, 'runningVariance')].sqrt()
+    return expected.abs().max()
+
+
+def worst_ratio(actual, expected, tol, scale=None):
     """Largest |actual - expected| / allowed, with the same rule as expectClose in the Jest test."""
     actual = actual.reshape(-1).to(F64)
     expected = expected.reshape(-1).to(F64)
-    atol = tol['atolRel'] * expected.abs().max().item()
+    if scale is None:
+        scale = expected.abs().max()
+    atol = tol['atolRel'] * scale.reshape(-1)
     allowed = atol + tol['rtol'] * expected.abs()
     diff = (actual - expected).abs()
     diff[~torch.isfinite(actual)] = math.inf
@@ -581,8 +638,10 @@ def compare_runs(case, ref, other):
     # The Jest test checks each step's loss as its own scalar.
     ratios['loss'] = max(worst_ratio(torch.tensor([a]), torch.tensor([e]), case.tol('loss'))
                          for a, e in zip(other['losses'], ref['losses']))
-    ratios['weights'] = max(worst_ratio(a, e, case.tol('weights'))
-                            for (_, _, a), (_, _, e) in zip(other['final'], ref['final']))
+    expected = {(layer, name): e for layer, name, e in ref['final']}
+    ratios['weights'] = max(
+        worst_ratio(a, e, case.tol('weights'), atol_scale(layer, name, e, expected))
+        for (_, _, a), (layer, name, e) in zip(other['final'], ref['final']))
     ratios['outputs'] = worst_ratio(other['outputs'], ref['outputs'], case.tol('outputs'))
     ratios['reloadedOutputs'] = worst_ratio(other['reloaded'], ref['outputs'],
                                             case.tol('reloadedOutputs'))
@@ -597,8 +656,9 @@ def float32_shadow(case, batches, x_infer, initial, ref):
     repeated with the rows of every mini-batch permuted (same mathematics, other summation order)
     and every trainable initial value moved one float32 ulp up or down at random (a rounding-size
     perturbation, which exposes fixtures whose result is hypersensitive to the last bit). The worst
-    sample counts. A ReLU input within rounding distance of 0 could switch the unit on in one
-    implementation and off in the other, which changes that example's whole gradient row.
+    sample counts. A ReLU input within rounding distance of 0 in training could switch the unit
+    on in one implementation and off in the other, which changes that example's whole gradient
+    row. (At inference ReLU is continuous, so a near-zero input costs nothing there.)
     """
     worst = {}
     relu_err = [torch.zeros_like(h) for h in ref['relu']]
@@ -617,15 +677,12 @@ def float32_shadow(case, batches, x_infer, initial, ref):
                 value = torch.nextafter(v32, target).to(F64)
             nudged.append((layer, name, value))
         run = run_reference(case, permuted, x_infer, nudged, dtype=torch.float32,
-                            reload=ref['final'])
+                            variant={'fused_backward': True}, reload=ref['final'])
         for kind, ratio in compare_runs(case, ref, run).items():
             worst[kind] = max(worst.get(kind, 0.0), ratio)
-        # ReLU inputs are recorded layer by layer for every step, then for inference.
+        # Training ReLU inputs, layer by layer for every step, rows in the permuted order.
         for j, (h32, h64) in enumerate(zip(run['relu'], ref['relu'])):
-            h32 = h32.to(F64)
-            step = j // n_relu
-            if step < len(orders):
-                h32 = h32[torch.argsort(orders[step])]
+            h32 = h32.to(F64)[torch.argsort(orders[j // n_relu])]
             relu_err[j] = torch.maximum(relu_err[j], (h32 - h64).abs())
     margin = math.inf
     for h64, err in zip(ref['relu'], relu_err):
@@ -664,6 +721,10 @@ def fixture_json(case, batches, x_infer, initial, ref):
 
 def validate_fixture(path, case):
     """Reload a written file and check it against the format the Jest test expects."""
+    def exact_in_float32(values):
+        t = torch.tensor(values, dtype=F64)
+        return torch.equal(f32(t), t)
+
     with open(path) as f:
         fx = json.load(f)
     config = fx['config']
@@ -678,18 +739,20 @@ def validate_fixture(path, case):
             assert all(math.isfinite(v) for v in w['values'])
             # initial values must survive the trip through Float32Array unchanged
             if key == 'initialWeights':
-                t = torch.tensor(w['values'], dtype=F64)
-                assert torch.equal(f32(t), t), (path, w['name'])
+                assert exact_in_float32(w['values']), (path, w['name'])
     assert len(fx['steps']) == case.steps
     for step in fx['steps']:
         assert len(step['x']) == case.batch * n_in
+        assert exact_in_float32(step['x']), path
         if config['loss'] == 'softmaxCrossEntropy':
             assert len(step['y']) == case.batch and all(isinstance(v, int) for v in step['y'])
             assert all(0 <= v < n_out for v in step['y'])
         else:
             assert len(step['y']) == case.batch * n_out
+            assert exact_in_float32(step['y']), path
         assert math.isfinite(step['loss'])
     assert len(fx['inference']['x']) == case.n_infer * n_in
+    assert exact_in_float32(fx['inference']['x']), path
     assert len(fx['inference']['outputs']) == case.n_infer * n_out
     size = os.path.getsize(path)
     assert size < MAX_FILE_BYTES, (path, size)
@@ -721,9 +784,9 @@ def main():
         for mutant, variant in MUTANTS.items():
             ratios = compare_runs(case, ref, run_reference(case, batches, x_infer, initial,
                                                            variant=variant, reload=ref['final']))
-            if max(ratios.values()) > 1.0:
-                kind = max(ratios, key=ratios.get)
-                caught[mutant].append('%s (%s %.2g)' % (case.name, kind, ratios[kind]))
+            kind = max(ratios, key=ratios.get)
+            if ratios[kind] > 1.0:
+                caught[mutant].append((ratios[kind], case.name, kind))
 
         fixtures.append((case, fixture_json(case, batches, x_infer, initial, ref)))
         print('%-30s batch %2d x %d steps, %d inference rows; losses %s' % (
@@ -734,10 +797,13 @@ def main():
         print('    float32 error / allowed (worst of %d runs): %s' % (
             SHADOW_SAMPLES, ', '.join('%s %.2g' % kv for kv in shadow.items())))
 
-    print('mutants: first fixtures that catch them (quantity, error / allowed)')
+    print('mutants: fixtures that catch them; the strongest catch (error / allowed, quantity)')
     for mutant, where in caught.items():
-        print('    %-40s %s' % (mutant, '; '.join(where[:3]) if where else 'NOT CAUGHT'))
-        if not where:
+        if where:
+            ratio, name, kind = max(where)
+            print('    %-44s %d fixtures; %s %.2g (%s)' % (mutant, len(where), name, ratio, kind))
+        else:
+            print('    %-44s NOT CAUGHT' % mutant)
             problems.append('no fixture catches the mutant: ' + mutant)
     if problems:
         sys.exit('nothing written:\n  ' + '\n  '.join(problems))
