@@ -44,6 +44,7 @@ class Writer {
   }
   void floats(const std::vector<float>& v) {
     put<uint32_t>(static_cast<uint32_t>(v.size()));
+    if (v.empty()) return;  // data() may be null
     const uint8_t* p = reinterpret_cast<const uint8_t*>(v.data());
     out.insert(out.end(), p, p + v.size() * sizeof(float));
   }
@@ -65,7 +66,7 @@ class Reader {
     uint32_t n = 0;
     if (!get(&n) || n != expected || (n_ - pos_) / sizeof(float) < n) return false;
     v->resize(n);
-    std::memcpy(v->data(), p_ + pos_, n * sizeof(float));
+    if (n != 0) std::memcpy(v->data(), p_ + pos_, n * sizeof(float));  // data() may be null when empty
     pos_ += n * sizeof(float);
     return true;
   }
