@@ -6,3 +6,5 @@ bash scripts/build.sh
 bash scripts/test-cpp.sh
 echo "== JS (Jest, Node, through the public API)"
 NODE_OPTIONS=--experimental-vm-modules npx jest "$@"
+echo "== Browser end-to-end (the demo in headless Chromium)"
+node tests/e2e/demo.test.mjs

@@ -242,3 +242,6 @@ export declare class InputError extends BnwasmError {}
 export declare class DivergenceError extends BnwasmError {}
 export declare class ModelFormatError extends BnwasmError {}
 export declare class DisposedError extends BnwasmError {}
+
+export { createTrainer, Trainer } from './trainer.js';
+export type { TrainerFitOptions, TrainerProgress, TrainerHistory, BatchNormProgress } from './trainer.js';

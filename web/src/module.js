@@ -3,7 +3,8 @@ import createBnwasmModule from '../dist/bnwasm.mjs';
 
 let modulePromise = null;
 
-const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
+/** True in Node.js (main thread or worker_threads), false in browsers and Web Workers. */
+export const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
 
 async function instantiate() {
   const wasmUrl = new URL('../dist/bnwasm.wasm', import.meta.url);

@@ -552,14 +552,38 @@ export class Network {
     return new InferenceNetwork(net);
   }
 
-  /** @internal Per batch-norm layer, the last training batch's mean and biased variance. */
-  _batchStatistics(layer) {
+  /**
+   * @internal For the worker's progress reports: a batch-norm layer's last
+   * training batch mean and biased variance and its running statistics, for the
+   * given units only (all when omitted). Copies just those floats, so it is
+   * cheap enough to call after every step. null for a layer that is not batch norm.
+   * @param {number} layer
+   * @param {ArrayLike<number>} [units]
+   */
+  _batchStatistics(layer, units) {
     this.#live('batchStatistics');
     const mp = this.#h.batchMean(layer) >>> 2;
-    const vp = this.#h.batchVar(layer) >>> 2;
     if (mp === 0) return null;
-    const width = this.getWeights().find((t) => t.layer === layer && t.name === 'gamma').values.length;
-    return { mean: this.#mod.HEAPF32.slice(mp, mp + width), variance: this.#mod.HEAPF32.slice(vp, vp + width) };
+    const vp = this.#h.batchVar(layer) >>> 2;
+    const rm = this.#tensorPointer(layer, 'runningMean');
+    const rv = this.#tensorPointer(layer, 'runningVariance');
+    const heap = this.#mod.HEAPF32;
+    const width = this.#h.layerWidth(layer);
+    const pick = (base) =>
+      units === undefined ? heap.slice(base, base + width) : Float32Array.from(units, (u) => heap[base + u]);
+    return { mean: pick(mp), variance: pick(vp), runningMean: pick(rm), runningVariance: pick(rv) };
+  }
+
+  #tensorIndex = null;
+  // Float index into HEAPF32 of a tensor (tensors never move: the arenas are sized once).
+  #tensorPointer(layer, name) {
+    if (this.#tensorIndex === null) {
+      this.#tensorIndex = new Map();
+      for (let i = 0; i < this.#h.tensorCount(); i++) {
+        this.#tensorIndex.set(`${this.#h.tensorLayer(i)}/${this.#h.tensorName(i)}`, this.#h.tensorData(i) >>> 2);
+      }
+    }
+    return this.#tensorIndex.get(`${layer}/${name}`);
   }
 
   // ---- helpers -----------------------------------------------------------------------

@@ -1,0 +1,368 @@
+// The worker client: createTrainer() spawns a worker (a module Web Worker in browsers, a
+// worker_threads Worker in Node) that owns a Network, and keeps one map of request id to
+// promise. The message protocol itself lives in worker.js.
+import { normalizeConfig } from './config.js';
+import {
+  BnwasmError,
+  ConfigError,
+  DisposedError,
+  DivergenceError,
+  InputError,
+  ModelFormatError,
+  describe,
+} from './errors.js';
+import { isNode } from './module.js';
+import { loadNetwork } from './network.js';
+
+// ---- Where we run: isNode (module.js) is the one place that tells Node from browsers ----
+
+/**
+ * Spawns worker.js and adapts it to one shape: {post(message, transfer), terminate(), ref(), unref()},
+ * with callbacks for messages and for the worker dying.
+ */
+async function spawnWorker({ onMessage, onFailure }) {
+  if (isNode) {
+    const { Worker } = await import(/* webpackIgnore: true */ 'node:worker_threads');
+    const worker = new Worker(new URL('./worker.js', import.meta.url));
+    worker.on('message', onMessage);
+    worker.on('error', (error) => onFailure(`it threw ${error?.name ?? 'Error'}: ${error?.message ?? error}`));
+    worker.on('messageerror', (error) => onFailure(`a message could not be read: ${error?.message ?? error}`));
+    worker.on('exit', (code) => onFailure(`it exited with code ${code}`));
+    return {
+      post: (message, transfer) => worker.postMessage(message, transfer),
+      terminate: () => void worker.terminate(),
+      ref: () => worker.ref(),
+      unref: () => worker.unref(),
+    };
+  }
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'bnwasm-trainer' });
+  worker.onmessage = (event) => onMessage(event.data);
+  worker.onerror = (event) => {
+    event.preventDefault?.();
+    onFailure(`it threw: ${event.message || 'the worker script failed to load'}`);
+  };
+  worker.onmessageerror = () => onFailure('a message could not be read');
+  return {
+    post: (message, transfer) => worker.postMessage(message, transfer),
+    terminate: () => worker.terminate(),
+    ref() {},
+    unref() {},
+  };
+}
+
+/**
+ * Inside worker.js: the port to the client, the same shape in both runtimes.
+ * @internal
+ */
+export async function parentPort() {
+  if (isNode) {
+    const { parentPort: port } = await import(/* webpackIgnore: true */ 'node:worker_threads');
+    return {
+      post: (message, transfer) => port.postMessage(message, transfer),
+      listen: (handler) => port.on('message', handler),
+    };
+  }
+  return {
+    post: (message, transfer) => self.postMessage(message, transfer),
+    listen: (handler) => self.addEventListener('message', (event) => handler(event.data)),
+  };
+}
+
+// ---- Errors across the boundary ---------------------------------------------------------
+
+/**
+ * An error as plain data for postMessage (structured clone drops `code` and the
+ * details bnwasm errors carry).
+ * @internal
+ */
+export function serializeError(error) {
+  if (!(error instanceof Error)) {
+    return { name: 'Error', message: `non-Error thrown in the worker: ${String(error)}` };
+  }
+  const { name, message, code } = error;
+  const details = {};
+  for (const key of ['index', 'value']) if (key in error) details[key] = error[key];
+  return { name, message, code, details };
+}
+
+const ERROR_CLASSES = { BnwasmError, ConfigError, InputError, DivergenceError, ModelFormatError, DisposedError };
+const BUILTIN_ERRORS = { TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError };
+
+/** The Error subclass instance a serialized error stood for. @internal */
+export function reviveError({ name, message, code, details }) {
+  const Class = ERROR_CLASSES[name];
+  let error;
+  if (Class === BnwasmError || Class === InputError) error = new Class(message, code, details);
+  else if (Class === DisposedError) error = new Class(message);
+  else if (Class) error = new Class(message, details);
+  else {
+    error = new (BUILTIN_ERRORS[name] ?? Error)(message);
+    if (!(name in BUILTIN_ERRORS) && name) error.name = name;
+    if (code !== undefined) error.code = code;
+  }
+  return error;
+}
+
+// ---- Data crossing to the worker --------------------------------------------------------
+
+// Typed arrays go across once per call: shared when they live in a SharedArrayBuffer,
+// moved when the caller asks for `transfer`, otherwise copied once (the copy is then
+// moved, so a view into a larger buffer costs only its own bytes).
+function ship(array, transfer, list) {
+  if (!ArrayBuffer.isView(array)) return array; // the worker's Network reports the wrong type
+  if (typeof SharedArrayBuffer !== 'undefined' && array.buffer instanceof SharedArrayBuffer) return array;
+  const moved = transfer ? array : array.slice();
+  if (!list.includes(moved.buffer)) list.push(moved.buffer);
+  return moved;
+}
+
+// ---- The client -------------------------------------------------------------------------
+
+const FIT_OPTIONS = [
+  'epochs',
+  'batchSize',
+  'shuffle',
+  'validationData',
+  'signal',
+  'onProgress',
+  'progressInterval',
+  'validationInterval',
+  'trackUnits',
+  'transfer',
+];
+
+/**
+ * A Network that lives in a worker. Create it with createTrainer().
+ * Every method returns a promise; calls after terminate() reject with DisposedError.
+ */
+export class Trainer {
+  #port;
+  #nextId = 1;
+  #pending = new Map(); // id -> {resolve, reject, onProgress}
+  #dead = null; // the Error every later call rejects with
+  #config;
+  #inputSize;
+  #outputSize;
+
+  /** @internal Use createTrainer(). */
+  constructor() {}
+
+  /** @internal */
+  async _start(config) {
+    this.#port = await spawnWorker({
+      onMessage: (message) => this.#receive(message),
+      onFailure: (reason) =>
+        this.#die(new BnwasmError(`bnwasm trainer: the worker stopped (${reason})`, 'BNWASM_WORKER_FAILED')),
+    });
+    const info = await this.#request({ type: 'create', config });
+    this.#config = info.config;
+    this.#inputSize = info.inputSize;
+    this.#outputSize = info.outputSize;
+  }
+
+  /** The worker network's normalized config (a copy). */
+  get config() {
+    return structuredClone(this.#config);
+  }
+  get inputSize() {
+    return this.#inputSize;
+  }
+  get outputSize() {
+    return this.#outputSize;
+  }
+  /** True after terminate() or a worker failure. */
+  get terminated() {
+    return this.#dead !== null;
+  }
+
+  /**
+   * Trains in the worker. The data crosses once per call (see `transfer`); the worker walks
+   * the mini-batches itself. Resolves with the per-epoch history, like Network.fit.
+   * @param {Float32Array} x (n * inputSize)
+   * @param {Int32Array|Uint8Array|Float32Array} y
+   * @param {object} [options]
+   * @param {number} [options.epochs=1]
+   * @param {number} [options.batchSize=32]
+   * @param {boolean} [options.shuffle=true]
+   * @param {[Float32Array, Int32Array|Uint8Array|Float32Array]} [options.validationData]
+   * @param {AbortSignal} [options.signal] stops after the current mini-batch
+   * @param {(p: object) => void} [options.onProgress] at most every progressInterval ms
+   * @param {number} [options.progressInterval=100] ms
+   * @param {number} [options.validationInterval=0] ms between validations during an epoch (0: at epoch ends only)
+   * @param {number|number[]} [options.trackUnits=4] batch-norm units reported in progress (a count, or indices)
+   * @param {boolean} [options.transfer=false] move the arrays' buffers to the worker instead of copying
+   *   them once (the caller's arrays become empty); SharedArrayBuffer-backed arrays are always shared
+   * @returns {Promise<{epoch: number[], loss: number[], valLoss: number[], valAccuracy: number[], steps: number, aborted: boolean}>}
+   */
+  async fit(x, y, options = {}) {
+    this.#alive('fit');
+    if (options === null || typeof options !== 'object') {
+      throw new InputError(`fit(): options must be an object, got ${describe(options)}`, 'BNWASM_INVALID_ARGUMENT');
+    }
+    for (const key of Object.keys(options)) {
+      if (!FIT_OPTIONS.includes(key)) {
+        throw new InputError(`fit(): unknown option '${key}' (expected one of ${FIT_OPTIONS.join(', ')})`, 'BNWASM_INVALID_ARGUMENT');
+      }
+    }
+    const { signal, onProgress, transfer = false, validationData, ...rest } = options;
+    if (onProgress !== undefined && typeof onProgress !== 'function') {
+      throw new InputError(`fit(): onProgress must be a function, got ${describe(onProgress)}`, 'BNWASM_INVALID_ARGUMENT');
+    }
+    const list = [];
+    const message = { type: 'fit', x: ship(x, transfer, list), y: ship(y, transfer, list), options: { ...rest, aborted: signal?.aborted === true } };
+    if (validationData !== undefined) {
+      message.options.validationData = Array.isArray(validationData)
+        ? validationData.map((array) => ship(array, transfer, list))
+        : validationData;
+    }
+    const id = this.#nextId;
+    const abort = () => this.#send({ type: 'abort', fit: id });
+    signal?.addEventListener('abort', abort, { once: true });
+    const done = this.#request(message, list, onProgress);
+    try {
+      return await done;
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
+  }
+
+  /**
+   * Holds the running fit after its current mini-batch. Resolves once the worker has
+   * stopped, with the step count it stopped at.
+   * @returns {Promise<{step: number}>}
+   */
+  pause() {
+    return this.#request({ type: 'pause' });
+  }
+
+  /** Lets a paused fit go on. @returns {Promise<{step: number}>} */
+  resume() {
+    return this.#request({ type: 'resume' });
+  }
+
+  /**
+   * A main-thread Network with the worker network's current weights, gamma, beta, running
+   * statistics and optimizer state (loadNetwork of its save() bytes). The caller owns it:
+   * dispose() it when done.
+   * @returns {Promise<import('./network.js').Network>}
+   */
+  async snapshot() {
+    const { bytes } = await this.#request({ type: 'snapshot' });
+    return loadNetwork(bytes);
+  }
+
+  /** The worker network's save() bytes. @returns {Promise<Uint8Array>} */
+  async save() {
+    const { bytes } = await this.#request({ type: 'snapshot' });
+    return bytes;
+  }
+
+  /**
+   * Single-example inference inside the worker (running statistics, learned gamma and beta).
+   * @param {Float32Array} x (inputSize)
+   * @returns {Promise<Float32Array>} (outputSize)
+   */
+  async predict(x) {
+    const { output } = await this.#request({ type: 'predict', x: ArrayBuffer.isView(x) ? x.slice() : x });
+    return output;
+  }
+
+  /**
+   * Loss (and accuracy) in inference mode, inside the worker; row i is scored as predict(row i).
+   * @returns {Promise<{loss: number, accuracy?: number}>}
+   */
+  evaluate(xs, ys, { transfer = false } = {}) {
+    const list = [];
+    return this.#request({ type: 'evaluate', x: ship(xs, transfer, list), y: ship(ys, transfer, list) }, list);
+  }
+
+  /** Stops the worker at once. Pending calls reject with DisposedError; so do later ones. */
+  terminate() {
+    if (this.#dead) return;
+    this.#die(new DisposedError('bnwasm trainer: terminate() was called, the worker is gone'));
+    this.#port?.terminate();
+  }
+
+  // ---- plumbing ---------------------------------------------------------------------------
+
+  #alive(fn) {
+    if (this.#dead) throw this.#dead instanceof DisposedError ? new DisposedError(`${fn}(): the trainer has been terminated`) : this.#dead;
+  }
+
+  #send(message, transfer = []) {
+    if (!this.#dead) this.#port.post(message, transfer);
+  }
+
+  #request(message, transfer = [], onProgress) {
+    try {
+      this.#alive(message.type);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, onProgress });
+      // A Node process may exit while the trainer idles; it may not while a call is pending.
+      if (this.#pending.size === 1) this.#port.ref();
+      try {
+        this.#port.post({ ...message, id }, transfer);
+      } catch (error) {
+        // Not cloneable (a function in the options, say): nothing reached the worker.
+        this.#settle(id);
+        reject(new InputError(`${message.type}(): an argument cannot be sent to the worker: ${error.message}`, 'BNWASM_WRONG_TYPE'));
+      }
+    });
+  }
+
+  #settle(id) {
+    const entry = this.#pending.get(id);
+    this.#pending.delete(id);
+    if (this.#pending.size === 0 && !this.#dead) this.#port.unref();
+    return entry;
+  }
+
+  #receive(message) {
+    const entry = this.#pending.get(message.id);
+    if (!entry) return;
+    if (message.type === 'progress') {
+      try {
+        entry.onProgress?.(message.progress);
+      } catch (error) {
+        // A throwing callback must not wedge the protocol; report it where the caller awaits.
+        this.#send({ type: 'abort', fit: message.id });
+        entry.callbackError ??= error;
+      }
+      return;
+    }
+    this.#settle(message.id);
+    if (message.type === 'error') entry.reject(reviveError(message.error));
+    else if (entry.callbackError) entry.reject(entry.callbackError);
+    else entry.resolve(message.result);
+  }
+
+  #die(error) {
+    if (this.#dead) return;
+    this.#dead = error;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const { reject } of pending) reject(error);
+  }
+}
+
+/**
+ * Spawns a worker, loads the wasm module there and builds the network. The config is the
+ * one createNetwork() takes; it is checked here first, so a bad one spawns no worker.
+ * @param {object} config
+ * @returns {Promise<Trainer>}
+ */
+export async function createTrainer(config) {
+  normalizeConfig(config, 'createTrainer');
+  const trainer = new Trainer();
+  try {
+    await trainer._start(config);
+  } catch (error) {
+    trainer.terminate();
+    throw error;
+  }
+  return trainer;
+}
