@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Everything: build the wasm module, the C++ suites, then the JS suites.
+# Everything: build the wasm module, the C++ suites (native, sanitizers, wasm,
+# fuzz), the JS suites (Jest), then the browser end-to-end test. Each step's
+# output is shown and kept in build/test-logs/; the last line sums them up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+logs=build/test-logs
+rm -rf "$logs" && mkdir -p "$logs"
+
 bash scripts/build.sh
-bash scripts/test-cpp.sh
+bash scripts/test-cpp.sh 2>&1 | tee "$logs/cpp.log"
 echo "== JS (Jest, Node, through the public API)"
-NODE_OPTIONS=--experimental-vm-modules npx jest "$@"
+NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$logs/jest.json" "$@"
 echo "== Browser end-to-end (the demo in headless Chromium)"
-node tests/e2e/demo.test.mjs
+node tests/e2e/demo.test.mjs 2>&1 | tee "$logs/e2e.log"
+node scripts/test-summary.mjs "$logs"
