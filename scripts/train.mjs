@@ -7,7 +7,7 @@
 //   node scripts/train.mjs [--epochs N] [--batch-size N] [--seed N]
 import { parseArgs } from 'node:util';
 import { createTrainer } from '../web/src/index.js';
-import { CLASS_NAMES, loadFashionMnist } from './fashion-mnist.mjs';
+import { CLASS_NAMES, fashionMnistConfig, loadFashionMnist } from './fashion-mnist.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -19,21 +19,7 @@ const { values: args } = parseArgs({
 const epochs = Number(args.epochs);
 const batchSize = Number(args['batch-size']);
 
-export const DEFAULT_CONFIG = {
-  inputSize: 784,
-  layers: [
-    { type: 'dense', units: 256, useBias: false },
-    { type: 'batchNorm', momentum: 0.9, epsilon: 1e-5 },
-    { type: 'relu' },
-    { type: 'dense', units: 256, useBias: false },
-    { type: 'batchNorm', momentum: 0.9, epsilon: 1e-5 },
-    { type: 'relu' },
-    { type: 'dense', units: 10 },
-  ],
-  loss: 'softmaxCrossEntropy',
-  optimizer: { type: 'adam', learningRate: 1e-3 },
-  seed: Number(args.seed),
-};
+const config = fashionMnistConfig({ seed: Number(args.seed) });
 
 function bar(fraction, width = 30) {
   const full = Math.round(Math.min(1, fraction) * width);
@@ -42,7 +28,7 @@ function bar(fraction, width = 30) {
 
 const { train, test } = loadFashionMnist();
 console.log(`Fashion-MNIST: ${train.n} training and ${test.n} test images`);
-const trainer = await createTrainer(DEFAULT_CONFIG);
+const trainer = await createTrainer(config);
 const tty = process.stdout.isTTY;
 const controller = new AbortController();
 process.once('SIGINT', () => controller.abort());

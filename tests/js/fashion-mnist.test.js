@@ -3,23 +3,8 @@
 // 85.2% on the same job across seeds, mean 84.0%), and single-example and
 // batch inference must agree on every test example.
 import { createNetwork } from 'bnwasm';
-import { loadFashionMnist } from '../../scripts/fashion-mnist.mjs';
+import { fashionMnistConfig, loadFashionMnist } from '../../scripts/fashion-mnist.mjs';
 
-const DEFAULT_CONFIG = {
-  inputSize: 784,
-  layers: [
-    { type: 'dense', units: 256, useBias: false },
-    { type: 'batchNorm', momentum: 0.9, epsilon: 1e-5 },
-    { type: 'relu' },
-    { type: 'dense', units: 256, useBias: false },
-    { type: 'batchNorm', momentum: 0.9, epsilon: 1e-5 },
-    { type: 'relu' },
-    { type: 'dense', units: 10 },
-  ],
-  loss: 'softmaxCrossEntropy',
-  optimizer: { type: 'adam', learningRate: 1e-3 },
-  seed: 1,
-};
 
 const argmax = (p) => p.reduce((best, v, k) => (v > p[best] ? k : best), 0);
 
@@ -27,7 +12,7 @@ test('one epoch at batch 64 reaches >= 83% test accuracy by single-example infer
   const { train, test: testSet } = loadFashionMnist();
   expect(train.n).toBe(60000);
   expect(testSet.n).toBe(10000);
-  const net = await createNetwork(DEFAULT_CONFIG);
+  const net = await createNetwork(fashionMnistConfig());
   const started = performance.now();
   await net.fit(train.x, train.y, { epochs: 1, batchSize: 64 });
   const seconds = (performance.now() - started) / 1000;
