@@ -1,6 +1,7 @@
 // The worker API (createTrainer) in Node worker_threads, through the public API only:
-// progress events, abort, pause/resume, snapshots, errors from the worker, terminate.
-import { createNetwork, createTrainer, ConfigError, DisposedError, InputError } from 'bnwasm';
+// progress events, abort, pause/resume, snapshots, errors from the worker, terminate,
+// recomputeStatistics. (Faults, checkpoints and loadTrainer: trainer-faults.test.js.)
+import { createNetwork, createTrainer, loadNetwork, ConfigError, DisposedError, InputError } from 'bnwasm';
 
 // Small synthetic data: 3 classes of Gaussian blobs in 8 dimensions.
 const D = 8;
@@ -306,4 +307,57 @@ test('terminate() mid-fit rejects every pending promise, and later calls, with D
   await expect(t.fit(train.x, train.y)).rejects.toThrow(/fit\(\): the trainer has been terminated/);
   expect(t.terminated).toBe(true);
   t.terminate(); // twice is fine
+});
+
+test('recomputeStatistics in the worker sets exactly the statistics the main thread computes, with progress', async () => {
+  const t = await trainer();
+  await t.fit(train.x, train.y, { epochs: 1, batchSize: BATCH });
+  const bytes = await t.save();
+  const local = await loadNetwork(bytes);
+  const data = testSet.x; // 512 rows
+  await local.recomputeStatistics(data, { batchSize: 100 });
+
+  const events = [];
+  await t.recomputeStatistics(data, { batchSize: 100, progressInterval: 0, onProgress: (p) => events.push(p) });
+  // Two batch-norm layers, each over 6 chunks of at most 100 rows, one message per chunk.
+  expect(events.map((p) => [p.layer, p.examplesDone])).toEqual(
+    [1, 4].flatMap((layer, k) => [100, 200, 300, 400, 500, 512].map((done) => [layer, k * 512 + done])),
+  );
+  expect(events.every((p) => p.examplesTotal === 2 * 512)).toBe(true);
+
+  const net = await t.snapshot();
+  const running = (n) => n.getWeights().filter((w) => w.name === 'runningMean' || w.name === 'runningVariance');
+  const untouched = await loadNetwork(bytes);
+  const before = running(untouched);
+  untouched.dispose();
+  const expected = running(local);
+  const actual = running(net);
+  expect(actual.map((w) => `${w.layer}/${w.name}`)).toEqual(['1/runningMean', '1/runningVariance', '4/runningMean', '4/runningVariance']);
+  for (const [k, w] of actual.entries()) {
+    expect(Array.from(w.values)).toEqual(Array.from(expected[k].values)); // bit for bit
+    expect(Array.from(w.values)).not.toEqual(Array.from(before[k].values)); // and they did change
+  }
+  expect(Array.from(net.save())).toEqual(Array.from(local.save())); // nothing else differs
+  net.dispose();
+  local.dispose();
+
+  // Throttled by default: fewer messages, but always the last one.
+  const throttled = [];
+  await t.recomputeStatistics(data, { batchSize: 100, onProgress: (p) => throttled.push(p) });
+  expect(throttled.at(-1)).toEqual({ layer: 4, examplesDone: 1024, examplesTotal: 1024 });
+
+  // The main thread's errors; and not while a fit runs.
+  await expect(t.recomputeStatistics(data, { batchSize: 0 })).rejects.toMatchObject({
+    name: 'InputError',
+    message: 'recomputeStatistics(): batchSize must be a positive integer, got 0',
+  });
+  await expect(t.recomputeStatistics(data, { bogus: 1 })).rejects.toThrow(/^recomputeStatistics\(\): unknown option 'bogus'/);
+  const controller = new AbortController();
+  let started;
+  const firstProgress = new Promise((resolve) => (started = resolve));
+  const fit = t.fit(train.x, train.y, { epochs: 1000, batchSize: BATCH, signal: controller.signal, onProgress: started });
+  await firstProgress;
+  await expect(t.recomputeStatistics(data)).rejects.toMatchObject({ code: 'BNWASM_BUSY', message: expect.stringMatching(/^recomputeStatistics\(\): this trainer is already fitting/) });
+  controller.abort();
+  expect((await fit).aborted).toBe(true);
 });

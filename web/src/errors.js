@@ -50,6 +50,17 @@ export class DisposedError extends BnwasmError {
   }
 }
 
+/**
+ * The trainer's worker died without being asked to (it threw outside a request, ran out of
+ * memory, or exited). Every pending call and every later one rejects with it.
+ * code: BNWASM_WORKER_FAILED; `exitCode` when the worker exited, `cause` when it threw.
+ */
+export class WorkerError extends BnwasmError {
+  constructor(message, details) {
+    super(message, 'BNWASM_WORKER_FAILED', details);
+  }
+}
+
 /** Describes a value for an error message: its type and, for arrays, its length. */
 export function describe(value) {
   if (value === null) return 'null';

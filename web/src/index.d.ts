@@ -229,7 +229,9 @@ export type ErrorCode =
   | 'BNWASM_INVALID_ARGUMENT'
   | 'BNWASM_DIVERGED'
   | 'BNWASM_CORRUPT_MODEL'
-  | 'BNWASM_DISPOSED';
+  | 'BNWASM_DISPOSED'
+  | 'BNWASM_WORKER_FAILED'
+  | 'BNWASM_BUSY';
 
 export declare class BnwasmError extends Error {
   readonly code: ErrorCode | string;
@@ -242,6 +244,15 @@ export declare class InputError extends BnwasmError {}
 export declare class DivergenceError extends BnwasmError {}
 export declare class ModelFormatError extends BnwasmError {}
 export declare class DisposedError extends BnwasmError {}
+/** The trainer's worker died (exit or uncaught error); every pending call rejects with it. */
+export declare class WorkerError extends BnwasmError {}
 
-export { createTrainer, Trainer } from './trainer.js';
-export type { TrainerFitOptions, TrainerProgress, TrainerHistory, BatchNormProgress } from './trainer.js';
+export { createTrainer, loadTrainer, Trainer } from './trainer.js';
+export type {
+  TrainerFitOptions,
+  TrainerProgress,
+  TrainerHistory,
+  BatchNormProgress,
+  TrainerCheckpoint,
+  TrainerRecomputeOptions,
+} from './trainer.js';

@@ -1,6 +1,6 @@
 // bnwasm: a batch-normalized neural network in SIMD WebAssembly.
 export { createNetwork, loadNetwork, memoryUsage, Network, InferenceNetwork } from './network.js';
-export { createTrainer, Trainer } from './trainer.js';
+export { createTrainer, loadTrainer, Trainer } from './trainer.js';
 export {
   BnwasmError,
   ConfigError,
@@ -8,4 +8,5 @@ export {
   DivergenceError,
   ModelFormatError,
   DisposedError,
+  WorkerError,
 } from './errors.js';

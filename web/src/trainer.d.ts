@@ -73,6 +73,43 @@ export interface TrainerFitOptions {
    * become empty. Arrays on a SharedArrayBuffer are always shared, never copied. @default false
    */
   transfer?: boolean;
+  /** Call onCheckpoint every this many optimizer steps (counted over all fits, as `step`). */
+  checkpointEvery?: number;
+  onCheckpoint?: (checkpoint: TrainerCheckpoint) => void;
+  /**
+   * Continue exactly where a checkpoint was taken: on loadTrainer(checkpoint.bytes), with the
+   * same data and options, the fit ends with the same bytes as if it had never stopped. The
+   * history then starts at the checkpoint's epoch (that epoch's loss covers the rest of it).
+   */
+  resumeFrom?: TrainerCheckpoint;
+}
+
+/** What onCheckpoint receives. Not interchangeable with Network.fit's Checkpoint (another shuffle). */
+export interface TrainerCheckpoint {
+  /** save() bytes at the checkpoint, moved from the worker. */
+  bytes: Uint8Array;
+  /** Epoch of the fit the checkpoint was taken in, from 0. */
+  epoch: number;
+  /** Mini-batches of that epoch done (the next one's index). */
+  batch: number;
+  /** The network's optimizer steps. */
+  step: number;
+  /** The shuffle generator's state at the start of the epoch (8 hex digits): it redraws the epoch's order. */
+  shuffleState: string;
+  /** The fit's batchSize and number of examples; resuming with others is refused. */
+  batchSize: number;
+  examples: number;
+}
+
+export interface TrainerRecomputeOptions {
+  /** Rows per pass into the core. @default 1024 */
+  batchSize?: number;
+  /** At most every progressInterval ms, and once at the end. */
+  onProgress?: (p: { layer: number; examplesDone: number; examplesTotal: number }) => void;
+  /** @default 100 */
+  progressInterval?: number;
+  /** Move x's buffer to the worker instead of copying it. @default false */
+  transfer?: boolean;
 }
 
 export interface TrainerHistory {
@@ -106,9 +143,20 @@ export declare class Trainer {
   /** Single-example inference inside the worker. */
   predict(x: Float32Array): Promise<Float32Array>;
   evaluate(xs: Float32Array, ys: Targets, options?: { transfer?: boolean }): Promise<Evaluation>;
+  /**
+   * Network.recomputeStatistics in the worker: every batch norm's running statistics become the
+   * exact ones of its input over x. Rejects with code BNWASM_BUSY while a fit runs.
+   */
+  recomputeStatistics(x: Float32Array, options?: TrainerRecomputeOptions): Promise<void>;
   /** Stops the worker; pending and later calls reject with DisposedError. */
   terminate(): void;
 }
 
+
 /** Spawns a worker, loads the wasm there and builds the network. Rejects with ConfigError for a bad config. */
 export declare function createTrainer(config: NetworkConfig): Promise<Trainer>;
+/**
+ * A trainer whose network is loaded in a new worker from save() bytes (a Network's, a trainer's,
+ * or a checkpoint's). Rejects with ModelFormatError for damaged bytes.
+ */
+export declare function loadTrainer(bytes: Uint8Array | ArrayBuffer): Promise<Trainer>;

@@ -1,6 +1,6 @@
-// The worker client: createTrainer() spawns a worker (a module Web Worker in browsers, a
-// worker_threads Worker in Node) that owns a Network, and keeps one map of request id to
-// promise. The message protocol itself lives in worker.js.
+// The worker client: createTrainer() and loadTrainer() spawn a worker (a module Web Worker in
+// browsers, a worker_threads Worker in Node) that owns a Network, and keep one map of request
+// id to promise. The message protocol itself lives in worker.js.
 import { normalizeConfig } from './config.js';
 import {
   BnwasmError,
@@ -9,6 +9,7 @@ import {
   DivergenceError,
   InputError,
   ModelFormatError,
+  WorkerError,
   describe,
 } from './errors.js';
 import { isNode } from './module.js';
@@ -25,9 +26,11 @@ async function spawnWorker({ onMessage, onFailure }) {
     const { Worker } = await import(/* webpackIgnore: true */ 'node:worker_threads');
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     worker.on('message', onMessage);
-    worker.on('error', (error) => onFailure(`it threw ${error?.name ?? 'Error'}: ${error?.message ?? error}`));
-    worker.on('messageerror', (error) => onFailure(`a message could not be read: ${error?.message ?? error}`));
-    worker.on('exit', (code) => onFailure(`it exited with code ${code}`));
+    // An uncaught error ends a worker thread: 'error' comes first, then 'exit'; the first one
+    // names the cause. Messages the worker posted before it died are delivered before 'exit'.
+    worker.on('error', (error) => onFailure(`it threw ${error?.name ?? 'Error'}: ${error?.message ?? error}`, { cause: error }));
+    worker.on('messageerror', (error) => onFailure(`a message could not be read: ${error?.message ?? error}`, { cause: error }));
+    worker.on('exit', (exitCode) => onFailure(`it exited with code ${exitCode}`, { exitCode }));
     return {
       post: (message, transfer) => worker.postMessage(message, transfer),
       terminate: () => void worker.terminate(),
@@ -37,11 +40,13 @@ async function spawnWorker({ onMessage, onFailure }) {
   }
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'bnwasm-trainer' });
   worker.onmessage = (event) => onMessage(event.data);
+  // An uncaught error in a Web Worker does not end it, but its state is then unknown: the
+  // client treats it as dead and terminates it. (A worker that closes itself sends no event.)
   worker.onerror = (event) => {
     event.preventDefault?.();
-    onFailure(`it threw: ${event.message || 'the worker script failed to load'}`);
+    onFailure(`it threw: ${event.message || 'the worker script failed to load'}`, {});
   };
-  worker.onmessageerror = () => onFailure('a message could not be read');
+  worker.onmessageerror = () => onFailure('a message could not be read', {});
   return {
     post: (message, transfer) => worker.postMessage(message, transfer),
     terminate: () => worker.terminate(),
@@ -129,32 +134,88 @@ const FIT_OPTIONS = [
   'validationInterval',
   'trackUnits',
   'transfer',
+  'checkpointEvery',
+  'onCheckpoint',
+  'resumeFrom',
 ];
 
+const RECOMPUTE_OPTIONS = ['batchSize', 'onProgress', 'progressInterval', 'transfer'];
+
+function checkOptions(fn, options, allowed) {
+  if (options === null || typeof options !== 'object') {
+    throw new InputError(`${fn}(): options must be an object, got ${describe(options)}`, 'BNWASM_INVALID_ARGUMENT');
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) {
+      throw new InputError(`${fn}(): unknown option '${key}' (expected one of ${allowed.join(', ')})`, 'BNWASM_INVALID_ARGUMENT');
+    }
+  }
+  for (const key of ['onProgress', 'onCheckpoint']) {
+    if (options[key] !== undefined && typeof options[key] !== 'function') {
+      throw new InputError(`${fn}(): ${key} must be a function, got ${describe(options[key])}`, 'BNWASM_INVALID_ARGUMENT');
+    }
+  }
+}
+
 /**
- * A Network that lives in a worker. Create it with createTrainer().
- * Every method returns a promise; calls after terminate() reject with DisposedError.
+ * The position part of a trainer checkpoint, checked for shape here (the worker checks that it
+ * fits its network, data and options). Its bytes stay on this side: the worker's network was
+ * loaded from them already.
+ */
+function checkpointPosition(resumeFrom) {
+  const c = resumeFrom;
+  const fail = (what) => {
+    throw new InputError(`fit(): resumeFrom ${what}`, 'BNWASM_INVALID_ARGUMENT');
+  };
+  if (/^[0-9a-f]{16}$/.test(c?.shuffleState)) {
+    fail('is a Network.fit() checkpoint (16 hex digits of shuffleState); the trainer shuffles with another generator, resume it with Network.fit');
+  }
+  const isCount = (v) => Number.isInteger(v) && v >= 0;
+  if (
+    c === null || typeof c !== 'object' || !isCount(c.epoch) || !isCount(c.batch) || !isCount(c.step) ||
+    !isCount(c.batchSize) || !isCount(c.examples) || typeof c.shuffleState !== 'string'
+  ) {
+    fail(`must be a checkpoint from trainer.fit()'s onCheckpoint ({bytes, epoch, batch, step, shuffleState, batchSize, examples}), got ${describe(c)}`);
+  }
+  if (!/^[0-9a-f]{8}$/.test(c.shuffleState)) {
+    throw new InputError(`fit(): resumeFrom.shuffleState must be 8 hex digits, got ${describe(c.shuffleState)}`, 'BNWASM_INVALID_ARGUMENT');
+  }
+  const { epoch, batch, step, shuffleState, batchSize, examples } = c;
+  return { epoch, batch, step, shuffleState, batchSize, examples };
+}
+
+/**
+ * A Network that lives in a worker. Create it with createTrainer() or loadTrainer().
+ * Every method returns a promise. After terminate() calls reject with DisposedError; after
+ * the worker died on its own, with WorkerError.
  */
 export class Trainer {
   #port;
   #nextId = 1;
-  #pending = new Map(); // id -> {resolve, reject, onProgress}
-  #dead = null; // the Error every later call rejects with
+  #pending = new Map(); // id -> {call, resolve, reject, onProgress, onCheckpoint}
+  #dead = null; // (fn) => the Error a call to fn rejects with, once the worker is gone
   #config;
   #inputSize;
   #outputSize;
 
-  /** @internal Use createTrainer(). */
+  /** @internal Use createTrainer() or loadTrainer(). */
   constructor() {}
 
-  /** @internal */
-  async _start(config) {
+  /** @internal `init` is the worker's first request: {type: 'create', config} or {type: 'load', bytes}. */
+  async _start(init, transfer = []) {
     this.#port = await spawnWorker({
       onMessage: (message) => this.#receive(message),
-      onFailure: (reason) =>
-        this.#die(new BnwasmError(`bnwasm trainer: the worker stopped (${reason})`, 'BNWASM_WORKER_FAILED')),
+      onFailure: (reason, details) =>
+        this.#die(
+          (fn) =>
+            new WorkerError(
+              `${fn}(): the trainer's worker stopped unexpectedly (${reason}); this trainer cannot be used any more, ` +
+                'start another one (loadTrainer() takes the bytes of a checkpoint or of save())',
+              details,
+            ),
+        ),
     });
-    const info = await this.#request({ type: 'create', config });
+    const info = await this.#request(init, transfer);
     this.#config = info.config;
     this.#inputSize = info.inputSize;
     this.#outputSize = info.outputSize;
@@ -192,21 +253,23 @@ export class Trainer {
    * @param {number|number[]} [options.trackUnits=4] batch-norm units reported in progress (a count, or indices)
    * @param {boolean} [options.transfer=false] move the arrays' buffers to the worker instead of copying
    *   them once (the caller's arrays become empty); SharedArrayBuffer-backed arrays are always shared
+   * @param {number} [options.checkpointEvery] call onCheckpoint every this many optimizer steps
+   * @param {(c: object) => void} [options.onCheckpoint] receives {bytes, epoch, batch, step,
+   *   shuffleState, batchSize, examples}: save() bytes (moved from the worker) and the position in the data
+   * @param {object} [options.resumeFrom] a checkpoint: on loadTrainer(c.bytes), with the same data
+   *   and options, the fit continues exactly as if never interrupted
    * @returns {Promise<{epoch: number[], loss: number[], valLoss: number[], valAccuracy: number[], steps: number, aborted: boolean}>}
    */
   async fit(x, y, options = {}) {
     this.#alive('fit');
-    if (options === null || typeof options !== 'object') {
-      throw new InputError(`fit(): options must be an object, got ${describe(options)}`, 'BNWASM_INVALID_ARGUMENT');
-    }
-    for (const key of Object.keys(options)) {
-      if (!FIT_OPTIONS.includes(key)) {
-        throw new InputError(`fit(): unknown option '${key}' (expected one of ${FIT_OPTIONS.join(', ')})`, 'BNWASM_INVALID_ARGUMENT');
-      }
-    }
-    const { signal, onProgress, transfer = false, validationData, ...rest } = options;
-    if (onProgress !== undefined && typeof onProgress !== 'function') {
-      throw new InputError(`fit(): onProgress must be a function, got ${describe(onProgress)}`, 'BNWASM_INVALID_ARGUMENT');
+    checkOptions('fit', options, FIT_OPTIONS);
+    const { signal, onProgress, onCheckpoint, transfer = false, validationData, resumeFrom, ...rest } = options;
+    const { checkpointEvery } = rest;
+    if (checkpointEvery !== undefined && (!Number.isInteger(checkpointEvery) || checkpointEvery < 1 || typeof onCheckpoint !== 'function')) {
+      throw new InputError(
+        `fit(): checkpointEvery must be a positive integer and come with an onCheckpoint function, got ${describe(checkpointEvery)} and ${describe(onCheckpoint)}`,
+        'BNWASM_INVALID_ARGUMENT',
+      );
     }
     const list = [];
     const message = { type: 'fit', x: ship(x, transfer, list), y: ship(y, transfer, list), options: { ...rest, aborted: signal?.aborted === true } };
@@ -215,10 +278,11 @@ export class Trainer {
         ? validationData.map((array) => ship(array, transfer, list))
         : validationData;
     }
+    if (resumeFrom !== undefined) message.options.resumeFrom = checkpointPosition(resumeFrom);
     const id = this.#nextId;
     const abort = () => this.#send({ type: 'abort', fit: id });
     signal?.addEventListener('abort', abort, { once: true });
-    const done = this.#request(message, list, onProgress);
+    const done = this.#request(message, list, { onProgress, onCheckpoint });
     try {
       return await done;
     } finally {
@@ -243,7 +307,7 @@ export class Trainer {
   /**
    * A main-thread Network with the worker network's current weights, gamma, beta, running
    * statistics and optimizer state (loadNetwork of its save() bytes). The caller owns it:
-   * dispose() it when done.
+   * dispose() it when done. It stays usable after the trainer is terminated or its worker dies.
    * @returns {Promise<import('./network.js').Network>}
    */
   async snapshot() {
@@ -253,7 +317,7 @@ export class Trainer {
 
   /** The worker network's save() bytes. @returns {Promise<Uint8Array>} */
   async save() {
-    const { bytes } = await this.#request({ type: 'snapshot' });
+    const { bytes } = await this.#request({ type: 'snapshot' }, [], {}, 'save');
     return bytes;
   }
 
@@ -276,32 +340,61 @@ export class Trainer {
     return this.#request({ type: 'evaluate', x: ship(xs, transfer, list), y: ship(ys, transfer, list) }, list);
   }
 
+  /**
+   * Network.recomputeStatistics inside the worker: every batch norm's running mean and variance
+   * become the exact statistics of its input over `x`, layer by layer. Not while a fit runs.
+   * @param {Float32Array} x (n * inputSize)
+   * @param {object} [options]
+   * @param {number} [options.batchSize=1024] rows per pass into the core
+   * @param {(p: {layer: number, examplesDone: number, examplesTotal: number}) => void} [options.onProgress]
+   *   at most every progressInterval ms, and once at the end
+   * @param {number} [options.progressInterval=100] ms
+   * @param {boolean} [options.transfer=false] move x's buffer to the worker instead of copying it
+   * @returns {Promise<void>}
+   */
+  async recomputeStatistics(x, options = {}) {
+    this.#alive('recomputeStatistics');
+    checkOptions('recomputeStatistics', options, RECOMPUTE_OPTIONS);
+    const { onProgress, transfer = false, ...rest } = options;
+    const list = [];
+    await this.#request({ type: 'recomputeStatistics', x: ship(x, transfer, list), options: rest }, list, { onProgress });
+  }
+
   /** Stops the worker at once. Pending calls reject with DisposedError; so do later ones. */
   terminate() {
     if (this.#dead) return;
-    this.#die(new DisposedError('bnwasm trainer: terminate() was called, the worker is gone'));
-    this.#port?.terminate();
+    this.#die((fn) => new DisposedError(`${fn}(): the trainer has been terminated (terminate() was called, the worker is gone)`));
+  }
+
+  /**
+   * @internal Test hook: makes the worker die as a crash would, at once or right after the
+   * running fit's step `atStep`. `how`: 'exit' (process.exit in a Node worker thread) or
+   * 'throw' (an uncaught error; what browsers get for both).
+   */
+  _crash({ how = 'exit', atStep } = {}) {
+    this.#send({ type: '__crash', how, atStep });
   }
 
   // ---- plumbing ---------------------------------------------------------------------------
 
   #alive(fn) {
-    if (this.#dead) throw this.#dead instanceof DisposedError ? new DisposedError(`${fn}(): the trainer has been terminated`) : this.#dead;
+    if (this.#dead) throw this.#dead(fn);
   }
 
   #send(message, transfer = []) {
     if (!this.#dead) this.#port.post(message, transfer);
   }
 
-  #request(message, transfer = [], onProgress) {
+  /** Posts a request; `call` names the method in errors (save() asks for a 'snapshot'). */
+  #request(message, transfer = [], callbacks = {}, call = message.type) {
     try {
-      this.#alive(message.type);
+      this.#alive(call);
     } catch (error) {
       return Promise.reject(error);
     }
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, onProgress });
+      this.#pending.set(id, { call, resolve, reject, ...callbacks });
       // A Node process may exit while the trainer idles; it may not while a call is pending.
       if (this.#pending.size === 1) this.#port.ref();
       try {
@@ -309,7 +402,7 @@ export class Trainer {
       } catch (error) {
         // Not cloneable (a function in the options, say): nothing reached the worker.
         this.#settle(id);
-        reject(new InputError(`${message.type}(): an argument cannot be sent to the worker: ${error.message}`, 'BNWASM_WRONG_TYPE'));
+        reject(new InputError(`${call}(): an argument cannot be sent to the worker: ${error.message}`, 'BNWASM_WRONG_TYPE'));
       }
     });
   }
@@ -324,9 +417,10 @@ export class Trainer {
   #receive(message) {
     const entry = this.#pending.get(message.id);
     if (!entry) return;
-    if (message.type === 'progress') {
+    if (message.type === 'progress' || message.type === 'checkpoint') {
       try {
-        entry.onProgress?.(message.progress);
+        if (message.type === 'progress') entry.onProgress?.(message.progress);
+        else entry.onCheckpoint?.(message.checkpoint);
       } catch (error) {
         // A throwing callback must not wedge the protocol; report it where the caller awaits.
         this.#send({ type: 'abort', fit: message.id });
@@ -340,13 +434,27 @@ export class Trainer {
     else entry.resolve(message.result);
   }
 
-  #die(error) {
+  /** The worker is gone: `errorFor(fn)` is what the pending calls and every later call reject with. */
+  #die(errorFor) {
     if (this.#dead) return;
-    this.#dead = error;
+    this.#dead = errorFor;
     const pending = [...this.#pending.values()];
     this.#pending.clear();
-    for (const { reject } of pending) reject(error);
+    // Also after a failure: a Web Worker that threw may still run, and its state is unknown.
+    this.#port?.terminate();
+    for (const { call, reject } of pending) reject(errorFor(call));
   }
+}
+
+async function startTrainer(init, transfer) {
+  const trainer = new Trainer();
+  try {
+    await trainer._start(init, transfer);
+  } catch (error) {
+    trainer.terminate();
+    throw error;
+  }
+  return trainer;
 }
 
 /**
@@ -357,12 +465,23 @@ export class Trainer {
  */
 export async function createTrainer(config) {
   normalizeConfig(config, 'createTrainer');
-  const trainer = new Trainer();
-  try {
-    await trainer._start(config);
-  } catch (error) {
-    trainer.terminate();
-    throw error;
+  return startTrainer({ type: 'create', config });
+}
+
+/**
+ * A trainer whose network is loaded from save() bytes (Network.save(), trainer.save(), or a
+ * checkpoint's bytes) in a new worker; loadNetwork() in a worker. Rejects damaged bytes with
+ * ModelFormatError.
+ * @param {Uint8Array|ArrayBuffer} bytes (copied; the caller keeps them)
+ * @returns {Promise<Trainer>}
+ */
+export async function loadTrainer(bytes) {
+  // By tag rather than instanceof: checkpoint bytes may come from another realm.
+  const tag = Object.prototype.toString.call(bytes);
+  if (tag === '[object ArrayBuffer]') bytes = new Uint8Array(bytes);
+  else if (tag !== '[object Uint8Array]') {
+    throw new InputError(`loadTrainer(): bytes must be a Uint8Array or ArrayBuffer, got ${describe(bytes)}`, 'BNWASM_WRONG_TYPE');
   }
-  return trainer;
+  const copy = bytes.slice();
+  return startTrainer({ type: 'load', bytes: copy }, [copy.buffer]);
 }

@@ -3,16 +3,21 @@
 //
 // Protocol (the client is trainer.js):
 //   requests  {id, type: 'create', config}            -> result {config, inputSize, outputSize}
-//             {id, type: 'fit', x, y, options}         -> progress {progress}*, then result (history)
+//             {id, type: 'load', bytes}                -> result {config, inputSize, outputSize}
+//             {id, type: 'fit', x, y, options}         -> progress {progress}* and checkpoint {checkpoint}*
+//                                                         (bytes transferred), then result (history)
 //             {id, type: 'pause' | 'resume'}           -> result {step}  (pause: once the fit has stopped)
 //             {id, type: 'snapshot'}                   -> result {bytes}  (save(); the buffer is transferred)
 //             {id, type: 'predict', x}                 -> result {output} (transferred)
 //             {id, type: 'evaluate', x, y}             -> result {loss, accuracy?}
+//             {id, type: 'recomputeStatistics', x, options} -> progress {progress}*, then result
 //             {type: 'abort', fit}                     (no reply: the fit resolves early)
+//             {type: '__crash', how, atStep?}          (internal test hook, Trainer._crash: the worker dies)
 //   replies   {id, type: 'result', result} | {id, type: 'error', error: {name, message, code, details}}
-//             | {id, type: 'progress', progress}
-import { createNetwork } from './network.js';
+//             | {id, type: 'progress', progress} | {id, type: 'checkpoint', checkpoint}
+import { createNetwork, loadNetwork } from './network.js';
 import { BnwasmError, InputError, describe } from './errors.js';
+import { isNode } from './module.js';
 import { parentPort, serializeError } from './trainer.js';
 
 /** Time between yields to the event loop while fitting: bounds how late pause/abort/predict are served. */
@@ -29,8 +34,10 @@ const RATE_WINDOW = 2000;
 const port = await parentPort();
 let net = null;
 let fitting = null; // the running fit: {id, aborted}
+let recomputing = false; // a recomputeStatistics is running (it yields between chunks)
+let crashAt = null; // test hook: {step, how}, die once the running fit reaches that step
 let paused = false; // a pause request holds the running fit until resume (or its end)
-let held = false; // the running fit is waiting in its checkpoint
+let held = false; // the running fit is held between two mini-batches
 let wake = null; // resolves the paused fit's wait
 let pauseAcks = []; // ids of pause requests to answer once the fit has stopped
 
@@ -40,9 +47,10 @@ port.listen(async (message) => {
   const { id, type } = message;
   try {
     switch (type) {
-      case 'create': {
-        if (net) throw new BnwasmError('create: this worker already holds a network', 'BNWASM_INVALID_ARGUMENT');
-        net = await createNetwork(message.config);
+      case 'create':
+      case 'load': {
+        if (net) throw new BnwasmError(`${type}: this worker already holds a network`, 'BNWASM_INVALID_ARGUMENT');
+        net = type === 'create' ? await createNetwork(message.config) : await loadNetwork(message.bytes);
         reply(id, { config: net.config, inputSize: net.inputSize, outputSize: net.outputSize });
         return;
       }
@@ -82,6 +90,14 @@ port.listen(async (message) => {
       case 'fit':
         reply(id, await fit(id, message.x, message.y, message.options));
         return;
+      case 'recomputeStatistics':
+        await recomputeStatistics(id, message.x, message.options);
+        reply(id, undefined);
+        return;
+      case '__crash':
+        if (message.atStep === undefined) await crash(message.how);
+        crashAt = { step: message.atStep, how: message.how };
+        return;
       default:
         throw new InputError(`bnwasm worker: unknown request type ${describe(type)}`, 'BNWASM_INVALID_ARGUMENT');
     }
@@ -89,6 +105,19 @@ port.listen(async (message) => {
     port.post({ id, type: 'error', error: serializeError(error) });
   }
 });
+
+// Test hook (Trainer._crash): end this worker the way a fault would, with no reply. In Node
+// process.exit ends just this thread ('exit' on the client); an uncaught error ('error', then
+// 'exit') is the other way. Browsers give no event for a worker that closes itself, so they
+// always get the uncaught error. Never resolves: nothing runs after it.
+function crash(how) {
+  if (how === 'exit' && isNode) process.exit(70);
+  // Thrown from a microtask, outside every request's try: uncaught before any other message runs.
+  queueMicrotask(() => {
+    throw new Error('bnwasm worker: crashed on request (Trainer._crash, a test hook)');
+  });
+  return new Promise(() => {});
+}
 
 function network(fn) {
   if (!net) throw new BnwasmError(`${fn}(): the worker has no network yet`, 'BNWASM_INVALID_ARGUMENT');
@@ -111,36 +140,68 @@ const yieldToEventLoop = (() => {
     });
 })();
 
-// A small seeded generator (mulberry32) for the per-epoch shuffle.
-function generator(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
+// The per-epoch shuffle's generator (mulberry32). `state` (32 bits) is all of it: a
+// checkpoint keeps the state an epoch started from, and restarting there redraws that epoch's order.
+class Mulberry32 {
+  constructor(seed) {
+    this.state = seed >>> 0;
+  }
+  next() {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  }
 }
 
-function option(name, value, fallback, ok, expected) {
+function option(name, value, fallback, ok, expected, fn = 'fit') {
   if (value === undefined) return fallback;
-  if (!ok(value)) throw new InputError(`fit(): ${name} must be ${expected}, got ${describe(value)}`, 'BNWASM_INVALID_ARGUMENT');
+  if (!ok(value)) throw new InputError(`${fn}(): ${name} must be ${expected}, got ${describe(value)}`, 'BNWASM_INVALID_ARGUMENT');
   return value;
+}
+
+const busy = (fn) =>
+  new BnwasmError(
+    fitting
+      ? `${fn}(): this trainer is already fitting; await the running fit() or abort it first`
+      : `${fn}(): this trainer is recomputing statistics; await recomputeStatistics() first`,
+    'BNWASM_BUSY',
+  );
+
+async function recomputeStatistics(id, x, options = {}) {
+  const net = network('recomputeStatistics');
+  if (fitting || recomputing) throw busy('recomputeStatistics');
+  const progressInterval = option(
+    'progressInterval', options.progressInterval, 100,
+    (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, 'a number of ms >= 0', 'recomputeStatistics',
+  );
+  let lastProgress = -Infinity;
+  const onProgress = (progress) => {
+    const now = performance.now();
+    if (now - lastProgress < progressInterval && progress.examplesDone < progress.examplesTotal) return;
+    port.post({ id, type: 'progress', progress });
+    lastProgress = now;
+  };
+  recomputing = true;
+  try {
+    await net.recomputeStatistics(x, { batchSize: options.batchSize, onProgress });
+  } finally {
+    recomputing = false;
+  }
 }
 
 let fits = 0;
 
 async function fit(id, x, y, options = {}) {
   const net = network('fit');
-  if (fitting) {
-    throw new BnwasmError('fit(): this trainer is already fitting; await the running fit() or abort it first', 'BNWASM_BUSY');
-  }
+  if (fitting || recomputing) throw busy('fit');
   const { epochs = 1, batchSize = 32, validationData } = options; // checked by the dry run below
   const shuffle = option('shuffle', options.shuffle, true, (v) => typeof v === 'boolean', 'true or false');
   const nonNegative = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   const progressInterval = option('progressInterval', options.progressInterval, 100, nonNegative, 'a number of ms >= 0');
   const validationInterval = option('validationInterval', options.validationInterval, 0, nonNegative, 'a number of ms >= 0');
+  const checkpointEvery = option('checkpointEvery', options.checkpointEvery, 0, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
   const config = net.config;
   const bnLayers = config.layers.flatMap((l, i) => (l.type === 'batchNorm' ? [i] : []));
   const tracked = trackedUnits(options.trackUnits, config, bnLayers);
@@ -154,6 +215,7 @@ async function fit(id, x, y, options = {}) {
     const dryRun = new AbortController();
     dryRun.abort();
     const before = await net.fit(x, y, { epochs, batchSize, shuffle: false, validationData, signal: dryRun.signal });
+    const resumeFrom = options.resumeFrom ? checkResume(options.resumeFrom, net, x, epochs, batchSize, bnLayers.length > 0) : null;
     return await trainLoop(net, state, x, y, {
       epochs,
       batchSize,
@@ -161,6 +223,8 @@ async function fit(id, x, y, options = {}) {
       validationData,
       progressInterval,
       validationInterval,
+      checkpointEvery,
+      resumeFrom,
       bnLayers,
       tracked,
       initialValidation: validationData
@@ -172,6 +236,27 @@ async function fit(id, x, y, options = {}) {
     paused = false;
     for (const ack of pauseAcks.splice(0)) reply(ack, { step: net.steps });
   }
+}
+
+// Mini-batches one epoch trains: a last batch of one example is skipped under batch norm.
+const batchesPerEpoch = (n, batchSize, hasBatchNorm) => Math.ceil(n / batchSize) - (hasBatchNorm && n % batchSize === 1 ? 1 : 0);
+
+// A checkpoint (its shape checked by the client) must come from this network's state and this
+// fit's data and options, or resuming would silently train something else.
+function checkResume(c, net, x, epochs, batchSize, hasBatchNorm) {
+  const n = x.length / net.inputSize;
+  const fail = (what) => {
+    throw new InputError(`fit(): resumeFrom ${what}`, 'BNWASM_INVALID_ARGUMENT');
+  };
+  if (c.step !== net.steps) {
+    fail(`was taken at step ${c.step}, this network is at step ${net.steps}; resume on loadTrainer(checkpoint.bytes)`);
+  }
+  if (c.batchSize !== batchSize) fail(`was taken with batchSize ${c.batchSize}, this fit has batchSize ${batchSize}; resume with the same options`);
+  if (c.examples !== n) fail(`was taken on ${c.examples} examples, x has ${n}; resume with the same data`);
+  if (c.epoch >= epochs) fail(`is in epoch ${c.epoch}, this fit has epochs ${epochs}; resume with the same options`);
+  const batches = batchesPerEpoch(n, batchSize, hasBatchNorm);
+  if (c.batch > batches) fail(`is at mini-batch ${c.batch} of an epoch, an epoch here has ${batches}`);
+  return c;
 }
 
 function trackedUnits(spec, config, bnLayers) {
@@ -204,8 +289,8 @@ async function trainLoop(net, state, x, y, o) {
   const yWidth = y.length / n;
   const classify = net.config.loss === 'softmaxCrossEntropy';
   const hasBatchNorm = o.bnLayers.length > 0;
-  const batchesPerEpoch = Math.ceil(n / o.batchSize) - (hasBatchNorm && n % o.batchSize === 1 ? 1 : 0);
-  const random = generator((net.config.seed ^ Math.imul(++fits, 0x9e3779b9)) >>> 0);
+  const batchesInEpoch = batchesPerEpoch(n, o.batchSize, hasBatchNorm);
+  const random = new Mulberry32(net.config.seed ^ Math.imul(++fits, 0x9e3779b9));
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   const bx = new Float32Array(o.batchSize * d);
@@ -267,7 +352,7 @@ async function trainLoop(net, state, x, y, o) {
     const progress = {
       epoch,
       batch: Math.ceil(position / o.batchSize),
-      batchesPerEpoch,
+      batchesPerEpoch: batchesInEpoch,
       step: net.steps,
       examplesSeen,
       loss: sinceProgress.batches > 0 ? sinceProgress.loss / sinceProgress.batches : NaN,
@@ -288,7 +373,8 @@ async function trainLoop(net, state, x, y, o) {
   };
 
   // Between mini-batches: serve messages, hold while paused.
-  const checkpoint = async () => {
+  const betweenBatches = async () => {
+    if (crashAt && net.steps >= crashAt.step) await crash(crashAt.how);
     if (performance.now() - lastYield >= YIELD_MS) {
       await yieldToEventLoop();
       lastYield = performance.now();
@@ -307,10 +393,17 @@ async function trainLoop(net, state, x, y, o) {
     }
   };
 
-  for (epoch = 0; epoch < o.epochs && !state.aborted; epoch++) {
+  const resume = o.resumeFrom;
+  for (epoch = resume ? resume.epoch : 0; epoch < o.epochs && !state.aborted; epoch++) {
+    // Each epoch's order depends only on the generator's state at its start (a fresh shuffle
+    // of 0..n-1), so a checkpoint's shuffleState redraws it.
+    const resuming = resume !== null && epoch === resume.epoch;
+    if (resuming) random.state = parseInt(resume.shuffleState, 16);
+    const shuffleState = random.state.toString(16).padStart(8, '0');
     if (o.shuffle) {
+      for (let i = 0; i < n; i++) order[i] = i;
       for (let i = n - 1; i > 0; i--) {
-        const j = Math.floor(random() * (i + 1));
+        const j = Math.floor(random.next() * (i + 1));
         const t = order[i];
         order[i] = order[j];
         order[j] = t;
@@ -318,8 +411,9 @@ async function trainLoop(net, state, x, y, o) {
     }
     let lossSum = 0;
     let seen = 0;
-    for (position = 0; position < n; ) {
-      await checkpoint();
+    let batch = resuming ? resume.batch : 0;
+    for (position = Math.min(n, batch * o.batchSize); position < n; ) {
+      await betweenBatches();
       if (state.aborted) break;
       const m = Math.min(o.batchSize, n - position);
       if (m === 1 && hasBatchNorm) break; // batch norm needs two rows for a variance
@@ -334,6 +428,7 @@ async function trainLoop(net, state, x, y, o) {
       const t1 = performance.now();
       trainTime += t1 - t0;
       position += m;
+      batch += 1;
       examplesSeen += m;
       lossSum += loss * m;
       seen += m;
@@ -342,9 +437,15 @@ async function trainLoop(net, state, x, y, o) {
       if (o.validationData && o.validationInterval > 0 && t1 - lastValidation >= o.validationInterval) {
         pendingValidation = validate();
       }
+      if (o.checkpointEvery > 0 && net.steps % o.checkpointEvery === 0) {
+        const bytes = net.save();
+        const checkpoint = { bytes, epoch, batch, step: net.steps, shuffleState, batchSize: o.batchSize, examples: n };
+        port.post({ id: state.id, type: 'checkpoint', checkpoint }, [bytes.buffer]);
+      }
       if (t1 - lastProgress >= o.progressInterval) sendProgress();
       else if (hasBatchNorm && sampleTime < SAMPLE_BUDGET * trainTime) sampleBatchNorm();
     }
+    if (seen === 0 && resuming && !state.aborted) continue; // resumed at the end of an epoch
     if (seen === 0) break;
     history.epoch.push(epoch);
     history.loss.push(lossSum / seen);
