@@ -19,7 +19,7 @@ constexpr size_t kBlock = 64;
 
 void dense_forward(float* out, const float* in, const float* weight_t, const float* bias, size_t B,
                    size_t C, size_t OC) {
-  // in is (B, C); weight_t is (C, OC); out is (B, OC)
+  // in is (B, C); weight_t is (C, OC), packed (f32_pack_t_x8); out is (B, OC)
   for (size_t b = 0; b < B; ++b) {
     float* ob = out + b * OC;
     if (bias != nullptr)
@@ -27,22 +27,24 @@ void dense_forward(float* out, const float* in, const float* weight_t, const flo
     else
       std::memset(ob, 0, OC * sizeof(float));
   }
-  f32_gemm(out, in, weight_t, B, OC, C);
+  f32_gemm_packed(out, in, weight_t, B, OC, C);
 }
 
-void dense_backward(float* din, float* dweight, float* dbias, float* doutt, const float* dout,
+void dense_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
                     const float* in, const float* weight, size_t B, size_t C, size_t OC) {
-  // dout is (B, OC); in is (B, C); weight is (OC, C); doutt is (OC, B)
-  f32_transpose(doutt, dout, B, OC);
-  f32_gemm(dweight, doutt, in, OC, C, B);  // dweight (OC, C) += dout^T in
+  // dout is (B, OC); in is (B, C); weight is (OC, C); scratch holds packed in
+  // (B, C), then packed weight (OC, C)
+  f32_pack_x8(scratch, in, B, C);
+  f32_gemm_tn_packed(dweight, dout, scratch, OC, C, B);  // dweight (OC, C) += dout^T in
   if (dbias != nullptr)
     for (size_t o = 0; o < OC; ++o) {
       float s = 0.0f;
-      const float* row = doutt + o * B;
-      for (size_t b = 0; b < B; ++b) s += row[b];
+      for (size_t b = 0; b < B; ++b) s += dout[b * OC + o];
       dbias[o] += s;
     }
-  if (din != nullptr) f32_gemm(din, dout, weight, B, C, OC);  // din (B, C) += dout weight
+  if (din == nullptr) return;
+  f32_pack_x8(scratch, weight, OC, C);
+  f32_gemm_packed(din, dout, scratch, B, C, OC);  // din (B, C) += dout weight
 }
 
 // ---- batch norm ----------------------------------------------------------------

@@ -22,13 +22,9 @@ uint64_t next_u64(uint64_t* state) {
 // Uniform in [0, 1) with 53 random bits.
 double next_uniform(uint64_t* state) { return (next_u64(state) >> 11) * 0x1.0p-53; }
 
-// Sums x * 0 over an array: 0 when every value is finite, NaN otherwise. The
-// loop has no branch, so it vectorizes.
-bool all_finite(const float* x, size_t n) {
-  float acc = 0.0f;
-  for (size_t i = 0; i < n; ++i) acc += x[i] * 0.0f;
-  return acc == 0.0f;
-}
+// Whether every value is finite: the kernel sums x * 0, which is 0 for finite
+// values and NaN otherwise, in independent SIMD lanes.
+bool all_finite(const float* x, size_t n) { return f32_all_finite(x, n); }
 size_t first_non_finite(const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if (!std::isfinite(x[i])) return i;
@@ -60,7 +56,7 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
         l.b = nparams;
         nparams += l.out;
       }
-      l.wt.resize(l.in * l.out);
+      l.wt.resize(f32_packed_size(l.in, l.out));
       params_before = true;
     } else if (ls.type == LayerType::BatchNorm) {
       l.gamma = nparams;
@@ -176,7 +172,8 @@ void Network::ensure_rows(size_t rows) {
   size_t scratch = 0;
   for (Layer& l : layers_) {
     l.act.resize(rows * l.out);
-    if (l.type == LayerType::Dense) scratch = std::max(scratch, l.out * rows);
+    if (l.type == LayerType::Dense)
+      scratch = std::max({scratch, f32_packed_size(rows, l.in), f32_packed_size(l.out, l.in)});
   }
   dbuf_a_.resize(rows * max_width_);
   dbuf_b_.resize(rows * max_width_);
@@ -198,7 +195,7 @@ void Network::shuffle(size_t n) {
 void Network::refresh_transposes() {
   for (Layer& l : layers_)
     if (l.type == LayerType::Dense && l.wt_version != version_) {
-      f32_transpose(l.wt.data(), params_.data() + l.w, l.out, l.in);
+      f32_pack_t_x8(l.wt.data(), params_.data() + l.w, l.in, l.out);
       l.wt_version = version_;
     }
 }
@@ -324,20 +321,7 @@ bool adam_pass(float* p, float* m, float* v, const float* g, size_t n, const Opt
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float b1 = static_cast<float>(o.beta1), b2 = static_cast<float>(o.beta2);
   const float eps = static_cast<float>(o.epsilon), wd = static_cast<float>(o.weight_decay);
-  float acc = 0.0f;
-  for (size_t i = 0; i < n; ++i) {
-    const float d = g[i] + wd * p[i];
-    const float nm = b1 * m[i] + (1.0f - b1) * d;
-    const float nv = b2 * v[i] + (1.0f - b2) * d * d;
-    const float np = p[i] - step_size * nm / (std::sqrt(nv) * inv_sqrt_bc2 + eps);
-    acc += (np + nm + nv) * 0.0f;
-    if (Write) {
-      p[i] = np;
-      m[i] = nm;
-      v[i] = nv;
-    }
-  }
-  return acc == 0.0f;
+  return f32_adam(p, m, v, g, n, b1, b2, step_size, inv_sqrt_bc2, eps, wd, Write);
 }
 
 }  // namespace

@@ -12,13 +12,14 @@ namespace bnwasm {
 
 // ---- dense: out = in * weight^T + bias ------------------------------------
 // in is (B, C); weight_t is (C, OC), the transpose of the (OC, C) PyTorch-
-// layout weight, which the network keeps up to date; bias is (OC) or null;
-// out is (B, OC).
+// layout weight packed into panels (f32_pack_t_x8), which the network keeps up
+// to date; bias is (OC) or null; out is (B, OC).
 void dense_forward(float* out, const float* in, const float* weight_t, const float* bias, size_t B,
                    size_t C, size_t OC);
 // dout is (B, OC); din is (B, C) or null when nobody needs the input gradient
-// (the first layer); doutt is scratch (OC, B); dbias may be null.
-void dense_backward(float* din, float* dweight, float* dbias, float* doutt, const float* dout,
+// (the first layer); scratch holds max(f32_packed_size(B, C), f32_packed_size(OC, C))
+// floats; dbias may be null.
+void dense_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
                     const float* in, const float* weight, size_t B, size_t C, size_t OC);
 
 // ---- batch norm -------------------------------------------------------------

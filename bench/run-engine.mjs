@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+// One measurement round of one engine in a fresh process, printed as one JSON
+// line. scripts/bench.mjs runs these rounds interleaved across engines.
+//   node bench/run-engine.mjs <bnwasm|tfjs-wasm|tfjs-cpu> [--quick]
+import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
+import { INPUT } from './model.mjs';
+
+const engineName = process.argv[2];
+const quick = process.argv.includes('--quick');
+// Seconds of timed work per training measurement; the slow cpu backend gets
+// fewer steps but the same wall time.
+const TRAIN_SECONDS = quick ? 0.6 : 1.5;
+const PREDICT_CALLS = quick ? 300 : 1000;
+const BATCH_PREDICT_ROWS = 1000;
+
+const { train, test } = loadFashionMnist({ trainLimit: 8192, testLimit: BATCH_PREDICT_ROWS });
+
+async function load() {
+  if (engineName === 'bnwasm') return (await import('./engines/bnwasm.mjs')).createEngine();
+  if (engineName === 'tfjs-wasm') return (await import('./engines/tfjs.mjs')).createEngine('wasm');
+  if (engineName === 'tfjs-cpu') return (await import('./engines/tfjs.mjs')).createEngine('cpu');
+  throw new Error(`unknown engine '${engineName}' (expected bnwasm, tfjs-wasm or tfjs-cpu)`);
+}
+
+const median = (a) => {
+  const s = [...a].sort((p, q) => p - q);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+// Seconds of CPU this process has used: on a shared machine, a rate over CPU
+// time is what the code does when it has a core to itself; the wall-clock
+// rate is what the user sees. Both are recorded.
+const cpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+async function trainRate(engine, batch) {
+  const count = Math.floor(train.n / batch);
+  const batches = engine.prepareBatches(train.x, train.y, batch, count);
+  for (let i = 0; i < 5; i++) await engine.trainBatch(batches[i % count]);
+  let steps = 0;
+  const c0 = cpuSeconds();
+  const t0 = performance.now();
+  let t1 = t0;
+  while (t1 - t0 < TRAIN_SECONDS * 1000 || steps < 3) {
+    await engine.trainBatch(batches[steps % count]);
+    steps++;
+    t1 = performance.now();
+  }
+  const examples = steps * batch;
+  return { wall: examples / ((t1 - t0) / 1000), cpu: examples / (cpuSeconds() - c0) };
+}
+
+function predictOneP50(engine) {
+  const times = new Float64Array(PREDICT_CALLS);
+  for (let i = 0; i < 100; i++) engine.predictOne(test.x.subarray((i % test.n) * INPUT, (i % test.n + 1) * INPUT));
+  for (let i = 0; i < PREDICT_CALLS; i++) {
+    const x = test.x.subarray((i % test.n) * INPUT, (i % test.n + 1) * INPUT);
+    const t0 = performance.now();
+    engine.predictOne(x);
+    times[i] = performance.now() - t0;
+  }
+  return median(times) * 1000;
+}
+
+function batchPredictRate(engine) {
+  const xs = test.x.subarray(0, BATCH_PREDICT_ROWS * INPUT);
+  engine.predictBatch(xs);
+  const rates = [];
+  const cpu = [];
+  for (let r = 0; r < (quick ? 3 : 9); r++) {
+    const c0 = cpuSeconds();
+    const t0 = performance.now();
+    engine.predictBatch(xs);
+    rates.push(BATCH_PREDICT_ROWS / ((performance.now() - t0) / 1000));
+    cpu.push(BATCH_PREDICT_ROWS / (cpuSeconds() - c0));
+  }
+  return { wall: median(rates), cpu: median(cpu) };
+}
+
+const engine = await load();
+const result = { engine: engine.name };
+if (engine.simd !== undefined) result.simd = engine.simd;
+const t64 = await trainRate(engine, 64);
+const t256 = await trainRate(engine, 256);
+result.predictOneUs = predictOneP50(engine);
+const bp = batchPredictRate(engine);
+Object.assign(result, { train64: t64.wall, train256: t256.wall, batchPredict: bp.wall });
+result.cpu = { train64: t64.cpu, train256: t256.cpu, batchPredict: bp.cpu };
+engine.dispose();
+console.log(JSON.stringify(result));

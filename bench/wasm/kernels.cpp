@@ -1,0 +1,88 @@
+// Throughput of the wasm SIMD128 kernels at the benchmark model's shapes,
+// old form against new, in GFLOP/s (median of 7 timed repetitions). Prints JSON.
+//   kernels [batch]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bnwasm/kernels.h"
+
+using namespace bnwasm;
+
+
+namespace {
+
+std::vector<float> filled(size_t n, unsigned seed) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<float>((i * 2654435761u + seed) % 1000) / 1000.0f - 0.5f;
+  return v;
+}
+
+double median_gflops(double flop, const std::function<void()>& fn) {
+  using clock = std::chrono::steady_clock;
+  fn();
+  // Enough calls per repetition for ~20 ms.
+  auto t0 = clock::now();
+  fn();
+  const double once = std::max(1e-7, std::chrono::duration<double>(clock::now() - t0).count());
+  const int calls = std::max(1, static_cast<int>(0.02 / once));
+  std::vector<double> rates;
+  for (int rep = 0; rep < 7; ++rep) {
+    t0 = clock::now();
+    for (int c = 0; c < calls; ++c) fn();
+    const double s = std::chrono::duration<double>(clock::now() - t0).count();
+    rates.push_back(flop * calls / s / 1e9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
+bool g_first = true;
+void emit(const std::string& name, double gflops) {
+  std::printf("%s\"%s\":%.2f", g_first ? "" : ",", name.c_str(), gflops);
+  g_first = false;
+}
+
+// One GEMM shape, every form: c (m, n) += a (m, k) * b (k, n).
+void shape(const char* label, size_t m, size_t n, size_t k) {
+  std::vector<float> a = filled(m * k, 1), at(m * k), b = filled(k * n, 2), c(m * n),
+                     packed(f32_packed_size(k, n));
+  f32_transpose(at.data(), a.data(), m, k);
+  f32_pack_x8(packed.data(), b.data(), k, n);
+  const double flop = 2.0 * m * n * k;
+  const std::string s = std::string(label) + " " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
+  emit(s + " gemm_4x8 (unpacked)", median_gflops(flop, [&] { f32_gemm_4x8__wasmsimd(c.data(), a.data(), b.data(), m, n, k); }));
+  emit(s + " gemm_packed_4x8", median_gflops(flop, [&] { f32_gemm_packed_4x8__wasmsimd(c.data(), a.data(), packed.data(), m, n, k); }));
+  emit(s + " gemm_packed_6x8", median_gflops(flop, [&] { f32_gemm_packed_6x8__wasmsimd(c.data(), a.data(), packed.data(), m, n, k); }));
+  emit(s + " gemm_tn_packed_4x8", median_gflops(flop, [&] { f32_gemm_tn_packed_4x8__wasmsimd(c.data(), at.data(), packed.data(), m, n, k); }));
+  emit(s + " gemm_tn_packed_6x8", median_gflops(flop, [&] { f32_gemm_tn_packed_6x8__wasmsimd(c.data(), at.data(), packed.data(), m, n, k); }));
+  if (m == 1)
+    emit(s + " gemm_packed_1x32", median_gflops(flop, [&] { f32_gemm_packed_1x32__wasmsimd(c.data(), a.data(), packed.data(), m, n, k); }));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const size_t B = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 64;
+  std::printf("{\"batch\":%zu,\"gflops\":{", B);
+  shape("fwd1", B, 256, 784);
+  shape("fwd2", B, 256, 256);
+  shape("dW1", 256, 784, B);
+  shape("dW2", 256, 256, B);
+  {
+    // Repacking the first layer's weight, every training step: GB/s read.
+    const size_t k = 784, n = 256;
+    std::vector<float> bt = filled(n * k, 3), packed(f32_packed_size(k, n));
+    const double bytes = 4.0 * n * k;
+    emit("pack_t 784x256 scalar (GB/s)", median_gflops(bytes, [&] { f32_pack_t_x8__scalar(packed.data(), bt.data(), k, n); }));
+    emit("pack_t 784x256 wasmsimd (GB/s)", median_gflops(bytes, [&] { f32_pack_t_x8__wasmsimd(packed.data(), bt.data(), k, n); }));
+  }
+  shape("predict1", 1, 256, 784);
+  shape("predict2", 1, 256, 256);
+  std::printf("}}\n");
+  return 0;
+}
