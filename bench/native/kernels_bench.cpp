@@ -62,7 +62,7 @@ void BM_adam(benchmark::State& state) {
   const size_t n = state.range(0);
   std::vector<float> p = filled(n, 1), m(n), v(n), g = filled(n, 2);
   for (auto _ : state) {
-    benchmark::DoNotOptimize(f32_adam(p.data(), m.data(), v.data(), g.data(), n, 0.9f, 0.999f, 1e-3f, 1.0f, 1e-8f, 0.0f, true));
+    benchmark::DoNotOptimize(f32_adam(p.data(), m.data(), v.data(), g.data(), n, 0.9f, 0.999f, 0.1f, 0.001f, 1e-3f, 1.0f, 1e-8f, 0.0f, true));
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
 }

@@ -126,14 +126,15 @@ void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, s
 }
 
 bool f32_adam__scalar(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-                      float step_size, float inv_sqrt_bc2, float eps, float wd, bool write) {
+                      float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
+                      bool write) {
   // p, m, v, g are (n). x * 0 is 0 for finite x and NaN otherwise, so one sum
   // tells whether every new value is finite.
   float acc = 0.0f;
   for (size_t i = 0; i < n; ++i) {
     const float d = g[i] + wd * p[i];
-    const float nm = b1 * m[i] + (1.0f - b1) * d;
-    const float nv = b2 * v[i] + (1.0f - b2) * d * d;
+    const float nm = b1 * m[i] + c1 * d;
+    const float nv = b2 * v[i] + c2 * d * d;
     const float np = p[i] - step_size * nm / (std::sqrt(nv) * inv_sqrt_bc2 + eps);
     acc += (np + nm + nv) * 0.0f;
     if (write) {
@@ -163,8 +164,9 @@ void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m,
   f32_gemm_tn_packed__scalar(c, a, packed, m, n, k);
 }
 bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-              float step_size, float inv_sqrt_bc2, float eps, float wd, bool write) {
-  return f32_adam__scalar(p, m, v, g, n, b1, b2, step_size, inv_sqrt_bc2, eps, wd, write);
+              float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
+              bool write) {
+  return f32_adam__scalar(p, m, v, g, n, b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps, wd, write);
 }
 bool f32_all_finite(const float* x, size_t n) { return f32_all_finite__scalar(x, n); }
 void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k) {

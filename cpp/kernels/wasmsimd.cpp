@@ -281,11 +281,12 @@ void f32_pack_t_x8__wasmsimd(float* packed, const float* bt, size_t k, size_t n)
 }
 
 bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-                        float step_size, float inv_sqrt_bc2, float eps, float wd, bool write) {
+                        float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
+                        bool write) {
   // The scalar reference's operations in the same order, four lanes at a
   // time: sqrt and division round the same in a lane, so results are equal.
   const v128_t vb1 = wasm_f32x4_splat(b1), vb2 = wasm_f32x4_splat(b2);
-  const v128_t vc1 = wasm_f32x4_splat(1.0f - b1), vc2 = wasm_f32x4_splat(1.0f - b2);
+  const v128_t vc1 = wasm_f32x4_splat(c1), vc2 = wasm_f32x4_splat(c2);
   const v128_t vstep = wasm_f32x4_splat(step_size), vbc2 = wasm_f32x4_splat(inv_sqrt_bc2);
   const v128_t veps = wasm_f32x4_splat(eps), vwd = wasm_f32x4_splat(wd);
   const v128_t zero = wasm_f32x4_splat(0.0f);
@@ -306,7 +307,7 @@ bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, 
       wasm_v128_store(v + i, nv);
     }
   }
-  const bool tail = f32_adam__scalar(p + i, m + i, v + i, g + i, n - i, b1, b2, step_size,
+  const bool tail = f32_adam__scalar(p + i, m + i, v + i, g + i, n - i, b1, b2, c1, c2, step_size,
                                      inv_sqrt_bc2, eps, wd, write);
   return tail && hsum(acc) == 0.0f;
 }
@@ -456,8 +457,9 @@ void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m,
   f32_gemm_tn_packed_4x8__wasmsimd(c, a, packed, m, n, k);
 }
 bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-              float step_size, float inv_sqrt_bc2, float eps, float wd, bool write) {
-  return f32_adam__wasmsimd(p, m, v, g, n, b1, b2, step_size, inv_sqrt_bc2, eps, wd, write);
+              float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
+              bool write) {
+  return f32_adam__wasmsimd(p, m, v, g, n, b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps, wd, write);
 }
 bool f32_all_finite(const float* x, size_t n) { return f32_all_finite__wasmsimd(x, n); }
 const char* kernel_isa() { return "wasmsimd"; }

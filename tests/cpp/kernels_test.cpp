@@ -497,7 +497,7 @@ void check_packed(PackedFn f, PackedFn reference, bool transposed_a) {
 
 // ---- Adam and the finiteness check ------------------------------------------------------
 
-using AdamFn = bool (*)(float*, float*, float*, const float*, size_t, float, float, float, float,
+using AdamFn = bool (*)(float*, float*, float*, const float*, size_t, float, float, float, float, float, float,
                         float, float, bool);
 
 struct AdamState {
@@ -511,11 +511,12 @@ AdamState adam_state(size_t n, uint64_t seed) {
 }
 
 struct AdamHyper {
-  float b1 = 0.9f, b2 = 0.999f, step_size = 0.01f, inv_sqrt_bc2 = 1.3f, eps = 1e-3f, wd = 0.01f;
+  // c1, c2 are 1 - b1 and 1 - b2 rounded from double, as the network passes them.
+  float b1 = 0.9f, b2 = 0.999f, c1 = 0.1f, c2 = 0.001f, step_size = 0.01f, inv_sqrt_bc2 = 1.3f, eps = 1e-3f, wd = 0.01f;
 };
 
 bool run_adam(AdamFn f, AdamState* s, const AdamHyper& h, bool write) {
-  return f(s->p.data(), s->m.data(), s->v.data(), s->g.data(), s->p.size(), h.b1, h.b2, h.step_size,
+  return f(s->p.data(), s->m.data(), s->v.data(), s->g.data(), s->p.size(), h.b1, h.b2, h.c1, h.c2, h.step_size,
            h.inv_sqrt_bc2, h.eps, h.wd, write);
 }
 
@@ -622,13 +623,13 @@ TEST(KernelsScalar, AdamMatchesDoubleFormula) {
     std::vector<double> ep(n), em(n), ev(n), tp(n), tm(n), tv(n);
     for (size_t i = 0; i < n; ++i) {
       const double d = double(before.g[i]) + double(h.wd) * before.p[i];
-      em[i] = double(h.b1) * before.m[i] + (1.0 - double(h.b1)) * d;
-      ev[i] = double(h.b2) * before.v[i] + (1.0 - double(h.b2)) * d * d;
+      em[i] = double(h.b1) * before.m[i] + double(h.c1) * d;
+      ev[i] = double(h.b2) * before.v[i] + double(h.c2) * d * d;
       const double step = double(h.step_size) * em[i] / (std::sqrt(ev[i]) * h.inv_sqrt_bc2 + h.eps);
       ep[i] = before.p[i] - step;
       // Each result's rounding is relative to the terms that formed it.
-      tm[i] = 16 * kU * (std::fabs(h.b1 * before.m[i]) + std::fabs((1 - h.b1) * d));
-      tv[i] = 16 * kU * (h.b2 * before.v[i] + (1 - h.b2) * d * d);
+      tm[i] = 16 * kU * (std::fabs(h.b1 * before.m[i]) + std::fabs(h.c1 * d));
+      tv[i] = 16 * kU * (h.b2 * before.v[i] + h.c2 * d * d);
       tp[i] = 16 * kU * (std::fabs(before.p[i]) + std::fabs(step));
     }
     EXPECT_TRUE(AllNear("p", ep, s.p.data(), tp)) << "n=" << n;

@@ -46,12 +46,14 @@ void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, s
 
 // ---- optimizer and checks ---------------------------------------------------------
 // p, m, v, g are (n). One Adam step as torch.optim.Adam computes it:
-//   d = g + wd * p; m' = b1 m + (1 - b1) d; v' = b2 v + (1 - b2) d d;
+//   d = g + wd * p; m' = b1 m + c1 d; v' = b2 v + c2 d d, where c1 = 1 - b1
+//   and c2 = 1 - b2 come from the caller, rounded once from double;
 //   p' = p - step_size * m' / (sqrt(v') * inv_sqrt_bc2 + eps).
 // Writes p', m', v' only when `write`; returns whether all of them are finite,
 // so a caller can check a step before taking it.
 bool f32_adam__scalar(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-                      float step_size, float inv_sqrt_bc2, float eps, float wd, bool write);
+                      float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
+                      bool write);
 // x is (n). True when no value is NaN or infinite.
 bool f32_all_finite__scalar(const float* x, size_t n);
 
@@ -81,7 +83,8 @@ void f32_gemm_tn_packed_6x8__wasmsimd(float* c, const float* a, const float* pac
                                       size_t n, size_t k);
 void f32_pack_t_x8__wasmsimd(float* packed, const float* bt, size_t k, size_t n);
 bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-                        float step_size, float inv_sqrt_bc2, float eps, float wd, bool write);
+                        float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
+                        bool write);
 bool f32_all_finite__wasmsimd(const float* x, size_t n);
 #endif
 
@@ -99,7 +102,8 @@ void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n);
 void f32_gemm_packed(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k);
 void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k);
 bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-              float step_size, float inv_sqrt_bc2, float eps, float wd, bool write);
+              float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
+              bool write);
 bool f32_all_finite(const float* x, size_t n);
 
 // Name of the variant set in use: "wasmsimd" or "scalar".
