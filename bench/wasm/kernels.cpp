@@ -1,6 +1,8 @@
 // Throughput of the wasm SIMD128 kernels at the benchmark model's shapes,
 // old form against new, in GFLOP/s (median of 7 timed repetitions). Prints JSON.
 //   kernels [batch]
+#include "bnwasm/kernels.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,16 +11,14 @@
 #include <string>
 #include <vector>
 
-#include "bnwasm/kernels.h"
-
 using namespace bnwasm;
-
 
 namespace {
 
 std::vector<float> filled(size_t n, unsigned seed) {
   std::vector<float> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = static_cast<float>((i * 2654435761u + seed) % 1000) / 1000.0f - 0.5f;
+  for (size_t i = 0; i < n; ++i)
+    v[i] = static_cast<float>((i * 2654435761u + seed) % 1000) / 1000.0f - 0.5f;
   return v;
 }
 
@@ -54,14 +54,26 @@ void shape(const char* label, size_t m, size_t n, size_t k) {
   f32_transpose(at.data(), a.data(), m, k);
   f32_pack_x8(packed.data(), b.data(), k, n);
   const double flop = 2.0 * m * n * k;
-  const std::string s = std::string(label) + " " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
-  emit(s + " gemm_4x8 (unpacked)", median_gflops(flop, [&] { f32_gemm_4x8__wasmsimd(c.data(), a.data(), b.data(), m, n, k); }));
-  emit(s + " gemm_packed_4x8", median_gflops(flop, [&] { f32_gemm_packed_4x8__wasmsimd(c.data(), a.data(), packed.data(), m, n, k); }));
-  emit(s + " gemm_packed_6x8", median_gflops(flop, [&] { f32_gemm_packed_6x8__wasmsimd(c.data(), a.data(), packed.data(), m, n, k); }));
-  emit(s + " gemm_tn_packed_4x8", median_gflops(flop, [&] { f32_gemm_tn_packed_4x8__wasmsimd(c.data(), at.data(), packed.data(), m, n, k); }));
-  emit(s + " gemm_tn_packed_6x8", median_gflops(flop, [&] { f32_gemm_tn_packed_6x8__wasmsimd(c.data(), at.data(), packed.data(), m, n, k); }));
+  const std::string s = std::string(label) + " " + std::to_string(m) + "x" + std::to_string(n) +
+                        "x" + std::to_string(k);
+  emit(s + " gemm_4x8 (unpacked)",
+       median_gflops(flop, [&] { f32_gemm_4x8__wasmsimd(c.data(), a.data(), b.data(), m, n, k); }));
+  emit(s + " gemm_packed_4x8", median_gflops(flop, [&] {
+         f32_gemm_packed_4x8__wasmsimd(c.data(), a.data(), packed.data(), m, n, k);
+       }));
+  emit(s + " gemm_packed_6x8", median_gflops(flop, [&] {
+         f32_gemm_packed_6x8__wasmsimd(c.data(), a.data(), packed.data(), m, n, k);
+       }));
+  emit(s + " gemm_tn_packed_4x8", median_gflops(flop, [&] {
+         f32_gemm_tn_packed_4x8__wasmsimd(c.data(), at.data(), packed.data(), m, n, k);
+       }));
+  emit(s + " gemm_tn_packed_6x8", median_gflops(flop, [&] {
+         f32_gemm_tn_packed_6x8__wasmsimd(c.data(), at.data(), packed.data(), m, n, k);
+       }));
   if (m == 1)
-    emit(s + " gemm_packed_1x32", median_gflops(flop, [&] { f32_gemm_packed_1x32__wasmsimd(c.data(), a.data(), packed.data(), m, n, k); }));
+    emit(s + " gemm_packed_1x32", median_gflops(flop, [&] {
+           f32_gemm_packed_1x32__wasmsimd(c.data(), a.data(), packed.data(), m, n, k);
+         }));
 }
 
 }  // namespace
@@ -78,8 +90,10 @@ int main(int argc, char** argv) {
     const size_t k = 784, n = 256;
     std::vector<float> bt = filled(n * k, 3), packed(f32_packed_size(k, n));
     const double bytes = 4.0 * n * k;
-    emit("pack_t 784x256 scalar (GB/s)", median_gflops(bytes, [&] { f32_pack_t_x8__scalar(packed.data(), bt.data(), k, n); }));
-    emit("pack_t 784x256 wasmsimd (GB/s)", median_gflops(bytes, [&] { f32_pack_t_x8__wasmsimd(packed.data(), bt.data(), k, n); }));
+    emit("pack_t 784x256 scalar (GB/s)",
+         median_gflops(bytes, [&] { f32_pack_t_x8__scalar(packed.data(), bt.data(), k, n); }));
+    emit("pack_t 784x256 wasmsimd (GB/s)",
+         median_gflops(bytes, [&] { f32_pack_t_x8__wasmsimd(packed.data(), bt.data(), k, n); }));
   }
   shape("predict1", 1, 256, 784);
   shape("predict2", 1, 256, 256);

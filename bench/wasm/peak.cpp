@@ -46,7 +46,8 @@ double gflops() {
 }  // namespace
 
 int main() {
-  const double r[] = {gflops<4>(), gflops<8>(), gflops<10>(), gflops<12>(), gflops<13>(), gflops<14>(), gflops<16>()};
+  const double r[] = {gflops<4>(),  gflops<8>(),  gflops<10>(), gflops<12>(),
+                      gflops<13>(), gflops<14>(), gflops<16>()};
   const int n[] = {4, 8, 10, 12, 13, 14, 16};
   double peak = 0;
   int best = 0;

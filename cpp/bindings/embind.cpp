@@ -4,7 +4,6 @@
 // the facade turns them into Error subclasses.
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
-
 #include <malloc.h>
 
 #include <cstdio>
@@ -45,7 +44,9 @@ class Handle {
     std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(net_->rng_state()));
     return buf;
   }
-  void setRngState(const std::string& hex) { net_->set_rng_state(std::strtoull(hex.c_str(), nullptr, 16)); }
+  void setRngState(const std::string& hex) {
+    net_->set_rng_state(std::strtoull(hex.c_str(), nullptr, 16));
+  }
   double steps() const { return static_cast<double>(net_->steps()); }
   size_t inputSize() const { return net_->input_size(); }
   size_t outputSize() const { return net_->output_size(); }
@@ -58,13 +59,19 @@ class Handle {
   size_t tensorSize(size_t i) const { return views_.at(i).size; }
   val tensorShape(size_t i) const { return val::array(views_.at(i).shape); }
   int forwardTo(size_t rows, int layer) { return static_cast<int>(net_->forward_to(rows, layer)); }
-  uintptr_t layerOutput(int layer) const { return reinterpret_cast<uintptr_t>(net_->layer_output(layer)); }
+  uintptr_t layerOutput(int layer) const {
+    return reinterpret_cast<uintptr_t>(net_->layer_output(layer));
+  }
   size_t layerWidth(int layer) const { return net_->layer_width(layer); }
   int populationBegin(int layer) { return static_cast<int>(net_->population_begin(layer)); }
   int populationAdd(size_t rows) { return static_cast<int>(net_->population_add(rows)); }
   int populationEnd() { return static_cast<int>(net_->population_end()); }
-  uintptr_t batchMean(int layer) const { return reinterpret_cast<uintptr_t>(net_->batch_mean(layer)); }
-  uintptr_t batchVar(int layer) const { return reinterpret_cast<uintptr_t>(net_->batch_var(layer)); }
+  uintptr_t batchMean(int layer) const {
+    return reinterpret_cast<uintptr_t>(net_->batch_mean(layer));
+  }
+  uintptr_t batchVar(int layer) const {
+    return reinterpret_cast<uintptr_t>(net_->batch_var(layer));
+  }
 
   val spec() const { return val::array(bnwasm::encode_spec(net_->spec())); }
   size_t save() {
@@ -87,7 +94,7 @@ class Handle {
   size_t correct_ = 0;
 };
 
-std::string g_error;            // why the last create/load failed
+std::string g_error;             // why the last create/load failed
 std::vector<uint8_t> g_staging;  // model bytes on their way in
 
 Handle* create(val spec_array) {

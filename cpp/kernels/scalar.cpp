@@ -1,8 +1,8 @@
 // Scalar reference kernels: the definition every SIMD variant is tested against.
-#include "bnwasm/kernels.h"
-
 #include <algorithm>
 #include <cmath>
+
+#include "bnwasm/kernels.h"
 
 namespace bnwasm {
 
@@ -163,9 +163,8 @@ void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m,
                         size_t k) {
   f32_gemm_tn_packed__scalar(c, a, packed, m, n, k);
 }
-bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-              float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
-              bool write) {
+bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2, float c1,
+              float c2, float step_size, float inv_sqrt_bc2, float eps, float wd, bool write) {
   return f32_adam__scalar(p, m, v, g, n, b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps, wd, write);
 }
 bool f32_all_finite(const float* x, size_t n) { return f32_all_finite__scalar(x, n); }

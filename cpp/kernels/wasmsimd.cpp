@@ -3,9 +3,9 @@
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
 
-#include "bnwasm/kernels.h"
-
 #include <cstdint>
+
+#include "bnwasm/kernels.h"
 
 namespace bnwasm {
 namespace {
@@ -199,13 +199,13 @@ void dense_row(float* c, const float* a, const float* packed, size_t n, size_t k
 
 }  // namespace
 
-void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m, size_t n,
-                                   size_t k) {
+void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
+                                   size_t n, size_t k) {
   // c is (m, n); a is (m, k); packed holds b (k, n). c += a * b.
   packed_gemm<4, false>(c, a, packed, m, n, k);
 }
-void f32_gemm_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m, size_t n,
-                                   size_t k) {
+void f32_gemm_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
+                                   size_t n, size_t k) {
   packed_gemm<6, false>(c, a, packed, m, n, k);
 }
 void f32_gemm_tn_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
@@ -244,7 +244,8 @@ void f32_gemm_packed_sparse_1x32__wasmsimd(float* c, const float* a, const float
       continue;
     }
     size_t q = 0;
-    for (; q + 4 <= panels; q += 4) row_panels_listed<4>(ci, ai, list, count, packed, n, k, q * kPanel);
+    for (; q + 4 <= panels; q += 4)
+      row_panels_listed<4>(ci, ai, list, count, packed, n, k, q * kPanel);
     for (; q < panels; ++q) row_panels_listed<1>(ci, ai, list, count, packed, n, k, q * kPanel);
   }
 }
@@ -281,8 +282,8 @@ void f32_pack_t_x8__wasmsimd(float* packed, const float* bt, size_t k, size_t n)
 }
 
 bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-                        float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
-                        bool write) {
+                        float c1, float c2, float step_size, float inv_sqrt_bc2, float eps,
+                        float wd, bool write) {
   // The scalar reference's operations in the same order, four lanes at a
   // time: sqrt and division round the same in a lane, so results are equal.
   const v128_t vb1 = wasm_f32x4_splat(b1), vb2 = wasm_f32x4_splat(b2);
@@ -295,7 +296,8 @@ bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, 
   for (; i + 4 <= n; i += 4) {
     const v128_t pi = wasm_v128_load(p + i);
     const v128_t d = wasm_f32x4_add(wasm_v128_load(g + i), wasm_f32x4_mul(vwd, pi));
-    const v128_t nm = wasm_f32x4_add(wasm_f32x4_mul(vb1, wasm_v128_load(m + i)), wasm_f32x4_mul(vc1, d));
+    const v128_t nm =
+        wasm_f32x4_add(wasm_f32x4_mul(vb1, wasm_v128_load(m + i)), wasm_f32x4_mul(vc1, d));
     const v128_t nv = wasm_f32x4_add(wasm_f32x4_mul(vb2, wasm_v128_load(v + i)),
                                      wasm_f32x4_mul(wasm_f32x4_mul(vc2, d), d));
     const v128_t den = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sqrt(nv), vbc2), veps);
@@ -333,10 +335,17 @@ void f32_gemm_4x8__wasmsimd(float* c, const float* a, const float* b, size_t m, 
   size_t i = 0;
   for (; i + 4 <= m; i += 4) gemm_rows<4>(c + i * n, a + i * k, b, n, k);
   switch (m - i) {
-    case 3: gemm_rows<3>(c + i * n, a + i * k, b, n, k); break;
-    case 2: gemm_rows<2>(c + i * n, a + i * k, b, n, k); break;
-    case 1: gemm_rows<1>(c + i * n, a + i * k, b, n, k); break;
-    default: break;
+    case 3:
+      gemm_rows<3>(c + i * n, a + i * k, b, n, k);
+      break;
+    case 2:
+      gemm_rows<2>(c + i * n, a + i * k, b, n, k);
+      break;
+    case 1:
+      gemm_rows<1>(c + i * n, a + i * k, b, n, k);
+      break;
+    default:
+      break;
   }
 }
 
@@ -456,9 +465,8 @@ void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m,
                         size_t k) {
   f32_gemm_tn_packed_4x8__wasmsimd(c, a, packed, m, n, k);
 }
-bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-              float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
-              bool write) {
+bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2, float c1,
+              float c2, float step_size, float inv_sqrt_bc2, float eps, float wd, bool write) {
   return f32_adam__wasmsimd(p, m, v, g, n, b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps, wd, write);
 }
 bool f32_all_finite(const float* x, size_t n) { return f32_all_finite__wasmsimd(x, n); }

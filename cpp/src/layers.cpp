@@ -70,8 +70,8 @@ void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, c
 }
 
 void batchnorm_forward_infer(float* out, const float* in, const float* gamma, const float* beta,
-                             const float* running_mean, const float* running_var, size_t B, size_t C,
-                             float eps) {
+                             const float* running_mean, const float* running_var, size_t B,
+                             size_t C, float eps) {
   // in is (B, C); out is (B, C); running_mean, running_var are (C)
   for (size_t c0 = 0; c0 < C; c0 += kBlock) {
     const size_t n = std::min(kBlock, C - c0);
@@ -89,7 +89,8 @@ void batchnorm_forward_infer(float* out, const float* in, const float* gamma, co
 }
 
 void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* dout, const float* in,
-                        const float* gamma, const float* mean, const float* rstd, size_t B, size_t C) {
+                        const float* gamma, const float* mean, const float* rstd, size_t B,
+                        size_t C) {
   // dout, in, din are (B, C); mean, rstd are (C).
   // With xhat = (x - mean) * rstd, the two sums over the batch are
   //   sum_dout = sum dout (= dbeta), sum_dout_xhat = sum dout * xhat (= dgamma),
@@ -130,9 +131,10 @@ void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* do
 }
 
 void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* rstd, float* r,
-                                    float* d, const float* in, const float* gamma, const float* beta,
-                                    const float* running_mean, const float* running_var, size_t B,
-                                    size_t C, float eps, float rmax, float dmax) {
+                                    float* d, const float* in, const float* gamma,
+                                    const float* beta, const float* running_mean,
+                                    const float* running_var, size_t B, size_t C, float eps,
+                                    float rmax, float dmax) {
   // in is (B, C); out is (B, C); mean, var, rstd, r, d are (C)
   f32_colmeanvar(mean, var, in, B, C);
   for (size_t c = 0; c < C; ++c) {
@@ -159,7 +161,8 @@ void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* 
 
 void batchnorm_renorm_backward(float* din, float* dgamma, float* dbeta, const float* dout,
                                const float* in, const float* gamma, const float* mean,
-                               const float* rstd, const float* r, const float* d, size_t B, size_t C) {
+                               const float* rstd, const float* r, const float* d, size_t B,
+                               size_t C) {
   // out = gamma * (r * xhat + d) + beta with r, d constant: the input gradient
   // is plain batch norm's with gamma * r in place of gamma, and
   // dgamma = sum dout * (r * xhat + d) = r * sum(dout * xhat) + d * sum(dout).

@@ -219,11 +219,10 @@ void Network::forward(const float* x, size_t B, bool train, size_t last) {
         float* c = caches_.data() + l.cache;
         const size_t C = l.out;
         if (train && ls.renorm_rmax > 0) {
-          batchnorm_renorm_forward_train(out, c, c + C, c + 2 * C, c + 3 * C, c + 4 * C, cur, gamma,
-                                         beta, stats_.data() + l.rmean, stats_.data() + l.rvar, B,
-                                         C, static_cast<float>(ls.epsilon),
-                                         static_cast<float>(ls.renorm_rmax),
-                                         static_cast<float>(ls.renorm_dmax));
+          batchnorm_renorm_forward_train(
+              out, c, c + C, c + 2 * C, c + 3 * C, c + 4 * C, cur, gamma, beta,
+              stats_.data() + l.rmean, stats_.data() + l.rvar, B, C, static_cast<float>(ls.epsilon),
+              static_cast<float>(ls.renorm_rmax), static_cast<float>(ls.renorm_dmax));
         } else if (train) {
           batchnorm_forward_train(out, c, c + C, c + 2 * C, cur, gamma, beta, B, C,
                                   static_cast<float>(ls.epsilon));
@@ -233,9 +232,15 @@ void Network::forward(const float* x, size_t B, bool train, size_t last) {
         }
         break;
       }
-      case LayerType::Relu: relu_forward(out, cur, n); break;
-      case LayerType::Sigmoid: sigmoid_forward(out, cur, n); break;
-      case LayerType::Tanh: tanh_forward(out, cur, n); break;
+      case LayerType::Relu:
+        relu_forward(out, cur, n);
+        break;
+      case LayerType::Sigmoid:
+        sigmoid_forward(out, cur, n);
+        break;
+      case LayerType::Tanh:
+        tanh_forward(out, cur, n);
+        break;
     }
     cur = out;
   }
@@ -256,8 +261,8 @@ void Network::backward(size_t B) {
     switch (l.type) {
       case LayerType::Dense:
         dense_backward(din, grads_.data() + l.w,
-                       spec_.layers[i].use_bias ? grads_.data() + l.b : nullptr, scratch_.data(), dout,
-                       in, params_.data() + l.w, B, l.in, l.out);
+                       spec_.layers[i].use_bias ? grads_.data() + l.b : nullptr, scratch_.data(),
+                       dout, in, params_.data() + l.w, B, l.in, l.out);
         break;
       case LayerType::BatchNorm: {
         const float* c = caches_.data() + l.cache;
@@ -271,9 +276,15 @@ void Network::backward(size_t B) {
                              params_.data() + l.gamma, c, c + 2 * C, B, C);
         break;
       }
-      case LayerType::Relu: if (din) relu_backward(din, dout, l.act.data(), B * l.out); break;
-      case LayerType::Sigmoid: if (din) sigmoid_backward(din, dout, l.act.data(), B * l.out); break;
-      case LayerType::Tanh: if (din) tanh_backward(din, dout, l.act.data(), B * l.out); break;
+      case LayerType::Relu:
+        if (din) relu_backward(din, dout, l.act.data(), B * l.out);
+        break;
+      case LayerType::Sigmoid:
+        if (din) sigmoid_backward(din, dout, l.act.data(), B * l.out);
+        break;
+      case LayerType::Tanh:
+        if (din) tanh_backward(din, dout, l.act.data(), B * l.out);
+        break;
     }
     if (din == nullptr) break;  // no earlier layer has parameters
     std::swap(dout, din_buf);
@@ -374,8 +385,7 @@ bool Network::update_running_statistics(size_t B) {
         rvar[k] = static_cast<float>(raw_var[k] * inv);
       }
     } else {
-      batchnorm_update_running(rmean, rvar, mean, var, B, l.out, ls.momentum,
-                               ls.unbiased_variance);
+      batchnorm_update_running(rmean, rvar, mean, var, B, l.out, ls.momentum, ls.unbiased_variance);
     }
   }
   return true;
@@ -397,13 +407,15 @@ Status Network::train_step(size_t B, double* loss) {
   if (B < 1 || (has_bn && B < 2))
     return fail(Status::BatchTooSmall,
                 "a training mini-batch needs at least 2 examples (batch norm's variance over one "
-                "example is meaningless), got " + std::to_string(B),
+                "example is meaningless), got " +
+                    std::to_string(B),
                 -1, static_cast<double>(B));
   if (input_.size() < B * input_size())
     return fail(Status::BadArgument, "fewer rows staged than the batch size");
   if (Status s = check_inputs(input_.data(), B); s != Status::Ok) return s;
   if (spec_.loss == LossType::SoftmaxCrossEntropy) {
-    if (labels_.size() < B) return fail(Status::BadArgument, "fewer labels staged than the batch size");
+    if (labels_.size() < B)
+      return fail(Status::BadArgument, "fewer labels staged than the batch size");
     for (size_t i = 0; i < B; ++i)
       if (labels_[i] < 0 || static_cast<size_t>(labels_[i]) >= output_size_)
         return fail(Status::LabelOutOfRange,
@@ -416,7 +428,8 @@ Status Network::train_step(size_t B, double* loss) {
     const size_t n = B * output_size_;
     if (!all_finite(targets_.data(), n)) {
       const size_t i = first_non_finite(targets_.data(), n);
-      return fail(Status::NonFiniteInput, "y[" + std::to_string(i) + "] is " + describe(targets_[i]),
+      return fail(Status::NonFiniteInput,
+                  "y[" + std::to_string(i) + "] is " + describe(targets_[i]),
                   static_cast<int64_t>(i), targets_[i]);
     }
   }
@@ -424,11 +437,11 @@ Status Network::train_step(size_t B, double* loss) {
   ensure_rows(B);
   forward(input_.data(), B, true);
   const float* logits = layers_.back().act.data();
-  const double l = spec_.loss == LossType::SoftmaxCrossEntropy
-                       ? softmax_crossentropy_forward_backward(dbuf_a_.data(), logits,
-                                                               labels_.data(), B, output_size_)
-                       : mse_forward_backward(dbuf_a_.data(), logits, targets_.data(), B,
-                                              output_size_);
+  const double l =
+      spec_.loss == LossType::SoftmaxCrossEntropy
+          ? softmax_crossentropy_forward_backward(dbuf_a_.data(), logits, labels_.data(), B,
+                                                  output_size_)
+          : mse_forward_backward(dbuf_a_.data(), logits, targets_.data(), B, output_size_);
   const char* advice = "; nothing was changed. Try a lower learning rate.";
   if (!std::isfinite(l))
     return fail(Status::Diverged, std::string("the training loss is ") +
@@ -439,10 +452,11 @@ Status Network::train_step(size_t B, double* loss) {
     return fail(Status::Diverged, std::string("a gradient is not finite") + advice);
   // Both checks run before either writes, so a refused step changes nothing.
   const OptimizerSpec& o = spec_.optimizer;
-  const bool params_ok = o.type == OptimizerType::Sgd
-      ? sgd_pass<false>(params_.data(), moment1_.data(), grads_.data(), params_.size(), o)
-      : adam_pass<false>(params_.data(), moment1_.data(), moment2_.data(), grads_.data(),
-                         params_.size(), o, step_ + 1);
+  const bool params_ok =
+      o.type == OptimizerType::Sgd
+          ? sgd_pass<false>(params_.data(), moment1_.data(), grads_.data(), params_.size(), o)
+          : adam_pass<false>(params_.data(), moment1_.data(), moment2_.data(), grads_.data(),
+                             params_.size(), o, step_ + 1);
   if (!params_ok)
     return fail(Status::Diverged,
                 std::string("the update would make a parameter non-finite") + advice);
@@ -479,9 +493,15 @@ Status Network::predict_one() {
                                 stats_.data() + l.rmean, stats_.data() + l.rvar, 1, l.out,
                                 static_cast<float>(ls.epsilon));
         break;
-      case LayerType::Relu: relu_forward(cur, cur, l.out); break;
-      case LayerType::Sigmoid: sigmoid_forward(cur, cur, l.out); break;
-      case LayerType::Tanh: tanh_forward(cur, cur, l.out); break;
+      case LayerType::Relu:
+        relu_forward(cur, cur, l.out);
+        break;
+      case LayerType::Sigmoid:
+        sigmoid_forward(cur, cur, l.out);
+        break;
+      case LayerType::Tanh:
+        tanh_forward(cur, cur, l.out);
+        break;
     }
   }
   float* y = output(1);
@@ -494,7 +514,8 @@ Status Network::predict_one() {
 
 Status Network::predict_batch(size_t n) {
   if (n == 0) return Status::Ok;
-  if (input_.size() < n * input_size()) return fail(Status::BadArgument, "fewer rows staged than n");
+  if (input_.size() < n * input_size())
+    return fail(Status::BadArgument, "fewer rows staged than n");
   if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
   ensure_rows(n);
   forward(input_.data(), n, false);
@@ -510,7 +531,8 @@ Status Network::evaluate(size_t n, double* loss_sum, size_t* correct) {
   *loss_sum = 0;
   *correct = 0;
   if (n == 0) return Status::Ok;
-  if (input_.size() < n * input_size()) return fail(Status::BadArgument, "fewer rows staged than n");
+  if (input_.size() < n * input_size())
+    return fail(Status::BadArgument, "fewer rows staged than n");
   if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
   if (spec_.loss == LossType::SoftmaxCrossEntropy) {
     if (labels_.size() < n) return fail(Status::BadArgument, "fewer labels staged than n");
@@ -521,10 +543,12 @@ Status Network::evaluate(size_t n, double* loss_sum, size_t* correct) {
                         ", labels must be integers in [0, " + std::to_string(output_size_) + ")",
                     static_cast<int64_t>(i), labels_[i]);
   } else {
-    if (targets_.size() < n * output_size_) return fail(Status::BadArgument, "fewer targets staged than n");
+    if (targets_.size() < n * output_size_)
+      return fail(Status::BadArgument, "fewer targets staged than n");
     if (!all_finite(targets_.data(), n * output_size_)) {
       const size_t i = first_non_finite(targets_.data(), n * output_size_);
-      return fail(Status::NonFiniteInput, "y[" + std::to_string(i) + "] is " + describe(targets_[i]),
+      return fail(Status::NonFiniteInput,
+                  "y[" + std::to_string(i) + "] is " + describe(targets_[i]),
                   static_cast<int64_t>(i), targets_[i]);
     }
   }
@@ -546,7 +570,8 @@ std::vector<TensorView> Network::tensors() {
     const int32_t in = static_cast<int32_t>(l.in), o = static_cast<int32_t>(l.out);
     if (l.type == LayerType::Dense) {
       out.push_back({li, "weight", {o, in}, params_.data() + l.w, l.out * l.in, true});
-      if (spec_.layers[i].use_bias) out.push_back({li, "bias", {o}, params_.data() + l.b, l.out, true});
+      if (spec_.layers[i].use_bias)
+        out.push_back({li, "bias", {o}, params_.data() + l.b, l.out, true});
     } else if (l.type == LayerType::BatchNorm) {
       out.push_back({li, "gamma", {o}, params_.data() + l.gamma, l.out, true});
       out.push_back({li, "beta", {o}, params_.data() + l.beta, l.out, true});
@@ -577,7 +602,8 @@ Status Network::forward_to(size_t n, int32_t layer) {
   if (layer < 0 || static_cast<size_t>(layer) >= layers_.size())
     return fail(Status::BadArgument, "layer " + std::to_string(layer) + " does not exist");
   if (n == 0) return fail(Status::BadArgument, "no rows to run");
-  if (input_.size() < n * input_size()) return fail(Status::BadArgument, "fewer rows staged than n");
+  if (input_.size() < n * input_size())
+    return fail(Status::BadArgument, "fewer rows staged than n");
   if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
   ensure_rows(n);
   forward(input_.data(), n, false, static_cast<size_t>(layer));
@@ -597,7 +623,8 @@ size_t Network::layer_width(int32_t layer) const {
 Status Network::population_begin(int32_t layer) {
   if (layer < 0 || static_cast<size_t>(layer) >= layers_.size() ||
       layers_[layer].type != LayerType::BatchNorm)
-    return fail(Status::BadArgument, "layer " + std::to_string(layer) + " is not a batch-norm layer");
+    return fail(Status::BadArgument,
+                "layer " + std::to_string(layer) + " is not a batch-norm layer");
   pop_layer_ = layer;
   pop_count_ = 0;
   pop_mean_.assign(layers_[layer].out, 0.0);
@@ -608,7 +635,8 @@ Status Network::population_begin(int32_t layer) {
 Status Network::population_add(size_t n) {
   if (pop_layer_ < 0) return fail(Status::BadArgument, "population_begin was not called");
   if (n == 0) return Status::Ok;
-  if (input_.size() < n * input_size()) return fail(Status::BadArgument, "fewer rows staged than n");
+  if (input_.size() < n * input_size())
+    return fail(Status::BadArgument, "fewer rows staged than n");
   if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
   const float* in = input_.data();
   if (pop_layer_ > 0) {

@@ -66,7 +66,8 @@ class Reader {
     uint32_t n = 0;
     if (!get(&n) || n != expected || (n_ - pos_) / sizeof(float) < n) return false;
     v->resize(n);
-    if (n != 0) std::memcpy(v->data(), p_ + pos_, n * sizeof(float));  // data() may be null when empty
+    if (n != 0)
+      std::memcpy(v->data(), p_ + pos_, n * sizeof(float));  // data() may be null when empty
     pos_ += n * sizeof(float);
     return true;
   }
@@ -121,8 +122,7 @@ struct Serializer {
                      std::to_string(kFormatVersion) + ")");
     if (static_cast<uint64_t>(length) + 16 != n)
       return corrupt("the model is " + std::to_string(n) + " bytes but its header says " +
-                     std::to_string(static_cast<uint64_t>(length) + 16) +
-                     " (truncated or padded)");
+                     std::to_string(static_cast<uint64_t>(length) + 16) + " (truncated or padded)");
     std::memcpy(&stored_crc, bytes + 12 + length, 4);
     if (crc32(bytes, 12 + length) != stored_crc)
       return corrupt("checksum mismatch: the model bytes are damaged");

@@ -31,12 +31,18 @@ std::vector<double> encode_spec(const NetworkSpec& s) {
   };
   for (const LayerSpec& l : s.layers) {
     const double fields[kLayerFields] = {
-        static_cast<double>(l.type), static_cast<double>(l.units),
-        l.use_bias ? 1.0 : 0.0,      static_cast<double>(l.init),
-        l.init_std,                  l.momentum,
-        l.epsilon,                   l.unbiased_variance ? 1.0 : 0.0,
-        l.cumulative ? 1.0 : 0.0,    l.bias_correction ? 1.0 : 0.0,
-        l.renorm_rmax,               l.renorm_dmax,
+        static_cast<double>(l.type),
+        static_cast<double>(l.units),
+        l.use_bias ? 1.0 : 0.0,
+        static_cast<double>(l.init),
+        l.init_std,
+        l.momentum,
+        l.epsilon,
+        l.unbiased_variance ? 1.0 : 0.0,
+        l.cumulative ? 1.0 : 0.0,
+        l.bias_correction ? 1.0 : 0.0,
+        l.renorm_rmax,
+        l.renorm_dmax,
     };
     v.insert(v.end(), fields, fields + kLayerFields);
   }

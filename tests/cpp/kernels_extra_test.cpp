@@ -112,8 +112,10 @@ TEST(KernelsExtraWasmSimd, SparseGemm1x32MatchesScalarBitForBit) {
 // Packing is a permutation with zero padding: exact, so bit-equal to the scalar
 // code, for full and partial panels and every k % 4.
 TEST(KernelsExtraWasmSimd, PackTX8MatchesScalarBitForBit) {
-  for (size_t k : {size_t(1), size_t(3), size_t(4), size_t(5), size_t(8), size_t(13), size_t(64), size_t(67)})
-    for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(9), size_t(16), size_t(17), size_t(23), size_t(40)}) {
+  for (size_t k :
+       {size_t(1), size_t(3), size_t(4), size_t(5), size_t(8), size_t(13), size_t(64), size_t(67)})
+    for (size_t n : {size_t(1), size_t(7), size_t(8), size_t(9), size_t(16), size_t(17), size_t(23),
+                     size_t(40)}) {
       const std::vector<float> bt = Rng(k * 100 + n).uniform_vec(n * k, -1, 1);
       const size_t size = f32_packed_size(k, n);
       // Sentinels past the end catch a write beyond the packed size.

@@ -497,8 +497,8 @@ void check_packed(PackedFn f, PackedFn reference, bool transposed_a) {
 
 // ---- Adam and the finiteness check ------------------------------------------------------
 
-using AdamFn = bool (*)(float*, float*, float*, const float*, size_t, float, float, float, float, float, float,
-                        float, float, bool);
+using AdamFn = bool (*)(float*, float*, float*, const float*, size_t, float, float, float, float,
+                        float, float, float, float, bool);
 
 struct AdamState {
   std::vector<float> p, m, v, g;
@@ -512,12 +512,13 @@ AdamState adam_state(size_t n, uint64_t seed) {
 
 struct AdamHyper {
   // c1, c2 are 1 - b1 and 1 - b2 rounded from double, as the network passes them.
-  float b1 = 0.9f, b2 = 0.999f, c1 = 0.1f, c2 = 0.001f, step_size = 0.01f, inv_sqrt_bc2 = 1.3f, eps = 1e-3f, wd = 0.01f;
+  float b1 = 0.9f, b2 = 0.999f, c1 = 0.1f, c2 = 0.001f, step_size = 0.01f, inv_sqrt_bc2 = 1.3f,
+        eps = 1e-3f, wd = 0.01f;
 };
 
 bool run_adam(AdamFn f, AdamState* s, const AdamHyper& h, bool write) {
-  return f(s->p.data(), s->m.data(), s->v.data(), s->g.data(), s->p.size(), h.b1, h.b2, h.c1, h.c2, h.step_size,
-           h.inv_sqrt_bc2, h.eps, h.wd, write);
+  return f(s->p.data(), s->m.data(), s->v.data(), s->g.data(), s->p.size(), h.b1, h.b2, h.c1, h.c2,
+           h.step_size, h.inv_sqrt_bc2, h.eps, h.wd, write);
 }
 
 const size_t kVectorN[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 67};

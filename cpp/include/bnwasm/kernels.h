@@ -13,7 +13,8 @@ namespace bnwasm {
 // c is (m, n); a is (m, k); b is (k, n). c += a * b.
 void f32_gemm__scalar(float* c, const float* a, const float* b, size_t m, size_t n, size_t k);
 // y is (m); w is (m, k); x is (k). y = w * x + (bias ? bias : 0).
-void f32_gemv__scalar(float* y, const float* w, const float* x, const float* bias, size_t m, size_t k);
+void f32_gemv__scalar(float* y, const float* w, const float* x, const float* bias, size_t m,
+                      size_t k);
 // in is (rows, cols); mean and var are (cols): per-column mean and biased
 // variance, two passes (the second over centred values) so a large mean does
 // not cancel the variance's digits in float32.
@@ -30,7 +31,9 @@ void f32_colsum__scalar(float* out, const float* in, size_t rows, size_t cols);
 // row through any variant equals that row of a batch bit for bit.
 constexpr size_t kPanel = 8;
 // Floats in the packed form of a (k, n) matrix.
-inline size_t f32_packed_size(size_t k, size_t n) { return k * ((n + kPanel - 1) / kPanel) * kPanel; }
+inline size_t f32_packed_size(size_t k, size_t n) {
+  return k * ((n + kPanel - 1) / kPanel) * kPanel;
+}
 // b is (k, n) row-major. Memory-bound; one version.
 void f32_pack_x8(float* packed, const float* b, size_t k, size_t n);
 // bt is (n, k) row-major: packs its transpose, the (k, n) matrix. A dense
@@ -38,7 +41,8 @@ void f32_pack_x8(float* packed, const float* b, size_t k, size_t n);
 // training repacks it every step, so it has a SIMD variant (4x4 transposes).
 void f32_pack_t_x8__scalar(float* packed, const float* bt, size_t k, size_t n);
 // c is (m, n); a is (m, k); packed holds b (k, n). c += a * b.
-void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k);
+void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
+                             size_t k);
 // c is (m, n); a is (k, m); packed holds b (k, n). c += a^T * b (the weight
 // gradient dout^T * in, without transposing dout).
 void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
@@ -59,18 +63,19 @@ bool f32_all_finite__scalar(const float* x, size_t n);
 
 #if defined(__wasm_simd128__)
 void f32_gemm_4x8__wasmsimd(float* c, const float* a, const float* b, size_t m, size_t n, size_t k);
-void f32_gemv__wasmsimd(float* y, const float* w, const float* x, const float* bias, size_t m, size_t k);
+void f32_gemv__wasmsimd(float* y, const float* w, const float* x, const float* bias, size_t m,
+                        size_t k);
 void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t rows, size_t cols);
 void f32_colsum__wasmsimd(float* out, const float* in, size_t rows, size_t cols);
 // MR rows by one 8-column panel per tile: 2 * MR accumulators.
-void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m, size_t n,
-                                   size_t k);
-void f32_gemm_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m, size_t n,
-                                   size_t k);
+void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
+                                   size_t n, size_t k);
+void f32_gemm_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
+                                   size_t n, size_t k);
 // One row at a time, four panels (32 columns, 8 accumulators) in flight: the
 // matrix-vector form for single-example inference.
-void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m, size_t n,
-                                    size_t k);
+void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,
+                                    size_t n, size_t k);
 // 1x32 over the p where a[i][p] != 0 only, when a row has enough zeros (input
 // pixels, ReLU outputs). Exact, not approximate: for finite b a skipped term
 // adds +-0 to an accumulator that starts at +0 and so is never -0, which
@@ -83,8 +88,8 @@ void f32_gemm_tn_packed_6x8__wasmsimd(float* c, const float* a, const float* pac
                                       size_t n, size_t k);
 void f32_pack_t_x8__wasmsimd(float* packed, const float* bt, size_t k, size_t n);
 bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-                        float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
-                        bool write);
+                        float c1, float c2, float step_size, float inv_sqrt_bc2, float eps,
+                        float wd, bool write);
 bool f32_all_finite__wasmsimd(const float* x, size_t n);
 #endif
 
@@ -100,10 +105,10 @@ void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n);
 // One row goes through the matrix-vector variant, more through the tiled one;
 // both give the same bits for a row (see above).
 void f32_gemm_packed(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k);
-void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k);
-bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
-              float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
-              bool write);
+void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m, size_t n,
+                        size_t k);
+bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2, float c1,
+              float c2, float step_size, float inv_sqrt_bc2, float eps, float wd, bool write);
 bool f32_all_finite(const float* x, size_t n);
 
 // Name of the variant set in use: "wasmsimd" or "scalar".

@@ -31,11 +31,12 @@ void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, c
 // Inference mode: only running statistics, never statistics of the batch.
 // in is (B, C); out is (B, C).
 void batchnorm_forward_infer(float* out, const float* in, const float* gamma, const float* beta,
-                             const float* running_mean, const float* running_var, size_t B, size_t C,
-                             float eps);
+                             const float* running_mean, const float* running_var, size_t B,
+                             size_t C, float eps);
 // dout, in, din are (B, C); mean, rstd are the (C) caches of the forward pass.
 void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* dout, const float* in,
-                        const float* gamma, const float* mean, const float* rstd, size_t B, size_t C);
+                        const float* gamma, const float* mean, const float* rstd, size_t B,
+                        size_t C);
 // Batch renormalization (Ioffe 2017), training mode: the batch-normalized
 // value is corrected towards the running statistics,
 //   xhat = (x - mean) * rstd * r + d,
@@ -44,12 +45,14 @@ void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* do
 // with r and d (C) treated as constants by backward. rmax = 1, dmax = 0 is
 // plain batch norm.
 void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* rstd, float* r,
-                                    float* d, const float* in, const float* gamma, const float* beta,
-                                    const float* running_mean, const float* running_var, size_t B,
-                                    size_t C, float eps, float rmax, float dmax);
+                                    float* d, const float* in, const float* gamma,
+                                    const float* beta, const float* running_mean,
+                                    const float* running_var, size_t B, size_t C, float eps,
+                                    float rmax, float dmax);
 void batchnorm_renorm_backward(float* din, float* dgamma, float* dbeta, const float* dout,
                                const float* in, const float* gamma, const float* mean,
-                               const float* rstd, const float* r, const float* d, size_t B, size_t C);
+                               const float* rstd, const float* r, const float* d, size_t B,
+                               size_t C);
 // running = past_weight * running + (1 - past_weight) * batch, per feature.
 // past_weight is the layer's momentum for an exponentially weighted average
 // (the weight of the past, the lecture's beta) or (n - 1) / n for the plain
@@ -75,7 +78,8 @@ double softmax_crossentropy_forward_backward(float* dlogits, const float* logits
 double softmax_crossentropy_forward(size_t* correct, const float* logits, const int32_t* labels,
                                     size_t B, size_t K);
 // out and targets are (B, K); loss = mean over all B*K of (out - target)^2.
-double mse_forward_backward(float* dout, const float* out, const float* targets, size_t B, size_t K);
+double mse_forward_backward(float* dout, const float* out, const float* targets, size_t B,
+                            size_t K);
 double mse_forward(const float* out, const float* targets, size_t B, size_t K);
 // Row-wise numerically stable softmax; in and out are (B, K), may alias.
 void softmax_forward(float* out, const float* in, size_t B, size_t K);

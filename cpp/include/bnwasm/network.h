@@ -49,13 +49,13 @@ struct LayerSpec {
   Init init = Init::Auto;
   double init_std = 0.01;
   // batchNorm
-  double momentum = 0.9;           // weight of the past in the running average
+  double momentum = 0.9;  // weight of the past in the running average
   double epsilon = 1e-5;
-  bool unbiased_variance = true;   // running variance from the m/(m-1) batch variance
-  bool cumulative = false;         // plain average over all batches instead of the EMA
-  bool bias_correction = false;    // EMA from zero weight, divided by 1 - momentum^t
-  double renorm_rmax = 0;          // batch renormalization when > 0 (>= 1): clip of r
-  double renorm_dmax = 0;          // clip of d (>= 0)
+  bool unbiased_variance = true;  // running variance from the m/(m-1) batch variance
+  bool cumulative = false;        // plain average over all batches instead of the EMA
+  bool bias_correction = false;   // EMA from zero weight, divided by 1 - momentum^t
+  double renorm_rmax = 0;         // batch renormalization when > 0 (>= 1): clip of r
+  double renorm_dmax = 0;         // clip of d (>= 0)
 };
 
 struct OptimizerSpec {
@@ -105,7 +105,8 @@ class Network {
  public:
   static Status create(const NetworkSpec& spec, std::unique_ptr<Network>* out, std::string* why);
   // Parses bytes written by save(); never trusts a length it has not checked.
-  static Status load(const uint8_t* bytes, size_t n, std::unique_ptr<Network>* out, std::string* why);
+  static Status load(const uint8_t* bytes, size_t n, std::unique_ptr<Network>* out,
+                     std::string* why);
 
   const NetworkSpec& spec() const { return spec_; }
   size_t input_size() const { return static_cast<size_t>(spec_.input_size); }
@@ -171,15 +172,15 @@ class Network {
   struct Layer {
     LayerType type;
     size_t in = 0, out = 0;
-    size_t w = 0, b = 0;                    // params: dense weight (out, in), bias (out)
-    size_t gamma = 0, beta = 0;             // params: batch norm
-    size_t rmean = 0, rvar = 0;             // stats: running mean and variance
-    size_t raw_mean = 0, raw_var = 0;       // stats: uncorrected EMA (bias_correction)
-    size_t cache = 0;                       // caches: mean, var, rstd, r, d (5 * out)
-    uint64_t tracked = 0;                   // batches folded into the running statistics
-    bool needs_din = false;                 // some earlier layer has parameters
-    std::vector<float> act;                 // (rows, out)
-    std::vector<float> wt;                  // dense: weight^T (in, out), packed in panels
+    size_t w = 0, b = 0;               // params: dense weight (out, in), bias (out)
+    size_t gamma = 0, beta = 0;        // params: batch norm
+    size_t rmean = 0, rvar = 0;        // stats: running mean and variance
+    size_t raw_mean = 0, raw_var = 0;  // stats: uncorrected EMA (bias_correction)
+    size_t cache = 0;                  // caches: mean, var, rstd, r, d (5 * out)
+    uint64_t tracked = 0;              // batches folded into the running statistics
+    bool needs_din = false;            // some earlier layer has parameters
+    std::vector<float> act;            // (rows, out)
+    std::vector<float> wt;             // dense: weight^T (in, out), packed in panels
     uint64_t wt_version = ~uint64_t(0);
   };
 
