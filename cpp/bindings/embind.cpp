@@ -6,7 +6,6 @@
 #include <emscripten/val.h>
 #include <malloc.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -40,9 +39,11 @@ class Handle {
   void shuffle(size_t n) { net_->shuffle(n); }
   // 64-bit state as 16 hex digits (a JS number holds only 53 bits).
   std::string rngState() const {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(net_->rng_state()));
-    return buf;
+    static const char kHex[] = "0123456789abcdef";
+    std::string hex(16, '0');
+    uint64_t v = net_->rng_state();
+    for (int i = 15; i >= 0; --i, v >>= 4) hex[i] = kHex[v & 15];
+    return hex;
   }
   void setRngState(const std::string& hex) {
     net_->set_rng_state(std::strtoull(hex.c_str(), nullptr, 16));

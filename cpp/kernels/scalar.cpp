@@ -152,6 +152,26 @@ bool f32_all_finite__scalar(const float* x, size_t n) {
   return acc == 0.0f;
 }
 
+bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu, float wd,
+             bool nesterov, bool write) {
+  float acc = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    float d = g[i] + wd * p[i];
+    float b = buf[i];
+    if (mu != 0.0f) {
+      b = mu * b + d;
+      d = nesterov ? d + mu * b : b;
+    }
+    const float np = p[i] - lr * d;
+    acc += (np + b) * 0.0f;  // 0 while everything is finite, NaN otherwise
+    if (write) {
+      p[i] = np;
+      buf[i] = b;
+    }
+  }
+  return acc == 0.0f;
+}
+
 #if !defined(__wasm_simd128__)
 void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n) {
   f32_pack_t_x8__scalar(packed, bt, k, n);

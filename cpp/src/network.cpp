@@ -300,25 +300,8 @@ namespace {
 // refused before anything is written.
 template <bool Write>
 bool sgd_pass(float* p, float* buf, const float* g, size_t n, const OptimizerSpec& o) {
-  const float lr = static_cast<float>(o.learning_rate), mu = static_cast<float>(o.momentum),
-              wd = static_cast<float>(o.weight_decay);
-  float acc = 0.0f;
-  for (size_t i = 0; i < n; ++i) {
-    float d = g[i] + wd * p[i];
-    float b = buf[i];
-    if (mu != 0.0f) {
-      // PyTorch: the first step sets buf = d; buf starts at 0, so mu * 0 + d is the same.
-      b = mu * b + d;
-      d = o.nesterov ? d + mu * b : b;
-    }
-    const float np = p[i] - lr * d;
-    acc += (np + b) * 0.0f;
-    if (Write) {
-      p[i] = np;
-      buf[i] = b;
-    }
-  }
-  return acc == 0.0f;
+  return f32_sgd(p, buf, g, n, static_cast<float>(o.learning_rate), static_cast<float>(o.momentum),
+                 static_cast<float>(o.weight_decay), o.nesterov, Write);
 }
 
 template <bool Write>

@@ -96,6 +96,14 @@ bool f32_all_finite__wasmsimd(const float* x, size_t n);
 // in is (rows, cols); out is (cols, rows). Memory-bound; one version.
 void f32_transpose(float* out, const float* in, size_t rows, size_t cols);
 
+// p, buf, g are (n). One SGD step as torch.optim.SGD computes it (dampening 0):
+//   d = g + wd * p; buf' = mu * buf + d (when mu != 0); d' = nesterov ? d + mu * buf' : buf';
+//   p' = p - lr * d'. buf starts at 0, so the first step's buf' = d, as PyTorch sets it.
+// Writes p', buf' only when `write`; returns whether all of them are finite.
+// One portable version: the compiler vectorizes it.
+bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu, float wd,
+             bool nesterov, bool write);
+
 // The variant this build uses.
 void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k);
 void f32_gemv(float* y, const float* w, const float* x, const float* bias, size_t m, size_t k);
