@@ -88,13 +88,21 @@ void batchnorm_forward_infer(float* out, const float* in, const float* gamma, co
   }
 }
 
-void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* dout, const float* in,
-                        const float* gamma, const float* mean, const float* rstd, size_t B,
-                        size_t C) {
-  // dout, in, din are (B, C); mean, rstd are (C).
-  // With xhat = (x - mean) * rstd, the two sums over the batch are
-  //   sum_dout = sum dout (= dbeta), sum_dout_xhat = sum dout * xhat (= dgamma),
-  // and dx = gamma * rstd * (dout - sum_dout / B - xhat * sum_dout_xhat / B).
+namespace {
+
+// Batch norm backward, plain (Renorm false) or renormalized (Renorm true: the
+// forward was gamma * (r * xhat + d) + beta with r, d (C) held constant).
+// dout, in, din are (B, C); mean, rstd are (C). With xhat = (x - mean) * rstd,
+// two sums over the batch,
+//   sum_dout = sum dout (= dbeta), sum_dout_xhat = sum dout * xhat,
+// give dgamma = sum_dout_xhat (renorm: r * sum_dout_xhat + d * sum_dout) and
+//   dx = gamma' * rstd * (dout - sum_dout / B - xhat * sum_dout_xhat / B),
+// with gamma' = gamma (renorm: gamma * r); then one pass writes dx.
+template <bool Renorm>
+void batchnorm_backward_impl(float* din, float* dgamma, float* dbeta, const float* dout,
+                             const float* in, const float* gamma, const float* mean,
+                             const float* rstd, const float* r, const float* d, size_t B,
+                             size_t C) {
   const float inv_b = 1.0f / static_cast<float>(B);
   for (size_t c0 = 0; c0 < C; c0 += kBlock) {
     const size_t n = std::min(kBlock, C - c0);
@@ -109,12 +117,15 @@ void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* do
     }
     for (size_t j = 0; j < n; ++j) {
       dbeta[c0 + j] += sum_dout[j];
-      dgamma[c0 + j] += sum_dout_xhat[j];
+      if constexpr (Renorm)
+        dgamma[c0 + j] += r[c0 + j] * sum_dout_xhat[j] + d[c0 + j] * sum_dout[j];
+      else
+        dgamma[c0 + j] += sum_dout_xhat[j];
     }
     if (din == nullptr) continue;
     float k[kBlock], mdy[kBlock], mdx[kBlock];
     for (size_t j = 0; j < n; ++j) {
-      k[j] = gamma[c0 + j] * rstd[c0 + j];
+      k[j] = Renorm ? gamma[c0 + j] * r[c0 + j] * rstd[c0 + j] : gamma[c0 + j] * rstd[c0 + j];
       mdy[j] = sum_dout[j] * inv_b;
       mdx[j] = sum_dout_xhat[j] * inv_b;
     }
@@ -128,6 +139,15 @@ void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* do
       }
     }
   }
+}
+
+}  // namespace
+
+void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* dout, const float* in,
+                        const float* gamma, const float* mean, const float* rstd, size_t B,
+                        size_t C) {
+  batchnorm_backward_impl<false>(din, dgamma, dbeta, dout, in, gamma, mean, rstd, nullptr, nullptr,
+                                 B, C);
 }
 
 void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* rstd, float* r,
@@ -163,42 +183,7 @@ void batchnorm_renorm_backward(float* din, float* dgamma, float* dbeta, const fl
                                const float* in, const float* gamma, const float* mean,
                                const float* rstd, const float* r, const float* d, size_t B,
                                size_t C) {
-  // out = gamma * (r * xhat + d) + beta with r, d constant: the input gradient
-  // is plain batch norm's with gamma * r in place of gamma, and
-  // dgamma = sum dout * (r * xhat + d) = r * sum(dout * xhat) + d * sum(dout).
-  const float inv_b = 1.0f / static_cast<float>(B);
-  for (size_t c0 = 0; c0 < C; c0 += kBlock) {
-    const size_t n = std::min(kBlock, C - c0);
-    float sum_dout[kBlock] = {0}, sum_dout_xhat[kBlock] = {0};
-    for (size_t b = 0; b < B; ++b) {
-      const float* x = in + b * C + c0;
-      const float* dy = dout + b * C + c0;
-      for (size_t j = 0; j < n; ++j) {
-        sum_dout[j] += dy[j];
-        sum_dout_xhat[j] += dy[j] * (x[j] - mean[c0 + j]) * rstd[c0 + j];
-      }
-    }
-    for (size_t j = 0; j < n; ++j) {
-      dbeta[c0 + j] += sum_dout[j];
-      dgamma[c0 + j] += r[c0 + j] * sum_dout_xhat[j] + d[c0 + j] * sum_dout[j];
-    }
-    if (din == nullptr) continue;
-    float k[kBlock], mdy[kBlock], mdx[kBlock];
-    for (size_t j = 0; j < n; ++j) {
-      k[j] = gamma[c0 + j] * r[c0 + j] * rstd[c0 + j];
-      mdy[j] = sum_dout[j] * inv_b;
-      mdx[j] = sum_dout_xhat[j] * inv_b;
-    }
-    for (size_t b = 0; b < B; ++b) {
-      const float* x = in + b * C + c0;
-      const float* dy = dout + b * C + c0;
-      float* dx = din + b * C + c0;
-      for (size_t j = 0; j < n; ++j) {
-        const float xhat = (x[j] - mean[c0 + j]) * rstd[c0 + j];
-        dx[j] += k[j] * (dy[j] - mdy[j] - xhat * mdx[j]);
-      }
-    }
-  }
+  batchnorm_backward_impl<true>(din, dgamma, dbeta, dout, in, gamma, mean, rstd, r, d, B, C);
 }
 
 void batchnorm_update_running(float* running_mean, float* running_var, const float* mean,

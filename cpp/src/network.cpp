@@ -384,6 +384,26 @@ Status Network::check_inputs(const float* x, size_t rows) {
               static_cast<int64_t>(i), x[i]);
 }
 
+// The staged labels (in range) or targets (finite) of n rows.
+Status Network::check_targets(size_t n) {
+  if (spec_.loss == LossType::SoftmaxCrossEntropy) {
+    if (labels_.size() < n) return fail(Status::BadArgument, "fewer labels staged than rows");
+    for (size_t i = 0; i < n; ++i)
+      if (labels_[i] < 0 || static_cast<size_t>(labels_[i]) >= output_size_)
+        return fail(Status::LabelOutOfRange,
+                    "y[" + std::to_string(i) + "] is " + std::to_string(labels_[i]) +
+                        ", labels must be integers in [0, " + std::to_string(output_size_) + ")",
+                    static_cast<int64_t>(i), labels_[i]);
+    return Status::Ok;
+  }
+  const size_t count = n * output_size_;
+  if (targets_.size() < count) return fail(Status::BadArgument, "fewer targets staged than rows");
+  if (all_finite(targets_.data(), count)) return Status::Ok;
+  const size_t i = first_non_finite(targets_.data(), count);
+  return fail(Status::NonFiniteInput, "y[" + std::to_string(i) + "] is " + describe(targets_[i]),
+              static_cast<int64_t>(i), targets_[i]);
+}
+
 Status Network::train_step(size_t B, double* loss) {
   bool has_bn = false;
   for (const Layer& l : layers_) has_bn = has_bn || l.type == LayerType::BatchNorm;
@@ -396,26 +416,7 @@ Status Network::train_step(size_t B, double* loss) {
   if (input_.size() < B * input_size())
     return fail(Status::BadArgument, "fewer rows staged than the batch size");
   if (Status s = check_inputs(input_.data(), B); s != Status::Ok) return s;
-  if (spec_.loss == LossType::SoftmaxCrossEntropy) {
-    if (labels_.size() < B)
-      return fail(Status::BadArgument, "fewer labels staged than the batch size");
-    for (size_t i = 0; i < B; ++i)
-      if (labels_[i] < 0 || static_cast<size_t>(labels_[i]) >= output_size_)
-        return fail(Status::LabelOutOfRange,
-                    "y[" + std::to_string(i) + "] is " + std::to_string(labels_[i]) +
-                        ", labels must be integers in [0, " + std::to_string(output_size_) + ")",
-                    static_cast<int64_t>(i), labels_[i]);
-  } else {
-    if (targets_.size() < B * output_size_)
-      return fail(Status::BadArgument, "fewer targets staged than the batch size");
-    const size_t n = B * output_size_;
-    if (!all_finite(targets_.data(), n)) {
-      const size_t i = first_non_finite(targets_.data(), n);
-      return fail(Status::NonFiniteInput,
-                  "y[" + std::to_string(i) + "] is " + describe(targets_[i]),
-                  static_cast<int64_t>(i), targets_[i]);
-    }
-  }
+  if (Status s = check_targets(B); s != Status::Ok) return s;
 
   ensure_rows(B);
   forward(input_.data(), B, true);
@@ -517,24 +518,7 @@ Status Network::evaluate(size_t n, double* loss_sum, size_t* correct) {
   if (input_.size() < n * input_size())
     return fail(Status::BadArgument, "fewer rows staged than n");
   if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
-  if (spec_.loss == LossType::SoftmaxCrossEntropy) {
-    if (labels_.size() < n) return fail(Status::BadArgument, "fewer labels staged than n");
-    for (size_t i = 0; i < n; ++i)
-      if (labels_[i] < 0 || static_cast<size_t>(labels_[i]) >= output_size_)
-        return fail(Status::LabelOutOfRange,
-                    "y[" + std::to_string(i) + "] is " + std::to_string(labels_[i]) +
-                        ", labels must be integers in [0, " + std::to_string(output_size_) + ")",
-                    static_cast<int64_t>(i), labels_[i]);
-  } else {
-    if (targets_.size() < n * output_size_)
-      return fail(Status::BadArgument, "fewer targets staged than n");
-    if (!all_finite(targets_.data(), n * output_size_)) {
-      const size_t i = first_non_finite(targets_.data(), n * output_size_);
-      return fail(Status::NonFiniteInput,
-                  "y[" + std::to_string(i) + "] is " + describe(targets_[i]),
-                  static_cast<int64_t>(i), targets_[i]);
-    }
-  }
+  if (Status s = check_targets(n); s != Status::Ok) return s;
   ensure_rows(n);
   forward(input_.data(), n, false);
   const float* z = layers_.back().act.data();

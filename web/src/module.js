@@ -27,3 +27,24 @@ export function loadModule() {
   }
   return modulePromise;
 }
+
+/**
+ * A promise that resolves after pending events have run (a macrotask, without
+ * setTimeout's 4 ms clamp): long loops await it so pages, progress bars and
+ * worker messages stay live. One MessageChannel serves every call in browsers.
+ */
+export const yieldToEventLoop = (() => {
+  if (typeof setImmediate === 'function') return () => new Promise((resolve) => setImmediate(resolve));
+  const channel = new MessageChannel();
+  let queue = [];
+  channel.port1.onmessage = () => {
+    const resolvers = queue;
+    queue = [];
+    for (const resolve of resolvers) resolve();
+  };
+  return () =>
+    new Promise((resolve) => {
+      queue.push(resolve);
+      channel.port2.postMessage(null);
+    });
+})();

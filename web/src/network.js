@@ -2,7 +2,7 @@
 // ownership of the Embind object (a user never calls .delete()).
 import { fromSpec, normalizeConfig, outputSize, toSpec } from './config.js';
 import { BnwasmError, DisposedError, DivergenceError, InputError, ModelFormatError, describe } from './errors.js';
-import { loadModule } from './module.js';
+import { loadModule, yieldToEventLoop } from './module.js';
 
 // Core status codes (cpp/include/bnwasm/network.h, enum Status).
 const STATUS_CODES = {
@@ -27,19 +27,6 @@ const registry = new FinalizationRegistry((handle) => {
     liveNetworks--;
   }
 });
-
-const yieldToEventLoop =
-  typeof setImmediate === 'function'
-    ? () => new Promise((resolve) => setImmediate(resolve))
-    : () =>
-        new Promise((resolve) => {
-          const channel = new MessageChannel();
-          channel.port1.onmessage = () => {
-            channel.port1.close();
-            resolve();
-          };
-          channel.port2.postMessage(null);
-        });
 
 function isIntegerArray(y) {
   return (

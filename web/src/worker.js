@@ -17,7 +17,7 @@
 //             | {id, type: 'progress', progress} | {id, type: 'checkpoint', checkpoint}
 import { createNetwork, loadNetwork } from './network.js';
 import { BnwasmError, InputError, describe } from './errors.js';
-import { isNode } from './module.js';
+import { isNode, yieldToEventLoop } from './module.js';
 import { parentPort, serializeError } from './trainer.js';
 
 /** Time between yields to the event loop while fitting: bounds how late pause/abort/predict are served. */
@@ -123,22 +123,6 @@ function network(fn) {
   if (!net) throw new BnwasmError(`${fn}(): the worker has no network yet`, 'BNWASM_INVALID_ARGUMENT');
   return net;
 }
-
-const yieldToEventLoop = (() => {
-  if (typeof setImmediate === 'function') return () => new Promise((resolve) => setImmediate(resolve));
-  const channel = new MessageChannel();
-  let queue = [];
-  channel.port1.onmessage = () => {
-    const resolvers = queue;
-    queue = [];
-    for (const resolve of resolvers) resolve();
-  };
-  return () =>
-    new Promise((resolve) => {
-      queue.push(resolve);
-      channel.port2.postMessage(null);
-    });
-})();
 
 // The per-epoch shuffle's generator (mulberry32). `state` (32 bits) is all of it: a
 // checkpoint keeps the state an epoch started from, and restarting there redraws that epoch's order.

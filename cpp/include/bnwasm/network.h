@@ -187,6 +187,7 @@ class Network {
   explicit Network(const NetworkSpec& spec);
   void init_parameters();
   Status check_inputs(const float* x, size_t rows);
+  Status check_targets(size_t rows);
   Status fail(Status s, std::string message, int64_t index = -1, double value = 0);
   void ensure_rows(size_t rows);
   // Runs layers [0, last] (all by default) on x.
