@@ -41,9 +41,11 @@ function format(v) {
 
 /**
  * One plot in a rectangle of a prepared context.
- * series: [{points: [[x, y], ...], color, kind: 'line' | 'dots', label}]
+ * series: [{points: [[x, y], ...], color, kind: 'line' | 'dots', label, width, dash, radius}]
+ * (dash: a canvas line-dash pattern such as [5, 4]; solid when absent). yTicks: about how
+ * many y gridlines.
  */
-export function plot(ctx, rect, { series, title, yRange, xRange, yFormat = format }) {
+export function plot(ctx, rect, { series, title, yRange, xRange, yFormat = format, yTicks = 4 }) {
   const left = rect.x + 44;
   const right = rect.x + rect.width - 8;
   const top = rect.y + 18;
@@ -98,7 +100,7 @@ export function plot(ctx, rect, { series, title, yRange, xRange, yFormat = forma
   ctx.lineWidth = 1;
   ctx.textAlign = 'right';
   ctx.fillStyle = TEXT;
-  for (const t of niceTicks(y0, y1, 4)) {
+  for (const t of niceTicks(y0, y1, yTicks)) {
     const y = Math.round(sy(t)) + 0.5;
     ctx.beginPath();
     ctx.moveTo(left, y);
@@ -129,6 +131,7 @@ export function plot(ctx, rect, { series, title, yRange, xRange, yFormat = forma
       }
     } else {
       ctx.lineWidth = s.width ?? 1.6;
+      ctx.setLineDash(s.dash ?? []);
       ctx.beginPath();
       s.points.forEach(([x, y], i) => (i === 0 ? ctx.moveTo(sx(x), sy(y)) : ctx.lineTo(sx(x), sy(y))));
       ctx.stroke();

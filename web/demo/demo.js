@@ -3,6 +3,7 @@
 import { createTrainer } from '../src/index.js';
 import { drawImage, drawRegions, plot, prepare } from './charts.js';
 import { loadFashionMnist, makeSpirals } from './datasets.js';
+import { setupFigure1 } from './figure1-panel.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -135,6 +136,7 @@ function newRun(config) {
 }
 
 async function start() {
+  figure1.pause(); // one run trains at a time: two would split the cores
   if (run && !run.finished && run.paused) {
     run.paused = false;
     updateButtons();
@@ -478,6 +480,14 @@ for (const id of ['hidden', 'activation', 'batchNorm', 'momentum', 'epsilon', 'l
 }
 $('reset').addEventListener('click', () => ($('hint').textContent = ''));
 window.addEventListener('resize', () => (dirty = true));
+
+// The paper's Figure 1 preset runs in a worker of its own; starting it pauses this page's training.
+const figure1 = setupFigure1({
+  loadData: () => loadDataset('fashion-mnist'),
+  onStart: () => {
+    if (run && !run.finished && !run.paused && !run.starting) pause().catch(fail);
+  },
+});
 
 requestAnimationFrame(frame);
 selectDataset($('dataset').value);
