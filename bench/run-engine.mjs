@@ -88,5 +88,11 @@ result.predictOneUs = predictOneP50(engine);
 const bp = batchPredictRate(engine);
 Object.assign(result, { train64: t64.wall, train256: t256.wall, batchPredict: bp.wall });
 result.cpu = { train64: t64.cpu, train256: t256.cpu, batchPredict: bp.cpu };
+if (engine.folded) {
+  const folded = await engine.folded();
+  result.foldedPredictOneUs = predictOneP50(folded);
+  result.foldedBatchPredict = batchPredictRate(folded).wall;
+  folded.dispose();
+}
 engine.dispose();
 console.log(JSON.stringify(result));

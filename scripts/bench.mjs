@@ -181,6 +181,15 @@ if (bc && wc) {
   );
 }
 out.push(`single-example predict: ${fmt(FORWARD_FLOP / 1e6, 2)} MFLOP dense; bnwasm skips the zero inputs and ReLU zeros exactly`);
+const bnSamples = samples.bnwasm ?? [];
+if (bnSamples.length > 0 && bnSamples[0].foldedPredictOneUs !== undefined) {
+  const fOne = median(bnSamples.map((s) => s.foldedPredictOneUs));
+  const fBatch = median(bnSamples.map((s) => s.foldedBatchPredict));
+  out.push(
+    `folded inference (toInference: batch norm folded into dense): predict p50 ${fmt(fOne, 1)} us vs ${fmt(b.predictOneUs, 1)} unfolded ` +
+      `(${fmt(b.predictOneUs / fOne, 2)}x), batch predict ${fmt(fBatch)} vs ${fmt(b.batchPredict)} examples/s (${fmt(fBatch / b.batchPredict, 2)}x)`,
+  );
+}
 out.push(
   `kernels in wasm, medians (GFLOP/s): forward 64x256x784 packed 4x8 ${fmt(kernelAt(kernels, 'fwd1 64x256x784 gemm_packed_4x8'), 1)} ` +
     `(unpacked ${fmt(kernelAt(kernels, 'fwd1 64x256x784 gemm_4x8 (unpacked)'), 1)}), ` +

@@ -42,6 +42,17 @@ export async function createEngine() {
     predictBatch(xs) {
       return net.predictBatch(xs);
     },
+    // The same trained network with every batch norm folded into its dense
+    // layer (Network.toInference), as an engine for the inference measurements.
+    async folded() {
+      const f = await net.toInference();
+      const fout = new Float32Array(CLASSES);
+      return {
+        predictOne: (x) => f.predict(x, fout),
+        predictBatch: (xs) => f.predictBatch(xs),
+        dispose: () => f.dispose(),
+      };
+    },
     dispose() {
       net.dispose();
     },
