@@ -18,17 +18,6 @@ void f32_gemm__scalar(float* c, const float* a, const float* b, size_t m, size_t
   }
 }
 
-void f32_gemv__scalar(float* y, const float* w, const float* x, const float* bias, size_t m,
-                      size_t k) {
-  // y is (m); w is (m, k); x is (k)
-  for (size_t i = 0; i < m; ++i) {
-    float s = bias ? bias[i] : 0.0f;
-    const float* wi = w + i * k;
-    for (size_t p = 0; p < k; ++p) s += wi[p] * x[p];
-    y[i] = s;
-  }
-}
-
 void f32_colmeanvar__scalar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   // in is (rows, cols); mean, var are (cols)
   for (size_t j = 0; j < cols; ++j) mean[j] = 0.0f;
@@ -45,13 +34,6 @@ void f32_colmeanvar__scalar(float* mean, float* var, const float* in, size_t row
       var[j] += d * d;
     }
   for (size_t j = 0; j < cols; ++j) var[j] *= inv;
-}
-
-void f32_colsum__scalar(float* out, const float* in, size_t rows, size_t cols) {
-  // in is (rows, cols); out is (cols)
-  for (size_t j = 0; j < cols; ++j) out[j] = 0.0f;
-  for (size_t i = 0; i < rows; ++i)
-    for (size_t j = 0; j < cols; ++j) out[j] += in[i * cols + j];
 }
 
 void f32_transpose(float* out, const float* in, size_t rows, size_t cols) {
@@ -191,14 +173,8 @@ bool f32_all_finite(const float* x, size_t n) { return f32_all_finite__scalar(x,
 void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k) {
   f32_gemm__scalar(c, a, b, m, n, k);
 }
-void f32_gemv(float* y, const float* w, const float* x, const float* bias, size_t m, size_t k) {
-  f32_gemv__scalar(y, w, x, bias, m, k);
-}
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   f32_colmeanvar__scalar(mean, var, in, rows, cols);
-}
-void f32_colsum(float* out, const float* in, size_t rows, size_t cols) {
-  f32_colsum__scalar(out, in, rows, cols);
 }
 const char* kernel_isa() { return "scalar"; }
 #endif

@@ -349,62 +349,6 @@ void f32_gemm_4x8__wasmsimd(float* c, const float* a, const float* b, size_t m, 
   }
 }
 
-void f32_gemv__wasmsimd(float* y, const float* w, const float* x, const float* bias, size_t m,
-                        size_t k) {
-  // y is (m); w is (m, k); x is (k). Four rows at a time share each load of x.
-  const size_t k4 = k & ~size_t(3);
-  size_t i = 0;
-  for (; i + 4 <= m; i += 4) {
-    const float* w0 = w + i * k;
-    const float* w1 = w0 + k;
-    const float* w2 = w1 + k;
-    const float* w3 = w2 + k;
-    v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t p = 0; p < k4; p += 4) {
-      const v128_t xv = wasm_v128_load(x + p);
-      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(w0 + p), xv));
-      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(w1 + p), xv));
-      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(w2 + p), xv));
-      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(w3 + p), xv));
-    }
-    float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
-    for (size_t p = k4; p < k; ++p) {
-      s0 += w0[p] * x[p];
-      s1 += w1[p] * x[p];
-      s2 += w2[p] * x[p];
-      s3 += w3[p] * x[p];
-    }
-    y[i] = s0 + (bias ? bias[i] : 0.0f);
-    y[i + 1] = s1 + (bias ? bias[i + 1] : 0.0f);
-    y[i + 2] = s2 + (bias ? bias[i + 2] : 0.0f);
-    y[i + 3] = s3 + (bias ? bias[i + 3] : 0.0f);
-  }
-  for (; i < m; ++i) {
-    const float* wi = w + i * k;
-    v128_t acc = wasm_f32x4_splat(0.0f);
-    for (size_t p = 0; p < k4; p += 4)
-      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(wi + p), wasm_v128_load(x + p)));
-    float s = hsum(acc);
-    for (size_t p = k4; p < k; ++p) s += wi[p] * x[p];
-    y[i] = s + (bias ? bias[i] : 0.0f);
-  }
-}
-
-void f32_colsum__wasmsimd(float* out, const float* in, size_t rows, size_t cols) {
-  // in is (rows, cols); out is (cols)
-  size_t j = 0;
-  for (; j + 4 <= cols; j += 4) {
-    v128_t s = wasm_f32x4_splat(0.0f);
-    for (size_t i = 0; i < rows; ++i) s = wasm_f32x4_add(s, wasm_v128_load(in + i * cols + j));
-    wasm_v128_store(out + j, s);
-  }
-  for (; j < cols; ++j) {
-    float s = 0.0f;
-    for (size_t i = 0; i < rows; ++i) s += in[i * cols + j];
-    out[j] = s;
-  }
-}
-
 void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   // in is (rows, cols); mean, var are (cols). Two passes: the second sums
   // squares of centred values, so a large mean does not cancel the variance.
@@ -440,14 +384,8 @@ void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t r
 void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k) {
   f32_gemm_4x8__wasmsimd(c, a, b, m, n, k);
 }
-void f32_gemv(float* y, const float* w, const float* x, const float* bias, size_t m, size_t k) {
-  f32_gemv__wasmsimd(y, w, x, bias, m, k);
-}
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   f32_colmeanvar__wasmsimd(mean, var, in, rows, cols);
-}
-void f32_colsum(float* out, const float* in, size_t rows, size_t cols) {
-  f32_colsum__wasmsimd(out, in, rows, cols);
 }
 void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n) {
   f32_pack_t_x8__wasmsimd(packed, bt, k, n);

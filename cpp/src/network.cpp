@@ -192,7 +192,7 @@ void Network::shuffle(size_t n) {
 
 // ---- forward and backward ----------------------------------------------------------
 
-void Network::refresh_transposes() {
+void Network::refresh_packed_weights() {
   for (Layer& l : layers_)
     if (l.type == LayerType::Dense && l.wt_version != version_) {
       f32_pack_t_x8(l.wt.data(), params_.data() + l.w, l.in, l.out);
@@ -201,7 +201,7 @@ void Network::refresh_transposes() {
 }
 
 void Network::forward(const float* x, size_t B, bool train, size_t last) {
-  refresh_transposes();
+  refresh_packed_weights();
   const float* cur = x;
   for (size_t i = 0; i < layers_.size() && i <= last; ++i) {
     Layer& l = layers_[i];
@@ -458,7 +458,7 @@ Status Network::train_step(size_t B, double* loss) {
 Status Network::predict_one() {
   const float* x = input(1);
   if (Status s = check_inputs(x, 1); s != Status::Ok) return s;
-  refresh_transposes();
+  refresh_packed_weights();
   // Ping-pong between two buffers; dense goes through the same kernel as
   // predict_batch with one row, so row i of a batch equals predict_one bit for bit.
   float* cur = one_a_.data();

@@ -12,15 +12,10 @@ namespace bnwasm {
 
 // c is (m, n); a is (m, k); b is (k, n). c += a * b.
 void f32_gemm__scalar(float* c, const float* a, const float* b, size_t m, size_t n, size_t k);
-// y is (m); w is (m, k); x is (k). y = w * x + (bias ? bias : 0).
-void f32_gemv__scalar(float* y, const float* w, const float* x, const float* bias, size_t m,
-                      size_t k);
 // in is (rows, cols); mean and var are (cols): per-column mean and biased
 // variance, two passes (the second over centred values) so a large mean does
 // not cancel the variance's digits in float32.
 void f32_colmeanvar__scalar(float* mean, float* var, const float* in, size_t rows, size_t cols);
-// in is (rows, cols); out is (cols). out = sum over rows of in.
-void f32_colsum__scalar(float* out, const float* in, size_t rows, size_t cols);
 
 // ---- GEMM on packed panels ----------------------------------------------------
 // The right-hand matrix b (k, n) is packed into ceil(n / 8) panels, each (k, 8)
@@ -63,10 +58,7 @@ bool f32_all_finite__scalar(const float* x, size_t n);
 
 #if defined(__wasm_simd128__)
 void f32_gemm_4x8__wasmsimd(float* c, const float* a, const float* b, size_t m, size_t n, size_t k);
-void f32_gemv__wasmsimd(float* y, const float* w, const float* x, const float* bias, size_t m,
-                        size_t k);
 void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t rows, size_t cols);
-void f32_colsum__wasmsimd(float* out, const float* in, size_t rows, size_t cols);
 // MR rows by one 8-column panel per tile: 2 * MR accumulators.
 void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                    size_t n, size_t k);
@@ -106,9 +98,7 @@ bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu,
 
 // The variant this build uses.
 void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k);
-void f32_gemv(float* y, const float* w, const float* x, const float* bias, size_t m, size_t k);
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols);
-void f32_colsum(float* out, const float* in, size_t rows, size_t cols);
 void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n);
 // One row goes through the matrix-vector variant, more through the tiled one;
 // both give the same bits for a row (see above).

@@ -195,7 +195,7 @@ class Network {
   void backward(size_t B);
   void optimizer_step();
   bool update_running_statistics(size_t B);
-  void refresh_transposes();
+  void refresh_packed_weights();
   friend struct Serializer;
 
   NetworkSpec spec_;
