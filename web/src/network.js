@@ -146,27 +146,7 @@ export class Network {
         'BNWASM_INVALID_ARGUMENT',
       );
     }
-    if (!Number.isInteger(epochs) || epochs < 1) {
-      throw new InputError(`fit(): epochs must be a positive integer, got ${describe(epochs)}`, 'BNWASM_INVALID_ARGUMENT');
-    }
-    if (!Number.isInteger(batchSize) || batchSize < 1 || (this.#hasBatchNorm && batchSize < 2)) {
-      throw new InputError(
-        `fit(): batchSize must be an integer >= ${this.#hasBatchNorm ? 2 : 1}` +
-          `${this.#hasBatchNorm ? ' (batch norm needs two examples to estimate a variance)' : ''}, got ${describe(batchSize)}`,
-        this.#hasBatchNorm && batchSize === 1 ? 'BNWASM_BATCH_TOO_SMALL' : 'BNWASM_INVALID_ARGUMENT',
-      );
-    }
-    const n = this.#rows('fit', 'x', x);
-    this.#checkY('fit', y, n);
-    this.#checkFinite('fit', 'x', x);
-    this.#checkLabelsRange('fit', y);
-    if (validationData !== undefined) {
-      if (!Array.isArray(validationData) || validationData.length !== 2) {
-        throw new InputError(`fit(): validationData must be [x, y], got ${describe(validationData)}`, 'BNWASM_INVALID_ARGUMENT');
-      }
-      const nv = this.#rows('fit', 'validationData[0]', validationData[0]);
-      this.#checkY('fit', validationData[1], nv, 'validationData[1]');
-    }
+    const n = this._checkFitData('fit', x, y, { epochs, batchSize, validationData });
     const history = { epoch: [], loss: [], valLoss: [], valAccuracy: [] };
     const classify = this.#config.loss === 'softmaxCrossEntropy';
     const targetWidth = classify ? 1 : this.#outputSize;
@@ -230,6 +210,38 @@ export class Network {
       if (signal?.aborted) break;
     }
     return history;
+  }
+
+  /**
+   * @internal The checks fit() makes of its data and sizes before training a
+   * step: epochs, batchSize, x, y (types, lengths, finite values, labels in
+   * range) and validationData. The worker makes the same checks through it, so
+   * both throw the same errors. Returns the number of examples.
+   */
+  _checkFitData(fn, x, y, { epochs, batchSize, validationData }) {
+    this.#live(fn);
+    if (!Number.isInteger(epochs) || epochs < 1) {
+      throw new InputError(`${fn}(): epochs must be a positive integer, got ${describe(epochs)}`, 'BNWASM_INVALID_ARGUMENT');
+    }
+    if (!Number.isInteger(batchSize) || batchSize < 1 || (this.#hasBatchNorm && batchSize < 2)) {
+      throw new InputError(
+        `${fn}(): batchSize must be an integer >= ${this.#hasBatchNorm ? 2 : 1}` +
+          `${this.#hasBatchNorm ? ' (batch norm needs two examples to estimate a variance)' : ''}, got ${describe(batchSize)}`,
+        this.#hasBatchNorm && batchSize === 1 ? 'BNWASM_BATCH_TOO_SMALL' : 'BNWASM_INVALID_ARGUMENT',
+      );
+    }
+    const n = this.#rows(fn, 'x', x);
+    this.#checkY(fn, y, n);
+    this.#checkFinite(fn, 'x', x);
+    this.#checkLabelsRange(fn, y);
+    if (validationData !== undefined) {
+      if (!Array.isArray(validationData) || validationData.length !== 2) {
+        throw new InputError(`${fn}(): validationData must be [x, y], got ${describe(validationData)}`, 'BNWASM_INVALID_ARGUMENT');
+      }
+      const nv = this.#rows(fn, 'validationData[0]', validationData[0]);
+      this.#checkY(fn, validationData[1], nv, 'validationData[1]');
+    }
+    return n;
   }
 
   /**
@@ -344,10 +356,7 @@ export class Network {
     if (!Array.isArray(list)) {
       throw new InputError(`setWeights(): expected an array of {layer, name, values}, got ${describe(list)}`, 'BNWASM_WRONG_TYPE');
     }
-    const index = new Map();
-    for (let i = 0; i < this.#h.tensorCount(); i++) {
-      index.set(`${this.#h.tensorLayer(i)}/${this.#h.tensorName(i)}`, i);
-    }
+    const index = this.#tensorIndex();
     const writes = list.map((entry, k) => {
       const where = `setWeights(): list[${k}]`;
       if (entry === null || typeof entry !== 'object') {
@@ -561,16 +570,20 @@ export class Network {
     return { mean: pick(mp), variance: pick(vp), runningMean: pick(rm), runningVariance: pick(rv) };
   }
 
-  #tensorIndex = null;
-  // Float index into HEAPF32 of a tensor (tensors never move: the arenas are sized once).
-  #tensorPointer(layer, name) {
-    if (this.#tensorIndex === null) {
-      this.#tensorIndex = new Map();
+  #tensors = null;
+  // 'layer/name' -> index of the core's tensor list (fixed for a network's life).
+  #tensorIndex() {
+    if (this.#tensors === null) {
+      this.#tensors = new Map();
       for (let i = 0; i < this.#h.tensorCount(); i++) {
-        this.#tensorIndex.set(`${this.#h.tensorLayer(i)}/${this.#h.tensorName(i)}`, this.#h.tensorData(i) >>> 2);
+        this.#tensors.set(`${this.#h.tensorLayer(i)}/${this.#h.tensorName(i)}`, i);
       }
     }
-    return this.#tensorIndex.get(`${layer}/${name}`);
+    return this.#tensors;
+  }
+  // Float index into HEAPF32 of a tensor (tensors never move: the arenas are sized once).
+  #tensorPointer(layer, name) {
+    return this.#h.tensorData(this.#tensorIndex().get(`${layer}/${name}`)) >>> 2;
   }
 
   // ---- helpers -----------------------------------------------------------------------

@@ -180,7 +180,7 @@ let fits = 0;
 async function fit(id, x, y, options = {}) {
   const net = network('fit');
   if (fitting || recomputing) throw busy('fit');
-  const { epochs = 1, batchSize = 32, validationData } = options; // checked by the dry run below
+  const { epochs = 1, batchSize = 32, validationData } = options; // checked by _checkFitData below
   const shuffle = option('shuffle', options.shuffle, true, (v) => typeof v === 'boolean', 'true or false');
   const nonNegative = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   const progressInterval = option('progressInterval', options.progressInterval, 100, nonNegative, 'a number of ms >= 0');
@@ -193,12 +193,8 @@ async function fit(id, x, y, options = {}) {
   const state = { id, aborted: options.aborted === true };
   fitting = state; // from here on, pause and abort apply to this fit
   try {
-    // Network.fit with an already-aborted signal trains nothing but checks every argument
-    // exactly as the main-thread API does (same error classes, codes and messages); with
-    // validation data it also scores the network before this fit.
-    const dryRun = new AbortController();
-    dryRun.abort();
-    const before = await net.fit(x, y, { epochs, batchSize, shuffle: false, validationData, signal: dryRun.signal });
+    // The same checks as the main-thread fit (same error classes, codes and messages).
+    net._checkFitData('fit', x, y, { epochs, batchSize, validationData });
     const resumeFrom = options.resumeFrom ? checkResume(options.resumeFrom, net, x, epochs, batchSize, bnLayers.length > 0) : null;
     return await trainLoop(net, state, x, y, {
       epochs,
@@ -212,7 +208,7 @@ async function fit(id, x, y, options = {}) {
       bnLayers,
       tracked,
       initialValidation: validationData
-        ? { loss: before.valLoss[0], ...(before.valAccuracy.length ? { accuracy: before.valAccuracy[0] } : {}), step: net.steps }
+        ? { ...net.evaluate(validationData[0], validationData[1]), step: net.steps }
         : null,
     });
   } finally {
