@@ -36,6 +36,34 @@ void f32_colmeanvar__scalar(float* mean, float* var, const float* in, size_t row
   for (size_t j = 0; j < cols; ++j) var[j] *= inv;
 }
 
+void f32_chanmeanvar__scalar(float* mean, float* var, const float* in, size_t B, size_t C,
+                             size_t S) {
+  // in is (B, C, S); mean, var are (C)
+  const double inv = 1.0 / static_cast<double>(B * S);
+  for (size_t c = 0; c < C; ++c) {
+    double total = 0;
+    for (size_t b = 0; b < B; ++b) {
+      const float* x = in + (b * C + c) * S;
+      float s = 0.0f;
+      for (size_t i = 0; i < S; ++i) s += x[i];
+      total += s;
+    }
+    const float mu = static_cast<float>(total * inv);
+    double squares = 0;
+    for (size_t b = 0; b < B; ++b) {
+      const float* x = in + (b * C + c) * S;
+      float q = 0.0f;
+      for (size_t i = 0; i < S; ++i) {
+        const float d = x[i] - mu;
+        q += d * d;
+      }
+      squares += q;
+    }
+    mean[c] = mu;
+    var[c] = static_cast<float>(squares * inv);
+  }
+}
+
 void f32_transpose(float* out, const float* in, size_t rows, size_t cols) {
   // in is (rows, cols); out is (cols, rows). Tiles keep both sides in cache.
   constexpr size_t T = 16;
@@ -175,6 +203,9 @@ void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size
 }
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   f32_colmeanvar__scalar(mean, var, in, rows, cols);
+}
+void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t C, size_t S) {
+  f32_chanmeanvar__scalar(mean, var, in, B, C, S);
 }
 const char* kernel_isa() { return "scalar"; }
 #endif

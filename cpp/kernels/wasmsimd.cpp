@@ -408,6 +408,9 @@ bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, 
   return f32_adam__wasmsimd(p, m, v, g, n, b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps, wd, write);
 }
 bool f32_all_finite(const float* x, size_t n) { return f32_all_finite__wasmsimd(x, n); }
+void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t C, size_t S) {
+  f32_chanmeanvar__scalar(mean, var, in, B, C, S);
+}
 const char* kernel_isa() { return "wasmsimd"; }
 
 }  // namespace bnwasm

@@ -48,11 +48,47 @@ void dense_backward(float* din, float* dweight, float* dbias, float* scratch, co
 }
 
 // ---- batch norm ----------------------------------------------------------------
+// Every function works on (B, C, S): channel c of example b is the run of S
+// values at (b * C + c) * S. Channels go in blocks of kBlock with the block's
+// per-channel constants in stack arrays. For S = 1 (dense features) the inner
+// loop runs across the block's channels, contiguous in a row; for S > 1 it
+// runs along a channel's S positions.
+
+namespace {
+
+// out = in * scale[c] + shift[c] for the channels [c0, c0 + n).
+void scale_shift_block(float* out, const float* in, const float* scale, const float* shift,
+                       size_t B, size_t C, size_t S, size_t c0, size_t n) {
+  for (size_t b = 0; b < B; ++b) {
+    if (S == 1) {
+      const float* x = in + b * C + c0;
+      float* y = out + b * C + c0;
+      for (size_t j = 0; j < n; ++j) y[j] = x[j] * scale[j] + shift[j];
+      continue;
+    }
+    for (size_t j = 0; j < n; ++j) {
+      const float* x = in + (b * C + c0 + j) * S;
+      float* y = out + (b * C + c0 + j) * S;
+      const float a = scale[j], t = shift[j];
+      for (size_t i = 0; i < S; ++i) y[i] = x[i] * a + t;
+    }
+  }
+}
+
+void mean_var(float* mean, float* var, const float* in, size_t B, size_t C, size_t S) {
+  if (S == 1)
+    f32_colmeanvar(mean, var, in, B, C);
+  else
+    f32_chanmeanvar(mean, var, in, B, C, S);
+}
+
+}  // namespace
 
 void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, const float* in,
-                             const float* gamma, const float* beta, size_t B, size_t C, float eps) {
-  // in is (B, C); out is (B, C); mean, var, rstd are (C)
-  f32_colmeanvar(mean, var, in, B, C);
+                             const float* gamma, const float* beta, size_t B, size_t C, size_t S,
+                             float eps) {
+  // in is (B, C, S); out is (B, C, S); mean, var, rstd are (C)
+  mean_var(mean, var, in, B, C, S);
   for (size_t c = 0; c < C; ++c) rstd[c] = 1.0f / std::sqrt(var[c] + eps);
   for (size_t c0 = 0; c0 < C; c0 += kBlock) {
     const size_t n = std::min(kBlock, C - c0);
@@ -61,18 +97,19 @@ void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, c
       scale[j] = gamma[c0 + j] * rstd[c0 + j];
       shift[j] = beta[c0 + j] - mean[c0 + j] * scale[j];
     }
-    for (size_t b = 0; b < B; ++b) {
-      const float* x = in + b * C + c0;
-      float* y = out + b * C + c0;
-      for (size_t j = 0; j < n; ++j) y[j] = x[j] * scale[j] + shift[j];
-    }
+    scale_shift_block(out, in, scale, shift, B, C, S, c0, n);
   }
+}
+
+void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, const float* in,
+                             const float* gamma, const float* beta, size_t B, size_t C, float eps) {
+  batchnorm_forward_train(out, mean, var, rstd, in, gamma, beta, B, C, 1, eps);
 }
 
 void batchnorm_forward_infer(float* out, const float* in, const float* gamma, const float* beta,
                              const float* running_mean, const float* running_var, size_t B,
-                             size_t C, float eps) {
-  // in is (B, C); out is (B, C); running_mean, running_var are (C)
+                             size_t C, size_t S, float eps) {
+  // in is (B, C, S); out is (B, C, S); running_mean, running_var are (C)
   for (size_t c0 = 0; c0 < C; c0 += kBlock) {
     const size_t n = std::min(kBlock, C - c0);
     float scale[kBlock], shift[kBlock];
@@ -80,39 +117,63 @@ void batchnorm_forward_infer(float* out, const float* in, const float* gamma, co
       scale[j] = gamma[c0 + j] / std::sqrt(running_var[c0 + j] + eps);
       shift[j] = beta[c0 + j] - running_mean[c0 + j] * scale[j];
     }
-    for (size_t b = 0; b < B; ++b) {
-      const float* x = in + b * C + c0;
-      float* y = out + b * C + c0;
-      for (size_t j = 0; j < n; ++j) y[j] = x[j] * scale[j] + shift[j];
-    }
+    scale_shift_block(out, in, scale, shift, B, C, S, c0, n);
   }
+}
+
+void batchnorm_forward_infer(float* out, const float* in, const float* gamma, const float* beta,
+                             const float* running_mean, const float* running_var, size_t B,
+                             size_t C, float eps) {
+  batchnorm_forward_infer(out, in, gamma, beta, running_mean, running_var, B, C, 1, eps);
 }
 
 namespace {
 
 // Batch norm backward, plain (Renorm false) or renormalized (Renorm true: the
 // forward was gamma * (r * xhat + d) + beta with r, d (C) held constant).
-// dout, in, din are (B, C); mean, rstd are (C). With xhat = (x - mean) * rstd,
-// two sums over the batch,
+// dout, in, din are (B, C, S); mean, rstd are (C); m = B * S. With
+// xhat = (x - mean) * rstd, two sums over the batch and positions,
 //   sum_dout = sum dout (= dbeta), sum_dout_xhat = sum dout * xhat,
 // give dgamma = sum_dout_xhat (renorm: r * sum_dout_xhat + d * sum_dout) and
-//   dx = gamma' * rstd * (dout - sum_dout / B - xhat * sum_dout_xhat / B),
-// with gamma' = gamma (renorm: gamma * r); then one pass writes dx.
+//   dx = gamma' * rstd * (dout - sum_dout / m - xhat * sum_dout_xhat / m),
+// with gamma' = gamma (renorm: gamma * r); then one pass writes dx. For S > 1
+// each run of S products is summed in float and the runs in double, as the
+// forward's statistics are.
 template <bool Renorm>
 void batchnorm_backward_impl(float* din, float* dgamma, float* dbeta, const float* dout,
                              const float* in, const float* gamma, const float* mean,
                              const float* rstd, const float* r, const float* d, size_t B,
-                             size_t C) {
-  const float inv_b = 1.0f / static_cast<float>(B);
+                             size_t C, size_t S) {
+  const float inv_m = 1.0f / static_cast<float>(B * S);
   for (size_t c0 = 0; c0 < C; c0 += kBlock) {
     const size_t n = std::min(kBlock, C - c0);
     float sum_dout[kBlock] = {0}, sum_dout_xhat[kBlock] = {0};
-    for (size_t b = 0; b < B; ++b) {
-      const float* x = in + b * C + c0;
-      const float* dy = dout + b * C + c0;
+    if (S == 1) {
+      for (size_t b = 0; b < B; ++b) {
+        const float* x = in + b * C + c0;
+        const float* dy = dout + b * C + c0;
+        for (size_t j = 0; j < n; ++j) {
+          sum_dout[j] += dy[j];
+          sum_dout_xhat[j] += dy[j] * (x[j] - mean[c0 + j]) * rstd[c0 + j];
+        }
+      }
+    } else {
       for (size_t j = 0; j < n; ++j) {
-        sum_dout[j] += dy[j];
-        sum_dout_xhat[j] += dy[j] * (x[j] - mean[c0 + j]) * rstd[c0 + j];
+        const float mu = mean[c0 + j], rs = rstd[c0 + j];
+        double total = 0, total_xhat = 0;
+        for (size_t b = 0; b < B; ++b) {
+          const float* x = in + (b * C + c0 + j) * S;
+          const float* dy = dout + (b * C + c0 + j) * S;
+          float s = 0.0f, sx = 0.0f;
+          for (size_t i = 0; i < S; ++i) {
+            s += dy[i];
+            sx += dy[i] * (x[i] - mu) * rs;
+          }
+          total += s;
+          total_xhat += sx;
+        }
+        sum_dout[j] = static_cast<float>(total);
+        sum_dout_xhat[j] = static_cast<float>(total_xhat);
       }
     }
     for (size_t j = 0; j < n; ++j) {
@@ -126,16 +187,29 @@ void batchnorm_backward_impl(float* din, float* dgamma, float* dbeta, const floa
     float k[kBlock], mdy[kBlock], mdx[kBlock];
     for (size_t j = 0; j < n; ++j) {
       k[j] = Renorm ? gamma[c0 + j] * r[c0 + j] * rstd[c0 + j] : gamma[c0 + j] * rstd[c0 + j];
-      mdy[j] = sum_dout[j] * inv_b;
-      mdx[j] = sum_dout_xhat[j] * inv_b;
+      mdy[j] = sum_dout[j] * inv_m;
+      mdx[j] = sum_dout_xhat[j] * inv_m;
     }
     for (size_t b = 0; b < B; ++b) {
-      const float* x = in + b * C + c0;
-      const float* dy = dout + b * C + c0;
-      float* dx = din + b * C + c0;
+      if (S == 1) {
+        const float* x = in + b * C + c0;
+        const float* dy = dout + b * C + c0;
+        float* dx = din + b * C + c0;
+        for (size_t j = 0; j < n; ++j) {
+          const float xhat = (x[j] - mean[c0 + j]) * rstd[c0 + j];
+          dx[j] += k[j] * (dy[j] - mdy[j] - xhat * mdx[j]);
+        }
+        continue;
+      }
       for (size_t j = 0; j < n; ++j) {
-        const float xhat = (x[j] - mean[c0 + j]) * rstd[c0 + j];
-        dx[j] += k[j] * (dy[j] - mdy[j] - xhat * mdx[j]);
+        const float* x = in + (b * C + c0 + j) * S;
+        const float* dy = dout + (b * C + c0 + j) * S;
+        float* dx = din + (b * C + c0 + j) * S;
+        const float mu = mean[c0 + j], rs = rstd[c0 + j];
+        for (size_t i = 0; i < S; ++i) {
+          const float xhat = (x[i] - mu) * rs;
+          dx[i] += k[j] * (dy[i] - mdy[j] - xhat * mdx[j]);
+        }
       }
     }
   }
@@ -145,18 +219,24 @@ void batchnorm_backward_impl(float* din, float* dgamma, float* dbeta, const floa
 
 void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* dout, const float* in,
                         const float* gamma, const float* mean, const float* rstd, size_t B,
-                        size_t C) {
+                        size_t C, size_t S) {
   batchnorm_backward_impl<false>(din, dgamma, dbeta, dout, in, gamma, mean, rstd, nullptr, nullptr,
-                                 B, C);
+                                 B, C, S);
+}
+
+void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* dout, const float* in,
+                        const float* gamma, const float* mean, const float* rstd, size_t B,
+                        size_t C) {
+  batchnorm_backward(din, dgamma, dbeta, dout, in, gamma, mean, rstd, B, C, 1);
 }
 
 void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* rstd, float* r,
                                     float* d, const float* in, const float* gamma,
                                     const float* beta, const float* running_mean,
-                                    const float* running_var, size_t B, size_t C, float eps,
-                                    float rmax, float dmax) {
-  // in is (B, C); out is (B, C); mean, var, rstd, r, d are (C)
-  f32_colmeanvar(mean, var, in, B, C);
+                                    const float* running_var, size_t B, size_t C, size_t S,
+                                    float eps, float rmax, float dmax) {
+  // in is (B, C, S); out is (B, C, S); mean, var, rstd, r, d are (C)
+  mean_var(mean, var, in, B, C, S);
   for (size_t c = 0; c < C; ++c) {
     rstd[c] = 1.0f / std::sqrt(var[c] + eps);
     const float sigma_running = std::sqrt(running_var[c] + eps);
@@ -171,19 +251,31 @@ void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* 
       scale[j] = gamma[c] * rstd[c] * r[c];
       shift[j] = beta[c] + gamma[c] * d[c] - mean[c] * scale[j];
     }
-    for (size_t b = 0; b < B; ++b) {
-      const float* x = in + b * C + c0;
-      float* y = out + b * C + c0;
-      for (size_t j = 0; j < n; ++j) y[j] = x[j] * scale[j] + shift[j];
-    }
+    scale_shift_block(out, in, scale, shift, B, C, S, c0, n);
   }
+}
+
+void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* rstd, float* r,
+                                    float* d, const float* in, const float* gamma,
+                                    const float* beta, const float* running_mean,
+                                    const float* running_var, size_t B, size_t C, float eps,
+                                    float rmax, float dmax) {
+  batchnorm_renorm_forward_train(out, mean, var, rstd, r, d, in, gamma, beta, running_mean,
+                                 running_var, B, C, 1, eps, rmax, dmax);
+}
+
+void batchnorm_renorm_backward(float* din, float* dgamma, float* dbeta, const float* dout,
+                               const float* in, const float* gamma, const float* mean,
+                               const float* rstd, const float* r, const float* d, size_t B,
+                               size_t C, size_t S) {
+  batchnorm_backward_impl<true>(din, dgamma, dbeta, dout, in, gamma, mean, rstd, r, d, B, C, S);
 }
 
 void batchnorm_renorm_backward(float* din, float* dgamma, float* dbeta, const float* dout,
                                const float* in, const float* gamma, const float* mean,
                                const float* rstd, const float* r, const float* d, size_t B,
                                size_t C) {
-  batchnorm_backward_impl<true>(din, dgamma, dbeta, dout, in, gamma, mean, rstd, r, d, B, C);
+  batchnorm_renorm_backward(din, dgamma, dbeta, dout, in, gamma, mean, rstd, r, d, B, C, 1);
 }
 
 void batchnorm_update_running(float* running_mean, float* running_var, const float* mean,
@@ -196,6 +288,199 @@ void batchnorm_update_running(float* running_mean, float* running_var, const flo
     running_mean[c] = static_cast<float>(past_weight * running_mean[c] + new_weight * mean[c]);
     running_var[c] =
         static_cast<float>(past_weight * running_var[c] + new_weight * (var[c] * correction));
+  }
+}
+
+// ---- conv2d ----------------------------------------------------------------------
+
+void im2col(float* col, const float* in, const Conv2dGeometry& g) {
+  // in is (C, H, W); col is (K, P), K = C * KH * KW, P = OH * OW
+  for (size_t c = 0; c < g.C; ++c)
+    for (size_t ky = 0; ky < g.KH; ++ky)
+      for (size_t kx = 0; kx < g.KW; ++kx) {
+        const float* plane = in + c * g.H * g.W;
+        for (size_t oy = 0; oy < g.OH; ++oy) {
+          // Unsigned arithmetic: a row above the input wraps to a huge value, >= H.
+          const size_t y = oy * g.SH + ky - g.PT;
+          if (y >= g.H) {
+            std::memset(col, 0, g.OW * sizeof(float));
+            col += g.OW;
+            continue;
+          }
+          const float* row = plane + y * g.W;
+          for (size_t ox = 0; ox < g.OW; ++ox) {
+            const size_t x = ox * g.SW + kx - g.PL;
+            *col++ = x < g.W ? row[x] : 0.0f;
+          }
+        }
+      }
+}
+
+void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g) {
+  // dcol is (K, P); din is (C, H, W)
+  for (size_t c = 0; c < g.C; ++c)
+    for (size_t ky = 0; ky < g.KH; ++ky)
+      for (size_t kx = 0; kx < g.KW; ++kx) {
+        float* plane = din + c * g.H * g.W;
+        for (size_t oy = 0; oy < g.OH; ++oy) {
+          const size_t y = oy * g.SH + ky - g.PT;
+          if (y >= g.H) {
+            dcol += g.OW;
+            continue;
+          }
+          float* row = plane + y * g.W;
+          for (size_t ox = 0; ox < g.OW; ++ox, ++dcol) {
+            const size_t x = ox * g.SW + kx - g.PL;
+            if (x < g.W) row[x] += *dcol;
+          }
+        }
+      }
+}
+
+size_t conv2d_scratch_size(const Conv2dGeometry& g) {
+  // col (K, P), then one packed operand: col (K, P), col^T (P, K) or dout (F, P),
+  // then dcol (K, P)
+  const size_t K = g.K(), P = g.P();
+  const size_t packed =
+      std::max({f32_packed_size(K, P), f32_packed_size(P, K), f32_packed_size(g.F, P)});
+  return 2 * K * P + packed;
+}
+
+void conv2d_forward(float* out, float* scratch, const float* in, const float* weight,
+                    const float* bias, size_t B, const Conv2dGeometry& g) {
+  // in is (B, C, H, W); weight is (F, K); out is (B, F, P)
+  const size_t K = g.K(), P = g.P();
+  float* col = scratch;
+  float* packed = scratch + K * P;
+  for (size_t b = 0; b < B; ++b) {
+    const float* image = in + b * g.C * g.H * g.W;
+    float* o = out + b * g.F * P;
+    for (size_t f = 0; f < g.F; ++f) std::fill_n(o + f * P, P, bias != nullptr ? bias[f] : 0.0f);
+    const float* c = image;
+    if (!g.pointwise()) {
+      im2col(col, image, g);
+      c = col;
+    }
+    f32_pack_x8(packed, c, K, P);
+    f32_gemm_packed(o, weight, packed, g.F, P, K);  // out (F, P) += weight (F, K) col (K, P)
+  }
+}
+
+void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
+                     const float* in, const float* weight, size_t B, const Conv2dGeometry& g) {
+  // dout is (B, F, P); in, din are (B, C, H, W); weight, dweight are (F, K)
+  const size_t K = g.K(), P = g.P(), image_size = g.C * g.H * g.W;
+  float* col = scratch;
+  float* packed = scratch + K * P;
+  float* dcol = packed + (conv2d_scratch_size(g) - 2 * K * P);
+  for (size_t b = 0; b < B; ++b) {
+    const float* image = in + b * image_size;
+    const float* dy = dout + b * g.F * P;
+    const float* c = image;
+    if (!g.pointwise()) {
+      im2col(col, image, g);
+      c = col;
+    }
+    f32_pack_t_x8(packed, c, P, K);                 // col^T (P, K)
+    f32_gemm_packed(dweight, dy, packed, g.F, K, P);  // dweight (F, K) += dout (F, P) col^T
+    if (dbias != nullptr)
+      for (size_t f = 0; f < g.F; ++f) {
+        float s = 0.0f;
+        for (size_t p = 0; p < P; ++p) s += dy[f * P + p];
+        dbias[f] += s;
+      }
+    if (din == nullptr) continue;
+    f32_pack_x8(packed, dy, g.F, P);
+    float* dimage = din + b * image_size;
+    if (g.pointwise()) {
+      f32_gemm_tn_packed(dimage, weight, packed, K, P, g.F);  // din (C, P) += weight^T dout
+      continue;
+    }
+    std::memset(dcol, 0, K * P * sizeof(float));
+    f32_gemm_tn_packed(dcol, weight, packed, K, P, g.F);  // dcol (K, P) = weight^T dout
+    col2im_add(dimage, dcol, g);
+  }
+}
+
+// ---- pooling ---------------------------------------------------------------------
+
+void maxpool2d_forward(float* out, int32_t* argmax, const float* in, size_t B,
+                       const Pool2dGeometry& g) {
+  // in is (B, C, H, W); out, argmax are (B, C, OH, OW)
+  for (size_t plane = 0; plane < B * g.C; ++plane) {
+    const float* x = in + plane * g.H * g.W;
+    for (size_t oy = 0; oy < g.OH; ++oy)
+      for (size_t ox = 0; ox < g.OW; ++ox) {
+        size_t best = oy * g.SH * g.W + ox * g.SW;
+        for (size_t ky = 0; ky < g.KH; ++ky)
+          for (size_t kx = 0; kx < g.KW; ++kx) {
+            const size_t at = (oy * g.SH + ky) * g.W + ox * g.SW + kx;
+            // The first maximum wins; a NaN wins and stays, as in PyTorch.
+            if (x[at] > x[best] || (std::isnan(x[at]) && !std::isnan(x[best]))) best = at;
+          }
+        *out++ = x[best];
+        if (argmax != nullptr) *argmax++ = static_cast<int32_t>(best);
+      }
+  }
+}
+
+void maxpool2d_backward(float* din, const float* dout, const int32_t* argmax, size_t B,
+                        const Pool2dGeometry& g) {
+  // dout, argmax are (B, C, OH, OW); din is (B, C, H, W)
+  const size_t P = g.OH * g.OW;
+  for (size_t plane = 0; plane < B * g.C; ++plane) {
+    float* dx = din + plane * g.H * g.W;
+    for (size_t p = 0; p < P; ++p) dx[argmax[plane * P + p]] += dout[plane * P + p];
+  }
+}
+
+void avgpool2d_forward(float* out, const float* in, size_t B, const Pool2dGeometry& g) {
+  // in is (B, C, H, W); out is (B, C, OH, OW)
+  const float inv = 1.0f / static_cast<float>(g.KH * g.KW);
+  for (size_t plane = 0; plane < B * g.C; ++plane) {
+    const float* x = in + plane * g.H * g.W;
+    for (size_t oy = 0; oy < g.OH; ++oy)
+      for (size_t ox = 0; ox < g.OW; ++ox) {
+        float s = 0.0f;
+        for (size_t ky = 0; ky < g.KH; ++ky)
+          for (size_t kx = 0; kx < g.KW; ++kx) s += x[(oy * g.SH + ky) * g.W + ox * g.SW + kx];
+        *out++ = s * inv;
+      }
+  }
+}
+
+void avgpool2d_backward(float* din, const float* dout, size_t B, const Pool2dGeometry& g) {
+  // dout is (B, C, OH, OW); din is (B, C, H, W)
+  const float inv = 1.0f / static_cast<float>(g.KH * g.KW);
+  for (size_t plane = 0; plane < B * g.C; ++plane) {
+    float* dx = din + plane * g.H * g.W;
+    for (size_t oy = 0; oy < g.OH; ++oy)
+      for (size_t ox = 0; ox < g.OW; ++ox) {
+        const float v = *dout++ * inv;
+        for (size_t ky = 0; ky < g.KH; ++ky)
+          for (size_t kx = 0; kx < g.KW; ++kx) dx[(oy * g.SH + ky) * g.W + ox * g.SW + kx] += v;
+      }
+  }
+}
+
+void global_avgpool_forward(float* out, const float* in, size_t B, size_t C, size_t S) {
+  // in is (B, C, S); out is (B, C)
+  const float inv = 1.0f / static_cast<float>(S);
+  for (size_t plane = 0; plane < B * C; ++plane) {
+    const float* x = in + plane * S;
+    float s = 0.0f;
+    for (size_t i = 0; i < S; ++i) s += x[i];
+    out[plane] = s * inv;
+  }
+}
+
+void global_avgpool_backward(float* din, const float* dout, size_t B, size_t C, size_t S) {
+  // dout is (B, C); din is (B, C, S)
+  const float inv = 1.0f / static_cast<float>(S);
+  for (size_t plane = 0; plane < B * C; ++plane) {
+    float* dx = din + plane * S;
+    const float v = dout[plane] * inv;
+    for (size_t i = 0; i < S; ++i) dx[i] += v;
   }
 }
 

@@ -16,6 +16,11 @@ void f32_gemm__scalar(float* c, const float* a, const float* b, size_t m, size_t
 // variance, two passes (the second over centred values) so a large mean does
 // not cancel the variance's digits in float32.
 void f32_colmeanvar__scalar(float* mean, float* var, const float* in, size_t rows, size_t cols);
+// in is (B, C, S); mean and var are (C): per-channel mean and biased variance
+// over the B * S values, two passes. Each run of S values is summed in float,
+// the B runs in double, so a channel of B * S ~ 50,000 values keeps its digits.
+void f32_chanmeanvar__scalar(float* mean, float* var, const float* in, size_t B, size_t C,
+                             size_t S);
 
 // ---- GEMM on packed panels ----------------------------------------------------
 // The right-hand matrix b (k, n) is packed into ceil(n / 8) panels, each (k, 8)
@@ -99,6 +104,7 @@ bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu,
 // The variant this build uses.
 void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k);
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols);
+void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t C, size_t S);
 void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n);
 // One row goes through the matrix-vector variant, more through the tiled one;
 // both give the same bits for a row (see above).

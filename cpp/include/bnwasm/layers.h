@@ -62,6 +62,83 @@ void batchnorm_update_running(float* running_mean, float* running_var, const flo
                               const float* var, size_t B, size_t C, double past_weight,
                               bool unbiased);
 
+// ---- batch norm per channel (BatchNorm2d) --------------------------------------
+// The same functions over (B, C, S) inputs: C channels of S = H * W positions
+// each, normalized per channel over all B * S values (m = B * S). S = 1 is
+// the dense (B, C) case above, which calls these.
+void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, const float* in,
+                             const float* gamma, const float* beta, size_t B, size_t C, size_t S,
+                             float eps);
+void batchnorm_forward_infer(float* out, const float* in, const float* gamma, const float* beta,
+                             const float* running_mean, const float* running_var, size_t B,
+                             size_t C, size_t S, float eps);
+void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* dout, const float* in,
+                        const float* gamma, const float* mean, const float* rstd, size_t B,
+                        size_t C, size_t S);
+void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* rstd, float* r,
+                                    float* d, const float* in, const float* gamma,
+                                    const float* beta, const float* running_mean,
+                                    const float* running_var, size_t B, size_t C, size_t S,
+                                    float eps, float rmax, float dmax);
+void batchnorm_renorm_backward(float* din, float* dgamma, float* dbeta, const float* dout,
+                               const float* in, const float* gamma, const float* mean,
+                               const float* rstd, const float* r, const float* d, size_t B,
+                               size_t C, size_t S);
+
+// ---- conv2d: out = conv(in, weight) + bias, PyTorch's Conv2d ----------------------
+// One image's geometry. Padding is PT zero rows above and PL zero columns to
+// the left; rows and columns past the input read zero too, so OH and OW decide
+// the bottom and right padding ('same' with an even kernel pads one more
+// there, as PyTorch does).
+struct Conv2dGeometry {
+  size_t C, H, W;  // input channels, height, width
+  size_t F;        // filters: output channels
+  size_t KH, KW;   // kernel
+  size_t SH, SW;   // stride
+  size_t PT, PL;   // padding above and to the left
+  size_t OH, OW;   // output height and width
+  size_t K() const { return C * KH * KW; }  // weights per filter
+  size_t P() const { return OH * OW; }      // output positions
+  bool pointwise() const {  // 1x1, stride 1, no padding: the input is its own im2col
+    return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PL == 0 && OH == H && OW == W;
+  }
+};
+// col is (K, P): row (c, ky, kx), column (oy, ox) holds the input value under
+// that kernel tap at that output position, 0 in the padding. in is (C, H, W).
+void im2col(float* col, const float* in, const Conv2dGeometry& g);
+// The adjoint: din (C, H, W) += the col-shaped dcol (K, P) summed back onto the inputs.
+void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g);
+// Floats of scratch that conv2d_forward and conv2d_backward need.
+size_t conv2d_scratch_size(const Conv2dGeometry& g);
+// in is (B, C, H, W); weight is (F, C, KH, KW); bias is (F) or null; out is
+// (B, F, OH, OW). Per image: out (F, P) = weight (F, K) * col (K, P) + bias.
+void conv2d_forward(float* out, float* scratch, const float* in, const float* weight,
+                    const float* bias, size_t B, const Conv2dGeometry& g);
+// dout is (B, F, OH, OW); din is (B, C, H, W) or null; dweight (F, C, KH, KW);
+// dbias (F) or null. Per image: dweight += dout * col^T, din += col2im(weight^T dout).
+void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
+                     const float* in, const float* weight, size_t B, const Conv2dGeometry& g);
+
+// ---- pooling ---------------------------------------------------------------------
+// Windows of KH x KW every SH, SW positions, no padding (PyTorch's defaults):
+// OH = (H - KH) / SH + 1, OW = (W - KW) / SW + 1.
+struct Pool2dGeometry {
+  size_t C, H, W, KH, KW, SH, SW, OH, OW;
+};
+// in is (B, C, H, W); out is (B, C, OH, OW); argmax is (B, C, OH, OW), the
+// offset (y * W + x) of each window's first maximum within its channel, or
+// null at inference.
+void maxpool2d_forward(float* out, int32_t* argmax, const float* in, size_t B,
+                       const Pool2dGeometry& g);
+void maxpool2d_backward(float* din, const float* dout, const int32_t* argmax, size_t B,
+                        const Pool2dGeometry& g);
+// The window's mean; backward spreads dout / (KH * KW) over the window.
+void avgpool2d_forward(float* out, const float* in, size_t B, const Pool2dGeometry& g);
+void avgpool2d_backward(float* din, const float* dout, size_t B, const Pool2dGeometry& g);
+// in is (B, C, S); out is (B, C): the mean over the S positions of each channel.
+void global_avgpool_forward(float* out, const float* in, size_t B, size_t C, size_t S);
+void global_avgpool_backward(float* din, const float* dout, size_t B, size_t C, size_t S);
+
 // ---- activations (elementwise over n values) --------------------------------
 void relu_forward(float* out, const float* in, size_t n);
 void relu_backward(float* din, const float* dout, const float* out, size_t n);
