@@ -142,8 +142,8 @@ namespace {
 template <bool Renorm>
 void batchnorm_backward_impl(float* din, float* dgamma, float* dbeta, const float* dout,
                              const float* in, const float* gamma, const float* mean,
-                             const float* rstd, const float* r, const float* d, size_t B,
-                             size_t C, size_t S) {
+                             const float* rstd, const float* r, const float* d, size_t B, size_t C,
+                             size_t S) {
   const float inv_m = 1.0f / static_cast<float>(B * S);
   for (size_t c0 = 0; c0 < C; c0 += kBlock) {
     const size_t n = std::min(kBlock, C - c0);
@@ -381,7 +381,7 @@ void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, c
       im2col(col, image, g);
       c = col;
     }
-    f32_pack_t_x8(packed, c, P, K);                 // col^T (P, K)
+    f32_pack_t_x8(packed, c, P, K);                   // col^T (P, K)
     f32_gemm_packed(dweight, dy, packed, g.F, K, P);  // dweight (F, K) += dout (F, P) col^T
     if (dbias != nullptr)
       for (size_t f = 0; f < g.F; ++f) {

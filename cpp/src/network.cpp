@@ -39,16 +39,41 @@ std::string describe(float v) {
 
 Network::Network(const NetworkSpec& spec) : spec_(spec) {
   size_t width = static_cast<size_t>(spec.input_size);
-  size_t nparams = 0, nstats = 0, ncache = 0;
+  size_t nparams = 0, nstats = 0, ncache = 0, nscratch = 0;
   bool params_before = false;
   max_width_ = width;
-  for (const LayerSpec& ls : spec.layers) {
+  const std::vector<Shape> shapes = layer_shapes(spec);
+  Shape shape = input_shape(spec);
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& ls = spec.layers[i];
+    const Shape& next = shapes[i];
     Layer l;
     l.type = ls.type;
     l.in = width;
-    l.out = width;
+    l.out = static_cast<size_t>(next.size());
     l.needs_din = params_before;
-    if (ls.type == LayerType::Dense) {
+    if (ls.type == LayerType::Conv2d) {
+      const Padding p = conv_padding(ls);
+      l.conv = Conv2dGeometry{size_t(shape.c),     size_t(shape.h),     size_t(shape.w),
+                              size_t(ls.units),    size_t(ls.kernel_h), size_t(ls.kernel_w),
+                              size_t(ls.stride_h), size_t(ls.stride_w), size_t(p.top),
+                              size_t(p.left),      size_t(next.h),      size_t(next.w)};
+      l.w = nparams;
+      nparams += l.conv.F * l.conv.K();
+      if (ls.use_bias) {
+        l.b = nparams;
+        nparams += l.conv.F;
+      }
+      nscratch = std::max(nscratch, conv2d_scratch_size(l.conv));
+      params_before = true;
+    } else if (ls.type == LayerType::MaxPool2d || ls.type == LayerType::AvgPool2d) {
+      l.pool = Pool2dGeometry{size_t(shape.c),     size_t(shape.h),     size_t(shape.w),
+                              size_t(ls.kernel_h), size_t(ls.kernel_w), size_t(ls.stride_h),
+                              size_t(ls.stride_w), size_t(next.h),      size_t(next.w)};
+    } else if (ls.type == LayerType::GlobalAvgPool) {
+      l.channels = static_cast<size_t>(shape.c);
+      l.positions = static_cast<size_t>(shape.h * shape.w);
+    } else if (ls.type == LayerType::Dense) {
       l.out = static_cast<size_t>(ls.units);
       l.w = nparams;
       nparams += l.out * l.in;
@@ -59,21 +84,26 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
       l.wt.resize(f32_packed_size(l.in, l.out));
       params_before = true;
     } else if (ls.type == LayerType::BatchNorm) {
+      // Per channel over the positions of an image, per feature otherwise.
+      const size_t C = static_cast<size_t>(shape.spatial ? shape.c : shape.size());
+      l.channels = C;
+      l.positions = shape.spatial ? static_cast<size_t>(shape.h * shape.w) : 1;
       l.gamma = nparams;
-      l.beta = nparams + width;
-      nparams += 2 * width;
+      l.beta = nparams + C;
+      nparams += 2 * C;
       l.rmean = nstats;
-      l.rvar = nstats + width;
-      nstats += 2 * width;
+      l.rvar = nstats + C;
+      nstats += 2 * C;
       if (ls.bias_correction) {
         l.raw_mean = nstats;
-        l.raw_var = nstats + width;
-        nstats += 2 * width;
+        l.raw_var = nstats + C;
+        nstats += 2 * C;
       }
       l.cache = ncache;
-      ncache += 5 * width;
+      ncache += 5 * C;
       params_before = true;
     }
+    shape = next;
     width = l.out;
     max_width_ = std::max(max_width_, width);
     layers_.push_back(std::move(l));
@@ -87,6 +117,7 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
   caches_.assign(ncache, 0.0f);
   one_a_.assign(max_width_, 0.0f);
   one_b_.assign(max_width_, 0.0f);
+  conv_scratch_.assign(nscratch, 0.0f);
   rng_state_ = spec.seed;
 }
 
@@ -103,7 +134,7 @@ void Network::init_parameters() {
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = layers_[i];
     const LayerSpec& ls = spec_.layers[i];
-    if (l.type == LayerType::Dense) {
+    if (l.type == LayerType::Dense || l.type == LayerType::Conv2d) {
       Init init = ls.init;
       if (init == Init::Auto) {
         // The activation this layer feeds, looking past batch norm.
@@ -113,7 +144,12 @@ void Network::init_parameters() {
         init = relu ? Init::HeUniform : Init::GlorotUniform;
       }
       float* w = params_.data() + l.w;
-      const size_t n = l.in * l.out;
+      // A conv filter sees K = C * KH * KW inputs and each input feeds
+      // F * KH * KW outputs: the fans PyTorch and Keras use.
+      const bool conv = l.type == LayerType::Conv2d;
+      const size_t fan_in = conv ? l.conv.K() : l.in;
+      const size_t fan_out = conv ? l.conv.F * l.conv.KH * l.conv.KW : l.out;
+      const size_t n = conv ? l.conv.F * l.conv.K() : l.in * l.out;
       if (init == Init::Normal) {
         for (size_t k = 0; k < n; ++k) {
           // Box-Muller; 1 - u keeps the log's argument in (0, 1].
@@ -122,15 +158,15 @@ void Network::init_parameters() {
                                     std::cos(6.283185307179586 * u2));
         }
       } else {
-        const double fan = init == Init::HeUniform ? static_cast<double>(l.in)
-                                                   : 0.5 * static_cast<double>(l.in + l.out);
+        const double fan = init == Init::HeUniform ? static_cast<double>(fan_in)
+                                                   : 0.5 * static_cast<double>(fan_in + fan_out);
         const double limit = std::sqrt(init == Init::HeUniform ? 6.0 / fan : 3.0 / fan);
         for (size_t k = 0; k < n; ++k)
           w[k] = static_cast<float>((2.0 * next_uniform(&rng_state_) - 1.0) * limit);
       }
     } else if (l.type == LayerType::BatchNorm) {
-      std::fill_n(params_.data() + l.gamma, l.out, 1.0f);
-      std::fill_n(stats_.data() + l.rvar, l.out, 1.0f);
+      std::fill_n(params_.data() + l.gamma, l.channels, 1.0f);
+      std::fill_n(stats_.data() + l.rvar, l.channels, 1.0f);
     }
   }
   ++version_;
@@ -172,6 +208,7 @@ void Network::ensure_rows(size_t rows) {
   size_t scratch = 0;
   for (Layer& l : layers_) {
     l.act.resize(rows * l.out);
+    if (l.type == LayerType::MaxPool2d) l.argmax.resize(rows * l.out);
     if (l.type == LayerType::Dense)
       scratch = std::max({scratch, f32_packed_size(rows, l.in), f32_packed_size(l.out, l.in)});
   }
@@ -213,25 +250,42 @@ void Network::forward(const float* x, size_t B, bool train, size_t last) {
         dense_forward(out, cur, l.wt.data(), ls.use_bias ? params_.data() + l.b : nullptr, B, l.in,
                       l.out);
         break;
+      case LayerType::Conv2d:
+        conv2d_forward(out, conv_scratch_.data(), cur, params_.data() + l.w,
+                       ls.use_bias ? params_.data() + l.b : nullptr, B, l.conv);
+        break;
       case LayerType::BatchNorm: {
         const float* gamma = params_.data() + l.gamma;
         const float* beta = params_.data() + l.beta;
         float* c = caches_.data() + l.cache;
-        const size_t C = l.out;
+        const size_t C = l.channels, S = l.positions;
         if (train && ls.renorm_rmax > 0) {
-          batchnorm_renorm_forward_train(
-              out, c, c + C, c + 2 * C, c + 3 * C, c + 4 * C, cur, gamma, beta,
-              stats_.data() + l.rmean, stats_.data() + l.rvar, B, C, static_cast<float>(ls.epsilon),
-              static_cast<float>(ls.renorm_rmax), static_cast<float>(ls.renorm_dmax));
+          batchnorm_renorm_forward_train(out, c, c + C, c + 2 * C, c + 3 * C, c + 4 * C, cur, gamma,
+                                         beta, stats_.data() + l.rmean, stats_.data() + l.rvar, B,
+                                         C, S, static_cast<float>(ls.epsilon),
+                                         static_cast<float>(ls.renorm_rmax),
+                                         static_cast<float>(ls.renorm_dmax));
         } else if (train) {
-          batchnorm_forward_train(out, c, c + C, c + 2 * C, cur, gamma, beta, B, C,
+          batchnorm_forward_train(out, c, c + C, c + 2 * C, cur, gamma, beta, B, C, S,
                                   static_cast<float>(ls.epsilon));
         } else {
           batchnorm_forward_infer(out, cur, gamma, beta, stats_.data() + l.rmean,
-                                  stats_.data() + l.rvar, B, l.out, static_cast<float>(ls.epsilon));
+                                  stats_.data() + l.rvar, B, C, S, static_cast<float>(ls.epsilon));
         }
         break;
       }
+      case LayerType::MaxPool2d:
+        maxpool2d_forward(out, train ? l.argmax.data() : nullptr, cur, B, l.pool);
+        break;
+      case LayerType::AvgPool2d:
+        avgpool2d_forward(out, cur, B, l.pool);
+        break;
+      case LayerType::GlobalAvgPool:
+        global_avgpool_forward(out, cur, B, l.channels, l.positions);
+        break;
+      case LayerType::Flatten:
+        std::memcpy(out, cur, n * sizeof(float));
+        break;
       case LayerType::Relu:
         relu_forward(out, cur, n);
         break;
@@ -264,18 +318,36 @@ void Network::backward(size_t B) {
                        spec_.layers[i].use_bias ? grads_.data() + l.b : nullptr, scratch_.data(),
                        dout, in, params_.data() + l.w, B, l.in, l.out);
         break;
+      case LayerType::Conv2d:
+        conv2d_backward(din, grads_.data() + l.w,
+                        spec_.layers[i].use_bias ? grads_.data() + l.b : nullptr,
+                        conv_scratch_.data(), dout, in, params_.data() + l.w, B, l.conv);
+        break;
       case LayerType::BatchNorm: {
         const float* c = caches_.data() + l.cache;
-        const size_t C = l.out;
+        const size_t C = l.channels, S = l.positions;
         if (spec_.layers[i].renorm_rmax > 0)
           batchnorm_renorm_backward(din, grads_.data() + l.gamma, grads_.data() + l.beta, dout, in,
                                     params_.data() + l.gamma, c, c + 2 * C, c + 3 * C, c + 4 * C, B,
-                                    C);
+                                    C, S);
         else
           batchnorm_backward(din, grads_.data() + l.gamma, grads_.data() + l.beta, dout, in,
-                             params_.data() + l.gamma, c, c + 2 * C, B, C);
+                             params_.data() + l.gamma, c, c + 2 * C, B, C, S);
         break;
       }
+      case LayerType::MaxPool2d:
+        if (din) maxpool2d_backward(din, dout, l.argmax.data(), B, l.pool);
+        break;
+      case LayerType::AvgPool2d:
+        if (din) avgpool2d_backward(din, dout, B, l.pool);
+        break;
+      case LayerType::GlobalAvgPool:
+        if (din) global_avgpool_backward(din, dout, B, l.channels, l.positions);
+        break;
+      case LayerType::Flatten:
+        if (din)
+          for (size_t k = 0; k < B * l.out; ++k) din[k] += dout[k];
+        break;
       case LayerType::Relu:
         if (din) relu_backward(din, dout, l.act.data(), B * l.out);
         break;
@@ -339,36 +411,39 @@ bool Network::update_running_statistics(size_t B) {
   for (const Layer& l : layers_) {
     if (l.type != LayerType::BatchNorm) continue;
     const float* c = caches_.data() + l.cache;
-    if (!all_finite(c, 2 * l.out)) return false;
-    const float scale = static_cast<float>(B) / static_cast<float>(B - 1);
-    for (size_t k = 0; k < l.out; ++k)
-      if (!std::isfinite(c[l.out + k] * scale)) return false;
+    if (!all_finite(c, 2 * l.channels)) return false;
+    const size_t m = B * l.positions;
+    const float scale = static_cast<float>(m) / static_cast<float>(m - 1);
+    for (size_t k = 0; k < l.channels; ++k)
+      if (!std::isfinite(c[l.channels + k] * scale)) return false;
   }
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = layers_[i];
     if (l.type != LayerType::BatchNorm) continue;
     const LayerSpec& ls = spec_.layers[i];
+    // m = B * positions values per channel: the unbiased rescaling is m / (m - 1).
+    const size_t C = l.channels, m = B * l.positions;
     const float* mean = caches_.data() + l.cache;
-    const float* var = mean + l.out;
+    const float* var = mean + C;
     const uint64_t t = ++l.tracked;
     float* rmean = stats_.data() + l.rmean;
     float* rvar = stats_.data() + l.rvar;
     if (ls.cumulative) {
       // The plain average of the t batch statistics seen so far.
       const double past = static_cast<double>(t - 1) / static_cast<double>(t);
-      batchnorm_update_running(rmean, rvar, mean, var, B, l.out, past, ls.unbiased_variance);
+      batchnorm_update_running(rmean, rvar, mean, var, m, C, past, ls.unbiased_variance);
     } else if (ls.bias_correction) {
       float* raw_mean = stats_.data() + l.raw_mean;
       float* raw_var = stats_.data() + l.raw_var;
-      batchnorm_update_running(raw_mean, raw_var, mean, var, B, l.out, ls.momentum,
+      batchnorm_update_running(raw_mean, raw_var, mean, var, m, C, ls.momentum,
                                ls.unbiased_variance);
       const double inv = 1.0 / (1.0 - std::pow(ls.momentum, static_cast<double>(t)));
-      for (size_t k = 0; k < l.out; ++k) {
+      for (size_t k = 0; k < C; ++k) {
         rmean[k] = static_cast<float>(raw_mean[k] * inv);
         rvar[k] = static_cast<float>(raw_var[k] * inv);
       }
     } else {
-      batchnorm_update_running(rmean, rvar, mean, var, B, l.out, ls.momentum, ls.unbiased_variance);
+      batchnorm_update_running(rmean, rvar, mean, var, m, C, ls.momentum, ls.unbiased_variance);
     }
   }
   return true;
@@ -473,11 +548,30 @@ Status Network::predict_one() {
                       l.in, l.out);
         std::swap(cur, other);
         break;
+      case LayerType::Conv2d:
+        conv2d_forward(other, conv_scratch_.data(), cur, params_.data() + l.w,
+                       ls.use_bias ? params_.data() + l.b : nullptr, 1, l.conv);
+        std::swap(cur, other);
+        break;
       case LayerType::BatchNorm:
         batchnorm_forward_infer(cur, cur, params_.data() + l.gamma, params_.data() + l.beta,
-                                stats_.data() + l.rmean, stats_.data() + l.rvar, 1, l.out,
-                                static_cast<float>(ls.epsilon));
+                                stats_.data() + l.rmean, stats_.data() + l.rvar, 1, l.channels,
+                                l.positions, static_cast<float>(ls.epsilon));
         break;
+      case LayerType::MaxPool2d:
+        maxpool2d_forward(other, nullptr, cur, 1, l.pool);
+        std::swap(cur, other);
+        break;
+      case LayerType::AvgPool2d:
+        avgpool2d_forward(other, cur, 1, l.pool);
+        std::swap(cur, other);
+        break;
+      case LayerType::GlobalAvgPool:
+        global_avgpool_forward(other, cur, 1, l.channels, l.positions);
+        std::swap(cur, other);
+        break;
+      case LayerType::Flatten:
+        break;  // the same values, read as flat features
       case LayerType::Relu:
         relu_forward(cur, cur, l.out);
         break;
@@ -535,16 +629,29 @@ std::vector<TensorView> Network::tensors() {
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = layers_[i];
     const int32_t li = static_cast<int32_t>(i);
-    const int32_t in = static_cast<int32_t>(l.in), o = static_cast<int32_t>(l.out);
     if (l.type == LayerType::Dense) {
+      const int32_t in = static_cast<int32_t>(l.in), o = static_cast<int32_t>(l.out);
       out.push_back({li, "weight", {o, in}, params_.data() + l.w, l.out * l.in, true});
       if (spec_.layers[i].use_bias)
         out.push_back({li, "bias", {o}, params_.data() + l.b, l.out, true});
+    } else if (l.type == LayerType::Conv2d) {
+      const Conv2dGeometry& g = l.conv;
+      const int32_t f = static_cast<int32_t>(g.F);
+      out.push_back(
+          {li,
+           "weight",
+           {f, static_cast<int32_t>(g.C), static_cast<int32_t>(g.KH), static_cast<int32_t>(g.KW)},
+           params_.data() + l.w,
+           g.F * g.K(),
+           true});
+      if (spec_.layers[i].use_bias)
+        out.push_back({li, "bias", {f}, params_.data() + l.b, g.F, true});
     } else if (l.type == LayerType::BatchNorm) {
-      out.push_back({li, "gamma", {o}, params_.data() + l.gamma, l.out, true});
-      out.push_back({li, "beta", {o}, params_.data() + l.beta, l.out, true});
-      out.push_back({li, "runningMean", {o}, stats_.data() + l.rmean, l.out, false});
-      out.push_back({li, "runningVariance", {o}, stats_.data() + l.rvar, l.out, false});
+      const int32_t c = static_cast<int32_t>(l.channels);
+      out.push_back({li, "gamma", {c}, params_.data() + l.gamma, l.channels, true});
+      out.push_back({li, "beta", {c}, params_.data() + l.beta, l.channels, true});
+      out.push_back({li, "runningMean", {c}, stats_.data() + l.rmean, l.channels, false});
+      out.push_back({li, "runningVariance", {c}, stats_.data() + l.rvar, l.channels, false});
     }
   }
   return out;
@@ -559,7 +666,7 @@ void Network::weights_changed() {
     if (l.type != LayerType::BatchNorm || !spec_.layers[i].bias_correction || l.tracked == 0)
       continue;
     const double keep = 1.0 - std::pow(spec_.layers[i].momentum, static_cast<double>(l.tracked));
-    for (size_t k = 0; k < l.out; ++k) {
+    for (size_t k = 0; k < l.channels; ++k) {
       stats_[l.raw_mean + k] = static_cast<float>(stats_[l.rmean + k] * keep);
       stats_[l.raw_var + k] = static_cast<float>(stats_[l.rvar + k] * keep);
     }
@@ -588,6 +695,13 @@ size_t Network::layer_width(int32_t layer) const {
   return layers_[layer].out;
 }
 
+size_t Network::channels(int32_t layer) const {
+  if (layer < 0 || static_cast<size_t>(layer) >= layers_.size() ||
+      layers_[layer].type != LayerType::BatchNorm)
+    return 0;
+  return layers_[layer].channels;
+}
+
 Status Network::population_begin(int32_t layer) {
   if (layer < 0 || static_cast<size_t>(layer) >= layers_.size() ||
       layers_[layer].type != LayerType::BatchNorm)
@@ -595,8 +709,8 @@ Status Network::population_begin(int32_t layer) {
                 "layer " + std::to_string(layer) + " is not a batch-norm layer");
   pop_layer_ = layer;
   pop_count_ = 0;
-  pop_mean_.assign(layers_[layer].out, 0.0);
-  pop_m2_.assign(layers_[layer].out, 0.0);
+  pop_mean_.assign(layers_[layer].channels, 0.0);
+  pop_m2_.assign(layers_[layer].channels, 0.0);
   return Status::Ok;
 }
 
@@ -614,17 +728,20 @@ Status Network::population_add(size_t n) {
   }
   // This chunk's mean and sum of squared deviations in float64, two passes,
   // then Chan et al.'s pairwise merge into the running totals.
-  const size_t C = layers_[pop_layer_].out;
-  const double nb = static_cast<double>(n);
+  // Channel c of row b is the run of S values at (b * C + c) * S.
+  const size_t C = layers_[pop_layer_].channels, S = layers_[pop_layer_].positions;
+  const double nb = static_cast<double>(n * S);
   for (size_t c = 0; c < C; ++c) {
     double sum = 0;
-    for (size_t b = 0; b < n; ++b) sum += in[b * C + c];
+    for (size_t b = 0; b < n; ++b)
+      for (size_t i = 0; i < S; ++i) sum += in[(b * C + c) * S + i];
     const double mb = sum / nb;
     double m2b = 0;
-    for (size_t b = 0; b < n; ++b) {
-      const double dv = in[b * C + c] - mb;
-      m2b += dv * dv;
-    }
+    for (size_t b = 0; b < n; ++b)
+      for (size_t i = 0; i < S; ++i) {
+        const double dv = in[(b * C + c) * S + i] - mb;
+        m2b += dv * dv;
+      }
     const double na = pop_count_, total = na + nb;
     const double delta = mb - pop_mean_[c];
     pop_mean_[c] += delta * nb / total;
@@ -645,7 +762,7 @@ Status Network::population_end() {
                                            std::string(unbiased ? "2 examples" : "1 example") +
                                            " for layer " + std::to_string(layer));
   const double denom = unbiased ? pop_count_ - 1 : pop_count_;
-  for (size_t c = 0; c < l.out; ++c) {
+  for (size_t c = 0; c < l.channels; ++c) {
     stats_[l.rmean + c] = static_cast<float>(pop_mean_[c]);
     stats_[l.rvar + c] = static_cast<float>(pop_m2_[c] / denom);
   }
@@ -661,7 +778,7 @@ const float* Network::batch_mean(int32_t layer) const {
 }
 const float* Network::batch_var(int32_t layer) const {
   const float* m = batch_mean(layer);
-  return m == nullptr ? nullptr : m + layers_[layer].out;
+  return m == nullptr ? nullptr : m + layers_[layer].channels;
 }
 
 }  // namespace bnwasm

@@ -1,10 +1,12 @@
-// Model file format, version 1 (all integers and floats little-endian):
+// Model file format, version 2 (all integers and floats little-endian):
 //   "BNWM" | u32 version | u32 payload length L | payload (L bytes) | u32 CRC-32
 // The CRC-32 (IEEE 802.3, as zlib) covers everything before it. Payload:
 //   u32 n, f64[n] spec (see encode_spec) | u64 optimizer steps | u64 rng state |
 //   u32 layer count, u64[count] batches each layer folded into its statistics |
 //   four arrays, each u32 n then f32[n]: parameters, first moments (SGD
 //   velocity or Adam m), second moments (Adam v), running statistics.
+// Version 1 differs only in its spec vector's layout (network.h); it loads
+// through upgrade_spec_v1.
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -31,7 +33,7 @@ uint32_t crc32(const uint8_t* data, size_t n) {
 
 namespace {
 
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;
 constexpr char kMagic[4] = {'B', 'N', 'W', 'M'};
 
 class Writer {
@@ -116,9 +118,9 @@ struct Serializer {
     uint32_t version = 0, length = 0, stored_crc = 0;
     std::memcpy(&version, bytes + 4, 4);
     std::memcpy(&length, bytes + 8, 4);
-    if (version != kFormatVersion)
+    if (version != kFormatVersion && version != 1)
       return corrupt("model format version " + std::to_string(version) +
-                     " is not supported (this build reads version " +
+                     " is not supported (this build reads versions 1 to " +
                      std::to_string(kFormatVersion) + ")");
     if (static_cast<uint64_t>(length) + 16 != n)
       return corrupt("the model is " + std::to_string(n) + " bytes but its header says " +
@@ -133,20 +135,30 @@ struct Serializer {
     std::vector<double> spec_v(spec_n);
     for (double& d : spec_v)
       if (!r.get(&d)) return corrupt("spec cut short");
+    if (version == 1) {
+      spec_v = upgrade_spec_v1(spec_v.data(), spec_v.size());
+      if (spec_v.empty()) return corrupt("spec length does not match its layer count");
+    }
     NetworkSpec spec;
     std::string spec_why;
     if (decode_spec(spec_v.data(), spec_v.size(), &spec, &spec_why) != Status::Ok)
       return corrupt("invalid network configuration: " + spec_why);
     // Refuse before allocating: the tensors the spec implies must fit in the bytes left.
     uint64_t floats = 0;
-    int64_t width = spec.input_size;
-    for (const LayerSpec& l : spec.layers) {
+    Shape in = input_shape(spec);
+    const std::vector<Shape> shapes = layer_shapes(spec);
+    for (size_t i = 0; i < spec.layers.size(); ++i) {
+      const LayerSpec& l = spec.layers[i];
+      const uint64_t bias = l.use_bias ? static_cast<uint64_t>(l.units) : 0;
       if (l.type == LayerType::Dense) {
-        floats += static_cast<uint64_t>(width) * l.units + (l.use_bias ? l.units : 0);
-        width = l.units;
+        floats += static_cast<uint64_t>(in.size()) * l.units + bias;
+      } else if (l.type == LayerType::Conv2d) {
+        floats += static_cast<uint64_t>(in.c) * l.kernel_h * l.kernel_w * l.units + bias;
       } else if (l.type == LayerType::BatchNorm) {
-        floats += 4 * static_cast<uint64_t>(width);  // gamma, beta, running mean and variance
+        // gamma, beta, running mean and variance
+        floats += 4 * static_cast<uint64_t>(in.spatial ? in.c : in.size());
       }
+      in = shapes[i];
     }
     if (floats * sizeof(float) > length)
       return corrupt("the configuration needs more tensor bytes than the model holds");

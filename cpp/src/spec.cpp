@@ -12,7 +12,97 @@ bool is_int_in(double v, double lo, double hi) {
 }
 bool is_flag(double v) { return v == 0.0 || v == 1.0; }
 
+std::string dims(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
+
+// The shape a layer makes of its input shape; false (and why) when it cannot.
+bool next_shape(const LayerSpec& l, const Shape& in, Shape* out, const std::string& at,
+                std::string* why) {
+  const bool conv = l.type == LayerType::Conv2d;
+  const bool pool = l.type == LayerType::MaxPool2d || l.type == LayerType::AvgPool2d;
+  if ((conv || pool || l.type == LayerType::GlobalAvgPool) && !in.spatial) {
+    *why = at +
+           " needs an image input [channels, height, width] (set inputShape, and put no "
+           "dense, flatten or globalAvgPool layer before it), got " +
+           std::to_string(in.c) + " flat features";
+    return false;
+  }
+  *out = in;
+  switch (l.type) {
+    case LayerType::Dense:
+      *out = Shape{l.units, 1, 1, false};
+      return true;
+    case LayerType::Flatten:
+      *out = Shape{in.size(), 1, 1, false};
+      return true;
+    case LayerType::GlobalAvgPool:
+      *out = Shape{in.c, 1, 1, false};
+      return true;
+    case LayerType::Conv2d: {
+      const Padding p = conv_padding(l);
+      const int64_t h = in.h + p.top + p.bottom, w = in.w + p.left + p.right;
+      if (l.kernel_h > h || l.kernel_w > w) {
+        *why =
+            at + ".kernelSize " + dims(l.kernel_h, l.kernel_w) + " is larger than its " +
+            dims(in.h, in.w) + " input" +
+            (p.top + p.bottom + p.left + p.right > 0 ? " with padding (" + dims(h, w) + ")" : "");
+        return false;
+      }
+      *out = Shape{l.units, (h - l.kernel_h) / l.stride_h + 1, (w - l.kernel_w) / l.stride_w + 1,
+                   true};
+      return true;
+    }
+    case LayerType::MaxPool2d:
+    case LayerType::AvgPool2d:
+      if (l.kernel_h > in.h || l.kernel_w > in.w) {
+        *why = at + ".poolSize " + dims(l.kernel_h, l.kernel_w) + " leaves nothing of its " +
+               dims(in.h, in.w) + " input";
+        return false;
+      }
+      *out = Shape{in.c, (in.h - l.kernel_h) / l.stride_h + 1, (in.w - l.kernel_w) / l.stride_w + 1,
+                   true};
+      return true;
+    default:
+      return true;  // batch norm and activations keep the shape
+  }
+}
+
 }  // namespace
+
+Padding conv_padding(const LayerSpec& l) {
+  if (!l.same_padding) return {l.pad_h, l.pad_h, l.pad_w, l.pad_w};
+  const int64_t th = l.kernel_h - 1, tw = l.kernel_w - 1;
+  return {th / 2, th - th / 2, tw / 2, tw - tw / 2};
+}
+
+Shape input_shape(const NetworkSpec& s) {
+  if (s.input_height == 0) return Shape{s.input_size, 1, 1, false};
+  return Shape{s.input_channels, s.input_height, s.input_width, true};
+}
+
+std::vector<Shape> layer_shapes(const NetworkSpec& s) {
+  std::vector<Shape> shapes;
+  Shape cur = input_shape(s);
+  std::string unused;
+  for (const LayerSpec& l : s.layers) {
+    next_shape(l, cur, &cur, "", &unused);
+    shapes.push_back(cur);
+  }
+  return shapes;
+}
+
+std::vector<double> upgrade_spec_v1(const double* v, size_t n) {
+  // Header: insert a flat input shape (0, 0, 0) after the layer count; each
+  // layer: append the conv and pooling fields' defaults.
+  std::vector<double> out;
+  if (n < kSpecHeaderV1 || (n - kSpecHeaderV1) % kLayerFieldsV1 != 0) return out;
+  out.assign(v, v + kSpecHeaderV1);
+  out.insert(out.end(), {0, 0, 0});
+  for (size_t i = kSpecHeaderV1; i < n; i += kLayerFieldsV1) {
+    out.insert(out.end(), v + i, v + i + kLayerFieldsV1);
+    out.insert(out.end(), {0, 0, 1, 1, 0, 0, 0});
+  }
+  return out;
+}
 
 std::vector<double> encode_spec(const NetworkSpec& s) {
   std::vector<double> v = {
@@ -28,6 +118,9 @@ std::vector<double> encode_spec(const NetworkSpec& s) {
       s.optimizer.epsilon,
       s.optimizer.weight_decay,
       static_cast<double>(s.layers.size()),
+      static_cast<double>(s.input_channels),
+      static_cast<double>(s.input_height),
+      static_cast<double>(s.input_width),
   };
   for (const LayerSpec& l : s.layers) {
     const double fields[kLayerFields] = {
@@ -43,6 +136,13 @@ std::vector<double> encode_spec(const NetworkSpec& s) {
         l.bias_correction ? 1.0 : 0.0,
         l.renorm_rmax,
         l.renorm_dmax,
+        static_cast<double>(l.kernel_h),
+        static_cast<double>(l.kernel_w),
+        static_cast<double>(l.stride_h),
+        static_cast<double>(l.stride_w),
+        static_cast<double>(l.pad_h),
+        static_cast<double>(l.pad_w),
+        l.same_padding ? 1.0 : 0.0,
     };
     v.insert(v.end(), fields, fields + kLayerFields);
   }
@@ -60,7 +160,8 @@ Status decode_spec(const double* v, size_t n, NetworkSpec* out, std::string* why
     return Status::InvalidConfig;
   }
   if (!is_int_in(v[0], 1, 1 << 24) || !is_int_in(v[1], 0, 1) || !is_int_in(v[2], 0, 4294967295.0) ||
-      !is_int_in(v[3], 0, 1) || !is_flag(v[6])) {
+      !is_int_in(v[3], 0, 1) || !is_flag(v[6]) || !is_int_in(v[12], 0, 1 << 24) ||
+      !is_int_in(v[13], 0, 1 << 24) || !is_int_in(v[14], 0, 1 << 24)) {
     *why = "spec header holds an invalid input size, loss, seed or optimizer type";
     return Status::InvalidConfig;
   }
@@ -76,11 +177,17 @@ Status decode_spec(const double* v, size_t n, NetworkSpec* out, std::string* why
   s.optimizer.beta2 = v[8];
   s.optimizer.epsilon = v[9];
   s.optimizer.weight_decay = v[10];
+  s.input_channels = static_cast<int32_t>(v[12]);
+  s.input_height = static_cast<int32_t>(v[13]);
+  s.input_width = static_cast<int32_t>(v[14]);
   const size_t count = static_cast<size_t>(v[11]);
   for (size_t i = 0; i < count; ++i) {
     const double* f = v + kSpecHeader + i * kLayerFields;
-    if (!is_int_in(f[0], 0, 4) || !is_int_in(f[1], 0, 1 << 24) || !is_flag(f[2]) ||
-        !is_int_in(f[3], 0, 3) || !is_flag(f[7]) || !is_flag(f[8]) || !is_flag(f[9])) {
+    if (!is_int_in(f[0], 0, 9) || !is_int_in(f[1], 0, 1 << 24) || !is_flag(f[2]) ||
+        !is_int_in(f[3], 0, 3) || !is_flag(f[7]) || !is_flag(f[8]) || !is_flag(f[9]) ||
+        !is_int_in(f[12], 0, 1 << 16) || !is_int_in(f[13], 0, 1 << 16) ||
+        !is_int_in(f[14], 0, 1 << 16) || !is_int_in(f[15], 0, 1 << 16) ||
+        !is_int_in(f[16], 0, 1 << 16) || !is_int_in(f[17], 0, 1 << 16) || !is_flag(f[18])) {
       *why = "layers[" + std::to_string(i) + "] holds an invalid type, size or flag";
       return Status::InvalidConfig;
     }
@@ -97,6 +204,13 @@ Status decode_spec(const double* v, size_t n, NetworkSpec* out, std::string* why
     l.bias_correction = f[9] != 0.0;
     l.renorm_rmax = f[10];
     l.renorm_dmax = f[11];
+    l.kernel_h = static_cast<int32_t>(f[12]);
+    l.kernel_w = static_cast<int32_t>(f[13]);
+    l.stride_h = static_cast<int32_t>(f[14]);
+    l.stride_w = static_cast<int32_t>(f[15]);
+    l.pad_h = static_cast<int32_t>(f[16]);
+    l.pad_w = static_cast<int32_t>(f[17]);
+    l.same_padding = f[18] != 0.0;
     s.layers.push_back(l);
   }
   const Status st = validate_spec(s, why);
@@ -110,6 +224,11 @@ Status validate_spec(const NetworkSpec& s, std::string* why) {
     return Status::InvalidConfig;
   };
   if (s.input_size < 1) return bad("inputSize must be a positive integer");
+  const bool image = s.input_height != 0 || s.input_width != 0 || s.input_channels != 0;
+  if (image &&
+      (s.input_channels < 1 || s.input_height < 1 || s.input_width < 1 ||
+       static_cast<int64_t>(s.input_channels) * s.input_height * s.input_width != s.input_size))
+    return bad("inputShape must be 3 positive integers whose product is inputSize");
   if (s.layers.empty()) return bad("layers must hold at least one layer");
   const OptimizerSpec& o = s.optimizer;
   if (!std::isfinite(o.learning_rate) || o.learning_rate <= 0)
@@ -125,17 +244,33 @@ Status validate_spec(const NetworkSpec& s, std::string* why) {
     return bad("optimizer.beta1 and beta2 must be in [0, 1)");
   if (o.type == OptimizerType::Adam && !(std::isfinite(o.epsilon) && o.epsilon > 0))
     return bad("optimizer.epsilon must be a finite number > 0");
-  int64_t width = s.input_size;
+  Shape shape = input_shape(s);
   int64_t total = 0;
   for (size_t i = 0; i < s.layers.size(); ++i) {
     const LayerSpec& l = s.layers[i];
     const std::string at = "layers[" + std::to_string(i) + "]";
-    if (l.type == LayerType::Dense) {
-      if (l.units < 1) return bad(at + ".units must be a positive integer");
+    if (l.type == LayerType::Dense || l.type == LayerType::Conv2d) {
+      if (l.units < 1)
+        return bad(at + (l.type == LayerType::Dense ? ".units" : ".filters") +
+                   " must be a positive integer");
       if (l.init == Init::Normal && !(std::isfinite(l.init_std) && l.init_std > 0))
         return bad(at + ".initStd must be a finite number > 0");
-      total += width * l.units;
-      width = l.units;
+    }
+    if (l.type == LayerType::Conv2d || l.type == LayerType::MaxPool2d ||
+        l.type == LayerType::AvgPool2d) {
+      if (l.kernel_h < 1 || l.kernel_w < 1 || l.stride_h < 1 || l.stride_w < 1)
+        return bad(at + ": kernel or pool size and stride must be positive integers");
+      if (l.same_padding && (l.stride_h != 1 || l.stride_w != 1))
+        return bad(at + ": padding 'same' needs stride 1 (as in PyTorch)");
+    }
+    const Shape in = shape;
+    std::string why_shape;
+    if (!next_shape(l, in, &shape, at, &why_shape)) return bad(why_shape);
+    if (shape.size() > (1 << 24)) return bad(at + " outputs more than 2^24 values per example");
+    if (l.type == LayerType::Dense) {
+      total += in.size() * l.units;
+    } else if (l.type == LayerType::Conv2d) {
+      total += in.c * l.kernel_h * l.kernel_w * l.units;
     } else if (l.type == LayerType::BatchNorm) {
       if (!(l.momentum >= 0 && l.momentum < 1)) return bad(at + ".momentum must be in [0, 1)");
       if (!(std::isfinite(l.epsilon) && l.epsilon > 0))

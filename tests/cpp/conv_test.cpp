@@ -153,8 +153,8 @@ TEST_P(Conv2dCases, OneImageEqualsItsRowOfTheBatch) {
   for (size_t b = 0; b < f.c.B; ++b) {
     conv2d_forward(one.data(), scratch.data(), f.in.data() + b * in_size, f.weight.data(),
                    f.c.bias ? f.bias.data() : nullptr, 1, f.g);
-    EXPECT_TRUE(BitEqual("image " + std::to_string(b), batch.data() + b * out_size, one.data(),
-                         out_size));
+    EXPECT_TRUE(
+        BitEqual("image " + std::to_string(b), batch.data() + b * out_size, one.data(), out_size));
   }
 }
 
@@ -219,8 +219,7 @@ TEST_P(SpatialBatchNormSizes, GradientsMatchFiniteDifferences) {
   const BnSize z = GetParam();
   SpatialBatchNormFixture f(z.B, z.C, z.S, 1e-5f, 10 + z.B + z.C + z.S);
   const auto res = f.forward();
-  std::vector<float> din = prefilled(f.in.size()), dgamma = prefilled(z.C),
-                     dbeta = prefilled(z.C);
+  std::vector<float> din = prefilled(f.in.size()), dgamma = prefilled(z.C), dbeta = prefilled(z.C);
   batchnorm_backward(din.data(), dgamma.data(), dbeta.data(), f.r.data(), f.in.data(),
                      f.gamma.data(), res.mean.data(), res.rstd.data(), z.B, z.C, z.S);
   const double scale = abs_dot(res.out, f.r);
@@ -250,8 +249,7 @@ TEST_P(SpatialBatchNormSizes, RenormGradientsMatchFiniteDifferences) {
     ASSERT_EQ(res.rr[c], 1.0f / rmax) << "channel " << c << " r is not clipped";
     ASSERT_EQ(std::fabs(res.d[c]), dmax) << "channel " << c << " d is not clipped";
   }
-  std::vector<float> din = prefilled(f.in.size()), dgamma = prefilled(z.C),
-                     dbeta = prefilled(z.C);
+  std::vector<float> din = prefilled(f.in.size()), dgamma = prefilled(z.C), dbeta = prefilled(z.C);
   batchnorm_renorm_backward(din.data(), dgamma.data(), dbeta.data(), f.r.data(), f.in.data(),
                             f.gamma.data(), res.mean.data(), res.rstd.data(), res.rr.data(),
                             res.d.data(), z.B, z.C, z.S);
@@ -288,8 +286,8 @@ TEST_P(SpatialBatchNormSizes, StatisticsArePerChannelOverBatchAndPositions) {
     var[c] = q / m;
     // Float sums of S values per run (S u), the runs in double: (S + 3) u.
     mean_tol[c] = (z.S + 3) * kU * max_abs;
-    var_tol[c] = (z.S + 6) * kU * var[c] + 2 * mean_tol[c] * std::sqrt(var[c]) +
-                 mean_tol[c] * mean_tol[c];
+    var_tol[c] =
+        (z.S + 6) * kU * var[c] + 2 * mean_tol[c] * std::sqrt(var[c]) + mean_tol[c] * mean_tol[c];
     const double rstd = 1.0 / std::sqrt(var[c] + f.eps);
     for (size_t b = 0; b < z.B; ++b)
       for (size_t i = 0; i < z.S; ++i) {
@@ -353,13 +351,13 @@ TEST(SpatialBatchNorm, RunningVarianceUsesAllPositions) {
   EXPECT_TRUE(AllNear("running variance (expected: m = B * S = 10)", ev, rv.data(), tol_v));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    SpatialBatchNorm, SpatialBatchNormSizes,
-    ::testing::Values(BnSize{2, 3, 4}, BnSize{3, 2, 9}, BnSize{1, 4, 6}, BnSize{2, 70, 2}),
-    [](const ::testing::TestParamInfo<BnSize>& p) {
-      return "B" + std::to_string(p.param.B) + "_C" + std::to_string(p.param.C) + "_S" +
-             std::to_string(p.param.S);
-    });
+INSTANTIATE_TEST_SUITE_P(SpatialBatchNorm, SpatialBatchNormSizes,
+                         ::testing::Values(BnSize{2, 3, 4}, BnSize{3, 2, 9}, BnSize{1, 4, 6},
+                                           BnSize{2, 70, 2}),
+                         [](const ::testing::TestParamInfo<BnSize>& p) {
+                           return "B" + std::to_string(p.param.B) + "_C" +
+                                  std::to_string(p.param.C) + "_S" + std::to_string(p.param.S);
+                         });
 
 // ---- pooling ------------------------------------------------------------------------
 
@@ -411,7 +409,8 @@ TEST_P(Pool2dCases, MaxForwardAndGradient) {
         double best = -INFINITY;
         for (size_t ky = 0; ky < p.KH; ++ky)
           for (size_t kx = 0; kx < p.KW; ++kx)
-            best = std::max(best, double(in[(plane * p.H + oy * p.SH + ky) * p.W + ox * p.SW + kx]));
+            best =
+                std::max(best, double(in[(plane * p.H + oy * p.SH + ky) * p.W + ox * p.SW + kx]));
         expected[k] = best;
       }
   EXPECT_TRUE(AllNear("out", expected, out.data(), 0.0));

@@ -42,7 +42,8 @@ inline double abs_dot(const std::vector<float>& out, const std::vector<float>& r
 }
 
 // Central differences of loss() with respect to each element of x[0..n).
-inline std::vector<double> numeric_gradient(const std::function<double()>& loss, float* x, size_t n) {
+inline std::vector<double> numeric_gradient(const std::function<double()>& loss, float* x,
+                                            size_t n) {
   std::vector<double> g(n);
   for (size_t i = 0; i < n; ++i) {
     const float x0 = x[i];
@@ -59,8 +60,9 @@ inline std::vector<double> numeric_gradient(const std::function<double()>& loss,
 
 // The analytic gradient against the numerical one, tolerance as explained at the top.
 inline ::testing::AssertionResult GradientMatches(const std::string& what,
-                                           const std::vector<double>& numeric,
-                                           const std::vector<float>& analytic, double loss_scale) {
+                                                  const std::vector<double>& numeric,
+                                                  const std::vector<float>& analytic,
+                                                  double loss_scale) {
   std::vector<double> tol(numeric.size());
   for (size_t i = 0; i < tol.size(); ++i)
     tol[i] = kRoundoffFactor * loss_scale + kRtol * std::fabs(numeric[i]);
@@ -73,7 +75,7 @@ inline ::testing::AssertionResult GradientMatches(const std::string& what,
 // (v + v = 2v exactly); `tol` covers accumulating gemms, which add their terms
 // one by one onto the value already there.
 inline ::testing::AssertionResult Doubled(const std::string& what, const std::vector<float>& first,
-                                   const std::vector<float>& second, double tol) {
+                                          const std::vector<float>& second, double tol) {
   std::vector<double> expected(first.size());
   for (size_t i = 0; i < first.size(); ++i) expected[i] = 2.0 * first[i];
   return AllNear(what + " after two backward calls", expected, second.data(), tol);

@@ -868,7 +868,7 @@ TEST(NetworkLoad, RejectsWrongMagic) {
 }
 
 TEST(NetworkLoad, RejectsWrongVersion) {
-  for (uint32_t version : {0u, 2u, 0xFFFFFFFFu}) {
+  for (uint32_t version : {0u, 3u, 0xFFFFFFFFu}) {
     std::vector<uint8_t> bytes = SmallModelBytes();
     WriteU32(&bytes, 4, version);
     Reseal(&bytes);
@@ -1210,6 +1210,269 @@ TEST(NetworkLearning, ShuffleIsAPermutation) {
     std::sort(idx.begin(), idx.end());
     for (size_t i = 0; i < n; ++i) ASSERT_EQ(idx[i], i) << "n=" << n;
   }
+}
+
+// ---- convolutional networks ---------------------------------------------------------------------
+
+LayerSpec ConvLayer(int32_t filters, int32_t kh, int32_t kw, int32_t stride = 1, int32_t pad = 0,
+                    bool same = false, bool use_bias = true) {
+  LayerSpec l;
+  l.type = LayerType::Conv2d;
+  l.units = filters;
+  l.kernel_h = kh;
+  l.kernel_w = kw;
+  l.stride_h = l.stride_w = stride;
+  l.pad_h = l.pad_w = pad;
+  l.same_padding = same;
+  l.use_bias = use_bias;
+  return l;
+}
+
+LayerSpec PoolLayer(LayerType type, int32_t size, int32_t stride) {
+  LayerSpec l;
+  l.type = type;
+  l.kernel_h = l.kernel_w = size;
+  l.stride_h = l.stride_w = stride;
+  return l;
+}
+
+NetworkSpec ImageSpec(int32_t c, int32_t h, int32_t w, std::vector<LayerSpec> layers,
+                      OptimizerSpec opt = Adam(0.01), uint32_t seed = 5) {
+  NetworkSpec s = Spec(c * h * w, std::move(layers), opt, LossType::SoftmaxCrossEntropy, seed);
+  s.input_channels = c;
+  s.input_height = h;
+  s.input_width = w;
+  return s;
+}
+
+// Every conv-side layer, sizes off the kernel tiles: 'same' with an even
+// kernel, stride 2 with padding, max and average pooling, global pooling,
+// an explicit flatten and a dense layer reading a conv output directly.
+NetworkSpec ConvMixedSpec(bool global = false) {
+  LayerSpec bn_corrected = BatchNormLayer(0.8);
+  bn_corrected.bias_correction = true;
+  LayerSpec bn_renorm = BatchNormLayer();
+  bn_renorm.renorm_rmax = 2;
+  bn_renorm.renorm_dmax = 1;
+  std::vector<LayerSpec> layers = {
+      ConvLayer(5, 3, 3, 1, 0, true, false), bn_corrected,
+      Activation(LayerType::Relu),           PoolLayer(LayerType::MaxPool2d, 2, 2),
+      ConvLayer(6, 2, 2, 1, 0, true),        bn_renorm,
+      Activation(LayerType::Tanh),           ConvLayer(4, 3, 3, 2, 1),
+      PoolLayer(LayerType::AvgPool2d, 2, 1)};
+  if (global) {
+    layers.push_back(Activation(LayerType::Relu));
+    layers.push_back(LayerSpec{LayerType::GlobalAvgPool});
+  } else {
+    layers.push_back(LayerSpec{LayerType::Flatten});
+  }
+  layers.push_back(DenseLayer(7, Init::Auto, false));
+  layers.push_back(BatchNormLayer());
+  layers.push_back(Activation(LayerType::Relu));
+  layers.push_back(DenseLayer(3));
+  return ImageSpec(2, 9, 11, layers);
+}
+
+TEST(ConvNetwork, ShapesFlowThroughTheLayers) {
+  auto net = Make(ConvMixedSpec());
+  ASSERT_NE(net, nullptr);
+  // 2x9x11 -> conv 5 same -> 5x9x11 -> pool 2 -> 5x4x5 -> conv 6 2x2 same -> 6x4x5
+  // -> conv 4 3x3 stride 2 pad 1 -> 4x2x3 -> avg pool 2 stride 1 -> 4x1x2 -> flatten 8
+  const size_t widths[] = {495, 495, 495, 100, 120, 120, 120, 24, 8, 8, 7, 7, 7, 3};
+  ASSERT_EQ(net->layer_count(), 14u);
+  for (int32_t i = 0; i < 14; ++i) EXPECT_EQ(net->layer_width(i), widths[i]) << "layer " << i;
+  EXPECT_EQ(net->channels(1), 5u);
+  EXPECT_EQ(net->channels(5), 6u);
+  EXPECT_EQ(net->channels(11), 7u);
+  const auto ts = net->tensors();
+  const TensorView* w0 = Find(ts, 0, "weight");
+  ASSERT_NE(w0, nullptr);
+  EXPECT_EQ(w0->shape, (std::vector<int32_t>{5, 2, 3, 3}));
+  EXPECT_EQ(Find(ts, 0, "bias"), nullptr);
+  EXPECT_EQ(Find(ts, 4, "weight")->shape, (std::vector<int32_t>{6, 5, 2, 2}));
+  EXPECT_EQ(Find(ts, 4, "bias")->shape, (std::vector<int32_t>{6}));
+  EXPECT_EQ(Find(ts, 5, "runningVariance")->shape, (std::vector<int32_t>{6}));
+  EXPECT_EQ(Find(ts, 10, "weight")->shape, (std::vector<int32_t>{7, 8}));
+}
+
+TEST(ConvNetwork, PredictOneEqualsBatchRowsBitForBit) {
+  for (bool global : {false, true}) {
+    auto net = Make(ConvMixedSpec(global));
+    ASSERT_NE(net, nullptr);
+    Rng rng(300);
+    TrainRandom(*net, rng, 3, 6);
+    const size_t n = 5, d = net->input_size(), k = net->output_size();
+    const std::vector<float> x = rng.normal_vec(n * d, 0, 1);
+    const std::vector<float> batch = PredictBatch(*net, x, n);
+    for (size_t i = 0; i < n; ++i) {
+      std::copy(x.begin() + i * d, x.begin() + (i + 1) * d, net->input(1));
+      ASSERT_EQ(net->predict_one(), Status::Ok);
+      EXPECT_TRUE(BitEqual("row " + std::to_string(i), batch.data() + i * k, net->output(1), k))
+          << (global ? "globalAvgPool" : "flatten");
+    }
+  }
+}
+
+// Batch norm after a conv layer: the batch statistics are per channel over
+// B x H x W values, and the running variance takes m / (m - 1) with m = B H W.
+TEST(ConvNetwork, RunningStatisticsArePerChannelOverBatchAndPositions) {
+  auto net = Make(ImageSpec(
+      2, 4, 3, {ConvLayer(3, 3, 3, 1, 0, true), BatchNormLayer(0.7), DenseLayer(2)}, Sgd(0.05)));
+  ASSERT_NE(net, nullptr);
+  Rng rng(310);
+  const size_t B = 4, C = 3, S = 12;
+  const Batch b = RandomBatch(rng, B, net->input_size(), 2);
+  // The conv output in inference mode is what training normalizes (conv has no mode).
+  Stage(*net, b);
+  ASSERT_EQ(net->forward_to(B, 0), Status::Ok);
+  const std::vector<float> z(net->layer_output(0), net->layer_output(0) + B * C * S);
+  ASSERT_EQ(Train(*net, b), Status::Ok) << net->last_error().message;
+  const auto ts = net->tensors();
+  const float* rm = Find(ts, 1, "runningMean")->data;
+  const float* rv = Find(ts, 1, "runningVariance")->data;
+  std::vector<double> em(C), ev(C), tm(C), tv(C);
+  for (size_t c = 0; c < C; ++c) {
+    double s = 0, q = 0, mx = 0;
+    for (size_t i = 0; i < B; ++i)
+      for (size_t p = 0; p < S; ++p) {
+        s += z[(i * C + c) * S + p];
+        mx = std::max(mx, std::fabs(double(z[(i * C + c) * S + p])));
+      }
+    const double mean = s / (B * S);
+    for (size_t i = 0; i < B; ++i)
+      for (size_t p = 0; p < S; ++p) q += std::pow(z[(i * C + c) * S + p] - mean, 2);
+    em[c] = 0.3 * mean;
+    ev[c] = 0.7 + 0.3 * q / (B * S - 1);
+    // The float statistics (S + 3) u of max|z| (kernel bound), then the update's rounding.
+    tm[c] = 0.3 * (S + 3) * kU * mx + 2 * kU * std::fabs(em[c]);
+    tv[c] = 0.3 * (S + 8) * kU * (q / (B * S - 1) + mx * mx) + 3 * kU * ev[c];
+  }
+  EXPECT_TRUE(AllNear("running mean", em, rm, tm));
+  EXPECT_TRUE(AllNear("running variance (m = B H W = 48)", ev, rv, tv));
+}
+
+TEST(ConvNetwork, PopulationStatisticsArePerChannel) {
+  auto net = Make(ImageSpec(1, 5, 5, {ConvLayer(2, 3, 3), BatchNormLayer(), DenseLayer(2)}));
+  ASSERT_NE(net, nullptr);
+  Rng rng(320);
+  const size_t n = 7, C = 2, S = 9;
+  const std::vector<float> x = rng.normal_vec(n * 25, 1, 2);
+  std::copy(x.begin(), x.end(), net->input(n));
+  ASSERT_EQ(net->forward_to(n, 0), Status::Ok);
+  const std::vector<float> z(net->layer_output(0), net->layer_output(0) + n * C * S);
+  ASSERT_EQ(net->population_begin(1), Status::Ok);
+  for (size_t start = 0; start < n; start += 3) {  // chunks of 3, 3 and 1 rows
+    const size_t m = std::min<size_t>(3, n - start);
+    std::copy(x.begin() + start * 25, x.begin() + (start + m) * 25, net->input(m));
+    ASSERT_EQ(net->population_add(m), Status::Ok);
+  }
+  ASSERT_EQ(net->population_end(), Status::Ok);
+  const auto ts = net->tensors();
+  std::vector<double> em(C), ev(C), tm(C), tv(C);
+  for (size_t c = 0; c < C; ++c) {
+    double s = 0, q = 0;
+    for (size_t i = 0; i < n; ++i)
+      for (size_t p = 0; p < S; ++p) s += z[(i * C + c) * S + p];
+    em[c] = s / (n * S);
+    for (size_t i = 0; i < n; ++i)
+      for (size_t p = 0; p < S; ++p) q += std::pow(z[(i * C + c) * S + p] - em[c], 2);
+    ev[c] = q / (n * S - 1);
+    // float64 statistics rounded once to float.
+    tm[c] = kU * std::fabs(em[c]) + 1e-12;
+    tv[c] = kU * ev[c] + 1e-12;
+  }
+  EXPECT_TRUE(AllNear("mean", em, Find(ts, 1, "runningMean")->data, tm));
+  EXPECT_TRUE(AllNear("variance", ev, Find(ts, 1, "runningVariance")->data, tv));
+}
+
+TEST(ConvNetwork, SaveLoadRoundTripAndTrainingContinuesIdentically) {
+  auto a = Make(ConvMixedSpec());
+  ASSERT_NE(a, nullptr);
+  Rng rng(330);
+  TrainRandom(*a, rng, 2, 5);
+  const std::vector<uint8_t> bytes = a->save();
+  Status st;
+  std::string why;
+  auto b = Load(bytes, &st, &why);
+  ASSERT_EQ(st, Status::Ok) << why;
+  EXPECT_EQ(encode_spec(b->spec()), encode_spec(a->spec()));
+  Rng r1(331), r2(331);
+  TrainRandom(*a, r1, 2, 5);
+  TrainRandom(*b, r2, 2, 5);
+  EXPECT_TRUE(BytesEqual("model after two more steps", a->save(), b->save()));
+}
+
+TEST(ConvNetwork, NoAllocationInPredictOne) {
+  auto net = Make(ConvMixedSpec());
+  ASSERT_NE(net, nullptr);
+  Rng rng(340);
+  const std::vector<float> x = rng.normal_vec(net->input_size(), 0, 1);
+  std::copy(x.begin(), x.end(), net->input(1));
+  ASSERT_EQ(net->predict_one(), Status::Ok);
+  const size_t before = g_allocations.load();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(net->predict_one(), Status::Ok);
+  EXPECT_EQ(g_allocations.load(), before);
+}
+
+// Shapes that do not fit are refused with a message that names the layer and the sizes.
+TEST(ConvNetwork, ShapesThatDoNotFitAreRefused) {
+  struct Case {
+    NetworkSpec spec;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {ImageSpec(1, 4, 4, {ConvLayer(2, 5, 5), DenseLayer(2)}),
+       "layers[0].kernelSize 5x5 is larger than its 4x4 input"},
+      {ImageSpec(1, 4, 4,
+                 {ConvLayer(2, 3, 3), PoolLayer(LayerType::MaxPool2d, 3, 3), DenseLayer(2)}),
+       "layers[1].poolSize 3x3 leaves nothing of its 2x2 input"},
+      {Spec(16, {ConvLayer(2, 3, 3), DenseLayer(2)}, Adam(0.01)), "layers[0] needs an image input"},
+      {ImageSpec(
+           1, 4, 4,
+           {LayerSpec{LayerType::Flatten}, PoolLayer(LayerType::AvgPool2d, 2, 2), DenseLayer(2)}),
+       "layers[1] needs an image input"},
+      {ImageSpec(1, 6, 6, {ConvLayer(2, 3, 3, 2, 0, true), DenseLayer(2)}),
+       "padding 'same' needs stride 1"},
+  };
+  for (const Case& c : cases) {
+    std::unique_ptr<Network> net;
+    std::string why;
+    EXPECT_EQ(Network::create(c.spec, &net, &why), Status::InvalidConfig) << c.expect;
+    EXPECT_NE(why.find(c.expect), std::string::npos) << "message: " << why;
+  }
+}
+
+// A model file of format version 1 (dense networks, the spec without the
+// input shape and the conv fields) still loads, to the same network.
+TEST(NetworkLoad, LoadsFormatVersion1) {
+  auto net = Make(MixedSpec());
+  ASSERT_NE(net, nullptr);
+  Rng rng(350);
+  TrainRandom(*net, rng, 2, 6);
+  const std::vector<uint8_t> v2 = net->save();
+  // Rebuild the payload with the version 1 spec layout.
+  uint32_t spec_n = 0;
+  std::memcpy(&spec_n, v2.data() + 12, 4);
+  std::vector<double> spec(spec_n);
+  std::memcpy(spec.data(), v2.data() + 16, 8 * spec_n);
+  std::vector<double> old(spec.begin(), spec.begin() + kSpecHeaderV1);
+  for (size_t i = kSpecHeader; i < spec.size(); i += kLayerFields)
+    old.insert(old.end(), spec.begin() + i, spec.begin() + i + kLayerFieldsV1);
+  std::vector<uint8_t> payload(4 + 8 * old.size());
+  const uint32_t old_n = static_cast<uint32_t>(old.size());
+  std::memcpy(payload.data(), &old_n, 4);
+  std::memcpy(payload.data() + 4, old.data(), 8 * old.size());
+  payload.insert(payload.end(), v2.begin() + 16 + 8 * spec_n, v2.end() - 4);
+  std::vector<uint8_t> v1 = {'B', 'N', 'W', 'M', 1, 0, 0, 0, 0, 0, 0, 0};
+  WriteU32(&v1, 8, static_cast<uint32_t>(payload.size()));
+  v1.insert(v1.end(), payload.begin(), payload.end());
+  v1.resize(v1.size() + 4);
+  Reseal(&v1);
+  Status st;
+  std::string why;
+  auto loaded = Load(v1, &st, &why);
+  ASSERT_EQ(st, Status::Ok) << why;
+  EXPECT_TRUE(BytesEqual("re-saved (as version 2)", v2, loaded->save()));
 }
 
 }  // namespace

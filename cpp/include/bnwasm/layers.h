@@ -91,12 +91,12 @@ void batchnorm_renorm_backward(float* din, float* dgamma, float* dbeta, const fl
 // the bottom and right padding ('same' with an even kernel pads one more
 // there, as PyTorch does).
 struct Conv2dGeometry {
-  size_t C, H, W;  // input channels, height, width
-  size_t F;        // filters: output channels
-  size_t KH, KW;   // kernel
-  size_t SH, SW;   // stride
-  size_t PT, PL;   // padding above and to the left
-  size_t OH, OW;   // output height and width
+  size_t C, H, W;                           // input channels, height, width
+  size_t F;                                 // filters: output channels
+  size_t KH, KW;                            // kernel
+  size_t SH, SW;                            // stride
+  size_t PT, PL;                            // padding above and to the left
+  size_t OH, OW;                            // output height and width
   size_t K() const { return C * KH * KW; }  // weights per filter
   size_t P() const { return OH * OW; }      // output positions
   bool pointwise() const {  // 1x1, stride 1, no padding: the input is its own im2col

@@ -1,4 +1,5 @@
-// A feed-forward network of dense, batch-norm and activation layers, trained
+// A feed-forward network of dense, convolution, batch-norm, pooling and
+// activation layers, trained
 // one mini-batch at a time and served one example at a time.
 //
 // Parameters, their gradients and the optimizer's moments live in flat arenas
@@ -11,6 +12,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "bnwasm/layers.h"
 
 namespace bnwasm {
 
@@ -34,16 +37,27 @@ struct ErrorInfo {
   double value = 0;
 };
 
-enum class LayerType : int32_t { Dense = 0, BatchNorm = 1, Relu = 2, Sigmoid = 3, Tanh = 4 };
+enum class LayerType : int32_t {
+  Dense = 0,
+  BatchNorm = 1,
+  Relu = 2,
+  Sigmoid = 3,
+  Tanh = 4,
+  Conv2d = 5,
+  MaxPool2d = 6,
+  AvgPool2d = 7,
+  GlobalAvgPool = 8,
+  Flatten = 9,
+};
 enum class LossType : int32_t { SoftmaxCrossEntropy = 0, MeanSquaredError = 1 };
 enum class OptimizerType : int32_t { Sgd = 0, Adam = 1 };
-// Auto picks He uniform for a dense layer whose next activation is ReLU,
+// Auto picks He uniform for a dense or conv layer whose next activation is ReLU,
 // Glorot uniform otherwise; Normal draws N(0, init_std^2).
 enum class Init : int32_t { Auto = 0, HeUniform = 1, GlorotUniform = 2, Normal = 3 };
 
 struct LayerSpec {
   LayerType type = LayerType::Relu;
-  // dense
+  // dense (units) and conv2d (units = filters)
   int32_t units = 0;
   bool use_bias = true;
   Init init = Init::Auto;
@@ -56,7 +70,26 @@ struct LayerSpec {
   bool bias_correction = false;   // EMA from zero weight, divided by 1 - momentum^t
   double renorm_rmax = 0;         // batch renormalization when > 0 (>= 1): clip of r
   double renorm_dmax = 0;         // clip of d (>= 0)
+  // conv2d (kernel) and pooling (window)
+  int32_t kernel_h = 0, kernel_w = 0;
+  int32_t stride_h = 1, stride_w = 1;
+  int32_t pad_h = 0, pad_w = 0;  // conv2d: zeros on each side
+  bool same_padding = false;     // conv2d, stride 1: output as large as the input
 };
+
+// The shape of one example between layers: an image (C, H, W) in NCHW order,
+// or flat features (C values, H = W = 1, spatial false).
+struct Shape {
+  int64_t c = 0, h = 1, w = 1;
+  bool spatial = false;
+  int64_t size() const { return c * h * w; }
+};
+// Padding of a conv2d layer on an input of height h and width w: 'same'
+// pads k - 1 in total, the odd one below and right (PyTorch's padding='same').
+struct Padding {
+  int64_t top, bottom, left, right;
+};
+Padding conv_padding(const LayerSpec& l);
 
 struct OptimizerSpec {
   OptimizerType type = OptimizerType::Adam;
@@ -70,7 +103,9 @@ struct OptimizerSpec {
 };
 
 struct NetworkSpec {
-  int32_t input_size = 0;
+  int32_t input_size = 0;  // values per example (channels * height * width for images)
+  // inputShape [channels, height, width]; 0 for flat inputs of input_size features
+  int32_t input_channels = 0, input_height = 0, input_width = 0;
   std::vector<LayerSpec> layers;
   LossType loss = LossType::SoftmaxCrossEntropy;
   OptimizerSpec optimizer;
@@ -78,18 +113,29 @@ struct NetworkSpec {
 };
 
 // The flat form of a spec: a vector of doubles, passed by the JS facade and
-// stored in model files. Layout (version 1):
+// stored in model files. Layout (version 2):
 //   [0] input_size [1] loss [2] seed [3] optimizer type [4] learning_rate
 //   [5] momentum [6] nesterov [7] beta1 [8] beta2 [9] epsilon [10] weight_decay
-//   [11] layer count, then kLayerFields values per layer:
+//   [11] layer count [12] input_channels [13] input_height [14] input_width,
+//   then kLayerFields values per layer:
 //   type, units, use_bias, init, init_std, momentum, epsilon, unbiased_variance,
-//   cumulative, bias_correction, renorm_rmax, renorm_dmax.
-constexpr size_t kSpecHeader = 12;
-constexpr size_t kLayerFields = 12;
+//   cumulative, bias_correction, renorm_rmax, renorm_dmax, kernel_h, kernel_w,
+//   stride_h, stride_w, pad_h, pad_w, same_padding.
+// Version 1 (model files of format 1) had a 12-value header and the first 12
+// layer fields; upgrade_spec_v1 turns it into version 2.
+constexpr size_t kSpecHeader = 15;
+constexpr size_t kLayerFields = 19;
+constexpr size_t kSpecHeaderV1 = 12;
+constexpr size_t kLayerFieldsV1 = 12;
+std::vector<double> upgrade_spec_v1(const double* v, size_t n);
 std::vector<double> encode_spec(const NetworkSpec& spec);
 // Checks every value; on failure returns InvalidConfig and says why.
 Status decode_spec(const double* v, size_t n, NetworkSpec* spec, std::string* why);
 Status validate_spec(const NetworkSpec& spec, std::string* why);
+// The shape of the network's input and of each layer's output, for a spec
+// that validate_spec accepted.
+Shape input_shape(const NetworkSpec& spec);
+std::vector<Shape> layer_shapes(const NetworkSpec& spec);
 
 // A named view of one tensor, for getWeights/setWeights.
 struct TensorView {
@@ -145,6 +191,9 @@ class Network {
   const float* layer_output(int32_t layer) const;
   size_t layer_width(int32_t layer) const;
   size_t layer_count() const { return layers_.size(); }
+  // A batch-norm layer's channels: the length of its gamma, beta and
+  // statistics (its features after a dense layer); 0 for other layers.
+  size_t channels(int32_t layer) const;
 
   // Population statistics for one batch-norm layer: begin, add the staged rows
   // in as many chunks as needed (they run through the earlier layers in
@@ -161,7 +210,7 @@ class Network {
   void weights_changed();
   uint64_t steps() const { return step_; }
   // Per batch-norm layer (in layer order): the last training batch's mean and
-  // biased variance, (C) each.
+  // biased variance, (channels) each.
   const float* batch_mean(int32_t layer) const;
   const float* batch_var(int32_t layer) const;
 
@@ -171,15 +220,20 @@ class Network {
  private:
   struct Layer {
     LayerType type;
-    size_t in = 0, out = 0;
-    size_t w = 0, b = 0;               // params: dense weight (out, in), bias (out)
-    size_t gamma = 0, beta = 0;        // params: batch norm
-    size_t rmean = 0, rvar = 0;        // stats: running mean and variance
+    size_t in = 0, out = 0;      // values per example
+    size_t channels = 0;         // batch norm: C channels of S positions,
+    size_t positions = 1;        // S = 1 after a dense layer; globalAvgPool: C, S of its input
+    Conv2dGeometry conv{};       // conv2d
+    Pool2dGeometry pool{};       // maxPool2d, avgPool2d
+    size_t w = 0, b = 0;         // params: weight (dense (out, in), conv (F, C, KH, KW)), bias
+    size_t gamma = 0, beta = 0;  // params: batch norm
+    size_t rmean = 0, rvar = 0;  // stats: running mean and variance
     size_t raw_mean = 0, raw_var = 0;  // stats: uncorrected EMA (bias_correction)
-    size_t cache = 0;                  // caches: mean, var, rstd, r, d (5 * out)
+    size_t cache = 0;                  // caches: mean, var, rstd, r, d (5 * channels)
     uint64_t tracked = 0;              // batches folded into the running statistics
     bool needs_din = false;            // some earlier layer has parameters
     std::vector<float> act;            // (rows, out)
+    std::vector<int32_t> argmax;       // max pool: (rows, out), training only
     std::vector<float> wt;             // dense: weight^T (in, out), packed in panels
     uint64_t wt_version = ~uint64_t(0);
   };
@@ -215,6 +269,7 @@ class Network {
   std::vector<int32_t> labels_;
   std::vector<uint32_t> indices_;
   std::vector<float> one_a_, one_b_;  // single-example ping-pong buffers
+  std::vector<float> conv_scratch_;   // im2col and packed operands, one image at a time
   int32_t pop_layer_ = -1;            // population statistics in progress
   double pop_count_ = 0;
   std::vector<double> pop_mean_, pop_m2_;
