@@ -64,6 +64,7 @@ class Handle {
     return reinterpret_cast<uintptr_t>(net_->layer_output(layer));
   }
   size_t layerWidth(int layer) const { return net_->layer_width(layer); }
+  size_t channels(int layer) const { return net_->channels(layer); }
   int populationBegin(int layer) { return static_cast<int>(net_->population_begin(layer)); }
   int populationAdd(size_t rows) { return static_cast<int>(net_->population_add(rows)); }
   int populationEnd() { return static_cast<int>(net_->population_end()); }
@@ -152,6 +153,7 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
       .function("forwardTo", &Handle::forwardTo)
       .function("layerOutput", &Handle::layerOutput)
       .function("layerWidth", &Handle::layerWidth)
+      .function("channels", &Handle::channels)
       .function("populationBegin", &Handle::populationBegin)
       .function("populationAdd", &Handle::populationAdd)
       .function("populationEnd", &Handle::populationEnd)

@@ -2,7 +2,8 @@
 // reads (its layout is documented once, in cpp/include/bnwasm/network.h).
 import { ConfigError, describe } from './errors.js';
 
-const LAYER_TYPES = ['dense', 'batchNorm', 'relu', 'sigmoid', 'tanh'];
+// In the order of the core's LayerType (cpp/include/bnwasm/network.h).
+const LAYER_TYPES = ['dense', 'batchNorm', 'relu', 'sigmoid', 'tanh', 'conv2d', 'maxPool2d', 'avgPool2d', 'globalAvgPool', 'flatten'];
 const LOSSES = ['softmaxCrossEntropy', 'meanSquaredError'];
 const OPTIMIZERS = ['sgd', 'adam'];
 const INITS = ['auto', 'heUniform', 'glorotUniform', 'normal'];
@@ -11,6 +12,8 @@ const STATISTICS = ['ema', 'cumulative'];
 
 // Each option's default, written once.
 const DENSE_DEFAULTS = { useBias: true, init: 'auto', initStd: 0.01 };
+const CONV2D_DEFAULTS = { stride: 1, padding: 0, useBias: true, init: 'auto', initStd: 0.01 };
+// A pool's stride defaults to its poolSize.
 const BATCH_NORM_DEFAULTS = {
   momentum: 0.9,
   epsilon: 1e-5,
@@ -108,8 +111,94 @@ function normalizeLayer(fn, layer, i) {
     }
     return l;
   }
+  if (layer.type === 'conv2d') {
+    checkKeys(where, layer, ['type', 'filters', 'kernelSize', ...Object.keys(CONV2D_DEFAULTS)]);
+    const l = { type: 'conv2d', filters: layer.filters, kernelSize: layer.kernelSize, ...CONV2D_DEFAULTS, ...layer };
+    positiveInt(where, 'filters', l.filters);
+    l.kernelSize = pair(where, 'kernelSize', l.kernelSize, 1);
+    l.stride = pair(where, 'stride', l.stride, 1);
+    if (l.padding !== 'same') l.padding = pair(where, 'padding', l.padding, 0, " or 'same'");
+    else if (l.stride[0] !== 1 || l.stride[1] !== 1) fail(where, `padding 'same' needs stride 1 (as in PyTorch), got stride [${l.stride}]`);
+    bool(where, 'useBias', l.useBias);
+    oneOf(where, 'init', l.init, INITS);
+    number(where, 'initStd', l.initStd, { min: 0, minOpen: true });
+    return l;
+  }
+  if (layer.type === 'maxPool2d' || layer.type === 'avgPool2d') {
+    checkKeys(where, layer, ['type', 'poolSize', 'stride']);
+    const poolSize = pair(where, 'poolSize', layer.poolSize, 1);
+    const stride = layer.stride === undefined ? poolSize : pair(where, 'stride', layer.stride, 1);
+    return { type: layer.type, poolSize, stride };
+  }
   checkKeys(where, layer, ['type']);
   return { type: layer.type };
+}
+
+// A number or [h, w] of integers >= min, as [h, w].
+function pair(where, name, value, min, alternative = '') {
+  const v = typeof value === 'number' ? [value, value] : value;
+  if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => Number.isInteger(x) && x >= min && x <= 65536)) {
+    fail(where, `${name} must be an integer in [${min}, 65536] or [height, width] of them${alternative}, got ${describe(value)}`);
+  }
+  return [v[0], v[1]];
+}
+
+const shapeText = (s) => (s.length === 3 ? `${s[1]}x${s[2]}` : `${s[0]} flat features`);
+
+/**
+ * The shape of each layer's output, [channels, height, width] for images and
+ * [features] for flat values, of a normalized config. Throws ConfigError for a
+ * layer whose input shape does not fit it (the core checks the same, spec.cpp).
+ * @param {object} config normalized
+ * @param {string} [fn]
+ * @returns {number[][]}
+ */
+export function layerShapes(config, fn = 'createNetwork') {
+  let shape = config.inputShape ?? [config.inputSize];
+  return config.layers.map((l, i) => {
+    const where = `${fn}(): layers[${i}]`;
+    const image = shape.length === 3;
+    if (['conv2d', 'maxPool2d', 'avgPool2d', 'globalAvgPool'].includes(l.type) && !image) {
+      fail(
+        where,
+        `${l.type} needs an image input [channels, height, width] (set inputShape, and put no dense, flatten or globalAvgPool layer before it), got ${shapeText(shape)}`,
+      );
+    }
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (l.type === 'dense') shape = [l.units];
+    else if (l.type === 'flatten') shape = [size];
+    else if (l.type === 'globalAvgPool') shape = [shape[0]];
+    else if (l.type === 'conv2d') {
+      const [kh, kw] = l.kernelSize;
+      // 'same' pads k - 1 in total (the odd one below and right, as PyTorch).
+      const [ph, pw] = l.padding === 'same' ? [kh - 1, kw - 1] : [2 * l.padding[0], 2 * l.padding[1]];
+      const h = shape[1] + ph, w = shape[2] + pw;
+      if (kh > h || kw > w) {
+        fail(where, `kernelSize ${kh}x${kw} is larger than its ${shapeText(shape)} input${ph + pw > 0 ? ` with padding (${h}x${w})` : ''}`);
+      }
+      shape = [l.filters, Math.floor((h - kh) / l.stride[0]) + 1, Math.floor((w - kw) / l.stride[1]) + 1];
+    } else if (l.type === 'maxPool2d' || l.type === 'avgPool2d') {
+      const [kh, kw] = l.poolSize;
+      if (kh > shape[1] || kw > shape[2]) fail(where, `poolSize ${kh}x${kw} leaves nothing of its ${shapeText(shape)} input`);
+      shape = [shape[0], Math.floor((shape[1] - kh) / l.stride[0]) + 1, Math.floor((shape[2] - kw) / l.stride[1]) + 1];
+    }
+    return shape;
+  });
+}
+
+/**
+ * Channels of each batch-norm layer (the length of its gamma, beta and
+ * statistics): an image's channels, or the features of a flat input.
+ * @returns {Map<number, number>} layer index -> channels
+ */
+export function batchNormChannels(config) {
+  const shapes = layerShapes(config);
+  const channels = new Map();
+  config.layers.forEach((l, i) => {
+    const input = i === 0 ? (config.inputShape ?? [config.inputSize]) : shapes[i - 1];
+    if (l.type === 'batchNorm') channels.set(i, input[0]);
+  });
+  return channels;
 }
 
 function normalizeOptimizer(fn, optimizer) {
@@ -144,9 +233,24 @@ function normalizeOptimizer(fn, optimizer) {
  */
 export function normalizeConfig(config, fn = 'createNetwork') {
   plainObject(`${fn}()`, 'config', config);
-  checkKeys(`${fn}(): config`, config, ['inputSize', 'layers', 'loss', 'optimizer', 'seed']);
+  checkKeys(`${fn}(): config`, config, ['inputSize', 'inputShape', 'layers', 'loss', 'optimizer', 'seed']);
   const where = `${fn}(): config`;
-  positiveInt(where, 'inputSize', config.inputSize);
+  let inputShape;
+  if (config.inputShape !== undefined) {
+    const s = config.inputShape;
+    if (!Array.isArray(s) || s.length !== 3 || !s.every((v) => Number.isInteger(v) && v >= 1 && v <= 2 ** 24)) {
+      fail(where, `inputShape must be [channels, height, width], three integers in [1, ${2 ** 24}], got ${describe(s)}`);
+    }
+    inputShape = [s[0], s[1], s[2]];
+    const size = s[0] * s[1] * s[2];
+    if (size > 2 ** 24) fail(where, `inputShape [${s}] holds ${size} values, at most ${2 ** 24}`);
+    if (config.inputSize !== undefined && config.inputSize !== size) {
+      fail(where, `inputSize ${describe(config.inputSize)} does not match inputShape [${s}] (${size} values); give one of them`);
+    }
+  } else {
+    positiveInt(where, 'inputSize', config.inputSize);
+  }
+  const inputSize = inputShape ? inputShape[0] * inputShape[1] * inputShape[2] : config.inputSize;
   if (!Array.isArray(config.layers) || config.layers.length === 0) {
     fail(where, `layers must be a non-empty array, got ${describe(config.layers)}`);
   }
@@ -157,7 +261,8 @@ export function normalizeConfig(config, fn = 'createNetwork') {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
     fail(where, `seed must be an integer in [0, 4294967295], got ${describe(seed)}`);
   }
-  const out = { inputSize: config.inputSize, layers, loss, optimizer, seed };
+  const out = { inputSize, ...(inputShape && { inputShape }), layers, loss, optimizer, seed };
+  layerShapes(out, fn);
   if (outputSize(out) < 2 && loss === 'softmaxCrossEntropy') {
     fail(where, `softmaxCrossEntropy needs at least 2 outputs, the last layer has ${outputSize(out)}`);
   }
@@ -166,12 +271,11 @@ export function normalizeConfig(config, fn = 'createNetwork') {
 
 /** The number of features a normalized config's last layer produces. */
 export function outputSize(config) {
-  let width = config.inputSize;
-  for (const l of config.layers) if (l.type === 'dense') width = l.units;
-  return width;
+  return layerShapes(config).at(-1).reduce((a, b) => a * b, 1);
 }
 
-const LAYER_FIELDS = 12;
+const SPEC_HEADER = 15;
+const LAYER_FIELDS = 19;
 
 /** The core's flat spec vector for a normalized config. */
 export function toSpec(c) {
@@ -189,9 +293,13 @@ export function toSpec(c) {
     o.epsilon ?? 1e-8,
     o.weightDecay,
     c.layers.length,
+    ...(c.inputShape ?? [0, 0, 0]),
   ];
   for (const l of c.layers) {
-    const d = { ...DENSE_DEFAULTS, units: 0, ...BATCH_NORM_DEFAULTS, ...l };
+    const d = { ...DENSE_DEFAULTS, units: l.filters ?? 0, ...BATCH_NORM_DEFAULTS, ...l };
+    const kernel = l.kernelSize ?? l.poolSize ?? [0, 0];
+    const stride = l.stride ?? [1, 1];
+    const padding = Array.isArray(l.padding) ? l.padding : [0, 0];
     spec.push(
       LAYER_TYPES.indexOf(l.type),
       d.units,
@@ -205,6 +313,10 @@ export function toSpec(c) {
       d.biasCorrection ? 1 : 0,
       d.renorm ? d.renorm.rMax : 0,
       d.renorm ? d.renorm.dMax : 0,
+      ...kernel,
+      ...stride,
+      ...padding,
+      l.padding === 'same' ? 1 : 0,
     );
   }
   return spec;
@@ -214,9 +326,22 @@ export function toSpec(c) {
 export function fromSpec(spec) {
   const layers = [];
   for (let i = 0; i < spec[11]; i++) {
-    const f = spec.slice(12 + i * LAYER_FIELDS, 12 + (i + 1) * LAYER_FIELDS);
+    const f = spec.slice(SPEC_HEADER + i * LAYER_FIELDS, SPEC_HEADER + (i + 1) * LAYER_FIELDS);
     const type = LAYER_TYPES[f[0]];
-    if (type === 'dense') {
+    if (type === 'conv2d') {
+      layers.push({
+        type,
+        filters: f[1],
+        kernelSize: [f[12], f[13]],
+        stride: [f[14], f[15]],
+        padding: f[18] === 1 ? 'same' : [f[16], f[17]],
+        useBias: f[2] === 1,
+        init: INITS[f[3]],
+        initStd: f[4],
+      });
+    } else if (type === 'maxPool2d' || type === 'avgPool2d') {
+      layers.push({ type, poolSize: [f[12], f[13]], stride: [f[14], f[15]] });
+    } else if (type === 'dense') {
       layers.push({ type, units: f[1], useBias: f[2] === 1, init: INITS[f[3]], initStd: f[4] });
     } else if (type === 'batchNorm') {
       layers.push({
@@ -237,5 +362,6 @@ export function fromSpec(spec) {
     type === 'sgd'
       ? { type, learningRate: spec[4], momentum: spec[5], nesterov: spec[6] === 1, weightDecay: spec[10] }
       : { type, learningRate: spec[4], beta1: spec[7], beta2: spec[8], epsilon: spec[9], weightDecay: spec[10] };
-  return { inputSize: spec[0], layers, loss: LOSSES[spec[1]], optimizer, seed: spec[2] };
+  const inputShape = spec[13] > 0 ? { inputShape: [spec[12], spec[13], spec[14]] } : {};
+  return { inputSize: spec[0], ...inputShape, layers, loss: LOSSES[spec[1]], optimizer, seed: spec[2] };
 }

@@ -41,7 +41,51 @@ export interface ActivationLayerConfig {
   type: 'relu' | 'sigmoid' | 'tanh';
 }
 
-export type LayerConfig = DenseLayerConfig | BatchNormLayerConfig | ActivationLayerConfig;
+/** A number for both sides, or [height, width]. */
+export type Size2d = number | [number, number];
+
+/**
+ * 2-D convolution as PyTorch's Conv2d (cross-correlation, NCHW). Weights: 'weight'
+ * [filters, inChannels, kh, kw] and 'bias' [filters]. Needs an image input
+ * (inputShape, or a conv/pool layer before it).
+ */
+export interface Conv2dLayerConfig {
+  type: 'conv2d';
+  /** Output channels. */
+  filters: number;
+  kernelSize: Size2d;
+  /** @default 1 */
+  stride?: Size2d;
+  /** Zeros on each side, or 'same' (stride 1 only: output as large as the input; an even kernel pads one more below and right, as PyTorch). @default 0 */
+  padding?: Size2d | 'same';
+  /** @default true. A conv layer in front of a batch norm needs no bias: beta takes its role. */
+  useBias?: boolean;
+  /** As for dense layers, with fan_in = inChannels * kh * kw. @default 'auto' */
+  init?: 'auto' | 'heUniform' | 'glorotUniform' | 'normal';
+  /** Standard deviation for init 'normal'. @default 0.01 */
+  initStd?: number;
+}
+
+/** Max or average over poolSize windows every stride positions, no padding. */
+export interface Pool2dLayerConfig {
+  type: 'maxPool2d' | 'avgPool2d';
+  poolSize: Size2d;
+  /** @default poolSize */
+  stride?: Size2d;
+}
+
+/** globalAvgPool: the mean of each channel, [c, h, w] -> [c]. flatten: [c, h, w] -> [c * h * w] (dense layers flatten by themselves). */
+export interface ShapeLayerConfig {
+  type: 'globalAvgPool' | 'flatten';
+}
+
+export type LayerConfig =
+  | DenseLayerConfig
+  | BatchNormLayerConfig
+  | ActivationLayerConfig
+  | Conv2dLayerConfig
+  | Pool2dLayerConfig
+  | ShapeLayerConfig;
 
 export interface SgdConfig {
   type: 'sgd';
@@ -70,7 +114,14 @@ export interface AdamConfig {
 }
 
 export interface NetworkConfig {
-  inputSize: number;
+  /** Values per example. Give this or inputShape. */
+  inputSize?: number;
+  /**
+   * [channels, height, width] for image inputs (conv and pooling layers); examples
+   * stay flat Float32Arrays in NCHW order (a 28x28 image is the same 784 floats).
+   * A batch norm after a conv layer normalizes per channel over batch and positions.
+   */
+  inputShape?: [number, number, number];
   layers: LayerConfig[];
   /** @default 'softmaxCrossEntropy' */
   loss?: 'softmaxCrossEntropy' | 'meanSquaredError';
@@ -83,7 +134,20 @@ export interface NetworkConfig {
 /** A config with every default filled in, as Network.config returns it. */
 export interface NormalizedNetworkConfig {
   inputSize: number;
-  layers: (Required<DenseLayerConfig> | (Required<Omit<BatchNormLayerConfig, 'renorm'>> & { renorm: { rMax: number; dMax: number } | null }) | ActivationLayerConfig)[];
+  /** Present for image inputs. */
+  inputShape?: [number, number, number];
+  layers: (
+    | Required<DenseLayerConfig>
+    | (Required<Omit<BatchNormLayerConfig, 'renorm'>> & { renorm: { rMax: number; dMax: number } | null })
+    | ActivationLayerConfig
+    | (Required<Omit<Conv2dLayerConfig, 'kernelSize' | 'stride' | 'padding'>> & {
+        kernelSize: [number, number];
+        stride: [number, number];
+        padding: [number, number] | 'same';
+      })
+    | { type: 'maxPool2d' | 'avgPool2d'; poolSize: [number, number]; stride: [number, number] }
+    | ShapeLayerConfig
+  )[];
   loss: 'softmaxCrossEntropy' | 'meanSquaredError';
   optimizer: Required<SgdConfig> | Required<AdamConfig>;
   seed: number;
@@ -92,7 +156,7 @@ export interface NormalizedNetworkConfig {
 export interface WeightTensor {
   /** Index into config.layers. */
   layer: number;
-  /** dense: 'weight' [units, inputs], 'bias' [units]; batchNorm: 'gamma', 'beta', 'runningMean', 'runningVariance' [features]. */
+  /** dense: 'weight' [units, inputs], 'bias' [units]; conv2d: 'weight' [filters, inChannels, kh, kw], 'bias' [filters]; batchNorm: 'gamma', 'beta', 'runningMean', 'runningVariance' [features, or channels after a conv layer]. */
   name: 'weight' | 'bias' | 'gamma' | 'beta' | 'runningMean' | 'runningVariance';
   shape: number[];
   values: Float32Array;

@@ -327,7 +327,8 @@ export class Network {
 
   /**
    * Every tensor, copied out: dense 'weight' [units, inputs] and 'bias' [units];
-   * batchNorm 'gamma', 'beta', 'runningMean', 'runningVariance' [features].
+   * conv2d 'weight' [filters, inChannels, kh, kw] and 'bias' [filters];
+   * batchNorm 'gamma', 'beta', 'runningMean', 'runningVariance' [features or channels].
    * @returns {{layer: number, name: string, shape: number[], values: Float32Array}[]}
    */
   getWeights() {
@@ -501,8 +502,8 @@ export class Network {
   }
 
   /**
-   * A predict-only network in which every batch norm that follows a dense
-   * layer is folded into it: W' = W * gamma / sqrt(var + eps),
+   * A predict-only network in which every batch norm that follows a dense or
+   * conv2d layer is folded into it (per output unit or filter): W' = W * gamma / sqrt(var + eps),
    * b' = (b - mean) * gamma / sqrt(var + eps) + beta (computed in float64).
    * Its outputs match this network's inference to float32 rounding.
    * @returns {Promise<InferenceNetwork>}
@@ -516,7 +517,9 @@ export class Network {
     for (let i = 0; i < src.length; i++) {
       const l = src[i];
       const at = layers.length;
-      if (l.type === 'dense' && src[i + 1]?.type === 'batchNorm') {
+      if ((l.type === 'dense' || l.type === 'conv2d') && src[i + 1]?.type === 'batchNorm') {
+        // A conv weight [filters, inputs of one filter] folds like a dense one [units, inputs].
+        const units = l.units ?? l.filters;
         const bn = src[i + 1];
         const w = tensors.get(`${i}/weight`).values;
         const b = tensors.get(`${i}/bias`)?.values;
@@ -524,15 +527,15 @@ export class Network {
         const beta = tensors.get(`${i + 1}/beta`).values;
         const mean = tensors.get(`${i + 1}/runningMean`).values;
         const variance = tensors.get(`${i + 1}/runningVariance`).values;
-        const inputs = w.length / l.units;
+        const inputs = w.length / units;
         const folded = new Float32Array(w.length);
-        const bias = new Float32Array(l.units);
-        for (let u = 0; u < l.units; u++) {
+        const bias = new Float32Array(units);
+        for (let u = 0; u < units; u++) {
           const scale = gamma[u] / Math.sqrt(variance[u] + bn.epsilon);
           for (let k = 0; k < inputs; k++) folded[u * inputs + k] = w[u * inputs + k] * scale;
           bias[u] = ((b ? b[u] : 0) - mean[u]) * scale + beta[u];
         }
-        layers.push({ type: 'dense', units: l.units, useBias: true });
+        layers.push({ ...l, useBias: true });
         weights.push({ layer: at, name: 'weight', values: folded }, { layer: at, name: 'bias', values: bias });
         i++; // the batch norm is folded
       } else {
@@ -564,7 +567,7 @@ export class Network {
     const rm = this.#tensorPointer(layer, 'runningMean');
     const rv = this.#tensorPointer(layer, 'runningVariance');
     const heap = this.#mod.HEAPF32;
-    const width = this.#h.layerWidth(layer);
+    const width = this.#h.channels(layer);
     const pick = (base) =>
       units === undefined ? heap.slice(base, base + width) : Float32Array.from(units, (u) => heap[base + u]);
     return { mean: pick(mp), variance: pick(vp), runningMean: pick(rm), runningVariance: pick(rv) };

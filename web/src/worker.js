@@ -16,6 +16,7 @@
 //   replies   {id, type: 'result', result} | {id, type: 'error', error: {name, message, code, details}}
 //             | {id, type: 'progress', progress} | {id, type: 'checkpoint', checkpoint}
 import { createNetwork, loadNetwork } from './network.js';
+import { batchNormChannels } from './config.js';
 import { BnwasmError, InputError, describe } from './errors.js';
 import { isNode, yieldToEventLoop } from './module.js';
 import { parentPort, serializeError } from './trainer.js';
@@ -240,13 +241,7 @@ function checkResume(c, net, x, epochs, batchSize, hasBatchNorm) {
 }
 
 function trackedUnits(spec, config, bnLayers) {
-  // Width of each batch-norm layer: the units of the dense layer before it (or the input).
-  const widths = new Map();
-  let width = config.inputSize;
-  config.layers.forEach((l, i) => {
-    if (l.type === 'dense') width = l.units;
-    if (l.type === 'batchNorm') widths.set(i, width);
-  });
+  const widths = batchNormChannels(config); // per channel after a conv layer
   const isIndexList = Array.isArray(spec) && spec.every((u) => Number.isInteger(u) && u >= 0);
   if (spec !== undefined && !(Number.isInteger(spec) && spec >= 0) && !isIndexList) {
     throw new InputError(`fit(): trackUnits must be a count or an array of unit indices, got ${describe(spec)}`, 'BNWASM_INVALID_ARGUMENT');
