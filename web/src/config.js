@@ -138,10 +138,13 @@ function normalizeLayer(fn, layer, i) {
 function pair(where, name, value, min, alternative = '') {
   const v = typeof value === 'number' ? [value, value] : value;
   if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => Number.isInteger(x) && x >= min && x <= 65536)) {
-    fail(where, `${name} must be an integer in [${min}, 65536] or [height, width] of them${alternative}, got ${describe(value)}`);
+    fail(where, `${name} must be an integer in [${min}, 65536] or [height, width] of them${alternative}, got ${show(value)}`);
   }
   return [v[0], v[1]];
 }
+
+// An array's values, anything else as describe() puts it.
+const show = (v) => (Array.isArray(v) ? `[${v.map((x) => describe(x)).join(', ')}]` : describe(v));
 
 const shapeText = (s) => (s.length === 3 ? `${s[1]}x${s[2]}` : `${s[0]} flat features`);
 
@@ -239,7 +242,7 @@ export function normalizeConfig(config, fn = 'createNetwork') {
   if (config.inputShape !== undefined) {
     const s = config.inputShape;
     if (!Array.isArray(s) || s.length !== 3 || !s.every((v) => Number.isInteger(v) && v >= 1 && v <= 2 ** 24)) {
-      fail(where, `inputShape must be [channels, height, width], three integers in [1, ${2 ** 24}], got ${describe(s)}`);
+      fail(where, `inputShape must be [channels, height, width], three integers in [1, ${2 ** 24}], got ${show(s)}`);
     }
     inputShape = [s[0], s[1], s[2]];
     const size = s[0] * s[1] * s[2];
