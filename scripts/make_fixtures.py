@@ -759,9 +759,560 @@ def validate_fixture(path, case):
     return fx, size
 
 
+# ----------------------------------------------------------------------------------------------
+# Convolutional cases: conv2d, per-channel batch norm (BatchNorm2d), pooling, flatten
+#
+# The same checks as above, with a reference written for images: F.conv2d, F.max_pool2d,
+# F.avg_pool2d and a hand-written batch norm over (N, H, W) per channel, in float64; every case
+# that torch can express (all batch norms 'ema' + 'unbiased', no bias correction or renorm) is
+# re-run with nn.Conv2d/nn.BatchNorm2d/nn.MaxPool2d/nn.AvgPool2d modules and must agree to 1e-12;
+# float32 runs (rows reordered, weights nudged by an ulp) must stay within SHADOW_BUDGET of the
+# tolerances; the conv-specific mutants in CONV_MUTANTS must each fail some fixture.
+
+
+class ConvCase:
+    def __init__(self, name, description, config, batch, steps, n_infer=6, seed=0):
+        self.name = name
+        self.description = description
+        self.config = config
+        self.batch = batch
+        self.steps = steps
+        self.n_infer = n_infer
+        self.seed = seed
+
+    def tol(self, kind):
+        return TOLERANCES[kind]
+
+
+def conv(filters, kernel, stride=1, padding=0, use_bias=True):
+    pair = lambda v: v if isinstance(v, list) else [v, v]
+    return {'type': 'conv2d', 'filters': filters, 'kernelSize': pair(kernel),
+            'stride': pair(stride), 'padding': padding if padding == 'same' else pair(padding),
+            'useBias': use_bias}
+
+
+def pool(kind, size, stride=None):
+    pair = lambda v: v if isinstance(v, list) else [v, v]
+    return {'type': kind, 'poolSize': pair(size), 'stride': pair(stride or size)}
+
+
+def image_config(shape, layers, optimizer, seed):
+    c, h, w = shape
+    return {'inputSize': c * h * w, 'inputShape': list(shape), 'layers': layers,
+            'loss': 'softmaxCrossEntropy', 'optimizer': optimizer, 'seed': seed}
+
+
+CONV_CASES = [
+    ConvCase('conv-same-bn2d-relu-maxpool-b8-sgdm',
+             "conv2d 4 filters 3x3 'same' (no bias) -> batchNorm per channel (ema, unbiased: "
+             'torch BatchNorm2d) -> relu -> maxPool2d 2 -> dense 3; SGD momentum 0.9; mini-batch '
+             '8 of 2x6x6 images. m = 8 x 6 x 6 = 288 values per channel.',
+             image_config([2, 6, 6], [conv(4, 3, padding='same', use_bias=False), bn(),
+                                      {'type': 'relu'}, pool('maxPool2d', 2),
+                                      {'type': 'dense', 'units': 3}], sgd(0.1, 0.9), 11),
+             batch=8, steps=4, seed=1101),
+    ConvCase('conv-stride2-pad1-bn2d-biased-tanh-avgpool-adam',
+             'conv2d 5 filters 3x3 stride 2 padding 1 (with bias) -> tanh -> batchNorm (BIASED '
+             'running variance) -> avgPool2d 2 stride 1 -> flatten -> dense 3; Adam; mini-batch 6 '
+             'of 1x7x7 images (odd size: stride 2 gives 4x4).',
+             image_config([1, 7, 7], [conv(5, 3, stride=2, padding=1), {'type': 'tanh'},
+                                      bn(running_variance='biased'),
+                                      pool('avgPool2d', 2, 1), {'type': 'flatten'},
+                                      {'type': 'dense', 'units': 3}], adam(0.01), 12),
+             batch=6, steps=4, seed=1202),
+    ConvCase('conv-even-same-bn2d-cumulative-sigmoid-b4-sgd',
+             "conv2d 3 filters 2x3 'same' (even kernel height: PyTorch pads the extra row below) "
+             '-> batchNorm (cumulative average) -> sigmoid -> dense 4; plain SGD; mini-batch 4 of '
+             '2x5x6 images.',
+             image_config([2, 5, 6], [conv(3, [2, 3], padding='same'),
+                                      bn(statistics='cumulative'), {'type': 'sigmoid'},
+                                      {'type': 'dense', 'units': 4}], sgd(0.2, 0.0), 13),
+             batch=4, steps=5, seed=1303),
+    ConvCase('conv-bn2d-biascorrection-pointwise-renorm-gap-adam',
+             'conv2d 4 filters 3x3 valid (no bias) -> batchNorm (momentum 0.8, bias-corrected '
+             'EMA) -> relu -> conv2d 3 filters 1x1 (pointwise, no bias) -> batchNorm (renorm rMax 1.5, dMax 0.5) -> '
+             'relu -> globalAvgPool -> dense 3; Adam; mini-batch 8 of 2x6x6 images.',
+             image_config([2, 6, 6], [conv(4, 3, use_bias=False),
+                                      dict(bn(momentum=0.8), biasCorrection=True),
+                                      {'type': 'relu'}, conv(3, 1, use_bias=False),
+                                      dict(bn(), renorm={'rMax': 1.5, 'dMax': 0.5}),
+                                      {'type': 'relu'}, {'type': 'globalAvgPool'},
+                                      {'type': 'dense', 'units': 3}], adam(0.01), 14),
+             batch=8, steps=4, seed=1404),
+    ConvCase('cnn-two-blocks-m099-eps1e-3-adam',
+             "The Fashion-MNIST CNN's shape, small: conv2d 4 3x3 'same' (no bias) -> batchNorm -> "
+             "relu -> maxPool2d 2 -> conv2d 6 3x3 'same' (no bias) -> batchNorm -> relu -> "
+             'maxPool2d 2 -> dense 8 (no bias) -> batchNorm -> relu -> dense 3; every batch norm '
+             'momentum 0.99, epsilon 1e-3; Adam; mini-batch 8 of 1x8x8 images.',
+             image_config([1, 8, 8], [conv(4, 3, padding='same', use_bias=False),
+                                      bn(momentum=0.99, epsilon=1e-3), {'type': 'relu'},
+                                      pool('maxPool2d', 2),
+                                      conv(6, 3, padding='same', use_bias=False),
+                                      bn(momentum=0.99, epsilon=1e-3), {'type': 'relu'},
+                                      pool('maxPool2d', 2),
+                                      {'type': 'dense', 'units': 8, 'useBias': False},
+                                      bn(momentum=0.99, epsilon=1e-3), {'type': 'relu'},
+                                      {'type': 'dense', 'units': 3}], adam(0.005), 15),
+             batch=8, steps=4, seed=1507),
+]
+
+CONV_MUTANTS = {
+    'running variance with m = N, not N x H x W': {'m_is_batch': True},
+    'batch norm per position (over N only), not per channel': {'per_position': True},
+    "'same' pads the extra row above, not below": {'same_pad_before': True},
+    'max pool backward to every maximum of the window': {'pool_grad_all': True},
+}
+
+
+def conv_shapes(config):
+    """Yield (index, layer, input shape, output shape); shapes are (c, h, w) or (n,)."""
+    shape = tuple(config['inputShape'])
+    for i, layer in enumerate(config['layers']):
+        t = layer['type']
+        out = shape
+        if t == 'conv2d':
+            kh, kw = layer['kernelSize']
+            if layer['padding'] == 'same':
+                ph, pw = kh - 1, kw - 1
+            else:
+                ph, pw = 2 * layer['padding'][0], 2 * layer['padding'][1]
+            out = (layer['filters'], (shape[1] + ph - kh) // layer['stride'][0] + 1,
+                   (shape[2] + pw - kw) // layer['stride'][1] + 1)
+        elif t in ('maxPool2d', 'avgPool2d'):
+            kh, kw = layer['poolSize']
+            out = (shape[0], (shape[1] - kh) // layer['stride'][0] + 1,
+                   (shape[2] - kw) // layer['stride'][1] + 1)
+        elif t == 'globalAvgPool':
+            out = (shape[0],)
+        elif t == 'flatten':
+            out = (math.prod(shape),)
+        elif t == 'dense':
+            out = (layer['units'],)
+        yield i, layer, shape, out
+        shape = out
+
+
+def conv_tensor_shapes(config):
+    """[(layer, name, shape)] in getWeights() order."""
+    out = []
+    for i, layer, shape, _ in conv_shapes(config):
+        t = layer['type']
+        if t == 'conv2d':
+            out.append((i, 'weight', [layer['filters'], shape[0]] + layer['kernelSize']))
+            if layer['useBias']:
+                out.append((i, 'bias', [layer['filters']]))
+        elif t == 'dense':
+            out.append((i, 'weight', [layer['units'], math.prod(shape)]))
+            if layer.get('useBias', True):
+                out.append((i, 'bias', [layer['units']]))
+        elif t == 'batchNorm':
+            for name in ('gamma', 'beta', 'runningMean', 'runningVariance'):
+                out.append((i, name, [shape[0]]))
+    return out
+
+
+def conv_data(case):
+    """Images N(0, 1) with a random linear teacher's argmax as the label."""
+    g = torch.Generator().manual_seed(case.seed)
+    config = case.config
+    n_in = config['inputSize']
+    n_out = config['layers'][-1]['units']
+    total = case.batch * case.steps + case.n_infer
+    x = f32(torch.randn(total, *config['inputShape'], generator=g, dtype=F64))
+    teacher = torch.randn(n_in, n_out, generator=g, dtype=F64) / math.sqrt(n_in)
+    y = (x.reshape(total, -1) @ teacher + 0.3 * torch.randn(total, n_out, generator=g,
+                                                             dtype=F64)).argmax(1)
+    n_train = case.batch * case.steps
+    batches = [(x[s * case.batch:(s + 1) * case.batch], y[s * case.batch:(s + 1) * case.batch])
+               for s in range(case.steps)]
+    return batches, x[n_train:]
+
+
+def conv_initial_weights(case):
+    """Random float32-representable tensors; running statistics near those of a probe batch."""
+    g = torch.Generator().manual_seed(case.seed + 1)
+    h = torch.randn(256, *case.config['inputShape'], generator=g, dtype=F64)
+    weights = []
+    for i, layer, shape, _ in conv_shapes(case.config):
+        t = layer['type']
+        if t in ('conv2d', 'dense'):
+            if t == 'conv2d':
+                wshape = [layer['filters'], shape[0]] + layer['kernelSize']
+                fan_in = shape[0] * layer['kernelSize'][0] * layer['kernelSize'][1]
+            else:
+                h = h.reshape(len(h), -1)
+                wshape = [layer['units'], h.shape[1]]
+                fan_in = h.shape[1]
+            w = f32(torch.randn(*wshape, generator=g, dtype=F64) * math.sqrt(2.0 / fan_in))
+            b = None
+            weights.append((i, 'weight', w))
+            if layer.get('useBias', True):
+                b = f32(0.3 * torch.randn(wshape[0], generator=g, dtype=F64))
+                weights.append((i, 'bias', b))
+            h = conv_layer_forward(layer, h, w, b, {}) if t == 'conv2d' else h @ w.T + (
+                b if b is not None else 0)
+        elif t == 'batchNorm':
+            c = shape[0]
+            dims = (0, 2, 3) if h.dim() == 4 else (0,)
+            view = (1, c, 1, 1) if h.dim() == 4 else (1, c)
+            mean, var = h.mean(dims), h.var(dims, unbiased=False)
+            gamma = f32(0.5 + torch.rand(c, generator=g, dtype=F64))
+            beta = f32(0.3 * torch.randn(c, generator=g, dtype=F64))
+            rmean = f32(mean + 0.3 * var.sqrt() * torch.randn(c, generator=g, dtype=F64))
+            rvar = f32(var * (0.5 + 1.5 * torch.rand(c, generator=g, dtype=F64)))
+            weights += [(i, 'gamma', gamma), (i, 'beta', beta),
+                        (i, 'runningMean', rmean), (i, 'runningVariance', rvar)]
+            h = ((h - mean.reshape(view)) / torch.sqrt(var.reshape(view) + layer['epsilon'])
+                 * gamma.reshape(view) + beta.reshape(view))
+        else:
+            h = conv_layer_forward(layer, h, None, None, {})
+    return weights
+
+
+class MaxPoolAllTies(torch.autograd.Function):
+    """Mutant max pool: backward sends the gradient to every element equal to the window's
+    maximum after rounding the input to 3 decimals (a sloppy 'x == max' test)."""
+
+    @staticmethod
+    def forward(ctx, x, k, s):
+        out = F.max_pool2d(x, k, s)
+        ctx.save_for_backward(x, out)
+        ctx.k, ctx.s = k, s
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        x, out = ctx.saved_tensors
+        up = F.interpolate(out, scale_factor=ctx.k, mode='nearest')
+        pad = (0, x.shape[3] - up.shape[3], 0, x.shape[2] - up.shape[2])
+        up = F.pad(up, pad, value=math.inf)
+        dup = F.pad(F.interpolate(dout, scale_factor=ctx.k, mode='nearest'), pad)
+        mask = (torch.round(x * 1e3) == torch.round(up * 1e3)).to(x.dtype)
+        return dup * mask, None, None
+
+
+def conv_layer_forward(layer, x, w, b, variant):
+    """conv2d, pooling, flatten and activations (batch norm is in ConvNetwork)."""
+    t = layer['type']
+    if t == 'conv2d':
+        kh, kw = layer['kernelSize']
+        if layer['padding'] == 'same':
+            th, tw = kh - 1, kw - 1
+            top, left = th // 2, tw // 2
+            if variant.get('same_pad_before'):
+                top, left = th - th // 2, tw - tw // 2
+            x = F.pad(x, (left, tw - left, top, th - top))
+            return F.conv2d(x, w, b, stride=layer['stride'])
+        return F.conv2d(x, w, b, stride=layer['stride'], padding=layer['padding'])
+    if t == 'maxPool2d':
+        if variant.get('pool_grad_all'):
+            assert layer['poolSize'] == layer['stride'] and layer['poolSize'][0] == layer['poolSize'][1]
+            return MaxPoolAllTies.apply(x, layer['poolSize'][0], layer['stride'][0])
+        return F.max_pool2d(x, layer['poolSize'], layer['stride'])
+    if t == 'avgPool2d':
+        return F.avg_pool2d(x, layer['poolSize'], layer['stride'])
+    if t == 'globalAvgPool':
+        return x.mean((2, 3))
+    if t == 'flatten':
+        return x.reshape(len(x), -1)
+    return ACTIVATIONS[t](x)
+
+
+class ConvNetwork:
+    """The network of an image config with plain torch ops; autograd gives the gradients."""
+
+    def __init__(self, config, tensors, dtype, variant):
+        self.config = config
+        self.variant = variant
+        self.dtype = dtype
+        self.tensors = {}
+        for layer, name, value in tensors:
+            t = value.to(dtype).clone()
+            if name in TRAINABLE:
+                t.requires_grad_(True)
+            self.tensors[(layer, name)] = t
+        self.tracked = {}
+        self.raw = {}  # bias correction: the uncorrected EMA, from zero
+        for i, layer in enumerate(config['layers']):
+            if layer['type'] == 'batchNorm' and layer.get('biasCorrection'):
+                rm, rv = self.tensors[(i, 'runningMean')], self.tensors[(i, 'runningVariance')]
+                self.raw[i] = (torch.zeros_like(rm), torch.zeros_like(rv))
+        self.relu_inputs = []
+
+    def params(self):
+        return [t for (_, name), t in self.tensors.items() if name in TRAINABLE]
+
+    def batch_norm(self, i, layer, x, train, update_running=True):
+        v = self.variant
+        c = x.shape[1]
+        spatial = x.dim() == 4
+        view = (1, c, 1, 1) if spatial else (1, c)
+        dims = (0, 2, 3) if spatial else (0,)
+        if spatial and v.get('per_position'):
+            dims = (0,)
+        gamma = self.tensors[(i, 'gamma')].reshape(view)
+        beta = self.tensors[(i, 'beta')].reshape(view)
+        rm, rv = self.tensors[(i, 'runningMean')], self.tensors[(i, 'runningVariance')]
+        eps = layer['epsilon']
+        if not train:
+            return (x - rm.reshape(view)) / torch.sqrt(rv.reshape(view) + eps) * gamma + beta
+        mean = x.mean(dims, keepdim=True)
+        var = ((x - mean) ** 2).mean(dims, keepdim=True)
+        xhat = (x - mean) / torch.sqrt(var + eps)
+        renorm = layer.get('renorm')
+        if renorm:
+            with torch.no_grad():
+                sigma = torch.sqrt(rv.reshape(view) + eps)
+                r = (torch.sqrt(var + eps) / sigma).clamp(1 / renorm['rMax'], renorm['rMax'])
+                d = ((mean - rm.reshape(view)) / sigma).clamp(-renorm['dMax'], renorm['dMax'])
+            xhat = xhat * r + d
+        if update_running:
+            with torch.no_grad():
+                m = x.numel() // c
+                if v.get('m_is_batch') and spatial:
+                    m = x.shape[0]
+                bm, bv = mean.reshape(-1), var.reshape(-1)
+                if bm.numel() != c:  # per-position mutant: average positions for the statistics
+                    bm, bv = mean.reshape(c, -1).mean(1), var.reshape(c, -1).mean(1)
+                if layer['runningVariance'] == 'unbiased':
+                    bv = bv * m / (m - 1)
+                t = self.tracked[i] = self.tracked.get(i, 0) + 1
+                if layer['statistics'] == 'cumulative':
+                    past = (t - 1) / t
+                    rm.mul_(past).add_((1 - past) * bm)
+                    rv.mul_(past).add_((1 - past) * bv)
+                elif layer.get('biasCorrection'):
+                    mom = layer['momentum']
+                    raw_m, raw_v = self.raw[i]
+                    raw_m.mul_(mom).add_((1 - mom) * bm)
+                    raw_v.mul_(mom).add_((1 - mom) * bv)
+                    rm.copy_(raw_m / (1 - mom ** t))
+                    rv.copy_(raw_v / (1 - mom ** t))
+                else:
+                    mom = layer['momentum']
+                    rm.mul_(mom).add_((1 - mom) * bm)
+                    rv.mul_(mom).add_((1 - mom) * bv)
+        return xhat * gamma + beta
+
+    def forward(self, x, train, update_running=True):
+        h = x
+        for i, layer in enumerate(self.config['layers']):
+            t = layer['type']
+            if t == 'batchNorm':
+                h = self.batch_norm(i, layer, h, train, update_running)
+            elif t in ('conv2d', 'dense'):
+                w, b = self.tensors[(i, 'weight')], self.tensors.get((i, 'bias'))
+                if t == 'dense':
+                    h = h.reshape(len(h), -1) @ w.T + (b if b is not None else 0)
+                else:
+                    h = conv_layer_forward(layer, h, w, b, self.variant)
+            else:
+                if t == 'relu' and train:
+                    self.relu_inputs.append(h.detach().clone())
+                h = conv_layer_forward(layer, h, None, None, self.variant)
+        return h
+
+    def predict(self, x):
+        with torch.no_grad():
+            return torch.softmax(self.forward(x, train=False), 1)
+
+
+def run_conv_reference(case, batches, x_infer, initial, dtype=F64, variant=None, reload=None):
+    variant = variant or {}
+    net = ConvNetwork(case.config, initial, dtype, variant)
+    opt = make_optimizer(case.config, net.params(), variant)
+    losses = []
+    for x, y in batches:
+        opt.zero_grad()
+        loss = F.cross_entropy(net.forward(x.to(dtype), train=True), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    final = [(layer, name, net.tensors[(layer, name)].detach().to(F64).clone())
+             for layer, name, _ in initial]
+    outputs = net.predict(x_infer.to(dtype)).to(F64)
+    reloaded = outputs
+    if reload is not None:
+        reloaded = ConvNetwork(case.config, reload, dtype, variant).predict(
+            x_infer.to(dtype)).to(F64)
+    return {'losses': losses, 'final': final, 'outputs': outputs, 'reloaded': reloaded,
+            'relu': list(net.relu_inputs)}
+
+
+def check_conv_against_torch(case, batches, x_infer, initial, ref):
+    """nn.Conv2d/nn.BatchNorm2d/nn pooling modules, when every batch norm is torch's."""
+    bns = [l for l in case.config['layers'] if l['type'] == 'batchNorm']
+    if any(l['runningVariance'] != 'unbiased' or l['statistics'] != 'ema'
+           or l.get('biasCorrection') or l.get('renorm') for l in bns):
+        return 'not expressible with torch modules (biased/cumulative/bias-corrected/renorm)'
+    t = {(layer, name): v.clone() for layer, name, v in initial}
+    modules = []
+    for i, layer, shape, out in conv_shapes(case.config):
+        k = layer['type']
+        if k == 'conv2d':
+            m = torch.nn.Conv2d(shape[0], layer['filters'], layer['kernelSize'],
+                                stride=layer['stride'], padding=layer['padding'] if
+                                layer['padding'] == 'same' else tuple(layer['padding']),
+                                bias=layer['useBias']).double()
+            m.weight.data.copy_(t[(i, 'weight')])
+            if layer['useBias']:
+                m.bias.data.copy_(t[(i, 'bias')])
+        elif k == 'dense':
+            lin = torch.nn.Linear(math.prod(shape), layer['units'],
+                                  bias=layer.get('useBias', True)).double()
+            lin.weight.data.copy_(t[(i, 'weight')])
+            if layer.get('useBias', True):
+                lin.bias.data.copy_(t[(i, 'bias')])
+            m = torch.nn.Sequential(torch.nn.Flatten(), lin)
+        elif k == 'batchNorm':
+            cls = torch.nn.BatchNorm2d if len(shape) == 3 else torch.nn.BatchNorm1d
+            m = cls(shape[0], eps=layer['epsilon'], momentum=1 - layer['momentum']).double()
+            m.weight.data.copy_(t[(i, 'gamma')])
+            m.bias.data.copy_(t[(i, 'beta')])
+            m.running_mean.copy_(t[(i, 'runningMean')])
+            m.running_var.copy_(t[(i, 'runningVariance')])
+        elif k == 'maxPool2d':
+            m = torch.nn.MaxPool2d(layer['poolSize'], layer['stride'])
+        elif k == 'avgPool2d':
+            m = torch.nn.AvgPool2d(layer['poolSize'], layer['stride'])
+        elif k == 'flatten':
+            m = torch.nn.Flatten()
+        elif k == 'globalAvgPool':
+            m = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        else:
+            m = {'relu': torch.nn.ReLU, 'sigmoid': torch.nn.Sigmoid, 'tanh': torch.nn.Tanh}[k]()
+        modules.append(m)
+    model = torch.nn.Sequential(*modules)
+    opt = make_optimizer(case.config, model.parameters(), {})
+    losses = []
+    model.train()
+    for x, y in batches:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():
+        outputs = torch.softmax(model(x_infer), 1)
+    worst = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(losses, ref['losses']))
+    worst = max(worst, (outputs - ref['outputs']).abs().max().item())
+    names = {'weight': 'weight', 'bias': 'bias', 'gamma': 'weight', 'beta': 'bias',
+             'runningMean': 'running_mean', 'runningVariance': 'running_var'}
+    for layer, name, expected in ref['final']:
+        m = modules[layer]
+        if isinstance(m, torch.nn.Sequential):
+            m = m[1]
+        got = getattr(m, names[name]).detach()
+        worst = max(worst, ((got - expected).abs() / expected.abs().clamp(min=1.0)).max().item())
+    if not worst < TORCH_AGREEMENT:
+        for layer, name, expected in ref['final']:
+            m = modules[layer]
+            if isinstance(m, torch.nn.Sequential):
+                m = m[1]
+            got = getattr(m, names[name]).detach()
+            print(layer, name, ((got - expected).abs() / expected.abs().clamp(min=1.0)).max().item())
+        print(losses, ref['losses'], (outputs - ref['outputs']).abs().max().item())
+        sys.exit('%s: torch modules disagree with the reference by %g' % (case.name, worst))
+    return 'agrees with nn.Conv2d/nn.BatchNorm2d/pooling modules to %g (%.2g of it used)' % (
+        TORCH_AGREEMENT, worst / TORCH_AGREEMENT)
+
+
+def conv_float32_shadow(case, batches, x_infer, initial, ref):
+    """As float32_shadow: float32 runs with reordered rows and 1-ulp nudged weights."""
+    worst = {}
+    relu_err = [torch.zeros_like(h) for h in ref['relu']]
+    n_relu = sum(1 for layer in case.config['layers'] if layer['type'] == 'relu')
+    for k in range(SHADOW_SAMPLES):
+        g = torch.Generator().manual_seed(k)
+        orders = [torch.arange(len(x)) if k == 0 else torch.randperm(len(x), generator=g)
+                  for x, _ in batches]
+        permuted = [(x[o], y[o]) for (x, y), o in zip(batches, orders)]
+        nudged = []
+        for layer, name, value in initial:
+            if k > 0 and name in TRAINABLE:
+                v32 = value.to(torch.float32)
+                up = torch.rand(v32.shape, generator=g) < 0.5
+                target = torch.where(up, torch.tensor(math.inf), torch.tensor(-math.inf))
+                value = torch.nextafter(v32, target).to(F64)
+            nudged.append((layer, name, value))
+        run = run_conv_reference(case, permuted, x_infer, nudged, dtype=torch.float32,
+                                 reload=ref['final'])
+        for kind, ratio in compare_runs(case, ref, run).items():
+            worst[kind] = max(worst.get(kind, 0.0), ratio)
+        for j, (h32, h64) in enumerate(zip(run['relu'], ref['relu'])):
+            h32 = h32.to(F64)[torch.argsort(orders[j // n_relu])]
+            relu_err[j] = torch.maximum(relu_err[j], (h32 - h64).abs())
+    margin = math.inf
+    for h64, err in zip(ref['relu'], relu_err):
+        margin = min(margin, h64.abs().min().item() / max(err.max().item(), 1e-300))
+    return worst, margin
+
+
+def conv_fixture_json(case, batches, x_infer, initial, ref):
+    shapes = {(layer, name): shape for layer, name, shape in conv_tensor_shapes(case.config)}
+
+    def tensors(ts):
+        return [{'layer': layer, 'name': name, 'shape': shapes[(layer, name)],
+                 'values': v.reshape(-1).tolist()} for layer, name, v in ts]
+    assert [(l, n) for l, n, _ in initial] == list(shapes), case.name
+    return {
+        'name': case.name,
+        'description': case.description,
+        'config': case.config,
+        'initialWeights': tensors(initial),
+        'steps': [{'x': x.reshape(-1).tolist(), 'y': y.reshape(-1).tolist(), 'loss': loss}
+                  for (x, y), loss in zip(batches, ref['losses'])],
+        'finalWeights': tensors(ref['final']),
+        'inference': {'x': x_infer.reshape(-1).tolist(),
+                      'outputs': ref['outputs'].reshape(-1).tolist()},
+    }
+
+
+def build_conv_fixtures(problems):
+    """Reference, checks and JSON of every CONV_CASES entry; appends to problems."""
+    caught = {m: [] for m in CONV_MUTANTS}
+    fixtures = []
+    for case in CONV_CASES:
+        batches, x_infer = conv_data(case)
+        initial = conv_initial_weights(case)
+        ref = run_conv_reference(case, batches, x_infer, initial)
+        torch_note = check_conv_against_torch(case, batches, x_infer, initial, ref)
+        shadow, margin = conv_float32_shadow(case, batches, x_infer, initial, ref)
+        if margin <= RELU_MARGIN:
+            problems.append('%s: a ReLU input is only %.3g float32 errors from the kink'
+                            % (case.name, margin))
+        for kind, ratio in shadow.items():
+            if not ratio < SHADOW_BUDGET:
+                problems.append('%s: float32 rounding alone uses %.3g of the %s tolerance'
+                                % (case.name, ratio, kind))
+        for mutant, variant in CONV_MUTANTS.items():
+            ratios = compare_runs(case, ref, run_conv_reference(
+                case, batches, x_infer, initial, variant=variant, reload=ref['final']))
+            kind = max(ratios, key=ratios.get)
+            if ratios[kind] > 1.0:
+                caught[mutant].append((ratios[kind], case.name, kind))
+        fixtures.append((case, conv_fixture_json(case, batches, x_infer, initial, ref)))
+        print('%-50s batch %2d x %d steps; losses %s' % (
+            case.name, case.batch, case.steps, ' '.join('%.5f' % l for l in ref['losses'])))
+        print('    torch: %s' % torch_note)
+        print('    smallest |ReLU input| / its float32 error: %.3g' % margin)
+        print('    float32 error / allowed (worst of %d runs): %s' % (
+            SHADOW_SAMPLES, ', '.join('%s %.2g' % kv for kv in shadow.items())))
+    print('conv mutants: fixtures that catch them; the strongest catch')
+    for mutant, where in caught.items():
+        if where:
+            ratio, name, kind = max(where)
+            print('    %-56s %d fixtures; %s %.2g (%s)' % (mutant, len(where), name, ratio, kind))
+        else:
+            print('    %-56s NOT CAUGHT' % mutant)
+            problems.append('no conv fixture catches the mutant: ' + mutant)
+    return fixtures
+
+
 def main():
     torch.use_deterministic_algorithms(True)
-    names = [c.name for c in CASES]
+    names = [c.name for c in CASES] + [c.name for c in CONV_CASES]
     assert len(set(names)) == len(names)
 
     problems = []
@@ -797,6 +1348,8 @@ def main():
         print('    float32 error / allowed (worst of %d runs): %s' % (
             SHADOW_SAMPLES, ', '.join('%s %.2g' % kv for kv in shadow.items())))
 
+    conv_fixtures = build_conv_fixtures(problems)
+
     print('mutants: fixtures that catch them; the strongest catch (error / allowed, quantity)')
     for mutant, where in caught.items():
         if where:
@@ -818,6 +1371,14 @@ def main():
             json.dump(fx, f, separators=(',', ':'))
             f.write('\n')
         fx, size = validate_fixture(path, case)
+        print('wrote %s (%.1f KB)' % (os.path.relpath(path), size / 1024))
+    for case, fx in conv_fixtures:
+        path = os.path.join(OUT_DIR, case.name + '.json')
+        with open(path, 'w') as f:
+            json.dump(fx, f, separators=(',', ':'))
+            f.write('\n')
+        size = os.path.getsize(path)
+        assert size < MAX_FILE_BYTES, (path, size)
         print('wrote %s (%.1f KB)' % (os.path.relpath(path), size / 1024))
 
 
