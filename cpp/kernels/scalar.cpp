@@ -64,6 +64,28 @@ void f32_chanmeanvar__scalar(float* mean, float* var, const float* in, size_t B,
   }
 }
 
+void f32_chandsums__scalar(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
+                           const float* mean, size_t B, size_t C, size_t S, size_t stride) {
+  // dout, in are B rows (stride apart) of (C, S); sum_dy, sum_dy_xc, mean are (C)
+  for (size_t c = 0; c < C; ++c) {
+    double total = 0, total_xc = 0;
+    const float mu = mean[c];
+    for (size_t b = 0; b < B; ++b) {
+      const float* dy = dout + b * stride + c * S;
+      const float* x = in + b * stride + c * S;
+      float s = 0.0f, sx = 0.0f;
+      for (size_t i = 0; i < S; ++i) {
+        s += dy[i];
+        sx += dy[i] * (x[i] - mu);
+      }
+      total += s;
+      total_xc += sx;
+    }
+    sum_dy[c] = total;
+    sum_dy_xc[c] = total_xc;
+  }
+}
+
 void f32_transpose(float* out, const float* in, size_t rows, size_t cols) {
   // in is (rows, cols); out is (cols, rows). Tiles keep both sides in cache.
   constexpr size_t T = 16;
@@ -206,6 +228,10 @@ void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_
 }
 void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t C, size_t S) {
   f32_chanmeanvar__scalar(mean, var, in, B, C, S);
+}
+void f32_chandsums(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
+                   const float* mean, size_t B, size_t C, size_t S, size_t stride) {
+  f32_chandsums__scalar(sum_dy, sum_dy_xc, dout, in, mean, B, C, S, stride);
 }
 const char* kernel_isa() { return "scalar"; }
 #endif

@@ -381,6 +381,80 @@ void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t r
   }
 }
 
+void f32_chanmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t B, size_t C,
+                               size_t S) {
+  // in is (B, C, S); mean, var are (C). Each run of S values in 8 lanes (two
+  // vectors, so two adds are in flight), folded to one float, the runs in double.
+  const double inv = 1.0 / static_cast<double>(B * S);
+  for (size_t c = 0; c < C; ++c) {
+    double total = 0;
+    for (size_t b = 0; b < B; ++b) {
+      const float* x = in + (b * C + c) * S;
+      v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0;
+      size_t i = 0;
+      for (; i + 8 <= S; i += 8) {
+        s0 = wasm_f32x4_add(s0, wasm_v128_load(x + i));
+        s1 = wasm_f32x4_add(s1, wasm_v128_load(x + i + 4));
+      }
+      float s = hsum(wasm_f32x4_add(s0, s1));
+      for (; i < S; ++i) s += x[i];
+      total += s;
+    }
+    const float mu = static_cast<float>(total * inv);
+    const v128_t vmu = wasm_f32x4_splat(mu);
+    double squares = 0;
+    for (size_t b = 0; b < B; ++b) {
+      const float* x = in + (b * C + c) * S;
+      v128_t q0 = wasm_f32x4_splat(0.0f), q1 = q0;
+      size_t i = 0;
+      for (; i + 8 <= S; i += 8) {
+        const v128_t d0 = wasm_f32x4_sub(wasm_v128_load(x + i), vmu);
+        const v128_t d1 = wasm_f32x4_sub(wasm_v128_load(x + i + 4), vmu);
+        q0 = wasm_f32x4_add(q0, wasm_f32x4_mul(d0, d0));
+        q1 = wasm_f32x4_add(q1, wasm_f32x4_mul(d1, d1));
+      }
+      float q = hsum(wasm_f32x4_add(q0, q1));
+      for (; i < S; ++i) {
+        const float d = x[i] - mu;
+        q += d * d;
+      }
+      squares += q;
+    }
+    mean[c] = mu;
+    var[c] = static_cast<float>(squares * inv);
+  }
+}
+
+void f32_chandsums__wasmsimd(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
+                             const float* mean, size_t B, size_t C, size_t S, size_t stride) {
+  // dout, in are B rows (stride apart) of (C, S); sum_dy, sum_dy_xc, mean are (C)
+  for (size_t c = 0; c < C; ++c) {
+    double total = 0, total_xc = 0;
+    const float mu = mean[c];
+    const v128_t vmu = wasm_f32x4_splat(mu);
+    for (size_t b = 0; b < B; ++b) {
+      const float* dy = dout + b * stride + c * S;
+      const float* x = in + b * stride + c * S;
+      v128_t s = wasm_f32x4_splat(0.0f), sx = s;
+      size_t i = 0;
+      for (; i + 4 <= S; i += 4) {
+        const v128_t d = wasm_v128_load(dy + i);
+        s = wasm_f32x4_add(s, d);
+        sx = wasm_f32x4_add(sx, wasm_f32x4_mul(d, wasm_f32x4_sub(wasm_v128_load(x + i), vmu)));
+      }
+      float s1 = hsum(s), sx1 = hsum(sx);
+      for (; i < S; ++i) {
+        s1 += dy[i];
+        sx1 += dy[i] * (x[i] - mu);
+      }
+      total += s1;
+      total_xc += sx1;
+    }
+    sum_dy[c] = total;
+    sum_dy_xc[c] = total_xc;
+  }
+}
+
 void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k) {
   f32_gemm_4x8__wasmsimd(c, a, b, m, n, k);
 }
@@ -409,7 +483,11 @@ bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, 
 }
 bool f32_all_finite(const float* x, size_t n) { return f32_all_finite__wasmsimd(x, n); }
 void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t C, size_t S) {
-  f32_chanmeanvar__scalar(mean, var, in, B, C, S);
+  f32_chanmeanvar__wasmsimd(mean, var, in, B, C, S);
+}
+void f32_chandsums(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
+                   const float* mean, size_t B, size_t C, size_t S, size_t stride) {
+  f32_chandsums__wasmsimd(sum_dy, sum_dy_xc, dout, in, mean, B, C, S, stride);
 }
 const char* kernel_isa() { return "wasmsimd"; }
 

@@ -137,8 +137,8 @@ namespace {
 // give dgamma = sum_dout_xhat (renorm: r * sum_dout_xhat + d * sum_dout) and
 //   dx = gamma' * rstd * (dout - sum_dout / m - xhat * sum_dout_xhat / m),
 // with gamma' = gamma (renorm: gamma * r); then one pass writes dx. For S > 1
-// each run of S products is summed in float and the runs in double, as the
-// forward's statistics are.
+// the sums come from f32_chandsums (runs of S in float, the runs in double, as
+// the forward's statistics).
 template <bool Renorm>
 void batchnorm_backward_impl(float* din, float* dgamma, float* dbeta, const float* dout,
                              const float* in, const float* gamma, const float* mean,
@@ -158,22 +158,11 @@ void batchnorm_backward_impl(float* din, float* dgamma, float* dbeta, const floa
         }
       }
     } else {
+      double total[kBlock], total_xc[kBlock];
+      f32_chandsums(total, total_xc, dout + c0 * S, in + c0 * S, mean + c0, B, n, S, C * S);
       for (size_t j = 0; j < n; ++j) {
-        const float mu = mean[c0 + j], rs = rstd[c0 + j];
-        double total = 0, total_xhat = 0;
-        for (size_t b = 0; b < B; ++b) {
-          const float* x = in + (b * C + c0 + j) * S;
-          const float* dy = dout + (b * C + c0 + j) * S;
-          float s = 0.0f, sx = 0.0f;
-          for (size_t i = 0; i < S; ++i) {
-            s += dy[i];
-            sx += dy[i] * (x[i] - mu) * rs;
-          }
-          total += s;
-          total_xhat += sx;
-        }
-        sum_dout[j] = static_cast<float>(total);
-        sum_dout_xhat[j] = static_cast<float>(total_xhat);
+        sum_dout[j] = static_cast<float>(total[j]);
+        sum_dout_xhat[j] = static_cast<float>(total_xc[j] * rstd[c0 + j]);
       }
     }
     for (size_t j = 0; j < n; ++j) {
@@ -293,25 +282,42 @@ void batchnorm_update_running(float* running_mean, float* running_var, const flo
 
 // ---- conv2d ----------------------------------------------------------------------
 
+namespace {
+
+// The output columns [lo, hi) whose input column ox * SW + kx - PL lies inside [0, W).
+void valid_columns(const Conv2dGeometry& g, size_t kx, size_t* lo, size_t* hi) {
+  // ox * SW + kx >= PL  <=>  ox >= ceil((PL - kx) / SW)
+  *lo = kx >= g.PL ? 0 : (g.PL - kx + g.SW - 1) / g.SW;
+  // ox * SW + kx - PL < W  <=>  ox < ceil((W + PL - kx) / SW)
+  *hi = g.W + g.PL <= kx ? 0 : (g.W + g.PL - kx + g.SW - 1) / g.SW;
+  *hi = std::min(*hi, g.OW);
+  *lo = std::min(*lo, *hi);
+}
+
+}  // namespace
+
 void im2col(float* col, const float* in, const Conv2dGeometry& g) {
   // in is (C, H, W); col is (K, P), K = C * KH * KW, P = OH * OW
   for (size_t c = 0; c < g.C; ++c)
     for (size_t ky = 0; ky < g.KH; ++ky)
       for (size_t kx = 0; kx < g.KW; ++kx) {
         const float* plane = in + c * g.H * g.W;
-        for (size_t oy = 0; oy < g.OH; ++oy) {
+        size_t lo, hi;
+        valid_columns(g, kx, &lo, &hi);
+        for (size_t oy = 0; oy < g.OH; ++oy, col += g.OW) {
           // Unsigned arithmetic: a row above the input wraps to a huge value, >= H.
           const size_t y = oy * g.SH + ky - g.PT;
           if (y >= g.H) {
             std::memset(col, 0, g.OW * sizeof(float));
-            col += g.OW;
             continue;
           }
-          const float* row = plane + y * g.W;
-          for (size_t ox = 0; ox < g.OW; ++ox) {
-            const size_t x = ox * g.SW + kx - g.PL;
-            *col++ = x < g.W ? row[x] : 0.0f;
-          }
+          const float* row = plane + y * g.W + kx - g.PL;  // row[ox * SW] is column ox's value
+          std::memset(col, 0, lo * sizeof(float));
+          if (g.SW == 1)
+            std::memcpy(col + lo, row + lo, (hi - lo) * sizeof(float));
+          else
+            for (size_t ox = lo; ox < hi; ++ox) col[ox] = row[ox * g.SW];
+          std::memset(col + hi, 0, (g.OW - hi) * sizeof(float));
         }
       }
 }
@@ -322,17 +328,13 @@ void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g) {
     for (size_t ky = 0; ky < g.KH; ++ky)
       for (size_t kx = 0; kx < g.KW; ++kx) {
         float* plane = din + c * g.H * g.W;
-        for (size_t oy = 0; oy < g.OH; ++oy) {
+        size_t lo, hi;
+        valid_columns(g, kx, &lo, &hi);
+        for (size_t oy = 0; oy < g.OH; ++oy, dcol += g.OW) {
           const size_t y = oy * g.SH + ky - g.PT;
-          if (y >= g.H) {
-            dcol += g.OW;
-            continue;
-          }
-          float* row = plane + y * g.W;
-          for (size_t ox = 0; ox < g.OW; ++ox, ++dcol) {
-            const size_t x = ox * g.SW + kx - g.PL;
-            if (x < g.W) row[x] += *dcol;
-          }
+          if (y >= g.H) continue;
+          float* row = plane + y * g.W + kx - g.PL;
+          for (size_t ox = lo; ox < hi; ++ox) row[ox * g.SW] += dcol[ox];
         }
       }
 }
@@ -406,20 +408,21 @@ void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, c
 
 void maxpool2d_forward(float* out, int32_t* argmax, const float* in, size_t B,
                        const Pool2dGeometry& g) {
-  // in is (B, C, H, W); out, argmax are (B, C, OH, OW)
+  // in is (B, C, H, W); out, argmax are (B, C, OH, OW). The first maximum of
+  // a window wins (inputs are finite: the network checks them).
   for (size_t plane = 0; plane < B * g.C; ++plane) {
     const float* x = in + plane * g.H * g.W;
     for (size_t oy = 0; oy < g.OH; ++oy)
       for (size_t ox = 0; ox < g.OW; ++ox) {
-        size_t best = oy * g.SH * g.W + ox * g.SW;
-        for (size_t ky = 0; ky < g.KH; ++ky)
-          for (size_t kx = 0; kx < g.KW; ++kx) {
-            const size_t at = (oy * g.SH + ky) * g.W + ox * g.SW + kx;
-            // The first maximum wins; a NaN wins and stays, as in PyTorch.
-            if (x[at] > x[best] || (std::isnan(x[at]) && !std::isnan(x[best]))) best = at;
-          }
-        *out++ = x[best];
-        if (argmax != nullptr) *argmax++ = static_cast<int32_t>(best);
+        const float* window = x + oy * g.SH * g.W + ox * g.SW;
+        const float* best = window;
+        for (size_t ky = 0; ky < g.KH; ++ky) {
+          const float* row = window + ky * g.W;
+          for (size_t kx = 0; kx < g.KW; ++kx)
+            if (row[kx] > *best) best = row + kx;
+        }
+        *out++ = *best;
+        if (argmax != nullptr) *argmax++ = static_cast<int32_t>(best - x);
       }
   }
 }

@@ -1,6 +1,6 @@
 // The Network facade: validation, defaults, typed arrays in and out, and
 // ownership of the Embind object (a user never calls .delete()).
-import { fromSpec, normalizeConfig, outputSize, toSpec } from './config.js';
+import { fromSpec, layerShapes, normalizeConfig, outputSize, toSpec } from './config.js';
 import { BnwasmError, DisposedError, DivergenceError, InputError, ModelFormatError, describe } from './errors.js';
 import { loadModule, yieldToEventLoop } from './module.js';
 
@@ -15,8 +15,16 @@ const STATUS_CODES = {
   7: 'BNWASM_INVALID_ARGUMENT',
 };
 
-/** Rows per call into the core for predictBatch/evaluate: bounds the staging memory. */
-const CHUNK_ROWS = 512;
+/**
+ * Rows per call into the core for predictBatch/evaluate/activations: bounds the
+ * staging memory. The core keeps every layer's output for the rows of a call, so
+ * a network with large layers (a CNN's feature maps) gets fewer rows per call:
+ * about 16 MiB of activations, at most 512 rows.
+ */
+function chunkRows(config) {
+  const floatsPerRow = layerShapes(config).reduce((sum, s) => sum + s.reduce((a, b) => a * b, 1), 0);
+  return Math.max(1, Math.min(512, Math.floor(2 ** 22 / floatsPerRow)));
+}
 
 let liveNetworks = 0;
 
@@ -46,6 +54,7 @@ export class Network {
   #inputSize;
   #outputSize;
   #hasBatchNorm;
+  #chunkRows;
   #disposed = false;
   #predictIn = null; // Float32Array view of the 1-row input staging buffer
   #predictOut = null;
@@ -58,6 +67,7 @@ export class Network {
     this.#inputSize = config.inputSize;
     this.#outputSize = outputSize(config);
     this.#hasBatchNorm = config.layers.some((l) => l.type === 'batchNorm');
+    this.#chunkRows = chunkRows(config);
     registry.register(this, handle, this);
     liveNetworks++;
   }
@@ -287,8 +297,8 @@ export class Network {
     this.#live('predictBatch');
     const n = this.#rows('predictBatch', 'xs', xs, 0);
     const out = new Float32Array(n * this.#outputSize);
-    for (let start = 0; start < n; start += CHUNK_ROWS) {
-      const m = Math.min(CHUNK_ROWS, n - start);
+    for (let start = 0; start < n; start += this.#chunkRows) {
+      const m = Math.min(this.#chunkRows, n - start);
       this.#stageX(xs.subarray(start * this.#inputSize, (start + m) * this.#inputSize), m);
       const status = this.#h.predictBatch(m);
       this.#check('predictBatch', status, start * this.#inputSize, 'xs');
@@ -310,8 +320,8 @@ export class Network {
     const width = classify ? 1 : this.#outputSize;
     let lossSum = 0;
     let correct = 0;
-    for (let start = 0; start < n; start += CHUNK_ROWS) {
-      const m = Math.min(CHUNK_ROWS, n - start);
+    for (let start = 0; start < n; start += this.#chunkRows) {
+      const m = Math.min(this.#chunkRows, n - start);
       this.#stageX(xs.subarray(start * this.#inputSize, (start + m) * this.#inputSize), m);
       this.#stageY(ys.subarray(start * width, (start + m) * width), m);
       const status = this.#h.evaluate(m);
@@ -491,8 +501,8 @@ export class Network {
     }
     const width = this.#h.layerWidth(layer);
     const out = new Float32Array(n * width);
-    for (let start = 0; start < n; start += CHUNK_ROWS) {
-      const m = Math.min(CHUNK_ROWS, n - start);
+    for (let start = 0; start < n; start += this.#chunkRows) {
+      const m = Math.min(this.#chunkRows, n - start);
       this.#stageX(xs.subarray(start * this.#inputSize, (start + m) * this.#inputSize), m);
       this.#check('activations', this.#h.forwardTo(m, layer), start * this.#inputSize, 'xs');
       const p = this.#h.layerOutput(layer) >>> 2;

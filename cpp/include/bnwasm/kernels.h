@@ -21,6 +21,13 @@ void f32_colmeanvar__scalar(float* mean, float* var, const float* in, size_t row
 // the B runs in double, so a channel of B * S ~ 50,000 values keeps its digits.
 void f32_chanmeanvar__scalar(float* mean, float* var, const float* in, size_t B, size_t C,
                              size_t S);
+// Batch norm backward's two sums per channel for (B, C, S) data: dout and in
+// are B rows of C channels of S values, `stride` floats apart (C * S for a
+// whole tensor; more when the C channels are a block of a wider one); mean is
+// (C). sum_dy[c] = sum of dout, sum_dy_xc[c] = sum of dout * (in - mean[c]);
+// runs of S summed in float, the B runs in double.
+void f32_chandsums__scalar(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
+                           const float* mean, size_t B, size_t C, size_t S, size_t stride);
 
 // ---- GEMM on packed panels ----------------------------------------------------
 // The right-hand matrix b (k, n) is packed into ceil(n / 8) panels, each (k, 8)
@@ -88,6 +95,10 @@ bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, 
                         float c1, float c2, float step_size, float inv_sqrt_bc2, float eps,
                         float wd, bool write);
 bool f32_all_finite__wasmsimd(const float* x, size_t n);
+void f32_chanmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t B, size_t C,
+                               size_t S);
+void f32_chandsums__wasmsimd(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
+                             const float* mean, size_t B, size_t C, size_t S, size_t stride);
 #endif
 
 // in is (rows, cols); out is (cols, rows). Memory-bound; one version.
@@ -105,6 +116,8 @@ bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu,
 void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k);
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols);
 void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t C, size_t S);
+void f32_chandsums(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
+                   const float* mean, size_t B, size_t C, size_t S, size_t stride);
 void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n);
 // One row goes through the matrix-vector variant, more through the tiled one;
 // both give the same bits for a row (see above).

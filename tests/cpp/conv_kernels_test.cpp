@@ -1,0 +1,243 @@
+// The kernels behind convolution and per-channel batch norm, each variant
+// (scalar reference, the dispatched one, wasm SIMD128) against double
+// precision and against the scalar reference, at edge sizes: runs of S values
+// below, at and above the SIMD widths (4 and 8), odd image widths, stride 2,
+// 'same' padding and 1x1 kernels.
+#include <cmath>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "bnwasm/kernels.h"
+#include "bnwasm/layers.h"
+#include "test_util.h"
+
+using namespace bnwasm;
+using namespace bnwasm_test;
+
+namespace {
+
+const size_t kS[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 49, 196};
+const size_t kB[] = {1, 2, 3, 8};
+const size_t kC[] = {1, 3};
+
+std::string at(size_t B, size_t C, size_t S) {
+  return "B " + std::to_string(B) + ", C " + std::to_string(C) + ", S " + std::to_string(S);
+}
+
+// Per channel an offset, so the mean is not ~0 and the two passes matter.
+std::vector<float> channel_input(size_t B, size_t C, size_t S, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<double> offset(C);
+  for (double& o : offset) o = rng.uniform(-3, 3);
+  std::vector<float> in(B * C * S);
+  for (size_t b = 0; b < B; ++b)
+    for (size_t c = 0; c < C; ++c)
+      for (size_t i = 0; i < S; ++i)
+        in[(b * C + c) * S + i] = static_cast<float>(offset[c] + rng.normal());
+  return in;
+}
+
+using ChanMeanVarFn = void (*)(float*, float*, const float*, size_t, size_t, size_t);
+
+// Mean: float sums of S values ((S - 1) u of their absolute sum each, however
+// the lanes split them: every partial sum has at most S - 1 additions), the
+// runs in double, one rounding at the end: (S + 2) u * sum|x| / m. Variance
+// about the kernel's own mean (see ColMeanVarAccurate in kernels_test.cpp):
+// (S + 6) u * V.
+void check_chanmeanvar(ChanMeanVarFn f) {
+  uint64_t seed = 5000;
+  for (size_t B : kB)
+    for (size_t C : kC)
+      for (size_t S : kS) {
+        const std::vector<float> in = channel_input(B, C, S, seed++);
+        std::vector<float> mean(C), var(C);
+        f(mean.data(), var.data(), in.data(), B, C, S);
+        const double m = static_cast<double>(B * S);
+        std::vector<double> em(C, 0), tm(C, 0), ev(C, 0), tv(C);
+        for (size_t b = 0; b < B; ++b)
+          for (size_t c = 0; c < C; ++c)
+            for (size_t i = 0; i < S; ++i) {
+              em[c] += in[(b * C + c) * S + i];
+              tm[c] += std::fabs(in[(b * C + c) * S + i]);
+            }
+        for (size_t c = 0; c < C; ++c) {
+          em[c] /= m;
+          tm[c] = (S + 2) * kU * tm[c] / m;
+        }
+        for (size_t b = 0; b < B; ++b)
+          for (size_t c = 0; c < C; ++c)
+            for (size_t i = 0; i < S; ++i) {
+              const double d = double(in[(b * C + c) * S + i]) - mean[c];
+              ev[c] += d * d;
+            }
+        for (size_t c = 0; c < C; ++c) {
+          ev[c] /= m;
+          tv[c] = (S + 6) * kU * ev[c];
+        }
+        ASSERT_TRUE(AllNear("mean", em, mean.data(), tm)) << at(B, C, S);
+        ASSERT_TRUE(AllNear("var (about the kernel's own mean)", ev, var.data(), tv))
+            << at(B, C, S);
+      }
+}
+
+TEST(ConvKernelsScalar, ChanMeanVarMatchesDouble) { check_chanmeanvar(f32_chanmeanvar__scalar); }
+TEST(ConvKernelsDispatch, ChanMeanVarMatchesDouble) { check_chanmeanvar(f32_chanmeanvar); }
+
+using ChanDsumsFn = void (*)(double*, double*, const float*, const float*, const float*, size_t,
+                             size_t, size_t, size_t);
+
+// Each run: S products (x - mean) * dy with two roundings each, summed in
+// float: (S + 2) u of the absolute sum; the runs in double. Channels taken as
+// a block [1, C) of a wider tensor (stride (C + 1) * S) check the stride.
+void check_chandsums(ChanDsumsFn f) {
+  uint64_t seed = 6000;
+  for (size_t B : kB)
+    for (size_t C : kC)
+      for (size_t S : kS) {
+        const size_t W = C + 1;  // the tensor has one more channel, before the block
+        const std::vector<float> in = channel_input(B, W, S, seed++);
+        Rng rng(seed++);
+        const std::vector<float> dout = rng.uniform_vec(B * W * S, -1, 1);
+        const std::vector<float> mean = rng.uniform_vec(W, -3, 3);
+        std::vector<double> sum_dy(C), sum_xc(C);
+        f(sum_dy.data(), sum_xc.data(), dout.data() + S, in.data() + S, mean.data() + 1, B, C, S,
+          W * S);
+        std::vector<double> e1(C, 0), e2(C, 0), t1(C, 0), t2(C, 0);
+        for (size_t b = 0; b < B; ++b)
+          for (size_t c = 0; c < C; ++c)
+            for (size_t i = 0; i < S; ++i) {
+              const size_t k = (b * W + c + 1) * S + i;
+              const double xc = double(in[k]) - mean[c + 1];
+              e1[c] += dout[k];
+              t1[c] += std::fabs(dout[k]);
+              e2[c] += dout[k] * xc;
+              t2[c] += std::fabs(dout[k] * xc);
+            }
+        for (size_t c = 0; c < C; ++c) {
+          t1[c] *= (S + 2) * kU;
+          t2[c] *= (S + 2) * kU;
+        }
+        ASSERT_TRUE(AllNear("sum dy", e1, sum_dy.data(), t1)) << at(B, C, S);
+        ASSERT_TRUE(AllNear("sum dy (x - mean)", e2, sum_xc.data(), t2)) << at(B, C, S);
+      }
+}
+
+TEST(ConvKernelsScalar, ChanDsumsMatchesDouble) { check_chandsums(f32_chandsums__scalar); }
+TEST(ConvKernelsDispatch, ChanDsumsMatchesDouble) { check_chandsums(f32_chandsums); }
+
+#if defined(__wasm_simd128__)
+TEST(ConvKernelsWasmSimd, ChanMeanVarMatchesDouble) {
+  check_chanmeanvar(f32_chanmeanvar__wasmsimd);
+}
+TEST(ConvKernelsWasmSimd, ChanDsumsMatchesDouble) { check_chandsums(f32_chandsums__wasmsimd); }
+#endif
+
+// ---- convolution: im2col + the packed GEMM, against the scalar GEMM ----------------
+
+struct Geometry {
+  const char* name;
+  Conv2dGeometry g;
+};
+void PrintTo(const Geometry& c, std::ostream* os) { *os << c.name; }
+
+Conv2dGeometry make(size_t C, size_t H, size_t W, size_t F, size_t KH, size_t KW, size_t SH,
+                    size_t SW, size_t PT, size_t PL, size_t PB, size_t PR) {
+  return {
+      C, H, W, F, KH, KW, SH, SW, PT, PL, (H + PT + PB - KH) / SH + 1, (W + PL + PR - KW) / SW + 1};
+}
+
+// Filter counts and output positions below, at and above the 4-row tiles and
+// 8-column panels; odd widths; stride 2; 'same' with odd and even kernels; 1x1.
+const Geometry kGeometries[] = {
+    {"k3_same_odd", make(3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1)},
+    {"k3_stride2_pad1", make(2, 9, 7, 8, 3, 3, 2, 2, 1, 1, 1, 1)},
+    {"k2_same_even", make(2, 6, 5, 3, 2, 2, 1, 1, 0, 0, 1, 1)},
+    {"k1_pointwise", make(7, 5, 3, 9, 1, 1, 1, 1, 0, 0, 0, 0)},
+    {"k1_stride2", make(3, 5, 7, 4, 1, 1, 2, 2, 0, 0, 0, 0)},
+    {"k5_valid", make(1, 9, 9, 16, 5, 5, 1, 1, 0, 0, 0, 0)},
+    {"one_position", make(4, 3, 3, 6, 3, 3, 1, 1, 0, 0, 0, 0)},
+    {"fashion_conv2", make(16, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1, 1)},
+};
+
+class ConvKernels : public ::testing::TestWithParam<Geometry> {};
+
+// The layer (dispatched GEMM: SIMD under wasm) against the same steps through
+// the scalar GEMM: every GEMM variant accumulates each element in the same
+// order (kernels.h), so they agree bit for bit.
+TEST_P(ConvKernels, ForwardAndBackwardMatchTheScalarGemmBitForBit) {
+  const Conv2dGeometry& g = GetParam().g;
+  const size_t B = 3, K = g.K(), P = g.P(), image = g.C * g.H * g.W;
+  Rng rng(7000 + g.C * 31 + g.F);
+  const std::vector<float> in = rng.uniform_vec(B * image, -1, 1);
+  const std::vector<float> weight = rng.uniform_vec(g.F * K, -0.5, 0.5);
+  const std::vector<float> bias = rng.uniform_vec(g.F, -0.5, 0.5);
+  const std::vector<float> dout = rng.uniform_vec(B * g.F * P, -1, 1);
+
+  std::vector<float> scratch(conv2d_scratch_size(g)), out(B * g.F * P);
+  conv2d_forward(out.data(), scratch.data(), in.data(), weight.data(), bias.data(), B, g);
+  std::vector<float> din(B * image, 0.0f), dweight(g.F * K, 0.0f), dbias(g.F, 0.0f);
+  conv2d_backward(din.data(), dweight.data(), dbias.data(), scratch.data(), dout.data(), in.data(),
+                  weight.data(), B, g);
+
+  std::vector<float> col(K * P), dcol(K * P);
+  std::vector<float> packed(
+      std::max({f32_packed_size(K, P), f32_packed_size(P, K), f32_packed_size(g.F, P)}));
+  std::vector<float> ref_out(B * g.F * P), ref_din(B * image, 0.0f), ref_dw(g.F * K, 0.0f);
+  for (size_t b = 0; b < B; ++b) {
+    im2col(col.data(), in.data() + b * image, g);
+    float* o = ref_out.data() + b * g.F * P;
+    for (size_t f = 0; f < g.F; ++f)
+      for (size_t p = 0; p < P; ++p) o[f * P + p] = bias[f];
+    f32_pack_x8(packed.data(), col.data(), K, P);
+    f32_gemm_packed__scalar(o, weight.data(), packed.data(), g.F, P, K);
+    const float* dy = dout.data() + b * g.F * P;
+    f32_pack_t_x8__scalar(packed.data(), col.data(), P, K);
+    f32_gemm_packed__scalar(ref_dw.data(), dy, packed.data(), g.F, K, P);
+    f32_pack_x8(packed.data(), dy, g.F, P);
+    std::fill(dcol.begin(), dcol.end(), 0.0f);
+    f32_gemm_tn_packed__scalar(dcol.data(), weight.data(), packed.data(), K, P, g.F);
+    col2im_add(ref_din.data() + b * image, dcol.data(), g);
+  }
+  EXPECT_TRUE(BitEqual("out", ref_out.data(), out.data(), out.size()));
+  EXPECT_TRUE(BitEqual("dweight", ref_dw.data(), dweight.data(), dweight.size()));
+  // The pointwise path skips im2col and col2im: its din is the GEMM's own sum,
+  // added once, which equals adding dcol onto zeros.
+  EXPECT_TRUE(BitEqual("din", ref_din.data(), din.data(), din.size()));
+}
+
+// im2col against its definition, and col2im as its adjoint: <col2im(v), u> = <v, im2col(u)>.
+TEST_P(ConvKernels, Im2colFollowsItsDefinitionAndCol2imIsItsAdjoint) {
+  const Conv2dGeometry& g = GetParam().g;
+  const size_t K = g.K(), P = g.P(), image = g.C * g.H * g.W;
+  Rng rng(8000 + g.F);
+  const std::vector<float> u = rng.uniform_vec(image, -1, 1), v = rng.uniform_vec(K * P, -1, 1);
+  std::vector<float> col(K * P);
+  im2col(col.data(), u.data(), g);
+  for (size_t c = 0, k = 0; c < g.C; ++c)
+    for (size_t ky = 0; ky < g.KH; ++ky)
+      for (size_t kx = 0; kx < g.KW; ++kx, ++k)
+        for (size_t oy = 0; oy < g.OH; ++oy)
+          for (size_t ox = 0; ox < g.OW; ++ox) {
+            const long y = long(oy * g.SH + ky) - long(g.PT), x = long(ox * g.SW + kx) - long(g.PL);
+            const bool inside = y >= 0 && x >= 0 && y < long(g.H) && x < long(g.W);
+            const float want = inside ? u[(c * g.H + y) * g.W + x] : 0.0f;
+            ASSERT_EQ(col[k * P + oy * g.OW + ox], want)
+                << "col[" << k << ", " << oy << ", " << ox << "]";
+          }
+  std::vector<float> back(image, 0.0f);
+  col2im_add(back.data(), v.data(), g);
+  double lhs = 0, rhs = 0, scale = 0;
+  for (size_t i = 0; i < image; ++i) {
+    lhs += double(back[i]) * u[i];
+    scale += std::fabs(double(back[i]) * u[i]);
+  }
+  for (size_t i = 0; i < K * P; ++i) rhs += double(v[i]) * col[i];
+  // back[i] sums at most KH * KW values in float.
+  EXPECT_TRUE(Near("<col2im(v), u> vs <v, im2col(u)>", rhs, lhs, (g.KH * g.KW + 1) * kU * scale));
+}
+
+INSTANTIATE_TEST_SUITE_P(Conv, ConvKernels, ::testing::ValuesIn(kGeometries),
+                         [](const ::testing::TestParamInfo<Geometry>& p) { return p.param.name; });
+
+}  // namespace
