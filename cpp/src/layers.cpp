@@ -308,16 +308,18 @@ void im2col(float* col, const float* in, const Conv2dGeometry& g) {
           // Unsigned arithmetic: a row above the input wraps to a huge value, >= H.
           const size_t y = oy * g.SH + ky - g.PT;
           if (y >= g.H) {
-            std::memset(col, 0, g.OW * sizeof(float));
+            for (size_t ox = 0; ox < g.OW; ++ox) col[ox] = 0.0f;
             continue;
           }
-          const float* row = plane + y * g.W + kx - g.PL;  // row[ox * SW] is column ox's value
-          std::memset(col, 0, lo * sizeof(float));
+          // row[ox * SW] is column ox's value. Plain loops, not memcpy/memset:
+          // the runs are a few to a few dozen floats, shorter than a call costs.
+          const float* row = plane + y * g.W + kx - g.PL;
+          for (size_t ox = 0; ox < lo; ++ox) col[ox] = 0.0f;
           if (g.SW == 1)
-            std::memcpy(col + lo, row + lo, (hi - lo) * sizeof(float));
+            for (size_t ox = lo; ox < hi; ++ox) col[ox] = row[ox];
           else
             for (size_t ox = lo; ox < hi; ++ox) col[ox] = row[ox * g.SW];
-          std::memset(col + hi, 0, (g.OW - hi) * sizeof(float));
+          for (size_t ox = hi; ox < g.OW; ++ox) col[ox] = 0.0f;
         }
       }
 }
@@ -410,11 +412,21 @@ void maxpool2d_forward(float* out, int32_t* argmax, const float* in, size_t B,
                        const Pool2dGeometry& g) {
   // in is (B, C, H, W); out, argmax are (B, C, OH, OW). The first maximum of
   // a window wins (inputs are finite: the network checks them).
+  const bool two_by_two = g.KH == 2 && g.KW == 2;
   for (size_t plane = 0; plane < B * g.C; ++plane) {
     const float* x = in + plane * g.H * g.W;
     for (size_t oy = 0; oy < g.OH; ++oy)
       for (size_t ox = 0; ox < g.OW; ++ox) {
         const float* window = x + oy * g.SH * g.W + ox * g.SW;
+        if (two_by_two) {  // the usual window, unrolled; same order, same winner
+          const float* best = window;
+          if (window[1] > *best) best = window + 1;
+          if (window[g.W] > *best) best = window + g.W;
+          if (window[g.W + 1] > *best) best = window + g.W + 1;
+          *out++ = *best;
+          if (argmax != nullptr) *argmax++ = static_cast<int32_t>(best - x);
+          continue;
+        }
         const float* best = window;
         for (size_t ky = 0; ky < g.KH; ++ky) {
           const float* row = window + ky * g.W;
