@@ -15,6 +15,32 @@ const config: NetworkConfig = {
   seed: 1,
 };
 
+// The CNN of issue 10: image input, conv and pooling layers.
+const cnn: NetworkConfig = {
+  inputShape: [1, 28, 28],
+  layers: [
+    { type: 'conv2d', filters: 16, kernelSize: 3, padding: 'same', useBias: false },
+    { type: 'batchNorm' },
+    { type: 'relu' },
+    { type: 'maxPool2d', poolSize: 2 },
+    { type: 'conv2d', filters: 32, kernelSize: [3, 3], stride: [1, 1], padding: [1, 1] },
+    { type: 'avgPool2d', poolSize: 2, stride: 1 },
+    { type: 'globalAvgPool' },
+    { type: 'flatten' },
+    { type: 'dense', units: 10 },
+  ],
+};
+
+export async function convTour(x: Float32Array): Promise<number> {
+  const net = await createNetwork(cnn);
+  const shape: number[] = net.getWeights()[0].shape;
+  // @ts-expect-error: padding is a number, [h, w] or 'same' ('valid' is not)
+  await createNetwork({ inputShape: [1, 4, 4], layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, padding: 'valid' }] });
+  // @ts-expect-error: a conv layer needs its number of filters
+  await createNetwork({ inputShape: [1, 4, 4], layers: [{ type: 'conv2d', kernelSize: 3 }] });
+  return net.predict(x.subarray(0, 784)).length + shape.length;
+}
+
 export async function tour(x: Float32Array, y: Uint8Array): Promise<number> {
   const net: Network = await createNetwork(config);
   const loss: number = net.trainBatch(x, y);
