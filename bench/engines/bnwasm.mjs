@@ -3,11 +3,13 @@
 // next to its dist/) for before/after comparisons.
 import { pathToFileURL } from 'node:url';
 import { CLASSES, EPSILON, HIDDEN, INPUT, LEARNING_RATE, MOMENTUM } from '../model.mjs';
+import { fashionMnistCnnConfig } from '../../scripts/fashion-mnist.mjs';
 
-export async function createEngine() {
+// model 'mlp' (the dense network above) or 'cnn' (fashionMnistCnnConfig, the CNN of issue 10).
+export async function createEngine(model = 'mlp') {
   const entry = process.env.BNWASM_ENTRY ? pathToFileURL(process.env.BNWASM_ENTRY).href : '../../web/src/index.js';
   const { createNetwork } = await import(entry);
-  const net = await createNetwork({
+  const net = await createNetwork(model === 'cnn' ? fashionMnistCnnConfig() : {
     inputSize: INPUT,
     layers: [
       { type: 'dense', units: HIDDEN, useBias: false },

@@ -10,7 +10,10 @@ import { CLASSES, EPSILON, HIDDEN, INPUT, LEARNING_RATE, MOMENTUM } from '../mod
 
 const require = createRequire(import.meta.url);
 
-export async function createEngine(backend) {
+// model 'mlp' (the dense network above) or 'cnn': the CNN of bench/model.mjs in
+// TF.js's default channels-last layout, [28, 28, 1]: for one channel the same
+// 784 floats in the same order as bnwasm's [1, 28, 28].
+export async function createEngine(backend, modelName = 'mlp') {
   // Production mode, as a deployed app would run: skips debug checks (and the
   // cpu backend's console advice to install tfjs-node).
   tf.enableProdMode();
@@ -21,8 +24,18 @@ export async function createEngine(backend) {
   await tf.setBackend(backend);
   await tf.ready();
   const bn = () => tfl.layers.batchNormalization({ momentum: MOMENTUM, epsilon: EPSILON });
+  const cnn = modelName === 'cnn';
+  const shape = cnn ? [28, 28, 1] : [INPUT];
+  const conv = (filters, first) =>
+    tfl.layers.conv2d({ ...(first && { inputShape: shape }), filters, kernelSize: 3, padding: 'same', useBias: false });
   const model = tfl.sequential({
-    layers: [
+    layers: cnn ? [
+      conv(16, true), bn(), tfl.layers.activation({ activation: 'relu' }), tfl.layers.maxPooling2d({ poolSize: 2 }),
+      conv(32, false), bn(), tfl.layers.activation({ activation: 'relu' }), tfl.layers.maxPooling2d({ poolSize: 2 }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 128, useBias: false }), bn(), tfl.layers.activation({ activation: 'relu' }),
+      tfl.layers.dense({ units: CLASSES, activation: 'softmax' }),
+    ] : [
       tfl.layers.dense({ inputShape: [INPUT], units: HIDDEN, useBias: false }),
       bn(),
       tfl.layers.activation({ activation: 'relu' }),
@@ -42,7 +55,7 @@ export async function createEngine(backend) {
       for (let b = 0; b < count; b++) {
         const labels = y.subarray(b * batch, (b + 1) * batch);
         list.push([
-          tf.tensor2d(x.subarray(b * batch * INPUT, (b + 1) * batch * INPUT), [batch, INPUT]),
+          tf.tensor(x.subarray(b * batch * INPUT, (b + 1) * batch * INPUT), [batch, ...shape]),
           tf.oneHot(tf.tensor1d(Int32Array.from(labels), 'int32'), CLASSES),
         ]);
       }
@@ -53,10 +66,10 @@ export async function createEngine(backend) {
     },
     // Float32Array in, Float32Array out, as bnwasm's predict.
     predictOne(x) {
-      return tf.tidy(() => model.predict(tf.tensor2d(x, [1, INPUT])).dataSync());
+      return tf.tidy(() => model.predict(tf.tensor(x, [1, ...shape])).dataSync());
     },
     predictBatch(xs) {
-      return tf.tidy(() => model.predict(tf.tensor2d(xs, [xs.length / INPUT, INPUT]), { batchSize: xs.length / INPUT }).dataSync());
+      return tf.tidy(() => model.predict(tf.tensor(xs, [xs.length / INPUT, ...shape]), { batchSize: xs.length / INPUT }).dataSync());
     },
     dispose() {
       model.dispose();

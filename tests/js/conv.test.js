@@ -172,7 +172,7 @@ describe('a trained CNN', () => {
 
   test('recomputeStatistics: per channel over examples and positions', async () => {
     const copy = await loadNetwork(net.save());
-    copy.recomputeStatistics(data.x);
+    await copy.recomputeStatistics(data.x);
     const w = copy.getWeights();
     // Layer 0's outputs (the conv) are layer 1's inputs: 4 channels of 8x8.
     for (const [layer, positions, unbiased] of [[1, 64, true], [5, 10, false]]) {
