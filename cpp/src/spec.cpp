@@ -271,6 +271,9 @@ Status validate_spec(const NetworkSpec& s, std::string* why) {
       total += in.size() * l.units;
     } else if (l.type == LayerType::Conv2d) {
       total += in.c * l.kernel_h * l.kernel_w * l.units;
+      // Its im2col matrix (C * KH * KW, OH * OW) is scratch memory, one image at a time.
+      if (in.c * l.kernel_h * l.kernel_w * shape.h * shape.w > (int64_t(1) << 26))
+        return bad(at + ": the im2col matrix of one image would exceed 2^26 values");
     } else if (l.type == LayerType::BatchNorm) {
       if (!(l.momentum >= 0 && l.momentum < 1)) return bad(at + ".momentum must be in [0, 1)");
       if (!(std::isfinite(l.epsilon) && l.epsilon > 0))
