@@ -1414,6 +1414,23 @@ TEST(ConvNetwork, NoAllocationInPredictOne) {
   EXPECT_EQ(g_allocations.load(), before);
 }
 
+// Conv weights are initialised as dense ones, with fan_in = C * KH * KW and
+// fan_out = F * KH * KW (PyTorch's and Keras's fans): He through batch norm
+// into ReLU, Glorot otherwise.
+TEST(ConvNetwork, InitUsesTheConvFans) {
+  auto net = Make(ImageSpec(
+      3, 8, 8,
+      {ConvLayer(24, 3, 3, 1, 0, true, false), BatchNormLayer(), Activation(LayerType::Relu),
+       ConvLayer(20, 2, 3), Activation(LayerType::Tanh), DenseLayer(2)}));
+  ASSERT_NE(net, nullptr);
+  const auto ts = net->tensors();
+  ExpectUniform(Copy(Find(ts, 0, "weight")), std::sqrt(6.0 / (3 * 9)), "conv 0 (auto -> He)");
+  ExpectUniform(Copy(Find(ts, 3, "weight")), std::sqrt(6.0 / (24 * 6 + 20 * 6)),
+                "conv 3 (auto -> Glorot)");
+  const std::vector<float> bias = Copy(Find(ts, 3, "bias"));
+  EXPECT_TRUE(AllNear("conv 3 bias", std::vector<double>(20, 0.0), bias.data(), 0.0));
+}
+
 // Shapes that do not fit are refused with a message that names the layer and the sizes.
 TEST(ConvNetwork, ShapesThatDoNotFitAreRefused) {
   struct Case {
