@@ -93,8 +93,8 @@ const line = (r) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : 
 const gflops = (rate, flop) => (rate * flop) / 1e9;
 const out = [
   `bnwasm CNN benchmark: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.versions.node}, ` +
-    `medians of ${rounds} interleaved rounds; 1-minute load average ${load.map((l) => l.toFixed(1)).join(', ')} ` +
-    `(above the core count, other work shared the machine and the numbers are low and noisy)`,
+    `medians of ${rounds} interleaved rounds; 1-minute load average ${load.map((l) => l.toFixed(1)).join(', ')}` +
+    (Math.max(...load) > cpus().length ? ' (above the core count: other work shared the machine, the numbers are low and noisy)' : ''),
   line(rows[0]),
   `|${widths.map((wd, c) => (c === 0 ? '-'.repeat(wd + 2) : `${'-'.repeat(wd + 1)}:`)).join('|')}|`,
   ...rows.slice(1).map(line),
