@@ -2,6 +2,8 @@
 // ownership of the Embind object (a user never calls .delete()).
 import { fromSpec, normalizeConfig, outputSize, toSpec } from './config.js';
 import { BnwasmError, DisposedError, DivergenceError, InputError, ModelFormatError, describe } from './errors.js';
+import { exporter } from './exporters.js';
+import { foldDenseBatchNorm } from './fold.js';
 import { loadModule, yieldToEventLoop } from './module.js';
 
 // Core status codes (cpp/include/bnwasm/network.h, enum Status).
@@ -518,22 +520,14 @@ export class Network {
       const at = layers.length;
       if (l.type === 'dense' && src[i + 1]?.type === 'batchNorm') {
         const bn = src[i + 1];
-        const w = tensors.get(`${i}/weight`).values;
-        const b = tensors.get(`${i}/bias`)?.values;
-        const gamma = tensors.get(`${i + 1}/gamma`).values;
-        const beta = tensors.get(`${i + 1}/beta`).values;
-        const mean = tensors.get(`${i + 1}/runningMean`).values;
-        const variance = tensors.get(`${i + 1}/runningVariance`).values;
-        const inputs = w.length / l.units;
-        const folded = new Float32Array(w.length);
-        const bias = new Float32Array(l.units);
-        for (let u = 0; u < l.units; u++) {
-          const scale = gamma[u] / Math.sqrt(variance[u] + bn.epsilon);
-          for (let k = 0; k < inputs; k++) folded[u * inputs + k] = w[u * inputs + k] * scale;
-          bias[u] = ((b ? b[u] : 0) - mean[u]) * scale + beta[u];
-        }
+        const folded = foldDenseBatchNorm(tensors.get(`${i}/weight`).values, tensors.get(`${i}/bias`)?.values, {
+          gamma: tensors.get(`${i + 1}/gamma`).values,
+          beta: tensors.get(`${i + 1}/beta`).values,
+          runningMean: tensors.get(`${i + 1}/runningMean`).values,
+          runningVariance: tensors.get(`${i + 1}/runningVariance`).values,
+        }, bn.epsilon);
         layers.push({ type: 'dense', units: l.units, useBias: true });
-        weights.push({ layer: at, name: 'weight', values: folded }, { layer: at, name: 'bias', values: bias });
+        weights.push({ layer: at, name: 'weight', values: folded.weight }, { layer: at, name: 'bias', values: folded.bias });
         i++; // the batch norm is folded
       } else {
         layers.push(l);
@@ -546,6 +540,39 @@ export class Network {
     const net = await createNetwork({ ...this.#config, layers, optimizer: { type: 'sgd' } });
     net.setWeights(weights);
     return new InferenceNetwork(net);
+  }
+
+  /**
+   * The inference graph as ONNX ModelProto bytes. Needs `import 'bnwasm/interop'`
+   * (docs/interop.md).
+   * @param {{opset?: number, fold?: boolean}} [options] opset = 15, fold = false
+   * @returns {Uint8Array}
+   */
+  toONNX(options) {
+    return exporter('toONNX')(this, options);
+  }
+
+  /** PyTorch state_dict tensors in the safetensors format. Needs `import 'bnwasm/interop'`. */
+  toSafetensors() {
+    return exporter('toSafetensors')(this);
+  }
+
+  /** A tfjs-layers model: `{ modelJson, weightData }`. Needs `import 'bnwasm/interop'`. */
+  toTfjsLayers() {
+    return exporter('toTfjsLayers')(this);
+  }
+
+  /**
+   * @internal Batches folded into a batch-norm layer's running statistics
+   * (PyTorch's num_batches_tracked), and its setter, for the interop converters.
+   */
+  _batchesTracked(layer) {
+    this.#live('batchesTracked');
+    return this.#h.batchesTracked(layer);
+  }
+  _setBatchesTracked(layer, n) {
+    this.#live('setBatchesTracked');
+    this.#check('setBatchesTracked', this.#h.setBatchesTracked(layer, n));
   }
 
   /**

@@ -1,0 +1,9 @@
+// bnwasm/interop: models in from and out to ONNX, PyTorch (safetensors) and
+// TF.js layers. Importing this entry also registers net.toONNX(),
+// net.toSafetensors() and net.toTfjsLayers() on every Network.
+import { registerExporter } from '../exporters.js';
+import { importONNX, toONNX } from './onnx.js';
+
+registerExporter('toONNX', toONNX);
+
+export { importONNX, toONNX };
