@@ -3,7 +3,9 @@
 // net.toSafetensors() and net.toTfjsLayers() on every Network.
 import { registerExporter } from '../exporters.js';
 import { importONNX, toONNX } from './onnx.js';
+import { loadSafetensors, toSafetensors } from './safetensors.js';
 
 registerExporter('toONNX', toONNX);
+registerExporter('toSafetensors', toSafetensors);
 
-export { importONNX, toONNX };
+export { importONNX, toONNX, loadSafetensors, toSafetensors };
