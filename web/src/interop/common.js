@@ -51,10 +51,14 @@ export function checkImportOptions(fn, options, allowed) {
   }
 }
 
-/** Bytes given as a Uint8Array or ArrayBuffer (or a Node Buffer, a Uint8Array). */
+/**
+ * Bytes given as a Uint8Array (a Node Buffer is one) or an ArrayBuffer, from this
+ * realm or another (a worker's, an iframe's): checked by tag, not instanceof.
+ */
 export function asBytes(fn, name, bytes) {
-  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
-  if (bytes instanceof Uint8Array) return bytes;
+  const tag = Object.prototype.toString.call(bytes);
+  if (tag === '[object ArrayBuffer]') return new Uint8Array(bytes);
+  if (tag === '[object Uint8Array]') return bytes;
   throw new InputError(`${fn}(): ${name} must be a Uint8Array or ArrayBuffer, got ${describe(bytes)}`, 'BNWASM_WRONG_TYPE');
 }
 

@@ -4,8 +4,10 @@
 import { registerExporter } from '../exporters.js';
 import { importONNX, toONNX } from './onnx.js';
 import { loadSafetensors, toSafetensors } from './safetensors.js';
+import { importTfjsLayers, toTfjsLayers } from './tfjs.js';
 
 registerExporter('toONNX', toONNX);
 registerExporter('toSafetensors', toSafetensors);
+registerExporter('toTfjsLayers', toTfjsLayers);
 
-export { importONNX, toONNX, loadSafetensors, toSafetensors };
+export { importONNX, toONNX, loadSafetensors, toSafetensors, importTfjsLayers, toTfjsLayers };
