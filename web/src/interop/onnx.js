@@ -62,7 +62,7 @@ export function encodeModel({ opset, nodes, initializers, input, output }) {
   graph.message(11, writeValueInfo(input.name, input.width));
   graph.message(12, writeValueInfo(output.name, output.width));
   return new Writer()
-    .int(1, IR_VERSION[opset])
+    .int(1, IR_VERSION[opset] ?? 8)
     .string(2, 'bnwasm')
     .message(7, graph)
     .message(8, new Writer().int(2, opset))

@@ -183,6 +183,9 @@ export async function importTfjsLayers(modelJson, weightData, options = {}) {
     } catch (e) {
       throw new ModelFormatError(`${fn}(): modelJson is not valid JSON (${e.message})`);
     }
+    if (modelJson === null || typeof modelJson !== 'object' || Array.isArray(modelJson)) {
+      throw new ModelFormatError(`${fn}(): the model.json text holds ${describe(modelJson)}, not an object`);
+    }
   }
   if (modelJson === null || typeof modelJson !== 'object' || Array.isArray(modelJson)) {
     throw new InputError(`${fn}(): modelJson must be the model.json object or its text, got ${describe(modelJson)}`, 'BNWASM_WRONG_TYPE');
