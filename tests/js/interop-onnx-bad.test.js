@@ -49,6 +49,17 @@ test('the unedited graph imports (so each refusal below is the edit)', async () 
   net.dispose();
 });
 
+test('float64 initializers are rounded to float32', async () => {
+  const values = Float64Array.from({ length: 12 }, (_, i) => 0.1 * (i + 1) + 1e-12);
+  const net = await importONNX(
+    graph((g) => {
+      g.initializers[0].values = values;
+    }),
+  );
+  expect(net.getWeights()[0].values).toEqual(Float32Array.from(values));
+  net.dispose();
+});
+
 test('an unknown op names the op and the node', async () => {
   await refused(
     graph((g) => {

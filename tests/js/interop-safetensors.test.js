@@ -145,6 +145,23 @@ describe('loadSafetensors refuses files that do not match the config', () => {
     net.dispose();
     ref.dispose();
   });
+  test('float16 tensors are converted exactly', async () => {
+    // Values float16 holds exactly, with their bit patterns.
+    const HALF = [[0, 0x0000], [0.5, 0x3800], [1, 0x3c00], [-1.25, 0xbd00], [2 ** -20, 0x0010]];
+    const f16 = entries().map((e, k) => {
+      if (e.dtype !== 'F32') return e;
+      const table = e.name.endsWith('running_var') ? HALF.filter(([v]) => v >= 0) : HALF;
+      const n = e.bytes.length / 4;
+      const pick = (i) => table[(i + k) % table.length];
+      const bits = Uint16Array.from({ length: n }, (_, i) => pick(i)[1]);
+      return { ...e, dtype: 'F16', bytes: new Uint8Array(bits.buffer), expected: Float32Array.from({ length: n }, (_, i) => pick(i)[0]) };
+    });
+    const net = await loadSafetensors(writeSafetensors(f16), cfg);
+    const byName = new Map(f16.map((e) => [e.name, e.expected]));
+    const suffix = { weight: 'weight', bias: 'bias', gamma: 'weight', beta: 'bias', runningMean: 'running_mean', runningVariance: 'running_var' };
+    for (const t of net.getWeights()) expect(t.values).toEqual(byName.get(`${t.layer}.${suffix[t.name]}`));
+    net.dispose();
+  });
   test('a negative running variance or a NaN is the file\'s fault', async () => {
     const bad = entries().map((e) => (e.name === '1.running_var' ? { ...e, bytes: new Uint8Array(new Float32Array(12).fill(-1).buffer) } : e));
     await expect(loadSafetensors(writeSafetensors(bad), cfg)).rejects.toThrow(ModelFormatError);

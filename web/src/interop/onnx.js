@@ -30,9 +30,11 @@ const IR_VERSION = { 13: 7, 14: 7, 15: 8, 16: 8, 17: 8 };
 
 // ---- writing --------------------------------------------------------------------------------
 
+// A Float32Array is written as float, a Float64Array as double (raw little-endian data).
 function writeTensor(t) {
   const raw = new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength);
-  return new Writer().packedInts(1, t.dims).int(2, FLOAT).string(8, t.name).bytes(9, raw);
+  const dataType = t.values instanceof Float64Array ? DOUBLE : FLOAT;
+  return new Writer().packedInts(1, t.dims).int(2, dataType).string(8, t.name).bytes(9, raw);
 }
 
 function writeAttribute(name, a) {
