@@ -60,6 +60,34 @@ test('float64 initializers are rounded to float32', async () => {
   net.dispose();
 });
 
+test('batch norm wrapped in Unsqueeze/Squeeze of a trailing axis (negative or not) reads as BatchNorm1d', async () => {
+  const plain = await importONNX(graph());
+  const x = Float32Array.from({ length: 15 }, (_, i) => Math.sin(i));
+  for (const [unsqueeze, squeeze] of [[2, 2], [-1, -1], [2, -1]]) {
+    const net = await importONNX(
+      graph((g) => {
+        g.initializers.push({ name: 'ua', dims: [1], values: BigInt64Array.of(BigInt(unsqueeze)) });
+        g.initializers.push({ name: 'sa', dims: [1], values: BigInt64Array.of(BigInt(squeeze)) });
+        g.nodes.splice(1, 0, { op: 'Unsqueeze', name: 'u', inputs: ['h', 'ua'], output: 'h3', attributes: {} });
+        g.nodes[2].inputs[0] = 'h3';
+        g.nodes[2].output = 'n3';
+        g.nodes.splice(3, 0, { op: 'Squeeze', name: 's', inputs: ['n3', 'sa'], output: 'n', attributes: {} });
+      }),
+    );
+    expect(net.predictBatch(x)).toEqual(plain.predictBatch(x));
+    net.dispose();
+  }
+  await refused(
+    graph((g) => {
+      g.initializers.push({ name: 'ua', dims: [1], values: BigInt64Array.of(0n) });
+      g.nodes.splice(1, 0, { op: 'Unsqueeze', name: 'u', inputs: ['h', 'ua'], output: 'h3', attributes: {} });
+      g.nodes[2].inputs[0] = 'h3';
+    }),
+    /Unsqueeze node 'u' inserts an axis before the batch axis/,
+  );
+  plain.dispose();
+});
+
 test('an unknown op names the op and the node', async () => {
   await refused(
     graph((g) => {

@@ -2,7 +2,7 @@
 // network grouped by layer, and building a Network from converted parts so that
 // a failure leaves nothing half-built.
 import { normalizeConfig } from '../config.js';
-import { BnwasmError, ConfigError, InputError, ModelFormatError, describe } from '../errors.js';
+import { ConfigError, InputError, ModelFormatError, describe } from '../errors.js';
 import { createNetwork } from '../network.js';
 
 // bnwasm tensor name -> the suffix nn.Linear / nn.BatchNorm1d use in a state_dict.
@@ -90,4 +90,3 @@ export async function buildNetwork(fn, config, weights, tracked = new Map()) {
   return net;
 }
 
-export { BnwasmError, ModelFormatError };

@@ -30,10 +30,11 @@ const IR_VERSION = { 13: 7, 14: 7, 15: 8, 16: 8, 17: 8 };
 
 // ---- writing --------------------------------------------------------------------------------
 
-// A Float32Array is written as float, a Float64Array as double (raw little-endian data).
+// Float32Array is written as float, Float64Array as double, BigInt64Array as int64
+// (raw little-endian data).
 function writeTensor(t) {
   const raw = new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength);
-  const dataType = t.values instanceof Float64Array ? DOUBLE : FLOAT;
+  const dataType = t.values instanceof Float64Array ? DOUBLE : t.values instanceof BigInt64Array ? INT64 : FLOAT;
   return new Writer().packedInts(1, t.dims).int(2, dataType).string(8, t.name).bytes(9, raw);
 }
 
@@ -378,7 +379,7 @@ const IMPORT_OP = {
     const rank = s.shape.length + 1;
     const axes = s.axes(node);
     const shape = [null, ...s.shape];
-    for (const axis of axes.map((a) => (a < 0 ? a + rank + axes.length - 1 : a)).sort((a, b) => a - b)) {
+    for (const axis of axes.map((a) => (a < 0 ? a + rank + axes.length : a)).sort((a, b) => a - b)) {
       if (axis < 1) s.refuse(node, 'inserts an axis before the batch axis');
       shape.splice(axis, 0, 1);
     }
