@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything: build the wasm module, the C++ suites (native, sanitizers, wasm,
-# fuzz), the JS suites (Jest), then the browser end-to-end test. Each step's
+# fuzz), the JS suites (Jest), then the browser end-to-end tests. Each step's
 # output is shown and kept in build/test-logs/; the last line sums them up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
