@@ -74,7 +74,9 @@ class Handle {
     return reinterpret_cast<uintptr_t>(net_->batch_var(layer));
   }
 
-  double batchesTracked(int layer) const { return static_cast<double>(net_->batches_tracked(layer)); }
+  double batchesTracked(int layer) const {
+    return static_cast<double>(net_->batches_tracked(layer));
+  }
   int setBatchesTracked(int layer, double n) {
     return static_cast<int>(net_->set_batches_tracked(layer, static_cast<uint64_t>(n)));
   }
