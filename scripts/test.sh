@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything: build the wasm module, the C++ suites (native, sanitizers, wasm,
-# fuzz), the JS suites (Jest), then the browser end-to-end test. Each step's
+# fuzz), the JS suites (Jest), then the browser end-to-end tests. Each step's
 # output is shown and kept in build/test-logs/; the last line sums them up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,6 @@ bash scripts/build.sh
 bash scripts/test-cpp.sh 2>&1 | tee "$logs/cpp.log"
 echo "== JS (Jest, Node, through the public API)"
 NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$logs/jest.json" "$@"
-echo "== Browser end-to-end (the demo in headless Chromium)"
-node tests/e2e/demo.test.mjs 2>&1 | tee "$logs/e2e.log"
+echo "== Browser end-to-end (the demo; toONNX in onnxruntime-web; headless Chromium, one at a time)"
+node --test --test-concurrency=1 tests/e2e/demo.test.mjs tests/e2e/interop.test.mjs 2>&1 | tee "$logs/e2e.log"
 node scripts/test-summary.mjs "$logs"
