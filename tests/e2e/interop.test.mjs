@@ -6,9 +6,11 @@
 //     (max |difference| <= 1e-5; page.js says why);
 //   - it imports PyTorch-exported fixtures (tests/fixtures/onnx) with importONNX and compares
 //     predictBatch, and onnxruntime-web on the same file, with PyTorch's float64 outputs.
-// This test checks those numbers, that the page logged no errors, that every .wasm request
-// (bnwasm's and onnxruntime-web's) answered 200 and that nothing left localhost, then saves
-// a screenshot of the page's tables to test-results/onnx-e2e.png.
+// This test runs the page twice, cross-origin isolated (as scripts/serve.mjs serves the demo)
+// and not (a plain static host: no SharedArrayBuffer, so onnxruntime-web gets one thread), and
+// checks those numbers, that the page logged no errors, that every .wasm request (bnwasm's and
+// onnxruntime-web's) answered 200 and that nothing left localhost. Screenshots of the page's
+// tables: test-results/onnx-e2e.png (isolated) and onnx-e2e-not-isolated.png.
 //   node --test tests/e2e/interop.test.mjs
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -28,19 +30,10 @@ const EXPORT_ROWS = 2 * 5 * 2; // models x opsets 13..17 x fold
 const IMPORT_ROWS = 4 * 2 * 2; // fixtures x opsets 13, 17 x constant folding
 const TRAIN_STEPS = 20;
 
-let server;
 let context;
 let userDataDir;
-let origin;
-const errors = [];
-const warnings = [];
-const wasm = [];
-const elsewhere = [];
 
 before(async () => {
-  // The repository root, so the page can import web/src, web/dist and node_modules.
-  ({ server } = await serve({ port: 0, root: ROOT }));
-  origin = `http://localhost:${server.address().port}`;
   userDataDir = mkdtempSync(join(tmpdir(), 'bnwasm-e2e-onnx-'));
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -48,36 +41,55 @@ before(async () => {
     viewport: { width: 1100, height: 900 },
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  context.on('request', (request) => {
-    const url = request.url();
-    if (!url.startsWith(`${origin}/`) && !url.startsWith('data:')) elsewhere.push(url);
-  });
-  context.on('response', (response) => {
-    const url = new URL(response.url());
-    if (url.pathname.endsWith('.wasm')) wasm.push({ path: url.pathname, status: response.status() });
-    if (response.status() >= 400) errors.push(`HTTP ${response.status()}: ${response.url()}`);
-  });
 });
 
 after(async () => {
   await context?.close();
-  server?.close();
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
-test("toONNX files run in onnxruntime-web in Chromium with bnwasm's outputs, and PyTorch's files import", async () => {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
-    if (m.type() === 'warning') warnings.push(m.text());
-  });
-  await page.goto(`${origin}/tests/e2e/interop/`);
-  await page.waitForFunction(() => document.body.dataset.result !== undefined, null, { timeout: 120_000 });
-  const result = JSON.parse(await page.evaluate(() => document.body.dataset.result));
-  mkdirSync(RESULTS, { recursive: true });
-  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+/**
+ * Serves the repository root (the page imports web/src, web/dist and node_modules) with or
+ * without the cross-origin isolation headers, runs the page in a fresh tab and checks it.
+ */
+async function runPage({ isolated, screenshot }) {
+  const { server } = await serve({ port: 0, root: ROOT, isolated });
+  const origin = `http://localhost:${server.address().port}`;
+  const errors = [];
+  const warnings = [];
+  const wasm = [];
+  const elsewhere = [];
+  const onRequest = (request) => {
+    const url = request.url();
+    if (!url.startsWith(`${origin}/`) && !url.startsWith('data:')) elsewhere.push(url);
+  };
+  context.on('request', onRequest);
+  const page = await context.newPage();
+  try {
+    page.on('response', (response) => {
+      const url = new URL(response.url());
+      if (url.pathname.endsWith('.wasm')) wasm.push({ path: url.pathname, status: response.status() });
+      if (response.status() >= 400) errors.push(`HTTP ${response.status()}: ${response.url()}`);
+    });
+    page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
+      if (m.type() === 'warning') warnings.push(m.text());
+    });
+    await page.goto(`${origin}/tests/e2e/interop/`);
+    await page.waitForFunction(() => document.body.dataset.result !== undefined, null, { timeout: 120_000 });
+    const result = JSON.parse(await page.evaluate(() => document.body.dataset.result));
+    mkdirSync(RESULTS, { recursive: true });
+    await page.screenshot({ path: screenshot, fullPage: true });
+    await check(page, result, { isolated, screenshot, errors, warnings, wasm, elsewhere });
+  } finally {
+    context.off('request', onRequest);
+    await page.close();
+    server.close();
+  }
+}
 
+async function check(page, result, { isolated, screenshot, errors, warnings, wasm, elsewhere }) {
   assert.equal(result.error, undefined, result.error);
   console.log(`page: ${page.url()}; onnxruntime-web ${result.env.ort}, numThreads ${result.env.numThreads}, cross-origin isolated ${result.env.crossOriginIsolated}`);
   for (const t of result.training) {
@@ -95,7 +107,7 @@ test("toONNX files run in onnxruntime-web in Chromium with bnwasm's outputs, and
   console.log(`in the page: ${result.seconds.export.toFixed(1)} s training + export + ORT, ${result.seconds.import.toFixed(1)} s import`);
   console.log(`wasm: ${wasm.map((w) => `${w.path} ${w.status}`).join(', ')}`);
   if (warnings.length > 0) console.log(`console warnings: ${warnings.join(' | ')}`);
-  console.log(`screenshot: ${SCREENSHOT}`);
+  console.log(`screenshot: ${screenshot}`);
 
   // The networks trained in the page: the exported running statistics are not the initial 0 and 1.
   assert.equal(result.training.length, 2);
@@ -128,4 +140,14 @@ test("toONNX files run in onnxruntime-web in Chromium with bnwasm's outputs, and
   assert.deepEqual(wasm.filter((w) => w.status !== 200), [], 'wasm requests that did not answer 200');
   assert.deepEqual(elsewhere, [], 'requests that left localhost');
   assert.deepEqual(errors, [], 'the page logged errors');
-});
+  assert.equal(result.env.crossOriginIsolated, isolated, 'crossOriginIsolated');
+  assert.equal(result.env.numThreads, 1);
+}
+
+// Served like `npm start` serves the demo (COOP/COEP: SharedArrayBuffer available).
+test("toONNX files run in onnxruntime-web with bnwasm's outputs and PyTorch's files import (cross-origin isolated page)", () =>
+  runPage({ isolated: true, screenshot: SCREENSHOT }));
+
+// A plain static host without those headers: no SharedArrayBuffer, and neither engine needs it.
+test('the same on a page that is not cross-origin isolated', () =>
+  runPage({ isolated: false, screenshot: join(RESULTS, 'onnx-e2e-not-isolated.png') }));
