@@ -11,6 +11,6 @@ bash scripts/build.sh
 bash scripts/test-cpp.sh 2>&1 | tee "$logs/cpp.log"
 echo "== JS (Jest, Node, through the public API)"
 NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$logs/jest.json" "$@"
-echo "== Browser end-to-end (the demo; toONNX in onnxruntime-web; headless Chromium, one at a time)"
+echo "== Browser end-to-end (the demo; ONNX export in onnxruntime-web and importONNX in the page; headless Chromium, one at a time)"
 node --test --test-concurrency=1 tests/e2e/demo.test.mjs tests/e2e/interop.test.mjs 2>&1 | tee "$logs/e2e.log"
 node scripts/test-summary.mjs "$logs"
