@@ -65,7 +65,12 @@ if [ -r /etc/debian_version ] && command -v dpkg-query >/dev/null; then
     if [ "$(id -u)" -ne 0 ]; then
       echo "setup: npm $mode needs these Debian packages: ${missing[*]}" >&2
       echo "setup: install them, then run npm $mode again:" >&2
-      echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+      install="apt-get install -y --no-install-recommends ${missing[*]}"
+      if command -v sudo >/dev/null; then
+        echo "  sudo apt-get update && sudo $install" >&2
+      else
+        echo "  su -c 'apt-get update && $install'" >&2
+      fi
       exit 1
     fi
     echo "setup: installing Debian packages (the first time takes a few minutes): ${missing[*]}"
