@@ -414,7 +414,9 @@ async function trainLoop(net, state, x, y, o) {
       seen += m;
       sinceProgress.loss += loss;
       sinceProgress.batches += 1;
-      if (o.validationData && o.validationInterval > 0 && t1 - lastValidation >= o.validationInterval) {
+      // A score waits until a progress message carries it; the next one is taken after that, so
+      // the score before training is never replaced unsent when the first step is slow.
+      if (o.validationData && o.validationInterval > 0 && !pendingValidation && t1 - lastValidation >= o.validationInterval) {
         pendingValidation = validate();
       }
       if (o.checkpointEvery > 0 && net.steps % o.checkpointEvery === 0) {
