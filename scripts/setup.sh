@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks for `npm start` or `npm test`; both run it first, so a
 # new clone needs no other command. Idempotent: with nothing to install it prints nothing and
-# returns in a few milliseconds (no apt-get, no npm).
+# runs neither apt-get nor npm (one dpkg-query; about 0.1 s).
 #   bash scripts/setup.sh start       the demo: Emscripten, CMake, Fashion-MNIST (no npm packages)
 #   bash scripts/setup.sh [test]      everything: also the C++ test tools, Chromium, then npm ci
 #                                     when node_modules is missing or older than package-lock.json
