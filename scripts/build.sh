@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+trap 'bash scripts/setup.sh give-back' EXIT
 # 3.1.6's toolchain file sets the emulator to 'node --experimental-wasm-threads',
 # which Node 20 rejects.
 mkdir -p build
@@ -20,4 +21,8 @@ rm -rf web/dist.old
 [ -d web/dist ] && mv web/dist web/dist.old
 mv "$staging" web/dist
 rm -rf web/dist.old
-echo "build: $(wc -c <web/dist/bnwasm.wasm) bytes of wasm, $(wasm-objdump -d web/dist/bnwasm.wasm 2>/dev/null | grep -c 'f32x4' || echo '?') f32x4 instructions"
+if command -v wasm-objdump >/dev/null; then
+  echo "build: $(wc -c <web/dist/bnwasm.wasm) bytes of wasm, $(wasm-objdump -d web/dist/bnwasm.wasm | grep -c 'f32x4') f32x4 instructions"
+else
+  echo "build: $(wc -c <web/dist/bnwasm.wasm) bytes of wasm"
+fi

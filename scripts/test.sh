@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Everything: build the wasm module, the C++ suites (native, sanitizers, wasm,
+# Everything: install what is missing (scripts/setup.sh test: Debian packages,
+# then npm ci), build the wasm module, the C++ suites (native, sanitizers, wasm,
 # fuzz), the JS suites (Jest), then the browser end-to-end tests. Each step's
 # output is shown and kept in build/test-logs/; the last line sums them up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup.sh test
+trap 'bash scripts/setup.sh give-back' EXIT
 logs=build/test-logs
 rm -rf "$logs" && mkdir -p "$logs"
 
