@@ -357,7 +357,7 @@ test('recomputeStatistics in the worker sets exactly the statistics the main thr
   const firstProgress = new Promise((resolve) => (started = resolve));
   const fit = t.fit(train.x, train.y, { epochs: 1000, batchSize: BATCH, signal: controller.signal, onProgress: started });
   await firstProgress;
-  await expect(t.recomputeStatistics(data)).rejects.toMatchObject({ code: 'BNWASM_BUSY', message: expect.stringMatching(/^recomputeStatistics\(\): this trainer is already fitting/) });
+  await expect(t.recomputeStatistics(data)).rejects.toMatchObject({ code: 'BNWASM_BUSY', message: expect.stringMatching(/^recomputeStatistics\(\): already fitting; await the running fit\(\) or abort it first$/) });
   controller.abort();
   expect((await fit).aborted).toBe(true);
 });
