@@ -14,15 +14,18 @@
 // paths separated by ':') adds others, e.g. Debian 12's own Node 18. The tools are the ones the
 // root package.json pins (devDependencies, lockfile); the apps find them in the root
 // node_modules, above build/consumers/, and find bnwasm only in their own node_modules.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { consumersDir, packPackage, root } from './lib/pack.mjs';
 
 const templates = path.join(root, 'tests/consumers/node');
 const modules = path.join(root, 'node_modules');
 const semver = createRequire(path.join(root, 'package.json'))('semver');
+/** Apps set up and run at once (each app's runs are in sequence). */
+const JOBS = Number(process.env.BNWASM_CONSUMER_JOBS ?? 2);
 /** A run that has not ended by then hangs (a worker or handle left alive) and fails. */
 const TIMEOUT_MS = Number(process.env.BNWASM_CONSUMER_TIMEOUT_MS ?? 300_000);
 
@@ -30,7 +33,10 @@ const TIMEOUT_MS = Number(process.env.BNWASM_CONSUMER_TIMEOUT_MS ?? 300_000);
 
 const tsc = path.join(modules, 'typescript/bin/tsc');
 
-/** A TypeScript app: its tsconfig compilerOptions, package type, and whether its output runs in Node. */
+/**
+ * A TypeScript app: its tsconfig compilerOptions, package type, and whether its output runs in
+ * Node. The type check does not depend on the Node that runs tsc: it runs once, with the first Node.
+ */
 function typescriptApp(name, type, compilerOptions, runs) {
   return {
     name,
@@ -38,7 +44,8 @@ function typescriptApp(name, type, compilerOptions, runs) {
     type,
     tool: 'typescript',
     tsconfig: { compilerOptions: { strict: true, target: 'es2022', ...compilerOptions }, files: ['consumer.ts'] },
-    steps: () => [[tsc, '-p', '.'], ...(runs ? [['dist/consumer.js']] : [])],
+    steps: (node, first) => [...(first ? [[tsc, '-p', '.']] : []), ...(runs ? [['dist/consumer.js']] : [])],
+    note: (node, first) => (first ? (runs ? 'tsc, run' : 'tsc') : 'run'),
   };
 }
 
@@ -96,7 +103,7 @@ const versionOf = (dir) => JSON.parse(readFileSync(path.join(modules, dir, 'pack
 
 // ---- Creating and running an app --------------------------------------------------------------
 
-function createApp(app, tarball) {
+async function createApp(app, tarball) {
   const dir = path.join(consumersDir, app.name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -110,11 +117,11 @@ function createApp(app, tarball) {
   };
   writeFileSync(path.join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   if (app.tsconfig) writeFileSync(path.join(dir, 'tsconfig.json'), `${JSON.stringify(app.tsconfig, null, 2)}\n`);
-  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'], {
+  await promisify(execFile)('npm', ['install', '--offline', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'], {
     cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
     env: cleanEnv(),
   });
+  if (!existsSync(path.join(dir, 'node_modules/bnwasm/package.json'))) throw new Error(`npm did not install bnwasm into ${dir}`);
   return dir;
 }
 
@@ -157,11 +164,11 @@ function run(binary, args, cwd) {
   });
 }
 
-async function runApp(app, dir, node, logDir) {
+async function runApp(app, dir, node, first, logDir) {
   const tool = app.tool ? versionOf(app.tool) : null;
   const row = {
     consumer: app.name,
-    node: node.version + (app.note?.(node) ? ` (${app.note(node)})` : ''),
+    node: node.version + (app.note?.(node, first) ? ` (${app.note(node, first)})` : ''),
     tool: tool ? `${tool.name} ${tool.version}` : `node ${node.version}`,
     result: 'pass',
     seconds: 0,
@@ -172,7 +179,7 @@ async function runApp(app, dir, node, logDir) {
   }
   const started = Date.now();
   const log = [];
-  for (const args of app.steps(node)) {
+  for (const args of app.steps(node, first)) {
     const { code, output, timedOut } = await run(node.binary, args, dir);
     log.push(`$ node ${args.map((a) => (path.isAbsolute(a) ? path.relative(dir, a) : a)).join(' ')}  (exit ${code})\n${output}`);
     const hang = HANG_SIGNS.find((re) => re.test(output));
@@ -232,21 +239,36 @@ console.log(`node-consumers: npm pack (prepack builds web/dist)`);
 const tarball = packPackage();
 console.log(`node-consumers: ${path.relative(root, tarball)}, ${apps.length} apps x ${nodes.length} Node (${nodes.map((n) => n.version).join(', ')})`);
 const rows = packageRows(tarball, nodes);
-for (const app of apps) {
+
+/** Sets up one app and runs it with each Node; resolves its rows. */
+async function testApp(app) {
   let dir;
   try {
-    dir = createApp(app, tarball);
+    dir = await createApp(app, tarball);
   } catch (error) {
-    rows.push({ consumer: app.name, node: '', tool: 'npm install', result: 'FAIL', seconds: 0, detail: `${error.message}\n${error.stderr ?? ''}` });
-    continue;
+    console.log(`--- ${app.name}: npm install failed\n${error.message}\n${error.stderr ?? ''}`);
+    return [{ consumer: app.name, node: '', tool: 'npm install', result: 'FAIL', seconds: 0, detail: 'npm install failed' }];
   }
-  if (!existsSync(path.join(dir, 'node_modules/bnwasm/package.json'))) throw new Error(`node-consumers: npm did not install bnwasm into ${dir}`);
-  for (const node of nodes) {
-    const row = await runApp(app, dir, node, logDir);
+  const appRows = [];
+  for (const [k, node] of nodes.entries()) {
+    if (app.steps(node, k === 0).length === 0) continue;
+    const row = await runApp(app, dir, node, k === 0, logDir);
     console.log(`  ${row.consumer} on node ${node.version}: ${row.result}${row.detail ? ` (${row.detail})` : ''}`);
-    rows.push(row);
+    appRows.push(row);
   }
+  return appRows;
 }
+
+const results = new Array(apps.length);
+let next = 0;
+const worker = async () => {
+  while (next < apps.length) {
+    const k = next++;
+    results[k] = await testApp(apps[k]);
+  }
+};
+await Promise.all(Array.from({ length: Math.max(1, JOBS) }, worker));
+rows.push(...results.flat());
 
 printTable(rows);
 const count = (result) => rows.filter((r) => r.result === result).length;
