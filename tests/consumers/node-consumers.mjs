@@ -3,7 +3,7 @@
 // fresh minimal apps under build/consumers/<app>/ made from tests/consumers/node/apps/, and runs
 // each with every Node binary given: a Node ES module script, a CommonJS script, Jest 29 with its
 // default configuration, Vitest, node --test, and TypeScript --strict (node16,
-// nodenext, bundler + DOM; ES module and CommonJS). Every app goes through
+// nodenext, node10, bundler + DOM; ES module and CommonJS). Every app goes through
 // tests/consumers/node/scenario.cjs (create, train, predict, save/load, createTrainer
 // fit/snapshot/predict, an InputError from the worker, dispose/terminate) and must exit on its
 // own. Prints a table (consumer, Node, tool, result); exits non-zero if any run failed.
@@ -68,6 +68,8 @@ const APPS = [
   typescriptApp('ts-node16-cjs', 'commonjs', { module: 'node16', moduleResolution: 'node16', ...nodeTypes }, true),
   typescriptApp('ts-nodenext-esm', 'module', { module: 'nodenext', moduleResolution: 'nodenext', ...nodeTypes }, true),
   typescriptApp('ts-nodenext-cjs', 'commonjs', { module: 'nodenext', moduleResolution: 'nodenext', ...nodeTypes }, true),
+  // The resolution older CommonJS projects still use: no `exports`, `types` and `main`.
+  typescriptApp('ts-node10-cjs', 'commonjs', { module: 'commonjs', moduleResolution: 'node10', ...nodeTypes }, true),
   typescriptApp(
     'ts-bundler-dom',
     'module',
