@@ -24,6 +24,19 @@ const SGD_DEFAULTS = { learningRate: 0.01, momentum: 0, nesterov: false, weightD
 const ADAM_DEFAULTS = { learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
 const NETWORK_DEFAULTS = { loss: 'softmaxCrossEntropy', seed: 1 };
 
+/**
+ * Every config option's default, written once: normalizeConfig fills them in, and a test
+ * (tests/js/schema.test.js) checks that the types, the README and the core's structs say the same.
+ */
+export const CONFIG_DEFAULTS = {
+  network: NETWORK_DEFAULTS,
+  dense: DENSE_DEFAULTS,
+  batchNorm: BATCH_NORM_DEFAULTS,
+  renorm: RENORM_DEFAULTS,
+  sgd: SGD_DEFAULTS,
+  adam: ADAM_DEFAULTS,
+};
+
 const fail = (where, message) => {
   throw new ConfigError(`${where}: ${message}`);
 };

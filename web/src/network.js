@@ -43,7 +43,7 @@ function coreError(fn, e, { x = 'x', y = 'y', offsets = [0, 0, 0] } = {}) {
 const YIELD_MS = 10;
 
 // fit's options with their defaults; the others default to undefined.
-const FIT_DEFAULTS = { epochs: 1, batchSize: 32, shuffle: true, progressInterval: 100, validationInterval: 0, trackUnits: 4 };
+export const FIT_DEFAULTS = { epochs: 1, batchSize: 32, shuffle: true, progressInterval: 100, validationInterval: 0, trackUnits: 4 };
 const FIT_OPTIONS = [
   ...Object.keys(FIT_DEFAULTS),
   'validationData', 'signal', 'onBatchEnd', 'onEpochEnd', 'onProgress', 'checkpointEvery', 'onCheckpoint', 'resumeFrom',

@@ -61,7 +61,9 @@ export class ProgressReporter {
     this.#trainTime += at.trainMs;
     const now = performance.now();
     const o = this.#o;
-    if (o.validationData && o.validationInterval > 0 && now - this.#lastValidation >= o.validationInterval) {
+    // A score waits until a report carries it; the next one is taken after that, so the score
+    // before training is never replaced unsent when the first step is slow (a loaded machine).
+    if (o.validationData && o.validationInterval > 0 && !this.#pendingValidation && now - this.#lastValidation >= o.validationInterval) {
       this.#pendingValidation = this.#validate();
     }
     if (now - this.#lastReport >= o.progressInterval) this.#report(at);
