@@ -91,6 +91,7 @@ function parseArgs(argv) {
     else throw new Error(`node-consumers: unknown argument ${argv[i]}`);
     i++;
   }
+  options.nodes = options.nodes.map((binary) => path.resolve(binary)); // apps run in their own folders
   return options;
 }
 
@@ -158,6 +159,7 @@ function run(binary, args, cwd) {
       timedOut = true;
       child.kill('SIGKILL');
     }, TIMEOUT_MS);
+    child.on('error', (error) => (output += `cannot run ${binary}: ${error.message}\n`));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       clearTimeout(hung);
