@@ -18,9 +18,12 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { consumersDir, packPackage, root } from './lib/pack.mjs';
+import { packPackage } from './lib/pack.mjs';
 
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const consumersDir = path.join(root, 'build/consumers');
 const templates = path.join(root, 'tests/consumers/node');
 const modules = path.join(root, 'node_modules');
 const semver = createRequire(path.join(root, 'package.json'))('semver');
@@ -240,7 +243,7 @@ rmSync(logDir, { recursive: true, force: true });
 mkdirSync(logDir, { recursive: true });
 
 console.log(`node-consumers: npm pack (prepack builds web/dist)`);
-const tarball = packPackage();
+const tarball = await packPackage();
 console.log(`node-consumers: ${path.relative(root, tarball)}, ${apps.length} apps x ${nodes.length} Node (${nodes.map((n) => n.version).join(', ')})`);
 const rows = packageRows(tarball, nodes);
 
