@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds the CommonJS entry, web/dist/bnwasm.cjs, from the ES module sources (web/src), so
+// Builds the CommonJS entry, web/dist/bnwasm.cjs, from the ES module sources (web/src: the entry
+// package.json's exports give Node's `import`, and everything it imports), so
 // `require('bnwasm')` works where Node cannot require an ES module (Node 18, Node 20 before
 // 20.19) and in Jest's default configuration, which runs CommonJS and does not transform
 // node_modules. One source of truth: the bundle is generated, never edited.
@@ -54,8 +55,14 @@ const banner = [
   `const __bnwasmFileUrl = (file) => require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(toPackageRoot)}, file)).href;`,
 ].join('\n');
 
+// The entry Node's `import` gets (the "node" condition if there is one) is the one bundled.
+const { exports } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
+const main = exports['.'];
+const entry = [main.node, main.import, main.default].find((target) => typeof target === 'string');
+if (!entry) throw new Error('build-cjs: package.json exports["."] names no node, import or default entry');
+
 const result = await build({
-  entryPoints: [path.join(root, 'web/src/index.js')],
+  entryPoints: [path.join(root, entry)],
   bundle: true,
   platform: 'node',
   format: 'cjs',
