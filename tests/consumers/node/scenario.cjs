@@ -131,7 +131,8 @@ async function inWorker(b) {
 function entryOf(resolved, kind) {
   const file = String(resolved).replace(/\\/g, '/');
   assert.match(file, /\/node_modules\/bnwasm\//, `bnwasm resolves to the installed package, got ${file}`);
-  const expected = kind === 'require' ? /\/web\/dist\/bnwasm\.cjs$/ : /\/web\/src\/index\.js$/;
+  // require gets the generated CommonJS file; import an ES module of web/src (Node's entry there).
+  const expected = kind === 'require' ? /\/web\/dist\/bnwasm\.cjs$/ : /\/web\/src\/[\w.-]+\.js$/;
   assert.match(file, expected, `the ${kind} entry`);
 }
 
