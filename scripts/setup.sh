@@ -16,6 +16,7 @@ DEBIAN_PACKAGES=(
   wabt                  # wasm-objdump: checks the module really uses SIMD
   dataset-fashion-mnist # the data the tests and the demo train on
   chromium              # headless browser for the end-to-end tests
+  python3-torch python3-onnx  # interop: PyTorch fixtures, DDP script, onnx.checker
 )
 
 missing=()

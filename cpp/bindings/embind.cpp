@@ -91,6 +91,13 @@ class Handle {
     return reinterpret_cast<uintptr_t>(net_->batch_var(layer));
   }
 
+  double batchesTracked(int layer) const {
+    return static_cast<double>(net_->batches_tracked(layer));
+  }
+  int setBatchesTracked(int layer, double n) {
+    return static_cast<int>(net_->set_batches_tracked(layer, static_cast<uint64_t>(n)));
+  }
+
   val spec() const { return val::array(bnwasm::encode_spec(net_->spec())); }
   size_t save() {
     saved_ = net_->save();
@@ -171,6 +178,8 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
       .function("populationEnd", &Handle::populationEnd)
       .function("batchMean", &Handle::batchMean)
       .function("batchVar", &Handle::batchVar)
+      .function("batchesTracked", &Handle::batchesTracked)
+      .function("setBatchesTracked", &Handle::setBatchesTracked)
       .function("spec", &Handle::spec)
       .function("save", &Handle::save)
       .function("saved", &Handle::saved)

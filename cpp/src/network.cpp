@@ -712,4 +712,16 @@ std::unique_ptr<Network> Network::folded() const {
   return net;
 }
 
+int64_t Network::batches_tracked(int32_t layer) const {
+  if (batch_mean(layer) == nullptr) return -1;
+  return static_cast<int64_t>(layers_[layer].tracked);
+}
+Status Network::set_batches_tracked(int32_t layer, uint64_t n) {
+  if (batch_mean(layer) == nullptr)
+    return fail(Status::BadArgument, "layer " + std::to_string(layer) + " is not batch norm");
+  layers_[layer].tracked = n;
+  weights_changed();  // bias correction's uncorrected average depends on the count
+  return Status::Ok;
+}
+
 }  // namespace bnwasm

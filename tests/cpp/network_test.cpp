@@ -784,6 +784,51 @@ INSTANTIATE_TEST_SUITE_P(Network, SaveLoad,
                            return p.param == OptimizerType::Sgd ? "sgd" : "adam";
                          });
 
+// batches_tracked is PyTorch's num_batches_tracked: one per training step, per
+// batch-norm layer. Setting it (as an import does) makes a fresh network with
+// the same statistics update them as the network that trained.
+TEST(NetworkBatchesTracked, CountsStepsAndSeedsTheRunningAverages) {
+  auto a = Make(MixedSpec(Sgd(0.05)));
+  ASSERT_NE(a, nullptr);
+  Rng rng(31);
+  TrainRandom(*a, rng, 3, 8);
+  EXPECT_EQ(a->batches_tracked(1), 3);
+  EXPECT_EQ(a->batches_tracked(4), 3);
+  EXPECT_EQ(a->batches_tracked(0), -1);
+  EXPECT_EQ(a->set_batches_tracked(2, 5), Status::BadArgument);
+
+  // b: the same parameters and statistics copied in, the count set; c: the count left at 0.
+  auto b = Make(MixedSpec(Sgd(0.05)));
+  auto c = Make(MixedSpec(Sgd(0.05)));
+  const std::vector<TensorView> ta = a->tensors();
+  for (Network* n : {b.get(), c.get()}) {
+    const std::vector<TensorView> tn = n->tensors();
+    for (size_t i = 0; i < ta.size(); ++i)
+      std::copy(ta[i].data, ta[i].data + ta[i].size, tn[i].data);
+    n->weights_changed();
+  }
+  ASSERT_EQ(b->set_batches_tracked(1, 3), Status::Ok);
+  ASSERT_EQ(b->set_batches_tracked(4, 3), Status::Ok);
+  const Batch next = RandomBatch(rng, 8, a->input_size(), a->output_size());
+  for (Network* n : {a.get(), b.get(), c.get()}) ASSERT_EQ(Train(*n, next), Status::Ok);
+  for (int32_t layer : {1, 4}) {
+    for (const char* name : {"runningMean", "runningVariance"}) {
+      const std::vector<float> va = Copy(Find(a->tensors(), layer, name));
+      const std::vector<float> vb = Copy(Find(b->tensors(), layer, name));
+      const std::vector<float> vc = Copy(Find(c->tensors(), layer, name));
+      double diff_b = 0, diff_c = 0;
+      for (size_t k = 0; k < va.size(); ++k) {
+        diff_b = std::max(diff_b, std::fabs(double(va[k]) - vb[k]) / (std::fabs(va[k]) + 1e-3));
+        diff_c = std::max(diff_c, std::fabs(double(va[k]) - vc[k]) / (std::fabs(va[k]) + 1e-3));
+      }
+      // b rebuilds bias correction's uncorrected average from the corrected one (a few float
+      // roundings); c, which forgot the count, weights the new batch as the first one.
+      EXPECT_LT(diff_b, 1e-5) << "layer " << layer << " " << name;
+      EXPECT_GT(diff_c, 1e-2) << "layer " << layer << " " << name;
+    }
+  }
+}
+
 // A small trained model for the corruption tests: every prefix and every bit
 // flip are tried, so keep it small.
 std::vector<uint8_t> SmallModelBytes() {

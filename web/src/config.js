@@ -201,12 +201,17 @@ export function toSpec(c) {
  * "layers[1]: momentum must be a finite number in [0, 1), got 1".
  */
 export function specError({ index, value, message }) {
+  const { where, field } = specField(index);
+  return `${where}: ${field.name} ${message}, got ${describe(field.show ? field.show(value) : value)}`;
+}
+
+/** The field at a position of the flat spec, and where it lives ('config', 'optimizer', 'layers[2]', ...). */
+export function specField(index) {
   const header = index < HEADER_FIELDS.length;
   const k = header ? index : (index - HEADER_FIELDS.length) % LAYER_FIELDS.length;
   const field = header ? HEADER_FIELDS[k] : LAYER_FIELDS[k];
   const layer = `layers[${Math.floor((index - HEADER_FIELDS.length) / LAYER_FIELDS.length)}]`;
-  const where = header ? field.where : field.where ? `${layer}.${field.where}` : layer;
-  return `${where}: ${field.name} ${message}, got ${describe(field.show ? field.show(value) : value)}`;
+  return { field, where: header ? field.where : field.where ? `${layer}.${field.where}` : layer };
 }
 
 /** The normalized config of a spec vector (the inverse of toSpec). */

@@ -227,6 +227,29 @@ export declare class Network {
   activations(xs: Float32Array, layer: number): Float32Array;
   /** A predict-only copy with every batch norm folded into the dense layer before it. */
   toInference(): Promise<InferenceNetwork>;
+  /**
+   * ONNX ModelProto bytes of the inference graph (input 'input', output 'output', dynamic batch).
+   * Needs `import 'bnwasm/interop'`; throws BNWASM_INTEROP_NOT_LOADED otherwise.
+   */
+  toONNX(options?: {
+    /** 13 to 17. @default 15 */
+    opset?: number;
+    /** Merge each batch norm into the dense layer before it. @default false */
+    fold?: boolean;
+  }): Uint8Array;
+  /** The tensors under nn.Sequential state_dict names, safetensors format. Needs `import 'bnwasm/interop'`. */
+  toSafetensors(): Uint8Array;
+  /** A tfjs-layers model (model.json object and weights.bin bytes). Needs `import 'bnwasm/interop'`. */
+  toTfjsLayers(): { modelJson: TfjsModelJson; weightData: ArrayBuffer };
+}
+
+/** A tfjs-layers model.json: format 'layers-model', modelTopology, weightsManifest. */
+export interface TfjsModelJson {
+  format?: string;
+  generatedBy?: string;
+  convertedBy?: string | null;
+  modelTopology: object;
+  weightsManifest: { paths: string[]; weights: { name: string; shape: number[]; dtype: string }[] }[];
 }
 
 export declare class InferenceNetwork {
@@ -260,7 +283,8 @@ export type ErrorCode =
   | 'BNWASM_CORRUPT_MODEL'
   | 'BNWASM_DISPOSED'
   | 'BNWASM_WORKER_FAILED'
-  | 'BNWASM_BUSY';
+  | 'BNWASM_BUSY'
+  | 'BNWASM_INTEROP_NOT_LOADED';
 
 export declare class BnwasmError extends Error {
   readonly code: ErrorCode | string;

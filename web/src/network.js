@@ -2,6 +2,7 @@
 // ownership of the Embind object (a user never calls .delete()).
 import { fromSpec, normalizeConfig, specError, toSpec } from './config.js';
 import { BnwasmError, ConfigError, DisposedError, DivergenceError, InputError, ModelFormatError, describe } from './errors.js';
+import { exporter } from './exporters.js';
 import { loadModule, yieldToEventLoop } from './module.js';
 import { ProgressReporter } from './progress.js';
 
@@ -75,6 +76,12 @@ function isIntegerArray(y) {
     y instanceof Uint32Array
   );
 }
+
+/** @internal A predict-only Network with every batch norm after a dense layer folded into it (the core's folding). */
+export let foldedCopy;
+/** @internal A batch-norm layer's num_batches_tracked (-1 for another layer), and its setter. */
+export let batchesTracked;
+export let setBatchesTracked;
 
 export class Network {
   #mod;
@@ -651,8 +658,45 @@ export class Network {
    */
   async toInference() {
     this.#live('toInference');
-    const handle = this.#h.folded();
-    return new InferenceNetwork(new Network(this.#mod, handle, fromSpec(handle.spec())));
+    return new InferenceNetwork(foldedCopy(this));
+  }
+
+  /**
+   * The inference graph as ONNX ModelProto bytes. Needs `import 'bnwasm/interop'`
+   * (docs/interop.md).
+   * @param {{opset?: number, fold?: boolean}} [options] opset = 15, fold = false
+   * @returns {Uint8Array}
+   */
+  toONNX(options) {
+    return exporter('toONNX')(this, options);
+  }
+
+  /** PyTorch state_dict tensors in the safetensors format. Needs `import 'bnwasm/interop'`. */
+  toSafetensors() {
+    return exporter('toSafetensors')(this);
+  }
+
+  /** A tfjs-layers model: `{ modelJson, weightData }`. Needs `import 'bnwasm/interop'`. */
+  toTfjsLayers() {
+    return exporter('toTfjsLayers')(this);
+  }
+
+  // What the interop converters (part of this package) may do that users may not: see the
+  // functions assigned here, below the class.
+  static {
+    foldedCopy = (net) => {
+      net.#live('toInference');
+      const handle = net.#h.folded();
+      return new Network(net.#mod, handle, fromSpec(handle.spec()));
+    };
+    batchesTracked = (net, layer) => {
+      net.#live('batchesTracked');
+      return net.#h.batchesTracked(layer);
+    };
+    setBatchesTracked = (net, layer, n) => {
+      net.#live('setBatchesTracked');
+      net.#check('setBatchesTracked', net.#h.setBatchesTracked(layer, n));
+    };
   }
 
   // A batch-norm layer's last training batch mean and biased variance and its running

@@ -198,6 +198,11 @@ class Network {
   // biased variance, (C) each.
   const float* batch_mean(int32_t layer) const;
   const float* batch_var(int32_t layer) const;
+  // Batches folded into a batch-norm layer's running statistics (PyTorch's
+  // num_batches_tracked): the t of bias correction and of the cumulative
+  // average. -1 / BadArgument for a layer that is not batch norm.
+  int64_t batches_tracked(int32_t layer) const;
+  Status set_batches_tracked(int32_t layer, uint64_t n);
 
   std::vector<uint8_t> save() const;
   const ErrorInfo& last_error() const { return error_; }
