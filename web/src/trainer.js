@@ -121,6 +121,28 @@ function ship(array, transfer, list) {
   return moved;
 }
 
+// ---- Replies built in another realm ------------------------------------------------------
+
+/**
+ * Jest's node environment runs this client in a vm context of its own, while worker_threads
+ * delivers messages built in Node's main context: their Float32Array is not this realm's, so
+ * `instanceof Float32Array` and Jest's toEqual fail on what the trainer returns. Such a reply
+ * is rebuilt here: objects and arrays anew, typed arrays as views of the same memory (no copy).
+ */
+function ownRealm(value) {
+  if (value === null || typeof value !== 'object') return value;
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    const Type = globalThis[value[Symbol.toStringTag]];
+    return new Type(value.buffer, value.byteOffset, value.length);
+  }
+  if (Array.isArray(value)) return Array.from(value, ownRealm);
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== null && Object.getPrototypeOf(proto) !== null) return value; // not a plain object
+  const copy = {};
+  for (const [key, item] of Object.entries(value)) copy[key] = ownRealm(item);
+  return copy;
+}
+
 // ---- The client -------------------------------------------------------------------------
 
 // Options that stay on this side: the callbacks and the signal cannot cross to the worker
@@ -365,6 +387,7 @@ export class Trainer {
   }
 
   #receive(message) {
+    if (!(message instanceof Object)) message = ownRealm(message);
     const entry = this.#pending.get(message.id);
     if (!entry) return;
     if (message.type === 'progress' || message.type === 'checkpoint') {
