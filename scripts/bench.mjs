@@ -67,6 +67,12 @@ async function bundleBytes(entryCode, wasmFiles, label) {
 }
 const size = {
   bnwasm: await bundleBytes("export * from './web/src/index.js';", ['web/dist/bnwasm.wasm'], 'bnwasm (index.js bundle + bnwasm.wasm)'),
+  // What importing bnwasm/interop adds on top (the core's bytes do not include it).
+  interop: await bundleBytes(
+    "export * from './web/src/index.js'; export * from './web/src/interop/index.js';",
+    ['web/dist/bnwasm.wasm'],
+    'bnwasm + bnwasm/interop',
+  ),
   // The wasm backend fetches one of its three binaries; with SIMD and no
   // cross-origin isolation, the SIMD one.
   tfjs: await bundleBytes(
@@ -191,11 +197,11 @@ if (bnSamples.length > 0 && bnSamples[0].foldedPredictOneUs !== undefined) {
   );
 }
 out.push(
-  `kernels in wasm, medians (GFLOP/s): forward 64x256x784 packed 4x8 ${fmt(kernelAt(kernels, 'fwd1 64x256x784 gemm_packed_4x8'), 1)} ` +
-    `(unpacked ${fmt(kernelAt(kernels, 'fwd1 64x256x784 gemm_4x8 (unpacked)'), 1)}), ` +
+  `kernels in wasm, medians (GFLOP/s): forward 64x256x784 packed 4x8 ${fmt(kernelAt(kernels, 'fwd1 64x256x784 gemm_packed_4x8'), 1)}, ` +
     `dW 256x784x64 as a^T b ${fmt(kernelAt(kernels, 'dW1 256x784x64 gemm_tn_packed_4x8'), 1)}, ` +
     `one row 1x256x784 dense 1x32 ${fmt(kernelAt(kernels, 'predict1 1x256x784 gemm_packed_1x32'), 1)}`,
 );
+out.push(`bytes: bnwasm/interop adds ${kib(size.interop.jsGzip - size.bnwasm.jsGzip)} of JS for those who import it`);
 out.push(`bytes: bnwasm JS ${kib(size.bnwasm.jsGzip)} + wasm ${kib(size.bnwasm.wasmGzip)}; TF.js JS ${kib(size.tfjs.jsGzip)} + wasm ${kib(size.tfjs.wasmGzip)} (gzip -9)`);
 const nativeDir = join(root, 'bench/results');
 const native = existsSync(nativeDir) ? readdirSync(nativeDir).filter((f) => f.startsWith('native-')).sort().pop() : undefined;

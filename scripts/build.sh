@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the wasm module into web/dist/ (bnwasm.mjs + bnwasm.wasm).
+# Builds the wasm module into web/dist/ (bnwasm.mjs + bnwasm.wasm) and the CommonJS entry
+# generated from web/src (bnwasm.cjs + its .d.cts types).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+trap 'bash scripts/setup.sh give-back' EXIT
 # 3.1.6's toolchain file sets the emulator to 'node --experimental-wasm-threads',
 # which Node 20 rejects.
 mkdir -p build
@@ -10,14 +12,28 @@ emcmake cmake -S . -B build/wasm -DBNWASM_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CROSSCOMPILING_EMULATOR=node >build/wasm-configure.log 2>&1 ||
   { cat build/wasm-configure.log >&2; exit 1; }
 cmake --build build/wasm -j"$(nproc)" --target bnwasm_module
-# Install the .mjs/.wasm pair together: copy into a fresh folder, then rename
+# Install the files of one build together: copy into a fresh folder, then rename
 # it over web/dist, so a reader never sees one file of one build and one of another.
 mkdir -p web
 staging=$(mktemp -d web/.dist-XXXXXX)
+trap 'rm -rf "$staging"; bash scripts/setup.sh give-back' EXIT
 cp build/wasm/dist/bnwasm.mjs build/wasm/dist/bnwasm.wasm "$staging/"
+# The CommonJS entry (require, Jest's default configuration) is generated from web/src and this
+# build's bnwasm.mjs, into the same folder, with esbuild from node_modules. npm start needs no
+# npm package (the demo is ES modules), so on a machine without node_modules it is left out;
+# prepack (BNWASM_REQUIRE_CJS=1) and npm test (after npm ci) always make it.
+if [ -x node_modules/.bin/esbuild ] || [ "${BNWASM_REQUIRE_CJS:-}" = 1 ]; then
+  node scripts/build-cjs.mjs "$staging"
+else
+  echo "build: no node_modules, so no CommonJS entry (npm ci installs esbuild, which makes it)"
+fi
 chmod 755 "$staging"
 rm -rf web/dist.old
 [ -d web/dist ] && mv web/dist web/dist.old
 mv "$staging" web/dist
 rm -rf web/dist.old
-echo "build: $(wc -c <web/dist/bnwasm.wasm) bytes of wasm, $(wasm-objdump -d web/dist/bnwasm.wasm 2>/dev/null | grep -c 'f32x4' || echo '?') f32x4 instructions"
+if command -v wasm-objdump >/dev/null; then
+  echo "build: $(wc -c <web/dist/bnwasm.wasm) bytes of wasm, $(wasm-objdump -d web/dist/bnwasm.wasm | grep -c 'f32x4') f32x4 instructions"
+else
+  echo "build: $(wc -c <web/dist/bnwasm.wasm) bytes of wasm"
+fi

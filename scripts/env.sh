@@ -5,6 +5,6 @@ if [ -d /usr/share/nodejs ]; then
   export NODE_PATH="/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}"
 fi
 if ! command -v em++ >/dev/null; then
-  echo "em++ not found: run 'npm run setup' (Debian) or activate emsdk" >&2
+  echo "em++ not found: run 'npm run setup' (Debian) or activate emsdk (README.md, \"Elsewhere\")" >&2
   exit 1
 fi

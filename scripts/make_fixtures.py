@@ -1,9 +1,9 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Generate the PyTorch reference fixtures that tests/js/pytorch-parity.test.js replays.
 
-Run with Debian's system python, which has python3-torch:
+Run with a Python that has torch (Debian: the system python, with python3-torch):
 
-    /usr/bin/python3 scripts/make_fixtures.py
+    npm run fixtures        (picks that Python; BNWASM_PYTHON=/path/to/python overrides it)
 
 Each case is a small network trained for a few mini-batches. The reference is computed in
 float64 with a hand-written batch norm (so that the Keras-style 'biased' running variance can be

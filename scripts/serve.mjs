@@ -31,9 +31,9 @@ const ISOLATION = {
   'Cross-Origin-Resource-Policy': 'same-origin',
 };
 
-function handle(root, request, response) {
+function handle(root, isolation, request, response) {
   const send = (status, text) => {
-    response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...ISOLATION });
+    response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...isolation });
     response.end(text);
   };
   if (request.method !== 'GET' && request.method !== 'HEAD') return send(405, 'method not allowed');
@@ -44,7 +44,7 @@ function handle(root, request, response) {
     return send(400, 'bad request');
   }
   if (path === '/') {
-    response.writeHead(302, { Location: '/demo/', ...ISOLATION });
+    response.writeHead(302, { Location: '/demo/', ...isolation });
     return response.end();
   }
   const file = normalize(join(root, path.endsWith('/') ? `${path}index.html` : path));
@@ -56,14 +56,14 @@ function handle(root, request, response) {
     return send(404, `not found: ${path}`);
   }
   if (stat.isDirectory()) {
-    response.writeHead(302, { Location: `${path}/`, ...ISOLATION });
+    response.writeHead(302, { Location: `${path}/`, ...isolation });
     return response.end();
   }
   response.writeHead(200, {
     'Content-Type': MIME[extname(file)] ?? 'application/octet-stream',
     'Content-Length': stat.size,
     'Cache-Control': 'no-cache',
-    ...ISOLATION,
+    ...isolation,
   });
   if (request.method === 'HEAD') return response.end();
   createReadStream(file).pipe(response);
@@ -71,12 +71,14 @@ function handle(root, request, response) {
 
 /**
  * Starts the server. Port 0 picks a free port; a taken port falls back to a free one.
+ * isolated = false leaves out the COOP/COEP headers, like a plain static host (tests use it).
  * @returns {Promise<{server: import('node:http').Server, url: string}>} url of the demo page
  */
-export function serve({ port = 8080, host = '127.0.0.1', root = WEB_ROOT } = {}) {
+export function serve({ port = 8080, host = '127.0.0.1', root = WEB_ROOT, isolated = true } = {}) {
+  const isolation = isolated ? ISOLATION : {};
   const listen = (p) =>
     new Promise((resolve, reject) => {
-      const server = createServer((request, response) => handle(root, request, response));
+      const server = createServer((request, response) => handle(root, isolation, request, response));
       server.once('error', reject);
       server.listen(p, host, () => resolve(server));
     });

@@ -95,9 +95,9 @@ NetworkSpec Spec(int32_t input_size, std::vector<LayerSpec> layers, OptimizerSpe
 
 std::unique_ptr<Network> Make(const NetworkSpec& spec) {
   std::unique_ptr<Network> net;
-  std::string why;
-  const Status s = Network::create(spec, &net, &why);
-  EXPECT_EQ(s, Status::Ok) << why;
+  ErrorInfo error;
+  const Status s = Network::create(spec, &net, &error);
+  EXPECT_EQ(s, Status::Ok) << error.message;
   return net;
 }
 
@@ -740,9 +740,9 @@ TEST(NetworkDivergence, NonFiniteUpdateIsRefusedOnFirstStep) {
 std::unique_ptr<Network> Load(const std::vector<uint8_t>& bytes, Status* status,
                               std::string* why = nullptr) {
   std::unique_ptr<Network> net;
-  std::string w;
-  *status = Network::load(bytes.data(), bytes.size(), &net, &w);
-  if (why != nullptr) *why = w;
+  ErrorInfo error;
+  *status = Network::load(bytes.data(), bytes.size(), &net, &error);
+  if (why != nullptr) *why = error.message;
   return net;
 }
 
@@ -783,6 +783,51 @@ INSTANTIATE_TEST_SUITE_P(Network, SaveLoad,
                          [](const ::testing::TestParamInfo<OptimizerType>& p) {
                            return p.param == OptimizerType::Sgd ? "sgd" : "adam";
                          });
+
+// batches_tracked is PyTorch's num_batches_tracked: one per training step, per
+// batch-norm layer. Setting it (as an import does) makes a fresh network with
+// the same statistics update them as the network that trained.
+TEST(NetworkBatchesTracked, CountsStepsAndSeedsTheRunningAverages) {
+  auto a = Make(MixedSpec(Sgd(0.05)));
+  ASSERT_NE(a, nullptr);
+  Rng rng(31);
+  TrainRandom(*a, rng, 3, 8);
+  EXPECT_EQ(a->batches_tracked(1), 3);
+  EXPECT_EQ(a->batches_tracked(4), 3);
+  EXPECT_EQ(a->batches_tracked(0), -1);
+  EXPECT_EQ(a->set_batches_tracked(2, 5), Status::BadArgument);
+
+  // b: the same parameters and statistics copied in, the count set; c: the count left at 0.
+  auto b = Make(MixedSpec(Sgd(0.05)));
+  auto c = Make(MixedSpec(Sgd(0.05)));
+  const std::vector<TensorView> ta = a->tensors();
+  for (Network* n : {b.get(), c.get()}) {
+    const std::vector<TensorView> tn = n->tensors();
+    for (size_t i = 0; i < ta.size(); ++i)
+      std::copy(ta[i].data, ta[i].data + ta[i].size, tn[i].data);
+    n->weights_changed();
+  }
+  ASSERT_EQ(b->set_batches_tracked(1, 3), Status::Ok);
+  ASSERT_EQ(b->set_batches_tracked(4, 3), Status::Ok);
+  const Batch next = RandomBatch(rng, 8, a->input_size(), a->output_size());
+  for (Network* n : {a.get(), b.get(), c.get()}) ASSERT_EQ(Train(*n, next), Status::Ok);
+  for (int32_t layer : {1, 4}) {
+    for (const char* name : {"runningMean", "runningVariance"}) {
+      const std::vector<float> va = Copy(Find(a->tensors(), layer, name));
+      const std::vector<float> vb = Copy(Find(b->tensors(), layer, name));
+      const std::vector<float> vc = Copy(Find(c->tensors(), layer, name));
+      double diff_b = 0, diff_c = 0;
+      for (size_t k = 0; k < va.size(); ++k) {
+        diff_b = std::max(diff_b, std::fabs(double(va[k]) - vb[k]) / (std::fabs(va[k]) + 1e-3));
+        diff_c = std::max(diff_c, std::fabs(double(va[k]) - vc[k]) / (std::fabs(va[k]) + 1e-3));
+      }
+      // b rebuilds bias correction's uncorrected average from the corrected one (a few float
+      // roundings); c, which forgot the count, weights the new batch as the first one.
+      EXPECT_LT(diff_b, 1e-5) << "layer " << layer << " " << name;
+      EXPECT_GT(diff_c, 1e-2) << "layer " << layer << " " << name;
+    }
+  }
+}
 
 // A small trained model for the corruption tests: every prefix and every bit
 // flip are tried, so keep it small.
@@ -1101,31 +1146,74 @@ TEST(NetworkInit, NormalHasTheRequestedSpread) {
   EXPECT_NEAR(sum2 / n, 0.05 * 0.05, 5 * 0.05 * 0.05 * std::sqrt(2 / n));
 }
 
-TEST(NetworkInit, InvalidConfigurationsAreRefused) {
-  std::vector<NetworkSpec> bad;
-  bad.push_back(Spec(0, {DenseLayer(2)}, Adam(0.01)));
-  bad.push_back(Spec(3, {}, Adam(0.01)));
-  bad.push_back(Spec(3, {DenseLayer(0)}, Adam(0.01)));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Adam(0.0)));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Adam(std::numeric_limits<double>::infinity())));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Sgd(0.1, 1.0)));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Sgd(0.1, 0.0, true)));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Adam(0.01, 1.0)));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Adam(0.01, 0.9, 0.999, 0.0)));
-  bad.push_back(Spec(3, {BatchNormLayer(1.0), DenseLayer(2)}, Adam(0.01)));
+TEST(NetworkInit, InvalidConfigurationsAreRefusedNamingTheField) {
   LayerSpec both = BatchNormLayer();
   both.cumulative = both.bias_correction = true;
-  bad.push_back(Spec(3, {both, DenseLayer(2)}, Adam(0.01)));
   LayerSpec no_eps = BatchNormLayer();
   no_eps.epsilon = 0;
-  bad.push_back(Spec(3, {no_eps, DenseLayer(2)}, Adam(0.01)));
+  // Each bad spec, and the position in the flat spec of the value that is wrong.
+  const std::vector<std::pair<NetworkSpec, size_t>> bad = {
+      {Spec(0, {DenseLayer(2)}, Adam(0.01)), kInputSizeField},
+      {Spec(3, {}, Adam(0.01)), kLayerCountField},
+      {Spec(3, {DenseLayer(0)}, Adam(0.01)), layer_field(0, kUnitsField)},
+      {Spec(3, {DenseLayer(2)}, Adam(-0.1)), kLearningRateField},
+      {Spec(3, {DenseLayer(2)}, Adam(std::numeric_limits<double>::infinity())), kLearningRateField},
+      {Spec(3, {DenseLayer(2)}, Sgd(0.1, 1.0)), kOptimizerMomentumField},
+      {Spec(3, {DenseLayer(2)}, Sgd(0.1, 0.0, true)), kNesterovField},
+      {Spec(3, {DenseLayer(2)}, Adam(0.01, 1.0)), kBeta1Field},
+      {Spec(3, {DenseLayer(2)}, Adam(0.01, 0.9, 0.999, 0.0)), kAdamEpsilonField},
+      {Spec(3, {BatchNormLayer(1.0), DenseLayer(2)}, Adam(0.01)), layer_field(0, kMomentumField)},
+      {Spec(3, {both, DenseLayer(2)}, Adam(0.01)), layer_field(0, kBiasCorrectionField)},
+      {Spec(3, {no_eps, DenseLayer(2)}, Adam(0.01)), layer_field(0, kEpsilonField)},
+      {Spec(3, {DenseLayer(1)}, Adam(0.01)), kLossField},  // softmax needs 2 outputs
+      // 16384 x 16385 weights is just over 2^28: the units that cross the limit are named.
+      {Spec(16384, {DenseLayer(16385), DenseLayer(2)}, Adam(0.01)), layer_field(0, kUnitsField)},
+  };
   for (size_t i = 0; i < bad.size(); ++i) {
     std::unique_ptr<Network> net;
-    std::string why;
-    EXPECT_EQ(Network::create(bad[i], &net, &why), Status::InvalidConfig) << "case " << i;
+    ErrorInfo error;
+    EXPECT_EQ(Network::create(bad[i].first, &net, &error), Status::InvalidConfig) << "case " << i;
     EXPECT_EQ(net, nullptr) << "case " << i;
-    EXPECT_FALSE(why.empty()) << "case " << i;
+    EXPECT_EQ(error.argument, Argument::Spec) << "case " << i;
+    EXPECT_EQ(error.index, static_cast<int64_t>(bad[i].second)) << "case " << i << ": " << error.message;
+    EXPECT_FALSE(error.message.empty()) << "case " << i;
   }
+}
+
+TEST(NetworkInit, LearningRateZeroOnlyRefreshesTheRunningStatistics) {
+  auto net = Make(MixedSpec(Sgd(0.0, 0.9)));
+  Rng rng(5);
+  const std::vector<float> before(net->tensors()[0].data, net->tensors()[0].data + net->tensors()[0].size);
+  const Batch b = RandomBatch(rng, 16, net->input_size(), net->output_size());
+  ASSERT_EQ(Train(*net, b), Status::Ok) << net->last_error().message;
+  for (const TensorView& t : net->tensors()) {
+    if (t.trainable) continue;
+    bool moved = false;  // the running statistics took this batch in
+    for (size_t k = 0; k < t.size; ++k) moved = moved || t.data[k] != (std::string(t.name) == "runningVariance" ? 1.0f : 0.0f);
+    EXPECT_TRUE(moved) << t.layer << " " << t.name;
+  }
+  const TensorView w = net->tensors()[0];
+  EXPECT_EQ(std::vector<float>(w.data, w.data + w.size), before);
+}
+
+TEST(NetworkInference, FoldedNetworkPredictsTheSameWithoutBatchNorm) {
+  auto net = Make(MixedSpec(Adam(0.01)));
+  Rng rng(9);
+  for (int step = 0; step < 20; ++step) ASSERT_EQ(Train(*net, RandomBatch(rng, 16, net->input_size(), net->output_size())), Status::Ok);
+  std::unique_ptr<Network> folded = net->folded();
+  size_t bn_before = 0, bn_after = 0;
+  for (const LayerSpec& l : net->spec().layers) bn_before += l.type == LayerType::BatchNorm;
+  for (const LayerSpec& l : folded->spec().layers) bn_after += l.type == LayerType::BatchNorm;
+  EXPECT_GT(bn_before, bn_after);
+  const Batch b = RandomBatch(rng, 9, net->input_size(), net->output_size());
+  std::copy(b.x.begin(), b.x.end(), net->input(9));
+  std::copy(b.x.begin(), b.x.end(), folded->input(9));
+  ASSERT_EQ(net->predict_batch(9), Status::Ok);
+  ASSERT_EQ(folded->predict_batch(9), Status::Ok);
+  const float* want = net->output(9);
+  const float* got = folded->output(9);
+  // Folding reorders float32 rounding only: outputs are probabilities in [0, 1].
+  for (size_t k = 0; k < 9 * net->output_size(); ++k) EXPECT_NEAR(got[k], want[k], 2e-6) << k;
 }
 
 TEST(SpecEncoding, EncodeDecodeRoundTrip) {
@@ -1133,8 +1221,8 @@ TEST(SpecEncoding, EncodeDecodeRoundTrip) {
   const std::vector<double> v = encode_spec(spec);
   ASSERT_EQ(v.size(), kSpecHeader + kLayerFields * spec.layers.size());
   NetworkSpec back;
-  std::string why;
-  ASSERT_EQ(decode_spec(v.data(), v.size(), &back, &why), Status::Ok) << why;
+  ErrorInfo error;
+  ASSERT_EQ(decode_spec(v.data(), v.size(), &back, &error), Status::Ok) << error.message;
   EXPECT_EQ(encode_spec(back), v);
 }
 
@@ -1431,31 +1519,39 @@ TEST(ConvNetwork, InitUsesTheConvFans) {
   EXPECT_TRUE(AllNear("conv 3 bias", std::vector<double>(20, 0.0), bias.data(), 0.0));
 }
 
-// Shapes that do not fit are refused with a message that names the layer and the sizes.
+// Shapes that do not fit are refused at the spec position of the field at fault (argument
+// Spec), with a message that completes "<field> ..." and names the sizes.
 TEST(ConvNetwork, ShapesThatDoNotFitAreRefused) {
   struct Case {
     NetworkSpec spec;
+    size_t index;
+    double value;
     const char* expect;
   };
   const Case cases[] = {
-      {ImageSpec(1, 4, 4, {ConvLayer(2, 5, 5), DenseLayer(2)}),
-       "layers[0].kernelSize 5x5 is larger than its 4x4 input"},
+      {ImageSpec(1, 4, 4, {ConvLayer(2, 5, 5), DenseLayer(2)}), layer_field(0, kKernelHField), 5,
+       "must be at most 4, the height of its 4x4 input"},
       {ImageSpec(1, 4, 4,
                  {ConvLayer(2, 3, 3), PoolLayer(LayerType::MaxPool2d, 3, 3), DenseLayer(2)}),
-       "layers[1].poolSize 3x3 leaves nothing of its 2x2 input"},
-      {Spec(16, {ConvLayer(2, 3, 3), DenseLayer(2)}, Adam(0.01)), "layers[0] needs an image input"},
+       layer_field(1, kKernelHField), 3, "must be at most 2, the height of its 2x2 input"},
+      {Spec(16, {ConvLayer(2, 3, 3), DenseLayer(2)}, Adam(0.01)), layer_field(0, kTypeField),
+       static_cast<double>(LayerType::Conv2d), "needs an image input"},
       {ImageSpec(
            1, 4, 4,
            {LayerSpec{LayerType::Flatten}, PoolLayer(LayerType::AvgPool2d, 2, 2), DenseLayer(2)}),
-       "layers[1] needs an image input"},
+       layer_field(1, kTypeField), static_cast<double>(LayerType::AvgPool2d),
+       "needs an image input"},
       {ImageSpec(1, 6, 6, {ConvLayer(2, 3, 3, 2, 0, true), DenseLayer(2)}),
-       "padding 'same' needs stride 1"},
+       layer_field(0, kStrideHField), 2, "must be 1 with padding 'same'"},
   };
   for (const Case& c : cases) {
     std::unique_ptr<Network> net;
-    std::string why;
-    EXPECT_EQ(Network::create(c.spec, &net, &why), Status::InvalidConfig) << c.expect;
-    EXPECT_NE(why.find(c.expect), std::string::npos) << "message: " << why;
+    ErrorInfo error;
+    EXPECT_EQ(Network::create(c.spec, &net, &error), Status::InvalidConfig) << c.expect;
+    EXPECT_EQ(error.argument, Argument::Spec) << c.expect;
+    EXPECT_EQ(error.index, static_cast<int64_t>(c.index)) << error.message;
+    EXPECT_EQ(error.value, c.value) << error.message;
+    EXPECT_NE(error.message.find(c.expect), std::string::npos) << "message: " << error.message;
   }
 }
 

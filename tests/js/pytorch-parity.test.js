@@ -183,7 +183,7 @@ const fixtures = readdirSync(FIXTURE_DIR)
   .map((f) => JSON.parse(readFileSync(new URL(f, FIXTURE_DIR), 'utf8')));
 if (fixtures.length === 0) {
   throw new Error(
-    `no fixtures in ${FIXTURE_DIR.pathname}; run /usr/bin/python3 scripts/make_fixtures.py`,
+    `no fixtures in ${FIXTURE_DIR.pathname}; run npm run fixtures`,
   );
 }
 

@@ -22,4 +22,7 @@ test('package.json points types and exports at the shipped files', async () => {
   expect(pkg.exports['.'].types).toBe('./web/src/index.d.ts');
   expect(existsSync(new URL(`../../${pkg.exports['.'].types}`, import.meta.url))).toBe(true);
   expect(existsSync(new URL(`../../${pkg.exports['.'].default}`, import.meta.url))).toBe(true);
+  for (const file of [pkg.exports['./interop'].types, pkg.exports['./interop'].default]) {
+    expect(existsSync(new URL(`../../${file}`, import.meta.url))).toBe(true);
+  }
 });

@@ -22,9 +22,24 @@ const BATCH_NORM_DEFAULTS = {
   biasCorrection: false,
   renorm: null,
 };
+const RENORM_DEFAULTS = { rMax: 3, dMax: 5 };
 const SGD_DEFAULTS = { learningRate: 0.01, momentum: 0, nesterov: false, weightDecay: 0 };
 const ADAM_DEFAULTS = { learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
 const NETWORK_DEFAULTS = { loss: 'softmaxCrossEntropy', seed: 1 };
+
+/**
+ * Every config option's default, written once: normalizeConfig fills them in, and a test
+ * (tests/js/schema.test.js) checks that the types, the README and the core's structs say the same.
+ */
+export const CONFIG_DEFAULTS = {
+  network: NETWORK_DEFAULTS,
+  dense: DENSE_DEFAULTS,
+  conv2d: CONV2D_DEFAULTS,
+  batchNorm: BATCH_NORM_DEFAULTS,
+  renorm: RENORM_DEFAULTS,
+  sgd: SGD_DEFAULTS,
+  adam: ADAM_DEFAULTS,
+};
 
 const fail = (where, message) => {
   throw new ConfigError(`${where}: ${message}`);
@@ -38,24 +53,10 @@ function checkKeys(where, object, allowed) {
   }
 }
 
-function positiveInt(where, name, value, max = 2 ** 24) {
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    fail(where, `${name} must be an integer in [1, ${max}], got ${describe(value)}`);
-  }
-  return value;
-}
-
-function number(where, name, value, { min = -Infinity, max = Infinity, minOpen = false, maxOpen = false } = {}) {
-  const ok =
-    typeof value === 'number' &&
-    Number.isFinite(value) &&
-    (minOpen ? value > min : value >= min) &&
-    (maxOpen ? value < max : value <= max);
-  if (!ok) {
-    const lo = `${minOpen ? '(' : '['}${min}`;
-    const hi = `${max}${maxOpen ? ')' : ']'}`;
-    fail(where, `${name} must be a finite number in ${lo}, ${hi}, got ${describe(value)}`);
-  }
+// Ranges are the core's to check (it checks model files too, and says which field is wrong);
+// here a numeric option only has to be a number.
+function number(where, name, value) {
+  if (typeof value !== 'number') fail(where, `${name} must be a number, got ${describe(value)}`);
   return value;
 }
 
@@ -85,124 +86,62 @@ function normalizeLayer(fn, layer, i) {
   if (layer.type === 'dense') {
     checkKeys(where, layer, ['type', 'units', ...Object.keys(DENSE_DEFAULTS)]);
     const l = { type: 'dense', ...DENSE_DEFAULTS, ...layer };
-    positiveInt(where, 'units', l.units);
+    number(where, 'units', l.units);
     bool(where, 'useBias', l.useBias);
     oneOf(where, 'init', l.init, INITS);
-    number(where, 'initStd', l.initStd, { min: 0, minOpen: true });
+    number(where, 'initStd', l.initStd);
     return l;
   }
   if (layer.type === 'batchNorm') {
     checkKeys(where, layer, ['type', ...Object.keys(BATCH_NORM_DEFAULTS)]);
     const l = { type: 'batchNorm', ...BATCH_NORM_DEFAULTS, ...layer };
-    number(where, 'momentum', l.momentum, { min: 0, max: 1, maxOpen: true });
-    number(where, 'epsilon', l.epsilon, { min: 0, minOpen: true });
+    number(where, 'momentum', l.momentum);
+    number(where, 'epsilon', l.epsilon);
     oneOf(where, 'runningVariance', l.runningVariance, RUNNING_VARIANCE);
     oneOf(where, 'statistics', l.statistics, STATISTICS);
     bool(where, 'biasCorrection', l.biasCorrection);
-    if (l.biasCorrection && l.statistics !== 'ema') {
-      fail(where, "biasCorrection applies to statistics 'ema' only");
-    }
     if (l.renorm !== null) {
       plainObject(where, 'renorm', l.renorm);
-      checkKeys(`${where}.renorm`, l.renorm, ['rMax', 'dMax']);
-      l.renorm = { rMax: 3, dMax: 5, ...l.renorm };
-      number(`${where}.renorm`, 'rMax', l.renorm.rMax, { min: 1 });
-      number(`${where}.renorm`, 'dMax', l.renorm.dMax, { min: 0 });
+      checkKeys(`${where}.renorm`, l.renorm, Object.keys(RENORM_DEFAULTS));
+      l.renorm = { ...RENORM_DEFAULTS, ...l.renorm };
+      number(`${where}.renorm`, 'rMax', l.renorm.rMax);
+      number(`${where}.renorm`, 'dMax', l.renorm.dMax);
     }
     return l;
   }
   if (layer.type === 'conv2d') {
     checkKeys(where, layer, ['type', 'filters', 'kernelSize', ...Object.keys(CONV2D_DEFAULTS)]);
     const l = { type: 'conv2d', filters: layer.filters, kernelSize: layer.kernelSize, ...CONV2D_DEFAULTS, ...layer };
-    positiveInt(where, 'filters', l.filters);
-    l.kernelSize = pair(where, 'kernelSize', l.kernelSize, 1);
-    l.stride = pair(where, 'stride', l.stride, 1);
-    if (l.padding !== 'same') l.padding = pair(where, 'padding', l.padding, 0, " or 'same'");
-    else if (l.stride[0] !== 1 || l.stride[1] !== 1) fail(where, `padding 'same' needs stride 1 (as in PyTorch), got stride [${l.stride}]`);
+    number(where, 'filters', l.filters);
+    l.kernelSize = pair(where, 'kernelSize', l.kernelSize);
+    l.stride = pair(where, 'stride', l.stride);
+    if (l.padding !== 'same') l.padding = pair(where, 'padding', l.padding, " or 'same'");
     bool(where, 'useBias', l.useBias);
     oneOf(where, 'init', l.init, INITS);
-    number(where, 'initStd', l.initStd, { min: 0, minOpen: true });
+    number(where, 'initStd', l.initStd);
     return l;
   }
   if (layer.type === 'maxPool2d' || layer.type === 'avgPool2d') {
     checkKeys(where, layer, ['type', 'poolSize', 'stride']);
-    const poolSize = pair(where, 'poolSize', layer.poolSize, 1);
-    const stride = layer.stride === undefined ? poolSize : pair(where, 'stride', layer.stride, 1);
+    const poolSize = pair(where, 'poolSize', layer.poolSize);
+    const stride = layer.stride === undefined ? poolSize : pair(where, 'stride', layer.stride);
     return { type: layer.type, poolSize, stride };
   }
   checkKeys(where, layer, ['type']);
   return { type: layer.type };
 }
 
-// A number or [h, w] of integers >= min, as [h, w].
-function pair(where, name, value, min, alternative = '') {
+// A number or [h, w] of numbers, as [h, w] (the core checks the values).
+function pair(where, name, value, alternative = '') {
   const v = typeof value === 'number' ? [value, value] : value;
-  if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => Number.isInteger(x) && x >= min && x <= 65536)) {
-    fail(where, `${name} must be an integer in [${min}, 65536] or [height, width] of them${alternative}, got ${show(value)}`);
+  if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => typeof x === 'number')) {
+    fail(where, `${name} must be a number or [height, width] of numbers${alternative}, got ${show(value)}`);
   }
   return [v[0], v[1]];
 }
 
 // An array's values, anything else as describe() puts it.
 const show = (v) => (Array.isArray(v) ? `[${v.map((x) => describe(x)).join(', ')}]` : describe(v));
-
-const shapeText = (s) => (s.length === 3 ? `${s[1]}x${s[2]}` : `${s[0]} flat features`);
-
-/**
- * The shape of each layer's output, [channels, height, width] for images and
- * [features] for flat values, of a normalized config. Throws ConfigError for a
- * layer whose input shape does not fit it (the core checks the same, spec.cpp).
- * @param {object} config normalized
- * @param {string} [fn]
- * @returns {number[][]}
- */
-export function layerShapes(config, fn = 'createNetwork') {
-  let shape = config.inputShape ?? [config.inputSize];
-  return config.layers.map((l, i) => {
-    const where = `${fn}(): layers[${i}]`;
-    const image = shape.length === 3;
-    if (['conv2d', 'maxPool2d', 'avgPool2d', 'globalAvgPool'].includes(l.type) && !image) {
-      fail(
-        where,
-        `${l.type} needs an image input [channels, height, width] (set inputShape, and put no dense, flatten or globalAvgPool layer before it), got ${shapeText(shape)}`,
-      );
-    }
-    const size = shape.reduce((a, b) => a * b, 1);
-    if (l.type === 'dense') shape = [l.units];
-    else if (l.type === 'flatten') shape = [size];
-    else if (l.type === 'globalAvgPool') shape = [shape[0]];
-    else if (l.type === 'conv2d') {
-      const [kh, kw] = l.kernelSize;
-      // 'same' pads k - 1 in total (the odd one below and right, as PyTorch).
-      const [ph, pw] = l.padding === 'same' ? [kh - 1, kw - 1] : [2 * l.padding[0], 2 * l.padding[1]];
-      const h = shape[1] + ph, w = shape[2] + pw;
-      if (kh > h || kw > w) {
-        fail(where, `kernelSize ${kh}x${kw} is larger than its ${shapeText(shape)} input${ph + pw > 0 ? ` with padding (${h}x${w})` : ''}`);
-      }
-      shape = [l.filters, Math.floor((h - kh) / l.stride[0]) + 1, Math.floor((w - kw) / l.stride[1]) + 1];
-    } else if (l.type === 'maxPool2d' || l.type === 'avgPool2d') {
-      const [kh, kw] = l.poolSize;
-      if (kh > shape[1] || kw > shape[2]) fail(where, `poolSize ${kh}x${kw} leaves nothing of its ${shapeText(shape)} input`);
-      shape = [shape[0], Math.floor((shape[1] - kh) / l.stride[0]) + 1, Math.floor((shape[2] - kw) / l.stride[1]) + 1];
-    }
-    return shape;
-  });
-}
-
-/**
- * Channels of each batch-norm layer (the length of its gamma, beta and
- * statistics): an image's channels, or the features of a flat input.
- * @returns {Map<number, number>} layer index -> channels
- */
-export function batchNormChannels(config) {
-  const shapes = layerShapes(config);
-  const channels = new Map();
-  config.layers.forEach((l, i) => {
-    const input = i === 0 ? (config.inputShape ?? [config.inputSize]) : shapes[i - 1];
-    if (l.type === 'batchNorm') channels.set(i, input[0]);
-  });
-  return channels;
-}
 
 function normalizeOptimizer(fn, optimizer) {
   const where = `${fn}(): optimizer`;
@@ -211,26 +150,22 @@ function normalizeOptimizer(fn, optimizer) {
   if (optimizer.type === 'sgd') {
     checkKeys(where, optimizer, ['type', ...Object.keys(SGD_DEFAULTS)]);
     const o = { type: 'sgd', ...SGD_DEFAULTS, ...optimizer };
-    number(where, 'learningRate', o.learningRate, { min: 0, minOpen: true });
-    number(where, 'momentum', o.momentum, { min: 0, max: 1, maxOpen: true });
+    number(where, 'learningRate', o.learningRate);
+    number(where, 'momentum', o.momentum);
     bool(where, 'nesterov', o.nesterov);
-    if (o.nesterov && o.momentum === 0) fail(where, 'nesterov needs momentum > 0');
-    number(where, 'weightDecay', o.weightDecay, { min: 0 });
+    number(where, 'weightDecay', o.weightDecay);
     return o;
   }
   checkKeys(where, optimizer, ['type', ...Object.keys(ADAM_DEFAULTS)]);
   const o = { type: 'adam', ...ADAM_DEFAULTS, ...optimizer };
-  number(where, 'learningRate', o.learningRate, { min: 0, minOpen: true });
-  number(where, 'beta1', o.beta1, { min: 0, max: 1, maxOpen: true });
-  number(where, 'beta2', o.beta2, { min: 0, max: 1, maxOpen: true });
-  number(where, 'epsilon', o.epsilon, { min: 0, minOpen: true });
-  number(where, 'weightDecay', o.weightDecay, { min: 0 });
+  for (const key of ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay']) number(where, key, o[key]);
   return o;
 }
 
 /**
- * Checks a network config and fills in every default. Throws ConfigError naming
- * the offending field, what it must be and what it was.
+ * Checks what only JS can see in a network config (its shape, option names, enum strings,
+ * booleans, that numbers are numbers) and fills in every default. The core checks the
+ * values (ranges, sizes, limits) when the network is built; see specError.
  * @param {object} config
  * @param {string} [fn] the public function, for messages
  */
@@ -239,97 +174,118 @@ export function normalizeConfig(config, fn = 'createNetwork') {
   checkKeys(`${fn}(): config`, config, ['inputSize', 'inputShape', 'layers', 'loss', 'optimizer', 'seed']);
   const where = `${fn}(): config`;
   let inputShape;
+  let inputSize = config.inputSize;
   if (config.inputShape !== undefined) {
     const s = config.inputShape;
-    if (!Array.isArray(s) || s.length !== 3 || !s.every((v) => Number.isInteger(v) && v >= 1 && v <= 2 ** 24)) {
-      fail(where, `inputShape must be [channels, height, width], three integers in [1, ${2 ** 24}], got ${show(s)}`);
+    if (!Array.isArray(s) || s.length !== 3 || !s.every((v) => typeof v === 'number')) {
+      fail(where, `inputShape must be [channels, height, width], three numbers, got ${show(s)}`);
     }
     inputShape = [s[0], s[1], s[2]];
     const size = s[0] * s[1] * s[2];
-    if (size > 2 ** 24) fail(where, `inputShape [${s}] holds ${size} values, at most ${2 ** 24}`);
-    if (config.inputSize !== undefined && config.inputSize !== size) {
-      fail(where, `inputSize ${describe(config.inputSize)} does not match inputShape [${s}] (${size} values); give one of them`);
+    if (inputSize !== undefined && inputSize !== size) {
+      fail(where, `inputSize ${describe(inputSize)} does not match inputShape [${s}] (${size} values); give one of them`);
     }
-  } else {
-    positiveInt(where, 'inputSize', config.inputSize);
+    inputSize = size;
   }
-  const inputSize = inputShape ? inputShape[0] * inputShape[1] * inputShape[2] : config.inputSize;
+  number(where, 'inputSize', inputSize);
   if (!Array.isArray(config.layers) || config.layers.length === 0) {
     fail(where, `layers must be a non-empty array, got ${describe(config.layers)}`);
   }
   const layers = config.layers.map((layer, i) => normalizeLayer(fn, layer, i));
   const loss = oneOf(where, 'loss', config.loss ?? NETWORK_DEFAULTS.loss, LOSSES);
   const optimizer = normalizeOptimizer(fn, config.optimizer ?? { type: 'adam' });
-  const seed = config.seed ?? NETWORK_DEFAULTS.seed;
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-    fail(where, `seed must be an integer in [0, 4294967295], got ${describe(seed)}`);
-  }
-  const out = { inputSize, ...(inputShape && { inputShape }), layers, loss, optimizer, seed };
-  layerShapes(out, fn);
-  if (outputSize(out) < 2 && loss === 'softmaxCrossEntropy') {
-    fail(where, `softmaxCrossEntropy needs at least 2 outputs, the last layer has ${outputSize(out)}`);
-  }
-  return out;
+  const seed = number(where, 'seed', config.seed ?? NETWORK_DEFAULTS.seed);
+  return { inputSize, ...(inputShape && { inputShape }), layers, loss, optimizer, seed };
 }
 
-/** The number of features a normalized config's last layer produces. */
-export function outputSize(config) {
-  return layerShapes(config).at(-1).reduce((a, b) => a * b, 1);
-}
+const flag = (v) => (v ? 1 : 0);
+const shownFlag = (v) => v === 1;
+const enumField = (names) => ({ encode: (v) => names.indexOf(v), show: (v) => names[v] ?? v });
 
-const SPEC_HEADER = 15;
-const LAYER_FIELDS = 19;
+// The core's flat spec vector, written once: the header fields, then LAYER_FIELDS for each
+// layer (cpp/include/bnwasm/network.h, SpecField and LayerField, has the same order). Each
+// field names where it lives in a normalized config, how it is encoded, and how a value the
+// core refused is shown in an error.
+const HEADER_FIELDS = [
+  { where: 'config', name: 'inputSize', get: (c) => c.inputSize },
+  { where: 'config', name: 'loss', get: (c) => c.loss, ...enumField(LOSSES) },
+  { where: 'config', name: 'seed', get: (c) => c.seed },
+  { where: 'optimizer', name: 'type', get: (c) => c.optimizer.type, ...enumField(OPTIMIZERS) },
+  { where: 'optimizer', name: 'learningRate', get: (c) => c.optimizer.learningRate },
+  { where: 'optimizer', name: 'momentum', get: (c) => c.optimizer.momentum ?? 0 },
+  { where: 'optimizer', name: 'nesterov', get: (c) => c.optimizer.nesterov ?? false, encode: flag, show: shownFlag },
+  { where: 'optimizer', name: 'beta1', get: (c) => c.optimizer.beta1 ?? ADAM_DEFAULTS.beta1 },
+  { where: 'optimizer', name: 'beta2', get: (c) => c.optimizer.beta2 ?? ADAM_DEFAULTS.beta2 },
+  { where: 'optimizer', name: 'epsilon', get: (c) => c.optimizer.epsilon ?? ADAM_DEFAULTS.epsilon },
+  { where: 'optimizer', name: 'weightDecay', get: (c) => c.optimizer.weightDecay },
+  { where: 'config', name: 'layers', get: (c) => c.layers.length },
+  { where: 'config', name: 'inputShape[0]', get: (c) => c.inputShape?.[0] ?? 0 },
+  { where: 'config', name: 'inputShape[1]', get: (c) => c.inputShape?.[1] ?? 0 },
+  { where: 'config', name: 'inputShape[2]', get: (c) => c.inputShape?.[2] ?? 0 },
+];
+// A conv or pool layer's [h, w] option, one field per value.
+const sizeField = (key, k) => (l) => (l[key] ?? l.poolSize ?? [0, 0])[k];
+const POOL_NAMES = (name) => ({ maxPool2d: name, avgPool2d: name });
+const LAYER_FIELDS = [
+  { name: 'type', get: (l) => l.type, ...enumField(LAYER_TYPES) },
+  { name: 'units', names: { conv2d: 'filters' }, get: (l) => l.units ?? l.filters ?? 0 },
+  { name: 'useBias', get: (l) => l.useBias ?? DENSE_DEFAULTS.useBias, encode: flag, show: shownFlag },
+  { name: 'init', get: (l) => l.init ?? DENSE_DEFAULTS.init, ...enumField(INITS) },
+  { name: 'initStd', get: (l) => l.initStd ?? DENSE_DEFAULTS.initStd },
+  { name: 'momentum', get: (l) => l.momentum ?? BATCH_NORM_DEFAULTS.momentum },
+  { name: 'epsilon', get: (l) => l.epsilon ?? BATCH_NORM_DEFAULTS.epsilon },
+  { name: 'runningVariance', get: (l) => l.runningVariance ?? BATCH_NORM_DEFAULTS.runningVariance, ...enumField(RUNNING_VARIANCE) },
+  { name: 'statistics', get: (l) => l.statistics ?? BATCH_NORM_DEFAULTS.statistics, ...enumField(STATISTICS) },
+  { name: 'biasCorrection', get: (l) => l.biasCorrection ?? false, encode: flag, show: shownFlag },
+  { where: 'renorm', name: 'rMax', get: (l) => l.renorm?.rMax ?? 0 },
+  { where: 'renorm', name: 'dMax', get: (l) => l.renorm?.dMax ?? 0 },
+  { name: 'kernelSize[0]', names: POOL_NAMES('poolSize[0]'), get: sizeField('kernelSize', 0) },
+  { name: 'kernelSize[1]', names: POOL_NAMES('poolSize[1]'), get: sizeField('kernelSize', 1) },
+  { name: 'stride[0]', get: (l) => l.stride?.[0] ?? 1 },
+  { name: 'stride[1]', get: (l) => l.stride?.[1] ?? 1 },
+  { name: 'padding[0]', get: (l) => (Array.isArray(l.padding) ? l.padding[0] : 0) },
+  { name: 'padding[1]', get: (l) => (Array.isArray(l.padding) ? l.padding[1] : 0) },
+  { name: 'padding', get: (l) => l.padding === 'same', encode: flag, show: (v) => (v === 1 ? 'same' : v) },
+];
+
+const encode = (field, value) => (field.encode ? field.encode(value) : value);
 
 /** The core's flat spec vector for a normalized config. */
 export function toSpec(c) {
-  const o = c.optimizer;
-  const spec = [
-    c.inputSize,
-    LOSSES.indexOf(c.loss),
-    c.seed,
-    OPTIMIZERS.indexOf(o.type),
-    o.learningRate,
-    o.momentum ?? 0,
-    o.nesterov ? 1 : 0,
-    o.beta1 ?? 0.9,
-    o.beta2 ?? 0.999,
-    o.epsilon ?? 1e-8,
-    o.weightDecay,
-    c.layers.length,
-    ...(c.inputShape ?? [0, 0, 0]),
-  ];
-  for (const l of c.layers) {
-    const d = { ...DENSE_DEFAULTS, units: l.filters ?? 0, ...BATCH_NORM_DEFAULTS, ...l };
-    const kernel = l.kernelSize ?? l.poolSize ?? [0, 0];
-    const stride = l.stride ?? [1, 1];
-    const padding = Array.isArray(l.padding) ? l.padding : [0, 0];
-    spec.push(
-      LAYER_TYPES.indexOf(l.type),
-      d.units,
-      d.useBias ? 1 : 0,
-      INITS.indexOf(d.init),
-      d.initStd,
-      d.momentum,
-      d.epsilon,
-      d.runningVariance === 'unbiased' ? 1 : 0,
-      d.statistics === 'cumulative' ? 1 : 0,
-      d.biasCorrection ? 1 : 0,
-      d.renorm ? d.renorm.rMax : 0,
-      d.renorm ? d.renorm.dMax : 0,
-      ...kernel,
-      ...stride,
-      ...padding,
-      l.padding === 'same' ? 1 : 0,
-    );
-  }
+  const spec = HEADER_FIELDS.map((f) => encode(f, f.get(c)));
+  for (const l of c.layers) spec.push(...LAYER_FIELDS.map((f) => encode(f, f.get(l))));
   return spec;
+}
+
+/**
+ * The message for a spec value the core refused ({index, value, message} from the core):
+ * "layers[1]: momentum must be a finite number in [0, 1), got 1".
+ */
+export function specError({ index, value, message }, layers) {
+  const { where, field, layer } = specField(index);
+  const name = field.names?.[layers?.[layer]?.type] ?? field.name;
+  return `${where}: ${name} ${message}, got ${describe(field.show ? field.show(value) : value)}`;
+}
+
+/**
+ * The field at a position of the flat spec, where it lives ('config', 'optimizer', 'layers[2]', ...),
+ * and its layer's index (undefined for a header field).
+ */
+export function specField(index) {
+  const header = index < HEADER_FIELDS.length;
+  const k = header ? index : (index - HEADER_FIELDS.length) % LAYER_FIELDS.length;
+  const field = header ? HEADER_FIELDS[k] : LAYER_FIELDS[k];
+  const i = header ? undefined : Math.floor((index - HEADER_FIELDS.length) / LAYER_FIELDS.length);
+  const layer = `layers[${i}]`;
+  return { field, layer: i, where: header ? field.where : field.where ? `${layer}.${field.where}` : layer };
 }
 
 /** The normalized config of a spec vector (the inverse of toSpec). */
 export function fromSpec(spec) {
+  const header = HEADER_FIELDS.length;
   const layers = [];
   for (let i = 0; i < spec[11]; i++) {
-    const f = spec.slice(SPEC_HEADER + i * LAYER_FIELDS, SPEC_HEADER + (i + 1) * LAYER_FIELDS);
+    const f = spec.slice(header + i * LAYER_FIELDS.length, header + (i + 1) * LAYER_FIELDS.length);
     const type = LAYER_TYPES[f[0]];
     if (type === 'conv2d') {
       layers.push({
@@ -351,8 +307,8 @@ export function fromSpec(spec) {
         type,
         momentum: f[5],
         epsilon: f[6],
-        runningVariance: f[7] === 1 ? 'unbiased' : 'biased',
-        statistics: f[8] === 1 ? 'cumulative' : 'ema',
+        runningVariance: RUNNING_VARIANCE[f[7]],
+        statistics: STATISTICS[f[8]],
         biasCorrection: f[9] === 1,
         renorm: f[10] > 0 ? { rMax: f[10], dMax: f[11] } : null,
       });

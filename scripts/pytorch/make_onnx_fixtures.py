@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""ONNX files written by torch.onnx.export, with float64 reference outputs, for
+tests/js/interop-onnx-import.test.js. Run with Debian's python (python3-torch 1.13,
+python3-onnx 1.12):
+
+    /usr/bin/python3 scripts/pytorch/make_onnx_fixtures.py
+
+Each case is an nn.Sequential trained a few steps (so its running statistics are far
+from 0 and 1), then exported in eval mode at opsets 13 to 17, with and without
+constant folding. The reference is the same model in float64 on the same float32
+weights and inputs, so the difference the test sees is bnwasm's float32 arithmetic.
+The fixture also holds the running statistics after one training-mode forward pass on
+a fine-tuning batch (PyTorch momentum m: running = (1 - m) * running + m * batch,
+unbiased variance), which bnwasm must reproduce after one trainBatch.
+Every file is checked with onnx.checker (full_check) before it is written.
+"""
+
+import io
+import json
+import os
+
+import onnx
+import torch
+import torch.nn as nn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, 'tests', 'fixtures', 'onnx')
+OPSETS = [13, 14, 15, 16, 17]
+
+
+class MatMulAdd(nn.Module):
+    """x @ W + b written out: torch exports it as MatMul + Add."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(n_in, n_out) / n_in ** 0.5)
+        self.b = nn.Parameter(torch.randn(n_out) * 0.1)
+
+    def forward(self, x):
+        return x.matmul(self.w) + self.b
+
+
+def cases():
+    yield 'flatten-linear-bn-relu-dropout-softmax', (3, 4), lambda: nn.Sequential(
+        nn.Flatten(), nn.Linear(12, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(16, 4), nn.Softmax(dim=1))
+    yield 'nobias-bn-m02-eps1e-3-tanh-logsoftmax', (8,), lambda: nn.Sequential(
+        nn.Linear(8, 10, bias=False), nn.BatchNorm1d(10, momentum=0.2, eps=1e-3), nn.Tanh(),
+        nn.Linear(10, 3), nn.LogSoftmax(dim=1))
+    yield 'input-bn-sigmoid-raw', (8,), lambda: nn.Sequential(
+        nn.BatchNorm1d(8), nn.Linear(8, 6), nn.Sigmoid(), nn.Linear(6, 2))
+    yield 'matmul-add-bn-relu-two-bn', (6,), lambda: nn.Sequential(
+        MatMulAdd(6, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 12), nn.BatchNorm1d(12, momentum=0.05),
+        nn.ReLU(), nn.Linear(12, 5), nn.Softmax(dim=1))
+
+
+def f32(t):
+    return t.to(torch.float32).to(torch.float64)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for old in os.listdir(OUT):
+        os.remove(os.path.join(OUT, old))
+    for k, (name, feature_shape, make) in enumerate(cases()):
+        torch.manual_seed(100 + k)
+        model = make()
+        n_in = 1
+        for d in feature_shape:
+            n_in *= d
+        # A few training-mode steps so running statistics and weights move.
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        model.train()
+        for _ in range(5):
+            x = torch.randn(32, *feature_shape) * 2 + 0.5
+            out = model(x)
+            loss = (out ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        x = f32(torch.randn(40, *feature_shape) * 2 + 0.5)
+        reference = model.double()(x)
+        model = model.float()
+        files = []
+        for opset in OPSETS:
+            for fold in (False, True):
+                buf = io.BytesIO()
+                torch.onnx.export(model, x[:2].float(), buf, opset_version=opset, do_constant_folding=fold,
+                                  input_names=['input'], output_names=['output'],
+                                  dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}})
+                onnx.checker.check_model(onnx.load_from_string(buf.getvalue()), full_check=True)
+                fname = f'{name}-opset{opset}-{"folded" if fold else "unfolded"}.onnx'
+                with open(os.path.join(OUT, fname), 'wb') as f:
+                    f.write(buf.getvalue())
+                files.append({'file': fname, 'opset': opset, 'constantFolding': fold})
+        # One training-mode forward on a fine-tuning batch: the running statistics after it.
+        tune = f32(torch.randn(16, *feature_shape) * 2 + 0.5)
+        model = model.double()
+        before = {k2: v.clone() for k2, v in model.state_dict().items()}
+        model.train()
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.eval()
+        with torch.no_grad():
+            model(tune)
+        bn = {}
+        for i, m in enumerate(model):
+            if isinstance(m, nn.BatchNorm1d):
+                bn[str(i)] = {
+                    'momentum': m.momentum,
+                    'eps': m.eps,
+                    'runningMeanBefore': before[f'{i}.running_mean'].tolist(),
+                    'runningMeanAfter': m.running_mean.tolist(),
+                    'runningVarAfter': m.running_var.tolist(),
+                }
+        last = type(model[len(model) - 1]).__name__
+        fixture = {
+            'name': name,
+            'inputShape': list(feature_shape),
+            'x': x.reshape(40, n_in).tolist(),
+            'output': reference.tolist(),
+            'final': last,
+            'tune': tune.reshape(16, n_in).tolist(),
+            'batchNorm': bn,
+            'files': files,
+            'torch': torch.__version__,
+            'onnx': onnx.__version__,
+        }
+        with open(os.path.join(OUT, f'{name}.json'), 'w') as f:
+            json.dump(fixture, f)
+        print(f'{name}: {len(files)} files')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,10 @@
+// A Node ES module script: `import` from the installed package.
+import * as bnwasm from 'bnwasm';
+import { createTrainer, InputError } from 'bnwasm';
+import scenario from './scenario.cjs';
+
+scenario.entryOf(import.meta.resolve('bnwasm'), 'import');
+if (bnwasm.createTrainer !== createTrainer || bnwasm.InputError !== InputError) throw new Error('named and namespace imports differ');
+await scenario.mainThread(bnwasm);
+await scenario.inWorker(bnwasm);
+console.log('esm consumer: ok');

@@ -1,0 +1,153 @@
+// Browser end-to-end test of ONNX interop in headless Chromium (Debian's chromium, driven by
+// playwright-core). tests/e2e/interop/ is a page that imports bnwasm (web/src and the
+// bnwasm/interop entry) and onnxruntime-web (from node_modules, its wasm served locally):
+//   - it trains two small batch-normalized networks, exports each with toONNX at opsets 13 to
+//     17, folded and not, runs every file in onnxruntime-web and compares with predictBatch
+//     (max |difference| <= 1e-5; page.js says why);
+//   - it imports PyTorch-exported fixtures (tests/fixtures/onnx) with importONNX and compares
+//     predictBatch, and onnxruntime-web on the same file, with PyTorch's float64 outputs.
+// This test runs the page twice, cross-origin isolated (as scripts/serve.mjs serves the demo)
+// and not (a plain static host: no SharedArrayBuffer, so onnxruntime-web gets one thread), and
+// checks those numbers, that the page logged no errors, that every .wasm request (bnwasm's and
+// onnxruntime-web's) answered 200 and that nothing left localhost. Screenshots of the page's
+// tables: test-results/onnx-e2e.png (isolated) and onnx-e2e-not-isolated.png.
+//   node --test tests/e2e/interop.test.mjs
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from '../../scripts/serve.mjs';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const RESULTS = join(ROOT, 'test-results');
+const SCREENSHOT = join(RESULTS, 'onnx-e2e.png');
+// The page's bounds (page.js justifies them); repeated here so a change there cannot loosen this test.
+const EXPORT_TOLERANCE = 1e-5;
+const EXPORT_ROWS = 2 * 5 * 2; // models x opsets 13..17 x fold
+const IMPORT_ROWS = 4 * 2 * 2; // fixtures x opsets 13, 17 x constant folding
+const TRAIN_STEPS = 20;
+
+let context;
+let userDataDir;
+
+before(async () => {
+  userDataDir = mkdtempSync(join(tmpdir(), 'bnwasm-e2e-onnx-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1100, height: 900 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await context?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+/**
+ * Serves the repository root (the page imports web/src, web/dist and node_modules) with or
+ * without the cross-origin isolation headers, runs the page in a fresh tab and checks it.
+ */
+async function runPage({ isolated, screenshot }) {
+  const { server } = await serve({ port: 0, root: ROOT, isolated });
+  const origin = `http://localhost:${server.address().port}`;
+  const errors = [];
+  const warnings = [];
+  const wasm = [];
+  const elsewhere = [];
+  const onRequest = (request) => {
+    const url = request.url();
+    if (!url.startsWith(`${origin}/`) && !url.startsWith('data:')) elsewhere.push(url);
+  };
+  context.on('request', onRequest);
+  const page = await context.newPage();
+  try {
+    page.on('response', (response) => {
+      const url = new URL(response.url());
+      if (url.pathname.endsWith('.wasm')) wasm.push({ path: url.pathname, status: response.status() });
+      if (response.status() >= 400) errors.push(`HTTP ${response.status()}: ${response.url()}`);
+    });
+    page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
+      if (m.type() === 'warning') warnings.push(m.text());
+    });
+    await page.goto(`${origin}/tests/e2e/interop/`);
+    await page.waitForFunction(() => document.body.dataset.result !== undefined, null, { timeout: 120_000 });
+    const result = JSON.parse(await page.evaluate(() => document.body.dataset.result));
+    mkdirSync(RESULTS, { recursive: true });
+    await page.screenshot({ path: screenshot, fullPage: true });
+    await check(page, result, { isolated, screenshot, errors, warnings, wasm, elsewhere });
+  } finally {
+    context.off('request', onRequest);
+    await page.close();
+    server.close();
+  }
+}
+
+async function check(page, result, { isolated, screenshot, errors, warnings, wasm, elsewhere }) {
+  assert.equal(result.error, undefined, result.error);
+  console.log(`page: ${page.url()}; onnxruntime-web ${result.env.ort}, numThreads ${result.env.numThreads}, cross-origin isolated ${result.env.crossOriginIsolated}`);
+  for (const t of result.training) {
+    console.log(`train ${t.model}: ${t.steps} steps, loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}, max |running mean| ${t.runningMean.toFixed(3)}`);
+  }
+  for (const r of result.export) console.log(`export ${r.model} opset ${r.opset} fold ${r.fold}: ${r.bytes} bytes, max |ORT - bnwasm| ${r.diff.toExponential(2)}`);
+  for (const r of result.import) {
+    console.log(`import ${r.fixture} opset ${r.opset} folding ${r.constantFolding}: max |bnwasm - PyTorch| ${r.bnwasmDiff.toExponential(2)}, max |ORT - PyTorch| ${r.ortDiff.toExponential(2)}`);
+  }
+  const worst = (rows, key) => Math.max(...rows.map((r) => r[key]));
+  console.log(
+    `worst: |ORT - bnwasm| ${worst(result.export, 'diff').toExponential(2)} (export), ` +
+      `|bnwasm - PyTorch| ${worst(result.import, 'bnwasmDiff').toExponential(2)}, |ORT - PyTorch| ${worst(result.import, 'ortDiff').toExponential(2)} (import)`,
+  );
+  console.log(`in the page: ${result.seconds.export.toFixed(1)} s training + export + ORT, ${result.seconds.import.toFixed(1)} s import`);
+  console.log(`wasm: ${wasm.map((w) => `${w.path} ${w.status}`).join(', ')}`);
+  if (warnings.length > 0) console.log(`console warnings: ${warnings.join(' | ')}`);
+  console.log(`screenshot: ${screenshot}`);
+
+  // The networks trained in the page: the exported running statistics are not the initial 0 and 1.
+  assert.equal(result.training.length, 2);
+  for (const t of result.training) {
+    assert.equal(t.steps, TRAIN_STEPS, `${t.model} steps`);
+    assert.ok(t.lastLoss < t.firstLoss, `${t.model}: loss ${t.firstLoss} -> ${t.lastLoss}`);
+    assert.ok(t.runningMean > 0.1, `${t.model}: max |running mean| ${t.runningMean}`);
+  }
+  assert.equal(result.export.length, EXPORT_ROWS);
+  for (const r of result.export) {
+    const what = `${r.model} opset ${r.opset} fold ${r.fold}`;
+    assert.deepEqual(r.dims, [50, r.model === 'classifier' ? 3 : 2], `${what}: output dims`);
+    assert.ok(r.diff <= EXPORT_TOLERANCE, `${what}: max |onnxruntime-web - bnwasm| ${r.diff} > ${EXPORT_TOLERANCE}`);
+    assert.equal(r.agree, true, what);
+  }
+  assert.deepEqual([...new Set(result.export.map((r) => r.opset))], [13, 14, 15, 16, 17]);
+  assert.equal(result.import.length, IMPORT_ROWS);
+  for (const r of result.import) {
+    // Elementwise |x - reference| <= 2e-6 + 1e-5 |reference| for bnwasm and ORT (page.js).
+    assert.equal(r.agree, true, `${r.fixture} opset ${r.opset} folding ${r.constantFolding}: bnwasm ${r.bnwasmDiff}, ORT ${r.ortDiff}`);
+  }
+  // The page shows every comparison.
+  assert.equal(await page.locator('#export tbody tr').count(), EXPORT_ROWS);
+  assert.equal(await page.locator('#import tbody tr').count(), IMPORT_ROWS);
+  assert.equal(await page.locator('td.no').count(), 0);
+
+  // Both engines' wasm came from this server, each answered 200, and nothing left localhost.
+  assert.ok(wasm.some((w) => w.path === '/web/dist/bnwasm.wasm'), 'bnwasm.wasm was not requested');
+  assert.ok(wasm.some((w) => w.path.startsWith('/node_modules/onnxruntime-web/dist/ort-wasm')), "onnxruntime-web's wasm was not requested");
+  assert.deepEqual(wasm.filter((w) => w.status !== 200), [], 'wasm requests that did not answer 200');
+  assert.deepEqual(elsewhere, [], 'requests that left localhost');
+  assert.deepEqual(errors, [], 'the page logged errors');
+  assert.equal(result.env.crossOriginIsolated, isolated, 'crossOriginIsolated');
+  assert.equal(result.env.numThreads, 1);
+}
+
+// Served like `npm start` serves the demo (COOP/COEP: SharedArrayBuffer available).
+test("toONNX files run in onnxruntime-web with bnwasm's outputs and PyTorch's files import (cross-origin isolated page)", () =>
+  runPage({ isolated: true, screenshot: SCREENSHOT }));
+
+// A plain static host without those headers: no SharedArrayBuffer, and neither engine needs it.
+test('the same on a page that is not cross-origin isolated', () =>
+  runPage({ isolated: false, screenshot: join(RESULTS, 'onnx-e2e-not-isolated.png') }));

@@ -1,0 +1,172 @@
+// net.toONNX(): the exported graph, run by a real runtime (onnxruntime-web's
+// wasm CPU backend under Node), gives predictBatch's outputs; Debian's
+// onnx.checker (full_check, with shape inference) accepts every file.
+//
+// Tolerance: |ONNX Runtime - predictBatch| <= 1e-5 absolute, on outputs of
+// magnitude <= ~3 (probabilities, or a few units for MSE). Both engines compute in
+// float32 (u = 6e-8): the dot products here have <= 16 terms and batch norm is a
+// handful of operations per value, so summation order and the order of batch
+// norm's arithmetic differ by at most a few tens of u (~2e-6) on values of this
+// size. Folding adds one rounding of each folded weight (another few u). The
+// tolerance leaves a margin of ~5 over that and is still 100x below any real
+// mistake (a wrong epsilon, variance estimator, transB, or a missing softmax all
+// move outputs by > 1e-3 here).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-web';
+import { createNetwork } from 'bnwasm';
+import { toONNX } from 'bnwasm/interop';
+import { gaussian, rng } from './helpers.js';
+
+ort.env.wasm.numThreads = 1;
+
+const TOLERANCE = 1e-5;
+const OPSETS = [13, 14, 15, 16, 17];
+
+// Every layer type and every batch-norm option, each trained a few steps so the
+// running statistics are far from their initial 0 and 1.
+const CASES = {
+  'dense+bn+relu softmax': {
+    inputSize: 6,
+    layers: [{ type: 'dense', units: 16 }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'dense', units: 4 }],
+  },
+  'no-bias dense+bn(momentum 0.8, eps 1e-3, biased)+sigmoid mse': {
+    inputSize: 6,
+    loss: 'meanSquaredError',
+    layers: [
+      { type: 'dense', units: 12, useBias: false },
+      { type: 'batchNorm', momentum: 0.8, epsilon: 1e-3, runningVariance: 'biased' },
+      { type: 'sigmoid' },
+      { type: 'dense', units: 3 },
+    ],
+  },
+  'bn on inputs, tanh, bn after activation (not foldable)': {
+    inputSize: 6,
+    layers: [
+      { type: 'batchNorm' },
+      { type: 'dense', units: 10 },
+      { type: 'tanh' },
+      { type: 'batchNorm', epsilon: 1e-2 },
+      { type: 'dense', units: 3 },
+    ],
+  },
+  'bn cumulative, bias correction, renorm': {
+    inputSize: 6,
+    layers: [
+      { type: 'dense', units: 10 },
+      { type: 'batchNorm', statistics: 'cumulative' },
+      { type: 'relu' },
+      { type: 'dense', units: 8 },
+      { type: 'batchNorm', biasCorrection: true, momentum: 0.95 },
+      { type: 'relu' },
+      { type: 'dense', units: 8, useBias: false },
+      { type: 'batchNorm', renorm: { rMax: 2, dMax: 1 } },
+      { type: 'tanh' },
+      { type: 'dense', units: 3 },
+    ],
+  },
+};
+
+function data(n, inputSize, outputs, seed) {
+  const normal = gaussian(rng(seed));
+  const x = Float32Array.from({ length: n * inputSize }, (_, i) => 1.5 * normal() + (i % inputSize) * 0.3);
+  const labels = Int32Array.from({ length: n }, (_, i) => i % outputs);
+  const targets = Float32Array.from({ length: n * outputs }, () => normal());
+  return { x, labels, targets };
+}
+
+async function trained(config) {
+  const net = await createNetwork({ ...config, optimizer: { type: 'adam', learningRate: 0.05 }, seed: 3 });
+  const { x, labels, targets } = data(32, config.inputSize, net.outputSize, 11);
+  for (let step = 0; step < 6; step++) net.trainBatch(x, config.loss === 'meanSquaredError' ? targets : labels);
+  return net;
+}
+
+const files = [];
+const worst = {};
+
+describe('toONNX runs in ONNX Runtime with predictBatch outputs', () => {
+  for (const [name, config] of Object.entries(CASES)) {
+    test(name, async () => {
+      const net = await trained(config);
+      const { x } = data(50, config.inputSize, net.outputSize, 99);
+      const expected = net.predictBatch(x);
+      for (const opset of OPSETS) {
+        for (const fold of [false, true]) {
+          const bytes = net.toONNX({ opset, fold });
+          files.push({ name: `${name}-${opset}-${fold}`.replace(/[^a-z0-9-]+/gi, '_'), bytes });
+          const session = await ort.InferenceSession.create(bytes);
+          const { output } = await session.run({ input: new ort.Tensor('float32', x, [50, config.inputSize]) });
+          await session.release();
+          expect(output.dims).toEqual([50, net.outputSize]);
+          let diff = 0;
+          let at = 0;
+          for (let i = 0; i < expected.length; i++) {
+            const d = Math.abs(output.data[i] - expected[i]);
+            if (!(d <= diff)) [diff, at] = [d, i];
+          }
+          const key = `fold=${fold}`;
+          worst[key] = Math.max(worst[key] ?? 0, diff);
+          if (!(diff <= TOLERANCE)) {
+            throw new Error(`${name} opset ${opset} fold ${fold}: output[${at}] ONNX Runtime ${output.data[at]}, predictBatch ${expected[at]}`);
+          }
+        }
+      }
+      // The same network through the method (registered by importing bnwasm/interop).
+      expect(net.toONNX()).toEqual(toONNX(net, { opset: 15, fold: false }));
+      net.dispose();
+    });
+  }
+
+  test('a single row and a batch of 1000 run through the dynamic batch dimension', async () => {
+    const net = await trained(CASES['dense+bn+relu softmax']);
+    const session = await ort.InferenceSession.create(net.toONNX());
+    for (const n of [1, 1000]) {
+      const { x } = data(n, 6, 4, n);
+      const { output } = await session.run({ input: new ort.Tensor('float32', x, [n, 6]) });
+      const expected = net.predictBatch(x);
+      for (let i = 0; i < expected.length; i++) expect(Math.abs(output.data[i] - expected[i])).toBeLessThanOrEqual(TOLERANCE);
+    }
+    await session.release();
+    net.dispose();
+  });
+
+  afterAll(() => {
+    console.log(`toONNX -> ONNX Runtime, worst |difference| over ${files.length} files: ${JSON.stringify(worst)}`);
+  });
+});
+
+describe('onnx.checker', () => {
+  test('check_model(full_check=True) accepts every exported file', () => {
+    expect(files.length).toBe(Object.keys(CASES).length * OPSETS.length * 2);
+    const dir = mkdtempSync(join(tmpdir(), 'bnwasm-onnx-'));
+    try {
+      for (const f of files) writeFileSync(join(dir, `${f.name}.onnx`), f.bytes);
+      const script = [
+        'import glob, sys, onnx',
+        'paths = sorted(glob.glob(sys.argv[1] + "/*.onnx"))',
+        'for p in paths:',
+        '    onnx.checker.check_model(onnx.load(p), full_check=True)',
+        'print(len(paths), "checked")',
+      ].join('\n');
+      const out = execFileSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
+      expect(out.trim()).toBe(`${files.length} checked`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('toONNX options', () => {
+  test('refuses opsets outside 13..17, a non-boolean fold and unknown options', async () => {
+    const net = await createNetwork(CASES['dense+bn+relu softmax']);
+    expect(() => net.toONNX({ opset: 12 })).toThrow(expect.objectContaining({ code: 'BNWASM_INVALID_ARGUMENT', message: expect.stringMatching(/opset must be an integer in \[13, 17\], got 12/) }));
+    expect(() => net.toONNX({ opset: 18 })).toThrow(/got 18/);
+    expect(() => net.toONNX({ fold: 1 })).toThrow(/fold must be true or false, got 1/);
+    expect(() => net.toONNX({ folded: true })).toThrow(/unknown option 'folded'/);
+    net.dispose();
+    expect(() => net.toONNX()).toThrow(expect.objectContaining({ code: 'BNWASM_DISPOSED' }));
+  });
+});

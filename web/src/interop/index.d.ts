@@ -1,0 +1,36 @@
+// Type declarations for bnwasm/interop. Importing the module also enables
+// Network.toONNX(), toSafetensors() and toTfjsLayers().
+import type { AdamConfig, Network, NetworkConfig, SgdConfig, TfjsModelJson } from '../index.js';
+
+export interface ImportOptions {
+  /** @default 'softmaxCrossEntropy' when the graph ends in a softmax, 'meanSquaredError' otherwise */
+  loss?: 'softmaxCrossEntropy' | 'meanSquaredError';
+  /** For fine-tuning the imported network. @default { type: 'adam', learningRate: 1e-3 } */
+  optimizer?: SgdConfig | AdamConfig;
+  /** The estimator batch norm feeds into the running variance while fine-tuning. */
+  runningVariance?: 'unbiased' | 'biased';
+}
+
+/** Same as net.toONNX(options). */
+export declare function toONNX(net: Network, options?: { opset?: number; fold?: boolean }): Uint8Array;
+/**
+ * A trainable Network from ONNX written by torch.onnx.export (or toONNX): a chain of Gemm or
+ * MatMul(+Add), BatchNormalization, Relu/Sigmoid/Tanh, Softmax/LogSoftmax (last), Flatten,
+ * Dropout, Identity; opsets 13 to 17. runningVariance defaults to 'unbiased' (PyTorch).
+ */
+export declare function importONNX(bytes: Uint8Array | ArrayBuffer, options?: ImportOptions): Promise<Network>;
+/** Same as net.toSafetensors(). */
+export declare function toSafetensors(net: Network): Uint8Array;
+/** A Network with the config and the state_dict tensors of a safetensors file (N.weight, N.running_mean, ...). */
+export declare function loadSafetensors(bytes: Uint8Array | ArrayBuffer, config: NetworkConfig): Promise<Network>;
+/** Same as net.toTfjsLayers(). */
+export declare function toTfjsLayers(net: Network): { modelJson: TfjsModelJson; weightData: ArrayBuffer };
+/**
+ * A trainable Network from a tfjs-layers Sequential of Dense, BatchNormalization and activations;
+ * weights matched by name. runningVariance defaults to 'biased' (Keras).
+ */
+export declare function importTfjsLayers(
+  modelJson: TfjsModelJson | string,
+  weightData: ArrayBuffer | Uint8Array,
+  options?: ImportOptions,
+): Promise<Network>;

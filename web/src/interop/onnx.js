@@ -1,0 +1,578 @@
+// ONNX: export of a Network's inference graph, and import of the graphs
+// torch.onnx.export writes for an nn.Sequential of Linear, BatchNorm1d and
+// activations. Both directions go through a plain description of the graph
+// ({nodes, initializers, input, output}) and tables keyed by layer type
+// (export) or op type (import), so new layers (conv, pooling) add rows.
+import { InputError, ModelFormatError, describe } from '../errors.js';
+import { foldedCopy } from '../network.js';
+import { Writer, decode } from './protobuf.js';
+import { asBytes, buildNetwork, checkConvertible, checkImportOptions, layerTensors, stateDictName } from './common.js';
+
+// TensorProto.DataType values read or written here.
+const FLOAT = 1;
+const INT32 = 6;
+const INT64 = 7;
+const BOOL = 9;
+const FLOAT16 = 10;
+const DOUBLE = 11;
+const TYPE_NAMES = { 1: 'float', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'double' };
+// AttributeProto.AttributeType
+const ATTR_FLOAT = 1;
+const ATTR_INT = 2;
+const ATTR_TENSOR = 4;
+const ATTR_INTS = 7;
+
+export const MIN_OPSET = 13;
+export const MAX_OPSET = 17;
+// The IR version of the ONNX release that brought each opset (onnx 1.8 to 1.12):
+// a newer IR is refused by older checkers and runtimes.
+const IR_VERSION = { 13: 7, 14: 7, 15: 8, 16: 8, 17: 8 };
+
+// ---- writing --------------------------------------------------------------------------------
+
+// Float32Array is written as float, Float64Array as double, BigInt64Array as int64
+// (raw little-endian data).
+function writeTensor(t) {
+  const raw = new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength);
+  const dataType = t.values instanceof Float64Array ? DOUBLE : t.values instanceof BigInt64Array ? INT64 : FLOAT;
+  return new Writer().packedInts(1, t.dims).int(2, dataType).string(8, t.name).bytes(9, raw);
+}
+
+function writeAttribute(name, a) {
+  const w = new Writer().string(1, name);
+  if (a.type === 'float') return w.float(2, a.value).int(20, ATTR_FLOAT);
+  return w.int(3, a.value).int(20, ATTR_INT);
+}
+
+function writeValueInfo(name, width) {
+  const shape = new Writer().message(1, new Writer().string(2, 'batch')).message(1, new Writer().int(1, width));
+  const tensorType = new Writer().int(1, FLOAT).message(2, shape);
+  return new Writer().string(1, name).message(2, new Writer().message(1, tensorType));
+}
+
+/** ModelProto bytes of a graph description. */
+export function encodeModel({ opset, nodes, initializers, input, output }) {
+  const graph = new Writer();
+  for (const node of nodes) {
+    const n = new Writer();
+    for (const name of node.inputs) n.string(1, name);
+    n.string(2, node.output).string(3, node.name).string(4, node.op);
+    for (const [name, a] of Object.entries(node.attributes)) n.message(5, writeAttribute(name, a));
+    graph.message(1, n);
+  }
+  graph.string(2, 'bnwasm');
+  for (const t of initializers) graph.message(5, writeTensor(t));
+  graph.message(11, writeValueInfo(input.name, input.width));
+  graph.message(12, writeValueInfo(output.name, output.width));
+  return new Writer()
+    .int(1, IR_VERSION[opset] ?? 8)
+    .string(2, 'bnwasm')
+    .message(7, graph)
+    .message(8, new Writer().int(2, opset))
+    .finish();
+}
+
+const float = (value) => ({ type: 'float', value });
+const int = (value) => ({ type: 'int', value });
+
+// Per layer type: the nodes and initializers of one layer. `t` holds the
+// layer's tensors by bnwasm name, `i` is its index in config.layers (the N of
+// the state_dict names, which the initializers take).
+const EXPORT_LAYER = {
+  dense(g, layer, t, i) {
+    const inputs = [g.value, g.initializer(stateDictName(i, 'weight'), [layer.units, t.weight.length / layer.units], t.weight)];
+    if (t.bias) inputs.push(g.initializer(stateDictName(i, 'bias'), [layer.units], t.bias));
+    g.node('Gemm', i, inputs, { alpha: float(1), beta: float(1), transB: int(1) });
+  },
+  batchNorm(g, layer, t, i) {
+    const inputs = [g.value];
+    for (const name of ['gamma', 'beta', 'runningMean', 'runningVariance']) {
+      inputs.push(g.initializer(stateDictName(i, name), [t[name].length], t[name]));
+    }
+    // ONNX's momentum is the weight of the past, like bnwasm's.
+    const attributes = { epsilon: float(layer.epsilon), momentum: float(layer.momentum) };
+    // training_mode arrived with BatchNormalization-14; version 9 (opset 13) is inference only.
+    if (g.opset >= 14) attributes.training_mode = int(0);
+    g.node('BatchNormalization', i, inputs, attributes);
+  },
+  relu: (g, layer, t, i) => g.node('Relu', i, [g.value]),
+  sigmoid: (g, layer, t, i) => g.node('Sigmoid', i, [g.value]),
+  tanh: (g, layer, t, i) => g.node('Tanh', i, [g.value]),
+};
+
+/**
+ * ONNX ModelProto bytes of a network's inference graph: input `input` and
+ * output `output`, both [batch, features] with a dynamic batch dimension.
+ * @param {import('../network.js').Network} net
+ * @param {{opset?: number, fold?: boolean}} [options]
+ * @returns {Uint8Array}
+ */
+export function toONNX(net, options = {}) {
+  checkConvertible('toONNX', net.config);
+  if (options === null || typeof options !== 'object') {
+    throw new InputError(`toONNX(): options must be an object, got ${describe(options)}`, 'BNWASM_WRONG_TYPE');
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'opset' && key !== 'fold') {
+      throw new InputError(`toONNX(): unknown option '${key}' (expected one of opset, fold)`, 'BNWASM_INVALID_ARGUMENT');
+    }
+  }
+  const { opset = 15, fold = false } = options;
+  if (!Number.isInteger(opset) || opset < MIN_OPSET || opset > MAX_OPSET) {
+    throw new InputError(`toONNX(): opset must be an integer in [${MIN_OPSET}, ${MAX_OPSET}], got ${describe(opset)}`, 'BNWASM_INVALID_ARGUMENT');
+  }
+  if (typeof fold !== 'boolean') {
+    throw new InputError(`toONNX(): fold must be true or false, got ${describe(fold)}`, 'BNWASM_INVALID_ARGUMENT');
+  }
+  if (fold) {
+    // The core folds (the same folding toInference() uses); its network exports unfolded.
+    const folded = foldedCopy(net);
+    try {
+      return toONNX(folded, { opset });
+    } finally {
+      folded.dispose();
+    }
+  }
+  const config = net.config;
+  const tensors = layerTensors(net.getWeights(), config.layers.length);
+  const g = {
+    opset,
+    value: 'input',
+    nodes: [],
+    initializers: [],
+    initializer(name, dims, values) {
+      this.initializers.push({ name, dims, values });
+      return name;
+    },
+    node(op, i, inputs, attributes = {}) {
+      const output = `/${i}/${op}_output_0`;
+      this.nodes.push({ op, name: `/${i}/${op}`, inputs, output, attributes });
+      this.value = output;
+    },
+  };
+  const layers = config.layers;
+  for (let i = 0; i < layers.length; i++) {
+    const layer = layers[i];
+    EXPORT_LAYER[layer.type](g, layer, tensors[i], i);
+  }
+  if (config.loss === 'softmaxCrossEntropy') g.node('Softmax', layers.length, [g.value], { axis: int(1) });
+  g.nodes[g.nodes.length - 1].output = 'output';
+  return encodeModel({
+    opset,
+    nodes: g.nodes,
+    initializers: g.initializers,
+    input: { name: 'input', width: config.inputSize },
+    output: { name: 'output', width: net.outputSize },
+  });
+}
+
+// ---- reading --------------------------------------------------------------------------------
+
+function float16ToFloat(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const fraction = h & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+const ELEMENT_BYTES = { [FLOAT]: 4, [INT32]: 4, [INT64]: 8, [BOOL]: 1, [FLOAT16]: 2, [DOUBLE]: 8 };
+
+/**
+ * A TensorProto as {name, dims, dataType, values}: float32, float64 and float16
+ * become a Float32Array (rounded to float32, the precision bnwasm computes in);
+ * integer and bool types become an array of Numbers.
+ */
+function readTensor(msg, where) {
+  const name = msg.string(8);
+  const at = `${where} '${name}'`;
+  const dims = msg.ints(1).map((d) => {
+    if (d < 0n || d > 2n ** 31n) throw new ModelFormatError(`${at}: dimension ${d} is out of range`);
+    return Number(d);
+  });
+  const dataType = Number(msg.int(2));
+  if (msg.int(14) === 1n) throw new ModelFormatError(`${at}: external data is not supported; save the model with its tensors inside`);
+  if (!(dataType in ELEMENT_BYTES)) throw new ModelFormatError(`${at}: data type ${dataType} is not supported (float, float16, double, int32, int64, bool)`);
+  const count = dims.reduce((a, b) => a * b, 1);
+  const raw = msg.bytes(9);
+  let values;
+  if (raw !== null) {
+    const size = ELEMENT_BYTES[dataType];
+    if (raw.length !== count * size) {
+      throw new ModelFormatError(`${at}: raw_data has ${raw.length} bytes, its shape [${dims}] of ${TYPE_NAMES[dataType]} needs ${count * size}`);
+    }
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.length);
+    const read = {
+      [FLOAT]: (k) => view.getFloat32(k * 4, true),
+      [DOUBLE]: (k) => view.getFloat64(k * 8, true),
+      [FLOAT16]: (k) => float16ToFloat(view.getUint16(k * 2, true)),
+      [INT32]: (k) => view.getInt32(k * 4, true),
+      [INT64]: (k) => Number(view.getBigInt64(k * 8, true)),
+      [BOOL]: (k) => view.getUint8(k),
+    }[dataType];
+    values = Array.from({ length: count }, (_, k) => read(k));
+  } else if (dataType === FLOAT) {
+    values = Array.from(msg.floats(4));
+  } else if (dataType === DOUBLE) {
+    values = Array.from(msg.doubles(10));
+  } else if (dataType === INT64) {
+    values = msg.ints(7).map(Number);
+  } else {
+    // int32_data holds int32, bool and (as uint16 bits) float16 values.
+    values = msg.ints(5).map((v) => (dataType === FLOAT16 ? float16ToFloat(Number(v) & 0xffff) : Number(v)));
+  }
+  if (values.length !== count) {
+    throw new ModelFormatError(`${at}: holds ${values.length} values, its shape [${dims}] needs ${count}`);
+  }
+  const isFloat = dataType === FLOAT || dataType === DOUBLE || dataType === FLOAT16;
+  return { name, dims, dataType, values: isFloat ? Float32Array.from(values) : values };
+}
+
+function readAttribute(msg, where) {
+  const name = msg.string(1);
+  const type = Number(msg.int(20));
+  if (type === ATTR_FLOAT) return [name, msg.float(2, 0)];
+  if (type === ATTR_INT) return [name, Number(msg.int(3))];
+  if (type === ATTR_INTS) return [name, msg.ints(8).map(Number)];
+  if (type === ATTR_TENSOR) {
+    const t = msg.message(5, 't');
+    if (t === null) throw new ModelFormatError(`${where}: attribute '${name}' has no tensor`);
+    return [name, readTensor(t, `${where} attribute '${name}'`)];
+  }
+  return [name, { unsupportedType: type }];
+}
+
+/** The plain description of a ModelProto: opset, nodes, initializers, inputs, outputs. */
+export function decodeModel(bytes, fn) {
+  const model = decode(bytes, `${fn}(): ModelProto`);
+  const graph = model.message(7, 'graph');
+  if (graph === null) throw new ModelFormatError(`${fn}(): the bytes hold no ONNX graph (ModelProto.graph is missing)`);
+  let opset = null;
+  for (const o of model.messages(8, 'opset_import')) {
+    const domain = o.string(1);
+    if (domain === '' || domain === 'ai.onnx') opset = Number(o.int(2));
+  }
+  if (opset === null) throw new ModelFormatError(`${fn}(): the model imports no version of the default ONNX opset`);
+  if (graph.has(15)) throw new ModelFormatError(`${fn}(): sparse initializers are not supported`);
+  const nodes = graph.messages(1, 'node').map((n, k) => {
+    const name = n.string(3) || `#${k}`;
+    const where = `${fn}(): node '${name}'`;
+    return {
+      name,
+      op: n.string(4),
+      domain: n.string(7),
+      inputs: n.strings(1),
+      outputs: n.strings(2),
+      attributes: new Map(n.messages(5, 'attribute').map((a) => readAttribute(a, where))),
+    };
+  });
+  const initializers = new Map();
+  for (const t of graph.messages(5, 'initializer')) {
+    const tensor = readTensor(t, `${fn}(): initializer`);
+    initializers.set(tensor.name, tensor);
+  }
+  const valueInfo = (v) => {
+    const name = v.string(1);
+    const tensorType = v.message(2, 'type')?.message(1, 'tensor_type');
+    const shape = tensorType?.message(2, 'shape');
+    const dims = shape ? shape.messages(1, 'dim').map((d) => (d.has(1) ? Number(d.int(1)) : null)) : null;
+    return { name, elemType: tensorType ? Number(tensorType.int(1)) : null, dims };
+  };
+  return {
+    irVersion: Number(model.int(1)),
+    opset,
+    nodes,
+    initializers,
+    inputs: graph.messages(11, 'input').map(valueInfo),
+    outputs: graph.messages(12, 'output').map(valueInfo),
+  };
+}
+
+// ---- import ---------------------------------------------------------------------------------
+
+// The importer walks the nodes in order, following one activation (s.value,
+// whose shape after the batch axis is s.shape) through the chain of layers.
+// Every other input of a node must be a constant (an initializer or a Constant
+// node's output). Each op handler checks its node and appends bnwasm layers.
+const IMPORT_OP = {
+  Gemm(s, node) {
+    const [a, b, c] = node.inputs;
+    s.expectActivation(node, a);
+    const alpha = s.attr(node, 'alpha', 1);
+    const beta = s.attr(node, 'beta', 1);
+    if (s.attr(node, 'transA', 0) !== 0) s.refuse(node, 'transA=1 (the activation transposed) has no bnwasm layer');
+    const w = s.constant(node, b, 2);
+    const transB = s.attr(node, 'transB', 0) === 1;
+    const [units, inputs] = transB ? w.dims : [w.dims[1], w.dims[0]];
+    s.expectFlat(node, inputs);
+    const weight = transB ? w.values.slice() : transpose(w.values, w.dims[0], w.dims[1]);
+    if (alpha !== 1) for (let k = 0; k < weight.length; k++) weight[k] *= alpha;
+    const bias = c === undefined || c === '' ? null : broadcastBias(s, node, s.constant(node, c), units, beta);
+    s.dense(node, units, weight, bias);
+  },
+  MatMul(s, node) {
+    s.expectActivation(node, node.inputs[0]);
+    const w = s.constant(node, node.inputs[1], 2);
+    s.expectFlat(node, w.dims[0]);
+    s.dense(node, w.dims[1], transpose(w.values, w.dims[0], w.dims[1]), null);
+  },
+  Add(s, node) {
+    // The bias of a MatMul (or of a Gemm without one): activation + constant.
+    if (node.inputs.length !== 2) s.refuse(node, `has ${node.inputs.length} inputs, expected 2`);
+    const k = node.inputs.indexOf(s.value);
+    if (k < 0) s.expectActivation(node, node.inputs[0]);
+    const last = s.layers[s.layers.length - 1];
+    if (s.producer !== 'dense' || last.tensors.bias) s.refuse(node, 'is read only as the bias of a MatMul or Gemm (without one) just before it');
+    last.tensors.bias = broadcastBias(s, node, s.constant(node, node.inputs[1 - k]), last.units, 1);
+    s.advance(node);
+  },
+  BatchNormalization(s, node) {
+    s.expectActivation(node, node.inputs[0]);
+    if (node.inputs.length !== 5) s.refuse(node, `has ${node.inputs.length} inputs, expected 5`);
+    if (node.outputs.filter((o) => o !== '').length > 1) s.refuse(node, 'has the outputs of training mode');
+    if (s.attr(node, 'training_mode', 0) !== 0) s.refuse(node, 'training_mode=1; export the model in eval mode');
+    const c = s.shape[0];
+    if (s.shape.slice(1).some((d) => d !== 1)) s.refuse(node, `normalizes an input of shape [N, ${s.shape}]; only [N, C] (or [N, C, 1]) is a BatchNorm1d bnwasm has`);
+    const [gamma, beta, runningMean, runningVariance] = node.inputs.slice(1).map((name) => {
+      const t = s.constant(node, name, 1);
+      if (t.dims[0] !== c) s.refuse(node, `'${name}' has ${t.dims[0]} values, the input has ${c} features`);
+      return t.values;
+    });
+    const momentum = s.attr(node, 'momentum', 0.9);
+    s.layer(node, { type: 'batchNorm', momentum, epsilon: s.attr(node, 'epsilon', 1e-5), runningVariance: s.runningVariance }, {
+      gamma, beta, runningMean, runningVariance,
+    });
+  },
+  Relu: (s, node) => activation(s, node, 'relu'),
+  Sigmoid: (s, node) => activation(s, node, 'sigmoid'),
+  Tanh: (s, node) => activation(s, node, 'tanh'),
+  Softmax: (s, node) => softmax(s, node),
+  LogSoftmax: (s, node) => softmax(s, node),
+  Flatten(s, node) {
+    s.expectActivation(node, node.inputs[0]);
+    if (s.attr(node, 'axis', 1) !== 1) s.refuse(node, `axis=${s.attr(node, 'axis', 1)}; only axis 1 keeps the batch`);
+    s.shape = [s.shape.reduce((a, b) => a * b, 1)];
+    s.advance(node, true);
+  },
+  Reshape(s, node) {
+    // x.view(x.size(0), -1) and friends: [N, ...] -> [N, features].
+    s.expectActivation(node, node.inputs[0]);
+    const target = s.constant(node, node.inputs[1], 1).values;
+    const features = s.shape.reduce((a, b) => a * b, 1);
+    const ok = target.length === 2 && (target[0] === 0 || target[0] === -1) && (target[1] === -1 || target[1] === features);
+    if (!ok) s.refuse(node, `reshapes to [${target}]; only [N, ${features}] (flattening) is read`);
+    s.shape = [features];
+    s.advance(node, true);
+  },
+  Dropout(s, node) {
+    s.expectActivation(node, node.inputs[0]);
+    const training = node.inputs[2];
+    if (training !== undefined && training !== '' && s.constant(node, training).values[0] !== 0) {
+      s.refuse(node, 'runs in training mode; export the model in eval mode');
+    }
+    s.advance(node, true);
+  },
+  Identity(s, node) {
+    s.expectActivation(node, node.inputs[0]);
+    s.advance(node, true);
+  },
+  Unsqueeze(s, node) {
+    // BatchNorm1d on [N, C] is sometimes written Unsqueeze -> BatchNormalization -> Squeeze.
+    s.expectActivation(node, node.inputs[0]);
+    const rank = s.shape.length + 1;
+    const axes = s.axes(node);
+    const shape = [null, ...s.shape];
+    for (const axis of axes.map((a) => (a < 0 ? a + rank + axes.length : a)).sort((a, b) => a - b)) {
+      if (axis < 1) s.refuse(node, 'inserts an axis before the batch axis');
+      shape.splice(axis, 0, 1);
+    }
+    s.shape = shape.slice(1);
+    s.advance(node, true);
+  },
+  Squeeze(s, node) {
+    s.expectActivation(node, node.inputs[0]);
+    const rank = s.shape.length + 1;
+    const given = node.inputs.length > 1 || node.attributes.has('axes');
+    const axes = given ? s.axes(node).map((a) => (a < 0 ? a + rank : a)) : s.shape.flatMap((d, k) => (d === 1 ? [k + 1] : []));
+    for (const axis of axes) {
+      if (axis < 1 || axis >= rank || s.shape[axis - 1] !== 1) s.refuse(node, `squeezes axis ${axis} of [N, ${s.shape}]`);
+    }
+    s.shape = s.shape.filter((_, k) => !axes.includes(k + 1));
+    s.advance(node, true);
+  },
+};
+
+// Ops evaluated when all their inputs are constants (torch writes some of
+// these without constant folding).
+const CONSTANT_OP = {
+  Constant(s, node) {
+    const value = node.attributes.get('value');
+    if (!value || !value.dims) s.refuse(node, "only a Constant with a 'value' tensor is read");
+    return value;
+  },
+  Identity: (s, node) => s.constant(node, node.inputs[0]),
+  Transpose(s, node) {
+    const t = s.constant(node, node.inputs[0], 2);
+    const perm = s.attr(node, 'perm', [1, 0]);
+    if (perm.join() === '0,1') return t;
+    return { ...t, dims: [t.dims[1], t.dims[0]], values: transpose(t.values, t.dims[0], t.dims[1]) };
+  },
+};
+
+function activation(s, node, type) {
+  s.expectActivation(node, node.inputs[0]);
+  s.layer(node, { type });
+}
+
+function softmax(s, node) {
+  s.expectActivation(node, node.inputs[0]);
+  const axis = s.attr(node, 'axis', -1);
+  if (s.shape.length !== 1 || (axis !== 1 && axis !== -1)) s.refuse(node, `axis ${axis} of [N, ${s.shape}]; only the feature axis of [N, C] is read`);
+  s.softmax = node;
+  s.advance(node, true);
+}
+
+function transpose(values, rows, cols) {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c];
+  return out;
+}
+
+// A bias constant of shape [], [1], [units] or [1, units], times beta, as [units].
+function broadcastBias(s, node, t, units, beta) {
+  const n = t.values.length;
+  if (!(n === units || n === 1) || t.dims.length > 2 || (t.dims.length === 2 && t.dims[0] !== 1)) {
+    s.refuse(node, `bias '${t.name}' has shape [${t.dims}], expected [${units}]`);
+  }
+  return Float32Array.from({ length: units }, (_, u) => beta * t.values[n === 1 ? 0 : u]);
+}
+
+function importState(fn, model, options) {
+  const consts = new Map(model.initializers);
+  const s = {
+    value: null,
+    shape: null,
+    layers: [],
+    producer: null, // the layer type that wrote s.value, for Add
+    softmax: null,
+    runningVariance: options.runningVariance ?? 'unbiased',
+    refuse(node, why) {
+      throw new ModelFormatError(`${fn}(): ${node.op} node '${node.name}' ${why}`, { op: node.op, node: node.name });
+    },
+    attr(node, name, fallback) {
+      const v = node.attributes.get(name);
+      if (v === undefined) return fallback;
+      if (typeof v === 'object' && !Array.isArray(v) && v !== null && 'unsupportedType' in v) {
+        this.refuse(node, `attribute '${name}' has a type (${v.unsupportedType}) this reader does not take`);
+      }
+      return v;
+    },
+    constant(node, name, rank) {
+      const t = consts.get(name);
+      if (t === undefined) this.refuse(node, `input '${name}' is not a constant (an initializer or Constant); only the layer's input may vary`);
+      if (rank !== undefined && t.dims.length !== rank) this.refuse(node, `input '${name}' has shape [${t.dims}], expected ${rank} dimensions`);
+      return t;
+    },
+    setConstant(name, t) {
+      consts.set(name, t);
+    },
+    axes(node) {
+      if (node.inputs.length > 1) return this.constant(node, node.inputs[1], 1).values;
+      return this.attr(node, 'axes', []);
+    },
+    expectActivation(node, name) {
+      if (name !== this.value) {
+        this.refuse(node, `reads '${name}' where the network's activation '${this.value}' was expected; importONNX reads one chain of layers`);
+      }
+    },
+    expectFlat(node, inputs) {
+      if (this.shape.length !== 1) this.refuse(node, `gets an input of shape [N, ${this.shape}]; add a Flatten before it`);
+      if (this.shape[0] !== inputs) this.refuse(node, `expects ${inputs} inputs, the layer before it gives ${this.shape[0]}`);
+    },
+    advance(node, keepProducer = false) {
+      if (node.outputs.length < 1 || node.outputs[0] === '') this.refuse(node, 'has no output');
+      this.value = node.outputs[0];
+      if (!keepProducer) this.producer = null;
+    },
+    layer(node, layer, tensors = {}) {
+      this.layers.push({ ...layer, tensors });
+      this.advance(node);
+      this.producer = layer.type;
+    },
+    dense(node, units, weight, bias) {
+      this.layers.push({ type: 'dense', units, tensors: bias ? { weight, bias } : { weight } });
+      this.advance(node);
+      this.shape = [units];
+      this.producer = 'dense';
+    },
+  };
+  return s;
+}
+
+/**
+ * A trainable Network from ONNX bytes written by torch.onnx.export (or
+ * toONNX) for a chain of Linear/Gemm/MatMul+Add, BatchNormalization,
+ * Relu/Sigmoid/Tanh, Softmax/LogSoftmax, Flatten, Dropout and Identity.
+ * @param {Uint8Array|ArrayBuffer} bytes
+ * @param {{loss?: string, optimizer?: object, runningVariance?: 'biased'|'unbiased'}} [options]
+ * @returns {Promise<import('../network.js').Network>}
+ */
+export async function importONNX(bytes, options = {}) {
+  const fn = 'importONNX';
+  bytes = asBytes(fn, 'bytes', bytes);
+  checkImportOptions(fn, options, ['loss', 'optimizer', 'runningVariance']);
+  const model = decodeModel(bytes, fn);
+  if (model.opset < MIN_OPSET || model.opset > MAX_OPSET) {
+    throw new ModelFormatError(`${fn}(): the model uses opset ${model.opset}; importONNX reads opsets ${MIN_OPSET} to ${MAX_OPSET}`);
+  }
+  const inputs = model.inputs.filter((v) => !model.initializers.has(v.name));
+  if (inputs.length !== 1) {
+    throw new ModelFormatError(`${fn}(): the graph has ${inputs.length} inputs (${inputs.map((v) => v.name).join(', ')}), expected 1`);
+  }
+  const input = inputs[0];
+  if (input.elemType !== FLOAT || input.dims === null || input.dims.length < 2 || input.dims.slice(1).some((d) => !(d > 0))) {
+    throw new ModelFormatError(
+      `${fn}(): input '${input.name}' must be float with shape [batch, features...] and known feature sizes, got ${TYPE_NAMES[input.elemType] ?? input.elemType} [${input.dims?.map((d) => d ?? '?')}]`,
+    );
+  }
+  const s = importState(fn, model, options);
+  s.value = input.name;
+  s.shape = input.dims.slice(1);
+  for (const node of model.nodes) {
+    if (node.domain !== '' && node.domain !== 'ai.onnx') s.refuse(node, `is in domain '${node.domain}', not the default ONNX domain`);
+    const readsActivation = node.inputs.includes(s.value);
+    if (!readsActivation && CONSTANT_OP[node.op] && node.outputs.length === 1) {
+      s.setConstant(node.outputs[0], CONSTANT_OP[node.op](s, node));
+      continue;
+    }
+    if (s.softmax) s.refuse(node, `follows the ${s.softmax.op} node '${s.softmax.name}', which must end the graph`);
+    const handler = IMPORT_OP[node.op];
+    if (handler === undefined) {
+      s.refuse(node, `is not supported (importONNX reads ${Object.keys(IMPORT_OP).join(', ')}; Constant, Identity and Transpose of constants)`);
+    }
+    handler(s, node);
+  }
+  if (model.outputs.length !== 1 || model.outputs[0].name !== s.value) {
+    throw new ModelFormatError(
+      `${fn}(): the graph's output must be the end of the chain '${s.value}', got ${model.outputs.map((o) => `'${o.name}'`).join(', ') || 'none'}`,
+    );
+  }
+  if (s.shape.length !== 1) throw new ModelFormatError(`${fn}(): the graph's output has shape [N, ${s.shape}]; expected [N, features]`);
+  if (s.layers.length === 0) throw new ModelFormatError(`${fn}(): the graph has no layers`);
+  let loss = options.loss ?? (s.softmax ? 'softmaxCrossEntropy' : 'meanSquaredError');
+  if (s.softmax && loss !== 'softmaxCrossEntropy') {
+    throw new InputError(
+      `${fn}(): loss '${loss}' cannot end in the ${s.softmax.op} node '${s.softmax.name}'; a softmax output is loss 'softmaxCrossEntropy'`,
+      'BNWASM_INVALID_ARGUMENT',
+    );
+  }
+  const config = {
+    inputSize: input.dims.slice(1).reduce((a, b) => a * b, 1),
+    layers: s.layers.map(({ tensors, ...layer }) => (layer.type === 'dense' ? { ...layer, useBias: tensors.bias !== undefined } : layer)),
+    loss,
+    ...(options.optimizer !== undefined ? { optimizer: options.optimizer } : {}),
+  };
+  const weights = s.layers.flatMap((l, i) => Object.entries(l.tensors).map(([name, values]) => ({ layer: i, name, values })));
+  return buildNetwork(fn, config, weights);
+}

@@ -1,0 +1,273 @@
+// The TF.js layers format (model.json + weights.bin): export that
+// tf.loadLayersModel reads, and import of Sequential models of Dense,
+// BatchNormalization and activations. Dense kernels are [in, out] there,
+// [out, in] in bnwasm. Keras's batch-norm momentum (0.99) is the weight of the
+// past, like bnwasm's; its moving variance is the biased one.
+import { InputError, ModelFormatError, describe } from '../errors.js';
+import { asBytes, buildNetwork, checkConvertible, checkImportOptions, layerTensors } from './common.js';
+
+function transpose(values, rows, cols) {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c];
+  return out;
+}
+
+// Per bnwasm layer type: the Keras layer and its weights [keras name, values, shape].
+const EXPORT_LAYER = {
+  dense: (layer, t, i, width) => ({
+    layer: { class_name: 'Dense', config: { name: `dense_${i}`, units: layer.units, activation: 'linear', use_bias: layer.useBias, trainable: true, dtype: 'float32' } },
+    weights: [['kernel', transpose(t.weight, layer.units, width), [width, layer.units]], ...(layer.useBias ? [['bias', t.bias, [layer.units]]] : [])],
+  }),
+  batchNorm: (layer, t, i, width) => ({
+    layer: {
+      class_name: 'BatchNormalization',
+      config: { name: `batch_normalization_${i}`, axis: -1, momentum: layer.momentum, epsilon: layer.epsilon, center: true, scale: true, trainable: true, dtype: 'float32' },
+    },
+    weights: [
+      ['gamma', t.gamma, [width]],
+      ['beta', t.beta, [width]],
+      ['moving_mean', t.runningMean, [width]],
+      ['moving_variance', t.runningVariance, [width]],
+    ],
+  }),
+  relu: (layer, t, i) => activationLayer('relu', i),
+  sigmoid: (layer, t, i) => activationLayer('sigmoid', i),
+  tanh: (layer, t, i) => activationLayer('tanh', i),
+};
+
+function activationLayer(activation, i) {
+  return { layer: { class_name: 'Activation', config: { name: `activation_${i}`, activation, trainable: true, dtype: 'float32' } }, weights: [] };
+}
+
+/**
+ * A tfjs-layers model of the network: `modelJson` is the model.json object
+ * (weights.bin is `weightData`). Load it with
+ * `tf.loadLayersModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology,
+ * weightSpecs: modelJson.weightsManifest[0].weights, weightData }))`, or save both
+ * as files next to each other and load the model.json URL.
+ * @param {import('../network.js').Network} net
+ * @returns {{modelJson: object, weightData: ArrayBuffer}}
+ */
+export function toTfjsLayers(net) {
+  const config = net.config;
+  checkConvertible('toTfjsLayers', config);
+  const tensors = layerTensors(net.getWeights(), config.layers.length);
+  const layers = [];
+  const specs = [];
+  const chunks = [];
+  let width = config.inputSize;
+  config.layers.forEach((layer, i) => {
+    const out = EXPORT_LAYER[layer.type](layer, tensors[i], i, width);
+    if (i === 0) out.layer.config.batch_input_shape = [null, config.inputSize];
+    layers.push(out.layer);
+    for (const [name, values, shape] of out.weights) {
+      specs.push({ name: `${out.layer.config.name}/${name}`, shape, dtype: 'float32' });
+      chunks.push(Float32Array.from(values));
+    }
+    if (layer.type === 'dense') width = layer.units;
+  });
+  if (config.loss === 'softmaxCrossEntropy') {
+    layers.push({ class_name: 'Activation', config: { name: 'softmax', activation: 'softmax', trainable: true, dtype: 'float32' } });
+  }
+  const weightData = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    weightData.set(c, at);
+    at += c.length;
+  }
+  return {
+    modelJson: {
+      format: 'layers-model',
+      generatedBy: 'bnwasm',
+      convertedBy: null,
+      modelTopology: { class_name: 'Sequential', config: { name: 'sequential', layers }, keras_version: 'tfjs-layers 4.22.0', backend: 'tensor_flow.js' },
+      weightsManifest: [{ paths: ['weights.bin'], weights: specs }],
+    },
+    weightData: weightData.buffer,
+  };
+}
+
+// ---- import ---------------------------------------------------------------------------------
+
+const ACTIVATIONS = { relu: 'relu', sigmoid: 'sigmoid', tanh: 'tanh' };
+
+// Per Keras class: appends bnwasm layers to s. `c` is the layer's config.
+const IMPORT_LAYER = {
+  InputLayer: () => {},
+  Dropout: () => {},
+  Dense(s, c) {
+    const inputs = s.width;
+    const units = s.int(c, 'units');
+    const kernel = s.weight(c, 'kernel', [inputs, units]);
+    const useBias = c.use_bias ?? true;
+    const tensors = { weight: transpose(kernel, inputs, units) };
+    if (useBias) tensors.bias = s.weight(c, 'bias', [units]);
+    s.push({ type: 'dense', units, useBias }, tensors);
+    s.width = units;
+    s.activation(c, c.activation ?? 'linear');
+  },
+  BatchNormalization(s, c) {
+    const axis = c.axis ?? -1;
+    const a = Array.isArray(axis) && axis.length === 1 ? axis[0] : axis;
+    if (a !== -1 && a !== 1) s.refuse(c, `normalizes axis ${JSON.stringify(axis)}; only the feature axis (-1 or 1) of [batch, features] is read`);
+    const w = s.width;
+    const ones = new Float32Array(w).fill(1);
+    s.push(
+      { type: 'batchNorm', momentum: c.momentum ?? 0.99, epsilon: c.epsilon ?? 1e-3, runningVariance: s.runningVariance },
+      {
+        gamma: c.scale === false ? ones : s.weight(c, 'gamma', [w]),
+        beta: c.center === false ? new Float32Array(w) : s.weight(c, 'beta', [w]),
+        runningMean: s.weight(c, 'moving_mean', [w]),
+        runningVariance: s.weight(c, 'moving_variance', [w]),
+      },
+    );
+  },
+  Activation: (s, c) => s.activation(c, c.activation),
+  ReLU(s, c) {
+    if (c.max_value != null || (c.negative_slope ?? 0) !== 0 || (c.threshold ?? 0) !== 0) s.refuse(c, 'has max_value, negative_slope or threshold');
+    s.activation(c, 'relu');
+  },
+  Softmax(s, c) {
+    if ((c.axis ?? -1) !== -1 && c.axis !== 1) s.refuse(c, `axis ${c.axis}`);
+    s.activation(c, 'softmax');
+  },
+  Flatten: () => {},
+};
+
+function readManifest(fn, modelJson, weightData) {
+  const manifest = modelJson.weightsManifest ?? [];
+  if (!Array.isArray(manifest)) throw new ModelFormatError(`${fn}(): weightsManifest must be a list, got ${describe(manifest)}`);
+  const specs = manifest.flatMap((group, g) => {
+    if (!group || !Array.isArray(group.weights)) throw new ModelFormatError(`${fn}(): weightsManifest[${g}].weights must be a list`);
+    return group.weights;
+  });
+  const view = new DataView(weightData.buffer, weightData.byteOffset, weightData.byteLength);
+  const weights = new Map();
+  let offset = 0;
+  for (const spec of specs) {
+    const where = `${fn}(): weight ${describe(spec?.name)}`;
+    if (!spec || typeof spec.name !== 'string' || !Array.isArray(spec.shape) || !spec.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new ModelFormatError(`${where} needs a name and a shape of non-negative integers`);
+    }
+    if (spec.quantization) throw new ModelFormatError(`${where} is quantized; re-save the model with float32 weights`);
+    if ((spec.dtype ?? 'float32') !== 'float32') throw new ModelFormatError(`${where} has dtype ${describe(spec.dtype)}, expected float32`);
+    const count = spec.shape.reduce((a, b) => a * b, 1);
+    if (offset + 4 * count > weightData.byteLength) {
+      throw new ModelFormatError(`${where} runs past the end of weightData (needs bytes ${offset}..${offset + 4 * count}, has ${weightData.byteLength})`);
+    }
+    const values = new Float32Array(count);
+    for (let k = 0; k < count; k++) values[k] = view.getFloat32(offset + 4 * k, true);
+    weights.set(spec.name, { shape: spec.shape, values });
+    offset += 4 * count;
+  }
+  if (offset !== weightData.byteLength) {
+    throw new ModelFormatError(`${fn}(): the manifest describes ${offset} bytes of weights, weightData has ${weightData.byteLength}`);
+  }
+  return weights;
+}
+
+/**
+ * A trainable Network from a tfjs-layers Sequential model (model.json object or
+ * text, and the bytes of its weight files concatenated in manifest order).
+ * Weights are matched by name (`<layer>/kernel`, `<layer>/moving_mean`, ...).
+ * @param {object|string} modelJson
+ * @param {ArrayBuffer|Uint8Array} weightData
+ * @param {{loss?: string, optimizer?: object, runningVariance?: 'biased'|'unbiased'}} [options]
+ *   runningVariance defaults to 'biased', as Keras computes it.
+ * @returns {Promise<import('../network.js').Network>}
+ */
+export async function importTfjsLayers(modelJson, weightData, options = {}) {
+  const fn = 'importTfjsLayers';
+  if (typeof modelJson === 'string') {
+    try {
+      modelJson = JSON.parse(modelJson);
+    } catch (e) {
+      throw new ModelFormatError(`${fn}(): modelJson is not valid JSON (${e.message})`);
+    }
+    if (modelJson === null || typeof modelJson !== 'object' || Array.isArray(modelJson)) {
+      throw new ModelFormatError(`${fn}(): the model.json text holds ${describe(modelJson)}, not an object`);
+    }
+  }
+  if (modelJson === null || typeof modelJson !== 'object' || Array.isArray(modelJson)) {
+    throw new InputError(`${fn}(): modelJson must be the model.json object or its text, got ${describe(modelJson)}`, 'BNWASM_WRONG_TYPE');
+  }
+  weightData = asBytes(fn, 'weightData', weightData);
+  checkImportOptions(fn, options, ['loss', 'optimizer', 'runningVariance']);
+  let topology = modelJson.modelTopology;
+  if (topology?.model_config) topology = topology.model_config; // Keras-converted files
+  if (!topology || topology.class_name !== 'Sequential') {
+    throw new ModelFormatError(`${fn}(): modelTopology must be a Sequential model, got ${describe(topology?.class_name ?? topology)}`);
+  }
+  const layerList = Array.isArray(topology.config) ? topology.config : topology.config?.layers;
+  if (!Array.isArray(layerList) || layerList.length === 0) throw new ModelFormatError(`${fn}(): the Sequential model has no layers`);
+  const weights = readManifest(fn, modelJson, weightData);
+  const first = layerList[0]?.config ?? {};
+  const inputShape = first.batch_input_shape ?? first.batch_shape ?? first.batchInputShape;
+  if (!Array.isArray(inputShape) || inputShape.length !== 2 || !(Number.isInteger(inputShape[1]) && inputShape[1] > 0)) {
+    throw new ModelFormatError(`${fn}(): the first layer must give batch_input_shape [null, features], got ${JSON.stringify(inputShape)}`);
+  }
+  const used = new Set();
+  const s = {
+    width: inputShape[1],
+    layers: [],
+    tensors: [],
+    softmax: null,
+    runningVariance: options.runningVariance ?? 'biased',
+    refuse(c, why) {
+      throw new ModelFormatError(`${fn}(): layer '${c.name}' ${why}`, { layerName: c.name });
+    },
+    int(c, key) {
+      if (!Number.isInteger(c[key]) || c[key] < 1) this.refuse(c, `has ${key} ${describe(c[key])}, expected a positive integer`);
+      return c[key];
+    },
+    weight(c, name, shape) {
+      const key = `${c.name}/${name}`;
+      let w = weights.get(key);
+      if (w === undefined) {
+        // Some writers prefix weight names with the model's scope: match the suffix once.
+        const found = [...weights.keys()].filter((k) => k.endsWith(`/${key}`));
+        if (found.length === 1) w = weights.get(found[0]);
+      }
+      if (w === undefined) this.refuse(c, `has no weight '${key}' in the manifest`);
+      if (w.shape.join() !== shape.join()) this.refuse(c, `weight '${key}' has shape [${w.shape}], expected [${shape}]`);
+      used.add(w);
+      return w.values;
+    },
+    push(layer, tensors = {}) {
+      this.layers.push(layer);
+      this.tensors.push(tensors);
+    },
+    activation(c, name) {
+      if (name === 'linear' || name === undefined || name === null) return;
+      if (name === 'softmax') {
+        if (this.softmax) this.refuse(c, 'has a second softmax');
+        this.softmax = c.name;
+        return;
+      }
+      if (!(name in ACTIVATIONS)) this.refuse(c, `has activation '${name}'; bnwasm has relu, sigmoid, tanh, softmax (last) and linear`);
+      this.push({ type: ACTIVATIONS[name] });
+    },
+  };
+  for (const [k, layer] of layerList.entries()) {
+    if (!layer?.config || typeof layer.config !== 'object') throw new ModelFormatError(`${fn}(): layer ${k} has no config`);
+    const c = { ...layer.config, name: layer.config.name ?? `#${k}` };
+    const handler = IMPORT_LAYER[layer.class_name];
+    if (handler === undefined) {
+      s.refuse(c, `is a ${describe(layer.class_name)}, not supported (importTfjsLayers reads ${Object.keys(IMPORT_LAYER).join(', ')})`);
+    }
+    if (s.softmax && layer.class_name !== 'Dropout') s.refuse(c, `follows the softmax of layer '${s.softmax}', which must end the model`);
+    handler(s, c);
+  }
+  if (used.size !== weights.size) {
+    const unused = [...weights.entries()].filter(([, w]) => !used.has(w)).map(([name]) => name);
+    throw new ModelFormatError(`${fn}(): the manifest has weights no layer reads: ${unused.join(', ')}`);
+  }
+  const loss = options.loss ?? (s.softmax ? 'softmaxCrossEntropy' : 'meanSquaredError');
+  if (s.softmax && loss !== 'softmaxCrossEntropy') {
+    throw new InputError(`${fn}(): loss '${loss}' cannot end in the softmax of layer '${s.softmax}'; a softmax output is loss 'softmaxCrossEntropy'`, 'BNWASM_INVALID_ARGUMENT');
+  }
+  if (s.layers.length === 0) throw new ModelFormatError(`${fn}(): the model has no layers bnwasm can run`);
+  const config = { inputSize: inputShape[1], layers: s.layers, loss, ...(options.optimizer !== undefined ? { optimizer: options.optimizer } : {}) };
+  const list = s.tensors.flatMap((t, i) => Object.entries(t).map(([name, values]) => ({ layer: i, name, values })));
+  return buildNetwork(fn, config, list);
+}
