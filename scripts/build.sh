@@ -15,6 +15,14 @@ cmake --build build/wasm -j"$(nproc)" --target bnwasm_module
 mkdir -p web
 staging=$(mktemp -d web/.dist-XXXXXX)
 cp build/wasm/dist/bnwasm.mjs build/wasm/dist/bnwasm.wasm "$staging/"
+# The glue finds its wasm with new URL("bnwasm.wasm", import.meta.url); webpack reads a
+# specifier without ./ as a package name. "./bnwasm.wasm" is the form every bundler rewrites.
+sed -i 's|new URL("bnwasm.wasm",import.meta.url)|new URL("./bnwasm.wasm",import.meta.url)|' "$staging/bnwasm.mjs"
+grep -q 'new URL("./bnwasm.wasm",import.meta.url)' "$staging/bnwasm.mjs" ||
+  { echo "build: the glue no longer has new URL(\"bnwasm.wasm\", import.meta.url); update scripts/build.sh" >&2; exit 1; }
+if grep -q 'new Function\|eval(' "$staging/bnwasm.mjs"; then
+  echo "build: the glue calls eval or new Function (a strict Content-Security-Policy forbids both)" >&2; exit 1
+fi
 chmod 755 "$staging"
 rm -rf web/dist.old
 [ -d web/dist ] && mv web/dist web/dist.old

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { CLASSES, EPSILON, HIDDEN, INPUT, LEARNING_RATE, MOMENTUM } from '../model.mjs';
 
 export async function createEngine() {
-  const entry = process.env.BNWASM_ENTRY ? pathToFileURL(process.env.BNWASM_ENTRY).href : '../../web/src/index.js';
+  const entry = process.env.BNWASM_ENTRY ? pathToFileURL(process.env.BNWASM_ENTRY).href : '../../web/src/index.node.js';
   const { createNetwork } = await import(entry);
   const net = await createNetwork({
     inputSize: INPUT,

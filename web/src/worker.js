@@ -1,5 +1,5 @@
 // The trainer's worker: one Network, driven by messages. The same file runs as a module
-// Web Worker and as a Node worker_threads Worker.
+// Web Worker and, through worker.node.js, as a Node worker_threads Worker.
 //
 // Protocol (the client is trainer.js):
 //   requests  {id, type: 'create', config}            -> result {config, inputSize, outputSize}
@@ -16,9 +16,9 @@
 //   replies   {id, type: 'result', result} | {id, type: 'error', error: {name, message, code, details}}
 //             | {id, type: 'progress', progress} | {id, type: 'checkpoint', checkpoint}
 import { createNetwork, loadNetwork } from './network.js';
-import { BnwasmError, InputError, describe } from './errors.js';
-import { isNode, yieldToEventLoop } from './module.js';
-import { parentPort, serializeError } from './trainer.js';
+import { BnwasmError, InputError, describe, serializeError } from './errors.js';
+import { yieldToEventLoop } from './module.js';
+import { exitThread, workerPort } from './worker-port.js';
 
 /** Time between yields to the event loop while fitting: bounds how late pause/abort/predict are served. */
 const YIELD_MS = 10;
@@ -31,7 +31,7 @@ const ACCURACY_ROWS = 256;
 /** Window (ms) the progress `examplesPerSecond` is measured over. */
 const RATE_WINDOW = 2000;
 
-const port = await parentPort();
+const port = workerPort();
 let net = null;
 let fitting = null; // the running fit: {id, aborted}
 let recomputing = false; // a recomputeStatistics is running (it yields between chunks)
@@ -107,11 +107,11 @@ port.listen(async (message) => {
 });
 
 // Test hook (Trainer._crash): end this worker the way a fault would, with no reply. In Node
-// process.exit ends just this thread ('exit' on the client); an uncaught error ('error', then
+// exitThread ends just this thread ('exit' on the client); an uncaught error ('error', then
 // 'exit') is the other way. Browsers give no event for a worker that closes itself, so they
 // always get the uncaught error. Never resolves: nothing runs after it.
 function crash(how) {
-  if (how === 'exit' && isNode) process.exit(70);
+  if (how === 'exit') exitThread(70);
   // Thrown from a microtask, outside every request's try: uncaught before any other message runs.
   queueMicrotask(() => {
     throw new Error('bnwasm worker: crashed on request (Trainer._crash, a test hook)');
