@@ -6,7 +6,7 @@
 // save/load, createTrainer fit/snapshot/predict, an InputError from the worker). Vite's dev
 // servers are driven too. Production builds are served under the strict Content-Security-Policy
 // `script-src 'self' 'wasm-unsafe-eval'`. Ends with a table: consumer, version, mode, result.
-//   node tests/consumers/run.mjs [name-filter]
+//   node tests/consumers/run.mjs [names, e.g. vite8,webpack]
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,13 +14,14 @@ import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { launchBrowser, problems, runPage } from './lib/browser.mjs';
-import { CONSUMERS_DIR, ROOT, packPackage } from './lib/pack.mjs';
+import { CONSUMERS_DIR, ROOT, packPackage, packedFileList } from './lib/pack.mjs';
 import { serveStatic } from './lib/serve.mjs';
 
 const HERE = join(ROOT, 'tests', 'consumers');
 const MODULES = join(ROOT, 'node_modules');
 export const STRICT_CSP = "script-src 'self' 'wasm-unsafe-eval'";
-const filter = process.argv[2] ?? '';
+// Optional: names to run (comma-separated substrings), e.g. `vite8,webpack`.
+const only = process.argv[2]?.split(',') ?? null;
 
 const version = (pkg) => JSON.parse(readFileSync(join(MODULES, pkg, 'package.json'), 'utf8')).version;
 const bin = (pkg, path) => join(MODULES, pkg, path);
@@ -116,7 +117,11 @@ const CONSUMERS = [
       run(app, process.execPath, [bin('parcel', 'lib/bin.js'), 'build', 'index.html', '--no-cache', '--no-autoinstall']);
       assert.equal(readFileSync(join(app, 'package.json'), 'utf8'), manifest, 'parcel build changed the app package.json');
     },
+    // Parcel 2.16 writes an inline <script type="importmap"> (its bundle manifest) into every
+    // page, which script-src 'self' blocks whatever the page imports: served without the policy.
+    csp: false,
   },
+  // An inline import map needs its hash in script-src, so this page is served without the policy.
   { name: 'importmap', template: 'importmap', bundler: null, root: '.', csp: false },
 ];
 
@@ -136,6 +141,23 @@ after(async () => {
   const widths = table[0].map((_, k) => Math.max(...table.map((r) => r[k].length)));
   console.log(`\nbnwasm consumers (${basename(tarball ?? '?')}):`);
   for (const r of table) console.log(`  ${r.map((cell, k) => cell.padEnd(widths[k])).join('  ').trimEnd()}`);
+});
+
+test('npm pack: the files a consumer needs, and nothing else', () => {
+  const { files, size, unpackedSize } = packedFileList();
+  const paths = files.map((f) => f.path).sort();
+  console.log(`# tarball ${size} bytes (${unpackedSize} unpacked), ${paths.length} files:\n#   ${paths.join('\n#   ')}`);
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  const wanted = ['package.json', 'README.md', 'web/dist/bnwasm.mjs', 'web/dist/bnwasm.wasm'];
+  if (existsSync(join(ROOT, 'LICENSE'))) wanted.push('LICENSE');
+  // Every file the manifest points at: entries of every condition, types, side-effect list.
+  const targets = (value) => (typeof value === 'string' ? [value] : Object.values(value ?? {}).flatMap(targets));
+  for (const target of [...targets(manifest.exports), manifest.main, manifest.browser, manifest.types, ...manifest.sideEffects]) {
+    wanted.push(target.replace(/^\.\//, ''));
+  }
+  for (const file of wanted) assert.ok(paths.includes(file), `${file} is not in the tarball`);
+  const stray = paths.filter((p) => !/^(package\.json|README\.md|LICENSE|web\/dist\/bnwasm\.(mjs|wasm)|web\/src\/[\w.-]+\.(js|d\.ts))$/.test(p));
+  assert.deepEqual(stray, [], 'files in the tarball that no consumer needs');
 });
 
 /** build/consumers/<name>/: the template, the shared page code, and the packed bnwasm installed. */
@@ -194,12 +216,13 @@ async function startDevServer(app, args) {
 }
 
 for (const consumer of CONSUMERS) {
-  if (!consumer.name.includes(filter)) continue;
+  if (only && !only.some((name) => consumer.name.includes(name))) continue;
   const bundlerVersion = consumer.bundler ? version(consumer.bundler) : '-';
   const skip = consumer.minNode && !nodeAtLeast(consumer.minNode) ? `${consumer.name} needs Node >= ${consumer.minNode}, this is ${process.versions.node}` : false;
   let app;
   test(`${consumer.name} ${bundlerVersion} production build`, { skip }, async (t) => {
-    rows.push({ name: consumer.name, version: bundlerVersion, mode: consumer.bundler ? 'prod' : 'no build', result: 'FAIL: app setup' });
+    const csp = consumer.csp !== false;
+    rows.push({ name: consumer.name, version: bundlerVersion, mode: `${consumer.bundler ? 'prod' : 'no build'}${csp ? ', CSP' : ''}`, result: 'FAIL: app setup' });
     app = createApp(consumer);
     if (consumer.build) {
       rows.at(-1).result = 'FAIL: build';
@@ -210,7 +233,7 @@ for (const consumer of CONSUMERS) {
         throw error;
       }
     }
-    const server = await serveStatic(join(app, consumer.root ?? 'dist'), consumer.csp === false ? {} : { 'Content-Security-Policy': STRICT_CSP });
+    const server = await serveStatic(join(app, consumer.root ?? 'dist'), csp ? { 'Content-Security-Policy': STRICT_CSP } : {});
     try {
       await check(t, consumer, 'prod', server.url);
     } finally {
