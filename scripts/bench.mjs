@@ -191,8 +191,7 @@ if (bnSamples.length > 0 && bnSamples[0].foldedPredictOneUs !== undefined) {
   );
 }
 out.push(
-  `kernels in wasm, medians (GFLOP/s): forward 64x256x784 packed 4x8 ${fmt(kernelAt(kernels, 'fwd1 64x256x784 gemm_packed_4x8'), 1)} ` +
-    `(unpacked ${fmt(kernelAt(kernels, 'fwd1 64x256x784 gemm_4x8 (unpacked)'), 1)}), ` +
+  `kernels in wasm, medians (GFLOP/s): forward 64x256x784 packed 4x8 ${fmt(kernelAt(kernels, 'fwd1 64x256x784 gemm_packed_4x8'), 1)}, ` +
     `dW 256x784x64 as a^T b ${fmt(kernelAt(kernels, 'dW1 256x784x64 gemm_tn_packed_4x8'), 1)}, ` +
     `one row 1x256x784 dense 1x32 ${fmt(kernelAt(kernels, 'predict1 1x256x784 gemm_packed_1x32'), 1)}`,
 );

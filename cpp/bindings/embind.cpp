@@ -20,6 +20,17 @@ using bnwasm::Status;
 
 namespace {
 
+// A failing call's ErrorInfo as a plain object; the facade maps status to an Error class.
+val error_object(const bnwasm::ErrorInfo& e) {
+  val out = val::object();
+  out.set("status", static_cast<int>(e.status));
+  out.set("argument", static_cast<int>(e.argument));
+  out.set("index", static_cast<double>(e.index));
+  out.set("value", e.value);
+  out.set("message", e.message);
+  return out;
+}
+
 // The core's Network plus the little state a JS caller needs between calls.
 class Handle {
  public:
@@ -30,12 +41,18 @@ class Handle {
   uintptr_t targets(size_t rows) { return reinterpret_cast<uintptr_t>(net_->targets(rows)); }
   uintptr_t output(size_t rows) { return reinterpret_cast<uintptr_t>(net_->output(rows)); }
   uintptr_t indices(size_t n) { return reinterpret_cast<uintptr_t>(net_->indices(n)); }
-  int train(size_t rows) { return static_cast<int>(net_->train_step(rows, &loss_)); }
-  double loss() const { return loss_; }
+  int check(size_t rows) { return static_cast<int>(net_->check_batch(rows)); }
+  int train(size_t rows) { return static_cast<int>(net_->train_step(rows, &train_loss_)); }
+  // The mean loss over the mini-batch of the last successful train().
+  double trainLoss() const { return train_loss_; }
   int predictOne() { return static_cast<int>(net_->predict_one()); }
   int predictBatch(size_t rows) { return static_cast<int>(net_->predict_batch(rows)); }
-  int evaluate(size_t rows) { return static_cast<int>(net_->evaluate(rows, &loss_, &correct_)); }
-  double correct() const { return static_cast<double>(correct_); }
+  int evaluate(size_t rows) {
+    return static_cast<int>(net_->evaluate(rows, &eval_loss_sum_, &eval_correct_));
+  }
+  // The loss summed over the rows of the last evaluate(), and how many it classified right.
+  double evalLossSum() const { return eval_loss_sum_; }
+  double evalCorrect() const { return static_cast<double>(eval_correct_); }
   void shuffle(size_t n) { net_->shuffle(n); }
   // 64-bit state as 16 hex digits (a JS number holds only 53 bits).
   std::string rngState() const {
@@ -82,21 +99,19 @@ class Handle {
   uintptr_t saved() const { return reinterpret_cast<uintptr_t>(saved_.data()); }
   void releaseSaved() { std::vector<uint8_t>().swap(saved_); }
 
-  int errorStatus() const { return static_cast<int>(net_->last_error().status); }
-  std::string errorMessage() const { return net_->last_error().message; }
-  double errorIndex() const { return static_cast<double>(net_->last_error().index); }
-  double errorValue() const { return net_->last_error().value; }
+  val error() const { return error_object(net_->last_error()); }
+  Handle* folded() const { return new Handle(net_->folded()); }
 
  private:
   std::unique_ptr<Network> net_;
   std::vector<bnwasm::TensorView> views_;  // tensors never move: the arenas are sized once
   std::vector<uint8_t> saved_;
-  double loss_ = 0;
-  size_t correct_ = 0;
+  double train_loss_ = 0;
+  double eval_loss_sum_ = 0;
+  size_t eval_correct_ = 0;
 };
 
-std::string g_error;             // why the last create/load failed
-std::vector<uint8_t> g_staging;  // model bytes on their way in
+bnwasm::ErrorInfo g_error;  // why the last create or load failed
 
 Handle* create(val spec_array) {
   const std::vector<double> v = convertJSArrayToNumberVector<double>(spec_array);
@@ -106,17 +121,14 @@ Handle* create(val spec_array) {
   if (Network::create(spec, &net, &g_error) != Status::Ok) return nullptr;
   return new Handle(std::move(net));
 }
-uintptr_t staging(size_t n) {
-  g_staging.assign(n, 0);
-  return reinterpret_cast<uintptr_t>(g_staging.data());
-}
-Handle* load(size_t n) {
+// Embind copies a Uint8Array argument into the string in one memcpy.
+Handle* load(const std::string& bytes) {
   std::unique_ptr<Network> net;
-  const Status st = Network::load(g_staging.data(), std::min(n, g_staging.size()), &net, &g_error);
-  std::vector<uint8_t>().swap(g_staging);
-  return st == Status::Ok ? new Handle(std::move(net)) : nullptr;
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  if (Network::load(data, bytes.size(), &net, &g_error) != Status::Ok) return nullptr;
+  return new Handle(std::move(net));
 }
-std::string lastError() { return g_error; }
+val lastError() { return error_object(g_error); }
 std::string kernelIsa() { return bnwasm::kernel_isa(); }
 // Bytes malloc has handed out and not taken back: flat across cycles means no leak.
 double heapAllocated() { return static_cast<double>(mallinfo().uordblks); }
@@ -130,12 +142,14 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
       .function("targets", &Handle::targets)
       .function("output", &Handle::output)
       .function("indices", &Handle::indices)
+      .function("check", &Handle::check)
       .function("train", &Handle::train)
-      .function("loss", &Handle::loss)
+      .function("trainLoss", &Handle::trainLoss)
       .function("predictOne", &Handle::predictOne)
       .function("predictBatch", &Handle::predictBatch)
       .function("evaluate", &Handle::evaluate)
-      .function("correct", &Handle::correct)
+      .function("evalLossSum", &Handle::evalLossSum)
+      .function("evalCorrect", &Handle::evalCorrect)
       .function("shuffle", &Handle::shuffle)
       .function("steps", &Handle::steps)
       .function("rngState", &Handle::rngState)
@@ -161,12 +175,9 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
       .function("save", &Handle::save)
       .function("saved", &Handle::saved)
       .function("releaseSaved", &Handle::releaseSaved)
-      .function("errorStatus", &Handle::errorStatus)
-      .function("errorMessage", &Handle::errorMessage)
-      .function("errorIndex", &Handle::errorIndex)
-      .function("errorValue", &Handle::errorValue);
+      .function("error", &Handle::error)
+      .function("folded", &Handle::folded, allow_raw_pointers());
   function("create", &create, allow_raw_pointers());
-  function("staging", &staging);
   function("load", &load, allow_raw_pointers());
   function("lastError", &lastError);
   function("kernelIsa", &kernelIsa);

@@ -36,17 +36,6 @@ void f32_colmeanvar__scalar(float* mean, float* var, const float* in, size_t row
   for (size_t j = 0; j < cols; ++j) var[j] *= inv;
 }
 
-void f32_transpose(float* out, const float* in, size_t rows, size_t cols) {
-  // in is (rows, cols); out is (cols, rows). Tiles keep both sides in cache.
-  constexpr size_t T = 16;
-  for (size_t i0 = 0; i0 < rows; i0 += T)
-    for (size_t j0 = 0; j0 < cols; j0 += T) {
-      const size_t i1 = std::min(rows, i0 + T), j1 = std::min(cols, j0 + T);
-      for (size_t i = i0; i < i1; ++i)
-        for (size_t j = j0; j < j1; ++j) out[j * rows + i] = in[i * cols + j];
-    }
-}
-
 void f32_pack_x8(float* packed, const float* b, size_t k, size_t n) {
   // b is (k, n); packed is ceil(n / 8) panels of (k, 8)
   for (size_t j0 = 0; j0 < n; j0 += kPanel) {
@@ -170,9 +159,6 @@ bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, 
   return f32_adam__scalar(p, m, v, g, n, b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps, wd, write);
 }
 bool f32_all_finite(const float* x, size_t n) { return f32_all_finite__scalar(x, n); }
-void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k) {
-  f32_gemm__scalar(c, a, b, m, n, k);
-}
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   f32_colmeanvar__scalar(mean, var, in, rows, cols);
 }

@@ -329,26 +329,6 @@ bool f32_all_finite__wasmsimd(const float* x, size_t n) {
   return hsum(acc) == 0.0f && f32_all_finite__scalar(x + i, n - i);
 }
 
-void f32_gemm_4x8__wasmsimd(float* c, const float* a, const float* b, size_t m, size_t n,
-                            size_t k) {
-  // c is (m, n); a is (m, k); b is (k, n). c += a * b.
-  size_t i = 0;
-  for (; i + 4 <= m; i += 4) gemm_rows<4>(c + i * n, a + i * k, b, n, k);
-  switch (m - i) {
-    case 3:
-      gemm_rows<3>(c + i * n, a + i * k, b, n, k);
-      break;
-    case 2:
-      gemm_rows<2>(c + i * n, a + i * k, b, n, k);
-      break;
-    case 1:
-      gemm_rows<1>(c + i * n, a + i * k, b, n, k);
-      break;
-    default:
-      break;
-  }
-}
-
 void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   // in is (rows, cols); mean, var are (cols). Two passes: the second sums
   // squares of centred values, so a large mean does not cancel the variance.
@@ -381,9 +361,6 @@ void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t r
   }
 }
 
-void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k) {
-  f32_gemm_4x8__wasmsimd(c, a, b, m, n, k);
-}
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   f32_colmeanvar__wasmsimd(mean, var, in, rows, cols);
 }

@@ -22,17 +22,10 @@ uint64_t next_u64(uint64_t* state) {
 // Uniform in [0, 1) with 53 random bits.
 double next_uniform(uint64_t* state) { return (next_u64(state) >> 11) * 0x1.0p-53; }
 
-// Whether every value is finite: the kernel sums x * 0, which is 0 for finite
-// values and NaN otherwise, in independent SIMD lanes.
-bool all_finite(const float* x, size_t n) { return f32_all_finite(x, n); }
 size_t first_non_finite(const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if (!std::isfinite(x[i])) return i;
   return n;
-}
-std::string describe(float v) {
-  if (std::isnan(v)) return "NaN";
-  return v > 0 ? "Infinity" : "-Infinity";
 }
 
 }  // namespace
@@ -90,8 +83,8 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
   rng_state_ = spec.seed;
 }
 
-Status Network::create(const NetworkSpec& spec, std::unique_ptr<Network>* out, std::string* why) {
-  const Status st = validate_spec(spec, why);
+Status Network::create(const NetworkSpec& spec, std::unique_ptr<Network>* out, ErrorInfo* error) {
+  const Status st = validate_spec(spec, error);
   if (st != Status::Ok) return st;
   std::unique_ptr<Network> net(new Network(spec));
   net->init_parameters();
@@ -136,8 +129,10 @@ void Network::init_parameters() {
   ++version_;
 }
 
-Status Network::fail(Status s, std::string message, int64_t index, double value) {
+Status Network::fail(Status s, std::string message, Argument argument, int64_t index,
+                     double value) {
   error_.status = s;
+  error_.argument = argument;
   error_.message = std::move(message);
   error_.index = index;
   error_.value = value;
@@ -339,7 +334,7 @@ bool Network::update_running_statistics(size_t B) {
   for (const Layer& l : layers_) {
     if (l.type != LayerType::BatchNorm) continue;
     const float* c = caches_.data() + l.cache;
-    if (!all_finite(c, 2 * l.out)) return false;
+    if (!f32_all_finite(c, 2 * l.out)) return false;
     const float scale = static_cast<float>(B) / static_cast<float>(B - 1);
     for (size_t k = 0; k < l.out; ++k)
       if (!std::isfinite(c[l.out + k] * scale)) return false;
@@ -378,9 +373,9 @@ bool Network::update_running_statistics(size_t B) {
 
 Status Network::check_inputs(const float* x, size_t rows) {
   const size_t n = rows * input_size();
-  if (all_finite(x, n)) return Status::Ok;
+  if (f32_all_finite(x, n)) return Status::Ok;
   const size_t i = first_non_finite(x, n);
-  return fail(Status::NonFiniteInput, "x[" + std::to_string(i) + "] is " + describe(x[i]),
+  return fail(Status::NonFiniteInput, "expected a finite number", Argument::Input,
               static_cast<int64_t>(i), x[i]);
 }
 
@@ -391,17 +386,22 @@ Status Network::check_targets(size_t n) {
     for (size_t i = 0; i < n; ++i)
       if (labels_[i] < 0 || static_cast<size_t>(labels_[i]) >= output_size_)
         return fail(Status::LabelOutOfRange,
-                    "y[" + std::to_string(i) + "] is " + std::to_string(labels_[i]) +
-                        ", labels must be integers in [0, " + std::to_string(output_size_) + ")",
-                    static_cast<int64_t>(i), labels_[i]);
+                    "labels must be integers in [0, " + std::to_string(output_size_) + ")",
+                    Argument::Target, static_cast<int64_t>(i), labels_[i]);
     return Status::Ok;
   }
   const size_t count = n * output_size_;
   if (targets_.size() < count) return fail(Status::BadArgument, "fewer targets staged than rows");
-  if (all_finite(targets_.data(), count)) return Status::Ok;
+  if (f32_all_finite(targets_.data(), count)) return Status::Ok;
   const size_t i = first_non_finite(targets_.data(), count);
-  return fail(Status::NonFiniteInput, "y[" + std::to_string(i) + "] is " + describe(targets_[i]),
+  return fail(Status::NonFiniteInput, "expected a finite number", Argument::Target,
               static_cast<int64_t>(i), targets_[i]);
+}
+
+Status Network::check_batch(size_t n) {
+  if (input_.size() < n * input_size()) return fail(Status::BadArgument, "fewer rows staged than n");
+  if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
+  return check_targets(n);
 }
 
 Status Network::train_step(size_t B, double* loss) {
@@ -412,11 +412,8 @@ Status Network::train_step(size_t B, double* loss) {
                 "a training mini-batch needs at least 2 examples (batch norm's variance over one "
                 "example is meaningless), got " +
                     std::to_string(B),
-                -1, static_cast<double>(B));
-  if (input_.size() < B * input_size())
-    return fail(Status::BadArgument, "fewer rows staged than the batch size");
-  if (Status s = check_inputs(input_.data(), B); s != Status::Ok) return s;
-  if (Status s = check_targets(B); s != Status::Ok) return s;
+                Argument::None, -1, static_cast<double>(B));
+  if (Status s = check_batch(B); s != Status::Ok) return s;
 
   ensure_rows(B);
   forward(input_.data(), B, true);
@@ -433,7 +430,7 @@ Status Network::train_step(size_t B, double* loss) {
   // memset, not std::fill: at -Oz the latter stays a scalar loop over every gradient.
   std::memset(grads_.data(), 0, grads_.size() * sizeof(float));
   backward(B);
-  if (!all_finite(grads_.data(), grads_.size()))
+  if (!f32_all_finite(grads_.data(), grads_.size()))
     return fail(Status::Diverged, std::string("a gradient is not finite") + advice);
   // Both checks run before either writes, so a refused step changes nothing.
   const OptimizerSpec& o = spec_.optimizer;
@@ -516,10 +513,7 @@ Status Network::evaluate(size_t n, double* loss_sum, size_t* correct) {
   *loss_sum = 0;
   *correct = 0;
   if (n == 0) return Status::Ok;
-  if (input_.size() < n * input_size())
-    return fail(Status::BadArgument, "fewer rows staged than n");
-  if (Status s = check_inputs(input_.data(), n); s != Status::Ok) return s;
-  if (Status s = check_targets(n); s != Status::Ok) return s;
+  if (Status s = check_batch(n); s != Status::Ok) return s;
   ensure_rows(n);
   forward(input_.data(), n, false);
   const float* z = layers_.back().act.data();
@@ -662,6 +656,60 @@ const float* Network::batch_mean(int32_t layer) const {
 const float* Network::batch_var(int32_t layer) const {
   const float* m = batch_mean(layer);
   return m == nullptr ? nullptr : m + layers_[layer].out;
+}
+
+std::unique_ptr<Network> Network::folded() const {
+  NetworkSpec spec = spec_;
+  spec.optimizer = OptimizerSpec();
+  spec.optimizer.type = OptimizerType::Sgd;
+  spec.optimizer.learning_rate = 0.01;
+  spec.layers.clear();
+  std::vector<size_t> source;  // the layer of this network each new layer comes from
+  std::vector<bool> folds;     // whether that layer absorbs the batch norm after it
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    LayerSpec ls = spec_.layers[i];
+    const bool fold = ls.type == LayerType::Dense && i + 1 < layers_.size() &&
+                      layers_[i + 1].type == LayerType::BatchNorm;
+    if (fold) ls.use_bias = true;
+    spec.layers.push_back(ls);
+    source.push_back(i);
+    folds.push_back(fold);
+    if (fold) ++i;
+  }
+  std::unique_ptr<Network> net(new Network(spec));
+  for (size_t j = 0; j < net->layers_.size(); ++j) {
+    const size_t i = source[j];
+    const Layer& from = layers_[i];
+    Layer& to = net->layers_[j];
+    const float* p = params_.data();
+    float* q = net->params_.data();
+    if (from.type == LayerType::Dense) {
+      const float* bias = spec_.layers[i].use_bias ? p + from.b : nullptr;
+      if (!folds[j]) {
+        std::copy_n(p + from.w, from.in * from.out, q + to.w);
+        if (bias != nullptr) std::copy_n(bias, from.out, q + to.b);
+        continue;
+      }
+      const Layer& bn = layers_[i + 1];
+      const double eps = spec_.layers[i + 1].epsilon;
+      for (size_t u = 0; u < from.out; ++u) {
+        const double scale = static_cast<double>(p[bn.gamma + u]) /
+                             std::sqrt(static_cast<double>(stats_[bn.rvar + u]) + eps);
+        for (size_t k = 0; k < from.in; ++k)
+          q[to.w + u * from.in + k] = static_cast<float>(p[from.w + u * from.in + k] * scale);
+        const double b = bias != nullptr ? bias[u] : 0.0;
+        q[to.b + u] = static_cast<float>((b - stats_[bn.rmean + u]) * scale + p[bn.beta + u]);
+      }
+    } else if (from.type == LayerType::BatchNorm) {
+      std::copy_n(p + from.gamma, 2 * from.out, q + to.gamma);  // gamma, then beta
+      std::copy_n(stats_.data() + from.rmean, 2 * from.out, net->stats_.data() + to.rmean);
+      if (spec_.layers[i].bias_correction)
+        std::copy_n(stats_.data() + from.raw_mean, 2 * from.out, net->stats_.data() + to.raw_mean);
+      to.tracked = from.tracked;
+    }
+  }
+  ++net->version_;
+  return net;
 }
 
 }  // namespace bnwasm

@@ -106,9 +106,11 @@ struct Serializer {
   }
 
   static Status load(const uint8_t* bytes, size_t n, std::unique_ptr<Network>* out,
-                     std::string* why) {
-    auto corrupt = [why](std::string message) {
-      *why = std::move(message);
+                     ErrorInfo* error) {
+    auto corrupt = [error](std::string message) {
+      *error = ErrorInfo();
+      error->status = Status::CorruptModel;
+      error->message = std::move(message);
       return Status::CorruptModel;
     };
     if (n < 16 || std::memcmp(bytes, kMagic, 4) != 0)
@@ -134,9 +136,11 @@ struct Serializer {
     for (double& d : spec_v)
       if (!r.get(&d)) return corrupt("spec cut short");
     NetworkSpec spec;
-    std::string spec_why;
-    if (decode_spec(spec_v.data(), spec_v.size(), &spec, &spec_why) != Status::Ok)
-      return corrupt("invalid network configuration: " + spec_why);
+    if (decode_spec(spec_v.data(), spec_v.size(), &spec, error) != Status::Ok) {
+      // Keeps the field, value and reason decode_spec found (argument Spec).
+      error->status = Status::CorruptModel;
+      return Status::CorruptModel;
+    }
     // Refuse before allocating: the tensors the spec implies must fit in the bytes left.
     uint64_t floats = 0;
     int64_t width = spec.input_size;
@@ -175,8 +179,8 @@ struct Serializer {
 std::vector<uint8_t> Network::save() const { return Serializer::save(*this); }
 
 Status Network::load(const uint8_t* bytes, size_t n, std::unique_ptr<Network>* out,
-                     std::string* why) {
-  return Serializer::load(bytes, n, out, why);
+                     ErrorInfo* error) {
+  return Serializer::load(bytes, n, out, error);
 }
 
 }  // namespace bnwasm

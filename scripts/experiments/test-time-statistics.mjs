@@ -19,7 +19,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createNetwork, loadNetwork } from '../../web/src/index.node.js';
 import { fashionMnistConfig, loadFashionMnist } from '../fashion-mnist.mjs';
-import { accuracy, batcher, pct } from './common.mjs';
+import { accuracy, batcher, pct } from '../../web/demo/experiments/common.js';
 import { machine, seconds, writeResults } from './report.mjs';
 import { lineChart, PALETTE } from './svg.mjs';
 

@@ -148,30 +148,6 @@ void check_gemm_against_double(GemmFn f, double factor) {
       }
 }
 
-// f against f32_gemm__scalar: each is within the bound of the exact value, so
-// they are within twice the bound of each other. With `bitwise`, exactly equal.
-void check_gemm_against_scalar(GemmFn f, bool bitwise) {
-  int failures = 0;
-  uint64_t seed = 1000;
-  for (size_t m : kM)
-    for (size_t n : kN)
-      for (size_t k : kK) {
-        const GemmCase g = make_gemm_case(m, n, k, seed++);
-        ::testing::AssertionResult guards = ::testing::AssertionSuccess();
-        ::testing::AssertionResult ref_guards = ::testing::AssertionSuccess();
-        const std::vector<float> ref = run_gemm(f32_gemm__scalar, g, &ref_guards);
-        const std::vector<float> c = run_gemm(f, g, &guards);
-        std::vector<double> tol = g.bound;
-        for (double& t : tol) t *= 2;
-        const ::testing::AssertionResult ok =
-            bitwise ? BitEqual("c", ref.data(), c.data(), c.size())
-                    : AllNear("c", to_double(ref.data(), ref.size()), c.data(), tol);
-        EXPECT_TRUE(ok) << sizes("m", m, "n", n, "k", k);
-        EXPECT_TRUE(guards) << sizes("m", m, "n", n, "k", k);
-        if ((!ok || !guards) && ++failures >= kMaxReportedSizes) return;
-      }
-}
-
 // ---- column reductions --------------------------------------------------------------
 
 using ColMeanVarFn = void (*)(float*, float*, const float*, size_t, size_t);
@@ -542,23 +518,6 @@ TEST(KernelsScalar, AdamReportsNonFiniteResults) {
 
 TEST(KernelsScalar, AllFiniteFindsEveryNonFiniteValue) { check_all_finite(f32_all_finite__scalar); }
 
-TEST(Kernels, TransposeIsExact) {
-  const size_t dims[] = {1, 2, 3, 5, 15, 16, 17, 33};
-  for (size_t rows : dims)
-    for (size_t cols : dims) {
-      Rng rng(rows * 100 + cols);
-      const std::vector<float> in = rng.uniform_vec(rows * cols, -1, 1);
-      Guarded x(in), out(rows * cols);
-      f32_transpose(out.data(), x.data(), rows, cols);
-      std::vector<float> expected(rows * cols);
-      for (size_t i = 0; i < rows; ++i)
-        for (size_t j = 0; j < cols; ++j) expected[j * rows + i] = in[i * cols + j];
-      EXPECT_TRUE(BitEqual("out", expected.data(), out.data(), expected.size()))
-          << sizes("rows", rows, "cols", cols);
-      EXPECT_TRUE(out.GuardsIntact("out")) << sizes("rows", rows, "cols", cols);
-    }
-}
-
 // ---- the variants this build dispatches to ------------------------------------------
 
 TEST(KernelsDispatch, IsaMatchesBuild) {
@@ -568,13 +527,6 @@ TEST(KernelsDispatch, IsaMatchesBuild) {
   EXPECT_STREQ(kernel_isa(), "scalar");
 #endif
 }
-
-// Where the dispatched variant is the scalar one, nothing may differ at all.
-const bool kDispatchIsScalar = std::string(kernel_isa()) == "scalar";
-
-TEST(KernelsDispatch, GemmMatchesScalar) { check_gemm_against_scalar(f32_gemm, kDispatchIsScalar); }
-
-TEST(KernelsDispatch, GemmMatchesDoubleLoop) { check_gemm_against_double(f32_gemm, 1.0); }
 
 TEST(KernelsDispatch, ColMeanVarMatchesScalar) {
   check_colmeanvar(f32_colmeanvar, f32_colmeanvar__scalar);
@@ -618,14 +570,6 @@ TEST(KernelsDispatch, AllFiniteFindsEveryNonFiniteValue) { check_all_finite(f32_
 // ---- wasm SIMD128 variants (Emscripten builds only) ----------------------------------
 
 #if defined(__wasm_simd128__)
-TEST(KernelsWasmSimd, Gemm4x8MatchesScalar) {
-  check_gemm_against_scalar(f32_gemm_4x8__wasmsimd, false);
-}
-
-TEST(KernelsWasmSimd, Gemm4x8MatchesDoubleLoop) {
-  check_gemm_against_double(f32_gemm_4x8__wasmsimd, 1.0);
-}
-
 TEST(KernelsWasmSimd, ColMeanVarMatchesScalar) {
   check_colmeanvar(f32_colmeanvar__wasmsimd, f32_colmeanvar__scalar);
 }

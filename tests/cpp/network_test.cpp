@@ -95,9 +95,9 @@ NetworkSpec Spec(int32_t input_size, std::vector<LayerSpec> layers, OptimizerSpe
 
 std::unique_ptr<Network> Make(const NetworkSpec& spec) {
   std::unique_ptr<Network> net;
-  std::string why;
-  const Status s = Network::create(spec, &net, &why);
-  EXPECT_EQ(s, Status::Ok) << why;
+  ErrorInfo error;
+  const Status s = Network::create(spec, &net, &error);
+  EXPECT_EQ(s, Status::Ok) << error.message;
   return net;
 }
 
@@ -740,9 +740,9 @@ TEST(NetworkDivergence, NonFiniteUpdateIsRefusedOnFirstStep) {
 std::unique_ptr<Network> Load(const std::vector<uint8_t>& bytes, Status* status,
                               std::string* why = nullptr) {
   std::unique_ptr<Network> net;
-  std::string w;
-  *status = Network::load(bytes.data(), bytes.size(), &net, &w);
-  if (why != nullptr) *why = w;
+  ErrorInfo error;
+  *status = Network::load(bytes.data(), bytes.size(), &net, &error);
+  if (why != nullptr) *why = error.message;
   return net;
 }
 
@@ -1101,31 +1101,74 @@ TEST(NetworkInit, NormalHasTheRequestedSpread) {
   EXPECT_NEAR(sum2 / n, 0.05 * 0.05, 5 * 0.05 * 0.05 * std::sqrt(2 / n));
 }
 
-TEST(NetworkInit, InvalidConfigurationsAreRefused) {
-  std::vector<NetworkSpec> bad;
-  bad.push_back(Spec(0, {DenseLayer(2)}, Adam(0.01)));
-  bad.push_back(Spec(3, {}, Adam(0.01)));
-  bad.push_back(Spec(3, {DenseLayer(0)}, Adam(0.01)));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Adam(0.0)));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Adam(std::numeric_limits<double>::infinity())));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Sgd(0.1, 1.0)));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Sgd(0.1, 0.0, true)));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Adam(0.01, 1.0)));
-  bad.push_back(Spec(3, {DenseLayer(2)}, Adam(0.01, 0.9, 0.999, 0.0)));
-  bad.push_back(Spec(3, {BatchNormLayer(1.0), DenseLayer(2)}, Adam(0.01)));
+TEST(NetworkInit, InvalidConfigurationsAreRefusedNamingTheField) {
   LayerSpec both = BatchNormLayer();
   both.cumulative = both.bias_correction = true;
-  bad.push_back(Spec(3, {both, DenseLayer(2)}, Adam(0.01)));
   LayerSpec no_eps = BatchNormLayer();
   no_eps.epsilon = 0;
-  bad.push_back(Spec(3, {no_eps, DenseLayer(2)}, Adam(0.01)));
+  // Each bad spec, and the position in the flat spec of the value that is wrong.
+  const std::vector<std::pair<NetworkSpec, size_t>> bad = {
+      {Spec(0, {DenseLayer(2)}, Adam(0.01)), kInputSizeField},
+      {Spec(3, {}, Adam(0.01)), kLayerCountField},
+      {Spec(3, {DenseLayer(0)}, Adam(0.01)), layer_field(0, kUnitsField)},
+      {Spec(3, {DenseLayer(2)}, Adam(-0.1)), kLearningRateField},
+      {Spec(3, {DenseLayer(2)}, Adam(std::numeric_limits<double>::infinity())), kLearningRateField},
+      {Spec(3, {DenseLayer(2)}, Sgd(0.1, 1.0)), kOptimizerMomentumField},
+      {Spec(3, {DenseLayer(2)}, Sgd(0.1, 0.0, true)), kNesterovField},
+      {Spec(3, {DenseLayer(2)}, Adam(0.01, 1.0)), kBeta1Field},
+      {Spec(3, {DenseLayer(2)}, Adam(0.01, 0.9, 0.999, 0.0)), kAdamEpsilonField},
+      {Spec(3, {BatchNormLayer(1.0), DenseLayer(2)}, Adam(0.01)), layer_field(0, kMomentumField)},
+      {Spec(3, {both, DenseLayer(2)}, Adam(0.01)), layer_field(0, kBiasCorrectionField)},
+      {Spec(3, {no_eps, DenseLayer(2)}, Adam(0.01)), layer_field(0, kEpsilonField)},
+      {Spec(3, {DenseLayer(1)}, Adam(0.01)), kLossField},  // softmax needs 2 outputs
+      // 16384 x 16385 weights is just over 2^28: the units that cross the limit are named.
+      {Spec(16384, {DenseLayer(16385), DenseLayer(2)}, Adam(0.01)), layer_field(0, kUnitsField)},
+  };
   for (size_t i = 0; i < bad.size(); ++i) {
     std::unique_ptr<Network> net;
-    std::string why;
-    EXPECT_EQ(Network::create(bad[i], &net, &why), Status::InvalidConfig) << "case " << i;
+    ErrorInfo error;
+    EXPECT_EQ(Network::create(bad[i].first, &net, &error), Status::InvalidConfig) << "case " << i;
     EXPECT_EQ(net, nullptr) << "case " << i;
-    EXPECT_FALSE(why.empty()) << "case " << i;
+    EXPECT_EQ(error.argument, Argument::Spec) << "case " << i;
+    EXPECT_EQ(error.index, static_cast<int64_t>(bad[i].second)) << "case " << i << ": " << error.message;
+    EXPECT_FALSE(error.message.empty()) << "case " << i;
   }
+}
+
+TEST(NetworkInit, LearningRateZeroOnlyRefreshesTheRunningStatistics) {
+  auto net = Make(MixedSpec(Sgd(0.0, 0.9)));
+  Rng rng(5);
+  const std::vector<float> before(net->tensors()[0].data, net->tensors()[0].data + net->tensors()[0].size);
+  const Batch b = RandomBatch(rng, 16, net->input_size(), net->output_size());
+  ASSERT_EQ(Train(*net, b), Status::Ok) << net->last_error().message;
+  for (const TensorView& t : net->tensors()) {
+    if (t.trainable) continue;
+    bool moved = false;  // the running statistics took this batch in
+    for (size_t k = 0; k < t.size; ++k) moved = moved || t.data[k] != (std::string(t.name) == "runningVariance" ? 1.0f : 0.0f);
+    EXPECT_TRUE(moved) << t.layer << " " << t.name;
+  }
+  const TensorView w = net->tensors()[0];
+  EXPECT_EQ(std::vector<float>(w.data, w.data + w.size), before);
+}
+
+TEST(NetworkInference, FoldedNetworkPredictsTheSameWithoutBatchNorm) {
+  auto net = Make(MixedSpec(Adam(0.01)));
+  Rng rng(9);
+  for (int step = 0; step < 20; ++step) ASSERT_EQ(Train(*net, RandomBatch(rng, 16, net->input_size(), net->output_size())), Status::Ok);
+  std::unique_ptr<Network> folded = net->folded();
+  size_t bn_before = 0, bn_after = 0;
+  for (const LayerSpec& l : net->spec().layers) bn_before += l.type == LayerType::BatchNorm;
+  for (const LayerSpec& l : folded->spec().layers) bn_after += l.type == LayerType::BatchNorm;
+  EXPECT_GT(bn_before, bn_after);
+  const Batch b = RandomBatch(rng, 9, net->input_size(), net->output_size());
+  std::copy(b.x.begin(), b.x.end(), net->input(9));
+  std::copy(b.x.begin(), b.x.end(), folded->input(9));
+  ASSERT_EQ(net->predict_batch(9), Status::Ok);
+  ASSERT_EQ(folded->predict_batch(9), Status::Ok);
+  const float* want = net->output(9);
+  const float* got = folded->output(9);
+  // Folding reorders float32 rounding only: outputs are probabilities in [0, 1].
+  for (size_t k = 0; k < 9 * net->output_size(); ++k) EXPECT_NEAR(got[k], want[k], 2e-6) << k;
 }
 
 TEST(SpecEncoding, EncodeDecodeRoundTrip) {
@@ -1133,8 +1176,8 @@ TEST(SpecEncoding, EncodeDecodeRoundTrip) {
   const std::vector<double> v = encode_spec(spec);
   ASSERT_EQ(v.size(), kSpecHeader + kLayerFields * spec.layers.size());
   NetworkSpec back;
-  std::string why;
-  ASSERT_EQ(decode_spec(v.data(), v.size(), &back, &why), Status::Ok) << why;
+  ErrorInfo error;
+  ASSERT_EQ(decode_spec(v.data(), v.size(), &back, &error), Status::Ok) << error.message;
   EXPECT_EQ(encode_spec(back), v);
 }
 

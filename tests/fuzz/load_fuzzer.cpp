@@ -32,10 +32,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::memcpy(bytes.data() + bytes.size() - 4, &crc, 4);
   }
   std::unique_ptr<bnwasm::Network> net;
-  std::string why;
-  const bnwasm::Status st = bnwasm::Network::load(bytes.data(), bytes.size(), &net, &why);
+  bnwasm::ErrorInfo error;
+  const bnwasm::Status st = bnwasm::Network::load(bytes.data(), bytes.size(), &net, &error);
   if (st != bnwasm::Status::Ok) {
-    trap_if(st != bnwasm::Status::CorruptModel || why.empty() || net != nullptr);
+    trap_if(st != bnwasm::Status::CorruptModel || error.status != st || error.message.empty() ||
+            net != nullptr);
     return 0;
   }
   // Inference on a zero example must work on any model the loader accepts.
@@ -43,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   trap_if(net->predict_one() != bnwasm::Status::Ok);
   const std::vector<uint8_t> saved = net->save();
   std::unique_ptr<bnwasm::Network> again;
-  trap_if(bnwasm::Network::load(saved.data(), saved.size(), &again, &why) != bnwasm::Status::Ok);
+  trap_if(bnwasm::Network::load(saved.data(), saved.size(), &again, &error) != bnwasm::Status::Ok);
   trap_if(again->save() != saved);
   return 0;
 }

@@ -282,3 +282,49 @@ describe('dispose', () => {
     await expect(net.fit(x, new Int32Array(2))).rejects.toMatchObject({ code: 'BNWASM_DISPOSED' });
   });
 });
+
+describe('one training loop', () => {
+  test('learning rate 0 is accepted and only refreshes the batch-norm running statistics', async () => {
+    const net = await createNetwork(smallConfig({ optimizer: { type: 'sgd', learningRate: 0 } }));
+    const before = net.getWeights();
+    const { x, y } = blobs(64);
+    await net.fit(x, y, { epochs: 1, batchSize: 16 });
+    for (const [k, t] of net.getWeights().entries()) {
+      const same = t.values.every((v, i) => v === before[k].values[i]);
+      expect([t.name, same]).toEqual([t.name, !t.name.startsWith('running')]);
+    }
+    net.dispose();
+  });
+
+  test('Network.fit reports progress, holds on an onBatchEnd promise and stops on its signal', async () => {
+    const net = await createNetwork(smallConfig());
+    const { x, y } = blobs(256);
+    const events = [];
+    const controller = new AbortController();
+    let held = 0;
+    const history = await net.fit(x, y, {
+      epochs: 3,
+      batchSize: 16,
+      progressInterval: 0,
+      trackUnits: [0, 3],
+      validationData: [x, y],
+      signal: controller.signal,
+      onProgress: (p) => events.push(p),
+      onBatchEnd: (step) => {
+        if (step === 20) controller.abort();
+        if (step % 5 === 0) return new Promise((resolve) => setTimeout(() => resolve(held++), 1));
+        return undefined;
+      },
+    });
+    expect(history).toMatchObject({ steps: 20, aborted: true, epoch: [0, 1] });
+    expect(held).toBe(4); // steps 5, 10, 15 and 20 were held and went on
+    expect(events.map((p) => p.step)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(events[0].validation).toMatchObject({ step: 0 });
+    expect(events[0].batchNorm.map((b) => [b.layer, Array.from(b.units)])).toEqual([[1, [0, 3]]]);
+    // The reported running statistics are the network's own.
+    const last = events.at(-1).batchNorm[0];
+    const running = net.getWeights().find((t) => t.layer === 1 && t.name === 'runningMean').values;
+    expect(Array.from(last.runningMean)).toEqual([running[0], running[3]]);
+    net.dispose();
+  });
+});

@@ -1,21 +1,9 @@
 // Shared helpers for the Jest suites.
 
-/** A deterministic generator (mulberry32) so test data is the same on every run. */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The project's one seeded generator (mulberry32) and its Box-Muller normal.
+import { gaussian, rng } from '../../web/demo/experiments/common.js';
 
-/** Standard normal samples via Box-Muller. */
-export function gaussian(random) {
-  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
+export { gaussian, rng };
 
 /**
  * Three Gaussian blobs in `dims` dimensions, classes 0..2: a small problem a

@@ -155,7 +155,7 @@ describe('checkpoints', () => {
     expect(bytesEqual(straight.bytes2, straight.bytes)).toBe(true); // checkpointing changes nothing
     for (const c of checkpoints) {
       expect(Object.prototype.toString.call(c.bytes)).toBe('[object Uint8Array]');
-      expect(c).toMatchObject({ batchSize: BATCH, examples: 100, shuffleState: expect.stringMatching(/^[0-9a-f]{8}$/) });
+      expect(c).toMatchObject({ batchSize: BATCH, examples: 100, shuffleState: expect.stringMatching(/^[0-9a-f]{16}$/), shuffle: true });
       const net = await loadNetwork(c.bytes);
       expect(net.steps).toBe(c.step);
       net.dispose();
@@ -184,7 +184,7 @@ describe('checkpoints', () => {
 
   test("the checkpoint's shuffleState is what redraws the epoch's order", async () => {
     const c = straight.checkpoints[1]; // epoch 1, 3 mini-batches done
-    const other = { ...c, shuffleState: c.shuffleState === '00000001' ? '00000002' : '00000001' };
+    const other = { ...c, shuffleState: c.shuffleState === '0000000000000001' ? '0000000000000002' : '0000000000000001' };
     const t = await track(loadTrainer(c.bytes));
     await t.fit(x, y, { ...OPTIONS, resumeFrom: other });
     expect(bytesEqual(await t.save(), straight.bytes)).toBe(false);
@@ -219,8 +219,8 @@ describe('checkpoints', () => {
       [{ ...OPTIONS, batchSize: 20, resumeFrom: c }, /^fit\(\): resumeFrom was taken with batchSize 16, this fit has batchSize 20/],
       [{ ...OPTIONS, epochs: 1, resumeFrom: c }, /^fit\(\): resumeFrom is in epoch 1, this fit has epochs 1/],
       [{ ...OPTIONS, resumeFrom: straight.checkpoints[0] }, /^fit\(\): resumeFrom was taken at step 5, this network is at step 10/],
-      [{ ...OPTIONS, resumeFrom: { ...c, shuffleState: 'zz' } }, /^fit\(\): resumeFrom.shuffleState must be 8 hex digits, got "zz"$/],
-      [{ ...OPTIONS, resumeFrom: { step: 10 } }, /^fit\(\): resumeFrom must be a checkpoint from trainer.fit\(\)'s onCheckpoint/],
+      [{ ...OPTIONS, resumeFrom: { ...c, shuffleState: 'zz' } }, /^fit\(\): resumeFrom.shuffleState must be 16 hex digits, got "zz"$/],
+      [{ ...OPTIONS, resumeFrom: { step: 10 } }, /^fit\(\): resumeFrom must be a checkpoint from fit\(\)'s onCheckpoint/],
       [{ ...OPTIONS, resumeFrom: null }, /got null$/],
       [{ ...OPTIONS, checkpointEvery: 5 }, /^fit\(\): checkpointEvery must be a positive integer and come with an onCheckpoint function, got 5 and undefined$/],
       [{ ...OPTIONS, checkpointEvery: 0, onCheckpoint() {} }, /^fit\(\): checkpointEvery must be a positive integer .*, got 0 and /],
@@ -234,12 +234,20 @@ describe('checkpoints', () => {
     const fewer = await rejection(t.fit(x.subarray(0, 96 * 4), y.subarray(0, 96), { ...OPTIONS, resumeFrom: c }));
     expect(fewer.message).toBe('fit(): resumeFrom was taken on 100 examples, x has 96; resume with the same data');
 
-    // A main-thread Network.fit checkpoint: another generator, so it is refused with a hint.
+    // One checkpoint format: a main-thread Network.fit checkpoint resumes in a worker and ends
+    // with exactly the bytes of the uninterrupted main-thread fit, and the other way round.
     const net = await createNetwork(smallConfig());
     const mainThread = [];
     await net.fit(x, y, { ...OPTIONS, checkpointEvery: 10, onCheckpoint: (k) => mainThread.push(k) });
-    const foreign = await rejection(t.fit(x, y, { ...OPTIONS, resumeFrom: mainThread[0] }));
-    expect(foreign).toMatchObject({ code: 'BNWASM_INVALID_ARGUMENT', message: expect.stringMatching(/^fit\(\): resumeFrom is a Network.fit\(\) checkpoint/) });
+    const inWorker = await track(loadTrainer(mainThread[0].bytes));
+    await inWorker.fit(x, y, { ...OPTIONS, resumeFrom: mainThread[0] });
+    expect(bytesEqual(await inWorker.save(), net.save())).toBe(true);
+    expect(bytesEqual(net.save(), straight.bytes)).toBe(true); // same config and seed: same training
+    inWorker.terminate();
+    const onMainThread = await loadNetwork(c.bytes);
+    await onMainThread.fit(x, y, { ...OPTIONS, resumeFrom: c });
+    expect(bytesEqual(onMainThread.save(), straight.bytes)).toBe(true);
+    onMainThread.dispose();
     net.dispose();
 
     // None of this trained: the trainer still resumes exactly.

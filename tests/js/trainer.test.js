@@ -2,14 +2,13 @@
 // progress events, abort, pause/resume, snapshots, errors from the worker, terminate,
 // recomputeStatistics. (Faults, checkpoints and loadTrainer: trainer-faults.test.js.)
 import { createNetwork, createTrainer, loadNetwork, ConfigError, DisposedError, InputError } from 'bnwasm';
+import { gaussian, rng } from './helpers.js';
 
 // Small synthetic data: 3 classes of Gaussian blobs in 8 dimensions.
 const D = 8;
 const CLASSES = 3;
 function blobs(n, seed) {
-  let s = seed >>> 0;
-  const uniform = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
-  const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  const normal = gaussian(rng(seed));
   const x = new Float32Array(n * D);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -357,7 +356,7 @@ test('recomputeStatistics in the worker sets exactly the statistics the main thr
   const firstProgress = new Promise((resolve) => (started = resolve));
   const fit = t.fit(train.x, train.y, { epochs: 1000, batchSize: BATCH, signal: controller.signal, onProgress: started });
   await firstProgress;
-  await expect(t.recomputeStatistics(data)).rejects.toMatchObject({ code: 'BNWASM_BUSY', message: expect.stringMatching(/^recomputeStatistics\(\): this trainer is already fitting/) });
+  await expect(t.recomputeStatistics(data)).rejects.toMatchObject({ code: 'BNWASM_BUSY', message: expect.stringMatching(/^recomputeStatistics\(\): already fitting; await the running fit\(\) or abort it first$/) });
   controller.abort();
   expect((await fit).aborted).toBe(true);
 });

@@ -1,5 +1,6 @@
 // The demo's two datasets: Fashion-MNIST from the file scripts/prepare-demo-data.mjs writes,
 // and two spirals generated here.
+import { gaussian, rng } from './experiments/common.js';
 
 export const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
@@ -36,9 +37,8 @@ export async function loadFashionMnist(url = 'data/fashion-mnist.bin') {
 
 /** Two interleaved spirals in [-1, 1]^2, with a little noise. */
 export function makeSpirals({ trainPerClass = 600, testPerClass = 300, noise = 0.05, seed = 3 } = {}) {
-  let s = seed >>> 0;
-  const random = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
-  const normal = () => Math.sqrt(-2 * Math.log(random())) * Math.cos(2 * Math.PI * random());
+  const random = rng(seed);
+  const normal = gaussian(random);
   const make = (perClass) => {
     const n = 2 * perClass;
     const x = floats(2 * n);

@@ -19,9 +19,23 @@ const BATCH_NORM_DEFAULTS = {
   biasCorrection: false,
   renorm: null,
 };
+const RENORM_DEFAULTS = { rMax: 3, dMax: 5 };
 const SGD_DEFAULTS = { learningRate: 0.01, momentum: 0, nesterov: false, weightDecay: 0 };
 const ADAM_DEFAULTS = { learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
 const NETWORK_DEFAULTS = { loss: 'softmaxCrossEntropy', seed: 1 };
+
+/**
+ * Every config option's default, written once: normalizeConfig fills them in, and a test
+ * (tests/js/schema.test.js) checks that the types, the README and the core's structs say the same.
+ */
+export const CONFIG_DEFAULTS = {
+  network: NETWORK_DEFAULTS,
+  dense: DENSE_DEFAULTS,
+  batchNorm: BATCH_NORM_DEFAULTS,
+  renorm: RENORM_DEFAULTS,
+  sgd: SGD_DEFAULTS,
+  adam: ADAM_DEFAULTS,
+};
 
 const fail = (where, message) => {
   throw new ConfigError(`${where}: ${message}`);
@@ -35,24 +49,10 @@ function checkKeys(where, object, allowed) {
   }
 }
 
-function positiveInt(where, name, value, max = 2 ** 24) {
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    fail(where, `${name} must be an integer in [1, ${max}], got ${describe(value)}`);
-  }
-  return value;
-}
-
-function number(where, name, value, { min = -Infinity, max = Infinity, minOpen = false, maxOpen = false } = {}) {
-  const ok =
-    typeof value === 'number' &&
-    Number.isFinite(value) &&
-    (minOpen ? value > min : value >= min) &&
-    (maxOpen ? value < max : value <= max);
-  if (!ok) {
-    const lo = `${minOpen ? '(' : '['}${min}`;
-    const hi = `${max}${maxOpen ? ')' : ']'}`;
-    fail(where, `${name} must be a finite number in ${lo}, ${hi}, got ${describe(value)}`);
-  }
+// Ranges are the core's to check (it checks model files too, and says which field is wrong);
+// here a numeric option only has to be a number.
+function number(where, name, value) {
+  if (typeof value !== 'number') fail(where, `${name} must be a number, got ${describe(value)}`);
   return value;
 }
 
@@ -82,29 +82,26 @@ function normalizeLayer(fn, layer, i) {
   if (layer.type === 'dense') {
     checkKeys(where, layer, ['type', 'units', ...Object.keys(DENSE_DEFAULTS)]);
     const l = { type: 'dense', ...DENSE_DEFAULTS, ...layer };
-    positiveInt(where, 'units', l.units);
+    number(where, 'units', l.units);
     bool(where, 'useBias', l.useBias);
     oneOf(where, 'init', l.init, INITS);
-    number(where, 'initStd', l.initStd, { min: 0, minOpen: true });
+    number(where, 'initStd', l.initStd);
     return l;
   }
   if (layer.type === 'batchNorm') {
     checkKeys(where, layer, ['type', ...Object.keys(BATCH_NORM_DEFAULTS)]);
     const l = { type: 'batchNorm', ...BATCH_NORM_DEFAULTS, ...layer };
-    number(where, 'momentum', l.momentum, { min: 0, max: 1, maxOpen: true });
-    number(where, 'epsilon', l.epsilon, { min: 0, minOpen: true });
+    number(where, 'momentum', l.momentum);
+    number(where, 'epsilon', l.epsilon);
     oneOf(where, 'runningVariance', l.runningVariance, RUNNING_VARIANCE);
     oneOf(where, 'statistics', l.statistics, STATISTICS);
     bool(where, 'biasCorrection', l.biasCorrection);
-    if (l.biasCorrection && l.statistics !== 'ema') {
-      fail(where, "biasCorrection applies to statistics 'ema' only");
-    }
     if (l.renorm !== null) {
       plainObject(where, 'renorm', l.renorm);
-      checkKeys(`${where}.renorm`, l.renorm, ['rMax', 'dMax']);
-      l.renorm = { rMax: 3, dMax: 5, ...l.renorm };
-      number(`${where}.renorm`, 'rMax', l.renorm.rMax, { min: 1 });
-      number(`${where}.renorm`, 'dMax', l.renorm.dMax, { min: 0 });
+      checkKeys(`${where}.renorm`, l.renorm, Object.keys(RENORM_DEFAULTS));
+      l.renorm = { ...RENORM_DEFAULTS, ...l.renorm };
+      number(`${where}.renorm`, 'rMax', l.renorm.rMax);
+      number(`${where}.renorm`, 'dMax', l.renorm.dMax);
     }
     return l;
   }
@@ -119,26 +116,22 @@ function normalizeOptimizer(fn, optimizer) {
   if (optimizer.type === 'sgd') {
     checkKeys(where, optimizer, ['type', ...Object.keys(SGD_DEFAULTS)]);
     const o = { type: 'sgd', ...SGD_DEFAULTS, ...optimizer };
-    number(where, 'learningRate', o.learningRate, { min: 0, minOpen: true });
-    number(where, 'momentum', o.momentum, { min: 0, max: 1, maxOpen: true });
+    number(where, 'learningRate', o.learningRate);
+    number(where, 'momentum', o.momentum);
     bool(where, 'nesterov', o.nesterov);
-    if (o.nesterov && o.momentum === 0) fail(where, 'nesterov needs momentum > 0');
-    number(where, 'weightDecay', o.weightDecay, { min: 0 });
+    number(where, 'weightDecay', o.weightDecay);
     return o;
   }
   checkKeys(where, optimizer, ['type', ...Object.keys(ADAM_DEFAULTS)]);
   const o = { type: 'adam', ...ADAM_DEFAULTS, ...optimizer };
-  number(where, 'learningRate', o.learningRate, { min: 0, minOpen: true });
-  number(where, 'beta1', o.beta1, { min: 0, max: 1, maxOpen: true });
-  number(where, 'beta2', o.beta2, { min: 0, max: 1, maxOpen: true });
-  number(where, 'epsilon', o.epsilon, { min: 0, minOpen: true });
-  number(where, 'weightDecay', o.weightDecay, { min: 0 });
+  for (const key of ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay']) number(where, key, o[key]);
   return o;
 }
 
 /**
- * Checks a network config and fills in every default. Throws ConfigError naming
- * the offending field, what it must be and what it was.
+ * Checks what only JS can see in a network config (its shape, option names, enum strings,
+ * booleans, that numbers are numbers) and fills in every default. The core checks the
+ * values (ranges, sizes, limits) when the network is built; see specError.
  * @param {object} config
  * @param {string} [fn] the public function, for messages
  */
@@ -146,75 +139,82 @@ export function normalizeConfig(config, fn = 'createNetwork') {
   plainObject(`${fn}()`, 'config', config);
   checkKeys(`${fn}(): config`, config, ['inputSize', 'layers', 'loss', 'optimizer', 'seed']);
   const where = `${fn}(): config`;
-  positiveInt(where, 'inputSize', config.inputSize);
+  number(where, 'inputSize', config.inputSize);
   if (!Array.isArray(config.layers) || config.layers.length === 0) {
     fail(where, `layers must be a non-empty array, got ${describe(config.layers)}`);
   }
   const layers = config.layers.map((layer, i) => normalizeLayer(fn, layer, i));
   const loss = oneOf(where, 'loss', config.loss ?? NETWORK_DEFAULTS.loss, LOSSES);
   const optimizer = normalizeOptimizer(fn, config.optimizer ?? { type: 'adam' });
-  const seed = config.seed ?? NETWORK_DEFAULTS.seed;
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-    fail(where, `seed must be an integer in [0, 4294967295], got ${describe(seed)}`);
-  }
-  const out = { inputSize: config.inputSize, layers, loss, optimizer, seed };
-  if (outputSize(out) < 2 && loss === 'softmaxCrossEntropy') {
-    fail(where, `softmaxCrossEntropy needs at least 2 outputs, the last layer has ${outputSize(out)}`);
-  }
-  return out;
+  const seed = number(where, 'seed', config.seed ?? NETWORK_DEFAULTS.seed);
+  return { inputSize: config.inputSize, layers, loss, optimizer, seed };
 }
 
-/** The number of features a normalized config's last layer produces. */
-export function outputSize(config) {
-  let width = config.inputSize;
-  for (const l of config.layers) if (l.type === 'dense') width = l.units;
-  return width;
-}
+const flag = (v) => (v ? 1 : 0);
+const shownFlag = (v) => v === 1;
+const enumField = (names) => ({ encode: (v) => names.indexOf(v), show: (v) => names[v] ?? v });
 
-const LAYER_FIELDS = 12;
+// The core's flat spec vector, written once: the header fields, then LAYER_FIELDS for each
+// layer (cpp/include/bnwasm/network.h, SpecField and LayerField, has the same order). Each
+// field names where it lives in a normalized config, how it is encoded, and how a value the
+// core refused is shown in an error.
+const HEADER_FIELDS = [
+  { where: 'config', name: 'inputSize', get: (c) => c.inputSize },
+  { where: 'config', name: 'loss', get: (c) => c.loss, ...enumField(LOSSES) },
+  { where: 'config', name: 'seed', get: (c) => c.seed },
+  { where: 'optimizer', name: 'type', get: (c) => c.optimizer.type, ...enumField(OPTIMIZERS) },
+  { where: 'optimizer', name: 'learningRate', get: (c) => c.optimizer.learningRate },
+  { where: 'optimizer', name: 'momentum', get: (c) => c.optimizer.momentum ?? 0 },
+  { where: 'optimizer', name: 'nesterov', get: (c) => c.optimizer.nesterov ?? false, encode: flag, show: shownFlag },
+  { where: 'optimizer', name: 'beta1', get: (c) => c.optimizer.beta1 ?? ADAM_DEFAULTS.beta1 },
+  { where: 'optimizer', name: 'beta2', get: (c) => c.optimizer.beta2 ?? ADAM_DEFAULTS.beta2 },
+  { where: 'optimizer', name: 'epsilon', get: (c) => c.optimizer.epsilon ?? ADAM_DEFAULTS.epsilon },
+  { where: 'optimizer', name: 'weightDecay', get: (c) => c.optimizer.weightDecay },
+  { where: 'config', name: 'layers', get: (c) => c.layers.length },
+];
+const LAYER_FIELDS = [
+  { name: 'type', get: (l) => l.type, ...enumField(LAYER_TYPES) },
+  { name: 'units', get: (l) => l.units ?? 0 },
+  { name: 'useBias', get: (l) => l.useBias ?? DENSE_DEFAULTS.useBias, encode: flag, show: shownFlag },
+  { name: 'init', get: (l) => l.init ?? DENSE_DEFAULTS.init, ...enumField(INITS) },
+  { name: 'initStd', get: (l) => l.initStd ?? DENSE_DEFAULTS.initStd },
+  { name: 'momentum', get: (l) => l.momentum ?? BATCH_NORM_DEFAULTS.momentum },
+  { name: 'epsilon', get: (l) => l.epsilon ?? BATCH_NORM_DEFAULTS.epsilon },
+  { name: 'runningVariance', get: (l) => l.runningVariance ?? BATCH_NORM_DEFAULTS.runningVariance, ...enumField(RUNNING_VARIANCE) },
+  { name: 'statistics', get: (l) => l.statistics ?? BATCH_NORM_DEFAULTS.statistics, ...enumField(STATISTICS) },
+  { name: 'biasCorrection', get: (l) => l.biasCorrection ?? false, encode: flag, show: shownFlag },
+  { where: 'renorm', name: 'rMax', get: (l) => l.renorm?.rMax ?? 0 },
+  { where: 'renorm', name: 'dMax', get: (l) => l.renorm?.dMax ?? 0 },
+];
+
+const encode = (field, value) => (field.encode ? field.encode(value) : value);
 
 /** The core's flat spec vector for a normalized config. */
 export function toSpec(c) {
-  const o = c.optimizer;
-  const spec = [
-    c.inputSize,
-    LOSSES.indexOf(c.loss),
-    c.seed,
-    OPTIMIZERS.indexOf(o.type),
-    o.learningRate,
-    o.momentum ?? 0,
-    o.nesterov ? 1 : 0,
-    o.beta1 ?? 0.9,
-    o.beta2 ?? 0.999,
-    o.epsilon ?? 1e-8,
-    o.weightDecay,
-    c.layers.length,
-  ];
-  for (const l of c.layers) {
-    const d = { ...DENSE_DEFAULTS, units: 0, ...BATCH_NORM_DEFAULTS, ...l };
-    spec.push(
-      LAYER_TYPES.indexOf(l.type),
-      d.units,
-      d.useBias ? 1 : 0,
-      INITS.indexOf(d.init),
-      d.initStd,
-      d.momentum,
-      d.epsilon,
-      d.runningVariance === 'unbiased' ? 1 : 0,
-      d.statistics === 'cumulative' ? 1 : 0,
-      d.biasCorrection ? 1 : 0,
-      d.renorm ? d.renorm.rMax : 0,
-      d.renorm ? d.renorm.dMax : 0,
-    );
-  }
+  const spec = HEADER_FIELDS.map((f) => encode(f, f.get(c)));
+  for (const l of c.layers) spec.push(...LAYER_FIELDS.map((f) => encode(f, f.get(l))));
   return spec;
+}
+
+/**
+ * The message for a spec value the core refused ({index, value, message} from the core):
+ * "layers[1]: momentum must be a finite number in [0, 1), got 1".
+ */
+export function specError({ index, value, message }) {
+  const header = index < HEADER_FIELDS.length;
+  const k = header ? index : (index - HEADER_FIELDS.length) % LAYER_FIELDS.length;
+  const field = header ? HEADER_FIELDS[k] : LAYER_FIELDS[k];
+  const layer = `layers[${Math.floor((index - HEADER_FIELDS.length) / LAYER_FIELDS.length)}]`;
+  const where = header ? field.where : field.where ? `${layer}.${field.where}` : layer;
+  return `${where}: ${field.name} ${message}, got ${describe(field.show ? field.show(value) : value)}`;
 }
 
 /** The normalized config of a spec vector (the inverse of toSpec). */
 export function fromSpec(spec) {
+  const header = HEADER_FIELDS.length;
   const layers = [];
-  for (let i = 0; i < spec[11]; i++) {
-    const f = spec.slice(12 + i * LAYER_FIELDS, 12 + (i + 1) * LAYER_FIELDS);
+  for (let i = 0; i < spec[header - 1]; i++) {
+    const f = spec.slice(header + i * LAYER_FIELDS.length, header + (i + 1) * LAYER_FIELDS.length);
     const type = LAYER_TYPES[f[0]];
     if (type === 'dense') {
       layers.push({ type, units: f[1], useBias: f[2] === 1, init: INITS[f[3]], initStd: f[4] });
@@ -223,8 +223,8 @@ export function fromSpec(spec) {
         type,
         momentum: f[5],
         epsilon: f[6],
-        runningVariance: f[7] === 1 ? 'unbiased' : 'biased',
-        statistics: f[8] === 1 ? 'cumulative' : 'ema',
+        runningVariance: RUNNING_VARIANCE[f[7]],
+        statistics: STATISTICS[f[8]],
         biasCorrection: f[9] === 1,
         renorm: f[10] > 0 ? { rMax: f[10], dMax: f[11] } : null,
       });

@@ -1,5 +1,6 @@
 // Type declarations for bnwasm. Defaults are written once, here and in the JSDoc of web/src.
 
+import type { TrainerProgress } from './trainer.js';
 export type Labels = Int32Array | Uint8Array | Uint16Array | Int16Array | Int8Array | Uint32Array;
 /** Class labels for softmaxCrossEntropy, or (m * outputSize) float targets for meanSquaredError. */
 export type Targets = Labels | Float32Array;
@@ -123,29 +124,50 @@ export interface FitOptions {
   epochs?: number;
   /** @default 32 */
   batchSize?: number;
-  /** Reshuffle every epoch with the network's seeded generator. @default true */
+  /** Reshuffle every epoch with the network's seeded generator (its state is saved with the model). @default true */
   shuffle?: boolean;
+  /** Scored at each epoch end (and, with onProgress, once before training and every validationInterval ms). */
   validationData?: [Float32Array, Targets];
-  onBatchEnd?: (step: number, logs: BatchLogs) => void;
+  /** After every step. Return a promise to hold training until it settles (held time is left out of progress rates). */
+  onBatchEnd?: (step: number, logs: BatchLogs) => void | Promise<void>;
   onEpochEnd?: (epoch: number, logs: EpochLogs) => void;
-  /** Stops after the current mini-batch. */
+  /** Stops after the current mini-batch; fit() then resolves with aborted: true. */
   signal?: AbortSignal;
-  /** Call onCheckpoint every this many optimizer steps. */
+  /** Called at most every progressInterval ms. */
+  onProgress?: (progress: TrainerProgress) => void;
+  /** @default 100 */
+  progressInterval?: number;
+  /** Milliseconds between validations within an epoch; 0 validates at epoch ends only. @default 0 */
+  validationInterval?: number;
+  /** Batch-norm units reported in progress: a count (the first n) or unit indices. @default 4 */
+  trackUnits?: number | number[];
+  /** Call onCheckpoint every this many optimizer steps (counted over all fits, as `step`). */
   checkpointEvery?: number;
   onCheckpoint?: (checkpoint: Checkpoint) => void;
-  /** Continue exactly where a checkpoint was taken (on a network loaded from its bytes, same data and options). */
+  /**
+   * Continue exactly where a checkpoint was taken: on a network (loadNetwork) or trainer
+   * (loadTrainer) made from checkpoint.bytes, with the same data and options, the fit ends with
+   * the same bytes as if it had never stopped. Other data, batchSize or shuffle are refused.
+   */
   resumeFrom?: Checkpoint;
 }
 
+/** What onCheckpoint receives; the same format from Network.fit and Trainer.fit, resumable in either. */
 export interface Checkpoint {
   /** save() bytes at the checkpoint. */
   bytes: Uint8Array;
+  /** Epoch of the fit the checkpoint was taken in, from 0. */
   epoch: number;
-  /** The next mini-batch's index within the epoch. */
+  /** Mini-batches of that epoch done (the next one's index). */
   batch: number;
+  /** The network's optimizer steps. */
   step: number;
-  /** The shuffling generator's state at the start of the epoch (16 hex digits). */
+  /** The shuffling generator's state at the start of the epoch (16 hex digits): it redraws the epoch's order. */
   shuffleState: string;
+  /** The fit's batchSize, number of examples and shuffle; resuming with others is refused. */
+  batchSize: number;
+  examples: number;
+  shuffle: boolean;
 }
 
 export interface History {
@@ -153,6 +175,10 @@ export interface History {
   loss: number[];
   valLoss: number[];
   valAccuracy: number[];
+  /** The network's optimizer steps when the fit ended. */
+  steps: number;
+  /** True when the signal stopped the fit. */
+  aborted: boolean;
 }
 
 export interface Evaluation {
@@ -191,7 +217,10 @@ export declare class Network {
     options?: {
       /** @default 1024 */
       batchSize?: number;
+      /** At most every progressInterval ms, and once at the end. */
       onProgress?: (p: { layer: number; examplesDone: number; examplesTotal: number }) => void;
+      /** @default 100 */
+      progressInterval?: number;
     },
   ): Promise<void>;
   /** One layer's inference-mode outputs for many examples: (n * width of that layer). */

@@ -1,19 +1,56 @@
 // The Network facade: validation, defaults, typed arrays in and out, and
 // ownership of the Embind object (a user never calls .delete()).
-import { fromSpec, normalizeConfig, outputSize, toSpec } from './config.js';
-import { BnwasmError, DisposedError, DivergenceError, InputError, ModelFormatError, describe } from './errors.js';
+import { fromSpec, normalizeConfig, specError, toSpec } from './config.js';
+import { BnwasmError, ConfigError, DisposedError, DivergenceError, InputError, ModelFormatError, describe } from './errors.js';
 import { loadModule, yieldToEventLoop } from './module.js';
+import { ProgressReporter } from './progress.js';
 
-// Core status codes (cpp/include/bnwasm/network.h, enum Status).
-const STATUS_CODES = {
-  1: 'BNWASM_INVALID_CONFIG',
-  2: 'BNWASM_NON_FINITE',
-  3: 'BNWASM_LABEL_OUT_OF_RANGE',
-  4: 'BNWASM_BATCH_TOO_SMALL',
-  5: 'BNWASM_DIVERGED',
-  6: 'BNWASM_CORRUPT_MODEL',
-  7: 'BNWASM_INVALID_ARGUMENT',
+// The one table from a core status (cpp/include/bnwasm/network.h, enum Status) to the
+// error the user gets.
+const CORE_ERRORS = {
+  1: (message, details) => new ConfigError(message, details),
+  2: (message, details) => new InputError(message, 'BNWASM_NON_FINITE', details),
+  3: (message, details) => new InputError(message, 'BNWASM_LABEL_OUT_OF_RANGE', details),
+  4: (message, details) => new InputError(message, 'BNWASM_BATCH_TOO_SMALL', details),
+  5: (message, details) => new DivergenceError(message, details),
+  6: (message, details) => new ModelFormatError(message, details),
+  7: (message, details) => new InputError(message, 'BNWASM_INVALID_ARGUMENT', details),
 };
+// What a core error is about (enum Argument).
+const INPUT = 1;
+const TARGET = 2;
+const SPEC = 3;
+
+/**
+ * The Error for a core ErrorInfo ({status, argument, index, value, message}). `names` says
+ * what the call calls its input and targets, `offsets` where the staged rows start in them.
+ */
+function coreError(fn, e, { x = 'x', y = 'y', offsets = [0, 0, 0] } = {}) {
+  const make = CORE_ERRORS[e.status] ?? ((message) => new BnwasmError(message, 'BNWASM_INTERNAL'));
+  if (e.argument === INPUT || e.argument === TARGET) {
+    const index = e.index + offsets[e.argument];
+    const name = e.argument === INPUT ? x : y;
+    return make(`${fn}(): ${name}[${index}] is ${e.value}, ${e.message}`, { index, value: e.value });
+  }
+  if (e.argument === SPEC) {
+    const prefix = e.status === 6 ? 'invalid network configuration: ' : '';
+    return make(`${fn}(): ${prefix}${specError(e)}`, { index: e.index, value: e.value });
+  }
+  return make(`${fn}(): ${e.message}`, e.status === 4 ? { value: e.value } : undefined);
+}
+
+/** Time between yields to the event loop while fitting: bounds how late other events are served. */
+const YIELD_MS = 10;
+
+// fit's options with their defaults; the others default to undefined.
+export const FIT_DEFAULTS = { epochs: 1, batchSize: 32, shuffle: true, progressInterval: 100, validationInterval: 0, trackUnits: 4 };
+const FIT_OPTIONS = [
+  ...Object.keys(FIT_DEFAULTS),
+  'validationData', 'signal', 'onBatchEnd', 'onEpochEnd', 'onProgress', 'checkpointEvery', 'onCheckpoint', 'resumeFrom',
+];
+
+// Mini-batches one epoch trains: a last batch of one example is skipped under batch norm.
+const batchesPerEpoch = (n, batchSize, hasBatchNorm) => Math.ceil(n / batchSize) - (hasBatchNorm && n % batchSize === 1 ? 1 : 0);
 
 /** Rows per call into the core for predictBatch/evaluate: bounds the staging memory. */
 const CHUNK_ROWS = 512;
@@ -47,6 +84,7 @@ export class Network {
   #outputSize;
   #hasBatchNorm;
   #disposed = false;
+  #busy = null; // 'fit' or 'recomputeStatistics' while one runs (both yield between chunks)
   #predictIn = null; // Float32Array view of the 1-row input staging buffer
   #predictOut = null;
 
@@ -55,8 +93,8 @@ export class Network {
     this.#mod = mod;
     this.#h = handle;
     this.#config = config;
-    this.#inputSize = config.inputSize;
-    this.#outputSize = outputSize(config);
+    this.#inputSize = handle.inputSize();
+    this.#outputSize = handle.outputSize();
     this.#hasBatchNorm = config.layers.some((l) => l.type === 'batchNorm');
     registry.register(this, handle, this);
     liveNetworks++;
@@ -94,13 +132,14 @@ export class Network {
     this.#stageX(x, m);
     this.#stageY(y, m);
     this.#check('trainBatch', this.#h.train(m));
-    return this.#h.loss();
+    return this.#h.trainLoss();
   }
 
   /**
-   * Trains over the whole data set for some epochs, one mini-batch at a time,
-   * yielding to the event loop between batches so pages and progress bars stay live.
-   * A final mini-batch of a single example is skipped when the network has batch norm.
+   * Trains over the whole data set for some epochs, one mini-batch at a time, yielding to the
+   * event loop every few ms so pages, progress bars and worker messages stay live. This is the
+   * one training loop: a trainer's worker runs it too. A final mini-batch of a single example
+   * is skipped when the network has batch norm.
    * @param {Float32Array} x (n * inputSize)
    * @param {Int32Array|Uint8Array|Float32Array} y
    * @param {object} [options]
@@ -108,97 +147,212 @@ export class Network {
    * @param {number} [options.batchSize=32]
    * @param {boolean} [options.shuffle=true] reshuffle every epoch (the network's seeded generator)
    * @param {[Float32Array, Int32Array|Uint8Array|Float32Array]} [options.validationData]
-   * @param {(step: number, logs: {epoch: number, batch: number, loss: number}) => void} [options.onBatchEnd]
-   * @param {(epoch: number, logs: {loss: number, valLoss?: number, valAccuracy?: number}) => void} [options.onEpochEnd]
    * @param {AbortSignal} [options.signal] stops after the current mini-batch
+   * @param {(step: number, logs: {epoch: number, batch: number, loss: number}) => void|Promise<void>} [options.onBatchEnd]
+   *   return a promise to hold training until it settles (its time is left out of progress rates)
+   * @param {(epoch: number, logs: {loss: number, valLoss?: number, valAccuracy?: number}) => void} [options.onEpochEnd]
+   * @param {(progress: object) => void} [options.onProgress] at most every progressInterval ms
+   * @param {number} [options.progressInterval=100] ms
+   * @param {number} [options.validationInterval=0] ms between validations within an epoch (0: at epoch ends only)
+   * @param {number|number[]} [options.trackUnits=4] batch-norm units reported in progress (a count, or indices)
    * @param {number} [options.checkpointEvery] call onCheckpoint every this many steps
-   * @param {(checkpoint: Checkpoint) => void} [options.onCheckpoint] receives save() bytes and
-   *   the position in the data; pass the checkpoint as `resumeFrom` to a network loaded from
-   *   its bytes, with the same data and options, and training continues exactly.
-   * @param {Checkpoint} [options.resumeFrom]
+   * @param {(checkpoint: object) => void} [options.onCheckpoint] receives save() bytes and the
+   *   position in the data; pass the checkpoint as `resumeFrom` to a network (or trainer) loaded
+   *   from its bytes, with the same data and options, and training continues exactly.
+   * @param {object} [options.resumeFrom]
+   * @returns {Promise<{epoch: number[], loss: number[], valLoss: number[], valAccuracy: number[], steps: number, aborted: boolean}>}
    */
   async fit(x, y, options = {}) {
     this.#live('fit');
-    const allowed = [
-      'epochs', 'batchSize', 'shuffle', 'validationData', 'onBatchEnd', 'onEpochEnd', 'signal',
-      'checkpointEvery', 'onCheckpoint', 'resumeFrom',
-    ];
+    const o = this.#fitOptions(options);
+    if (this.#busy) throw this.#busyError('fit');
+    const n = this.#rows('fit', 'x', x);
+    this.#checkY('fit', y, n);
+    if (o.validationData !== undefined) {
+      const [vx, vy] = o.validationData;
+      this.#checkY('fit', vy, this.#rows('fit', 'validationData[0]', vx), 'validationData[1]');
+    }
+    this.#checkValues('fit', x, y, n);
+    const resume = o.resumeFrom === undefined ? null : this.#checkResume(o.resumeFrom, n, o);
+    this.#busy = 'fit';
+    try {
+      return await this.#train(x, y, n, o, resume);
+    } finally {
+      this.#busy = null;
+    }
+  }
+
+  // fit's options: names, types and defaults (the values of x and y are the core's to check).
+  #fitOptions(options) {
+    const fail = (message, code = 'BNWASM_INVALID_ARGUMENT') => {
+      throw new InputError(`fit(): ${message}`, code);
+    };
+    if (options === null || typeof options !== 'object') fail(`options must be an object, got ${describe(options)}`);
     for (const key of Object.keys(options)) {
-      if (!allowed.includes(key)) {
-        throw new InputError(`fit(): unknown option '${key}' (expected one of ${allowed.join(', ')})`, 'BNWASM_INVALID_ARGUMENT');
+      if (!FIT_OPTIONS.includes(key)) fail(`unknown option '${key}' (expected one of ${FIT_OPTIONS.join(', ')})`);
+    }
+    const o = { ...options };
+    for (const [key, value] of Object.entries(FIT_DEFAULTS)) o[key] ??= value;
+    if (!Number.isInteger(o.epochs) || o.epochs < 1) fail(`epochs must be a positive integer, got ${describe(o.epochs)}`);
+    const least = this.#hasBatchNorm ? 2 : 1;
+    if (!Number.isInteger(o.batchSize) || o.batchSize < least) {
+      fail(
+        `batchSize must be an integer >= ${least}${this.#hasBatchNorm ? ' (batch norm needs two examples to estimate a variance)' : ''}, got ${describe(o.batchSize)}`,
+        this.#hasBatchNorm && o.batchSize === 1 ? 'BNWASM_BATCH_TOO_SMALL' : 'BNWASM_INVALID_ARGUMENT',
+      );
+    }
+    if (typeof o.shuffle !== 'boolean') fail(`shuffle must be true or false, got ${describe(o.shuffle)}`);
+    for (const key of ['progressInterval', 'validationInterval']) {
+      if (typeof o[key] !== 'number' || !(o[key] >= 0)) fail(`${key} must be a number of ms >= 0, got ${describe(o[key])}`);
+    }
+    for (const key of ['onBatchEnd', 'onEpochEnd', 'onProgress', 'onCheckpoint']) {
+      if (o[key] !== undefined && typeof o[key] !== 'function') fail(`${key} must be a function, got ${describe(o[key])}`);
+    }
+    if (o.signal !== undefined && typeof o.signal?.aborted !== 'boolean') fail(`signal must be an AbortSignal, got ${describe(o.signal)}`);
+    if (o.checkpointEvery !== undefined && (!Number.isInteger(o.checkpointEvery) || o.checkpointEvery < 1 || o.onCheckpoint === undefined)) {
+      fail(`checkpointEvery must be a positive integer and come with an onCheckpoint function, got ${describe(o.checkpointEvery)} and ${describe(o.onCheckpoint)}`);
+    }
+    if (o.validationData !== undefined && (!Array.isArray(o.validationData) || o.validationData.length !== 2)) {
+      fail(`validationData must be [x, y], got ${describe(o.validationData)}`);
+    }
+    o.tracked = this.#trackedUnits(o.trackUnits);
+    return o;
+  }
+
+  // The batch-norm units progress reports follow: [{layer, units}] for every batch-norm layer.
+  #trackedUnits(spec) {
+    const isIndexList = Array.isArray(spec) && spec.every((u) => Number.isInteger(u) && u >= 0);
+    if (!(Number.isInteger(spec) && spec >= 0) && !isIndexList) {
+      throw new InputError(`fit(): trackUnits must be a count or an array of unit indices, got ${describe(spec)}`, 'BNWASM_INVALID_ARGUMENT');
+    }
+    return this.#batchNormLayers().map((layer) => {
+      const width = this.#h.layerWidth(layer);
+      const units = isIndexList ? spec : Array.from({ length: Math.min(spec, width) }, (_, u) => u);
+      const outside = units.find((u) => u >= width);
+      if (outside !== undefined) {
+        throw new InputError(`fit(): trackUnits has unit ${outside}, batch-norm layer ${layer} has ${width} units`, 'BNWASM_INVALID_ARGUMENT');
       }
-    }
-    const { epochs = 1, batchSize = 32, shuffle = true, validationData, onBatchEnd, onEpochEnd, signal } = options;
-    const { checkpointEvery, onCheckpoint, resumeFrom } = options;
-    if (checkpointEvery !== undefined && (!Number.isInteger(checkpointEvery) || checkpointEvery < 1 || typeof onCheckpoint !== 'function')) {
-      throw new InputError(
-        `fit(): checkpointEvery must be a positive integer and come with an onCheckpoint function, got ${describe(checkpointEvery)} and ${describe(onCheckpoint)}`,
-        'BNWASM_INVALID_ARGUMENT',
-      );
-    }
+      return { layer, units: Int32Array.from(units) };
+    });
+  }
+
+  // A checkpoint resumes only on the network state, data and options it was taken with:
+  // anything else would silently train something other than the interrupted fit.
+  #checkResume(c, n, o) {
+    const fail = (what) => {
+      throw new InputError(`fit(): resumeFrom ${what}`, 'BNWASM_INVALID_ARGUMENT');
+    };
+    const isCount = (v) => Number.isInteger(v) && v >= 0;
     if (
-      resumeFrom !== undefined &&
-      (resumeFrom === null || !Number.isInteger(resumeFrom.epoch) || !Number.isInteger(resumeFrom.batch) ||
-        !/^[0-9a-f]{16}$/.test(resumeFrom.shuffleState) || resumeFrom.step !== this.#h.steps())
+      c === null || typeof c !== 'object' || !isCount(c.epoch) || !isCount(c.batch) || !isCount(c.step) ||
+      !isCount(c.batchSize) || !isCount(c.examples) || typeof c.shuffle !== 'boolean' || typeof c.shuffleState !== 'string'
     ) {
-      throw new InputError(
-        `fit(): resumeFrom must be a checkpoint from onCheckpoint, for a network loaded from its bytes (steps ${this.#h.steps()}, checkpoint step ${resumeFrom?.step})`,
-        'BNWASM_INVALID_ARGUMENT',
-      );
+      fail(`must be a checkpoint from fit()'s onCheckpoint ({bytes, epoch, batch, step, shuffleState, batchSize, examples, shuffle}), got ${describe(c)}`);
     }
-    const n = this._checkFitData('fit', x, y, { epochs, batchSize, validationData });
-    const history = { epoch: [], loss: [], valLoss: [], valAccuracy: [] };
+    if (!/^[0-9a-f]{16}$/.test(c.shuffleState)) {
+      throw new InputError(`fit(): resumeFrom.shuffleState must be 16 hex digits, got ${describe(c.shuffleState)}`, 'BNWASM_INVALID_ARGUMENT');
+    }
+    const steps = this.#h.steps();
+    if (c.step !== steps) fail(`was taken at step ${c.step}, this network is at step ${steps}; resume on a network loaded from checkpoint.bytes`);
+    if (c.batchSize !== o.batchSize) fail(`was taken with batchSize ${c.batchSize}, this fit has batchSize ${o.batchSize}; resume with the same options`);
+    if (c.examples !== n) fail(`was taken on ${c.examples} examples, x has ${n}; resume with the same data`);
+    if (c.shuffle !== o.shuffle) fail(`was taken with shuffle ${c.shuffle}, this fit has shuffle ${o.shuffle}; resume with the same options`);
+    if (c.epoch >= o.epochs) fail(`is in epoch ${c.epoch}, this fit has epochs ${o.epochs}; resume with the same options`);
+    const batches = batchesPerEpoch(n, o.batchSize, this.#hasBatchNorm);
+    if (c.batch > batches) fail(`is at mini-batch ${c.batch} of an epoch, an epoch here has ${batches}`);
+    return c;
+  }
+
+  // The values of x and y, checked by the core chunk by chunk before the first step, so a
+  // bad value anywhere in the data refuses the fit before it changes anything.
+  #checkValues(fn, x, y, n) {
+    const d = this.#inputSize;
+    const width = this.#config.loss === 'softmaxCrossEntropy' ? 1 : this.#outputSize;
+    for (let start = 0; start < n; start += CHUNK_ROWS) {
+      const m = Math.min(CHUNK_ROWS, n - start);
+      this.#stageX(x.subarray(start * d, (start + m) * d), m);
+      this.#stageY(y.subarray(start * width, (start + m) * width), m);
+      this.#check(fn, this.#h.check(m), { offsets: [0, start * d, start * width] });
+    }
+  }
+
+  async #train(x, y, n, o, resume) {
+    const h = this.#h;
+    const d = this.#inputSize;
     const classify = this.#config.loss === 'softmaxCrossEntropy';
-    const targetWidth = classify ? 1 : this.#outputSize;
-    let lastYield = Date.now();
-    for (let epoch = resumeFrom ? resumeFrom.epoch : 0; epoch < epochs; epoch++) {
+    const width = classify ? 1 : this.#outputSize;
+    const batches = batchesPerEpoch(n, o.batchSize, this.#hasBatchNorm);
+    const aborted = () => o.signal?.aborted === true;
+    const progress = o.onProgress
+      ? new ProgressReporter(
+          {
+            steps: () => h.steps(),
+            batchStatistics: (layer, units) => this.#batchStatistics(layer, units),
+            evaluate: (vx, vy) => this.evaluate(vx, vy),
+          },
+          o, x, y, { classify, inputSize: d, batchesPerEpoch: batches },
+        )
+      : null;
+    const history = { epoch: [], loss: [], valLoss: [], valAccuracy: [], steps: 0, aborted: false };
+    let lastYield = -Infinity; // serve events queued before the first mini-batch
+    for (let epoch = resume ? resume.epoch : 0; epoch < o.epochs && !aborted(); epoch++) {
+      // An epoch's order depends only on the generator's state at its start, which a
+      // checkpoint keeps: restoring it redraws the same order.
+      const resuming = resume !== null && epoch === resume.epoch;
+      if (resuming) h.setRngState(resume.shuffleState);
+      const shuffleState = h.rngState();
       let order = null;
-      const resuming = resumeFrom !== undefined && epoch === resumeFrom.epoch;
-      // The state this epoch's permutation comes from, for checkpoints.
-      if (resuming) this.#h.setRngState(resumeFrom.shuffleState);
-      const shuffleState = this.#h.rngState();
-      if (shuffle) {
-        this.#h.shuffle(n);
-        const p = this.#h.indices(n) >>> 2;
+      if (o.shuffle) {
+        h.shuffle(n);
+        const p = h.indices(n) >>> 2;
         order = this.#mod.HEAPU32.slice(p, p + n);
       }
       let lossSum = 0;
       let seen = 0;
-      const firstBatch = resuming ? resumeFrom.batch : 0;
-      for (let start = firstBatch * batchSize, batch = firstBatch; start < n; start += batchSize, batch++) {
-        if (signal?.aborted) break;
-        const m = Math.min(batchSize, n - start);
-        if (m === 1 && this.#hasBatchNorm) break;
-        this.#predictIn = null;
-        const xp = this.#h.input(m) >>> 2;
-        const yp = (classify ? this.#h.labels(m) : this.#h.targets(m)) >>> 2;
+      for (let batch = resuming ? resume.batch : 0; batch < batches; batch++) {
+        if (performance.now() - lastYield >= YIELD_MS) {
+          await yieldToEventLoop();
+          this.#live('fit');
+          lastYield = performance.now();
+        }
+        if (aborted()) break;
+        const start = batch * o.batchSize;
+        const m = Math.min(o.batchSize, n - start);
+        this.#predictIn = null; // staging more rows may move the buffers
+        const xp = h.input(m) >>> 2;
+        const yp = (classify ? h.labels(m) : h.targets(m)) >>> 2;
         const heapX = this.#mod.HEAPF32;
         const heapY = classify ? this.#mod.HEAP32 : this.#mod.HEAPF32;
-        const d = this.#inputSize;
         for (let r = 0; r < m; r++) {
           const i = order ? order[start + r] : start + r;
           heapX.set(x.subarray(i * d, (i + 1) * d), xp + r * d);
           if (classify) heapY[yp + r] = y[i];
-          else heapY.set(y.subarray(i * targetWidth, (i + 1) * targetWidth), yp + r * targetWidth);
+          else heapY.set(y.subarray(i * width, (i + 1) * width), yp + r * width);
         }
-        this.#check('fit', this.#h.train(m));
-        const loss = this.#h.loss();
+        const t0 = performance.now();
+        this.#check('fit', h.train(m));
+        const loss = h.trainLoss();
         lossSum += loss * m;
         seen += m;
-        const step = this.#h.steps();
-        onBatchEnd?.(step, { epoch, batch, loss });
-        if (checkpointEvery !== undefined && step % checkpointEvery === 0) {
-          onCheckpoint({ bytes: this.save(), epoch, batch: batch + 1, step, shuffleState });
+        const step = h.steps();
+        progress?.afterStep({ epoch, position: start + m, order, rows: m, loss, trainMs: performance.now() - t0 });
+        if (o.checkpointEvery !== undefined && step % o.checkpointEvery === 0) {
+          const c = { bytes: this.save(), epoch, batch: batch + 1, step, shuffleState, batchSize: o.batchSize, examples: n, shuffle: o.shuffle };
+          o.onCheckpoint(c);
         }
-        if (Date.now() - lastYield > 20) {
-          await yieldToEventLoop();
+        const hold = o.onBatchEnd?.(step, { epoch, batch, loss });
+        if (typeof hold?.then === 'function') {
+          const heldSince = performance.now();
+          await hold;
           this.#live('fit');
-          lastYield = Date.now();
+          progress?.held(performance.now() - heldSince);
         }
       }
-      const logs = { loss: seen > 0 ? lossSum / seen : NaN };
-      if (validationData) {
-        const v = this.evaluate(validationData[0], validationData[1]);
+      if (seen === 0 && resuming && !aborted()) continue; // resumed at the end of an epoch
+      if (seen === 0) break;
+      const logs = { loss: lossSum / seen };
+      if (o.validationData) {
+        const v = progress ? progress.epochValidation() : this.evaluate(o.validationData[0], o.validationData[1]);
         logs.valLoss = v.loss;
         if (v.accuracy !== undefined) logs.valAccuracy = v.accuracy;
       }
@@ -206,42 +360,11 @@ export class Network {
       history.loss.push(logs.loss);
       if (logs.valLoss !== undefined) history.valLoss.push(logs.valLoss);
       if (logs.valAccuracy !== undefined) history.valAccuracy.push(logs.valAccuracy);
-      onEpochEnd?.(epoch, logs);
-      if (signal?.aborted) break;
+      o.onEpochEnd?.(epoch, logs);
     }
+    history.steps = h.steps();
+    history.aborted = aborted();
     return history;
-  }
-
-  /**
-   * @internal The checks fit() makes of its data and sizes before training a
-   * step: epochs, batchSize, x, y (types, lengths, finite values, labels in
-   * range) and validationData. The worker makes the same checks through it, so
-   * both throw the same errors. Returns the number of examples.
-   */
-  _checkFitData(fn, x, y, { epochs, batchSize, validationData }) {
-    this.#live(fn);
-    if (!Number.isInteger(epochs) || epochs < 1) {
-      throw new InputError(`${fn}(): epochs must be a positive integer, got ${describe(epochs)}`, 'BNWASM_INVALID_ARGUMENT');
-    }
-    if (!Number.isInteger(batchSize) || batchSize < 1 || (this.#hasBatchNorm && batchSize < 2)) {
-      throw new InputError(
-        `${fn}(): batchSize must be an integer >= ${this.#hasBatchNorm ? 2 : 1}` +
-          `${this.#hasBatchNorm ? ' (batch norm needs two examples to estimate a variance)' : ''}, got ${describe(batchSize)}`,
-        this.#hasBatchNorm && batchSize === 1 ? 'BNWASM_BATCH_TOO_SMALL' : 'BNWASM_INVALID_ARGUMENT',
-      );
-    }
-    const n = this.#rows(fn, 'x', x);
-    this.#checkY(fn, y, n);
-    this.#checkFinite(fn, 'x', x);
-    this.#checkLabelsRange(fn, y);
-    if (validationData !== undefined) {
-      if (!Array.isArray(validationData) || validationData.length !== 2) {
-        throw new InputError(`${fn}(): validationData must be [x, y], got ${describe(validationData)}`, 'BNWASM_INVALID_ARGUMENT');
-      }
-      const nv = this.#rows(fn, 'validationData[0]', validationData[0]);
-      this.#checkY(fn, validationData[1], nv, 'validationData[1]');
-    }
-    return n;
   }
 
   /**
@@ -290,8 +413,7 @@ export class Network {
     for (let start = 0; start < n; start += CHUNK_ROWS) {
       const m = Math.min(CHUNK_ROWS, n - start);
       this.#stageX(xs.subarray(start * this.#inputSize, (start + m) * this.#inputSize), m);
-      const status = this.#h.predictBatch(m);
-      this.#check('predictBatch', status, start * this.#inputSize, 'xs');
+      this.#check('predictBatch', this.#h.predictBatch(m), { x: 'xs', offsets: [0, start * this.#inputSize, 0] });
       const op = this.#h.output(m) >>> 2;
       out.set(this.#mod.HEAPF32.subarray(op, op + m * this.#outputSize), start * this.#outputSize);
     }
@@ -314,13 +436,10 @@ export class Network {
       const m = Math.min(CHUNK_ROWS, n - start);
       this.#stageX(xs.subarray(start * this.#inputSize, (start + m) * this.#inputSize), m);
       this.#stageY(ys.subarray(start * width, (start + m) * width), m);
-      const status = this.#h.evaluate(m);
-      if (status !== 0) {
-        const field = this.#h.errorMessage().startsWith('y[') ? 'ys' : 'xs';
-        this.#check('evaluate', status, start * (field === 'ys' ? width : this.#inputSize), field);
-      }
-      lossSum += this.#h.loss();
-      correct += this.#h.correct();
+      const names = { x: 'xs', y: 'ys', offsets: [0, start * this.#inputSize, start * width] };
+      this.#check('evaluate', this.#h.evaluate(m), names);
+      lossSum += this.#h.evalLossSum();
+      correct += this.#h.evalCorrect();
     }
     return classify ? { loss: lossSum / n, accuracy: correct / n } : { loss: lossSum / n };
   }
@@ -440,35 +559,58 @@ export class Network {
    * @param {object} [options]
    * @param {number} [options.batchSize=1024] rows per pass into the core
    * @param {(p: {layer: number, examplesDone: number, examplesTotal: number}) => void} [options.onProgress]
+   *   at most every progressInterval ms, and once at the end
+   * @param {number} [options.progressInterval=100] ms
    */
   async recomputeStatistics(x, options = {}) {
     this.#live('recomputeStatistics');
-    const { batchSize = 1024, onProgress } = options;
-    if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new InputError(`recomputeStatistics(): batchSize must be a positive integer, got ${describe(batchSize)}`, 'BNWASM_INVALID_ARGUMENT');
+    const fail = (message) => {
+      throw new InputError(`recomputeStatistics(): ${message}`, 'BNWASM_INVALID_ARGUMENT');
+    };
+    if (options === null || typeof options !== 'object') fail(`options must be an object, got ${describe(options)}`);
+    const allowed = ['batchSize', 'onProgress', 'progressInterval'];
+    for (const key of Object.keys(options)) {
+      if (!allowed.includes(key)) fail(`unknown option '${key}' (expected one of ${allowed.join(', ')})`);
     }
+    const { batchSize = 1024, onProgress, progressInterval = 100 } = options;
+    if (!Number.isInteger(batchSize) || batchSize < 1) fail(`batchSize must be a positive integer, got ${describe(batchSize)}`);
+    if (onProgress !== undefined && typeof onProgress !== 'function') fail(`onProgress must be a function, got ${describe(onProgress)}`);
+    if (typeof progressInterval !== 'number' || !(progressInterval >= 0)) {
+      fail(`progressInterval must be a number of ms >= 0, got ${describe(progressInterval)}`);
+    }
+    if (this.#busy) throw this.#busyError('recomputeStatistics');
     const n = this.#rows('recomputeStatistics', 'x', x);
-    this.#checkFinite('recomputeStatistics', 'x', x);
-    const layers = this.#config.layers.flatMap((l, i) => (l.type === 'batchNorm' ? [i] : []));
+    const layers = this.#batchNormLayers();
+    // Checked here, before the first layer changes: the core would see it only at a later layer.
     if (n < 2 && layers.some((i) => this.#config.layers[i].runningVariance === 'unbiased')) {
       throw new InputError('recomputeStatistics(): x has 1 example; an unbiased variance needs at least 2', 'BNWASM_BATCH_TOO_SMALL');
     }
     const total = n * layers.length;
-    let lastYield = Date.now();
-    for (const [k, layer] of layers.entries()) {
-      this.#check('recomputeStatistics', this.#h.populationBegin(layer));
-      for (let start = 0; start < n; start += batchSize) {
-        const m = Math.min(batchSize, n - start);
-        this.#stageX(x.subarray(start * this.#inputSize, (start + m) * this.#inputSize), m);
-        this.#check('recomputeStatistics', this.#h.populationAdd(m), start * this.#inputSize);
-        onProgress?.({ layer, examplesDone: k * n + start + m, examplesTotal: total });
-        if (Date.now() - lastYield > 20) {
-          await yieldToEventLoop();
-          this.#live('recomputeStatistics');
-          lastYield = Date.now();
+    let lastYield = performance.now();
+    let lastProgress = -Infinity;
+    this.#busy = 'recomputeStatistics';
+    try {
+      for (const [k, layer] of layers.entries()) {
+        this.#check('recomputeStatistics', this.#h.populationBegin(layer));
+        for (let start = 0; start < n; start += batchSize) {
+          const m = Math.min(batchSize, n - start);
+          this.#stageX(x.subarray(start * this.#inputSize, (start + m) * this.#inputSize), m);
+          this.#check('recomputeStatistics', this.#h.populationAdd(m), { offsets: [0, start * this.#inputSize, 0] });
+          const examplesDone = k * n + start + m;
+          if (onProgress && (performance.now() - lastProgress >= progressInterval || examplesDone === total)) {
+            onProgress({ layer, examplesDone, examplesTotal: total });
+            lastProgress = performance.now();
+          }
+          if (performance.now() - lastYield >= YIELD_MS) {
+            await yieldToEventLoop();
+            this.#live('recomputeStatistics');
+            lastYield = performance.now();
+          }
         }
+        this.#check('recomputeStatistics', this.#h.populationEnd());
       }
-      this.#check('recomputeStatistics', this.#h.populationEnd());
+    } finally {
+      this.#busy = null;
     }
   }
 
@@ -493,7 +635,7 @@ export class Network {
     for (let start = 0; start < n; start += CHUNK_ROWS) {
       const m = Math.min(CHUNK_ROWS, n - start);
       this.#stageX(xs.subarray(start * this.#inputSize, (start + m) * this.#inputSize), m);
-      this.#check('activations', this.#h.forwardTo(m, layer), start * this.#inputSize, 'xs');
+      this.#check('activations', this.#h.forwardTo(m, layer), { x: 'xs', offsets: [0, start * this.#inputSize, 0] });
       const p = this.#h.layerOutput(layer) >>> 2;
       out.set(this.#mod.HEAPF32.subarray(p, p + m * width), start * width);
     }
@@ -502,72 +644,41 @@ export class Network {
 
   /**
    * A predict-only network in which every batch norm that follows a dense
-   * layer is folded into it: W' = W * gamma / sqrt(var + eps),
+   * layer is folded into it by the core: W' = W * gamma / sqrt(var + eps),
    * b' = (b - mean) * gamma / sqrt(var + eps) + beta (computed in float64).
    * Its outputs match this network's inference to float32 rounding.
    * @returns {Promise<InferenceNetwork>}
    */
   async toInference() {
     this.#live('toInference');
-    const tensors = new Map(this.getWeights().map((t) => [`${t.layer}/${t.name}`, t]));
-    const layers = [];
-    const weights = [];
-    const src = this.#config.layers;
-    for (let i = 0; i < src.length; i++) {
-      const l = src[i];
-      const at = layers.length;
-      if (l.type === 'dense' && src[i + 1]?.type === 'batchNorm') {
-        const bn = src[i + 1];
-        const w = tensors.get(`${i}/weight`).values;
-        const b = tensors.get(`${i}/bias`)?.values;
-        const gamma = tensors.get(`${i + 1}/gamma`).values;
-        const beta = tensors.get(`${i + 1}/beta`).values;
-        const mean = tensors.get(`${i + 1}/runningMean`).values;
-        const variance = tensors.get(`${i + 1}/runningVariance`).values;
-        const inputs = w.length / l.units;
-        const folded = new Float32Array(w.length);
-        const bias = new Float32Array(l.units);
-        for (let u = 0; u < l.units; u++) {
-          const scale = gamma[u] / Math.sqrt(variance[u] + bn.epsilon);
-          for (let k = 0; k < inputs; k++) folded[u * inputs + k] = w[u * inputs + k] * scale;
-          bias[u] = ((b ? b[u] : 0) - mean[u]) * scale + beta[u];
-        }
-        layers.push({ type: 'dense', units: l.units, useBias: true });
-        weights.push({ layer: at, name: 'weight', values: folded }, { layer: at, name: 'bias', values: bias });
-        i++; // the batch norm is folded
-      } else {
-        layers.push(l);
-        for (const name of ['weight', 'bias', 'gamma', 'beta', 'runningMean', 'runningVariance']) {
-          const t = tensors.get(`${i}/${name}`);
-          if (t) weights.push({ layer: at, name, values: t.values });
-        }
-      }
-    }
-    const net = await createNetwork({ ...this.#config, layers, optimizer: { type: 'sgd' } });
-    net.setWeights(weights);
-    return new InferenceNetwork(net);
+    const handle = this.#h.folded();
+    return new InferenceNetwork(new Network(this.#mod, handle, fromSpec(handle.spec())));
   }
 
-  /**
-   * @internal For the worker's progress reports: a batch-norm layer's last
-   * training batch mean and biased variance and its running statistics, for the
-   * given units only (all when omitted). Copies just those floats, so it is
-   * cheap enough to call after every step. null for a layer that is not batch norm.
-   * @param {number} layer
-   * @param {ArrayLike<number>} [units]
-   */
-  _batchStatistics(layer, units) {
-    this.#live('batchStatistics');
+  // A batch-norm layer's last training batch mean and biased variance and its running
+  // statistics, for the given units only. Copies just those floats, so progress reports
+  // can take it after every step.
+  #batchStatistics(layer, units) {
     const mp = this.#h.batchMean(layer) >>> 2;
-    if (mp === 0) return null;
     const vp = this.#h.batchVar(layer) >>> 2;
     const rm = this.#tensorPointer(layer, 'runningMean');
     const rv = this.#tensorPointer(layer, 'runningVariance');
     const heap = this.#mod.HEAPF32;
-    const width = this.#h.layerWidth(layer);
-    const pick = (base) =>
-      units === undefined ? heap.slice(base, base + width) : Float32Array.from(units, (u) => heap[base + u]);
+    const pick = (base) => Float32Array.from(units, (u) => heap[base + u]);
     return { mean: pick(mp), variance: pick(vp), runningMean: pick(rm), runningVariance: pick(rv) };
+  }
+
+  #batchNormLayers() {
+    return this.#config.layers.flatMap((l, i) => (l.type === 'batchNorm' ? [i] : []));
+  }
+
+  #busyError(fn) {
+    return new BnwasmError(
+      this.#busy === 'fit'
+        ? `${fn}(): already fitting; await the running fit() or abort it first`
+        : `${fn}(): recomputing statistics; await recomputeStatistics() first`,
+      'BNWASM_BUSY',
+    );
   }
 
   #tensors = null;
@@ -631,33 +742,6 @@ export class Network {
     }
   }
 
-  #checkFinite(fn, name, x) {
-    for (let i = 0; i < x.length; i++) {
-      if (!Number.isFinite(x[i])) {
-        throw new InputError(`${fn}(): ${name}[${i}] is ${x[i]}, expected a finite number`, 'BNWASM_NON_FINITE', {
-          index: i,
-          value: x[i],
-        });
-      }
-    }
-  }
-
-  #checkLabelsRange(fn, y) {
-    if (this.#config.loss !== 'softmaxCrossEntropy') {
-      this.#checkFinite(fn, 'y', y);
-      return;
-    }
-    for (let i = 0; i < y.length; i++) {
-      if (y[i] < 0 || y[i] >= this.#outputSize) {
-        throw new InputError(
-          `${fn}(): y[${i}] is ${y[i]}, labels must be integers in [0, ${this.#outputSize})`,
-          'BNWASM_LABEL_OUT_OF_RANGE',
-          { index: i, value: y[i] },
-        );
-      }
-    }
-  }
-
   #stageX(x, m) {
     this.#predictIn = null; // staging more rows may move the buffers
     const p = this.#h.input(m) >>> 2;
@@ -674,18 +758,9 @@ export class Network {
     }
   }
 
-  // Turns a core status into the matching Error subclass, naming the call.
-  #check(fn, status, offset = 0, field = null) {
-    if (status === 0) return;
-    let message = this.#h.errorMessage();
-    const index = this.#h.errorIndex();
-    const value = this.#h.errorValue();
-    const code = STATUS_CODES[status] ?? 'BNWASM_INTERNAL';
-    const details = index >= 0 ? { index: index + offset, value } : {};
-    if (index >= 0) message = message.replace(/^(x|y)\[\d+\]/, (_, name) => `${field ?? name}[${index + offset}]`);
-    if (status === 5) throw new DivergenceError(`${fn}(): ${message}`, details);
-    if (status === 6) throw new ModelFormatError(`${fn}(): ${message}`);
-    throw new InputError(`${fn}(): ${message}`, code, details);
+  // Throws the Error for a failed core call (see coreError).
+  #check(fn, status, names) {
+    if (status !== 0) throw coreError(fn, this.#h.error(), names);
   }
 }
 
@@ -735,11 +810,19 @@ export class InferenceNetwork {
  * @param {object} config
  * @returns {Promise<Network>}
  */
-export async function createNetwork(config) {
-  const normalized = normalizeConfig(config, 'createNetwork');
+export function createNetwork(config) {
+  return openNetwork('createNetwork', config);
+}
+
+/**
+ * createNetwork for `fn` (createTrainer's worker builds its network with it, so errors name
+ * the call the user made). @internal
+ */
+export async function openNetwork(fn, config) {
+  const normalized = normalizeConfig(config, fn);
   const mod = await loadModule();
   const handle = mod.create(toSpec(normalized));
-  if (handle === null) throw new BnwasmError(`createNetwork(): ${mod.lastError()}`, 'BNWASM_INVALID_CONFIG');
+  if (handle === null) throw coreError(fn, mod.lastError());
   return new Network(mod, handle, normalized);
 }
 
@@ -765,10 +848,7 @@ export async function loadNetwork(bytes) {
     throw new InputError(`loadNetwork(): bytes must be a Uint8Array or ArrayBuffer, got ${describe(bytes)}`, 'BNWASM_WRONG_TYPE');
   }
   const mod = await loadModule();
-  const p = mod.staging(bytes.length);
-  mod.HEAPU8.set(bytes, p);
-  const handle = mod.load(bytes.length);
-  if (handle === null) throw new ModelFormatError(`loadNetwork(): ${mod.lastError()}`);
-  const config = fromSpec(handle.spec());
-  return new Network(mod, handle, config);
+  const handle = mod.load(bytes);
+  if (handle === null) throw coreError('loadNetwork', mod.lastError());
+  return new Network(mod, handle, fromSpec(handle.spec()));
 }

@@ -1,5 +1,5 @@
 // Types of the worker API (trainer.js). index.d.ts re-exports them.
-import type { Evaluation, Network, NetworkConfig, NormalizedNetworkConfig, Targets } from './index.js';
+import type { Checkpoint, Evaluation, FitOptions, History, Network, NetworkConfig, NormalizedNetworkConfig, Targets } from './index.js';
 
 /** Per batch-norm layer in a progress message: the tracked units' statistics. */
 export interface BatchNormProgress {
@@ -49,57 +49,17 @@ export interface TrainerProgress {
   batchNorm: BatchNormProgress[];
 }
 
-export interface TrainerFitOptions {
-  /** @default 1 */
-  epochs?: number;
-  /** @default 32 */
-  batchSize?: number;
-  /** Reshuffle every epoch (the trainer's generator, seeded from config.seed). @default true */
-  shuffle?: boolean;
-  /** Scored at each epoch end, every validationInterval ms, and once before training. */
-  validationData?: [Float32Array, Targets];
-  /** Stops after the current mini-batch; fit() then resolves with aborted: true. */
-  signal?: AbortSignal;
-  /** Called at most every progressInterval ms. */
-  onProgress?: (progress: TrainerProgress) => void;
-  /** @default 100 */
-  progressInterval?: number;
-  /** Milliseconds between validations within an epoch; 0 validates at epoch ends only. @default 0 */
-  validationInterval?: number;
-  /** Batch-norm units reported in progress: a count (the first n) or unit indices. @default 4 */
-  trackUnits?: number | number[];
+/** Network.fit's options, less the per-step callbacks (they would have to cross to the worker). */
+export interface TrainerFitOptions extends Omit<FitOptions, 'onBatchEnd' | 'onEpochEnd'> {
   /**
    * Move the arrays' buffers to the worker instead of copying them once; the caller's arrays
    * become empty. Arrays on a SharedArrayBuffer are always shared, never copied. @default false
    */
   transfer?: boolean;
-  /** Call onCheckpoint every this many optimizer steps (counted over all fits, as `step`). */
-  checkpointEvery?: number;
-  onCheckpoint?: (checkpoint: TrainerCheckpoint) => void;
-  /**
-   * Continue exactly where a checkpoint was taken: on loadTrainer(checkpoint.bytes), with the
-   * same data and options, the fit ends with the same bytes as if it had never stopped. The
-   * history then starts at the checkpoint's epoch (that epoch's loss covers the rest of it).
-   */
-  resumeFrom?: TrainerCheckpoint;
 }
 
-/** What onCheckpoint receives. Not interchangeable with Network.fit's Checkpoint (another shuffle). */
-export interface TrainerCheckpoint {
-  /** save() bytes at the checkpoint, moved from the worker. */
-  bytes: Uint8Array;
-  /** Epoch of the fit the checkpoint was taken in, from 0. */
-  epoch: number;
-  /** Mini-batches of that epoch done (the next one's index). */
-  batch: number;
-  /** The network's optimizer steps. */
-  step: number;
-  /** The shuffle generator's state at the start of the epoch (8 hex digits): it redraws the epoch's order. */
-  shuffleState: string;
-  /** The fit's batchSize and number of examples; resuming with others is refused. */
-  batchSize: number;
-  examples: number;
-}
+/** The one checkpoint format: a Network.fit checkpoint resumes in a trainer and the other way round. */
+export type TrainerCheckpoint = Checkpoint;
 
 export interface TrainerRecomputeOptions {
   /** Rows per pass into the core. @default 1024 */
@@ -112,16 +72,7 @@ export interface TrainerRecomputeOptions {
   transfer?: boolean;
 }
 
-export interface TrainerHistory {
-  epoch: number[];
-  loss: number[];
-  valLoss: number[];
-  valAccuracy: number[];
-  /** The network's optimizer steps when the fit ended. */
-  steps: number;
-  /** True when the signal stopped the fit. */
-  aborted: boolean;
-}
+export type TrainerHistory = History;
 
 /** A Network that lives in a worker (a module Web Worker, or a Node worker_threads Worker). */
 export declare class Trainer {

@@ -23,65 +23,18 @@ function ship(array, transfer, list) {
 
 // ---- The client -------------------------------------------------------------------------
 
-const FIT_OPTIONS = [
-  'epochs',
-  'batchSize',
-  'shuffle',
-  'validationData',
-  'signal',
-  'onProgress',
-  'progressInterval',
-  'validationInterval',
-  'trackUnits',
-  'transfer',
-  'checkpointEvery',
-  'onCheckpoint',
-  'resumeFrom',
-];
-
-const RECOMPUTE_OPTIONS = ['batchSize', 'onProgress', 'progressInterval', 'transfer'];
-
-function checkOptions(fn, options, allowed) {
+// Options that stay on this side: the callbacks and the signal cannot cross to the worker
+// (the worker's Network.fit gets stand-ins that post messages), `transfer` is about crossing.
+// Every other option is checked once, by Network.fit in the worker.
+function clientOptions(fn, options, names) {
   if (options === null || typeof options !== 'object') {
     throw new InputError(`${fn}(): options must be an object, got ${describe(options)}`, 'BNWASM_INVALID_ARGUMENT');
   }
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
-      throw new InputError(`${fn}(): unknown option '${key}' (expected one of ${allowed.join(', ')})`, 'BNWASM_INVALID_ARGUMENT');
-    }
-  }
-  for (const key of ['onProgress', 'onCheckpoint']) {
-    if (options[key] !== undefined && typeof options[key] !== 'function') {
+  for (const key of names) {
+    if (options[key] !== undefined && typeof options[key] !== 'function' && key.startsWith('on')) {
       throw new InputError(`${fn}(): ${key} must be a function, got ${describe(options[key])}`, 'BNWASM_INVALID_ARGUMENT');
     }
   }
-}
-
-/**
- * The position part of a trainer checkpoint, checked for shape here (the worker checks that it
- * fits its network, data and options). Its bytes stay on this side: the worker's network was
- * loaded from them already.
- */
-function checkpointPosition(resumeFrom) {
-  const c = resumeFrom;
-  const fail = (what) => {
-    throw new InputError(`fit(): resumeFrom ${what}`, 'BNWASM_INVALID_ARGUMENT');
-  };
-  if (/^[0-9a-f]{16}$/.test(c?.shuffleState)) {
-    fail('is a Network.fit() checkpoint (16 hex digits of shuffleState); the trainer shuffles with another generator, resume it with Network.fit');
-  }
-  const isCount = (v) => Number.isInteger(v) && v >= 0;
-  if (
-    c === null || typeof c !== 'object' || !isCount(c.epoch) || !isCount(c.batch) || !isCount(c.step) ||
-    !isCount(c.batchSize) || !isCount(c.examples) || typeof c.shuffleState !== 'string'
-  ) {
-    fail(`must be a checkpoint from trainer.fit()'s onCheckpoint ({bytes, epoch, batch, step, shuffleState, batchSize, examples}), got ${describe(c)}`);
-  }
-  if (!/^[0-9a-f]{8}$/.test(c.shuffleState)) {
-    throw new InputError(`fit(): resumeFrom.shuffleState must be 8 hex digits, got ${describe(c.shuffleState)}`, 'BNWASM_INVALID_ARGUMENT');
-  }
-  const { epoch, batch, step, shuffleState, batchSize, examples } = c;
-  return { epoch, batch, step, shuffleState, batchSize, examples };
 }
 
 /**
@@ -167,23 +120,19 @@ export class Trainer {
    */
   async fit(x, y, options = {}) {
     this.#alive('fit');
-    checkOptions('fit', options, FIT_OPTIONS);
+    clientOptions('fit', options, ['onProgress', 'onCheckpoint']);
     const { signal, onProgress, onCheckpoint, transfer = false, validationData, resumeFrom, ...rest } = options;
-    const { checkpointEvery } = rest;
-    if (checkpointEvery !== undefined && (!Number.isInteger(checkpointEvery) || checkpointEvery < 1 || typeof onCheckpoint !== 'function')) {
-      throw new InputError(
-        `fit(): checkpointEvery must be a positive integer and come with an onCheckpoint function, got ${describe(checkpointEvery)} and ${describe(onCheckpoint)}`,
-        'BNWASM_INVALID_ARGUMENT',
-      );
-    }
     const list = [];
-    const message = { type: 'fit', x: ship(x, transfer, list), y: ship(y, transfer, list), options: { ...rest, aborted: signal?.aborted === true } };
+    const forwarded = { ...rest, onProgress: onProgress !== undefined, onCheckpoint: onCheckpoint !== undefined, aborted: signal?.aborted === true };
     if (validationData !== undefined) {
-      message.options.validationData = Array.isArray(validationData)
-        ? validationData.map((array) => ship(array, transfer, list))
-        : validationData;
+      forwarded.validationData = Array.isArray(validationData) ? validationData.map((array) => ship(array, transfer, list)) : validationData;
     }
-    if (resumeFrom !== undefined) message.options.resumeFrom = checkpointPosition(resumeFrom);
+    // The bytes stay here: the worker's network was loaded from them already.
+    if (resumeFrom !== undefined) {
+      const { bytes, ...position } = resumeFrom ?? {};
+      forwarded.resumeFrom = resumeFrom === null ? null : position;
+    }
+    const message = { type: 'fit', x: ship(x, transfer, list), y: ship(y, transfer, list), options: forwarded };
     const id = this.#nextId;
     const abort = () => this.#send({ type: 'abort', fit: id });
     signal?.addEventListener('abort', abort, { once: true });
@@ -259,10 +208,11 @@ export class Trainer {
    */
   async recomputeStatistics(x, options = {}) {
     this.#alive('recomputeStatistics');
-    checkOptions('recomputeStatistics', options, RECOMPUTE_OPTIONS);
+    clientOptions('recomputeStatistics', options, ['onProgress']);
     const { onProgress, transfer = false, ...rest } = options;
     const list = [];
-    await this.#request({ type: 'recomputeStatistics', x: ship(x, transfer, list), options: rest }, list, { onProgress });
+    const forwarded = { ...rest, onProgress: onProgress !== undefined };
+    await this.#request({ type: 'recomputeStatistics', x: ship(x, transfer, list), options: forwarded }, list, { onProgress });
   }
 
   /** Stops the worker at once. Pending calls reject with DisposedError; so do later ones. */

@@ -57,7 +57,6 @@ bool f32_adam__scalar(float* p, float* m, float* v, const float* g, size_t n, fl
 bool f32_all_finite__scalar(const float* x, size_t n);
 
 #if defined(__wasm_simd128__)
-void f32_gemm_4x8__wasmsimd(float* c, const float* a, const float* b, size_t m, size_t n, size_t k);
 void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t rows, size_t cols);
 // MR rows by one 8-column panel per tile: 2 * MR accumulators.
 void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
@@ -85,9 +84,6 @@ bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, 
 bool f32_all_finite__wasmsimd(const float* x, size_t n);
 #endif
 
-// in is (rows, cols); out is (cols, rows). Memory-bound; one version.
-void f32_transpose(float* out, const float* in, size_t rows, size_t cols);
-
 // p, buf, g are (n). One SGD step as torch.optim.SGD computes it (dampening 0):
 //   d = g + wd * p; buf' = mu * buf + d (when mu != 0); d' = nesterov ? d + mu * buf' : buf';
 //   p' = p - lr * d'. buf starts at 0, so the first step's buf' = d, as PyTorch sets it.
@@ -97,7 +93,6 @@ bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu,
              bool nesterov, bool write);
 
 // The variant this build uses.
-void f32_gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k);
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols);
 void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n);
 // One row goes through the matrix-vector variant, more through the tiled one;

@@ -25,10 +25,21 @@ enum class Status : int32_t {
   BadArgument = 7,      // a size or name that does not fit the network
 };
 
-// What went wrong in the last failing call: the status, a message in plain
-// words, and where applicable the offending element's index and value.
+// Which argument an error is about, so the caller can name it in its own terms.
+enum class Argument : int32_t {
+  None = 0,
+  Input = 1,   // the staged input rows: index counts floats from the first row
+  Target = 2,  // the staged labels (index: row) or targets (index: float)
+  Spec = 3,    // the flat spec vector: index is the position of the offending value
+};
+
+// What went wrong in the last failing call: the status, the argument and the
+// offending element's index and value where there is one, and a message in plain
+// words that completes "<argument>[index] is <value>, ..." (or, for Spec errors,
+// "<field> ...") without naming the argument itself.
 struct ErrorInfo {
   Status status = Status::Ok;
+  Argument argument = Argument::None;
   std::string message;
   int64_t index = -1;
   double value = 0;
@@ -86,10 +97,26 @@ struct NetworkSpec {
 //   cumulative, bias_correction, renorm_rmax, renorm_dmax.
 constexpr size_t kSpecHeader = 12;
 constexpr size_t kLayerFields = 12;
+// Positions in the flat spec: header fields, and fields within one layer's block.
+enum SpecField : size_t {
+  kInputSizeField = 0, kLossField, kSeedField, kOptimizerField, kLearningRateField,
+  kOptimizerMomentumField, kNesterovField, kBeta1Field, kBeta2Field, kAdamEpsilonField,
+  kWeightDecayField, kLayerCountField,
+};
+enum LayerField : size_t {
+  kTypeField = 0, kUnitsField, kUseBiasField, kInitField, kInitStdField, kMomentumField,
+  kEpsilonField, kUnbiasedField, kCumulativeField, kBiasCorrectionField, kRenormRmaxField,
+  kRenormDmaxField,
+};
+inline size_t layer_field(size_t layer, LayerField f) {
+  return kSpecHeader + layer * kLayerFields + f;
+}
 std::vector<double> encode_spec(const NetworkSpec& spec);
-// Checks every value; on failure returns InvalidConfig and says why.
-Status decode_spec(const double* v, size_t n, NetworkSpec* spec, std::string* why);
-Status validate_spec(const NetworkSpec& spec, std::string* why);
+// Checks every value; on failure returns InvalidConfig and fills `error` with
+// argument Spec, the position of the first offending value, that value, and
+// what it must be.
+Status decode_spec(const double* v, size_t n, NetworkSpec* spec, ErrorInfo* error);
+Status validate_spec(const NetworkSpec& spec, ErrorInfo* error);
 
 // A named view of one tensor, for getWeights/setWeights.
 struct TensorView {
@@ -103,10 +130,14 @@ struct TensorView {
 
 class Network {
  public:
-  static Status create(const NetworkSpec& spec, std::unique_ptr<Network>* out, std::string* why);
+  static Status create(const NetworkSpec& spec, std::unique_ptr<Network>* out, ErrorInfo* error);
   // Parses bytes written by save(); never trusts a length it has not checked.
   static Status load(const uint8_t* bytes, size_t n, std::unique_ptr<Network>* out,
-                     std::string* why);
+                     ErrorInfo* error);
+  // A predict-only copy in which every batch norm that follows a dense layer is
+  // folded into it (float64): W' = W * gamma / sqrt(var + eps),
+  // b' = (b - mean) * gamma / sqrt(var + eps) + beta. Its optimizer is plain SGD.
+  std::unique_ptr<Network> folded() const;
 
   const NetworkSpec& spec() const { return spec_; }
   size_t input_size() const { return static_cast<size_t>(spec_.input_size); }
@@ -120,6 +151,9 @@ class Network {
   float* output(size_t rows);    // (rows, output_size)
   uint32_t* indices(size_t n);   // (n), for shuffled orders
 
+  // Checks the n rows staged in input and labels (or targets): finite inputs,
+  // labels in range, finite targets. The same check every call that reads them makes.
+  Status check_batch(size_t n);
   // One optimizer step on the B examples staged in input/labels (or targets).
   // On any failure nothing changes: parameters, running statistics and
   // optimizer state are as before the call.
@@ -188,7 +222,8 @@ class Network {
   void init_parameters();
   Status check_inputs(const float* x, size_t rows);
   Status check_targets(size_t rows);
-  Status fail(Status s, std::string message, int64_t index = -1, double value = 0);
+  Status fail(Status s, std::string message, Argument argument = Argument::None,
+              int64_t index = -1, double value = 0);
   void ensure_rows(size_t rows);
   // Runs layers [0, last] (all by default) on x.
   void forward(const float* x, size_t B, bool train, size_t last = ~size_t(0));

@@ -1,6 +1,6 @@
-// What the experiments share: seeded mini-batches, single-example accuracy,
-// percentiles. No Node imports: the demo's Figure 1 worker imports this file, and
-// scripts/experiments/ re-exports it (common.mjs).
+// What the experiments share: the one seeded generator (the demo's data sets and the
+// tests use it too), seeded mini-batches, single-example accuracy, percentiles. No Node
+// imports: the demo's Figure 1 worker imports this file, and so do scripts/experiments/.
 
 /** mulberry32: a small seeded generator of floats in [0, 1). */
 export function rng(seed) {
@@ -12,6 +12,11 @@ export function rng(seed) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Standard normal samples from a uniform generator (Box-Muller; 1 - u keeps log's argument > 0). */
+export function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 }
 
 /**
