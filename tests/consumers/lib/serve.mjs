@@ -40,6 +40,12 @@ export async function serveStatic(root, headers = {}) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${server.address().port}/`,
-    close: () => new Promise((resolve) => server.close(resolve)),
+    // closeAllConnections: Chromium keeps sockets open (keep-alive, preconnects that never send a
+    // request), and close() alone waits for them until the server's request timeout (minutes).
+    close: () =>
+      new Promise((resolve) => {
+        server.close(resolve);
+        server.closeAllConnections();
+      }),
   };
 }
