@@ -18,6 +18,14 @@ mkdir -p web
 staging=$(mktemp -d web/.dist-XXXXXX)
 trap 'rm -rf "$staging"; bash scripts/setup.sh give-back' EXIT
 cp build/wasm/dist/bnwasm.mjs build/wasm/dist/bnwasm.wasm "$staging/"
+# The glue finds its wasm with new URL("bnwasm.wasm", import.meta.url); webpack reads a
+# specifier without ./ as a package name. "./bnwasm.wasm" is the form every bundler rewrites.
+sed -i 's|new URL("bnwasm.wasm",import.meta.url)|new URL("./bnwasm.wasm",import.meta.url)|' "$staging/bnwasm.mjs"
+grep -q 'new URL("./bnwasm.wasm",import.meta.url)' "$staging/bnwasm.mjs" ||
+  { echo "build: the glue no longer has new URL(\"bnwasm.wasm\", import.meta.url); update scripts/build.sh" >&2; exit 1; }
+if grep -q 'new Function\|eval(' "$staging/bnwasm.mjs"; then
+  echo "build: the glue calls eval or new Function (a strict Content-Security-Policy forbids both)" >&2; exit 1
+fi
 # The CommonJS entry (require, Jest's default configuration) is generated from web/src and this
 # build's bnwasm.mjs, into the same folder, with esbuild from node_modules. npm start needs no
 # npm package (the demo is ES modules), so on a machine without node_modules it is left out;

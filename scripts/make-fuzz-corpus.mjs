@@ -4,7 +4,7 @@
 // loader's upgrade path), each prefixed with the mode byte the fuzz target reads (0: bytes
 // as they are; 1: repair length and CRC after mutation).
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createNetwork } from '../web/src/index.js';
+import { createNetwork } from '../web/src/index.node.js';
 
 const dir = new URL('../tests/fuzz/corpus/', import.meta.url);
 mkdirSync(dir, { recursive: true });

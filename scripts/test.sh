@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything: install what is missing (scripts/setup.sh test: Debian packages,
 # then npm ci), build the wasm module, the C++ suites (native, sanitizers, wasm,
-# fuzz), the JS suites (Jest), the browser end-to-end tests, then the packed package in Node
-# consumer apps (tests/consumers/node-consumers.mjs; BNWASM_CONSUMER_NODES adds Node binaries). Each step's
+# fuzz), the JS suites (Jest), the browser end-to-end tests, then the packed package in real
+# web apps (tests/consumers/run.mjs) and Node apps (tests/consumers/node-consumers.mjs;
+# BNWASM_CONSUMER_NODES adds Node binaries). Each step's
 # output is shown and kept in build/test-logs/; the last line sums them up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,9 @@ echo "== JS (Jest, Node, through the public API)"
 NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$logs/jest.json" "$@"
 echo "== Browser end-to-end (the demo; ONNX export in onnxruntime-web and importONNX in the page; headless Chromium, one at a time)"
 node --test --test-concurrency=1 tests/e2e/demo.test.mjs tests/e2e/interop.test.mjs 2>&1 | tee "$logs/e2e.log"
+# The consumer suites' failures are counted by the summary below rather than stopping the script.
+echo "== Consumers (the packed package in Vite 5-8, webpack, Rollup, esbuild, Parcel, an import map)"
+node tests/consumers/run.mjs 2>&1 | tee "$logs/consumers.log" || true
 echo "== Node consumers (the packed package in fresh Node, Jest, Vitest, node --test, TypeScript apps)"
-# A failure here still reaches the summary line, which reports it and fails.
 node tests/consumers/node-consumers.mjs --json "$logs/consumers-node.json" 2>&1 | tee "$logs/consumers-node.log" || true
 node scripts/test-summary.mjs "$logs"

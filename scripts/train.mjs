@@ -6,7 +6,7 @@
 // Ctrl+C stops training after the current mini-batch and still reports.
 //   node scripts/train.mjs [--epochs N] [--batch-size N] [--seed N]
 import { parseArgs } from 'node:util';
-import { createTrainer } from '../web/src/index.js';
+import { createTrainer } from '../web/src/index.node.js';
 import { CLASS_NAMES, fashionMnistConfig, loadFashionMnist } from './fashion-mnist.mjs';
 
 const { values: args } = parseArgs({

@@ -7,7 +7,7 @@ import { fashionMnistCnnConfig } from '../../scripts/fashion-mnist.mjs';
 
 // model 'mlp' (the dense network above) or 'cnn' (fashionMnistCnnConfig, the CNN of issue 10).
 export async function createEngine(model = 'mlp') {
-  const entry = process.env.BNWASM_ENTRY ? pathToFileURL(process.env.BNWASM_ENTRY).href : '../../web/src/index.js';
+  const entry = process.env.BNWASM_ENTRY ? pathToFileURL(process.env.BNWASM_ENTRY).href : '../../web/src/index.node.js';
   const { createNetwork } = await import(entry);
   const net = await createNetwork(model === 'cnn' ? fashionMnistCnnConfig() : {
     inputSize: INPUT,

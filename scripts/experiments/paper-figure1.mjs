@@ -10,6 +10,8 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadFashionMnist } from '../fashion-mnist.mjs';
 import { pct, percentile } from '../../web/demo/experiments/common.js';
+// The experiment is the demo's browser code: install the Node platform before it loads bnwasm.
+import '../../web/src/platform.node.js';
 import { FIGURE1_PRESET, runFigure1 } from '../../web/demo/experiments/figure1.js';
 import { machine, seconds, writeResults } from './report.mjs';
 import { chart, lineChart, panels, PALETTE } from './svg.mjs';

@@ -17,7 +17,7 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createNetwork, loadNetwork } from '../../web/src/index.js';
+import { createNetwork, loadNetwork } from '../../web/src/index.node.js';
 import { fashionMnistConfig, loadFashionMnist } from '../fashion-mnist.mjs';
 import { accuracy, batcher, pct } from '../../web/demo/experiments/common.js';
 import { machine, seconds, writeResults } from './report.mjs';

@@ -1,6 +1,6 @@
 // Run by tests/js/memory.test.js in a child process with --expose-gc, so
 // garbage collection can be forced. Prints one JSON line of measurements.
-import { createNetwork, loadNetwork, memoryUsage } from '../../web/src/index.js';
+import { createNetwork, loadNetwork, memoryUsage } from '../../web/src/index.node.js';
 
 const config = {
   inputSize: 16,

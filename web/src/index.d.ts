@@ -333,6 +333,23 @@ export declare class InferenceNetwork {
 export declare function createNetwork(config: NetworkConfig): Promise<Network>;
 export declare function loadNetwork(bytes: Uint8Array | ArrayBuffer): Promise<Network>;
 /** Memory diagnostics for leak checks. */
+/**
+ * Where bnwasm finds its files, for hosts the defaults do not fit (a CDN, a strict
+ * Content-Security-Policy, a custom asset pipeline). By default the wasm and the worker are found
+ * next to the package's modules (`new URL('./…', import.meta.url)`, which bundlers rewrite).
+ * Call before the first createNetwork/loadNetwork/createTrainer; trainers pass the wasm setting
+ * on to their worker. Bad options throw InputError.
+ */
+export interface ConfigureOptions {
+  /** Where to fetch bnwasm.wasm; a relative URL resolves against the page. Not with wasmBinary. */
+  wasmUrl?: string | URL;
+  /** The bytes of bnwasm.wasm (nothing is fetched). Not with wasmUrl. */
+  wasmBinary?: ArrayBuffer | Uint8Array;
+  /** The trainer's worker: a module script running bnwasm's worker entry (`bnwasm/worker`). */
+  workerUrl?: string | URL;
+}
+export declare function configure(options: ConfigureOptions): void;
+
 export declare function memoryUsage(): Promise<{ wasmMemoryBytes: number; allocatedBytes: number; liveNetworks: number }>;
 
 export type ErrorCode =

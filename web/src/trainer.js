@@ -1,112 +1,12 @@
 // The worker client: createTrainer() and loadTrainer() spawn a worker (a module Web Worker in
-// browsers, a worker_threads Worker in Node) that owns a Network, and keep one map of request
-// id to promise. The message protocol itself lives in worker.js.
+// browsers, a worker_threads Worker in Node: platform.js) that owns a Network, and keep one map
+// of request id to promise. The message protocol itself lives in worker.js.
 import { normalizeConfig } from './config.js';
-import {
-  BnwasmError,
-  ConfigError,
-  DisposedError,
-  DivergenceError,
-  InputError,
-  ModelFormatError,
-  WorkerError,
-  describe,
-} from './errors.js';
-import { isNode } from './module.js';
+import { DisposedError, InputError, WorkerError, describe, reviveError } from './errors.js';
+import { workerModuleSettings } from './module.js';
 import { loadNetwork } from './network.js';
-
-// ---- Where we run: isNode (module.js) is the one place that tells Node from browsers ----
-
-/**
- * Spawns worker.js and adapts it to one shape: {post(message, transfer), terminate(), ref(), unref()},
- * with callbacks for messages and for the worker dying.
- */
-async function spawnWorker({ onMessage, onFailure }) {
-  if (isNode) {
-    const { Worker } = await import(/* webpackIgnore: true */ 'node:worker_threads');
-    const worker = new Worker(new URL('./worker.js', import.meta.url));
-    worker.on('message', onMessage);
-    // An uncaught error ends a worker thread: 'error' comes first, then 'exit'; the first one
-    // names the cause. Messages the worker posted before it died are delivered before 'exit'.
-    worker.on('error', (error) => onFailure(`it threw ${error?.name ?? 'Error'}: ${error?.message ?? error}`, { cause: error }));
-    worker.on('messageerror', (error) => onFailure(`a message could not be read: ${error?.message ?? error}`, { cause: error }));
-    worker.on('exit', (exitCode) => onFailure(`it exited with code ${exitCode}`, { exitCode }));
-    return {
-      post: (message, transfer) => worker.postMessage(message, transfer),
-      terminate: () => void worker.terminate(),
-      ref: () => worker.ref(),
-      unref: () => worker.unref(),
-    };
-  }
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'bnwasm-trainer' });
-  worker.onmessage = (event) => onMessage(event.data);
-  // An uncaught error in a Web Worker does not end it, but its state is then unknown: the
-  // client treats it as dead and terminates it. (A worker that closes itself sends no event.)
-  worker.onerror = (event) => {
-    event.preventDefault?.();
-    onFailure(`it threw: ${event.message || 'the worker script failed to load'}`, {});
-  };
-  worker.onmessageerror = () => onFailure('a message could not be read', {});
-  return {
-    post: (message, transfer) => worker.postMessage(message, transfer),
-    terminate: () => worker.terminate(),
-    ref() {},
-    unref() {},
-  };
-}
-
-/**
- * Inside worker.js: the port to the client, the same shape in both runtimes.
- * @internal
- */
-export async function parentPort() {
-  if (isNode) {
-    const { parentPort: port } = await import(/* webpackIgnore: true */ 'node:worker_threads');
-    return {
-      post: (message, transfer) => port.postMessage(message, transfer),
-      listen: (handler) => port.on('message', handler),
-    };
-  }
-  return {
-    post: (message, transfer) => self.postMessage(message, transfer),
-    listen: (handler) => self.addEventListener('message', (event) => handler(event.data)),
-  };
-}
-
-// ---- Errors across the boundary ---------------------------------------------------------
-
-/**
- * An error as plain data for postMessage (structured clone drops `code` and the
- * details bnwasm errors carry).
- * @internal
- */
-export function serializeError(error) {
-  if (!(error instanceof Error)) {
-    return { name: 'Error', message: `non-Error thrown in the worker: ${String(error)}` };
-  }
-  const { name, message, code } = error;
-  const details = {};
-  for (const key of ['index', 'value']) if (key in error) details[key] = error[key];
-  return { name, message, code, details };
-}
-
-const ERROR_CLASSES = { BnwasmError, ConfigError, InputError, DivergenceError, ModelFormatError, DisposedError };
-const BUILTIN_ERRORS = { TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError };
-
-/** The Error subclass instance a serialized error stood for. @internal */
-export function reviveError({ name, message, code, details }) {
-  const Class = ERROR_CLASSES[name];
-  let error;
-  if (Class === BnwasmError || Class === InputError) error = new Class(message, code, details);
-  else if (Class === DisposedError) error = new Class(message);
-  else if (Class) error = new Class(message, details);
-  else {
-    error = new (BUILTIN_ERRORS[name] ?? Error)(message);
-    if (!(name in BUILTIN_ERRORS) && name) error.name = name;
-    if (code !== undefined) error.code = code;
-  }
-  return error;
-}
+import { platform, settings } from './platform.js';
+import { spawnWebWorker } from './spawn.browser.js';
 
 // ---- Data crossing to the worker --------------------------------------------------------
 
@@ -178,7 +78,9 @@ export class Trainer {
 
   /** @internal `init` is the worker's first request: {type: 'create', config} or {type: 'load', bytes}. */
   async _start(init, transfer = []) {
-    this.#port = await spawnWorker({
+    const spawn = platform.spawnWorker ?? spawnWebWorker;
+    this.#port = spawn({
+      workerUrl: settings.workerUrl,
       onMessage: (message) => this.#receive(message),
       onFailure: (reason, details) =>
         this.#die(
@@ -190,6 +92,9 @@ export class Trainer {
             ),
         ),
     });
+    // Where the worker finds the wasm, when configure() said (the worker-port.js end takes it).
+    const moduleSettings = workerModuleSettings();
+    if (moduleSettings) this.#send({ type: 'configure', settings: moduleSettings });
     const info = await this.#request(init, transfer);
     this.#config = info.config;
     this.#inputSize = info.inputSize;

@@ -1,5 +1,5 @@
 // The trainer's worker: one Network, driven by messages. The same file runs as a module
-// Web Worker and as a Node worker_threads Worker.
+// Web Worker and, through worker.node.js, as a Node worker_threads Worker.
 //
 // Protocol (the client is trainer.js):
 //   requests  {id, type: 'create', config}            -> result {config, inputSize, outputSize}
@@ -16,11 +16,10 @@
 //   replies   {id, type: 'result', result} | {id, type: 'error', error: {name, message, code, details}}
 //             | {id, type: 'progress', progress} | {id, type: 'checkpoint', checkpoint}
 import { loadNetwork, openNetwork } from './network.js';
-import { BnwasmError, InputError, describe } from './errors.js';
-import { isNode } from './module.js';
-import { parentPort, serializeError } from './trainer.js';
+import { BnwasmError, InputError, describe, serializeError } from './errors.js';
+import { exitThread, workerPort } from './worker-port.js';
 
-const port = await parentPort();
+const port = workerPort();
 let net = null;
 let fitting = null; // the running fit: {id, controller}
 let crashAt = null; // test hook: {step, how}, die once the running fit reaches that step
@@ -98,11 +97,11 @@ port.listen(async (message) => {
 });
 
 // Test hook (Trainer._crash): end this worker the way a fault would, with no reply. In Node
-// process.exit ends just this thread ('exit' on the client); an uncaught error ('error', then
+// exitThread ends just this thread ('exit' on the client); an uncaught error ('error', then
 // 'exit') is the other way. Browsers give no event for a worker that closes itself, so they
 // always get the uncaught error. Never resolves: nothing runs after it.
 function crash(how) {
-  if (how === 'exit' && isNode) process.exit(70);
+  if (how === 'exit') exitThread(70);
   // Thrown from a microtask, outside every request's try: uncaught before any other message runs.
   queueMicrotask(() => {
     throw new Error('bnwasm worker: crashed on request (Trainer._crash, a test hook)');

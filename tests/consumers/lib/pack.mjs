@@ -1,34 +1,35 @@
-// Packs the package as a user's `npm install bnwasm` would receive it: `npm pack` (its prepack
-// step builds web/dist) into build/consumers/. Shared by the consumer suites.
+// Packs the package as npm would publish it (`npm pack`, which runs the prepack build when
+// web/dist is missing or older than the C++ sources) into build/consumers/.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
-import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const consumersDir = path.join(root, 'build/consumers');
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CONSUMERS_DIR = join(ROOT, 'build', 'consumers');
 
-let packed = null;
+/** npm pack's JSON report; lifecycle scripts may print before it, so read from the last '[' line. */
+function packReport(stdout) {
+  const start = stdout.lastIndexOf('\n[');
+  return JSON.parse(start === -1 ? stdout : stdout.slice(start + 1))[0];
+}
 
 /**
- * Runs `npm pack` once per process and returns the tarball's absolute path,
- * build/consumers/<name>-<version>.tgz. Throws with npm's output if packing fails.
+ * Packs the package into `destination` (build/consumers/ by default).
+ * @returns {string} the tarball's absolute path
  */
-export function packPackage() {
-  if (packed) return packed;
-  const { name, version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
-  const tarball = path.join(consumersDir, `${name}-${version}.tgz`);
-  mkdirSync(consumersDir, { recursive: true });
-  rmSync(tarball, { force: true });
-  try {
-    execFileSync('npm', ['pack', '--pack-destination', consumersDir, '--silent'], {
-      cwd: root,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  } catch (error) {
-    throw new Error(`npm pack failed (exit ${error.status}):\n${error.stdout}${error.stderr}`);
-  }
-  packed = tarball;
-  return packed;
+export function packPackage(destination = CONSUMERS_DIR) {
+  mkdirSync(destination, { recursive: true });
+  const stdout = execFileSync('npm', ['pack', '--json', '--pack-destination', destination], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return join(destination, packReport(stdout).filename);
+}
+
+/** What `npm pack --dry-run --json` would put in the tarball: {files: [{path, size}], size, unpackedSize}. */
+export function packedFileList() {
+  const stdout = execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return packReport(stdout);
 }

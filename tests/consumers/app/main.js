@@ -1,0 +1,78 @@
+// The consumer page: what a web app does with bnwasm, checked in the page itself. Every
+// bundler test builds this file unchanged (as src/main.js) and reads window.bnwasmConsumer.
+// The checks compare against facts that do not depend on bnwasm's own numbers: two clusters
+// that a line separates are learned to 100% (>= 95% asked), softmax outputs sum to 1, a saved
+// and reloaded network predicts bit for bit the same, the worker's network equals its snapshot.
+import { createNetwork, createTrainer, loadNetwork, BnwasmError, InputError } from 'bnwasm';
+
+const checks = [];
+const check = (name, ok, detail) => checks.push({ name, ok: Boolean(ok), detail: String(detail) });
+
+// 200 examples in 2-D: class 0 around (-1, 0), class 1 around (1, 0), noise below 0.3.
+const n = 200;
+const x = new Float32Array(n * 2);
+const y = new Int32Array(n);
+for (let i = 0; i < n; i++) {
+  y[i] = i % 2;
+  x[2 * i] = (y[i] ? 1 : -1) + 0.3 * Math.sin(i * 12.9898);
+  x[2 * i + 1] = 0.3 * Math.cos(i * 78.233);
+}
+const config = {
+  inputSize: 2,
+  layers: [{ type: 'dense', units: 8, useBias: false }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'dense', units: 2 }],
+  optimizer: { type: 'adam', learningRate: 0.05 },
+  seed: 1,
+};
+const row = (i) => x.subarray(2 * i, 2 * i + 2);
+const sameBits = (a, b) => a.length === b.length && a.every((v, k) => Object.is(v, b[k]));
+
+/** Calls fn, which must throw (or reject with) an InputError carrying `code`. */
+async function expectInputError(name, fn, code) {
+  try {
+    await fn();
+    check(name, false, 'no error');
+  } catch (error) {
+    check(
+      name,
+      error instanceof InputError && error instanceof BnwasmError && error.name === 'InputError' && error.code === code,
+      `${error?.constructor?.name} name=${error?.name} code=${error?.code} instanceof InputError=${error instanceof InputError}: ${error?.message}`,
+    );
+  }
+}
+
+async function main() {
+  const net = await createNetwork(config);
+  const history = await net.fit(x, y, { epochs: 5, batchSize: 20 });
+  check('fit: loss falls', history.loss.at(-1) < history.loss[0], history.loss.join(' '));
+  check('fit: separable clusters learned', net.evaluate(x, y).accuracy >= 0.95, net.evaluate(x, y).accuracy);
+  const p = net.predict(row(1));
+  check('predict: probabilities sum to 1', Math.abs(p[0] + p[1] - 1) < 1e-6, `${p[0]} + ${p[1]}`);
+  check('predict: class of example 1', p[1] > p[0], `${p[0]} ${p[1]}`);
+  const again = await loadNetwork(net.save());
+  check('save/load: same predictions bit for bit', [0, 1, 2, 3].every((i) => sameBits(again.predict(row(i)), net.predict(row(i)))), 'rows 0-3');
+  again.dispose();
+  await expectInputError('main thread: wrong-length input is an InputError', () => net.predict(new Float32Array(3)), 'BNWASM_WRONG_LENGTH');
+  net.dispose();
+
+  const trainer = await createTrainer(config);
+  try {
+    await trainer.fit(x, y, { epochs: 5, batchSize: 20 });
+    const snapshot = await trainer.snapshot();
+    check('trainer: separable clusters learned', snapshot.evaluate(x, y).accuracy >= 0.95, snapshot.evaluate(x, y).accuracy);
+    const inWorker = await trainer.predict(row(3));
+    check('trainer: worker predict equals snapshot predict', sameBits(inWorker, snapshot.predict(row(3))), `${inWorker}`);
+    snapshot.dispose();
+    await expectInputError('worker: wrong-length input arrives as an InputError', () => trainer.predict(new Float32Array(3)), 'BNWASM_WRONG_LENGTH');
+  } finally {
+    trainer.terminate();
+  }
+}
+
+const report = (state) => {
+  window.bnwasmConsumer = { done: true, checks, ...state };
+  document.getElementById('result').textContent = JSON.stringify(window.bnwasmConsumer, null, 2);
+};
+main().then(
+  () => report({}),
+  (error) => report({ error: `${error?.name}: ${error?.message}\n${error?.stack}` }),
+);
