@@ -11,7 +11,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { importONNX, loadSafetensors } from '../../web/src/interop/index.js';
+import { importONNX, loadSafetensors } from '../../web/src/interop/index.node.js';
 import { loadFashionMnist } from '../fashion-mnist.mjs';
 
 const { values: args, positionals } = parseArgs({

@@ -5,19 +5,9 @@
 // grows, is a finding. Used by tests/js/interop-fuzz.test.js (a fixed count) and
 // by `node tests/fuzz/interop-fuzz.mjs SECONDS` for longer runs.
 import { readFileSync, readdirSync } from 'node:fs';
-import { createNetwork, memoryUsage, ModelFormatError } from '../../web/src/index.js';
-import { importONNX, importTfjsLayers, loadSafetensors } from '../../web/src/interop/index.js';
-
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createNetwork, memoryUsage, ModelFormatError } from '../../web/src/index.node.js';
+import { importONNX, importTfjsLayers, loadSafetensors } from '../../web/src/interop/index.node.js';
+import { rng } from '../../web/demo/experiments/common.js';
 
 const CONFIG = {
   inputSize: 3,

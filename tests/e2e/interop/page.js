@@ -9,6 +9,7 @@
 import * as ort from '/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs';
 import { createNetwork } from '/web/src/index.js';
 import { importONNX } from '/web/src/interop/index.js';
+import { rng } from '/web/demo/experiments/common.js'; // mulberry32: the same data on every run
 
 // |onnxruntime-web - predictBatch| <= 1e-5 absolute. Both engines run the same float32
 // weights through the same operations, in a different order: ORT's Gemm blocks its dot
@@ -67,18 +68,6 @@ const MODELS = {
     seed: 4,
   },
 };
-
-/** mulberry32: the same data on every run. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Rows with per-feature offsets and scales, so the running statistics move far from 0 and 1. */
 function inputs(rows, size, seed) {
