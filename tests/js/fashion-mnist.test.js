@@ -2,33 +2,15 @@
 // with the running averages must reach 83% (PyTorch lands between 82.9% and
 // 85.2% on the same job across seeds, mean 84.0%), and single-example and
 // batch inference must agree on every test example.
-import { createNetwork } from 'bnwasm';
 import { fashionMnistConfig, loadFashionMnist } from '../../scripts/fashion-mnist.mjs';
-
-
-const argmax = (p) => p.reduce((best, v, k) => (v > p[best] ? k : best), 0);
+import { fashionMnistOneEpoch } from './helpers.js';
 
 test('one epoch at batch 64 reaches >= 83% test accuracy by single-example inference', async () => {
   const { train, test: testSet } = loadFashionMnist();
   expect(train.n).toBe(60000);
   expect(testSet.n).toBe(10000);
-  const net = await createNetwork(fashionMnistConfig());
-  const started = performance.now();
-  await net.fit(train.x, train.y, { epochs: 1, batchSize: 64 });
-  const seconds = (performance.now() - started) / 1000;
+  const { net, accuracy, disagreements, seconds } = await fashionMnistOneEpoch(fashionMnistConfig(), { train, test: testSet });
   expect(net.steps).toBe(Math.ceil(60000 / 64));
-
-  const batch = net.predictBatch(testSet.x);
-  const p = new Float32Array(10);
-  let correct = 0;
-  let disagreements = 0;
-  for (let i = 0; i < testSet.n; i++) {
-    net.predict(testSet.x.subarray(i * 784, (i + 1) * 784), p);
-    correct += argmax(p) === testSet.y[i];
-    const row = batch.subarray(i * 10, (i + 1) * 10);
-    for (let k = 0; k < 10; k++) disagreements += p[k] !== row[k];
-  }
-  const accuracy = correct / testSet.n;
   // Informational (speed is measured by `npm run bench`, never asserted here).
   console.log(
     `Fashion-MNIST, 1 epoch, batch 64: single-example test accuracy ${(100 * accuracy).toFixed(2)}%, ` +

@@ -1,6 +1,7 @@
 // Shared helpers for the Jest suites.
 
 // The project's one seeded generator (mulberry32) and its Box-Muller normal.
+import { createNetwork } from 'bnwasm';
 import { gaussian, rng } from '../../web/demo/experiments/common.js';
 
 export { gaussian, rng };
@@ -59,3 +60,29 @@ export function expectClose(actual, expected, { rtol, atol, what = 'value' }) {
 }
 
 export const bytesEqual = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+/**
+ * The Fashion-MNIST job both accuracy tests run: a fresh network from `config`, one epoch at
+ * batch 64, then every test example through predict() (single-example inference with the
+ * running averages) and predictBatch(). Returns the network (the caller disposes it), the
+ * single-example accuracy, how many output values the two paths disagree on, and the seconds
+ * fit took (printed, never asserted).
+ */
+export async function fashionMnistOneEpoch(config, { train, test }) {
+  const net = await createNetwork(config);
+  const started = performance.now();
+  await net.fit(train.x, train.y, { epochs: 1, batchSize: 64 });
+  const seconds = (performance.now() - started) / 1000;
+  const argmax = (p) => p.reduce((best, v, k) => (v > p[best] ? k : best), 0);
+  const batch = net.predictBatch(test.x);
+  const p = new Float32Array(10);
+  let correct = 0;
+  let disagreements = 0;
+  for (let i = 0; i < test.n; i++) {
+    net.predict(test.x.subarray(i * 784, (i + 1) * 784), p);
+    correct += argmax(p) === test.y[i];
+    const row = batch.subarray(i * 10, (i + 1) * 10);
+    for (let k = 0; k < 10; k++) disagreements += p[k] !== row[k];
+  }
+  return { net, accuracy: correct / test.n, disagreements, seconds };
+}
