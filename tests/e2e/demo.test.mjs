@@ -12,16 +12,14 @@
 // prints the numbers.
 //   node tests/e2e/demo.test.mjs
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { prepareDemoData } from '../../scripts/prepare-demo-data.mjs';
 import { serve } from '../../scripts/serve.mjs';
+import { launchBrowser } from '../consumers/lib/browser.mjs';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const RESULTS = fileURLToPath(new URL('../../test-results/', import.meta.url));
 const SCREENSHOT = join(RESULTS, 'demo-mid-training.png');
 const FIGURE1_SCREENSHOT = join(RESULTS, 'demo-figure1.png');
@@ -49,27 +47,13 @@ let server;
 let context;
 let page;
 let url;
-let userDataDir;
+let closeBrowser;
 const consoleErrors = [];
 
 before(async () => {
   prepareDemoData();
   ({ server, url } = await serve({ port: 0 }));
-  userDataDir = mkdtempSync(join(tmpdir(), 'bnwasm-e2e-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1400, height: 1000 },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  ({ context, close: closeBrowser } = await launchBrowser({ viewport: { width: 1400, height: 1000 } }));
   page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (message) => {
     if (message.type() === 'error') consoleErrors.push(`console.error: ${message.text()}`);
@@ -81,9 +65,8 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close();
+  await closeBrowser?.();
   server?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
 const number = async (testid) => Number.parseFloat(await page.textContent(`[data-testid="${testid}"]`));

@@ -13,13 +13,12 @@
 // tables: test-results/onnx-e2e.png (isolated) and onnx-e2e-not-isolated.png.
 //   node --test tests/e2e/interop.test.mjs
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { serve } from '../../scripts/serve.mjs';
+import { launchBrowser } from '../consumers/lib/browser.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS = join(ROOT, 'test-results');
@@ -31,21 +30,14 @@ const IMPORT_ROWS = 4 * 2 * 2; // fixtures x opsets 13, 17 x constant folding
 const TRAIN_STEPS = 20;
 
 let context;
-let userDataDir;
+let closeBrowser;
 
 before(async () => {
-  userDataDir = mkdtempSync(join(tmpdir(), 'bnwasm-e2e-onnx-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1100, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  ({ context, close: closeBrowser } = await launchBrowser({ viewport: { width: 1100, height: 900 } }));
 });
 
 after(async () => {
-  await context?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  await closeBrowser?.();
 });
 
 /**

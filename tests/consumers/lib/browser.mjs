@@ -8,9 +8,15 @@ import { chromium } from 'playwright-core';
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const PAGE_BUDGET_MS = 120_000;
 
-export async function launchBrowser() {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'bnwasm-consumers-'));
+/**
+ * Headless Chromium with the flags this machine needs (TOOLCHAIN.md) and a fresh profile; the
+ * one launcher of the browser tests (consumers, the demo and ONNX e2e tests). `options` adds
+ * launch options such as `viewport`. Returns {context, close()}.
+ */
+export async function launchBrowser(options = {}) {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'bnwasm-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
+    ...options,
     executablePath: CHROMIUM,
     headless: true,
     args: [
