@@ -17,10 +17,11 @@ bash scripts/test-cpp.sh 2>&1 | tee "$logs/cpp.log"
 echo "== JS (Jest, Node, through the public API)"
 NODE_OPTIONS=--experimental-vm-modules npx jest --json --outputFile="$logs/jest.json" "$@"
 echo "== Browser end-to-end (the demo; ONNX export in onnxruntime-web and importONNX in the page; headless Chromium, one at a time)"
-node --test --test-concurrency=1 tests/e2e/demo.test.mjs tests/e2e/interop.test.mjs 2>&1 | tee "$logs/e2e.log"
+timeout --kill-after=30 900 node --test --test-concurrency=1 tests/e2e/demo.test.mjs tests/e2e/interop.test.mjs 2>&1 | tee "$logs/e2e.log"
 # The consumer suites' failures are counted by the summary below rather than stopping the script.
+# Each is bounded (timeout): a process left hanging is a failure in minutes, not a stalled CI.
 echo "== Consumers (the packed package in Vite 5-8, webpack, Rollup, esbuild, Parcel, an import map)"
-node tests/consumers/run.mjs 2>&1 | tee "$logs/consumers.log" || true
+timeout --kill-after=30 1200 node tests/consumers/run.mjs 2>&1 | tee "$logs/consumers.log" || true
 echo "== Node consumers (the packed package in fresh Node, Jest, Vitest, node --test, TypeScript apps)"
-node tests/consumers/node-consumers.mjs --json "$logs/consumers-node.json" 2>&1 | tee "$logs/consumers-node.log" || true
+timeout --kill-after=30 1200 node tests/consumers/node-consumers.mjs --json "$logs/consumers-node.json" 2>&1 | tee "$logs/consumers-node.log" || true
 node scripts/test-summary.mjs "$logs"

@@ -194,28 +194,39 @@ const freePort = () =>
 /** Starts `vite` (dev) in the app; resolves once it serves, with its URL and a stop(). */
 async function startDevServer(app, args) {
   const port = await freePort();
+  // No colours: with CI set (as on CI machines) Vite colours its banner even into a pipe, and the
+  // escape codes split the port number it prints.
   const child = spawn(process.execPath, [...args, '--port', String(port), '--strictPort', '--host', '127.0.0.1'], {
     cwd: app,
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const stop = () => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : (child.once('exit', resolve), child.kill())));
   let output = '';
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`dev server did not start:\n${output}`)), 60_000);
-    const onData = (data) => {
-      output += data;
-      if (output.includes(`:${port}`)) {
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`dev server did not start:\n${output}`)), 60_000);
+      const onData = (data) => {
+        output += data;
+        // eslint-disable-next-line no-control-regex
+        if (output.replace(/\x1b\[[0-9;]*m/g, '').includes(`:${port}`)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.once('exit', (code) => {
         clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`dev server exited with ${code}:\n${output}`)));
-  });
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', resolve), child.kill()))),
-  };
+        reject(new Error(`dev server exited with ${code}:\n${output}`));
+      });
+    });
+  } catch (error) {
+    // A server that never said it was ready still runs: stop it, or it keeps this process alive.
+    await stop();
+    throw error;
+  }
+  return { url: `http://127.0.0.1:${port}/`, stop };
 }
 
 for (const consumer of CONSUMERS) {
