@@ -1,102 +1,167 @@
 #!/usr/bin/env node
-// Builds the CommonJS entry, web/dist/bnwasm.cjs, from the ES module sources (web/src: the entry
-// package.json's exports give Node's `import`, and everything it imports), so
-// `require('bnwasm')` works where Node cannot require an ES module (Node 18, Node 20 before
-// 20.19) and in Jest's default configuration, which runs CommonJS and does not transform
-// node_modules. One source of truth: the bundle is generated, never edited.
+// Builds the CommonJS entries from the ES module sources, so `require('bnwasm')` and
+// `require('bnwasm/interop')` work where Node cannot require an ES module (Node 18, Node 20
+// before 20.19) and in Jest's default configuration, which runs CommonJS and does not transform
+// node_modules. One source of truth: every file here is generated, never edited.
 //
-//   node scripts/build-cjs.mjs [DIST]   DIST: where bnwasm.mjs is read from and bnwasm.cjs and
-//                                       its types are written (default web/dist; build.sh passes
+//   node scripts/build-cjs.mjs [DIST]   DIST: where bnwasm.mjs is read from and the CommonJS
+//                                       files are written (default web/dist; build.sh passes
 //                                       its staging folder, which then becomes web/dist)
 //
-// import.meta does not exist in CommonJS (esbuild empties it). Each bundled file gets back the
-// URL it has in the installed package: `import.meta.url` in web/src/trainer.js becomes the URL of
-// <package>/web/src/trainer.js, computed from the bundle's own __dirname. So
+// One CommonJS file per ES module, not one bundle per entry: `bnwasm` and `bnwasm/interop` then
+// share their modules through Node's require cache, as their ES modules do, so a Network that
+// require('bnwasm') made is the class the converters know, and require('bnwasm/interop')
+// registers net.toONNX() on it. Each module of web/src (those the two Node entries reach) becomes
+// DIST/cjs/src/<same path>.cjs, the Emscripten glue DIST/cjs/dist/bnwasm.cjs, so a relative
+// import keeps its path and changes only its extension. DIST/bnwasm.cjs and DIST/interop.cjs
+// are the entries package.json's "require" conditions name.
+//
+// import.meta does not exist in CommonJS. Each module gets back the URL it has in the installed
+// package: `import.meta.url` in web/src/platform.node.js becomes the URL of
+// <package>/web/src/platform.node.js, computed from the generated file's own __dirname. So
 // `new URL('../dist/bnwasm.wasm', import.meta.url)` finds the wasm file and
-// `new URL('./worker.js', import.meta.url)` the worker, which Node's worker_threads runs as the
-// ES module it is (outside Jest's module system, whatever the caller's loader).
+// `new URL('./worker.node.js', import.meta.url)` the worker, which Node's worker_threads runs as
+// the ES module it is (outside Jest's module system, whatever the caller's loader).
 //
 // Types for `require` users (TypeScript module node16/nodenext in a CommonJS project): copies of
-// web/src/*.d.ts as .d.cts files beside the bundle, their relative imports renamed to match.
+// the .d.ts files as .d.cts files beside the entries, their relative imports renamed to match.
 import { build } from 'esbuild';
-import { readFile, readdir, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.resolve(process.argv[2] ?? path.join(root, 'web/dist'));
-const outfile = path.join(dist, 'bnwasm.cjs');
-// Where the bundle lives in the package, whatever folder it is written to now.
+// Where the generated files live in the package, whatever folder they are written to now.
 const bundleDir = 'web/dist';
+const posix = (p) => p.split(path.sep).join('/');
 
 /** A file's path in the package: the staging folder stands for web/dist. */
 function packagePath(file) {
-  if (path.dirname(file) === dist) return `${bundleDir}/${path.basename(file)}`;
-  return path.relative(root, file).split(path.sep).join('/');
+  if (file === dist || file.startsWith(dist + path.sep)) return posix(path.join(bundleDir, path.relative(dist, file)));
+  return posix(path.relative(root, file));
 }
 
-const importMetaUrl = {
-  name: 'import-meta-url',
-  setup(b) {
-    // The Emscripten glue is taken from DIST, so the bundle and the wasm beside it are one build.
-    b.onResolve({ filter: /\/dist\/bnwasm\.mjs$/ }, () => ({ path: path.join(dist, 'bnwasm.mjs') }));
-    b.onLoad({ filter: /\.m?js$/ }, async ({ path: file }) => {
-      const source = await readFile(file, 'utf8');
-      const url = `__bnwasmFileUrl(${JSON.stringify(packagePath(file))})`;
-      return { contents: source.replace(/\bimport\.meta\.url\b/g, url), loader: 'js' };
-    });
-  },
+/** The CommonJS file generated for a source file (by its package path), relative to DIST. */
+function outputOf(source) {
+  const match = /^web\/(src|dist)\/(.+)\.m?js$/.exec(source);
+  if (!match) throw new Error(`build-cjs: ${source} is neither in web/src nor the glue in web/dist`);
+  return `cjs/${match[1]}/${match[2]}.cjs`;
+}
+
+// The Node entries of package.json's exports ("node" condition, else "import"/"default").
+const { exports } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
+const ENTRIES = { '.': 'bnwasm', './interop': 'interop' };
+const entries = Object.entries(ENTRIES).map(([subpath, name]) => {
+  const target = exports[subpath];
+  const file = [target?.node, target?.import, target?.default].find((t) => typeof t === 'string');
+  if (!file) throw new Error(`build-cjs: package.json exports["${subpath}"] names no node, import or default entry`);
+  if (typeof target?.types !== 'string') throw new Error(`build-cjs: package.json exports["${subpath}"] names no types`);
+  return { subpath, name, source: path.join(root, file), types: path.join(root, target.types) };
+});
+
+// The glue is taken from DIST, so the CommonJS files and the wasm beside them are one build.
+const glue = path.join(dist, 'bnwasm.mjs');
+const resolveSource = (importer, specifier) => {
+  const target = path.resolve(path.dirname(importer), specifier);
+  return /\/dist\/bnwasm\.mjs$/.test(posix(target)) ? glue : target;
 };
 
-const toPackageRoot = path.posix.relative(bundleDir, '.');
-const banner = [
-  '// bnwasm, CommonJS entry: generated by scripts/build-cjs.mjs from web/src; do not edit.',
-  '"use strict";',
-  `const __bnwasmFileUrl = (file) => require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(toPackageRoot)}, file)).href;`,
-].join('\n');
+/** The source with `import.meta.url` replaced by the URL the file has in the installed package. */
+function withFileUrl(file, source) {
+  const fromOutput = path.posix.relative(path.posix.dirname(`${bundleDir}/${outputOf(packagePath(file))}`), packagePath(file));
+  const url = `require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(fromOutput)})).href`;
+  return source.replace(/\bimport\.meta\.url\b/g, url);
+}
 
-// The entry Node's `import` gets (the "node" condition if there is one) is the one bundled.
-const { exports } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
-const main = exports['.'];
-const entry = [main.node, main.import, main.default].find((target) => typeof target === 'string');
-if (!entry) throw new Error('build-cjs: package.json exports["."] names no node, import or default entry');
-
-const result = await build({
-  entryPoints: [path.join(root, entry)],
+// 1. The modules the entries reach: a throwaway bundle, for its list of inputs.
+const reach = await build({
+  entryPoints: entries.map((e) => e.source),
   bundle: true,
+  write: false,
   platform: 'node',
-  format: 'cjs',
-  target: 'node18',
-  // Dynamic import() of Node's modules becomes require(): Jest's CommonJS runtime has no import().
-  supported: { 'dynamic-import': false },
-  outfile: `${outfile}.tmp`,
-  banner: { js: banner },
-  plugins: [importMetaUrl],
-  legalComments: 'inline',
-  logLevel: 'warning',
+  format: 'esm',
+  outdir: path.join(dist, '.reach'),
   metafile: true,
+  logLevel: 'warning',
+  plugins: [{ name: 'glue', setup: (b) => b.onResolve({ filter: /\/dist\/bnwasm\.mjs$/ }, (a) => ({ path: resolveSource(a.importer, a.path) })) }],
 });
-const inputs = Object.keys(result.metafile.inputs).map((file) => packagePath(path.resolve(root, file)));
-const stray = inputs.filter((file) => !file.startsWith('web/src/') && file !== `${bundleDir}/bnwasm.mjs`);
-if (stray.length > 0) throw new Error(`build-cjs: the bundle took in files outside web/src: ${stray.join(', ')}`);
-await rename(`${outfile}.tmp`, outfile);
+const modules = Object.keys(reach.metafile.inputs).map((file) => path.resolve(root, file));
+const stray = modules.map(packagePath).filter((file) => !file.startsWith('web/src/') && file !== `${bundleDir}/bnwasm.mjs`);
+if (stray.length > 0) throw new Error(`build-cjs: the entries reach files outside web/src: ${stray.join(', ')}`);
 
-// Types: web/src/index.d.ts -> bnwasm.d.cts; any other web/src/<name>.d.ts -> <name>.d.cts.
-const declarations = (await readdir(path.join(root, 'web/src'))).filter((name) => name.endsWith('.d.ts'));
-const cjsName = (name) => (name === 'index' ? 'bnwasm' : name);
-for (const name of declarations) {
-  const base = name.slice(0, -'.d.ts'.length);
-  const source = await readFile(path.join(root, 'web/src', name), 'utf8');
-  // Every relative specifier (`from './trainer.js'`, `import('./trainer.js')`) must name a sibling
-  // declaration: it is renamed to that sibling's .cjs name; comments are left as they are.
+// 2. Each module on its own, its relative imports left as require() of the sibling's .cjs file.
+const out = path.join(dist, 'cjs');
+await rm(out, { recursive: true, force: true });
+const perModule = {
+  name: 'one-file-per-module',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\// }, (args) => {
+      if (args.kind === 'entry-point') return null;
+      const from = outputOf(packagePath(args.importer));
+      const to = outputOf(packagePath(resolveSource(args.importer, args.path)));
+      let specifier = path.posix.relative(path.posix.dirname(from), to);
+      if (!specifier.startsWith('.')) specifier = `./${specifier}`;
+      return { path: specifier, external: true };
+    });
+    b.onLoad({ filter: /\.m?js$/ }, async ({ path: file }) => ({ contents: withFileUrl(file, await readFile(file, 'utf8')), loader: 'js' }));
+  },
+};
+for (const file of modules) {
+  const outfile = path.join(dist, outputOf(packagePath(file)));
+  await mkdir(path.dirname(outfile), { recursive: true });
+  if (file === glue) {
+    // The glue imports nothing and exports one function: written as it is, that function made
+    // module.exports itself (its importers are ES modules of a "type": "module" package, whose
+    // default import of a CommonJS file is module.exports).
+    const source = withFileUrl(file, await readFile(file, 'utf8'));
+    const exported = /\nexport default (\w+);\s*$/.exec(source);
+    if (!exported) throw new Error('build-cjs: the glue no longer ends in `export default <name>;`; update scripts/build-cjs.mjs');
+    const banner = '// bnwasm, CommonJS: generated by scripts/build-cjs.mjs from the Emscripten glue (web/dist/bnwasm.mjs); do not edit.';
+    await writeFile(outfile, `${banner}\n${source.slice(0, exported.index)}\nmodule.exports = ${exported[1]};\n`);
+    continue;
+  }
+  await build({
+    entryPoints: [file],
+    bundle: true, // with every import external (above): only this module, its imports required
+    platform: 'node',
+    format: 'cjs',
+    target: 'node18',
+    // Dynamic import() of Node's modules becomes require(): Jest's CommonJS runtime has no import().
+    supported: { 'dynamic-import': false },
+    outfile,
+    banner: { js: `// bnwasm, CommonJS: generated by scripts/build-cjs.mjs from ${packagePath(file)}; do not edit.` },
+    plugins: [perModule],
+    legalComments: 'inline',
+    logLevel: 'warning',
+  });
+}
+for (const { name, source } of entries) {
+  const target = `./${outputOf(packagePath(source))}`;
+  await writeFile(path.join(dist, `${name}.cjs`), `// bnwasm, CommonJS entry: generated by scripts/build-cjs.mjs; do not edit.\n'use strict';\nmodule.exports = require(${JSON.stringify(target)});\n`);
+}
+
+// 3. Types: web/src/index.d.ts -> bnwasm.d.cts, web/src/interop/index.d.ts -> interop.d.cts, any
+// other web/src/<name>.d.ts -> <name>.d.cts. Every relative specifier must name one of these
+// declarations; it is renamed to that one's .cjs name. Comments are left as they are.
+const declarations = new Map();
+for (const { name, types } of entries) declarations.set(types, name);
+for (const file of await readdir(path.join(root, 'web/src'))) {
+  const full = path.join(root, 'web/src', file);
+  if (file.endsWith('.d.ts') && !declarations.has(full)) declarations.set(full, file.slice(0, -'.d.ts'.length));
+}
+const declarationOf = (file) => declarations.get(file.replace(/\.js$/, '.d.ts'));
+for (const [file, name] of declarations) {
+  const source = await readFile(file, 'utf8');
   const left = [];
   const renamed = source.replace(/(\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)(['"])(\.[^'"]*)\2/g, (whole, keyword, quote, specifier) => {
-    const sibling = /^\.\/([\w-]+)\.js$/.exec(specifier);
+    const sibling = declarationOf(path.resolve(path.dirname(file), specifier));
     if (!sibling) left.push(specifier);
-    return sibling ? `${keyword}${quote}./${cjsName(sibling[1])}.cjs${quote}` : whole;
+    return sibling ? `${keyword}${quote}./${sibling}.cjs${quote}` : whole;
   });
-  if (left.length) throw new Error(`build-cjs: web/src/${name} has relative imports the .d.cts copy cannot follow: ${left.join(', ')}`);
-  const header = `// Generated by scripts/build-cjs.mjs from web/src/${name} (types of the CommonJS entry); do not edit.\n`;
-  await writeFile(path.join(dist, `${cjsName(base)}.d.cts`), header + renamed);
+  if (left.length) throw new Error(`build-cjs: ${packagePath(file)} has relative imports the .d.cts copy cannot follow: ${left.join(', ')}`);
+  const header = `// Generated by scripts/build-cjs.mjs from ${packagePath(file)} (types of the CommonJS entries); do not edit.\n`;
+  await writeFile(path.join(dist, `${name}.d.cts`), header + renamed);
 }
-console.log(`build-cjs: ${packagePath(outfile)} from ${inputs.length} modules, ${declarations.length} declaration files`);
+await rm(path.join(dist, '.reach'), { recursive: true, force: true });
+console.log(`build-cjs: ${entries.map((e) => `${bundleDir}/${e.name}.cjs`).join(', ')} over ${modules.length} modules in ${bundleDir}/cjs, ${declarations.size} declaration files`);

@@ -158,7 +158,7 @@ test('npm pack: the files a consumer needs, and nothing else', () => {
   for (const file of wanted) assert.ok(paths.includes(file), `${file} is not in the tarball`);
   // The ES module (web/src, its interop entry), the CommonJS entry generated from it, the wasm.
   const stray = paths.filter(
-    (p) => !/^(package\.json|README\.md|LICENSE|web\/dist\/bnwasm\.(mjs|wasm|cjs)|web\/dist\/[\w.-]+\.d\.cts|web\/src\/(interop\/)?[\w.-]+\.(js|d\.ts))$/.test(p),
+    (p) => !/^(package\.json|README\.md|LICENSE|web\/dist\/(bnwasm\.(mjs|wasm|cjs)|interop\.cjs|cjs\/(src|dist)\/[\w./-]+\.cjs)|web\/dist\/[\w.-]+\.d\.cts|web\/src\/(interop\/)?[\w.-]+\.(js|d\.ts))$/.test(p),
   );
   assert.deepEqual(stray, [], 'files in the tarball that no consumer needs');
 });

@@ -125,6 +125,27 @@ async function inWorker(b) {
 }
 
 /**
+ * bnwasm/interop loaded the app's way: toONNX on a network the app's bnwasm made (the converters
+ * registered on that very class), importONNX back to an instance of it that predicts the same
+ * bits, and a corrupt file refused with the app's ModelFormatError.
+ */
+async function interop(b, i) {
+  for (const name of ['importONNX', 'toONNX', 'loadSafetensors', 'toSafetensors', 'importTfjsLayers', 'toTfjsLayers']) {
+    assert.equal(typeof i[name], 'function', `bnwasm/interop.${name}`);
+  }
+  const { x, y } = clusters(96);
+  const net = await b.createNetwork(config);
+  await net.fit(x, y, { epochs: 2, batchSize: 32 });
+  const back = await i.importONNX(net.toONNX());
+  assert.ok(back instanceof b.Network, 'importONNX returns the Network class of the app\'s bnwasm');
+  sameValues(back.predictBatch(x), net.predictBatch(x), 'the ONNX round trip predicts the same');
+  const fromSafetensors = await i.loadSafetensors(net.toSafetensors(), config);
+  sameValues(fromSafetensors.predictBatch(x), net.predictBatch(x), 'the safetensors round trip predicts the same');
+  await rejectsWith(() => i.importONNX(new Uint8Array([8, 7, 18, 4, 1])), b.ModelFormatError, 'BNWASM_CORRUPT_MODEL');
+  for (const n of [net, back, fromSafetensors]) n.dispose();
+}
+
+/**
  * Where the app's bnwasm came from: the installed tarball, and the entry its loader asks for
  * (`resolved` is what require.resolve or import.meta.resolve gave the app).
  */
@@ -132,8 +153,8 @@ function entryOf(resolved, kind) {
   const file = String(resolved).replace(/\\/g, '/');
   assert.match(file, /\/node_modules\/bnwasm\//, `bnwasm resolves to the installed package, got ${file}`);
   // require gets the generated CommonJS file; import an ES module of web/src (Node's entry there).
-  const expected = kind === 'require' ? /\/web\/dist\/bnwasm\.cjs$/ : /\/web\/src\/[\w.-]+\.js$/;
+  const expected = kind === 'require' ? /\/web\/dist\/(bnwasm|interop)\.cjs$/ : /\/web\/src\/(interop\/)?[\w.-]+\.js$/;
   assert.match(file, expected, `the ${kind} entry`);
 }
 
-module.exports = { mainThread, inWorker, entryOf };
+module.exports = { mainThread, inWorker, interop, entryOf };
