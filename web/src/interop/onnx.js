@@ -2,11 +2,12 @@
 // torch.onnx.export writes for an nn.Sequential of Linear, BatchNorm1d and
 // activations. Both directions go through a plain description of the graph
 // ({nodes, initializers, input, output}) and tables keyed by layer type
-// (export) or op type (import), so new layers (conv, pooling) add rows.
+// (export) or op type (import). Conv networks take [N, C, H, W] input, as
+// torch.onnx.export writes them; their images are bnwasm's flat NCHW examples.
 import { InputError, ModelFormatError, describe } from '../errors.js';
 import { foldedCopy } from '../network.js';
 import { Writer, decode } from './protobuf.js';
-import { asBytes, buildNetwork, checkConvertible, checkImportOptions, layerTensors, stateDictName } from './common.js';
+import { asBytes, buildNetwork, checkImportOptions, convPads, layerTensors, nextShape, stateDictName, torchLayout } from './common.js';
 
 // TensorProto.DataType values read or written here.
 const FLOAT = 1;
@@ -19,6 +20,7 @@ const TYPE_NAMES = { 1: 'float', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16
 // AttributeProto.AttributeType
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
+const ATTR_STRING = 3;
 const ATTR_TENSOR = 4;
 const ATTR_INTS = 7;
 
@@ -41,11 +43,14 @@ function writeTensor(t) {
 function writeAttribute(name, a) {
   const w = new Writer().string(1, name);
   if (a.type === 'float') return w.float(2, a.value).int(20, ATTR_FLOAT);
+  if (a.type === 'ints') return w.packedInts(8, a.value).int(20, ATTR_INTS);
   return w.int(3, a.value).int(20, ATTR_INT);
 }
 
-function writeValueInfo(name, width) {
-  const shape = new Writer().message(1, new Writer().string(2, 'batch')).message(1, new Writer().int(1, width));
+// A float tensor of shape [batch, ...dims] with a dynamic batch dimension.
+function writeValueInfo(name, dims) {
+  const shape = new Writer().message(1, new Writer().string(2, 'batch'));
+  for (const d of dims) shape.message(1, new Writer().int(1, d));
   const tensorType = new Writer().int(1, FLOAT).message(2, shape);
   return new Writer().string(1, name).message(2, new Writer().message(1, tensorType));
 }
@@ -62,8 +67,9 @@ export function encodeModel({ opset, nodes, initializers, input, output }) {
   }
   graph.string(2, 'bnwasm');
   for (const t of initializers) graph.message(5, writeTensor(t));
-  graph.message(11, writeValueInfo(input.name, input.width));
-  graph.message(12, writeValueInfo(output.name, output.width));
+  // dims after the batch axis, or a width for [batch, width].
+  graph.message(11, writeValueInfo(input.name, input.dims ?? [input.width]));
+  graph.message(12, writeValueInfo(output.name, output.dims ?? [output.width]));
   return new Writer()
     .int(1, IR_VERSION[opset] ?? 8)
     .string(2, 'bnwasm')
@@ -74,10 +80,12 @@ export function encodeModel({ opset, nodes, initializers, input, output }) {
 
 const float = (value) => ({ type: 'float', value });
 const int = (value) => ({ type: 'int', value });
+const ints = (value) => ({ type: 'ints', value });
 
 // Per layer type: the nodes and initializers of one layer. `t` holds the
-// layer's tensors by bnwasm name, `i` is its index in config.layers (the N of
-// the state_dict names, which the initializers take).
+// layer's tensors by bnwasm name, `i` is its module index in the matching
+// nn.Sequential (the N of the state_dict names, which the initializers take;
+// common.js torchLayout) and `input` its input shape.
 const EXPORT_LAYER = {
   dense(g, layer, t, i) {
     const inputs = [g.value, g.initializer(stateDictName(i, 'weight'), [layer.units, t.weight.length / layer.units], t.weight)];
@@ -95,20 +103,37 @@ const EXPORT_LAYER = {
     if (g.opset >= 14) attributes.training_mode = int(0);
     g.node('BatchNormalization', i, inputs, attributes);
   },
+  conv2d(g, layer, t, i, input) {
+    const [kh, kw] = layer.kernelSize;
+    const inputs = [g.value, g.initializer(stateDictName(i, 'weight'), [layer.filters, input[0], kh, kw], t.weight)];
+    if (t.bias) inputs.push(g.initializer(stateDictName(i, 'bias'), [layer.filters], t.bias));
+    g.node('Conv', i, inputs, {
+      dilations: ints([1, 1]),
+      group: int(1),
+      kernel_shape: ints(layer.kernelSize),
+      pads: ints(convPads(layer)),
+      strides: ints(layer.stride),
+    });
+  },
+  maxPool2d: (g, layer, t, i) => g.node('MaxPool', i, [g.value], { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
+  avgPool2d: (g, layer, t, i) => g.node('AveragePool', i, [g.value], { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
+  // [N, C, 1, 1], as nn.AdaptiveAvgPool2d(1); the Flatten before the next Gemm (or the output) makes it [N, C].
+  globalAvgPool: (g, layer, t, i) => g.node('GlobalAveragePool', i, [g.value]),
+  flatten: (g, layer, t, i) => g.node('Flatten', i, [g.value], { axis: int(1) }),
   relu: (g, layer, t, i) => g.node('Relu', i, [g.value]),
   sigmoid: (g, layer, t, i) => g.node('Sigmoid', i, [g.value]),
   tanh: (g, layer, t, i) => g.node('Tanh', i, [g.value]),
 };
 
 /**
- * ONNX ModelProto bytes of a network's inference graph: input `input` and
- * output `output`, both [batch, features] with a dynamic batch dimension.
+ * ONNX ModelProto bytes of a network's inference graph: input `input`
+ * ([batch, features], or [batch, C, H, W] for a network with an inputShape) and
+ * output `output` ([batch, outputs]), with a dynamic batch dimension.
  * @param {import('../network.js').Network} net
  * @param {{opset?: number, fold?: boolean}} [options]
  * @returns {Uint8Array}
  */
 export function toONNX(net, options = {}) {
-  checkConvertible('toONNX', net.config);
   if (options === null || typeof options !== 'object') {
     throw new InputError(`toONNX(): options must be an object, got ${describe(options)}`, 'BNWASM_WRONG_TYPE');
   }
@@ -150,19 +175,23 @@ export function toONNX(net, options = {}) {
       this.value = output;
     },
   };
-  const layers = config.layers;
-  for (let i = 0; i < layers.length; i++) {
-    const layer = layers[i];
-    EXPORT_LAYER[layer.type](g, layer, tensors[i], i);
-  }
-  if (config.loss === 'softmaxCrossEntropy') g.node('Softmax', layers.length, [g.value], { axis: int(1) });
+  const layout = torchLayout(config);
+  config.layers.forEach((layer, i) => {
+    const { index, flattenBefore, input } = layout.layers[i];
+    // bnwasm flattens an image implicitly before a dense layer; ONNX's Gemm needs [N, features].
+    if (flattenBefore) g.node('Flatten', index - 1, [g.value], { axis: int(1) });
+    EXPORT_LAYER[layer.type](g, layer, tensors[i], index, input);
+  });
+  const end = layout.layers.length === 0 ? 0 : layout.layers.at(-1).index + 1;
+  if (layout.image) g.node('Flatten', end, [g.value], { axis: int(1) });
+  if (config.loss === 'softmaxCrossEntropy') g.node('Softmax', end + (layout.image ? 1 : 0), [g.value], { axis: int(1) });
   g.nodes[g.nodes.length - 1].output = 'output';
   return encodeModel({
     opset,
     nodes: g.nodes,
     initializers: g.initializers,
-    input: { name: 'input', width: config.inputSize },
-    output: { name: 'output', width: net.outputSize },
+    input: { name: 'input', dims: config.inputShape ?? [config.inputSize] },
+    output: { name: 'output', dims: [net.outputSize] },
   });
 }
 
@@ -235,6 +264,7 @@ function readAttribute(msg, where) {
   if (type === ATTR_FLOAT) return [name, msg.float(2, 0)];
   if (type === ATTR_INT) return [name, Number(msg.int(3))];
   if (type === ATTR_INTS) return [name, msg.ints(8).map(Number)];
+  if (type === ATTR_STRING) return [name, msg.string(4)];
   if (type === ATTR_TENSOR) {
     const t = msg.message(5, 't');
     if (t === null) throw new ModelFormatError(`${where}: attribute '${name}' has no tensor`);

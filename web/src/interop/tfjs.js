@@ -1,10 +1,16 @@
 // The TF.js layers format (model.json + weights.bin): export that
 // tf.loadLayersModel reads, and import of Sequential models of Dense,
-// BatchNormalization and activations. Dense kernels are [in, out] there,
-// [out, in] in bnwasm. Keras's batch-norm momentum (0.99) is the weight of the
-// past, like bnwasm's; its moving variance is the biased one.
+// BatchNormalization, Conv2D, pooling, Flatten and activations. Dense kernels
+// are [in, out] there, [out, in] in bnwasm; Conv2D kernels [kh, kw, in, out]
+// there, [out, in, kh, kw] in bnwasm. Keras's batch-norm momentum (0.99) is the
+// weight of the past, like bnwasm's; its moving variance is the biased one.
+// A conv network is written to take bnwasm's NCHW examples as they are: a Permute
+// to NHWC first, channels_last layers (tfjs-core's batch norm kernels normalize
+// the last axis only, so a channels_first BatchNormalization gives wrong
+// numbers), and a Permute back to NCHW before flattening, so the features keep
+// bnwasm's CHW order (docs/interop.md).
 import { InputError, ModelFormatError, describe } from '../errors.js';
-import { asBytes, buildNetwork, checkConvertible, checkImportOptions, layerTensors } from './common.js';
+import { asBytes, buildNetwork, checkImportOptions, layerTensors, nextShape, torchLayout } from './common.js';
 
 function transpose(values, rows, cols) {
   const out = new Float32Array(values.length);
@@ -12,32 +18,97 @@ function transpose(values, rows, cols) {
   return out;
 }
 
-// Per bnwasm layer type: the Keras layer and its weights [keras name, values, shape].
+// [out, in, kh, kw] (bnwasm, PyTorch) <-> [kh, kw, in, out] (Keras).
+function toKerasKernel(w, [out, inC, kh, kw]) {
+  const k = new Float32Array(w.length);
+  for (let o = 0; o < out; o++) for (let c = 0; c < inC; c++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
+    k[((y * kw + x) * inC + c) * out + o] = w[((o * inC + c) * kh + y) * kw + x];
+  }
+  return k;
+}
+function fromKerasKernel(k, [kh, kw, inC, out]) {
+  const w = new Float32Array(k.length);
+  for (let o = 0; o < out; o++) for (let c = 0; c < inC; c++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
+    w[((o * inC + c) * kh + y) * kw + x] = k[((y * kw + x) * inC + c) * out + o];
+  }
+  return w;
+}
+
+const keras = (class_name, config) => ({ class_name, config: { ...config, trainable: true, dtype: 'float32' } });
+const LAST = { data_format: 'channels_last' };
+
+// Per bnwasm layer type: the Keras layers and their weights [keras name, values,
+// shape]. `input` is the layer's input shape ([features] or [C, H, W]).
 const EXPORT_LAYER = {
-  dense: (layer, t, i, width) => ({
-    layer: { class_name: 'Dense', config: { name: `dense_${i}`, units: layer.units, activation: 'linear', use_bias: layer.useBias, trainable: true, dtype: 'float32' } },
-    weights: [['kernel', transpose(t.weight, layer.units, width), [width, layer.units]], ...(layer.useBias ? [['bias', t.bias, [layer.units]]] : [])],
-  }),
-  batchNorm: (layer, t, i, width) => ({
-    layer: {
-      class_name: 'BatchNormalization',
-      config: { name: `batch_normalization_${i}`, axis: -1, momentum: layer.momentum, epsilon: layer.epsilon, center: true, scale: true, trainable: true, dtype: 'float32' },
-    },
+  dense: (layer, t, i, input) => {
+    const width = input.reduce((a, b) => a * b, 1);
+    return {
+      layer: keras('Dense', { name: `dense_${i}`, units: layer.units, activation: 'linear', use_bias: layer.useBias }),
+      weights: [['kernel', transpose(t.weight, layer.units, width), [width, layer.units]], ...(layer.useBias ? [['bias', t.bias, [layer.units]]] : [])],
+    };
+  },
+  batchNorm: (layer, t, i, input) => ({
+    layer: keras('BatchNormalization', {
+      name: `batch_normalization_${i}`,
+      // The channel axis of an NHWC image, the feature axis otherwise.
+      axis: -1,
+      momentum: layer.momentum,
+      epsilon: layer.epsilon,
+      center: true,
+      scale: true,
+    }),
     weights: [
-      ['gamma', t.gamma, [width]],
-      ['beta', t.beta, [width]],
-      ['moving_mean', t.runningMean, [width]],
-      ['moving_variance', t.runningVariance, [width]],
+      ['gamma', t.gamma, [input[0]]],
+      ['beta', t.beta, [input[0]]],
+      ['moving_mean', t.runningMean, [input[0]]],
+      ['moving_variance', t.runningVariance, [input[0]]],
     ],
   }),
+  conv2d: (layer, t, i, input) => {
+    const [kh, kw] = layer.kernelSize;
+    const shape = [layer.filters, input[0], kh, kw];
+    // Keras pads only 'valid' or 'same'; other zeros come from a ZeroPadding2D in front.
+    const [ph, pw] = layer.padding === 'same' ? [0, 0] : layer.padding;
+    const pad = ph + pw > 0 ? [keras('ZeroPadding2D', { name: `zero_padding2d_${i}`, padding: [[ph, ph], [pw, pw]], ...LAST })] : [];
+    return {
+      before: pad,
+      layer: keras('Conv2D', {
+        name: `conv2d_${i}`,
+        filters: layer.filters,
+        kernel_size: [kh, kw],
+        strides: layer.stride,
+        padding: layer.padding === 'same' ? 'same' : 'valid',
+        ...LAST,
+        dilation_rate: [1, 1],
+        activation: 'linear',
+        use_bias: layer.useBias,
+      }),
+      weights: [['kernel', toKerasKernel(t.weight, shape), [kh, kw, input[0], layer.filters]], ...(layer.useBias ? [['bias', t.bias, [layer.filters]]] : [])],
+    };
+  },
+  maxPool2d: (layer, t, i) => ({
+    layer: keras('MaxPooling2D', { name: `max_pooling2d_${i}`, pool_size: layer.poolSize, strides: layer.stride, padding: 'valid', ...LAST }),
+    weights: [],
+  }),
+  avgPool2d: (layer, t, i) => ({
+    layer: keras('AveragePooling2D', { name: `average_pooling2d_${i}`, pool_size: layer.poolSize, strides: layer.stride, padding: 'valid', ...LAST }),
+    weights: [],
+  }),
+  globalAvgPool: (layer, t, i) => ({ layer: keras('GlobalAveragePooling2D', { name: `global_average_pooling2d_${i}`, ...LAST }), weights: [] }),
+  flatten: (layer, t, i) => ({ layer: flattenLayer(`flatten_${i}`), weights: [] }),
   relu: (layer, t, i) => activationLayer('relu', i),
   sigmoid: (layer, t, i) => activationLayer('sigmoid', i),
   tanh: (layer, t, i) => activationLayer('tanh', i),
 };
 
 function activationLayer(activation, i) {
-  return { layer: { class_name: 'Activation', config: { name: `activation_${i}`, activation, trainable: true, dtype: 'float32' } }, weights: [] };
+  return { layer: keras('Activation', { name: `activation_${i}`, activation }), weights: [] };
 }
+const flattenLayer = (name) => keras('Flatten', { name });
+// Permute's dims count from 1 after the batch axis: [2, 3, 1] makes NCHW NHWC, [3, 1, 2] the reverse.
+const TO_NHWC = [2, 3, 1];
+const TO_NCHW = [3, 1, 2];
+const permuteLayer = (name, dims) => keras('Permute', { name, dims });
 
 /**
  * A tfjs-layers model of the network: `modelJson` is the model.json object
@@ -50,24 +121,30 @@ function activationLayer(activation, i) {
  */
 export function toTfjsLayers(net) {
   const config = net.config;
-  checkConvertible('toTfjsLayers', config);
   const tensors = layerTensors(net.getWeights(), config.layers.length);
+  const layout = torchLayout(config);
   const layers = [];
   const specs = [];
   const chunks = [];
-  let width = config.inputSize;
+  // The Keras tensor is NHWC from the first Permute until an image is flattened.
+  if (config.inputShape) layers.push(permuteLayer('permute_input', TO_NHWC));
   config.layers.forEach((layer, i) => {
-    const out = EXPORT_LAYER[layer.type](layer, tensors[i], i, width);
-    if (i === 0) out.layer.config.batch_input_shape = [null, config.inputSize];
-    layers.push(out.layer);
+    const { input, flattenBefore } = layout.layers[i];
+    const out = EXPORT_LAYER[layer.type](layer, tensors[i], i, input);
+    // bnwasm flattens an image in CHW order, implicitly before a dense layer; Keras's Dense would act on the last axis.
+    const image = input.length === 3;
+    if (image && (layer.type === 'flatten' || flattenBefore)) layers.push(permuteLayer(`permute_${i}`, TO_NCHW));
+    if (image && flattenBefore) layers.push(flattenLayer(`flatten_before_${i}`));
+    layers.push(...(out.before ?? []), out.layer);
     for (const [name, values, shape] of out.weights) {
       specs.push({ name: `${out.layer.config.name}/${name}`, shape, dtype: 'float32' });
       chunks.push(Float32Array.from(values));
     }
-    if (layer.type === 'dense') width = layer.units;
   });
+  layers[0].config.batch_input_shape = [null, ...(config.inputShape ?? [config.inputSize])];
+  if (layout.output.length === 3) layers.push(permuteLayer('permute_output', TO_NCHW), flattenLayer('flatten_output'));
   if (config.loss === 'softmaxCrossEntropy') {
-    layers.push({ class_name: 'Activation', config: { name: 'softmax', activation: 'softmax', trainable: true, dtype: 'float32' } });
+    layers.push(keras('Activation', { name: 'softmax', activation: 'softmax' }));
   }
   const weightData = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
