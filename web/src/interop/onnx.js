@@ -363,7 +363,10 @@ const IMPORT_OP = {
     if (node.outputs.filter((o) => o !== '').length > 1) s.refuse(node, 'has the outputs of training mode');
     if (s.attr(node, 'training_mode', 0) !== 0) s.refuse(node, 'training_mode=1; export the model in eval mode');
     const c = s.shape[0];
-    if (s.shape.slice(1).some((d) => d !== 1)) s.refuse(node, `normalizes an input of shape [N, ${s.shape}]; only [N, C] (or [N, C, 1]) is a BatchNorm1d bnwasm has`);
+    // Per channel of an image (BatchNorm2d), or per feature of [N, C] (or [N, C, 1...]).
+    if (!s.image && s.shape.slice(1).some((d) => d !== 1)) {
+      s.refuse(node, `normalizes an input of shape [N, ${s.shape}]; bnwasm has batch norm on [N, C] and on images [N, C, H, W]`);
+    }
     const [gamma, beta, runningMean, runningVariance] = node.inputs.slice(1).map((name) => {
       const t = s.constant(node, name, 1);
       if (t.dims[0] !== c) s.refuse(node, `'${name}' has ${t.dims[0]} values, the input has ${c} features`);
@@ -382,7 +385,43 @@ const IMPORT_OP = {
   Flatten(s, node) {
     s.expectActivation(node, node.inputs[0]);
     if (s.attr(node, 'axis', 1) !== 1) s.refuse(node, `axis=${s.attr(node, 'axis', 1)}; only axis 1 keeps the batch`);
-    s.shape = [s.shape.reduce((a, b) => a * b, 1)];
+    s.flatten(node);
+  },
+  Conv(s, node) {
+    s.expectActivation(node, node.inputs[0]);
+    s.expectImage(node);
+    for (const [name, fallback] of [['group', 1]]) if (s.attr(node, name, fallback) !== fallback) s.refuse(node, `has ${name}=${s.attr(node, name)}; bnwasm's conv2d has ${name} ${fallback}`);
+    const w = s.constant(node, node.inputs[1], 4);
+    const [filters, channels, kh, kw] = w.dims;
+    if (channels !== s.shape[0]) s.refuse(node, `weight '${w.name}' has shape [${w.dims}]: ${channels} input channels, the input has ${s.shape[0]}`);
+    const { stride, pads } = s.window(node, [kh, kw], true);
+    let padding;
+    if (pads[0] === pads[2] && pads[1] === pads[3]) padding = [pads[0], pads[1]];
+    else if (stride.join() === '1,1' && pads.join() === convPads({ padding: 'same', kernelSize: [kh, kw] }).join()) padding = 'same';
+    else s.refuse(node, `has pads [${pads}]; bnwasm pads a conv the same on both sides, or as 'same' (stride 1)`);
+    const b = node.inputs[2];
+    const bias = b === undefined || b === '' ? null : s.constant(node, b, 1);
+    if (bias && bias.dims[0] !== filters) s.refuse(node, `bias '${bias.name}' has shape [${bias.dims}], expected [${filters}]`);
+    const layer = { type: 'conv2d', filters, kernelSize: [kh, kw], stride, padding, useBias: bias !== null };
+    s.layer(node, layer, bias ? { weight: w.values, bias: bias.values } : { weight: w.values });
+    s.shape = nextShape(layer, s.shape);
+  },
+  MaxPool: (s, node) => pool(s, node, 'maxPool2d'),
+  AveragePool: (s, node) => pool(s, node, 'avgPool2d'),
+  GlobalAveragePool(s, node) {
+    s.expectActivation(node, node.inputs[0]);
+    s.expectImage(node);
+    s.layer(node, { type: 'globalAvgPool' });
+    // [N, C, 1, 1] to ONNX, flat C features to bnwasm: a Flatten after it adds no layer.
+    s.shape = [s.shape[0], 1, 1];
+    s.image = false;
+  },
+  Pad(s, node) {
+    // torch writes nn.AvgPool2d as Pad (all zeros) + AveragePool: a Pad that adds nothing is read, others are not.
+    s.expectActivation(node, node.inputs[0]);
+    const mode = s.attr(node, 'mode', 'constant');
+    const pads = node.inputs[1] === undefined || node.inputs[1] === '' ? [] : s.constant(node, node.inputs[1], 1).values;
+    if (pads.some((p) => p !== 0)) s.refuse(node, `pads [${pads}] (mode ${mode}); only a Pad of zeros on every side is read (give the Conv its pads)`);
     s.advance(node, true);
   },
   Reshape(s, node) {
@@ -392,8 +431,7 @@ const IMPORT_OP = {
     const features = s.shape.reduce((a, b) => a * b, 1);
     const ok = target.length === 2 && (target[0] === 0 || target[0] === -1) && (target[1] === -1 || target[1] === features);
     if (!ok) s.refuse(node, `reshapes to [${target}]; only [N, ${features}] (flattening) is read`);
-    s.shape = [features];
-    s.advance(node, true);
+    s.flatten(node);
   },
   Dropout(s, node) {
     s.expectActivation(node, node.inputs[0]);
@@ -450,6 +488,23 @@ const CONSTANT_OP = {
   },
 };
 
+function pool(s, node, type) {
+  s.expectActivation(node, node.inputs[0]);
+  s.expectImage(node);
+  if (node.outputs.filter((o) => o !== '').length > 1) s.refuse(node, 'has a second output (Indices); bnwasm has none');
+  const kernel = s.attr(node, 'kernel_shape', null);
+  if (!Array.isArray(kernel) || kernel.length !== 2) s.refuse(node, `has kernel_shape ${JSON.stringify(kernel)}, expected [kh, kw]`);
+  const { stride, pads } = s.window(node, kernel, false);
+  if (pads.some((p) => p !== 0)) {
+    const more = type === 'avgPool2d' ? ` (count_include_pad=${s.attr(node, 'count_include_pad', 0)})` : '';
+    s.refuse(node, `has pads [${pads}]${more}; bnwasm's pooling has no padding`);
+  }
+  const layer = { type, poolSize: kernel, stride };
+  if (kernel[0] > s.shape[1] || kernel[1] > s.shape[2]) s.refuse(node, `has a ${kernel} window on a ${s.shape.slice(1)} image`);
+  s.layer(node, layer);
+  s.shape = nextShape(layer, s.shape);
+}
+
 function activation(s, node, type) {
   s.expectActivation(node, node.inputs[0]);
   s.layer(node, { type });
@@ -483,6 +538,7 @@ function importState(fn, model, options) {
   const s = {
     value: null,
     shape: null,
+    image: false, // bnwasm's view: the activation is an image [C, H, W] (conv, pooling, per-channel batch norm)
     layers: [],
     producer: null, // the layer type that wrote s.value, for Add
     softmax: null,
@@ -516,6 +572,35 @@ function importState(fn, model, options) {
         this.refuse(node, `reads '${name}' where the network's activation '${this.value}' was expected; importONNX reads one chain of layers`);
       }
     },
+    expectImage(node) {
+      if (!this.image) this.refuse(node, `gets an input of shape [N, ${this.shape}]; it needs an image [N, C, H, W] (and bnwasm no flatten or dense layer before it)`);
+    },
+    // strides and pads ([top, left, bottom, right]) of a Conv or pooling node; anything bnwasm has no equivalent for is refused.
+    window(node, kernel, conv) {
+      const given = this.attr(node, 'kernel_shape', kernel);
+      if (given.join() !== kernel.join()) this.refuse(node, `has kernel_shape [${given}], its weight [${kernel}]`);
+      const stride = this.attr(node, 'strides', [1, 1]);
+      const dilations = this.attr(node, 'dilations', [1, 1]);
+      if (stride.length !== 2 || !stride.every((v) => v >= 1)) this.refuse(node, `has strides [${stride}], expected two positive numbers`);
+      if (dilations.some((d) => d !== 1)) this.refuse(node, `has dilations [${dilations}]; bnwasm has dilation 1 only`);
+      if (this.attr(node, 'ceil_mode', 0) !== 0) this.refuse(node, 'has ceil_mode=1; bnwasm rounds output sizes down (ceil_mode 0)');
+      if (this.attr(node, 'storage_order', 0) !== 0) this.refuse(node, 'has storage_order=1');
+      const autoPad = this.attr(node, 'auto_pad', 'NOTSET');
+      let pads = this.attr(node, 'pads', [0, 0, 0, 0]);
+      if (pads.length !== 4 || !pads.every((p) => p >= 0)) this.refuse(node, `has pads [${pads}], expected four non-negative numbers`);
+      if (autoPad === 'VALID') pads = [0, 0, 0, 0];
+      else if (autoPad === 'SAME_UPPER' && conv && stride.join() === '1,1') pads = convPads({ padding: 'same', kernelSize: kernel });
+      else if (autoPad !== 'NOTSET') this.refuse(node, `has auto_pad ${autoPad}; bnwasm reads NOTSET, VALID${conv ? ' and SAME_UPPER with stride 1' : ''}`);
+      return { stride, pads };
+    },
+    // Flatten/Reshape to [N, features]: a bnwasm flatten layer when bnwasm still has an image.
+    flatten(node) {
+      const features = this.shape.reduce((a, b) => a * b, 1);
+      if (this.image) this.layer(node, { type: 'flatten' });
+      else this.advance(node, true);
+      this.shape = [features];
+      this.image = false;
+    },
     expectFlat(node, inputs) {
       if (this.shape.length !== 1) this.refuse(node, `gets an input of shape [N, ${this.shape}]; add a Flatten before it`);
       if (this.shape[0] !== inputs) this.refuse(node, `expects ${inputs} inputs, the layer before it gives ${this.shape[0]}`);
@@ -534,6 +619,7 @@ function importState(fn, model, options) {
       this.layers.push({ type: 'dense', units, tensors: bias ? { weight, bias } : { weight } });
       this.advance(node);
       this.shape = [units];
+      this.image = false;
       this.producer = 'dense';
     },
   };
@@ -561,7 +647,7 @@ export async function importONNX(bytes, options = {}) {
     throw new ModelFormatError(`${fn}(): the graph has ${inputs.length} inputs (${inputs.map((v) => v.name).join(', ')}), expected 1`);
   }
   const input = inputs[0];
-  if (input.elemType !== FLOAT || input.dims === null || input.dims.length < 2 || input.dims.slice(1).some((d) => !(d > 0))) {
+  if (input.elemType !== FLOAT || input.dims === null || input.dims.length < 2 || input.dims.slice(1).some((d) => !(d > 0 && d <= 2 ** 24))) {
     throw new ModelFormatError(
       `${fn}(): input '${input.name}' must be float with shape [batch, features...] and known feature sizes, got ${TYPE_NAMES[input.elemType] ?? input.elemType} [${input.dims?.map((d) => d ?? '?')}]`,
     );
@@ -569,6 +655,8 @@ export async function importONNX(bytes, options = {}) {
   const s = importState(fn, model, options);
   s.value = input.name;
   s.shape = input.dims.slice(1);
+  // [N, C, H, W] is an image (bnwasm's inputShape); any other rank is flat features.
+  s.image = s.shape.length === 3;
   for (const node of model.nodes) {
     if (node.domain !== '' && node.domain !== 'ai.onnx') s.refuse(node, `is in domain '${node.domain}', not the default ONNX domain`);
     const readsActivation = node.inputs.includes(s.value);
@@ -598,7 +686,7 @@ export async function importONNX(bytes, options = {}) {
     );
   }
   const config = {
-    inputSize: input.dims.slice(1).reduce((a, b) => a * b, 1),
+    ...(input.dims.length === 4 ? { inputShape: input.dims.slice(1) } : { inputSize: input.dims.slice(1).reduce((a, b) => a * b, 1) }),
     layers: s.layers.map(({ tensors, ...layer }) => (layer.type === 'dense' ? { ...layer, useBias: tensors.bias !== undefined } : layer)),
     loss,
     ...(options.optimizer !== undefined ? { optimizer: options.optimizer } : {}),
