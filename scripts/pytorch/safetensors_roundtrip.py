@@ -128,6 +128,8 @@ def main():
     config_path, weights_path, x_path, out_dir = sys.argv[1:5]
     config = json.load(open(config_path))
     x = torch.tensor(json.load(open(x_path)), dtype=torch.float32)
+    if 'inputShape' in config:
+        x = x.reshape(len(x), *config['inputShape'])  # bnwasm's flat rows are NCHW images
     model = sequential(config)
     # bnwasm -> PyTorch
     model.load_state_dict(read_safetensors(weights_path), strict=True)

@@ -44,6 +44,7 @@ function writeAttribute(name, a) {
   const w = new Writer().string(1, name);
   if (a.type === 'float') return w.float(2, a.value).int(20, ATTR_FLOAT);
   if (a.type === 'ints') return w.packedInts(8, a.value).int(20, ATTR_INTS);
+  if (a.type === 'string') return w.string(4, a.value).int(20, ATTR_STRING);
   return w.int(3, a.value).int(20, ATTR_INT);
 }
 
@@ -492,8 +493,7 @@ function pool(s, node, type) {
   s.expectActivation(node, node.inputs[0]);
   s.expectImage(node);
   if (node.outputs.filter((o) => o !== '').length > 1) s.refuse(node, 'has a second output (Indices); bnwasm has none');
-  const kernel = s.attr(node, 'kernel_shape', null);
-  if (!Array.isArray(kernel) || kernel.length !== 2) s.refuse(node, `has kernel_shape ${JSON.stringify(kernel)}, expected [kh, kw]`);
+  const kernel = s.ints(node, 'kernel_shape', null, 2);
   const { stride, pads } = s.window(node, kernel, false);
   if (pads.some((p) => p !== 0)) {
     const more = type === 'avgPool2d' ? ` (count_include_pad=${s.attr(node, 'count_include_pad', 0)})` : '';
@@ -572,22 +572,27 @@ function importState(fn, model, options) {
         this.refuse(node, `reads '${name}' where the network's activation '${this.value}' was expected; importONNX reads one chain of layers`);
       }
     },
+    ints(node, name, fallback, length) {
+      const v = this.attr(node, name, fallback);
+      if (!Array.isArray(v) || v.length !== length || !v.every(Number.isSafeInteger)) this.refuse(node, `has ${name} ${JSON.stringify(v)}, expected ${length} integers`);
+      return v;
+    },
     expectImage(node) {
       if (!this.image) this.refuse(node, `gets an input of shape [N, ${this.shape}]; it needs an image [N, C, H, W] (and bnwasm no flatten or dense layer before it)`);
     },
     // strides and pads ([top, left, bottom, right]) of a Conv or pooling node; anything bnwasm has no equivalent for is refused.
     window(node, kernel, conv) {
-      const given = this.attr(node, 'kernel_shape', kernel);
-      if (given.join() !== kernel.join()) this.refuse(node, `has kernel_shape [${given}], its weight [${kernel}]`);
-      const stride = this.attr(node, 'strides', [1, 1]);
-      const dilations = this.attr(node, 'dilations', [1, 1]);
-      if (stride.length !== 2 || !stride.every((v) => v >= 1)) this.refuse(node, `has strides [${stride}], expected two positive numbers`);
+      const given = this.ints(node, 'kernel_shape', kernel, 2);
+      if (given.join() !== kernel.join() || !kernel.every((k) => k >= 1)) this.refuse(node, `has kernel_shape [${given}], its weight [${kernel}]`);
+      const stride = this.ints(node, 'strides', [1, 1], 2);
+      const dilations = this.ints(node, 'dilations', [1, 1], 2);
+      if (!stride.every((v) => v >= 1)) this.refuse(node, `has strides [${stride}], expected two positive numbers`);
       if (dilations.some((d) => d !== 1)) this.refuse(node, `has dilations [${dilations}]; bnwasm has dilation 1 only`);
       if (this.attr(node, 'ceil_mode', 0) !== 0) this.refuse(node, 'has ceil_mode=1; bnwasm rounds output sizes down (ceil_mode 0)');
       if (this.attr(node, 'storage_order', 0) !== 0) this.refuse(node, 'has storage_order=1');
       const autoPad = this.attr(node, 'auto_pad', 'NOTSET');
-      let pads = this.attr(node, 'pads', [0, 0, 0, 0]);
-      if (pads.length !== 4 || !pads.every((p) => p >= 0)) this.refuse(node, `has pads [${pads}], expected four non-negative numbers`);
+      let pads = this.ints(node, 'pads', [0, 0, 0, 0], 4);
+      if (!pads.every((p) => p >= 0)) this.refuse(node, `has pads [${pads}], expected four non-negative numbers`);
       if (autoPad === 'VALID') pads = [0, 0, 0, 0];
       else if (autoPad === 'SAME_UPPER' && conv && stride.join() === '1,1') pads = convPads({ padding: 'same', kernelSize: kernel });
       else if (autoPad !== 'NOTSET') this.refuse(node, `has auto_pad ${autoPad}; bnwasm reads NOTSET, VALID${conv ? ' and SAME_UPPER with stride 1' : ''}`);

@@ -76,7 +76,8 @@ const EXPORT_LAYER = {
         name: `conv2d_${i}`,
         filters: layer.filters,
         kernel_size: [kh, kw],
-        strides: layer.stride,
+        // Copies: an array made in another realm (structuredClone under Jest) is not instanceof Array to tfjs-layers.
+        strides: [...layer.stride],
         padding: layer.padding === 'same' ? 'same' : 'valid',
         ...LAST,
         dilation_rate: [1, 1],
@@ -87,11 +88,11 @@ const EXPORT_LAYER = {
     };
   },
   maxPool2d: (layer, t, i) => ({
-    layer: keras('MaxPooling2D', { name: `max_pooling2d_${i}`, pool_size: layer.poolSize, strides: layer.stride, padding: 'valid', ...LAST }),
+    layer: keras('MaxPooling2D', { name: `max_pooling2d_${i}`, pool_size: [...layer.poolSize], strides: [...layer.stride], padding: 'valid', ...LAST }),
     weights: [],
   }),
   avgPool2d: (layer, t, i) => ({
-    layer: keras('AveragePooling2D', { name: `average_pooling2d_${i}`, pool_size: layer.poolSize, strides: layer.stride, padding: 'valid', ...LAST }),
+    layer: keras('AveragePooling2D', { name: `average_pooling2d_${i}`, pool_size: [...layer.poolSize], strides: [...layer.stride], padding: 'valid', ...LAST }),
     weights: [],
   }),
   globalAvgPool: (layer, t, i) => ({ layer: keras('GlobalAveragePooling2D', { name: `global_average_pooling2d_${i}`, ...LAST }), weights: [] }),
@@ -108,7 +109,7 @@ const flattenLayer = (name) => keras('Flatten', { name });
 // Permute's dims count from 1 after the batch axis: [2, 3, 1] makes NCHW NHWC, [3, 1, 2] the reverse.
 const TO_NHWC = [2, 3, 1];
 const TO_NCHW = [3, 1, 2];
-const permuteLayer = (name, dims) => keras('Permute', { name, dims });
+const permuteLayer = (name, dims) => keras('Permute', { name, dims: [...dims] });
 
 /**
  * A tfjs-layers model of the network: `modelJson` is the model.json object
@@ -208,7 +209,7 @@ const IMPORT_LAYER = {
     );
   },
   Permute(s, c) {
-    const dims = (c.dims ?? []).join();
+    const dims = Array.isArray(c.dims) ? c.dims.join() : JSON.stringify(c.dims);
     if (s.image && s.layout === 'nchw' && dims === TO_NHWC.join()) s.layout = 'nhwc';
     else if (s.image && s.layout === 'nhwc' && dims === TO_NCHW.join()) s.layout = 'nchw';
     else s.refuse(c, `permutes [${dims}] on ${s.image ? `an ${s.layout.toUpperCase()} image` : 'flat features'}; only NCHW <-> NHWC of an image is read`);
@@ -216,7 +217,11 @@ const IMPORT_LAYER = {
   ZeroPadding2D(s, c) {
     s.expectImage(c);
     const p = c.padding ?? 1;
-    const [[top, bottom], [left, right]] = typeof p === 'number' ? [[p, p], [p, p]] : p.map((v) => (typeof v === 'number' ? [v, v] : v));
+    const pairs = typeof p === 'number' ? [[p, p], [p, p]] : Array.isArray(p) && p.length === 2 ? p.map((v) => (typeof v === 'number' ? [v, v] : v)) : null;
+    if (!pairs?.every((q) => Array.isArray(q) && q.length === 2 && q.every((v) => Number.isInteger(v) && v >= 0))) {
+      s.refuse(c, `has padding ${JSON.stringify(p)}, expected a number, [height, width] or [[top, bottom], [left, right]]`);
+    }
+    const [[top, bottom], [left, right]] = pairs;
     if (top !== bottom || left !== right) s.refuse(c, `pads ${JSON.stringify(p)}; bnwasm pads the same on both sides`);
     s.pad = { name: c.name, padding: [top, left] };
   },
@@ -290,7 +295,8 @@ function pool(s, c, type) {
 // channels_last otherwise.
 function inputLayout(layerList) {
   const first = layerList.find((l) => l?.class_name !== 'InputLayer');
-  if (first?.class_name === 'Permute' && (first.config?.dims ?? []).join() === TO_NHWC.join()) return 'nchw';
+  const dims = first?.config?.dims;
+  if (first?.class_name === 'Permute' && Array.isArray(dims) && dims.join() === TO_NHWC.join()) return 'nchw';
   const formatted = layerList.find((l) => typeof l?.config?.data_format === 'string' && l.class_name !== 'Flatten');
   return formatted?.config.data_format === 'channels_first' ? 'nchw' : 'nhwc';
 }
