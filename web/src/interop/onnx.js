@@ -1,9 +1,10 @@
 // ONNX: export of a Network's inference graph, and import of the graphs
-// torch.onnx.export writes for an nn.Sequential of Linear, BatchNorm1d and
-// activations. Both directions go through a plain description of the graph
-// ({nodes, initializers, input, output}) and tables keyed by layer type
-// (export) or op type (import). Conv networks take [N, C, H, W] input, as
-// torch.onnx.export writes them; their images are bnwasm's flat NCHW examples.
+// torch.onnx.export writes for an nn.Sequential of Linear, BatchNorm1d, Conv2d,
+// BatchNorm2d, pooling, Flatten and activations. Both directions go through a
+// plain description of the graph ({nodes, initializers, input, output}) and
+// tables keyed by layer type (export) or op type (import). Conv networks take
+// [N, C, H, W] input, as torch.onnx.export writes them; their images are
+// bnwasm's flat NCHW examples.
 import { InputError, ModelFormatError, describe } from '../errors.js';
 import { foldedCopy } from '../network.js';
 import { Writer, decode } from './protobuf.js';
@@ -391,7 +392,7 @@ const IMPORT_OP = {
   Conv(s, node) {
     s.expectActivation(node, node.inputs[0]);
     s.expectImage(node);
-    for (const [name, fallback] of [['group', 1]]) if (s.attr(node, name, fallback) !== fallback) s.refuse(node, `has ${name}=${s.attr(node, name)}; bnwasm's conv2d has ${name} ${fallback}`);
+    if (s.attr(node, 'group', 1) !== 1) s.refuse(node, `has group=${s.attr(node, 'group')}; bnwasm's conv2d has group 1`);
     const w = s.constant(node, node.inputs[1], 4);
     const [filters, channels, kh, kw] = w.dims;
     if (channels !== s.shape[0]) s.refuse(node, `weight '${w.name}' has shape [${w.dims}]: ${channels} input channels, the input has ${s.shape[0]}`);
