@@ -13,6 +13,13 @@ The fixture also holds the running statistics after one training-mode forward pa
 a fine-tuning batch (PyTorch momentum m: running = (1 - m) * running + m * batch,
 unbiased variance), which bnwasm must reproduce after one trainBatch.
 Every file is checked with onnx.checker (full_check) before it is written.
+
+Conv networks (Conv2d, BatchNorm2d, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1),
+Flatten, Linear, BatchNorm1d) are exported twice more: torch.onnx.export's default
+(training=TrainingMode.EVAL) folds each BatchNorm2d that follows a Conv into the Conv,
+so its running statistics are gone from the file; training=TrainingMode.PRESERVE on
+the eval-mode model keeps every BatchNormalization node (training_mode 0). Each file
+entry lists the batch norms whose nodes it kept ('batchNormKept').
 """
 
 import io
@@ -52,6 +59,16 @@ def cases():
     yield 'matmul-add-bn-relu-two-bn', (6,), lambda: nn.Sequential(
         MatMulAdd(6, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 12), nn.BatchNorm1d(12, momentum=0.05),
         nn.ReLU(), nn.Linear(12, 5), nn.Softmax(dim=1))
+    # 8x8 -> conv 3x3 pad 1 -> 8x8 -> max 2 -> 4x4 -> conv (2, 3) stride (1, 2) pad 1 -> 5x2 -> avg 2 stride 1 -> 4x1
+    yield 'conv-bn-relu-maxpool-conv-bn-avgpool-linear-softmax', (1, 8, 8), lambda: nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, (2, 3), stride=(1, 2), padding=1), nn.BatchNorm2d(6, momentum=0.2, eps=1e-3), nn.ReLU(),
+        nn.AvgPool2d(2, stride=1), nn.Flatten(), nn.Linear(24, 3), nn.Softmax(dim=1))
+    # 3x9x7 -> conv 3x3 stride 2 -> 4x3 -> BN -> conv 1x1 -> BN (padding='same' does not export in torch 1.13: aten::_convolution_mode) -> global average -> 8
+    yield 'conv-stride2-bn-conv1x1-gap-linear-bn1d-raw', (3, 9, 7), lambda: nn.Sequential(
+        nn.Conv2d(3, 5, 3, stride=2), nn.BatchNorm2d(5), nn.ReLU(), nn.Conv2d(5, 8, 1, bias=False),
+        nn.BatchNorm2d(8, momentum=0.05), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(8, 6, bias=False), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
 
 
 def f32(t):
@@ -83,17 +100,22 @@ def main():
         reference = model.double()(x)
         model = model.float()
         files = []
+        conv = any(isinstance(m, nn.Conv2d) for m in model)
+        modes = [('', torch.onnx.TrainingMode.EVAL)] + ([('-bnkept', torch.onnx.TrainingMode.PRESERVE)] if conv else [])
         for opset in OPSETS:
             for fold in (False, True):
-                buf = io.BytesIO()
-                torch.onnx.export(model, x[:2].float(), buf, opset_version=opset, do_constant_folding=fold,
-                                  input_names=['input'], output_names=['output'],
-                                  dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}})
-                onnx.checker.check_model(onnx.load_from_string(buf.getvalue()), full_check=True)
-                fname = f'{name}-opset{opset}-{"folded" if fold else "unfolded"}.onnx'
-                with open(os.path.join(OUT, fname), 'wb') as f:
-                    f.write(buf.getvalue())
-                files.append({'file': fname, 'opset': opset, 'constantFolding': fold})
+                for suffix, training in modes:
+                    buf = io.BytesIO()
+                    torch.onnx.export(model, x[:2].float(), buf, opset_version=opset, do_constant_folding=fold,
+                                      training=training, input_names=['input'], output_names=['output'],
+                                      dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}})
+                    proto = onnx.load_from_string(buf.getvalue())
+                    onnx.checker.check_model(proto, full_check=True)
+                    kept = sorted(n.input[3].split('.')[0] for n in proto.graph.node if n.op_type == 'BatchNormalization')
+                    fname = f'{name}-opset{opset}-{"folded" if fold else "unfolded"}{suffix}.onnx'
+                    with open(os.path.join(OUT, fname), 'wb') as f:
+                        f.write(buf.getvalue())
+                    files.append({'file': fname, 'opset': opset, 'constantFolding': fold, 'batchNormKept': kept})
         # One training-mode forward on a fine-tuning batch: the running statistics after it.
         tune = f32(torch.randn(16, *feature_shape) * 2 + 0.5)
         model = model.double()
@@ -106,7 +128,7 @@ def main():
             model(tune)
         bn = {}
         for i, m in enumerate(model):
-            if isinstance(m, nn.BatchNorm1d):
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 bn[str(i)] = {
                     'momentum': m.momentum,
                     'eps': m.eps,

@@ -8,7 +8,10 @@ net.toSafetensors() wrote, X.json a list of input rows. The script
 
 1. builds the nn.Sequential that matches the config layer by layer (so state_dict keys
    are N.weight, N.bias, N.running_mean, N.running_var, N.num_batches_tracked with N
-   the index in config.layers), loads the file with load_state_dict(strict=True) and
+   the index in config.layers; conv networks: nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d,
+   nn.AvgPool2d, nn.AdaptiveAvgPool2d(1), nn.Flatten, and one more nn.Flatten where
+   bnwasm flattens an image implicitly, before a dense layer, which moves the layers
+   after it one index on: web/src/interop/common.js torchLayout), loads the file with load_state_dict(strict=True) and
    writes its eval-mode outputs on X in float64 to OUT_DIR/outputs.json
    (bnwasm -> PyTorch);
 2. trains it STEPS steps with SGD in training mode, saves its state_dict to
@@ -65,19 +68,51 @@ def write_safetensors(path, tensors):
 
 
 def sequential(config):
-    """The nn.Sequential of a bnwasm config, one module per config layer."""
-    layers, width = [], config['inputSize']
+    """The nn.Sequential of a bnwasm config, one module per config layer, plus an
+    nn.Flatten before a dense layer whose input is still an image [N, C, H, W]."""
+    layers = []
+    image = 'inputShape' in config  # PyTorch's tensor is [N, C, H, W]
+    width = config['inputShape'][0] if image else config['inputSize']  # channels or features
+    size = config['inputSize']  # values per example
+    shape = list(config['inputShape']) if image else None
     for l in config['layers']:
         if l['type'] == 'dense':
-            layers.append(nn.Linear(width, l['units'], bias=l['useBias']))
-            width = l['units']
+            if image:
+                layers.append(nn.Flatten())
+                image = False
+            layers.append(nn.Linear(size, l['units'], bias=l['useBias']))
+            width = size = l['units']
         elif l['type'] == 'batchNorm':
             if l['biasCorrection'] or l['renorm'] or l['runningVariance'] != 'unbiased':
-                raise SystemExit(f'batchNorm options {l} have no BatchNorm1d equivalent')
+                raise SystemExit(f'batchNorm options {l} have no BatchNorm1d/2d equivalent')
             momentum = None if l['statistics'] == 'cumulative' else 1 - l['momentum']
-            layers.append(nn.BatchNorm1d(width, eps=l['epsilon'], momentum=momentum))
+            kind = nn.BatchNorm2d if image else nn.BatchNorm1d
+            layers.append(kind(width, eps=l['epsilon'], momentum=momentum))
+        elif l['type'] == 'conv2d':
+            padding = 'same' if l['padding'] == 'same' else tuple(l['padding'])
+            conv = nn.Conv2d(width, l['filters'], tuple(l['kernelSize']), stride=tuple(l['stride']), padding=padding, bias=l['useBias'])
+            layers.append(conv)
+            width = l['filters']
+            shape = [width] + [
+                (shape[1 + k] + (l['kernelSize'][k] - 1 if padding == 'same' else 2 * padding[k]) - l['kernelSize'][k]) // l['stride'][k] + 1
+                for k in range(2)]
+            size = shape[0] * shape[1] * shape[2]
+        elif l['type'] in ('maxPool2d', 'avgPool2d'):
+            kind = nn.MaxPool2d if l['type'] == 'maxPool2d' else nn.AvgPool2d
+            layers.append(kind(tuple(l['poolSize']), stride=tuple(l['stride'])))
+            shape = [shape[0]] + [(shape[1 + k] - l['poolSize'][k]) // l['stride'][k] + 1 for k in range(2)]
+            size = shape[0] * shape[1] * shape[2]
+        elif l['type'] == 'globalAvgPool':
+            layers.append(nn.AdaptiveAvgPool2d(1))  # [N, C, 1, 1]: still an image to PyTorch
+            size = width
+        elif l['type'] == 'flatten':
+            layers.append(nn.Flatten())
+            image = False
+            width = size
         else:
             layers.append({'relu': nn.ReLU, 'sigmoid': nn.Sigmoid, 'tanh': nn.Tanh}[l['type']]())
+    if image:
+        layers.append(nn.Flatten())  # bnwasm's outputs are flat
     return nn.Sequential(*layers)
 
 
@@ -93,6 +128,8 @@ def main():
     config_path, weights_path, x_path, out_dir = sys.argv[1:5]
     config = json.load(open(config_path))
     x = torch.tensor(json.load(open(x_path)), dtype=torch.float32)
+    if 'inputShape' in config:
+        x = x.reshape(len(x), *config['inputShape'])  # bnwasm's flat rows are NCHW images
     model = sequential(config)
     # bnwasm -> PyTorch
     model.load_state_dict(read_safetensors(weights_path), strict=True)

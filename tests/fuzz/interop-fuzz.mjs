@@ -13,6 +13,17 @@ const CONFIG = {
   inputSize: 3,
   layers: [{ type: 'dense', units: 4, useBias: false }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'dense', units: 2 }],
 };
+// A small conv network: conv + per-channel batch norm, pooling, an implicit flatten.
+const CONV_CONFIG = {
+  inputShape: [2, 5, 4],
+  layers: [
+    { type: 'conv2d', filters: 3, kernelSize: 2, padding: 1, useBias: false },
+    { type: 'batchNorm' },
+    { type: 'relu' },
+    { type: 'maxPool2d', poolSize: 2 },
+    { type: 'dense', units: 2 },
+  ],
+};
 
 /** Valid inputs of each reader: the committed torch ONNX fixtures and files bnwasm writes. */
 export async function seeds() {
@@ -20,13 +31,18 @@ export async function seeds() {
   const onnx = readdirSync(dir)
     .filter((f) => f.endsWith('.onnx') && f.includes('opset15'))
     .map((f) => new Uint8Array(readFileSync(new URL(f, dir))));
-  const net = await createNetwork(CONFIG);
-  net.trainBatch(new Float32Array(12).map((_, i) => Math.sin(i)), new Int32Array([0, 1, 0, 1]));
-  onnx.push(net.toONNX(), net.toONNX({ fold: true, opset: 13 }));
-  const safetensors = [net.toSafetensors()];
-  const { modelJson, weightData } = net.toTfjsLayers();
-  net.dispose();
-  return { onnx, safetensors, tfjs: [{ text: JSON.stringify(modelJson), weightData: new Uint8Array(weightData) }] };
+  const safetensors = [];
+  const tfjs = [];
+  for (const config of [CONFIG, CONV_CONFIG]) {
+    const net = await createNetwork(config);
+    net.trainBatch(new Float32Array(4 * net.inputSize).map((_, i) => Math.sin(i)), new Int32Array([0, 1, 0, 1]));
+    onnx.push(net.toONNX(), net.toONNX({ fold: true, opset: 13 }));
+    safetensors.push({ bytes: net.toSafetensors(), config });
+    const { modelJson, weightData } = net.toTfjsLayers();
+    tfjs.push({ text: JSON.stringify(modelJson), weightData: new Uint8Array(weightData) });
+    net.dispose();
+  }
+  return { onnx, safetensors, tfjs };
 }
 
 // One random edit of a byte string: flip bits, overwrite, insert, delete, truncate,
@@ -96,9 +112,10 @@ export async function fuzzInterop({ runs = 300, seed = 1, deadline = Infinity } 
   for (let run = 0; run < runs && Date.now() < deadline; run++) {
     const onnx = mutate(s.onnx[run % s.onnx.length], random);
     await attempt('importONNX', run, () => importONNX(onnx));
-    const st = mutate(s.safetensors[0], random);
-    await attempt('loadSafetensors', run, () => loadSafetensors(st, CONFIG));
-    const tf = s.tfjs[0];
+    const { bytes, config } = s.safetensors[run % s.safetensors.length];
+    const st = mutate(bytes, random);
+    await attempt('loadSafetensors', run, () => loadSafetensors(st, config));
+    const tf = s.tfjs[Math.floor(run / 2) % s.tfjs.length];
     if (run % 2 === 0) {
       const text = mutateJson(tf.text, random);
       await attempt('importTfjsLayers', run, () => importTfjsLayers(text, tf.weightData));

@@ -3,7 +3,6 @@
 // activations and the worker. (Numbers against PyTorch: pytorch-parity.test.js;
 // gradients and kernels: tests/cpp.)
 import { createNetwork, createTrainer, loadNetwork, ConfigError, InputError } from 'bnwasm';
-import { loadSafetensors, toONNX, toSafetensors, toTfjsLayers } from 'bnwasm/interop';
 import { bytesEqual, expectClose, gaussian, rng } from './helpers.js';
 
 // 1x8x8 images of three classes: a horizontal bar, a vertical bar or a
@@ -125,21 +124,7 @@ describe('configs', () => {
   });
 });
 
-// Conv and pooling layers are not converted yet: the converters refuse such a network (or
-// config) and name the layer, rather than write a file that means something else.
-test('the interop converters refuse a conv network, naming the layer and its type', async () => {
-  const net = await createNetwork(cnn());
-  const message = (fn) => `${fn}(): layers[0] is a conv2d layer; ${fn} converts only dense, batchNorm, relu, sigmoid, tanh layers`;
-  for (const [fn, call] of [['toONNX', () => toONNX(net)], ['toSafetensors', () => toSafetensors(net)], ['toTfjsLayers', () => toTfjsLayers(net)]]) {
-    expect(call).toThrow(InputError);
-    expect(call).toThrow(message(fn));
-  }
-  const error = await loadSafetensors(new Uint8Array(16), cnn()).catch((e) => e);
-  expect(error).toBeInstanceOf(InputError);
-  expect(error.code).toBe('BNWASM_INVALID_ARGUMENT');
-  expect(error.message).toBe(message('loadSafetensors'));
-  net.dispose();
-});
+// The interop converters (ONNX, safetensors, TF.js) of conv networks: interop-conv.test.js.
 
 describe('a trained CNN', () => {
   let net;

@@ -97,9 +97,9 @@ test('an unknown op names the op and the node', async () => {
   );
   await refused(
     graph((g) => {
-      g.nodes[0].op = 'Conv';
+      g.nodes[0].op = 'ConvTranspose';
     }),
-    /Conv node '\/0\/Gemm' is not supported/,
+    /ConvTranspose node '\/0\/Gemm' is not supported/,
   );
 });
 

@@ -1,7 +1,10 @@
 // importONNX() of the files torch.onnx.export writes (tests/fixtures/onnx, made by
 // scripts/pytorch/make_onnx_fixtures.py): Flatten, Linear (Gemm, and MatMul with or
 // without Add), BatchNorm1d, ReLU/Sigmoid/Tanh, Dropout, Softmax/LogSoftmax, at opsets
-// 13 to 17, with and without constant folding. predictBatch must give PyTorch's
+// 13 to 17, with and without constant folding; and conv networks (Conv2d, BatchNorm2d,
+// MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, Linear, BatchNorm1d) exported
+// both ways torch.onnx.export can: its default folds each BatchNorm2d after a Conv
+// into the Conv, training=PRESERVE keeps them ('-bnkept'). predictBatch must give PyTorch's
 // float64 outputs, and one trainBatch must move the running statistics the way one
 // PyTorch training-mode forward does.
 //
@@ -16,6 +19,14 @@
 // transposed weight by orders of magnitude. Running statistics after a step are a
 // batch mean/variance over 16 rows mixed in with weight 0.05..0.2: rtol 1e-5 plus
 // 1e-6 of the statistic's scale.
+// The conv fixtures are of the same kind: a 3x3 or 2x3 kernel over <= 5 channels is a
+// dot product of <= 45 terms on inputs ~2, through two conv layers, one dense, and
+// pooling (max is exact; the mean of 4 values rounds once), so the same bound holds;
+// a folded BatchNorm2d adds one float32 rounding of each folded weight (PyTorch
+// folds in float32 before writing the file, and the reference uses the unfolded
+// float64 model), a few u of the output. BatchNorm2d's running statistics after a
+// step average over N x H x W = 16 x 8 x 8 or 16 x 4 x 3 positions (m/(m-1) for the
+// unbiased variance): the same rtol.
 import { readFileSync, readdirSync } from 'node:fs';
 import { ModelFormatError } from 'bnwasm';
 import { importONNX } from 'bnwasm/interop';
@@ -27,11 +38,14 @@ const fixtures = readdirSync(DIR)
   .map((f) => JSON.parse(readFileSync(new URL(f, DIR), 'utf8')));
 
 const OUTPUT_TOLERANCE = { atol: 2e-6, rtol: 1e-5 };
-let worst = 0;
+const worst = {};
 
-test('the fixtures cover every op, opsets 13 to 17, folded and not', () => {
-  expect(fixtures.length).toBe(4);
-  for (const f of fixtures) expect(f.files.map((x) => `${x.opset}${x.constantFolding}`).sort()).toHaveLength(10);
+test('the fixtures cover every op, opsets 13 to 17, folded and not (conv: batch norms folded into the Conv and kept)', () => {
+  expect(fixtures.length).toBe(6);
+  for (const f of fixtures) {
+    const conv = f.name.startsWith('conv');
+    expect(new Set(f.files.map((x) => `${x.opset}${x.constantFolding}${x.file.endsWith('-bnkept.onnx')}`)).size).toBe(conv ? 20 : 10);
+  }
 });
 
 for (const fixture of fixtures) {
@@ -42,26 +56,31 @@ for (const fixture of fixtures) {
     const expected = fixture.output.flat().map((v) => (log ? Math.exp(v) : v));
     const bnKeys = Object.keys(fixture.batchNorm).sort((a, b) => a - b);
 
-    for (const { file, opset, constantFolding } of fixture.files) {
-      test(`opset ${opset}, constant folding ${constantFolding}`, async () => {
+    for (const { file, opset, constantFolding, batchNormKept } of fixture.files) {
+      test(`${file.endsWith('-bnkept.onnx') ? 'batch norms kept, ' : ''}opset ${opset}, constant folding ${constantFolding}`, async () => {
         const bytes = readFileSync(new URL(file, DIR));
         const net = await importONNX(bytes);
         const classify = ['Softmax', 'LogSoftmax'].includes(fixture.final);
         expect(net.config.loss).toBe(classify ? 'softmaxCrossEntropy' : 'meanSquaredError');
         const actual = net.predictBatch(x);
         expectClose(actual, expected, { ...OUTPUT_TOLERANCE, what: `${file} predictBatch` });
-        for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+        const kind = `${fixture.name.startsWith('conv') ? 'conv' : 'dense'}${file.endsWith('-bnkept.onnx') ? ', batch norms kept' : ''}`;
+        for (let i = 0; i < expected.length; i++) worst[kind] = Math.max(worst[kind] ?? 0, Math.abs(actual[i] - expected[i]));
         // ONNX's momentum is the weight of the past, PyTorch's that of the batch.
+        // (torch's default export folds a BatchNorm2d after a Conv into the Conv: batchNormKept lists the others.)
         const bnLayers = net.config.layers.filter((l) => l.type === 'batchNorm');
         expect(bnLayers.map((l) => [Math.fround(l.momentum), Math.fround(l.epsilon)])).toEqual(
-          bnKeys.map((k) => [Math.fround(1 - fixture.batchNorm[k].momentum), Math.fround(fixture.batchNorm[k].eps)]),
+          batchNormKept.map((k) => [Math.fround(1 - fixture.batchNorm[k].momentum), Math.fround(fixture.batchNorm[k].eps)]),
         );
+        if (fixture.inputShape.length === 3) expect(net.config.inputShape).toEqual(fixture.inputShape);
         net.dispose();
       });
     }
 
     test('fine-tuning continues from the imported running statistics', async () => {
-      const bytes = readFileSync(new URL(fixture.files[0].file, DIR));
+      // A file that kept every batch norm.
+      const file = fixture.files.find((f) => f.batchNormKept.length === bnKeys.length);
+      const bytes = readFileSync(new URL(file.file, DIR));
       const net = await importONNX(bytes, { optimizer: { type: 'sgd', learningRate: 0.1 } });
       const tune = Float32Array.from(fixture.tune.flat());
       const y = net.config.loss === 'softmaxCrossEntropy'
@@ -82,7 +101,7 @@ for (const fixture of fixtures) {
   });
 }
 
-afterAll(() => console.log(`PyTorch -> ONNX -> bnwasm: worst |predictBatch - float64 reference| ${worst}`));
+afterAll(() => console.log(`PyTorch -> ONNX -> bnwasm: worst |predictBatch - float64 reference| ${JSON.stringify(worst)}`));
 
 describe('importONNX refuses what it cannot represent', () => {
   const bytes = readFileSync(new URL(fixtures.find((f) => f.final === 'Softmax').files[0].file, DIR));

@@ -5,7 +5,7 @@ import { normalizeConfig, specField } from '../config.js';
 import { ConfigError, InputError, ModelFormatError, describe } from '../errors.js';
 import { openNetwork, setBatchesTracked } from '../network.js';
 
-// bnwasm tensor name -> the suffix nn.Linear / nn.BatchNorm1d use in a state_dict.
+// bnwasm tensor name -> the suffix nn.Linear, nn.Conv2d and nn.BatchNorm1d/2d use in a state_dict.
 export const STATE_DICT_SUFFIX = {
   weight: 'weight',
   bias: 'bias',
@@ -15,28 +15,69 @@ export const STATE_DICT_SUFFIX = {
   runningVariance: 'running_var',
 };
 
-/** `N.weight` etc.: the state_dict key of layer i's tensor in an nn.Sequential built from the config. */
-export function stateDictName(i, name) {
-  return `${i}.${STATE_DICT_SUFFIX[name]}`;
+/** `N.weight` etc.: the state_dict key of tensor `name` of the module at index N of an nn.Sequential. */
+export function stateDictName(n, name) {
+  return `${n}.${STATE_DICT_SUFFIX[name]}`;
 }
 
-/** The layer types the converters know: dense networks (conv and pooling layers are not converted yet). */
-const CONVERTIBLE = ['dense', 'batchNorm', 'relu', 'sigmoid', 'tanh'];
+/** The zeros a conv2d layer adds around its input, as ONNX orders them: [top, left, bottom, right]. */
+export function convPads(layer) {
+  if (layer.padding !== 'same') return [layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]];
+  // 'same' (stride 1) pads kernel - 1 in all, the odd one below and right, as PyTorch and the core do.
+  const [th, tw] = [layer.kernelSize[0] - 1, layer.kernelSize[1] - 1];
+  return [th >> 1, tw >> 1, th - (th >> 1), tw - (tw >> 1)];
+}
+
+/** A layer's output shape from its input shape: [C, H, W] for an image, [features] once flat (as the core has it). */
+export function nextShape(layer, shape) {
+  const window = (k, stride, [c, h, w], [top, left, bottom, right] = [0, 0, 0, 0]) => [
+    c,
+    Math.floor((h + top + bottom - k[0]) / stride[0]) + 1,
+    Math.floor((w + left + right - k[1]) / stride[1]) + 1,
+  ];
+  switch (layer.type) {
+    case 'dense':
+      return [layer.units];
+    case 'flatten':
+      return [shape.reduce((a, b) => a * b, 1)];
+    case 'globalAvgPool':
+      return [shape[0]];
+    case 'conv2d':
+      return [layer.filters, ...window(layer.kernelSize, layer.stride, shape, convPads(layer)).slice(1)];
+    case 'maxPool2d':
+    case 'avgPool2d':
+      return window(layer.poolSize, layer.stride, shape);
+    default:
+      return shape;
+  }
+}
 
 /**
- * Refuses a config with a layer no converter knows (conv2d, pooling, flatten), naming the
- * layer and its type, before anything is written or read.
+ * How a config lines up with the nn.Sequential built layer by layer from it, whose
+ * state_dict names the safetensors tensors and whose torch.onnx.export graph toONNX
+ * follows. One module per layer, plus an nn.Flatten where bnwasm flattens implicitly:
+ * before a dense layer whose input PyTorch still holds as an image [N, C, H, W] (after
+ * a conv, pooling, per-channel batch norm or activation, or after globalAvgPool, whose
+ * nn.AdaptiveAvgPool2d(1) leaves [N, C, 1, 1]). That nn.Flatten takes an index, so the
+ * layers after it sit one further on; with an explicit { type: 'flatten' } in the
+ * config, module N is layers[N].
+ * Per layer: `index` (its module in the nn.Sequential), `flattenBefore` (PyTorch
+ * needs an nn.Flatten just before it) and `input` (its input shape as bnwasm has it).
+ * `image` says whether the last output is still an image to PyTorch.
  */
-export function checkConvertible(fn, config) {
-  const i = config.layers.findIndex((l) => !CONVERTIBLE.includes(l.type));
-  if (i >= 0) {
-    const type = config.layers[i].type;
-    throw new InputError(
-      `${fn}(): layers[${i}] is a ${type} layer; ${fn} converts only ${CONVERTIBLE.join(', ')} layers`,
-      'BNWASM_INVALID_ARGUMENT',
-      { layer: i, type },
-    );
-  }
+export function torchLayout(config) {
+  let image = config.inputShape !== undefined;
+  let shape = image ? [...config.inputShape] : [config.inputSize];
+  let next = 0;
+  const layers = config.layers.map((layer) => {
+    const flattenBefore = layer.type === 'dense' && image;
+    if (flattenBefore) next++;
+    const entry = { index: next++, flattenBefore, input: shape };
+    shape = nextShape(layer, shape);
+    if (layer.type === 'dense' || layer.type === 'flatten') image = false;
+    return entry;
+  });
+  return { layers, output: shape, image };
 }
 
 /** The tensors of getWeights() grouped by layer: result[i][name] = values. */

@@ -15,19 +15,27 @@ export interface ImportOptions {
 export declare function toONNX(net: Network, options?: { opset?: number; fold?: boolean }): Uint8Array;
 /**
  * A trainable Network from ONNX written by torch.onnx.export (or toONNX): a chain of Gemm or
- * MatMul(+Add), BatchNormalization, Relu/Sigmoid/Tanh, Softmax/LogSoftmax (last), Flatten,
- * Dropout, Identity; opsets 13 to 17. runningVariance defaults to 'unbiased' (PyTorch).
+ * MatMul(+Add), Conv, BatchNormalization (per feature, or per channel of an image), MaxPool,
+ * AveragePool, GlobalAveragePool, Relu/Sigmoid/Tanh, Softmax/LogSoftmax (last), Flatten,
+ * Dropout, Identity; opsets 13 to 17. A [N, C, H, W] input becomes the network's inputShape.
+ * runningVariance defaults to 'unbiased' (PyTorch).
  */
 export declare function importONNX(bytes: Uint8Array | ArrayBuffer, options?: ImportOptions): Promise<Network>;
 /** Same as net.toSafetensors(). */
 export declare function toSafetensors(net: Network): Uint8Array;
-/** A Network with the config and the state_dict tensors of a safetensors file (N.weight, N.running_mean, ...). */
+/**
+ * A Network with the config and the state_dict tensors of a safetensors file (N.weight,
+ * N.running_mean, ...), N the module index in the nn.Sequential built from the config (one
+ * more nn.Flatten where bnwasm flattens an image implicitly before a dense layer).
+ */
 export declare function loadSafetensors(bytes: Uint8Array | ArrayBuffer, config: NetworkConfig): Promise<Network>;
 /** Same as net.toTfjsLayers(). */
 export declare function toTfjsLayers(net: Network): { modelJson: TfjsModelJson; weightData: ArrayBuffer };
 /**
- * A trainable Network from a tfjs-layers Sequential of Dense, BatchNormalization and activations;
- * weights matched by name. runningVariance defaults to 'biased' (Keras).
+ * A trainable Network from a tfjs-layers Sequential of Dense, BatchNormalization, activations,
+ * Conv2D (ZeroPadding2D before it), MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+ * Flatten and Permute; weights matched by name. A channels_last image model becomes a network
+ * whose inputShape is [C, H, W]: give it NCHW examples. runningVariance defaults to 'biased' (Keras).
  */
 export declare function importTfjsLayers(
   modelJson: TfjsModelJson | string,

@@ -1,12 +1,14 @@
 // ONNX: export of a Network's inference graph, and import of the graphs
-// torch.onnx.export writes for an nn.Sequential of Linear, BatchNorm1d and
-// activations. Both directions go through a plain description of the graph
-// ({nodes, initializers, input, output}) and tables keyed by layer type
-// (export) or op type (import), so new layers (conv, pooling) add rows.
+// torch.onnx.export writes for an nn.Sequential of Linear, BatchNorm1d, Conv2d,
+// BatchNorm2d, pooling, Flatten and activations. Both directions go through a
+// plain description of the graph ({nodes, initializers, input, output}) and
+// tables keyed by layer type (export) or op type (import). Conv networks take
+// [N, C, H, W] input, as torch.onnx.export writes them; their images are
+// bnwasm's flat NCHW examples.
 import { InputError, ModelFormatError, describe } from '../errors.js';
 import { foldedCopy } from '../network.js';
 import { Writer, decode } from './protobuf.js';
-import { asBytes, buildNetwork, checkConvertible, checkImportOptions, layerTensors, stateDictName } from './common.js';
+import { asBytes, buildNetwork, checkImportOptions, convPads, layerTensors, nextShape, stateDictName, torchLayout } from './common.js';
 
 // TensorProto.DataType values read or written here.
 const FLOAT = 1;
@@ -19,6 +21,7 @@ const TYPE_NAMES = { 1: 'float', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16
 // AttributeProto.AttributeType
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
+const ATTR_STRING = 3;
 const ATTR_TENSOR = 4;
 const ATTR_INTS = 7;
 
@@ -41,11 +44,15 @@ function writeTensor(t) {
 function writeAttribute(name, a) {
   const w = new Writer().string(1, name);
   if (a.type === 'float') return w.float(2, a.value).int(20, ATTR_FLOAT);
+  if (a.type === 'ints') return w.packedInts(8, a.value).int(20, ATTR_INTS);
+  if (a.type === 'string') return w.string(4, a.value).int(20, ATTR_STRING);
   return w.int(3, a.value).int(20, ATTR_INT);
 }
 
-function writeValueInfo(name, width) {
-  const shape = new Writer().message(1, new Writer().string(2, 'batch')).message(1, new Writer().int(1, width));
+// A float tensor of shape [batch, ...dims] with a dynamic batch dimension.
+function writeValueInfo(name, dims) {
+  const shape = new Writer().message(1, new Writer().string(2, 'batch'));
+  for (const d of dims) shape.message(1, new Writer().int(1, d));
   const tensorType = new Writer().int(1, FLOAT).message(2, shape);
   return new Writer().string(1, name).message(2, new Writer().message(1, tensorType));
 }
@@ -62,8 +69,9 @@ export function encodeModel({ opset, nodes, initializers, input, output }) {
   }
   graph.string(2, 'bnwasm');
   for (const t of initializers) graph.message(5, writeTensor(t));
-  graph.message(11, writeValueInfo(input.name, input.width));
-  graph.message(12, writeValueInfo(output.name, output.width));
+  // dims after the batch axis, or a width for [batch, width].
+  graph.message(11, writeValueInfo(input.name, input.dims ?? [input.width]));
+  graph.message(12, writeValueInfo(output.name, output.dims ?? [output.width]));
   return new Writer()
     .int(1, IR_VERSION[opset] ?? 8)
     .string(2, 'bnwasm')
@@ -74,10 +82,12 @@ export function encodeModel({ opset, nodes, initializers, input, output }) {
 
 const float = (value) => ({ type: 'float', value });
 const int = (value) => ({ type: 'int', value });
+const ints = (value) => ({ type: 'ints', value });
 
 // Per layer type: the nodes and initializers of one layer. `t` holds the
-// layer's tensors by bnwasm name, `i` is its index in config.layers (the N of
-// the state_dict names, which the initializers take).
+// layer's tensors by bnwasm name, `i` is its module index in the matching
+// nn.Sequential (the N of the state_dict names, which the initializers take;
+// common.js torchLayout) and `input` its input shape.
 const EXPORT_LAYER = {
   dense(g, layer, t, i) {
     const inputs = [g.value, g.initializer(stateDictName(i, 'weight'), [layer.units, t.weight.length / layer.units], t.weight)];
@@ -95,20 +105,37 @@ const EXPORT_LAYER = {
     if (g.opset >= 14) attributes.training_mode = int(0);
     g.node('BatchNormalization', i, inputs, attributes);
   },
+  conv2d(g, layer, t, i, input) {
+    const [kh, kw] = layer.kernelSize;
+    const inputs = [g.value, g.initializer(stateDictName(i, 'weight'), [layer.filters, input[0], kh, kw], t.weight)];
+    if (t.bias) inputs.push(g.initializer(stateDictName(i, 'bias'), [layer.filters], t.bias));
+    g.node('Conv', i, inputs, {
+      dilations: ints([1, 1]),
+      group: int(1),
+      kernel_shape: ints(layer.kernelSize),
+      pads: ints(convPads(layer)),
+      strides: ints(layer.stride),
+    });
+  },
+  maxPool2d: (g, layer, t, i) => g.node('MaxPool', i, [g.value], { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
+  avgPool2d: (g, layer, t, i) => g.node('AveragePool', i, [g.value], { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
+  // [N, C, 1, 1], as nn.AdaptiveAvgPool2d(1); the Flatten before the next Gemm (or the output) makes it [N, C].
+  globalAvgPool: (g, layer, t, i) => g.node('GlobalAveragePool', i, [g.value]),
+  flatten: (g, layer, t, i) => g.node('Flatten', i, [g.value], { axis: int(1) }),
   relu: (g, layer, t, i) => g.node('Relu', i, [g.value]),
   sigmoid: (g, layer, t, i) => g.node('Sigmoid', i, [g.value]),
   tanh: (g, layer, t, i) => g.node('Tanh', i, [g.value]),
 };
 
 /**
- * ONNX ModelProto bytes of a network's inference graph: input `input` and
- * output `output`, both [batch, features] with a dynamic batch dimension.
+ * ONNX ModelProto bytes of a network's inference graph: input `input`
+ * ([batch, features], or [batch, C, H, W] for a network with an inputShape) and
+ * output `output` ([batch, outputs]), with a dynamic batch dimension.
  * @param {import('../network.js').Network} net
  * @param {{opset?: number, fold?: boolean}} [options]
  * @returns {Uint8Array}
  */
 export function toONNX(net, options = {}) {
-  checkConvertible('toONNX', net.config);
   if (options === null || typeof options !== 'object') {
     throw new InputError(`toONNX(): options must be an object, got ${describe(options)}`, 'BNWASM_WRONG_TYPE');
   }
@@ -150,19 +177,23 @@ export function toONNX(net, options = {}) {
       this.value = output;
     },
   };
-  const layers = config.layers;
-  for (let i = 0; i < layers.length; i++) {
-    const layer = layers[i];
-    EXPORT_LAYER[layer.type](g, layer, tensors[i], i);
-  }
-  if (config.loss === 'softmaxCrossEntropy') g.node('Softmax', layers.length, [g.value], { axis: int(1) });
+  const layout = torchLayout(config);
+  config.layers.forEach((layer, i) => {
+    const { index, flattenBefore, input } = layout.layers[i];
+    // bnwasm flattens an image implicitly before a dense layer; ONNX's Gemm needs [N, features].
+    if (flattenBefore) g.node('Flatten', index - 1, [g.value], { axis: int(1) });
+    EXPORT_LAYER[layer.type](g, layer, tensors[i], index, input);
+  });
+  const end = layout.layers.length === 0 ? 0 : layout.layers.at(-1).index + 1;
+  if (layout.image) g.node('Flatten', end, [g.value], { axis: int(1) });
+  if (config.loss === 'softmaxCrossEntropy') g.node('Softmax', end + (layout.image ? 1 : 0), [g.value], { axis: int(1) });
   g.nodes[g.nodes.length - 1].output = 'output';
   return encodeModel({
     opset,
     nodes: g.nodes,
     initializers: g.initializers,
-    input: { name: 'input', width: config.inputSize },
-    output: { name: 'output', width: net.outputSize },
+    input: { name: 'input', dims: config.inputShape ?? [config.inputSize] },
+    output: { name: 'output', dims: [net.outputSize] },
   });
 }
 
@@ -235,6 +266,7 @@ function readAttribute(msg, where) {
   if (type === ATTR_FLOAT) return [name, msg.float(2, 0)];
   if (type === ATTR_INT) return [name, Number(msg.int(3))];
   if (type === ATTR_INTS) return [name, msg.ints(8).map(Number)];
+  if (type === ATTR_STRING) return [name, msg.string(4)];
   if (type === ATTR_TENSOR) {
     const t = msg.message(5, 't');
     if (t === null) throw new ModelFormatError(`${where}: attribute '${name}' has no tensor`);
@@ -333,7 +365,10 @@ const IMPORT_OP = {
     if (node.outputs.filter((o) => o !== '').length > 1) s.refuse(node, 'has the outputs of training mode');
     if (s.attr(node, 'training_mode', 0) !== 0) s.refuse(node, 'training_mode=1; export the model in eval mode');
     const c = s.shape[0];
-    if (s.shape.slice(1).some((d) => d !== 1)) s.refuse(node, `normalizes an input of shape [N, ${s.shape}]; only [N, C] (or [N, C, 1]) is a BatchNorm1d bnwasm has`);
+    // Per channel of an image (BatchNorm2d), or per feature of [N, C] (or [N, C, 1...]).
+    if (!s.image && s.shape.slice(1).some((d) => d !== 1)) {
+      s.refuse(node, `normalizes an input of shape [N, ${s.shape}]; bnwasm has batch norm on [N, C] and on images [N, C, H, W]`);
+    }
     const [gamma, beta, runningMean, runningVariance] = node.inputs.slice(1).map((name) => {
       const t = s.constant(node, name, 1);
       if (t.dims[0] !== c) s.refuse(node, `'${name}' has ${t.dims[0]} values, the input has ${c} features`);
@@ -352,7 +387,43 @@ const IMPORT_OP = {
   Flatten(s, node) {
     s.expectActivation(node, node.inputs[0]);
     if (s.attr(node, 'axis', 1) !== 1) s.refuse(node, `axis=${s.attr(node, 'axis', 1)}; only axis 1 keeps the batch`);
-    s.shape = [s.shape.reduce((a, b) => a * b, 1)];
+    s.flatten(node);
+  },
+  Conv(s, node) {
+    s.expectActivation(node, node.inputs[0]);
+    s.expectImage(node);
+    if (s.attr(node, 'group', 1) !== 1) s.refuse(node, `has group=${s.attr(node, 'group')}; bnwasm's conv2d has group 1`);
+    const w = s.constant(node, node.inputs[1], 4);
+    const [filters, channels, kh, kw] = w.dims;
+    if (channels !== s.shape[0]) s.refuse(node, `weight '${w.name}' has shape [${w.dims}]: ${channels} input channels, the input has ${s.shape[0]}`);
+    const { stride, pads } = s.window(node, [kh, kw], true);
+    let padding;
+    if (pads[0] === pads[2] && pads[1] === pads[3]) padding = [pads[0], pads[1]];
+    else if (stride.join() === '1,1' && pads.join() === convPads({ padding: 'same', kernelSize: [kh, kw] }).join()) padding = 'same';
+    else s.refuse(node, `has pads [${pads}]; bnwasm pads a conv the same on both sides, or as 'same' (stride 1)`);
+    const b = node.inputs[2];
+    const bias = b === undefined || b === '' ? null : s.constant(node, b, 1);
+    if (bias && bias.dims[0] !== filters) s.refuse(node, `bias '${bias.name}' has shape [${bias.dims}], expected [${filters}]`);
+    const layer = { type: 'conv2d', filters, kernelSize: [kh, kw], stride, padding, useBias: bias !== null };
+    s.layer(node, layer, bias ? { weight: w.values, bias: bias.values } : { weight: w.values });
+    s.shape = nextShape(layer, s.shape);
+  },
+  MaxPool: (s, node) => pool(s, node, 'maxPool2d'),
+  AveragePool: (s, node) => pool(s, node, 'avgPool2d'),
+  GlobalAveragePool(s, node) {
+    s.expectActivation(node, node.inputs[0]);
+    s.expectImage(node);
+    s.layer(node, { type: 'globalAvgPool' });
+    // [N, C, 1, 1] to ONNX, flat C features to bnwasm: a Flatten after it adds no layer.
+    s.shape = [s.shape[0], 1, 1];
+    s.image = false;
+  },
+  Pad(s, node) {
+    // torch writes nn.AvgPool2d as Pad (all zeros) + AveragePool: a Pad that adds nothing is read, others are not.
+    s.expectActivation(node, node.inputs[0]);
+    const mode = s.attr(node, 'mode', 'constant');
+    const pads = node.inputs[1] === undefined || node.inputs[1] === '' ? [] : s.constant(node, node.inputs[1], 1).values;
+    if (pads.some((p) => p !== 0)) s.refuse(node, `pads [${pads}] (mode ${mode}); only a Pad of zeros on every side is read (give the Conv its pads)`);
     s.advance(node, true);
   },
   Reshape(s, node) {
@@ -362,8 +433,7 @@ const IMPORT_OP = {
     const features = s.shape.reduce((a, b) => a * b, 1);
     const ok = target.length === 2 && (target[0] === 0 || target[0] === -1) && (target[1] === -1 || target[1] === features);
     if (!ok) s.refuse(node, `reshapes to [${target}]; only [N, ${features}] (flattening) is read`);
-    s.shape = [features];
-    s.advance(node, true);
+    s.flatten(node);
   },
   Dropout(s, node) {
     s.expectActivation(node, node.inputs[0]);
@@ -420,6 +490,22 @@ const CONSTANT_OP = {
   },
 };
 
+function pool(s, node, type) {
+  s.expectActivation(node, node.inputs[0]);
+  s.expectImage(node);
+  if (node.outputs.filter((o) => o !== '').length > 1) s.refuse(node, 'has a second output (Indices); bnwasm has none');
+  const kernel = s.ints(node, 'kernel_shape', null, 2);
+  const { stride, pads } = s.window(node, kernel, false);
+  if (pads.some((p) => p !== 0)) {
+    const more = type === 'avgPool2d' ? ` (count_include_pad=${s.attr(node, 'count_include_pad', 0)})` : '';
+    s.refuse(node, `has pads [${pads}]${more}; bnwasm's pooling has no padding`);
+  }
+  const layer = { type, poolSize: kernel, stride };
+  if (kernel[0] > s.shape[1] || kernel[1] > s.shape[2]) s.refuse(node, `has a ${kernel} window on a ${s.shape.slice(1)} image`);
+  s.layer(node, layer);
+  s.shape = nextShape(layer, s.shape);
+}
+
 function activation(s, node, type) {
   s.expectActivation(node, node.inputs[0]);
   s.layer(node, { type });
@@ -453,6 +539,7 @@ function importState(fn, model, options) {
   const s = {
     value: null,
     shape: null,
+    image: false, // bnwasm's view: the activation is an image [C, H, W] (conv, pooling, per-channel batch norm)
     layers: [],
     producer: null, // the layer type that wrote s.value, for Add
     softmax: null,
@@ -486,6 +573,40 @@ function importState(fn, model, options) {
         this.refuse(node, `reads '${name}' where the network's activation '${this.value}' was expected; importONNX reads one chain of layers`);
       }
     },
+    ints(node, name, fallback, length) {
+      const v = this.attr(node, name, fallback);
+      if (!Array.isArray(v) || v.length !== length || !v.every(Number.isSafeInteger)) this.refuse(node, `has ${name} ${JSON.stringify(v)}, expected ${length} integers`);
+      return v;
+    },
+    expectImage(node) {
+      if (!this.image) this.refuse(node, `gets an input of shape [N, ${this.shape}]; it needs an image [N, C, H, W] (and bnwasm no flatten or dense layer before it)`);
+    },
+    // strides and pads ([top, left, bottom, right]) of a Conv or pooling node; anything bnwasm has no equivalent for is refused.
+    window(node, kernel, conv) {
+      const given = this.ints(node, 'kernel_shape', kernel, 2);
+      if (given.join() !== kernel.join() || !kernel.every((k) => k >= 1)) this.refuse(node, `has kernel_shape [${given}], its weight [${kernel}]`);
+      const stride = this.ints(node, 'strides', [1, 1], 2);
+      const dilations = this.ints(node, 'dilations', [1, 1], 2);
+      if (!stride.every((v) => v >= 1)) this.refuse(node, `has strides [${stride}], expected two positive numbers`);
+      if (dilations.some((d) => d !== 1)) this.refuse(node, `has dilations [${dilations}]; bnwasm has dilation 1 only`);
+      if (this.attr(node, 'ceil_mode', 0) !== 0) this.refuse(node, 'has ceil_mode=1; bnwasm rounds output sizes down (ceil_mode 0)');
+      if (this.attr(node, 'storage_order', 0) !== 0) this.refuse(node, 'has storage_order=1');
+      const autoPad = this.attr(node, 'auto_pad', 'NOTSET');
+      let pads = this.ints(node, 'pads', [0, 0, 0, 0], 4);
+      if (!pads.every((p) => p >= 0)) this.refuse(node, `has pads [${pads}], expected four non-negative numbers`);
+      if (autoPad === 'VALID') pads = [0, 0, 0, 0];
+      else if (autoPad === 'SAME_UPPER' && conv && stride.join() === '1,1') pads = convPads({ padding: 'same', kernelSize: kernel });
+      else if (autoPad !== 'NOTSET') this.refuse(node, `has auto_pad ${autoPad}; bnwasm reads NOTSET, VALID${conv ? ' and SAME_UPPER with stride 1' : ''}`);
+      return { stride, pads };
+    },
+    // Flatten/Reshape to [N, features]: a bnwasm flatten layer when bnwasm still has an image.
+    flatten(node) {
+      const features = this.shape.reduce((a, b) => a * b, 1);
+      if (this.image) this.layer(node, { type: 'flatten' });
+      else this.advance(node, true);
+      this.shape = [features];
+      this.image = false;
+    },
     expectFlat(node, inputs) {
       if (this.shape.length !== 1) this.refuse(node, `gets an input of shape [N, ${this.shape}]; add a Flatten before it`);
       if (this.shape[0] !== inputs) this.refuse(node, `expects ${inputs} inputs, the layer before it gives ${this.shape[0]}`);
@@ -504,6 +625,7 @@ function importState(fn, model, options) {
       this.layers.push({ type: 'dense', units, tensors: bias ? { weight, bias } : { weight } });
       this.advance(node);
       this.shape = [units];
+      this.image = false;
       this.producer = 'dense';
     },
   };
@@ -531,7 +653,7 @@ export async function importONNX(bytes, options = {}) {
     throw new ModelFormatError(`${fn}(): the graph has ${inputs.length} inputs (${inputs.map((v) => v.name).join(', ')}), expected 1`);
   }
   const input = inputs[0];
-  if (input.elemType !== FLOAT || input.dims === null || input.dims.length < 2 || input.dims.slice(1).some((d) => !(d > 0))) {
+  if (input.elemType !== FLOAT || input.dims === null || input.dims.length < 2 || input.dims.slice(1).some((d) => !(d > 0 && d <= 2 ** 24))) {
     throw new ModelFormatError(
       `${fn}(): input '${input.name}' must be float with shape [batch, features...] and known feature sizes, got ${TYPE_NAMES[input.elemType] ?? input.elemType} [${input.dims?.map((d) => d ?? '?')}]`,
     );
@@ -539,6 +661,8 @@ export async function importONNX(bytes, options = {}) {
   const s = importState(fn, model, options);
   s.value = input.name;
   s.shape = input.dims.slice(1);
+  // [N, C, H, W] is an image (bnwasm's inputShape); any other rank is flat features.
+  s.image = s.shape.length === 3;
   for (const node of model.nodes) {
     if (node.domain !== '' && node.domain !== 'ai.onnx') s.refuse(node, `is in domain '${node.domain}', not the default ONNX domain`);
     const readsActivation = node.inputs.includes(s.value);
@@ -568,7 +692,7 @@ export async function importONNX(bytes, options = {}) {
     );
   }
   const config = {
-    inputSize: input.dims.slice(1).reduce((a, b) => a * b, 1),
+    ...(input.dims.length === 4 ? { inputShape: input.dims.slice(1) } : { inputSize: input.dims.slice(1).reduce((a, b) => a * b, 1) }),
     layers: s.layers.map(({ tensors, ...layer }) => (layer.type === 'dense' ? { ...layer, useBias: tensors.bias !== undefined } : layer)),
     loss,
     ...(options.optimizer !== undefined ? { optimizer: options.optimizer } : {}),

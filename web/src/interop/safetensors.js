@@ -1,28 +1,31 @@
 // PyTorch weights in the safetensors format: an 8-byte little-endian header
 // length, a JSON header {name: {dtype, shape, data_offsets}}, then the raw
 // little-endian tensor bytes. Names are those of model.state_dict() for an
-// nn.Sequential built layer by layer from the same config.
+// nn.Sequential built layer by layer from the same config (common.js torchLayout:
+// where bnwasm flattens an image implicitly, that nn.Sequential has an nn.Flatten).
 import { normalizeConfig } from '../config.js';
 import { ModelFormatError, describe } from '../errors.js';
-import { batchesTracked } from '../network.js';
-import { asBytes, buildNetwork, checkConvertible, stateDictName } from './common.js';
+import { batchesTracked, openNetwork } from '../network.js';
+import { asBytes, buildNetwork, stateDictName, torchLayout } from './common.js';
 
-// Per layer type: the state_dict tensors of layer i, as [bnwasm name, suffix, shape].
-// `width` is the layer's input width.
+// Per layer type: the state_dict tensors of a layer, as [bnwasm name, shape].
+// `input` is the layer's input shape ([features], or [C, H, W] for an image).
 const LAYER_TENSORS = {
-  dense: (layer, width) => [
-    ['weight', [layer.units, width]],
+  dense: (layer, input) => [
+    ['weight', [layer.units, input.reduce((a, b) => a * b, 1)]],
     ...(layer.useBias ? [['bias', [layer.units]]] : []),
   ],
-  batchNorm: (layer, width) => [
-    ['gamma', [width]],
-    ['beta', [width]],
-    ['runningMean', [width]],
-    ['runningVariance', [width]],
+  // nn.BatchNorm1d on features, nn.BatchNorm2d on an image's channels: the same names.
+  batchNorm: (layer, input) => [
+    ['gamma', [input[0]]],
+    ['beta', [input[0]]],
+    ['runningMean', [input[0]]],
+    ['runningVariance', [input[0]]],
   ],
-  relu: () => [],
-  sigmoid: () => [],
-  tanh: () => [],
+  conv2d: (layer, input) => [
+    ['weight', [layer.filters, input[0], ...layer.kernelSize]],
+    ...(layer.useBias ? [['bias', [layer.filters]]] : []),
+  ],
 };
 
 const DTYPE_BYTES = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4 };
@@ -122,17 +125,18 @@ const f32Bytes = (values) => new Uint8Array(Float32Array.from(values).buffer);
  */
 export function toSafetensors(net) {
   const config = net.config;
-  checkConvertible('toSafetensors', config);
+  const layout = torchLayout(config);
   const weights = net.getWeights();
   const entries = [];
   config.layers.forEach((layer, i) => {
+    const n = layout.layers[i].index;
     for (const t of weights.filter((w) => w.layer === i)) {
-      entries.push({ name: stateDictName(i, t.name), dtype: 'F32', shape: t.shape, bytes: f32Bytes(t.values) });
+      entries.push({ name: stateDictName(n, t.name), dtype: 'F32', shape: t.shape, bytes: f32Bytes(t.values) });
     }
     if (layer.type === 'batchNorm') {
       const count = new Uint8Array(8);
       new DataView(count.buffer).setBigInt64(0, BigInt(batchesTracked(net, i)), true);
-      entries.push({ name: `${i}.num_batches_tracked`, dtype: 'I64', shape: [], bytes: count });
+      entries.push({ name: `${n}.num_batches_tracked`, dtype: 'I64', shape: [], bytes: count });
     }
   });
   return writeSafetensors(entries, { format: 'pt' });
@@ -152,15 +156,19 @@ export async function loadSafetensors(bytes, config) {
   const fn = 'loadSafetensors';
   bytes = asBytes(fn, 'bytes', bytes);
   const normalized = normalizeConfig(config, fn);
-  checkConvertible(fn, normalized);
   const { tensors } = readSafetensors(bytes, fn);
   const unused = new Set(tensors.keys());
   const weights = [];
   const tracked = new Map();
-  let width = normalized.inputSize;
+  const layout = torchLayout(normalized);
+  if (![...layout.layers.map((l) => l.input), layout.output].every((shape) => shape.every((d) => d >= 1))) {
+    // Shapes that do not fit are the config's fault: the core names the layer (ConfigError).
+    (await openNetwork(fn, normalized)).dispose();
+  }
   normalized.layers.forEach((layer, i) => {
-    for (const [name, shape] of LAYER_TENSORS[layer.type](layer, width)) {
-      const key = stateDictName(i, name);
+    const { index: n, input } = layout.layers[i];
+    for (const [name, shape] of LAYER_TENSORS[layer.type]?.(layer, input) ?? []) {
+      const key = stateDictName(n, name);
       const t = tensors.get(key);
       if (t === undefined) {
         throw new ModelFormatError(`${fn}(): the file has no '${key}' (layer ${i}, ${layer.type} ${name}); its tensors are ${[...tensors.keys()].join(', ')}`);
@@ -173,7 +181,7 @@ export async function loadSafetensors(bytes, config) {
       unused.delete(key);
     }
     if (layer.type === 'batchNorm') {
-      const key = `${i}.num_batches_tracked`;
+      const key = `${n}.num_batches_tracked`;
       const t = tensors.get(key);
       if (t !== undefined) {
         const n = t.values();
@@ -184,7 +192,6 @@ export async function loadSafetensors(bytes, config) {
         unused.delete(key);
       }
     }
-    if (layer.type === 'dense') width = layer.units;
   });
   if (unused.size > 0) {
     throw new ModelFormatError(`${fn}(): the file has tensors the config does not: ${[...unused].join(', ')}`);

@@ -1,10 +1,16 @@
 // The TF.js layers format (model.json + weights.bin): export that
 // tf.loadLayersModel reads, and import of Sequential models of Dense,
-// BatchNormalization and activations. Dense kernels are [in, out] there,
-// [out, in] in bnwasm. Keras's batch-norm momentum (0.99) is the weight of the
-// past, like bnwasm's; its moving variance is the biased one.
+// BatchNormalization, Conv2D, pooling, Flatten and activations. Dense kernels
+// are [in, out] there, [out, in] in bnwasm; Conv2D kernels [kh, kw, in, out]
+// there, [out, in, kh, kw] in bnwasm. Keras's batch-norm momentum (0.99) is the
+// weight of the past, like bnwasm's; its moving variance is the biased one.
+// A conv network is written to take bnwasm's NCHW examples as they are: a Permute
+// to NHWC first, channels_last layers (tfjs-core's batch norm kernels normalize
+// the last axis only, so a channels_first BatchNormalization gives wrong
+// numbers), and a Permute back to NCHW before flattening, so the features keep
+// bnwasm's CHW order (docs/interop.md).
 import { InputError, ModelFormatError, describe } from '../errors.js';
-import { asBytes, buildNetwork, checkConvertible, checkImportOptions, layerTensors } from './common.js';
+import { asBytes, buildNetwork, checkImportOptions, layerTensors, nextShape, torchLayout } from './common.js';
 
 function transpose(values, rows, cols) {
   const out = new Float32Array(values.length);
@@ -12,32 +18,98 @@ function transpose(values, rows, cols) {
   return out;
 }
 
-// Per bnwasm layer type: the Keras layer and its weights [keras name, values, shape].
+// [out, in, kh, kw] (bnwasm, PyTorch) <-> [kh, kw, in, out] (Keras).
+function toKerasKernel(w, [out, inC, kh, kw]) {
+  const k = new Float32Array(w.length);
+  for (let o = 0; o < out; o++) for (let c = 0; c < inC; c++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
+    k[((y * kw + x) * inC + c) * out + o] = w[((o * inC + c) * kh + y) * kw + x];
+  }
+  return k;
+}
+function fromKerasKernel(k, [kh, kw, inC, out]) {
+  const w = new Float32Array(k.length);
+  for (let o = 0; o < out; o++) for (let c = 0; c < inC; c++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
+    w[((o * inC + c) * kh + y) * kw + x] = k[((y * kw + x) * inC + c) * out + o];
+  }
+  return w;
+}
+
+const keras = (class_name, config) => ({ class_name, config: { ...config, trainable: true, dtype: 'float32' } });
+const LAST = { data_format: 'channels_last' };
+
+// Per bnwasm layer type: the Keras layers and their weights [keras name, values,
+// shape]. `input` is the layer's input shape ([features] or [C, H, W]).
 const EXPORT_LAYER = {
-  dense: (layer, t, i, width) => ({
-    layer: { class_name: 'Dense', config: { name: `dense_${i}`, units: layer.units, activation: 'linear', use_bias: layer.useBias, trainable: true, dtype: 'float32' } },
-    weights: [['kernel', transpose(t.weight, layer.units, width), [width, layer.units]], ...(layer.useBias ? [['bias', t.bias, [layer.units]]] : [])],
-  }),
-  batchNorm: (layer, t, i, width) => ({
-    layer: {
-      class_name: 'BatchNormalization',
-      config: { name: `batch_normalization_${i}`, axis: -1, momentum: layer.momentum, epsilon: layer.epsilon, center: true, scale: true, trainable: true, dtype: 'float32' },
-    },
+  dense: (layer, t, i, input) => {
+    const width = input.reduce((a, b) => a * b, 1);
+    return {
+      layer: keras('Dense', { name: `dense_${i}`, units: layer.units, activation: 'linear', use_bias: layer.useBias }),
+      weights: [['kernel', transpose(t.weight, layer.units, width), [width, layer.units]], ...(layer.useBias ? [['bias', t.bias, [layer.units]]] : [])],
+    };
+  },
+  batchNorm: (layer, t, i, input) => ({
+    layer: keras('BatchNormalization', {
+      name: `batch_normalization_${i}`,
+      // The channel axis of an NHWC image, the feature axis otherwise.
+      axis: -1,
+      momentum: layer.momentum,
+      epsilon: layer.epsilon,
+      center: true,
+      scale: true,
+    }),
     weights: [
-      ['gamma', t.gamma, [width]],
-      ['beta', t.beta, [width]],
-      ['moving_mean', t.runningMean, [width]],
-      ['moving_variance', t.runningVariance, [width]],
+      ['gamma', t.gamma, [input[0]]],
+      ['beta', t.beta, [input[0]]],
+      ['moving_mean', t.runningMean, [input[0]]],
+      ['moving_variance', t.runningVariance, [input[0]]],
     ],
   }),
+  conv2d: (layer, t, i, input) => {
+    const [kh, kw] = layer.kernelSize;
+    const shape = [layer.filters, input[0], kh, kw];
+    // Keras pads only 'valid' or 'same'; other zeros come from a ZeroPadding2D in front.
+    const [ph, pw] = layer.padding === 'same' ? [0, 0] : layer.padding;
+    const pad = ph + pw > 0 ? [keras('ZeroPadding2D', { name: `zero_padding2d_${i}`, padding: [[ph, ph], [pw, pw]], ...LAST })] : [];
+    return {
+      before: pad,
+      layer: keras('Conv2D', {
+        name: `conv2d_${i}`,
+        filters: layer.filters,
+        kernel_size: [kh, kw],
+        // Copies: an array made in another realm (structuredClone under Jest) is not instanceof Array to tfjs-layers.
+        strides: [...layer.stride],
+        padding: layer.padding === 'same' ? 'same' : 'valid',
+        ...LAST,
+        dilation_rate: [1, 1],
+        activation: 'linear',
+        use_bias: layer.useBias,
+      }),
+      weights: [['kernel', toKerasKernel(t.weight, shape), [kh, kw, input[0], layer.filters]], ...(layer.useBias ? [['bias', t.bias, [layer.filters]]] : [])],
+    };
+  },
+  maxPool2d: (layer, t, i) => ({
+    layer: keras('MaxPooling2D', { name: `max_pooling2d_${i}`, pool_size: [...layer.poolSize], strides: [...layer.stride], padding: 'valid', ...LAST }),
+    weights: [],
+  }),
+  avgPool2d: (layer, t, i) => ({
+    layer: keras('AveragePooling2D', { name: `average_pooling2d_${i}`, pool_size: [...layer.poolSize], strides: [...layer.stride], padding: 'valid', ...LAST }),
+    weights: [],
+  }),
+  globalAvgPool: (layer, t, i) => ({ layer: keras('GlobalAveragePooling2D', { name: `global_average_pooling2d_${i}`, ...LAST }), weights: [] }),
+  flatten: (layer, t, i) => ({ layer: flattenLayer(`flatten_${i}`), weights: [] }),
   relu: (layer, t, i) => activationLayer('relu', i),
   sigmoid: (layer, t, i) => activationLayer('sigmoid', i),
   tanh: (layer, t, i) => activationLayer('tanh', i),
 };
 
 function activationLayer(activation, i) {
-  return { layer: { class_name: 'Activation', config: { name: `activation_${i}`, activation, trainable: true, dtype: 'float32' } }, weights: [] };
+  return { layer: keras('Activation', { name: `activation_${i}`, activation }), weights: [] };
 }
+const flattenLayer = (name) => keras('Flatten', { name });
+// Permute's dims count from 1 after the batch axis: [2, 3, 1] makes NCHW NHWC, [3, 1, 2] the reverse.
+const TO_NHWC = [2, 3, 1];
+const TO_NCHW = [3, 1, 2];
+const permuteLayer = (name, dims) => keras('Permute', { name, dims: [...dims] });
 
 /**
  * A tfjs-layers model of the network: `modelJson` is the model.json object
@@ -50,24 +122,30 @@ function activationLayer(activation, i) {
  */
 export function toTfjsLayers(net) {
   const config = net.config;
-  checkConvertible('toTfjsLayers', config);
   const tensors = layerTensors(net.getWeights(), config.layers.length);
+  const layout = torchLayout(config);
   const layers = [];
   const specs = [];
   const chunks = [];
-  let width = config.inputSize;
+  // The Keras tensor is NHWC from the first Permute until an image is flattened.
+  if (config.inputShape) layers.push(permuteLayer('permute_input', TO_NHWC));
   config.layers.forEach((layer, i) => {
-    const out = EXPORT_LAYER[layer.type](layer, tensors[i], i, width);
-    if (i === 0) out.layer.config.batch_input_shape = [null, config.inputSize];
-    layers.push(out.layer);
+    const { input, flattenBefore } = layout.layers[i];
+    const out = EXPORT_LAYER[layer.type](layer, tensors[i], i, input);
+    // bnwasm flattens an image in CHW order, implicitly before a dense layer; Keras's Dense would act on the last axis.
+    const image = input.length === 3;
+    if (image && (layer.type === 'flatten' || flattenBefore)) layers.push(permuteLayer(`permute_${i}`, TO_NCHW));
+    if (image && flattenBefore) layers.push(flattenLayer(`flatten_before_${i}`));
+    layers.push(...(out.before ?? []), out.layer);
     for (const [name, values, shape] of out.weights) {
       specs.push({ name: `${out.layer.config.name}/${name}`, shape, dtype: 'float32' });
       chunks.push(Float32Array.from(values));
     }
-    if (layer.type === 'dense') width = layer.units;
   });
+  layers[0].config.batch_input_shape = [null, ...(config.inputShape ?? [config.inputSize])];
+  if (layout.output.length === 3) layers.push(permuteLayer('permute_output', TO_NCHW), flattenLayer('flatten_output'));
   if (config.loss === 'softmaxCrossEntropy') {
-    layers.push({ class_name: 'Activation', config: { name: 'softmax', activation: 'softmax', trainable: true, dtype: 'float32' } });
+    layers.push(keras('Activation', { name: 'softmax', activation: 'softmax' }));
   }
   const weightData = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
@@ -96,9 +174,12 @@ const IMPORT_LAYER = {
   InputLayer: () => {},
   Dropout: () => {},
   Dense(s, c) {
+    if (s.image) s.refuse(c, `is a Dense on an image [${s.image}]: Keras's Dense acts on the last axis only; bnwasm reads it after a Flatten`);
     const inputs = s.width;
     const units = s.int(c, 'units');
-    const kernel = s.weight(c, 'kernel', [inputs, units]);
+    // After a Flatten of NHWC, the kernel's rows are in HWC order: bnwasm's are CHW.
+    const kernel = s.toChw(s.weight(c, 'kernel', [inputs, units]), units);
+    s.order = null;
     const useBias = c.use_bias ?? true;
     const tensors = { weight: transpose(kernel, inputs, units) };
     if (useBias) tensors.bias = s.weight(c, 'bias', [units]);
@@ -109,18 +190,73 @@ const IMPORT_LAYER = {
   BatchNormalization(s, c) {
     const axis = c.axis ?? -1;
     const a = Array.isArray(axis) && axis.length === 1 ? axis[0] : axis;
-    if (a !== -1 && a !== 1) s.refuse(c, `normalizes axis ${JSON.stringify(axis)}; only the feature axis (-1 or 1) of [batch, features] is read`);
-    const w = s.width;
+    // The channel axis of an image (per-channel batch norm), the feature axis of [batch, features].
+    const allowed = !s.image ? [-1, 1] : s.layout === 'nchw' ? [1, -3] : [3, -1];
+    if (!allowed.includes(a)) {
+      s.refuse(c, `normalizes axis ${JSON.stringify(axis)}; bnwasm reads the ${s.image ? `channel axis (${allowed.join(' or ')}) of an ${s.layout.toUpperCase()} image` : 'feature axis (-1 or 1) of [batch, features]'}`);
+    }
+    const w = s.image ? s.image[0] : s.width;
     const ones = new Float32Array(w).fill(1);
+    const get = (name) => s.toChw(s.weight(c, name, [w]), 1);
     s.push(
       { type: 'batchNorm', momentum: c.momentum ?? 0.99, epsilon: c.epsilon ?? 1e-3, runningVariance: s.runningVariance },
       {
-        gamma: c.scale === false ? ones : s.weight(c, 'gamma', [w]),
-        beta: c.center === false ? new Float32Array(w) : s.weight(c, 'beta', [w]),
-        runningMean: s.weight(c, 'moving_mean', [w]),
-        runningVariance: s.weight(c, 'moving_variance', [w]),
+        gamma: c.scale === false ? ones : get('gamma'),
+        beta: c.center === false ? new Float32Array(w) : get('beta'),
+        runningMean: get('moving_mean'),
+        runningVariance: get('moving_variance'),
       },
     );
+  },
+  Permute(s, c) {
+    const dims = Array.isArray(c.dims) ? c.dims.join() : JSON.stringify(c.dims);
+    if (s.image && s.layout === 'nchw' && dims === TO_NHWC.join()) s.layout = 'nhwc';
+    else if (s.image && s.layout === 'nhwc' && dims === TO_NCHW.join()) s.layout = 'nchw';
+    else s.refuse(c, `permutes [${dims}] on ${s.image ? `an ${s.layout.toUpperCase()} image` : 'flat features'}; only NCHW <-> NHWC of an image is read`);
+  },
+  ZeroPadding2D(s, c) {
+    s.expectImage(c);
+    const p = c.padding ?? 1;
+    const pairs = typeof p === 'number' ? [[p, p], [p, p]] : Array.isArray(p) && p.length === 2 ? p.map((v) => (typeof v === 'number' ? [v, v] : v)) : null;
+    if (!pairs?.every((q) => Array.isArray(q) && q.length === 2 && q.every((v) => Number.isInteger(v) && v >= 0))) {
+      s.refuse(c, `has padding ${JSON.stringify(p)}, expected a number, [height, width] or [[top, bottom], [left, right]]`);
+    }
+    const [[top, bottom], [left, right]] = pairs;
+    if (top !== bottom || left !== right) s.refuse(c, `pads ${JSON.stringify(p)}; bnwasm pads the same on both sides`);
+    s.pad = { name: c.name, padding: [top, left] };
+  },
+  Conv2D(s, c) {
+    s.expectImage(c);
+    const [kh, kw] = s.pair(c, 'kernel_size');
+    const stride = s.pair(c, 'strides', [1, 1]);
+    if (s.pair(c, 'dilation_rate', [1, 1]).some((d) => d !== 1)) s.refuse(c, `has dilation_rate ${JSON.stringify(c.dilation_rate)}; bnwasm has dilation 1 only`);
+    if ((c.groups ?? 1) !== 1) s.refuse(c, `has groups ${c.groups}; bnwasm's conv2d has groups 1`);
+    const mode = c.padding ?? 'valid';
+    let padding = [0, 0];
+    if (mode === 'same' && stride.join() === '1,1') padding = 'same';
+    else if (mode !== 'valid') s.refuse(c, `has padding '${mode}'${mode === 'same' ? ` with strides [${stride}]` : ''}; bnwasm reads 'valid' and 'same' with stride 1`);
+    if (s.pad) {
+      if (padding === 'same') s.refuse(c, `has padding 'same' after ZeroPadding2D '${s.pad.name}'`);
+      padding = s.pad.padding;
+      s.pad = null;
+    }
+    const filters = s.int(c, 'filters');
+    const channels = s.image[0];
+    const weight = fromKerasKernel(s.weight(c, 'kernel', [kh, kw, channels, filters]), [kh, kw, channels, filters]);
+    const useBias = c.use_bias ?? true;
+    const layer = { type: 'conv2d', filters, kernelSize: [kh, kw], stride, padding, useBias };
+    s.push(layer, useBias ? { weight, bias: s.weight(c, 'bias', [filters]) } : { weight });
+    s.image = nextShape(layer, s.image);
+    s.activation(c, c.activation ?? 'linear');
+  },
+  MaxPooling2D: (s, c) => pool(s, c, 'maxPool2d'),
+  AveragePooling2D: (s, c) => pool(s, c, 'avgPool2d'),
+  GlobalAveragePooling2D(s, c) {
+    s.expectImage(c);
+    if (c.keepdims) s.refuse(c, 'has keepdims true; bnwasm reads [batch, channels]');
+    s.push({ type: 'globalAvgPool' });
+    s.width = s.image[0];
+    s.image = null;
   },
   Activation: (s, c) => s.activation(c, c.activation),
   ReLU(s, c) {
@@ -131,8 +267,39 @@ const IMPORT_LAYER = {
     if ((c.axis ?? -1) !== -1 && c.axis !== 1) s.refuse(c, `axis ${c.axis}`);
     s.activation(c, 'softmax');
   },
-  Flatten: () => {},
+  Flatten(s, c) {
+    if (!s.image) return;
+    const first = c.data_format === 'channels_first';
+    if (s.layout === 'nhwc' && first) s.refuse(c, 'has data_format channels_first on an NHWC tensor');
+    // Keras flattens NHWC (or, with data_format channels_first, NCHW moved to NHWC first) in HWC order.
+    s.order = s.layout === 'nhwc' || first ? s.image : null;
+    s.push({ type: 'flatten' });
+    s.width = s.image.reduce((a, b) => a * b, 1);
+    s.image = null;
+  },
 };
+
+function pool(s, c, type) {
+  s.expectImage(c);
+  const poolSize = s.pair(c, 'pool_size', [2, 2]);
+  const stride = c.strides == null ? poolSize : s.pair(c, 'strides');
+  if ((c.padding ?? 'valid') !== 'valid') s.refuse(c, `has padding '${c.padding}'; bnwasm's pooling has none ('valid')`);
+  if (poolSize[0] > s.image[1] || poolSize[1] > s.image[2]) s.refuse(c, `has a ${poolSize} window on a ${s.image.slice(1)} image`);
+  const layer = { type, poolSize, stride };
+  s.push(layer);
+  s.image = nextShape(layer, s.image);
+}
+
+// The data format of a model's input: NCHW if it opens with a Permute to NHWC (as
+// toTfjsLayers writes) or its first image layer says channels_first; Keras's default
+// channels_last otherwise.
+function inputLayout(layerList) {
+  const first = layerList.find((l) => l?.class_name !== 'InputLayer');
+  const dims = first?.config?.dims;
+  if (first?.class_name === 'Permute' && Array.isArray(dims) && dims.join() === TO_NHWC.join()) return 'nchw';
+  const formatted = layerList.find((l) => typeof l?.config?.data_format === 'string' && l.class_name !== 'Flatten');
+  return formatted?.config.data_format === 'channels_first' ? 'nchw' : 'nhwc';
+}
 
 function readManifest(fn, modelJson, weightData) {
   const manifest = modelJson.weightsManifest ?? [];
@@ -203,18 +370,50 @@ export async function importTfjsLayers(modelJson, weightData, options = {}) {
   const weights = readManifest(fn, modelJson, weightData);
   const first = layerList[0]?.config ?? {};
   const inputShape = first.batch_input_shape ?? first.batch_shape ?? first.batchInputShape;
-  if (!Array.isArray(inputShape) || inputShape.length !== 2 || !(Number.isInteger(inputShape[1]) && inputShape[1] > 0)) {
-    throw new ModelFormatError(`${fn}(): the first layer must give batch_input_shape [null, features], got ${JSON.stringify(inputShape)}`);
+  const positive = (d) => Number.isInteger(d) && d > 0 && d <= 2 ** 24;
+  if (!Array.isArray(inputShape) || ![2, 4].includes(inputShape.length) || !inputShape.slice(1).every(positive)) {
+    throw new ModelFormatError(`${fn}(): the first layer must give batch_input_shape [null, features] or [null, height, width, channels] (or channels first), got ${JSON.stringify(inputShape)}`);
   }
+  // An image input: bnwasm's inputShape is [C, H, W] whatever the file's layout.
+  const layout = inputShape.length === 4 ? inputLayout(layerList) : null;
+  const [, a, b, d] = inputShape;
+  const image = layout === 'nchw' ? [a, b, d] : layout === 'nhwc' ? [d, a, b] : null;
   const used = new Set();
   const s = {
-    width: inputShape[1],
+    width: inputShape.slice(1).reduce((x, y) => x * y, 1),
+    image, // [C, H, W] while the activation is an image
+    layout, // the Keras tensor's layout while it is an image: 'nchw' or 'nhwc'
+    order: null, // [C, H, W] while flat features are in Keras's HWC order (after a Flatten of NHWC)
+    pad: null, // a ZeroPadding2D waiting for its Conv2D
     layers: [],
     tensors: [],
     softmax: null,
     runningVariance: options.runningVariance ?? 'biased',
     refuse(c, why) {
       throw new ModelFormatError(`${fn}(): layer '${c.name}' ${why}`, { layerName: c.name });
+    },
+    expectImage(c) {
+      if (!this.image) this.refuse(c, 'needs an image input [batch, H, W, C] (or channels first)');
+      const format = c.data_format ?? 'channels_last';
+      if (format !== (this.layout === 'nchw' ? 'channels_first' : 'channels_last')) {
+        this.refuse(c, `has data_format ${format} on an ${this.layout.toUpperCase()} tensor`);
+      }
+    },
+    pair(c, key, fallback) {
+      const v = c[key] ?? fallback;
+      const p = typeof v === 'number' ? [v, v] : v;
+      if (!Array.isArray(p) || p.length !== 2 || !p.every((x) => Number.isInteger(x) && x >= 1)) this.refuse(c, `has ${key} ${JSON.stringify(v)}, expected [height, width]`);
+      return p;
+    },
+    // Rows of a [features, cols] tensor from Keras's HWC order into bnwasm's CHW order (a copy; unchanged if not permuted).
+    toChw(values, cols) {
+      if (!this.order) return values;
+      const [C, H, W] = this.order;
+      const out = new Float32Array(values.length);
+      for (let ch = 0; ch < C; ch++) for (let p = 0; p < H * W; p++) {
+        out.set(values.subarray((p * C + ch) * cols, (p * C + ch + 1) * cols), (ch * H * W + p) * cols);
+      }
+      return out;
     },
     int(c, key) {
       if (!Number.isInteger(c[key]) || c[key] < 1) this.refuse(c, `has ${key} ${describe(c[key])}, expected a positive integer`);
@@ -256,8 +455,12 @@ export async function importTfjsLayers(modelJson, weightData, options = {}) {
       s.refuse(c, `is a ${describe(layer.class_name)}, not supported (importTfjsLayers reads ${Object.keys(IMPORT_LAYER).join(', ')})`);
     }
     if (s.softmax && layer.class_name !== 'Dropout') s.refuse(c, `follows the softmax of layer '${s.softmax}', which must end the model`);
+    if (s.pad && layer.class_name !== 'Conv2D') s.refuse(c, `follows ZeroPadding2D '${s.pad.name}'; bnwasm reads zero padding only as a Conv2D's`);
     handler(s, c);
   }
+  if (s.pad) throw new ModelFormatError(`${fn}(): ZeroPadding2D '${s.pad.name}' ends the model; bnwasm reads zero padding only as a Conv2D's`);
+  if (s.image) throw new ModelFormatError(`${fn}(): the model's output is an image [${s.image}]; bnwasm reads models that end flat (add a Flatten)`);
+  if (s.order) throw new ModelFormatError(`${fn}(): the model ends in features in HWC order (a Flatten of NHWC); bnwasm reads models whose last Flatten is followed by a Dense`);
   if (used.size !== weights.size) {
     const unused = [...weights.entries()].filter(([, w]) => !used.has(w)).map(([name]) => name);
     throw new ModelFormatError(`${fn}(): the manifest has weights no layer reads: ${unused.join(', ')}`);
@@ -267,7 +470,7 @@ export async function importTfjsLayers(modelJson, weightData, options = {}) {
     throw new InputError(`${fn}(): loss '${loss}' cannot end in the softmax of layer '${s.softmax}'; a softmax output is loss 'softmaxCrossEntropy'`, 'BNWASM_INVALID_ARGUMENT');
   }
   if (s.layers.length === 0) throw new ModelFormatError(`${fn}(): the model has no layers bnwasm can run`);
-  const config = { inputSize: inputShape[1], layers: s.layers, loss, ...(options.optimizer !== undefined ? { optimizer: options.optimizer } : {}) };
+  const config = { ...(image ? { inputShape: image } : { inputSize: inputShape[1] }), layers: s.layers, loss, ...(options.optimizer !== undefined ? { optimizer: options.optimizer } : {}) };
   const list = s.tensors.flatMap((t, i) => Object.entries(t).map(([name, values]) => ({ layer: i, name, values })));
   return buildNetwork(fn, config, list);
 }
