@@ -25,8 +25,9 @@ const RESULTS = join(ROOT, 'test-results');
 const SCREENSHOT = join(RESULTS, 'onnx-e2e.png');
 // The page's bounds (page.js justifies them); repeated here so a change there cannot loosen this test.
 const EXPORT_TOLERANCE = 1e-5;
-const EXPORT_ROWS = 2 * 5 * 2; // models x opsets 13..17 x fold
-const IMPORT_ROWS = 4 * 2 * 2; // fixtures x opsets 13, 17 x constant folding
+const EXPORT_ROWS = 3 * 5 * 2; // models (two dense, one CNN) x opsets 13..17 x fold
+// Dense fixtures x opsets 13, 17 x constant folding, and the conv fixture's two exports of each.
+const IMPORT_ROWS = 4 * 2 * 2 + 1 * 2 * 2 * 2;
 const TRAIN_STEPS = 20;
 
 let context;
@@ -89,7 +90,7 @@ async function check(page, result, { isolated, screenshot, errors, warnings, was
   }
   for (const r of result.export) console.log(`export ${r.model} opset ${r.opset} fold ${r.fold}: ${r.bytes} bytes, max |ORT - bnwasm| ${r.diff.toExponential(2)}`);
   for (const r of result.import) {
-    console.log(`import ${r.fixture} opset ${r.opset} folding ${r.constantFolding}: max |bnwasm - PyTorch| ${r.bnwasmDiff.toExponential(2)}, max |ORT - PyTorch| ${r.ortDiff.toExponential(2)}`);
+    console.log(`import ${r.fixture}${r.batchNormKept ? ' (batch norm kept)' : ''} opset ${r.opset} folding ${r.constantFolding}: max |bnwasm - PyTorch| ${r.bnwasmDiff.toExponential(2)}, max |ORT - PyTorch| ${r.ortDiff.toExponential(2)}`);
   }
   const worst = (rows, key) => Math.max(...rows.map((r) => r[key]));
   console.log(
@@ -102,7 +103,7 @@ async function check(page, result, { isolated, screenshot, errors, warnings, was
   console.log(`screenshot: ${screenshot}`);
 
   // The networks trained in the page: the exported running statistics are not the initial 0 and 1.
-  assert.equal(result.training.length, 2);
+  assert.equal(result.training.length, 3);
   for (const t of result.training) {
     assert.equal(t.steps, TRAIN_STEPS, `${t.model} steps`);
     assert.ok(t.lastLoss < t.firstLoss, `${t.model}: loss ${t.firstLoss} -> ${t.lastLoss}`);
@@ -111,7 +112,7 @@ async function check(page, result, { isolated, screenshot, errors, warnings, was
   assert.equal(result.export.length, EXPORT_ROWS);
   for (const r of result.export) {
     const what = `${r.model} opset ${r.opset} fold ${r.fold}`;
-    assert.deepEqual(r.dims, [50, r.model === 'classifier' ? 3 : 2], `${what}: output dims`);
+    assert.deepEqual(r.dims, [50, r.model === 'regressor' ? 2 : 3], `${what}: output dims`);
     assert.ok(r.diff <= EXPORT_TOLERANCE, `${what}: max |onnxruntime-web - bnwasm| ${r.diff} > ${EXPORT_TOLERANCE}`);
     assert.equal(r.agree, true, what);
   }
@@ -119,7 +120,7 @@ async function check(page, result, { isolated, screenshot, errors, warnings, was
   assert.equal(result.import.length, IMPORT_ROWS);
   for (const r of result.import) {
     // Elementwise |x - reference| <= 2e-6 + 1e-5 |reference| for bnwasm and ORT (page.js).
-    assert.equal(r.agree, true, `${r.fixture} opset ${r.opset} folding ${r.constantFolding}: bnwasm ${r.bnwasmDiff}, ORT ${r.ortDiff}`);
+    assert.equal(r.agree, true, `${r.fixture}${r.batchNormKept ? ' (batch norm kept)' : ''} opset ${r.opset} folding ${r.constantFolding}: bnwasm ${r.bnwasmDiff}, ORT ${r.ortDiff}`);
   }
   // The page shows every comparison.
   assert.equal(await page.locator('#export tbody tr').count(), EXPORT_ROWS);
