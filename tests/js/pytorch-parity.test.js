@@ -122,6 +122,23 @@ function formatIndex(i, shape) {
   return `[${i}] = [${idx.join(', ')}]`;
 }
 
+// The worst of each fixture, printed at the end: |actual - expected| and its share of the tolerance.
+const worstSeen = new Map();
+function record(what, absolute, ratio) {
+  const [fixture, ...rest] = what.split(': ');
+  const kind = /loss/.test(rest.join()) ? 'loss' : /outputs|predict/.test(rest.join()) ? 'outputs' : 'weights';
+  const row = worstSeen.get(fixture) ?? { loss: [0, 0], weights: [0, 0], outputs: [0, 0] };
+  row[kind] = [Math.max(row[kind][0], absolute), Math.max(row[kind][1], ratio)];
+  worstSeen.set(fixture, row);
+}
+afterAll(() => {
+  const cell = ([absolute, ratio]) => `${absolute.toExponential(1)} (${(100 * ratio).toFixed(1)}%)`.padEnd(18);
+  const lines = [...worstSeen].map(([name, r]) => `${name.padEnd(54)} ${cell(r.loss)} ${cell(r.weights)} ${cell(r.outputs)}`);
+  console.log(
+    `worst |bnwasm - PyTorch float64| (share of the tolerance):\n${'fixture'.padEnd(54)} ${'losses'.padEnd(18)} ${'weights, stats'.padEnd(18)} outputs\n${lines.join('\n')}`,
+  );
+});
+
 // Throws, naming the worst element, when any element is out of tolerance. atol is a number or
 // an array with one value per element.
 function expectClose(actual, expected, { rtol, atol, what, shape }) {
@@ -134,9 +151,11 @@ function expectClose(actual, expected, { rtol, atol, what, shape }) {
   }
   let worst = -1;
   let worstRatio = -1;
+  let worstAbsolute = 0;
   let failures = 0;
   for (let i = 0; i < expected.length; i += 1) {
     const diff = Math.abs(actual[i] - expected[i]);
+    if (!(diff <= worstAbsolute)) worstAbsolute = diff;
     const allowed = atolAt(i) + rtol * Math.abs(expected[i]);
     let ratio;
     if (Number.isNaN(diff)) ratio = Infinity;
@@ -148,6 +167,8 @@ function expectClose(actual, expected, { rtol, atol, what, shape }) {
       worstRatio = ratio;
     }
   }
+  // predict vs predictBatch compares bnwasm with itself, not with PyTorch.
+  if (!/predict vs predictBatch/.test(what)) record(what, worstAbsolute, worstRatio);
   if (failures > 0) {
     const e = expected[worst];
     const a = actual[worst];
