@@ -155,7 +155,7 @@ void f32_pack_rows_x4(float* packed, const float* w, size_t F, size_t K) {
 
 void f32_conv_direct__scalar(float* out, const float* x, const float* wp, const ConvEpilogue& ep,
                              const PaddedConv& s) {
-  // out is (F, OH, OW); x is (C, HP, WP), padded; wp is (F, K) packed in blocks of 4 rows
+  // out is (F, OH, OW); x is (C, KW, HP, WP); wp is (F, K) packed in blocks of 4 rows
   const size_t K = s.C * s.KH * s.KW;
   for (size_t i = 0; i < s.F; ++i) {
     const float* wi = wp + i / 4 * 4 * K + i % 4;  // w[i][p] is wi[4 * p]
@@ -164,10 +164,9 @@ void f32_conv_direct__scalar(float* out, const float* x, const float* wp, const 
         float acc = 0.0f;
         size_t p = 0;
         for (size_t c = 0; c < s.C; ++c)
-          for (size_t ky = 0; ky < s.KH; ++ky) {
-            const float* row = x + (c * s.HP + oy * s.SH + ky) * s.WP + ox;
-            for (size_t kx = 0; kx < s.KW; ++kx, ++p) acc += wi[4 * p] * row[kx];
-          }
+          for (size_t ky = 0; ky < s.KH; ++ky)
+            for (size_t kx = 0; kx < s.KW; ++kx, ++p)
+              acc += wi[4 * p] * x[((c * s.KW + kx) * s.HP + oy * s.SH + ky) * s.WP + ox];
         float v = (ep.init != nullptr ? ep.init[i] : 0.0f) + acc;
         if (ep.scale != nullptr) v = v * ep.scale[i] + ep.shift[i];
         if (ep.relu) v = v > 0.0f ? v : 0.0f;

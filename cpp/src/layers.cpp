@@ -355,30 +355,35 @@ namespace {
 // apart; other strides in width go through im2col and the packed GEMM.
 bool direct(const Conv2dGeometry& g) { return g.SW == 1; }
 
-// The padded image the direct path reads: every row and column an output
-// touches, padding included.
+// What the direct path reads: KW shifted copies of OW columns, every row an
+// output touches (padding included). For stride 1 the output is one long row
+// (kernels.h).
 PaddedConv padded_conv(const Conv2dGeometry& g) {
-  return {g.F, g.C, g.KH, g.KW, (g.OH - 1) * g.SH + g.KH, g.OW + g.KW - 1, g.SH, g.OH, g.OW};
+  const size_t HP = (g.OH - 1) * g.SH + g.KH;
+  if (g.SH == 1) return {g.F, g.C, g.KH, g.KW, HP, g.OW, 1, 1, g.OH * g.OW};
+  return {g.F, g.C, g.KH, g.KW, HP, g.OW, g.SH, g.OH, g.OW};
 }
 
-// x (C, HP, WP) = in (C, H, W) moved PT rows down and PL columns right, zeros
-// around it, and the kernel's slack after it.
-void pad_image(float* x, const float* in, const Conv2dGeometry& g, const PaddedConv& s) {
-  const size_t left = std::min(g.PL, s.WP);
-  const size_t width = g.W < s.WP - left ? g.W : s.WP - left;  // input columns inside
+// x (C, KW, HP, OW): copy kx of channel c holds, at (yy, ox), the input at row
+// yy - PT and column ox + kx - PL, 0 outside the input; then the kernel's slack.
+void shifted_copies(float* x, const float* in, const Conv2dGeometry& g, const PaddedConv& s) {
   for (size_t c = 0; c < g.C; ++c)
-    for (size_t yy = 0; yy < s.HP; ++yy, x += s.WP) {
-      const size_t y = yy - g.PT;  // unsigned: rows above the input wrap to >= H
-      if (yy < g.PT || y >= g.H) {
-        for (size_t j = 0; j < s.WP; ++j) x[j] = 0.0f;
-        continue;
+    for (size_t kx = 0; kx < g.KW; ++kx) {
+      size_t lo, hi;
+      valid_columns(g, kx, &lo, &hi);
+      for (size_t yy = 0; yy < s.HP; ++yy, x += g.OW) {
+        const size_t y = yy - g.PT;  // unsigned: rows above the input wrap to >= H
+        if (yy < g.PT || y >= g.H) {
+          for (size_t ox = 0; ox < g.OW; ++ox) x[ox] = 0.0f;
+          continue;
+        }
+        const float* row = in + (c * g.H + y) * g.W + kx - g.PL;  // row[ox]: column ox's tap
+        for (size_t ox = 0; ox < lo; ++ox) x[ox] = 0.0f;
+        for (size_t ox = lo; ox < hi; ++ox) x[ox] = row[ox];
+        for (size_t ox = hi; ox < g.OW; ++ox) x[ox] = 0.0f;
       }
-      const float* row = in + (c * g.H + y) * g.W;
-      for (size_t j = 0; j < left; ++j) x[j] = 0.0f;
-      for (size_t j = 0; j < width; ++j) x[left + j] = row[j];
-      for (size_t j = left + width; j < s.WP; ++j) x[j] = 0.0f;
     }
-  for (size_t j = 0; j < s.input_size() - g.C * s.HP * s.WP; ++j) x[j] = 0.0f;
+  for (size_t j = 0; j < 8; ++j) x[j] = 0.0f;
 }
 
 // out (B, F, P) = epilogue(conv(in, weight)): the direct path, or im2col +
@@ -393,7 +398,7 @@ void conv2d_forward_epilogue(float* out, float* scratch, const float* in, const 
     float* x = scratch + f32_packed_rows_x4_size(g.F, K);
     f32_pack_rows_x4(wp, weight, g.F, K);
     for (size_t b = 0; b < B; ++b) {
-      pad_image(x, in + b * g.C * g.H * g.W, g, s);
+      shifted_copies(x, in + b * g.C * g.H * g.W, g, s);
       f32_conv_direct(out + b * g.F * P, x, wp, ep, s);
     }
     return;
@@ -425,7 +430,7 @@ void conv2d_forward_epilogue(float* out, float* scratch, const float* in, const 
 }  // namespace
 
 size_t conv2d_scratch_size(const Conv2dGeometry& g) {
-  // Forward: the packed weight and the padded image (direct path) or col
+  // Forward: the packed weight and the shifted copies (direct path) or col
   // (K, P) and packed col. Backward: col (K, P), then one packed operand: col
   // (K, P), col^T (P, K) or dout (F, P), then dcol (K, P).
   const size_t K = g.K(), P = g.P();

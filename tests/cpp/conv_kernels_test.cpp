@@ -272,14 +272,15 @@ std::vector<float> reference_conv(const std::vector<float>& image, const std::ve
 using ConvDirectFn = void (*)(float*, const float*, const float*, const ConvEpilogue&,
                               const PaddedConv&);
 
-// A direct-convolution variant on a padded image built from the definition
-// (PT rows above, PL columns left, zeros elsewhere), against reference_conv,
-// bit for bit, with each epilogue: none, a bias, batch norm, batch norm + ReLU.
+// A direct-convolution variant on shifted copies built from their definition
+// (kernels.h), against reference_conv, bit for bit, with each epilogue: none,
+// a bias, batch norm, batch norm + ReLU. Stride 1 goes as one long row, as the
+// layer passes it; stride 2 row by row.
 void check_conv_direct(ConvDirectFn f, const Conv2dGeometry& g) {
   if (g.SW != 1) return;  // the direct path is for stride 1 in width
-  const size_t K = g.K(), P = g.P();
-  const PaddedConv s{g.F, g.C, g.KH, g.KW, (g.OH - 1) * g.SH + g.KH, g.OW + g.KW - 1,
-                     g.SH, g.OH, g.OW};
+  const size_t K = g.K(), P = g.P(), HP = (g.OH - 1) * g.SH + g.KH;
+  const PaddedConv s = g.SH == 1 ? PaddedConv{g.F, g.C, g.KH, g.KW, HP, g.OW, 1, 1, P}
+                                 : PaddedConv{g.F, g.C, g.KH, g.KW, HP, g.OW, g.SH, g.OH, g.OW};
   Rng rng(9000 + g.C * 17 + g.F);
   const std::vector<float> image = rng.uniform_vec(g.C * g.H * g.W, -1, 1);
   const std::vector<float> w = rng.uniform_vec(g.F * K, -0.5, 0.5);
@@ -288,12 +289,14 @@ void check_conv_direct(ConvDirectFn f, const Conv2dGeometry& g) {
   // NaN in the slack: a kernel that let slack reach a stored value would show it.
   std::vector<float> x(s.input_size(), std::nanf(""));
   for (size_t c = 0; c < g.C; ++c)
-    for (size_t yy = 0; yy < s.HP; ++yy)
-      for (size_t xx = 0; xx < s.WP; ++xx) {
-        const long y = long(yy) - long(g.PT), xc = long(xx) - long(g.PL);
-        const bool inside = y >= 0 && xc >= 0 && y < long(g.H) && xc < long(g.W);
-        x[(c * s.HP + yy) * s.WP + xx] = inside ? image[(c * g.H + y) * g.W + xc] : 0.0f;
-      }
+    for (size_t kx = 0; kx < g.KW; ++kx)
+      for (size_t yy = 0; yy < HP; ++yy)
+        for (size_t ox = 0; ox < g.OW; ++ox) {
+          const long y = long(yy) - long(g.PT), xc = long(ox + kx) - long(g.PL);
+          const bool inside = y >= 0 && xc >= 0 && y < long(g.H) && xc < long(g.W);
+          x[((c * g.KW + kx) * HP + yy) * g.OW + ox] =
+              inside ? image[(c * g.H + y) * g.W + xc] : 0.0f;
+        }
   std::vector<float> wp(f32_packed_rows_x4_size(g.F, K));
   f32_pack_rows_x4(wp.data(), w.data(), g.F, K);
   ConvEpilogue eps[4];

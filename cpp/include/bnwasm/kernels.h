@@ -57,20 +57,24 @@ void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, s
 
 // ---- direct convolution (implicit GEMM) ---------------------------------------------
 // A convolution whose output columns step one input column at a time (stride 1
-// in width), read straight from a zero-padded copy of the image instead of an
-// im2col matrix: tap (c, ky, kx) of output (oy, ox) is
-//   x[(c * HP + oy * SH + ky) * WP + ox + kx],
-// x being (C, HP, WP) with the padding already in it. The taps of eight
-// neighbouring outputs are eight neighbouring floats, one vector load.
+// in width), read from KW shifted copies of the zero-padded image instead of
+// an im2col matrix (which has KH * KW copies): copy kx of channel c is the
+// padded image moved kx columns left and cut to the output's width, so tap
+// (c, ky, kx) of output (oy, ox) is
+//   x[((c * KW + kx) * HP + oy * SH + ky) * WP + ox],
+// x being (C, KW, HP, WP). The taps of neighbouring outputs are neighbouring
+// floats, one vector load for eight. With WP = OW and SH = 1 that holds
+// across rows too: the caller then describes the output as one row of OH * OW
+// columns (OH = 1), and no tile straddles a row end half empty.
 struct PaddedConv {
   size_t F, C, KH, KW;  // filters, input channels, kernel
-  size_t HP, WP;        // padded input height and width
+  size_t HP, WP;        // rows and columns of each shifted copy
   size_t SH;            // stride down the rows
   size_t OH, OW;        // output height and width
-  // Floats of x the kernels may read: the padded image and 8 more, since a
-  // SIMD tile past the last output column reads (and discards) up to 7 floats
-  // past the image.
-  size_t input_size() const { return C * HP * WP + 8; }
+  // Floats of x the kernels may read: the copies and 8 more, since a SIMD
+  // tile past the last output column reads (and discards) up to 7 floats
+  // past the last copy.
+  size_t input_size() const { return C * KW * HP * WP + 8; }
 };
 // What happens to each sum before it is stored, per filter i:
 //   v = init[i] + sum (init null: 0 + sum);
