@@ -158,10 +158,10 @@ const Geometry kGeometries[] = {
     {"k5_valid", make(1, 9, 9, 16, 5, 5, 1, 1, 0, 0, 0, 0)},
     {"one_position", make(4, 3, 3, 6, 3, 3, 1, 1, 0, 0, 0, 0)},
     {"fashion_conv2", make(16, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1, 1)},
-    // The direct path's edges: output widths of exactly 4, 8 and 12 columns
-    // (its tiles), a 4-wide tail after 8, rows stepping 2 with columns
-    // stepping 1, filter counts that are not a multiple of 4, the first
-    // Fashion-MNIST layer.
+    // The direct path's edges: 12, 24 and 48 output positions (whole 4- and
+    // 8-column tiles of its one long row), rows stepping 2 with columns
+    // stepping 1 (tiles row by row: 7 columns, a 4-wide tail), filter counts
+    // that are not a multiple of 4, the first Fashion-MNIST layer.
     {"w4_f1", make(2, 3, 4, 1, 1, 1, 1, 1, 0, 0, 0, 0)},
     {"w8_k3_valid", make(1, 5, 10, 6, 3, 3, 1, 1, 0, 0, 0, 0)},
     {"w12_same_f7", make(3, 4, 12, 7, 3, 3, 1, 1, 1, 1, 1, 1)},
