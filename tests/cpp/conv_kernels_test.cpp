@@ -160,7 +160,7 @@ const Geometry kGeometries[] = {
     {"fashion_conv2", make(16, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1, 1)},
     // The direct path's edges: 12, 24 and 48 output positions (whole 4- and
     // 8-column tiles of its one long row), rows stepping 2 with columns
-    // stepping 1 (tiles row by row: 7 columns, a 4-wide tail), filter counts
+    // stepping 1 (tiles row by row: 13 columns, a partial 8-wide tail), filter counts
     // that are not a multiple of 4, the first Fashion-MNIST layer.
     {"w4_f1", make(2, 3, 4, 1, 1, 1, 1, 1, 0, 0, 0, 0)},
     {"w8_k3_valid", make(1, 5, 10, 6, 3, 3, 1, 1, 0, 0, 0, 0)},
