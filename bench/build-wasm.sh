@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the benchmark's own wasm programs into build/bench/: the peak-FLOPs
-# probe and the kernel throughput probe (the same kernel sources as the package).
+# probe and the kernel throughput probe (the same kernel and layer sources as the package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -8,4 +8,4 @@ mkdir -p build/bench
 flags=(-O3 -msimd128 -sENVIRONMENT=node -sWASM_ASYNC_COMPILATION=0 -sALLOW_MEMORY_GROWTH=1)
 em++ -std=c++17 "${flags[@]}" bench/wasm/peak.cpp -o build/bench/peak.cjs
 em++ -std=c++17 "${flags[@]}" -Icpp/include bench/wasm/kernels.cpp cpp/kernels/scalar.cpp \
-  cpp/kernels/wasmsimd.cpp -o build/bench/kernels.cjs
+  cpp/kernels/wasmsimd.cpp cpp/src/layers.cpp -o build/bench/kernels.cjs

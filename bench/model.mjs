@@ -30,4 +30,5 @@ const convAndDense = [
   2 * 128 * CLASSES, // dense 2
 ];
 export const CNN_FORWARD_FLOP = convAndDense.reduce((s, f) => s + f, 0);
+export const CNN_CONV_FLOP = convAndDense[0] + convAndDense[1];
 export const CNN_TRAIN_FLOP = 2 * CNN_FORWARD_FLOP + convAndDense.slice(1).reduce((s, f) => s + f, 0);

@@ -1,32 +1,51 @@
 #!/usr/bin/env node
 // One command for the whole benchmark: bnwasm against TensorFlow.js 4.22 (wasm
-// and cpu backends) on the same model and Fashion-MNIST data, plus a peak
-// f32x4 probe and the kernels' own throughput in wasm. Prints a table and
-// writes bench/results/<time>.json.
-//   npm run bench [-- --rounds N] [-- --quick]
+// and cpu backends) on the same models and Fashion-MNIST data, plus a peak
+// f32x4 probe and the kernels' own throughput in wasm. Prints a table for the
+// dense network, then one for the CNN of issue 10, and writes
+// bench/results/<time>.json.
+//   npm run bench [-- --rounds N] [-- --cnn-rounds N] [-- --quick] [-- --model mlp|cnn]
+//   npm run bench:cnn    (the CNN table only: --model cnn)
 // Each round runs every engine once, each in a fresh Node process, in a
 // rotating order, so slow drift of a shared machine hits every engine alike;
-// the table shows medians over the rounds.
+// the tables show medians over the rounds, and the 1-minute load average
+// sampled before and after every round (above the core count, other work
+// shared the machine).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { FORWARD_FLOP, TRAIN_FLOP } from '../bench/model.mjs';
+import { CNN_CONV_FLOP, CNN_FORWARD_FLOP, CNN_TRAIN_FLOP, FORWARD_FLOP, TRAIN_FLOP } from '../bench/model.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
+    'cnn-rounds': { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
     engines: { type: 'string', default: 'bnwasm,tfjs-wasm,tfjs-cpu' },
+    model: { type: 'string', default: 'all' },
   },
 });
-const rounds = Number(args.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`--rounds must be a positive integer, got ${args.rounds}`);
+const positiveInt = (name) => {
+  const n = Number(args[name]);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${args[name]}`);
+  return n;
+};
+const rounds = positiveInt('rounds');
+const cnnRounds = positiveInt('cnn-rounds');
+if (!['all', 'mlp', 'cnn'].includes(args.model)) throw new RangeError(`--model must be all, mlp or cnn, got ${args.model}`);
+const doMlp = args.model !== 'cnn';
+const doCnn = args.model !== 'mlp';
 const engines = args.engines.split(',');
+const loads = { mlp: [], cnn: [] };
+const sampleLoad = (model) => loads[model].push(loadavg()[0]);
+const loadNote = (model) =>
+  `1-minute load average ${loads[model].map((l) => l.toFixed(1)).join(', ')}` +
+  (Math.max(...loads[model]) > cpus().length ? ' (above the core count: other work shared the machine, the numbers are low and noisy)' : '');
 
 const median = (a) => {
   const s = a.filter((x) => Number.isFinite(x)).sort((p, q) => p - q);
@@ -37,10 +56,8 @@ const log = (line) => process.stderr.write(`${line}\n`);
 const run = (cmd, argv) => execFileSync(cmd, argv, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 
 // ---- builds ---------------------------------------------------------------------------
-if (!existsSync(join(root, 'web/dist/bnwasm.wasm'))) {
-  log('bench: building the wasm module (npm run build)');
-  run('bash', ['scripts/build.sh']);
-}
+log('bench: building the wasm module (npm run build)');
+run('bash', ['scripts/build.sh']);
 log('bench: building the peak and kernel probes (bench/build-wasm.sh)');
 run('bash', ['bench/build-wasm.sh']);
 
@@ -65,7 +82,7 @@ async function bundleBytes(entryCode, wasmFiles, label) {
   const wasmGzip = wasm.reduce((s, b) => s + gzipSync(b, { level: 9 }).length, 0);
   return { label, jsBytes: js.length, jsGzip, wasmBytes: wasm.reduce((s, b) => s + b.length, 0), wasmGzip, totalGzip: jsGzip + wasmGzip };
 }
-const size = {
+const size = !doMlp ? undefined : {
   bnwasm: await bundleBytes("export * from './web/src/index.js';", ['web/dist/bnwasm.wasm'], 'bnwasm (index.js bundle + bnwasm.wasm)'),
   // What importing bnwasm/interop adds on top (the core's bytes do not include it).
   interop: await bundleBytes(
@@ -86,29 +103,50 @@ const size = {
 const probe = (file, argv = []) => JSON.parse(run('node', [join('build/bench', file), ...argv]).trim());
 
 // ---- interleaved rounds -------------------------------------------------------------------
-const samples = Object.fromEntries(engines.map((e) => [e, []]));
+// Every round of either model ends with the peak and kernel probes.
 const peaks = [];
 const kernelRuns = [];
-for (let r = 0; r < rounds; r++) {
-  const order = engines.map((_, i) => engines[(i + r) % engines.length]);
-  for (const engine of order) {
-    log(`bench: round ${r + 1}/${rounds}: ${engine}`);
-    const child = spawnSync('node', ['bench/run-engine.mjs', engine, ...(args.quick ? ['--quick'] : [])], {
-      cwd: root,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    if (child.status !== 0) throw new Error(`bench/run-engine.mjs ${engine} exited with ${child.status}`);
-    samples[engine].push(JSON.parse(child.stdout.trim().split('\n').pop()));
+function interleavedRounds(model, count) {
+  const samples = Object.fromEntries(engines.map((e) => [e, []]));
+  sampleLoad(model);
+  for (let r = 0; r < count; r++) {
+    const order = engines.map((_, i) => engines[(i + r) % engines.length]);
+    for (const engine of order) {
+      log(`bench: ${model} round ${r + 1}/${count}: ${engine}`);
+      const argv = ['bench/run-engine.mjs', engine, '--model', model, ...(args.quick ? ['--quick'] : [])];
+      const child = spawnSync('node', argv, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      if (child.status !== 0) throw new Error(`bench/run-engine.mjs ${engine} --model ${model} exited with ${child.status}`);
+      samples[engine].push(JSON.parse(child.stdout.trim().split('\n').pop()));
+    }
+    log(`bench: ${model} round ${r + 1}/${count}: peak and kernel probes`);
+    peaks.push(probe('peak.cjs'));
+    kernelRuns.push(probe('kernels.cjs', ['64']));
+    sampleLoad(model);
   }
-  log(`bench: round ${r + 1}/${rounds}: peak and kernel probes`);
-  peaks.push(probe('peak.cjs'));
-  kernelRuns.push(probe('kernels.cjs', ['64']));
+  return samples;
 }
+const samples = doMlp ? interleavedRounds('mlp', rounds) : {};
+const cnnSamples = doCnn ? interleavedRounds('cnn', cnnRounds) : {};
 // Per kernel and shape, the median over the rounds.
 const kernels = { batch: 64, gflops: {} };
 for (const key of Object.keys(kernelRuns[0].gflops)) kernels.gflops[key] = median(kernelRuns.map((k) => k.gflops[key]));
+const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
+const peak = median(peaks.map((p) => p.peakGflops));
+const header = (model, count) =>
+  `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.versions.node}, medians of ${count} interleaved rounds; ${loadNote(model)}`;
+const table = (rows) => {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ')} |`;
+  return [line(rows[0]), `|${widths.map((wd, c) => (c === 0 ? '-'.repeat(wd + 2) : `${'-'.repeat(wd + 1)}:`)).join('|')}|`, ...rows.slice(1).map(line)];
+};
+const out = [];
+const result = {};
+if (doMlp) denseTable();
+if (doCnn) cnnTable();
+console.log(out.join('\n'));
 
+// ---- the dense network ----------------------------------------------------------------------
+function denseTable() {
 // ---- summary ------------------------------------------------------------------------------
 const metrics = ['train64', 'train256', 'predictOneUs', 'batchPredict'];
 const med = {};
@@ -119,7 +157,6 @@ for (const e of engines) {
   for (const m of metrics) med[e][m] = median(samples[e].map((s) => s[m]));
   for (const m of ['train64', 'train256', 'batchPredict']) medCpu[e][m] = median(samples[e].map((s) => s.cpu[m]));
 }
-const peak = median(peaks.map((p) => p.peakGflops));
 const b = med.bnwasm;
 const w = med['tfjs-wasm'];
 const ratio = (m) => (b && w ? (m === 'predictOneUs' ? w[m] / b[m] : b[m] / w[m]) : NaN);
@@ -132,7 +169,6 @@ const targets = {
   bytes: { need: 0.2, ok: size.bnwasm.totalGzip <= size.tfjs.totalGzip / 5 },
 };
 
-const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
 const kib = (n) => `${fmt(n / 1024, 1)} KiB`;
 const rows = [
   ['', 'bnwasm', 'TF.js wasm', 'TF.js cpu', 'bnwasm / TF.js wasm', 'target'],
@@ -158,13 +194,8 @@ const rows = [
     `<= 0.2x ${targets.bytes.ok ? 'met' : 'NOT met'}`,
   ],
 ];
-const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-const line = (r) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ')} |`;
-const out = [];
-out.push(`bnwasm benchmark: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.versions.node}, medians of ${rounds} interleaved rounds`);
-out.push(line(rows[0]));
-out.push(`|${widths.map((wd, c) => (c === 0 ? '-'.repeat(wd + 2) : `${'-'.repeat(wd + 1)}:`)).join('|')}|`);
-for (const r of rows.slice(1)) out.push(line(r));
+out.push(`bnwasm benchmark, dense network: ${header('mlp', rounds)}`);
+out.push(...table(rows));
 out.push('');
 const kernelAt = (k, key) => k.gflops[key];
 out.push(`wasm SIMD128 peak (f32x4 mul+add chains, median of ${peaks.length}): ${fmt(peak, 1)} GFLOP/s`);
@@ -206,11 +237,114 @@ out.push(`bytes: bnwasm JS ${kib(size.bnwasm.jsGzip)} + wasm ${kib(size.bnwasm.w
 const nativeDir = join(root, 'bench/results');
 const native = existsSync(nativeDir) ? readdirSync(nativeDir).filter((f) => f.startsWith('native-')).sort().pop() : undefined;
 out.push(native ? `native Google Benchmark of the same kernels: bench/results/${native} (npm run bench:native)` : 'native Google Benchmark of the same kernels: run npm run bench:native');
-console.log(out.join('\n'));
+Object.assign(result, {
+  flopPerExample: { train: TRAIN_FLOP, forward: FORWARD_FLOP },
+  medians: med,
+  mediansPerCpuSecond: medCpu,
+  ratiosVsTfjsWasm: Object.fromEntries(metrics.map((m) => [m, ratio(m)])),
+  targets,
+  effectiveTrainGflops: { train64: gflops(b?.train64), train256: gflops(b?.train256) },
+  size,
+  samples,
+});
+}
 
-mkdirSync(nativeDir, { recursive: true });
+// ---- the CNN of issue 10 ----------------------------------------------------------------------
+// TF.js 4.22's wasm backend cannot train this CNN (no Conv2DBackpropFilter
+// kernel, tensorflow/tfjs#8474): training is compared with TF.js's cpu
+// backend, the one that can, and the wasm backend's error is shown.
+function cnnTable() {
+  const med = {};
+  const medCpu = {};
+  for (const e of engines) {
+    med[e] = {};
+    medCpu[e] = {};
+    for (const m of ['train64', 'predictOneUs', 'batchPredict']) med[e][m] = median(cnnSamples[e].map((s) => s[m]));
+    for (const m of ['train64', 'batchPredict']) medCpu[e][m] = median(cnnSamples[e].map((s) => s.cpu[m]));
+  }
+  const b = med.bnwasm ?? {};
+  const w = med['tfjs-wasm'] ?? {};
+  const c = med['tfjs-cpu'] ?? {};
+  const trainPeer = Number.isFinite(w.train64) ? w : c;
+  const ratio = (m) => (m === 'predictOneUs' ? w[m] / b[m] : b[m] / (m === 'train64' ? trainPeer : w)[m]);
+  const wasmTrainError = (cnnSamples['tfjs-wasm'] ?? []).find((s) => s.trainError)?.trainError;
+  const goals = { train64: 8, predictOneUs: 5, batchPredict: 1.5 };
+  const rows = [
+    ['Fashion-MNIST CNN', 'bnwasm', 'TF.js wasm', 'TF.js cpu', 'bnwasm / TF.js', 'goal (vs TF.js wasm)'],
+    ...[
+      ['training, batch 64 (examples/s)', 'train64', 0],
+      ['single-image predict p50 (us)', 'predictOneUs', 1],
+      ['batch predict, 1000 images (examples/s)', 'batchPredict', 0],
+    ].map(([label, m, d]) => [
+      label,
+      fmt(b[m], d),
+      Number.isFinite(w[m]) ? fmt(w[m], d) : 'cannot train',
+      fmt(c[m], d),
+      `${fmt(ratio(m), 2)}x${m === 'predictOneUs' ? ' faster' : ''}${m === 'train64' && trainPeer === c ? ' (vs cpu)' : ' (vs wasm)'}`,
+      m === 'train64' && trainPeer === c
+        ? `>= ${goals[m]}x: TF.js wasm cannot train`
+        : `>= ${goals[m]}x ${ratio(m) >= goals[m] ? 'met' : 'NOT met'}`,
+    ]),
+  ];
+  // The convolution GEMMs: the direct kernel at both layers' shapes (one
+  // image, folded batch norm + ReLU epilogue), FLOP-weighted, against the peak.
+  const k = (key) => kernels.gflops[key];
+  const conv1 = 'conv1 16x784x9';
+  const conv2 = 'conv2 32x196x144';
+  const flop1 = 2 * 16 * 784 * 9;
+  const flop2 = 2 * 32 * 196 * 144;
+  const weighted = (kind) => (flop1 + flop2) / (flop1 / k(`${conv1} ${kind}`) + flop2 / k(`${conv2} ${kind}`));
+  const convGemm = weighted('conv_direct_4x8');
+  const pct = (g) => `${fmt((100 * g) / peak, 0)}%`;
+  const gflops = (rate, flop) => (rate * flop) / 1e9;
+  rows.push([
+    'convolution GEMMs (GFLOP/s, % of peak)',
+    `${fmt(convGemm, 1)} (${pct(convGemm)})`,
+    '',
+    '',
+    '',
+    `>= 50% of peak ${convGemm >= peak / 2 ? 'met' : 'NOT met'}`,
+  ]);
+  out.push(`bnwasm benchmark, CNN of issue 10: ${header('cnn', cnnRounds)}`);
+  out.push(...table(rows));
+  out.push('');
+  if (wasmTrainError) out.push(`TF.js wasm training: ${wasmTrainError} (tensorflow/tfjs#8474)`);
+  out.push(`wasm SIMD128 peak (f32x4 mul+add chains, median of ${peaks.length}): ${fmt(peak, 1)} GFLOP/s`);
+  out.push(
+    `convolution GEMMs in wasm, one image (GFLOP/s, % of peak): direct 4x8 kernel with the batch norm + ReLU epilogue ` +
+      `conv1 ${fmt(k(`${conv1} conv_direct_4x8`), 1)} (${pct(k(`${conv1} conv_direct_4x8`))}), conv2 ${fmt(k(`${conv2} conv_direct_4x8`), 1)} (${pct(k(`${conv2} conv_direct_4x8`))}), ` +
+      `FLOP-weighted ${fmt(convGemm, 1)} (${pct(convGemm)}); the whole layer with its shifted copies ${fmt(weighted('layer'), 1)} (${pct(weighted('layer'))}); ` +
+      `training's backward GEMMs dweight ${fmt(weighted('dweight gemm_packed'), 1)}, input gradient ${fmt(weighted('dcol gemm_tn_packed'), 1)}`,
+  );
+  out.push(
+    `effective rates: training batch 64 ${fmt(gflops(b.train64, CNN_TRAIN_FLOP), 1)} GFLOP/s wall-clock, ` +
+      `${fmt(gflops(medCpu.bnwasm?.train64, CNN_TRAIN_FLOP), 1)} per CPU-second (${pct(gflops(medCpu.bnwasm?.train64, CNN_TRAIN_FLOP))} of peak); ` +
+      `batch predict ${fmt(gflops(b.batchPredict, CNN_FORWARD_FLOP), 1)} GFLOP/s, TF.js wasm ${fmt(gflops(w.batchPredict, CNN_FORWARD_FLOP), 1)} ` +
+      `(${fmt(CNN_TRAIN_FLOP / 1e6, 2)} MFLOP per training example, ${fmt(CNN_FORWARD_FLOP / 1e6, 2)} per image, ${fmt(CNN_CONV_FLOP / 1e6, 2)} of it in the convolutions)`,
+  );
+  const wc = medCpu['tfjs-wasm'] ?? {};
+  const cc = medCpu['tfjs-cpu'] ?? {};
+  out.push(
+    `per CPU-second: training ${fmt(medCpu.bnwasm?.train64)} vs TF.js cpu ${fmt(cc.train64)} (${fmt(medCpu.bnwasm?.train64 / cc.train64, 2)}x), ` +
+      `batch predict ${fmt(medCpu.bnwasm?.batchPredict)} vs TF.js wasm ${fmt(wc.batchPredict)} (${fmt(medCpu.bnwasm?.batchPredict / wc.batchPredict, 2)}x) examples/s`,
+  );
+  result.cnn = {
+    rounds: cnnRounds,
+    flopPerExample: { train: CNN_TRAIN_FLOP, forward: CNN_FORWARD_FLOP, conv: CNN_CONV_FLOP },
+    medians: med,
+    mediansPerCpuSecond: medCpu,
+    ratios: { train64: ratio('train64'), predictOneUs: ratio('predictOneUs'), batchPredict: ratio('batchPredict') },
+    trainPeer: trainPeer === c ? 'tfjs-cpu' : 'tfjs-wasm',
+    convGemmGflops: convGemm,
+    convGemmPercentOfPeak: (100 * convGemm) / peak,
+    samples: cnnSamples,
+  };
+}
+
+const resultsDir = join(root, 'bench/results');
+mkdirSync(resultsDir, { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-const file = join(nativeDir, `bench-${stamp}.json`);
+const file = join(resultsDir, `bench-${stamp}.json`);
 writeFileSync(
   file,
   JSON.stringify(
@@ -219,17 +353,12 @@ writeFileSync(
       machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.versions.node },
       rounds,
       quick: args.quick,
-      flopPerExample: { train: TRAIN_FLOP, forward: FORWARD_FLOP },
-      medians: med,
-      mediansPerCpuSecond: medCpu,
-      ratiosVsTfjsWasm: Object.fromEntries(metrics.map((m) => [m, ratio(m)])),
-      targets,
+      model: args.model,
+      loadAverage: loads,
+      ...result,
       peakGflops: peak,
       peaks,
-      effectiveTrainGflops: { train64: gflops(b?.train64), train256: gflops(b?.train256) },
-      size,
       kernels,
-      samples,
       table: out,
     },
     null,

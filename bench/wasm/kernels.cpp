@@ -2,6 +2,7 @@
 // old form against new, in GFLOP/s (median of 7 timed repetitions). Prints JSON.
 //   kernels [batch]
 #include "bnwasm/kernels.h"
+#include "bnwasm/layers.h"
 
 #include <algorithm>
 #include <chrono>
@@ -75,6 +76,49 @@ void shape(const char* label, size_t m, size_t n, size_t k) {
          }));
 }
 
+// One convolution of the CNN benchmark model (3x3 'same', stride 1, no bias),
+// one image, as inference runs it: the direct kernel with the folded batch
+// norm + ReLU epilogue (FLOP: 2 F K P, the useful multiply-adds), the whole
+// layer (its shifted copies and packing included), and training's two
+// backward GEMMs at the same shape (weight gradient dout col^T, and
+// weight^T dout, the input gradient before col2im).
+void conv(const char* label, size_t C, size_t H, size_t W, size_t F) {
+  const Conv2dGeometry g{C, H, W, F, 3, 3, 1, 1, 1, 1, H, W};
+  const size_t K = g.K(), P = g.P();
+  std::vector<float> image = filled(C * H * W, 1), weight = filled(F * K, 2), out(F * P);
+  std::vector<float> scale = filled(F, 3), shift = filled(F, 4), scratch(conv2d_scratch_size(g));
+  const PaddedConv s{F, C, 3, 3, H + 2, W, 1, 1, P};
+  std::vector<float> x(s.input_size()), wp(f32_packed_rows_x4_size(F, K));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) * 0.1f;
+  f32_pack_rows_x4(wp.data(), weight.data(), F, K);
+  ConvEpilogue ep;
+  ep.scale = scale.data();
+  ep.shift = shift.data();
+  ep.relu = true;
+  const double flop = 2.0 * F * K * P;
+  const std::string n = std::string(label) + " " + std::to_string(F) + "x" + std::to_string(P) +
+                        "x" + std::to_string(K);
+  emit(n + " conv_direct_4x8", median_gflops(flop, [&] {
+         f32_conv_direct_4x8__wasmsimd(out.data(), x.data(), wp.data(), ep, s);
+       }));
+  emit(n + " layer", median_gflops(flop, [&] {
+         conv2d_batchnorm_relu_forward_infer(out.data(), scratch.data(), image.data(),
+                                             weight.data(), nullptr, scale.data(), shift.data(),
+                                             true, 1, g);
+       }));
+  std::vector<float> dout = filled(F * P, 5), col(K * P), packed(f32_packed_size(P, K)),
+                     dw(F * K), packed_dout(f32_packed_size(F, P)), dcol(K * P);
+  im2col(col.data(), image.data(), g);
+  f32_pack_t_x8(packed.data(), col.data(), P, K);
+  f32_pack_x8(packed_dout.data(), dout.data(), F, P);
+  emit(n + " dweight gemm_packed", median_gflops(flop, [&] {
+         f32_gemm_packed(dw.data(), dout.data(), packed.data(), F, K, P);
+       }));
+  emit(n + " dcol gemm_tn_packed", median_gflops(flop, [&] {
+         f32_gemm_tn_packed(dcol.data(), weight.data(), packed_dout.data(), K, P, F);
+       }));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -96,6 +140,8 @@ int main(int argc, char** argv) {
   }
   shape("predict1", 1, 256, 784);
   shape("predict2", 1, 256, 256);
+  conv("conv1", 1, 28, 28, 16);
+  conv("conv2", 16, 14, 14, 32);
   std::printf("}}\n");
   return 0;
 }

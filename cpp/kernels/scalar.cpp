@@ -146,6 +146,52 @@ void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, s
   }
 }
 
+void f32_pack_rows_x4(float* packed, const float* w, size_t F, size_t K) {
+  // w is (F, K); packed is ceil(F / 4) blocks of (K, 4)
+  for (size_t i0 = 0; i0 < F; i0 += 4)
+    for (size_t p = 0; p < K; ++p)
+      for (size_t r = 0; r < 4; ++r) *packed++ = i0 + r < F ? w[(i0 + r) * K + p] : 0.0f;
+}
+
+void f32_conv_direct__scalar(float* out, const float* x, const float* wp, const ConvEpilogue& ep,
+                             const PaddedConv& s) {
+  // out is (F, OH, OW); x is (C, KW, HP, WP); wp is (F, K) packed in blocks of 4 rows
+  const size_t K = s.C * s.KH * s.KW;
+  for (size_t i = 0; i < s.F; ++i) {
+    const float* wi = wp + i / 4 * 4 * K + i % 4;  // w[i][p] is wi[4 * p]
+    for (size_t oy = 0; oy < s.OH; ++oy)
+      for (size_t ox = 0; ox < s.OW; ++ox) {
+        float acc = 0.0f;
+        size_t p = 0;
+        for (size_t c = 0; c < s.C; ++c)
+          for (size_t ky = 0; ky < s.KH; ++ky)
+            for (size_t kx = 0; kx < s.KW; ++kx, ++p)
+              acc += wi[4 * p] * x[((c * s.KW + kx) * s.HP + oy * s.SH + ky) * s.WP + ox];
+        float v = (ep.init != nullptr ? ep.init[i] : 0.0f) + acc;
+        if (ep.scale != nullptr) v = v * ep.scale[i] + ep.shift[i];
+        if (ep.relu) v = v > 0.0f ? v : 0.0f;
+        *out++ = v;
+      }
+  }
+}
+
+void f32_maxpool2x2__scalar(float* out, const float* in, size_t planes, size_t H, size_t W,
+                            size_t OH, size_t OW) {
+  // in is (planes, H, W); out is (planes, OH, OW)
+  for (size_t plane = 0; plane < planes; ++plane)
+    for (size_t oy = 0; oy < OH; ++oy) {
+      const float* r0 = in + (plane * H + 2 * oy) * W;
+      const float* r1 = r0 + W;
+      for (size_t ox = 0; ox < OW; ++ox) {
+        float best = r0[2 * ox];
+        if (r0[2 * ox + 1] > best) best = r0[2 * ox + 1];
+        if (r1[2 * ox] > best) best = r1[2 * ox];
+        if (r1[2 * ox + 1] > best) best = r1[2 * ox + 1];
+        *out++ = best;
+      }
+    }
+}
+
 bool f32_adam__scalar(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
                       float c1, float c2, float step_size, float inv_sqrt_bc2, float eps, float wd,
                       bool write) {
@@ -218,6 +264,14 @@ void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t 
 void f32_chandsums(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
                    const float* mean, size_t B, size_t C, size_t S, size_t stride) {
   f32_chandsums__scalar(sum_dy, sum_dy_xc, dout, in, mean, B, C, S, stride);
+}
+void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpilogue& ep,
+                     const PaddedConv& s) {
+  f32_conv_direct__scalar(out, x, wp, ep, s);
+}
+void f32_maxpool2x2(float* out, const float* in, size_t planes, size_t H, size_t W, size_t OH,
+                    size_t OW) {
+  f32_maxpool2x2__scalar(out, in, planes, H, W, OH, OW);
 }
 const char* kernel_isa() { return "scalar"; }
 #endif

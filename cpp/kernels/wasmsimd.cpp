@@ -197,6 +197,67 @@ void dense_row(float* c, const float* a, const float* packed, size_t n, size_t k
   for (; q < panels; ++q) row_panels<1>(c, a, packed, n, k, q * kPanel);
 }
 
+// ---- direct convolution ----
+
+// v = init + acc, then the inference batch norm and ReLU, as
+// f32_conv_direct__scalar writes them: lane ops round as scalar ones do, and
+// v & (v > 0) is v > 0 ? v : 0 (NaN and -0 give +0).
+inline v128_t conv_epilogue(v128_t acc, size_t i, const ConvEpilogue& ep) {
+  v128_t v = wasm_f32x4_add(wasm_f32x4_splat(ep.init != nullptr ? ep.init[i] : 0.0f), acc);
+  if (ep.scale != nullptr)
+    v = wasm_f32x4_add(wasm_f32x4_mul(v, wasm_f32x4_splat(ep.scale[i])),
+                       wasm_f32x4_splat(ep.shift[i]));
+  if (ep.relu) v = wasm_v128_and(v, wasm_f32x4_gt(v, wasm_f32x4_splat(0.0f)));
+  return v;
+}
+
+// The nr (1 .. 4 NV) leading columns of one output row of filter i.
+template <int NV>
+inline void conv_store(float* o, const v128_t* acc, size_t i, const ConvEpilogue& ep, size_t nr) {
+  if (nr == 4 * NV) {
+    for (int v = 0; v < NV; ++v) wasm_v128_store(o + 4 * v, conv_epilogue(acc[v], i, ep));
+    return;
+  }
+  alignas(16) float t[4 * NV];
+  for (int v = 0; v < NV; ++v) wasm_v128_store(t + 4 * v, conv_epilogue(acc[v], i, ep));
+  for (size_t j = 0; j < nr; ++j) o[j] = t[j];
+}
+
+// Filters i0 .. i0 + 3 (mr of them stored) by 4 * NV output columns from ox
+// of output row oy (nr of them stored). The four weights of a tap are one
+// vector of the packed block, so one pointer walks them; the taps of the
+// columns are neighbouring floats of a shifted copy.
+template <int NV>
+inline void conv_tile(float* out, const float* x, const float* wblock, const ConvEpilogue& ep,
+                      const PaddedConv& s, size_t i0, size_t mr, size_t oy, size_t ox,
+                      size_t nr) {
+  v128_t acc[4][NV];
+  for (int r = 0; r < 4; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = wasm_f32x4_splat(0.0f);
+  const float* xb = x + oy * s.SH * s.WP + ox;
+  const float* wp = wblock;
+  const size_t copy = s.HP * s.WP;  // from one shifted copy to the next
+  for (size_t c = 0; c < s.C; ++c)
+    for (size_t ky = 0; ky < s.KH; ++ky) {
+      const float* xr = xb + (c * s.KW * s.HP + ky) * s.WP;
+      for (size_t kx = 0; kx < s.KW; ++kx, xr += copy, wp += 4) {
+        v128_t b[NV];
+        for (int v = 0; v < NV; ++v) b[v] = wasm_v128_load(xr + 4 * v);
+        for (int r = 0; r < 4; ++r) {
+          const v128_t av = wasm_v128_load32_splat(wp + r);
+          for (int v = 0; v < NV; ++v) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(av, b[v]));
+        }
+      }
+    }
+  // Rows by constant index, so acc stays in registers (a loop to mr would
+  // index it at run time and keep it in memory).
+  const size_t at = oy * s.OW + ox, plane = s.OH * s.OW;
+  conv_store<NV>(out + i0 * plane + at, acc[0], i0, ep, nr);
+  if (mr > 1) conv_store<NV>(out + (i0 + 1) * plane + at, acc[1], i0 + 1, ep, nr);
+  if (mr > 2) conv_store<NV>(out + (i0 + 2) * plane + at, acc[2], i0 + 2, ep, nr);
+  if (mr > 3) conv_store<NV>(out + (i0 + 3) * plane + at, acc[3], i0 + 3, ep, nr);
+}
+
 }  // namespace
 
 void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
@@ -435,6 +496,59 @@ void f32_chandsums__wasmsimd(double* sum_dy, double* sum_dy_xc, const float* dou
   }
 }
 
+void f32_conv_direct_4x8__wasmsimd(float* out, const float* x, const float* wp,
+                                   const ConvEpilogue& ep, const PaddedConv& s) {
+  // out is (F, OH, OW); x is (C, KW, HP, WP), readable input_size() floats;
+  // wp is (F, K) packed in blocks of 4 rows. Each tile of output columns (8,
+  // and a last 4 when no more remain) goes through every block of 4 filters
+  // while its taps are in L1; the packed weight (F K floats) stays there too.
+  // (Blocks outer, columns inner streamed the copies, 43 KiB for the second
+  // Fashion-MNIST layer, from L2 once per block.)
+  const size_t K = s.C * s.KH * s.KW;
+  for (size_t oy = 0; oy < s.OH; ++oy)
+    for (size_t ox = 0; ox < s.OW; ox += 8) {
+      const size_t nr = s.OW - ox < 8 ? s.OW - ox : 8;
+      for (size_t i0 = 0; i0 < s.F; i0 += 4) {
+        const size_t mr = s.F - i0 < 4 ? s.F - i0 : 4;
+        if (nr > 4)
+          conv_tile<2>(out, x, wp + i0 * K, ep, s, i0, mr, oy, ox, nr);
+        else
+          conv_tile<1>(out, x, wp + i0 * K, ep, s, i0, mr, oy, ox, nr);
+      }
+    }
+}
+
+void f32_maxpool2x2__wasmsimd(float* out, const float* in, size_t planes, size_t H, size_t W,
+                              size_t OH, size_t OW) {
+  // in is (planes, H, W); out is (planes, OH, OW). Four windows at a time:
+  // two loads per input row, split into the windows' left (even) and right
+  // (odd) columns. pmax(a, b) is a < b ? b : a, so folding the window in
+  // reading order keeps the first maximum, as the scalar code does.
+  for (size_t plane = 0; plane < planes; ++plane)
+    for (size_t oy = 0; oy < OH; ++oy) {
+      const float* r0 = in + (plane * H + 2 * oy) * W;
+      const float* r1 = r0 + W;
+      float* o = out + (plane * OH + oy) * OW;
+      size_t ox = 0;
+      for (; ox + 4 <= OW; ox += 4) {
+        const v128_t a0 = wasm_v128_load(r0 + 2 * ox), a1 = wasm_v128_load(r0 + 2 * ox + 4);
+        const v128_t b0 = wasm_v128_load(r1 + 2 * ox), b1 = wasm_v128_load(r1 + 2 * ox + 4);
+        v128_t m = wasm_f32x4_pmax(wasm_i32x4_shuffle(a0, a1, 0, 2, 4, 6),
+                                   wasm_i32x4_shuffle(a0, a1, 1, 3, 5, 7));
+        m = wasm_f32x4_pmax(m, wasm_i32x4_shuffle(b0, b1, 0, 2, 4, 6));
+        m = wasm_f32x4_pmax(m, wasm_i32x4_shuffle(b0, b1, 1, 3, 5, 7));
+        wasm_v128_store(o + ox, m);
+      }
+      for (; ox < OW; ++ox) {
+        float best = r0[2 * ox];
+        if (r0[2 * ox + 1] > best) best = r0[2 * ox + 1];
+        if (r1[2 * ox] > best) best = r1[2 * ox];
+        if (r1[2 * ox + 1] > best) best = r1[2 * ox + 1];
+        o[ox] = best;
+      }
+    }
+}
+
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   f32_colmeanvar__wasmsimd(mean, var, in, rows, cols);
 }
@@ -465,6 +579,14 @@ void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t 
 void f32_chandsums(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
                    const float* mean, size_t B, size_t C, size_t S, size_t stride) {
   f32_chandsums__wasmsimd(sum_dy, sum_dy_xc, dout, in, mean, B, C, S, stride);
+}
+void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpilogue& ep,
+                     const PaddedConv& s) {
+  f32_conv_direct_4x8__wasmsimd(out, x, wp, ep, s);
+}
+void f32_maxpool2x2(float* out, const float* in, size_t planes, size_t H, size_t W, size_t OH,
+                    size_t OW) {
+  f32_maxpool2x2__wasmsimd(out, in, planes, H, W, OH, OW);
 }
 const char* kernel_isa() { return "wasmsimd"; }
 

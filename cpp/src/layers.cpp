@@ -106,6 +106,16 @@ void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, c
   batchnorm_forward_train(out, mean, var, rstd, in, gamma, beta, B, C, 1, eps);
 }
 
+void batchnorm_infer_scale_shift(float* scale, float* shift, const float* gamma, const float* beta,
+                                 const float* running_mean, const float* running_var, size_t C,
+                                 float eps) {
+  // all (C)
+  for (size_t c = 0; c < C; ++c) {
+    scale[c] = gamma[c] / std::sqrt(running_var[c] + eps);
+    shift[c] = beta[c] - running_mean[c] * scale[c];
+  }
+}
+
 void batchnorm_forward_infer(float* out, const float* in, const float* gamma, const float* beta,
                              const float* running_mean, const float* running_var, size_t B,
                              size_t C, size_t S, float eps) {
@@ -113,10 +123,8 @@ void batchnorm_forward_infer(float* out, const float* in, const float* gamma, co
   for (size_t c0 = 0; c0 < C; c0 += kBlock) {
     const size_t n = std::min(kBlock, C - c0);
     float scale[kBlock], shift[kBlock];
-    for (size_t j = 0; j < n; ++j) {
-      scale[j] = gamma[c0 + j] / std::sqrt(running_var[c0 + j] + eps);
-      shift[j] = beta[c0 + j] - running_mean[c0 + j] * scale[j];
-    }
+    batchnorm_infer_scale_shift(scale, shift, gamma + c0, beta + c0, running_mean + c0,
+                                running_var + c0, n, eps);
     scale_shift_block(out, in, scale, shift, B, C, S, c0, n);
   }
 }
@@ -341,25 +349,67 @@ void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g) {
       }
 }
 
-size_t conv2d_scratch_size(const Conv2dGeometry& g) {
-  // col (K, P), then one packed operand: col (K, P), col^T (P, K) or dout (F, P),
-  // then dcol (K, P)
-  const size_t K = g.K(), P = g.P();
-  const size_t packed =
-      std::max({f32_packed_size(K, P), f32_packed_size(P, K), f32_packed_size(g.F, P)});
-  return 2 * K * P + packed;
+namespace {
+
+// The direct path (f32_conv_direct) needs output columns one input column
+// apart; other strides in width go through im2col and the packed GEMM.
+bool direct(const Conv2dGeometry& g) { return g.SW == 1; }
+
+// What the direct path reads: KW shifted copies of OW columns, every row an
+// output touches (padding included). For stride 1 the output is one long row
+// (kernels.h).
+PaddedConv padded_conv(const Conv2dGeometry& g) {
+  const size_t HP = (g.OH - 1) * g.SH + g.KH;
+  if (g.SH == 1) return {g.F, g.C, g.KH, g.KW, HP, g.OW, 1, 1, g.OH * g.OW};
+  return {g.F, g.C, g.KH, g.KW, HP, g.OW, g.SH, g.OH, g.OW};
 }
 
-void conv2d_forward(float* out, float* scratch, const float* in, const float* weight,
-                    const float* bias, size_t B, const Conv2dGeometry& g) {
-  // in is (B, C, H, W); weight is (F, K); out is (B, F, P)
+// x (C, KW, HP, OW): copy kx of channel c holds, at (yy, ox), the input at row
+// yy - PT and column ox + kx - PL, 0 outside the input; then the kernel's slack.
+void shifted_copies(float* x, const float* in, const Conv2dGeometry& g, const PaddedConv& s) {
+  for (size_t c = 0; c < g.C; ++c)
+    for (size_t kx = 0; kx < g.KW; ++kx) {
+      size_t lo, hi;
+      valid_columns(g, kx, &lo, &hi);
+      for (size_t yy = 0; yy < s.HP; ++yy, x += g.OW) {
+        const size_t y = yy - g.PT;  // unsigned: rows above the input wrap to >= H
+        if (yy < g.PT || y >= g.H) {
+          for (size_t ox = 0; ox < g.OW; ++ox) x[ox] = 0.0f;
+          continue;
+        }
+        const float* row = in + (c * g.H + y) * g.W + kx - g.PL;  // row[ox]: column ox's tap
+        for (size_t ox = 0; ox < lo; ++ox) x[ox] = 0.0f;
+        for (size_t ox = lo; ox < hi; ++ox) x[ox] = row[ox];
+        for (size_t ox = hi; ox < g.OW; ++ox) x[ox] = 0.0f;
+      }
+    }
+  for (size_t j = 0; j < 8; ++j) x[j] = 0.0f;
+}
+
+// out (B, F, P) = epilogue(conv(in, weight)): the direct path, or im2col +
+// the packed GEMM with the epilogue as passes over the output (the same
+// operations on the same values, so both give the same bits).
+void conv2d_forward_epilogue(float* out, float* scratch, const float* in, const float* weight,
+                             const ConvEpilogue& ep, size_t B, const Conv2dGeometry& g) {
   const size_t K = g.K(), P = g.P();
+  if (direct(g)) {
+    const PaddedConv s = padded_conv(g);
+    float* wp = scratch;
+    float* x = scratch + f32_packed_rows_x4_size(g.F, K);
+    f32_pack_rows_x4(wp, weight, g.F, K);
+    for (size_t b = 0; b < B; ++b) {
+      shifted_copies(x, in + b * g.C * g.H * g.W, g, s);
+      f32_conv_direct(out + b * g.F * P, x, wp, ep, s);
+    }
+    return;
+  }
   float* col = scratch;
   float* packed = scratch + K * P;
   for (size_t b = 0; b < B; ++b) {
     const float* image = in + b * g.C * g.H * g.W;
     float* o = out + b * g.F * P;
-    for (size_t f = 0; f < g.F; ++f) std::fill_n(o + f * P, P, bias != nullptr ? bias[f] : 0.0f);
+    for (size_t f = 0; f < g.F; ++f)
+      std::fill_n(o + f * P, P, ep.init != nullptr ? ep.init[f] : 0.0f);
     const float* c = image;
     if (!g.pointwise()) {
       im2col(col, image, g);
@@ -367,7 +417,49 @@ void conv2d_forward(float* out, float* scratch, const float* in, const float* we
     }
     f32_pack_x8(packed, c, K, P);
     f32_gemm_packed(o, weight, packed, g.F, P, K);  // out (F, P) += weight (F, K) col (K, P)
+    for (size_t f = 0; f < g.F; ++f) {
+      float* v = o + f * P;
+      if (ep.scale != nullptr)
+        for (size_t p = 0; p < P; ++p) v[p] = v[p] * ep.scale[f] + ep.shift[f];
+      if (ep.relu)
+        for (size_t p = 0; p < P; ++p) v[p] = v[p] > 0.0f ? v[p] : 0.0f;
+    }
   }
+}
+
+}  // namespace
+
+size_t conv2d_scratch_size(const Conv2dGeometry& g) {
+  // Forward: the packed weight and the shifted copies (direct path) or col
+  // (K, P) and packed col. Backward: col (K, P), then one packed operand: col
+  // (K, P), col^T (P, K) or dout (F, P), then dcol (K, P).
+  const size_t K = g.K(), P = g.P();
+  const size_t packed =
+      std::max({f32_packed_size(K, P), f32_packed_size(P, K), f32_packed_size(g.F, P)});
+  const size_t direct_size =
+      direct(g) ? f32_packed_rows_x4_size(g.F, K) + padded_conv(g).input_size() : 0;
+  return std::max(2 * K * P + packed, direct_size);
+}
+
+void conv2d_forward(float* out, float* scratch, const float* in, const float* weight,
+                    const float* bias, size_t B, const Conv2dGeometry& g) {
+  // in is (B, C, H, W); weight is (F, K); out is (B, F, P)
+  ConvEpilogue ep;
+  ep.init = bias;
+  conv2d_forward_epilogue(out, scratch, in, weight, ep, B, g);
+}
+
+void conv2d_batchnorm_relu_forward_infer(float* out, float* scratch, const float* in,
+                                         const float* weight, const float* bias,
+                                         const float* scale, const float* shift, bool relu,
+                                         size_t B, const Conv2dGeometry& g) {
+  // in is (B, C, H, W); weight is (F, K); scale, shift are (F); out is (B, F, P)
+  ConvEpilogue ep;
+  ep.init = bias;
+  ep.scale = scale;
+  ep.shift = shift;
+  ep.relu = relu;
+  conv2d_forward_epilogue(out, scratch, in, weight, ep, B, g);
 }
 
 void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
@@ -413,6 +505,12 @@ void maxpool2d_forward(float* out, int32_t* argmax, const float* in, size_t B,
   // in is (B, C, H, W); out, argmax are (B, C, OH, OW). The first maximum of
   // a window wins (inputs are finite: the network checks them).
   const bool two_by_two = g.KH == 2 && g.KW == 2;
+  // Inference needs no winner's position: the usual window and stride go
+  // through the SIMD kernel, which keeps the same (first) maximum.
+  if (argmax == nullptr && two_by_two && g.SH == 2 && g.SW == 2) {
+    f32_maxpool2x2(out, in, B * g.C, g.H, g.W, g.OH, g.OW);
+    return;
+  }
   for (size_t plane = 0; plane < B * g.C; ++plane) {
     const float* x = in + plane * g.H * g.W;
     for (size_t oy = 0; oy < g.OH; ++oy)

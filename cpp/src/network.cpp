@@ -111,6 +111,11 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
   one_a_.assign(max_width_, 0.0f);
   one_b_.assign(max_width_, 0.0f);
   conv_scratch_.assign(nscratch, 0.0f);
+  size_t nchannels = 0;
+  for (const Layer& l : layers_)
+    if (l.type == LayerType::Conv2d) nchannels = std::max(nchannels, l.conv.F);
+  bn_scale_.assign(nchannels, 0.0f);
+  bn_shift_.assign(nchannels, 0.0f);
   rng_state_ = spec.seed;
 }
 
@@ -232,6 +237,34 @@ void Network::refresh_packed_weights() {
     }
 }
 
+size_t Network::conv_span(size_t i, size_t last) const {
+  size_t span = 1;
+  if (i + 1 <= last && i + 1 < layers_.size() && layers_[i + 1].type == LayerType::BatchNorm) {
+    span = 2;
+    if (i + 2 <= last && i + 2 < layers_.size() && layers_[i + 2].type == LayerType::Relu)
+      span = 3;
+  }
+  return span;
+}
+
+void Network::conv_forward_infer(float* out, const float* in, size_t B, size_t i, size_t span) {
+  const Layer& l = layers_[i];
+  const float* bias = spec_.layers[i].use_bias ? params_.data() + l.b : nullptr;
+  if (span == 1) {
+    conv2d_forward(out, conv_scratch_.data(), in, params_.data() + l.w, bias, B, l.conv);
+    return;
+  }
+  // The batch norm's scale and shift are F values, computed here with the
+  // expressions batchnorm_forward_infer uses: cheaper than tracking changes.
+  const Layer& bn = layers_[i + 1];
+  batchnorm_infer_scale_shift(bn_scale_.data(), bn_shift_.data(), params_.data() + bn.gamma,
+                              params_.data() + bn.beta, stats_.data() + bn.rmean,
+                              stats_.data() + bn.rvar, bn.channels,
+                              static_cast<float>(spec_.layers[i + 1].epsilon));
+  conv2d_batchnorm_relu_forward_infer(out, conv_scratch_.data(), in, params_.data() + l.w, bias,
+                                      bn_scale_.data(), bn_shift_.data(), span == 3, B, l.conv);
+}
+
 void Network::forward(const float* x, size_t B, bool train, size_t last) {
   refresh_packed_weights();
   const float* cur = x;
@@ -240,6 +273,15 @@ void Network::forward(const float* x, size_t B, bool train, size_t last) {
     const LayerSpec& ls = spec_.layers[i];
     float* out = l.act.data();
     const size_t n = B * l.out;
+    if (!train && l.type == LayerType::Conv2d) {
+      // Inference writes only the last layer's output (the one callers read):
+      // a conv, its batch norm and ReLU go in one pass into the last one's.
+      const size_t span = conv_span(i, last);
+      i += span - 1;
+      conv_forward_infer(layers_[i].act.data(), cur, B, i + 1 - span, span);
+      cur = layers_[i].act.data();
+      continue;
+    }
     switch (l.type) {
       case LayerType::Dense:
         dense_forward(out, cur, l.wt.data(), ls.use_bias ? params_.data() + l.b : nullptr, B, l.in,
@@ -545,11 +587,13 @@ Status Network::predict_one() {
                       l.in, l.out);
         std::swap(cur, other);
         break;
-      case LayerType::Conv2d:
-        conv2d_forward(other, conv_scratch_.data(), cur, params_.data() + l.w,
-                       ls.use_bias ? params_.data() + l.b : nullptr, 1, l.conv);
+      case LayerType::Conv2d: {
+        const size_t span = conv_span(i, layers_.size() - 1);
+        conv_forward_infer(other, cur, 1, i, span);
+        i += span - 1;
         std::swap(cur, other);
         break;
+      }
       case LayerType::BatchNorm:
         batchnorm_forward_infer(cur, cur, params_.data() + l.gamma, params_.data() + l.beta,
                                 stats_.data() + l.rmean, stats_.data() + l.rvar, 1, l.channels,

@@ -158,6 +158,15 @@ const Geometry kGeometries[] = {
     {"k5_valid", make(1, 9, 9, 16, 5, 5, 1, 1, 0, 0, 0, 0)},
     {"one_position", make(4, 3, 3, 6, 3, 3, 1, 1, 0, 0, 0, 0)},
     {"fashion_conv2", make(16, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1, 1)},
+    // The direct path's edges: 12, 24 and 48 output positions (whole 4- and
+    // 8-column tiles of its one long row), rows stepping 2 with columns
+    // stepping 1 (tiles row by row: 13 columns, a partial 8-wide tail), filter counts
+    // that are not a multiple of 4, the first Fashion-MNIST layer.
+    {"w4_f1", make(2, 3, 4, 1, 1, 1, 1, 1, 0, 0, 0, 0)},
+    {"w8_k3_valid", make(1, 5, 10, 6, 3, 3, 1, 1, 0, 0, 0, 0)},
+    {"w12_same_f7", make(3, 4, 12, 7, 3, 3, 1, 1, 1, 1, 1, 1)},
+    {"stride2x1_same", make(2, 9, 13, 6, 3, 3, 2, 1, 1, 1, 1, 1)},
+    {"fashion_conv1", make(1, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1)},
 };
 
 class ConvKernels : public ::testing::TestWithParam<Geometry> {};
@@ -237,7 +246,156 @@ TEST_P(ConvKernels, Im2colFollowsItsDefinitionAndCol2imIsItsAdjoint) {
   EXPECT_TRUE(Near("<col2im(v), u> vs <v, im2col(u)>", rhs, lhs, (g.KH * g.KW + 1) * kU * scale));
 }
 
+// ---- direct convolution and the fused inference epilogue ------------------------------
+
+// The reference: im2col + the scalar packed GEMM from init, then the
+// epilogue's steps as separate passes (batchnorm_forward_infer's
+// v * scale + shift, relu_forward's v > 0 ? v : 0).
+std::vector<float> reference_conv(const std::vector<float>& image, const std::vector<float>& w,
+                                  const ConvEpilogue& ep, const Conv2dGeometry& g) {
+  const size_t K = g.K(), P = g.P();
+  std::vector<float> col(K * P), packed(f32_packed_size(K, P)), out(g.F * P);
+  im2col(col.data(), image.data(), g);
+  for (size_t f = 0; f < g.F; ++f)
+    for (size_t p = 0; p < P; ++p) out[f * P + p] = ep.init != nullptr ? ep.init[f] : 0.0f;
+  f32_pack_x8(packed.data(), col.data(), K, P);
+  f32_gemm_packed__scalar(out.data(), w.data(), packed.data(), g.F, P, K);
+  for (size_t f = 0; f < g.F; ++f)
+    for (size_t p = 0; p < P; ++p) {
+      float& v = out[f * P + p];
+      if (ep.scale != nullptr) v = v * ep.scale[f] + ep.shift[f];
+      if (ep.relu) v = v > 0.0f ? v : 0.0f;
+    }
+  return out;
+}
+
+using ConvDirectFn = void (*)(float*, const float*, const float*, const ConvEpilogue&,
+                              const PaddedConv&);
+
+// A direct-convolution variant on shifted copies built from their definition
+// (kernels.h), against reference_conv, bit for bit, with each epilogue: none,
+// a bias, batch norm, batch norm + ReLU. Stride 1 goes as one long row, as the
+// layer passes it; stride 2 row by row.
+void check_conv_direct(ConvDirectFn f, const Conv2dGeometry& g) {
+  if (g.SW != 1) return;  // the direct path is for stride 1 in width
+  const size_t K = g.K(), P = g.P(), HP = (g.OH - 1) * g.SH + g.KH;
+  const PaddedConv s = g.SH == 1 ? PaddedConv{g.F, g.C, g.KH, g.KW, HP, g.OW, 1, 1, P}
+                                 : PaddedConv{g.F, g.C, g.KH, g.KW, HP, g.OW, g.SH, g.OH, g.OW};
+  Rng rng(9000 + g.C * 17 + g.F);
+  const std::vector<float> image = rng.uniform_vec(g.C * g.H * g.W, -1, 1);
+  const std::vector<float> w = rng.uniform_vec(g.F * K, -0.5, 0.5);
+  const std::vector<float> bias = rng.uniform_vec(g.F, -0.5, 0.5);
+  const std::vector<float> scale = rng.uniform_vec(g.F, 0.5, 2), shift = rng.uniform_vec(g.F, -1, 1);
+  // NaN in the slack: a kernel that let slack reach a stored value would show it.
+  std::vector<float> x(s.input_size(), std::nanf(""));
+  for (size_t c = 0; c < g.C; ++c)
+    for (size_t kx = 0; kx < g.KW; ++kx)
+      for (size_t yy = 0; yy < HP; ++yy)
+        for (size_t ox = 0; ox < g.OW; ++ox) {
+          const long y = long(yy) - long(g.PT), xc = long(ox + kx) - long(g.PL);
+          const bool inside = y >= 0 && xc >= 0 && y < long(g.H) && xc < long(g.W);
+          x[((c * g.KW + kx) * HP + yy) * g.OW + ox] =
+              inside ? image[(c * g.H + y) * g.W + xc] : 0.0f;
+        }
+  std::vector<float> wp(f32_packed_rows_x4_size(g.F, K));
+  f32_pack_rows_x4(wp.data(), w.data(), g.F, K);
+  ConvEpilogue eps[4];
+  eps[1].init = bias.data();
+  eps[2].init = bias.data();
+  eps[2].scale = scale.data();
+  eps[2].shift = shift.data();
+  eps[3] = eps[2];
+  eps[3].relu = true;
+  for (int e = 0; e < 4; ++e) {
+    const std::vector<float> want = reference_conv(image, w, eps[e], g);
+    std::vector<float> out(g.F * P, -7.0f);
+    f(out.data(), x.data(), wp.data(), eps[e], s);
+    EXPECT_TRUE(BitEqual("epilogue " + std::to_string(e), want.data(), out.data(), out.size()));
+  }
+}
+
+TEST_P(ConvKernels, DirectScalarMatchesIm2colGemmBitForBit) {
+  check_conv_direct(f32_conv_direct__scalar, GetParam().g);
+}
+TEST_P(ConvKernels, DirectDispatchMatchesIm2colGemmBitForBit) {
+  check_conv_direct(f32_conv_direct, GetParam().g);
+}
+#if defined(__wasm_simd128__)
+TEST_P(ConvKernels, DirectWasmSimdMatchesIm2colGemmBitForBit) {
+  check_conv_direct(f32_conv_direct_4x8__wasmsimd, GetParam().g);
+}
+#endif
+
+// The fused inference layer (either path: direct, or im2col for stride 2 in
+// width) equals conv2d_forward, batchnorm_forward_infer, relu_forward in turn.
+TEST_P(ConvKernels, FusedInferenceEqualsTheLayersInTurn) {
+  const Conv2dGeometry& g = GetParam().g;
+  const size_t B = 2, P = g.P(), image = g.C * g.H * g.W;
+  Rng rng(9500 + g.F);
+  const std::vector<float> in = rng.uniform_vec(B * image, -1, 1);
+  const std::vector<float> weight = rng.uniform_vec(g.F * g.K(), -0.5, 0.5);
+  const std::vector<float> bias = rng.uniform_vec(g.F, -0.5, 0.5);
+  const std::vector<float> gamma = rng.uniform_vec(g.F, 0.5, 2), beta = rng.uniform_vec(g.F, -1, 1);
+  const std::vector<float> rmean = rng.uniform_vec(g.F, -0.5, 0.5);
+  const std::vector<float> rvar = rng.uniform_vec(g.F, 0.1, 2);
+  std::vector<float> scratch(conv2d_scratch_size(g)), want(B * g.F * P), got(B * g.F * P);
+  std::vector<float> scale(g.F), shift(g.F);
+  batchnorm_infer_scale_shift(scale.data(), shift.data(), gamma.data(), beta.data(), rmean.data(),
+                              rvar.data(), g.F, 1e-5f);
+  for (const bool relu : {false, true}) {
+    conv2d_forward(want.data(), scratch.data(), in.data(), weight.data(), bias.data(), B, g);
+    batchnorm_forward_infer(want.data(), want.data(), gamma.data(), beta.data(), rmean.data(),
+                            rvar.data(), B, g.F, P, 1e-5f);
+    if (relu) relu_forward(want.data(), want.data(), want.size());
+    conv2d_batchnorm_relu_forward_infer(got.data(), scratch.data(), in.data(), weight.data(),
+                                        bias.data(), scale.data(), shift.data(), relu, B, g);
+    EXPECT_TRUE(BitEqual(relu ? "with ReLU" : "without ReLU", want.data(), got.data(), got.size()));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Conv, ConvKernels, ::testing::ValuesIn(kGeometries),
                          [](const ::testing::TestParamInfo<Geometry>& p) { return p.param.name; });
+
+}  // namespace
+
+namespace {
+
+// ---- 2x2 max pool at stride 2 (inference) ------------------------------------------
+
+using MaxPoolFn = void (*)(float*, const float*, size_t, size_t, size_t, size_t, size_t);
+
+// Against maxpool2d_forward with argmax (the training path, scalar loops),
+// bit for bit, at widths below, at and above the SIMD kernel's four windows,
+// odd sizes (the last row and column dropped), with ties of equal values and
+// of -0 and +0 (the first in reading order must win).
+void check_maxpool2x2(MaxPoolFn f) {
+  for (size_t H : {2, 3, 5, 8, 28})
+    for (size_t W : {2, 3, 7, 8, 9, 10, 16, 17, 28}) {
+      const size_t planes = 3, OH = H / 2, OW = W / 2;
+      Rng rng(9900 + H * 31 + W);
+      std::vector<float> in(planes * H * W);
+      for (float& v : in) {
+        const double u = rng.uniform(0, 1);
+        v = u < 0.15 ? 0.0f : u < 0.3 ? -0.0f : u < 0.4 ? 1.0f : static_cast<float>(rng.normal());
+      }
+      const Pool2dGeometry g{planes, H, W, 2, 2, 2, 2, OH, OW};
+      std::vector<float> want(planes * OH * OW), got(planes * OH * OW, -7.0f);
+      std::vector<int32_t> argmax(want.size());
+      maxpool2d_forward(want.data(), argmax.data(), in.data(), 1, g);
+      f(got.data(), in.data(), planes, H, W, OH, OW);
+      EXPECT_TRUE(BitEqual("H " + std::to_string(H) + ", W " + std::to_string(W), want.data(),
+                           got.data(), got.size()));
+    }
+}
+
+TEST(ConvKernelsScalar, MaxPool2x2MatchesTheLayerBitForBit) {
+  check_maxpool2x2(f32_maxpool2x2__scalar);
+}
+TEST(ConvKernelsDispatch, MaxPool2x2MatchesTheLayerBitForBit) { check_maxpool2x2(f32_maxpool2x2); }
+#if defined(__wasm_simd128__)
+TEST(ConvKernelsWasmSimd, MaxPool2x2MatchesTheLayerBitForBit) {
+  check_maxpool2x2(f32_maxpool2x2__wasmsimd);
+}
+#endif
 
 }  // namespace

@@ -55,6 +55,53 @@ void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size
 void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
                                 size_t k);
 
+// ---- direct convolution (implicit GEMM) ---------------------------------------------
+// A convolution whose output columns step one input column at a time (stride 1
+// in width), read from KW shifted copies of the zero-padded image instead of
+// an im2col matrix (which has KH * KW copies): copy kx of channel c is the
+// padded image moved kx columns left and cut to the output's width, so tap
+// (c, ky, kx) of output (oy, ox) is
+//   x[((c * KW + kx) * HP + oy * SH + ky) * WP + ox],
+// x being (C, KW, HP, WP). The taps of neighbouring outputs are neighbouring
+// floats, one vector load for eight. With WP = OW and SH = 1 that holds
+// across rows too: the caller then describes the output as one row of OH * OW
+// columns (OH = 1), and no tile straddles a row end half empty.
+struct PaddedConv {
+  size_t F, C, KH, KW;  // filters, input channels, kernel
+  size_t HP, WP;        // rows and columns of each shifted copy
+  size_t SH;            // stride down the rows
+  size_t OH, OW;        // output height and width
+  // Floats of x the kernels may read: the copies and 8 more, since a SIMD
+  // tile past the last output column reads (and discards) up to 7 floats
+  // past the last copy.
+  size_t input_size() const { return C * KW * HP * WP + 8; }
+};
+// What happens to each sum before it is stored, per filter i:
+//   v = init[i] + sum (init null: 0 + sum);
+//   v = v * scale[i] + shift[i] when scale is not null (inference batch norm);
+//   v = v > 0 ? v : 0 when relu.
+struct ConvEpilogue {
+  const float* init = nullptr;
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  bool relu = false;
+};
+// The (F, K) weight, PyTorch's layout, as ceil(F / 4) blocks of (K, 4): the
+// four filters' weights for one tap side by side, filters past F zero.
+inline size_t f32_packed_rows_x4_size(size_t F, size_t K) { return (F + 3) / 4 * 4 * K; }
+void f32_pack_rows_x4(float* packed, const float* w, size_t F, size_t K);
+// out is (F, OH, OW); x as above; wp is the weight (F, K = C * KH * KW) packed
+// by f32_pack_rows_x4. Each sum starts at 0 and adds w[i][p] * tap p for
+// p = 0 .. K-1 in order, as the packed GEMM does, so the result equals
+// im2col + f32_gemm_packed (+ the epilogue as separate passes) bit for bit.
+void f32_conv_direct__scalar(float* out, const float* x, const float* wp, const ConvEpilogue& ep,
+                             const PaddedConv& s);
+// in is (planes, H, W); out is (planes, OH, OW): the maximum of each 2x2 window
+// at stride 2, OH <= H / 2, OW <= W / 2. The first maximum of a window in
+// reading order wins, as maxpool2d_forward's does (so -0 before +0 gives -0).
+void f32_maxpool2x2__scalar(float* out, const float* in, size_t planes, size_t H, size_t W,
+                            size_t OH, size_t OW);
+
 // ---- optimizer and checks ---------------------------------------------------------
 // p, m, v, g are (n). One Adam step as torch.optim.Adam computes it:
 //   d = g + wd * p; m' = b1 m + c1 d; v' = b2 v + c2 d d, where c1 = 1 - b1
@@ -98,6 +145,11 @@ void f32_chanmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t 
                                size_t S);
 void f32_chandsums__wasmsimd(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
                              const float* mean, size_t B, size_t C, size_t S, size_t stride);
+// 4 filters by 8 output columns of one row per tile: 8 accumulators.
+void f32_conv_direct_4x8__wasmsimd(float* out, const float* x, const float* wp,
+                                   const ConvEpilogue& ep, const PaddedConv& s);
+void f32_maxpool2x2__wasmsimd(float* out, const float* in, size_t planes, size_t H, size_t W,
+                              size_t OH, size_t OW);
 #endif
 
 // p, buf, g are (n). One SGD step as torch.optim.SGD computes it (dampening 0):
@@ -122,6 +174,10 @@ void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m,
 bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2, float c1,
               float c2, float step_size, float inv_sqrt_bc2, float eps, float wd, bool write);
 bool f32_all_finite(const float* x, size_t n);
+void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpilogue& ep,
+                     const PaddedConv& s);
+void f32_maxpool2x2(float* out, const float* in, size_t planes, size_t H, size_t W, size_t OH,
+                    size_t OW);
 
 // Name of the variant set in use: "wasmsimd" or "scalar".
 const char* kernel_isa();

@@ -33,6 +33,12 @@ void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, c
 void batchnorm_forward_infer(float* out, const float* in, const float* gamma, const float* beta,
                              const float* running_mean, const float* running_var, size_t B,
                              size_t C, float eps);
+// Inference batch norm as one affine map per feature, the one
+// batchnorm_forward_infer applies: scale = gamma / sqrt(running_var + eps),
+// shift = beta - running_mean * scale; all (C).
+void batchnorm_infer_scale_shift(float* scale, float* shift, const float* gamma, const float* beta,
+                                 const float* running_mean, const float* running_var, size_t C,
+                                 float eps);
 // dout, in, din are (B, C); mean, rstd are the (C) caches of the forward pass.
 void batchnorm_backward(float* din, float* dgamma, float* dbeta, const float* dout, const float* in,
                         const float* gamma, const float* mean, const float* rstd, size_t B,
@@ -108,12 +114,19 @@ struct Conv2dGeometry {
 void im2col(float* col, const float* in, const Conv2dGeometry& g);
 // The adjoint: din (C, H, W) += the col-shaped dcol (K, P) summed back onto the inputs.
 void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g);
-// Floats of scratch that conv2d_forward and conv2d_backward need.
+// Floats of scratch that the conv2d functions below need.
 size_t conv2d_scratch_size(const Conv2dGeometry& g);
 // in is (B, C, H, W); weight is (F, C, KH, KW); bias is (F) or null; out is
 // (B, F, OH, OW). Per image: out (F, P) = weight (F, K) * col (K, P) + bias.
 void conv2d_forward(float* out, float* scratch, const float* in, const float* weight,
                     const float* bias, size_t B, const Conv2dGeometry& g);
+// Inference: conv2d_forward, then a batch norm given as scale and shift (F)
+// (batchnorm_infer_scale_shift), then ReLU when relu, in one pass over the
+// output; equal bit for bit to the three layers one after another.
+void conv2d_batchnorm_relu_forward_infer(float* out, float* scratch, const float* in,
+                                         const float* weight, const float* bias,
+                                         const float* scale, const float* shift, bool relu,
+                                         size_t B, const Conv2dGeometry& g);
 // dout is (B, F, OH, OW); din is (B, C, H, W) or null; dweight (F, C, KH, KW);
 // dbias (F) or null. Per image: dweight += dout * col^T, din += col2im(weight^T dout).
 void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,

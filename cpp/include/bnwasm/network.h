@@ -290,6 +290,11 @@ class Network {
   void ensure_rows(size_t rows);
   // Runs layers [0, last] (all by default) on x.
   void forward(const float* x, size_t B, bool train, size_t last = ~size_t(0));
+  // Inference from conv layer i: how many layers, up to last, run as one pass
+  // (1: the conv alone; 2: a batch norm follows; 3: and a ReLU after that).
+  size_t conv_span(size_t i, size_t last) const;
+  // Runs those `span` layers on B images of in into out.
+  void conv_forward_infer(float* out, const float* in, size_t B, size_t i, size_t span);
   void backward(size_t B);
   void optimizer_step();
   bool update_running_statistics(size_t B);
@@ -314,6 +319,7 @@ class Network {
   std::vector<uint32_t> indices_;
   std::vector<float> one_a_, one_b_;  // single-example ping-pong buffers
   std::vector<float> conv_scratch_;   // im2col and packed operands, one image at a time
+  std::vector<float> bn_scale_, bn_shift_;  // a conv's batch norm folded for inference
   int32_t pop_layer_ = -1;            // population statistics in progress
   double pop_count_ = 0;
   std::vector<double> pop_mean_, pop_m2_;
