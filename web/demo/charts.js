@@ -244,7 +244,7 @@ export function drawFilters(canvas, weight, [filters, inChannels, kh, kw]) {
     const c = v >= 0 ? pos : neg;
     return c.map((x) => Math.round(255 - t * (255 - x)));
   };
-  drawTiles(canvas, values, { count: filters, h: kh, w: kw, columns: Math.min(filters, 16), scale: Math.max(4, Math.round(36 / kh)), gap: 4, color });
+  drawTiles(canvas, values, { count: filters, h: kh, w: kw, columns: Math.min(filters, 8), scale: Math.max(4, Math.round(48 / kh)), gap: 8, color });
 }
 
 /** Feature maps (channels x h x w) in grey, black at the smallest value of all, white at the largest. */
@@ -260,5 +260,5 @@ export function drawFeatureMaps(canvas, values, { c, h, w }) {
     const g = Math.round((255 * (v - lo)) / span);
     return [g, g, g];
   };
-  drawTiles(canvas, values, { count: c, h, w, columns: Math.min(c, 8), scale: Math.max(1, Math.round(56 / h)), gap: 4, color });
+  drawTiles(canvas, values, { count: c, h, w, columns: Math.min(c, 8), scale: Math.max(1, Math.round(56 / h)), gap: 8, color });
 }

@@ -422,13 +422,17 @@ function buildGallery() {
     canvas.title = `test image ${index}`;
     canvas.dataset.index = String(index);
     drawImage(canvas, data.test.pixels.subarray(index * 784, (index + 1) * 784));
-    canvas.addEventListener('click', () => {
-      for (const c of gallery.children) c.classList.remove('selected');
-      canvas.classList.add('selected');
-      classify(index).catch(fail);
-    });
+    canvas.addEventListener('click', () => selectExample(canvas));
     gallery.append(canvas);
   }
+}
+
+const galleryPosition = (index) => [...$('gallery').children].findIndex((c) => Number(c.dataset.index) === index);
+
+function selectExample(canvas) {
+  for (const c of $('gallery').children) c.classList.remove('selected');
+  canvas.classList.add('selected');
+  classify(Number(canvas.dataset.index)).catch(fail);
 }
 
 const argmax = (values) => values.reduce((best, v, c) => (v > values[best] ? c : best), 0);
@@ -605,7 +609,7 @@ async function openModel(files) {
     fillBnSelectors();
     showLayers(r);
     showSnapshot(r, r.snapshot);
-    if (selectedExample >= 0) classify(selectedExample).catch(fail);
+    if (data.name === 'fashion-mnist') selectExample($('gallery').children[Math.max(0, galleryPosition(selectedExample))]);
     updateButtons();
     status(`Opened ${name}; scoring the test set in a worker…`);
     r.trainer = await loadTrainer(bytes);
@@ -613,12 +617,14 @@ async function openModel(files) {
     const { accuracy } = await r.trainer.evaluate(data.test.x, data.test.y);
     if (run !== r) return;
     const steps = r.snapshot.steps;
+    $('step').textContent = String(steps);
     r.testAccuracy.push([steps, 100 * accuracy]);
     showTestAccuracy(100 * accuracy, steps);
     r.starting = false;
     updateButtons();
+    const trained = steps > 0 ? `, ${steps.toLocaleString()} optimizer steps in bnwasm` : '';
     status(
-      `Opened ${name} (${format}, ${steps.toLocaleString()} steps trained): ${(100 * accuracy).toFixed(2)}% of the ` +
+      `Opened ${name} (${format}${trained}): ${(100 * accuracy).toFixed(2)}% of the ` +
         `${data.test.n.toLocaleString()} test examples classified one at a time. Fine-tune trains it further here.`,
     );
   } catch (error) {
@@ -669,12 +675,16 @@ function drawCharts() {
     series: [{ points: run?.loss ?? [], color: '#2f6fde', kind: 'line', label: 'training loss' }],
   });
   const accuracy = prepare($('accuracyChart'));
+  // An opened model has one score before it trains: show it against 0-100% from step 0.
+  const lone = run && run.trainAccuracy.length === 0 && run.testAccuracy.length === 1;
   plot(accuracy.ctx, { x: 0, y: 0, width: accuracy.width, height: accuracy.height }, {
     title: '%',
     yFormat: (v) => v.toFixed(0),
+    ...(lone && { xRange: [0, Math.max(1, run.testAccuracy[0][0])], yRange: [0, 100] }),
     series: [
       { points: run?.trainAccuracy ?? [], color: '#b8c4d9', kind: 'line', width: 1, label: 'latest training examples' },
       { points: run?.testAccuracy ?? [], color: '#e0672b', kind: 'line', width: 2, label: 'test (running averages)' },
+      { points: run?.testAccuracy ?? [], color: '#e0672b', kind: 'dots', radius: 2.5 }, // a lone score shows too
     ],
   });
   drawBnChart();
@@ -698,8 +708,10 @@ function drawBnChart() {
   const m = shape ? run.batchSize * shape.h * shape.w : 1;
   const unbiased = m > 1 && run.config.layers[layer].runningVariance !== 'biased' ? m / (m - 1) : 1;
   const pick = (key, scale = 1) => (u < 0 ? [] : samples.map((s) => [s.step, s[key][u] * scale]));
+  $('bnChart').dataset.points = String(u < 0 ? 0 : samples.length); // for the e2e test
   const half = height / 2;
-  const note = run && run.bnLayers.length === 0 ? ' (this network has no batch norm)' : '';
+  const note =
+    run && run.bnLayers.length === 0 ? ' (this network has no batch norm)' : run?.opened && !run.fitting ? ' (press Fine-tune to watch it train)' : '';
   plot(ctx, { x: 0, y: 0, width, height: half }, {
     title: `μ of ${shape?.spatial ? 'channel' : 'unit'} ${Number.isNaN(unit) ? '–' : unit}${note}`,
     series: [
