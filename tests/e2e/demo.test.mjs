@@ -294,8 +294,8 @@ const brightPixels = (testid) =>
   });
 
 test('the CNN network choice trains the issue 10 CNN: per-channel running averages, gallery, first conv layer', async () => {
+  consoleErrors.length = 0; // (the earlier tests asserted none)
   await loadPage(); // a fresh page: nothing left of the earlier runs
-  consoleErrors.length = 0;
   assert.deepEqual(await page.$$eval('[data-testid="network"] option', (list) => list.map((o) => o.value)), ['dense', 'cnn']);
   await page.selectOption('[data-testid="network"]', 'cnn');
   assert.equal(await page.isDisabled('#hidden'), true, 'the hidden sizes apply to the dense network only');
@@ -422,8 +422,11 @@ test('Open a model…: a bnwasm model and its ONNX export score as in Node; a da
   const { files, expected } = await makeModel();
   const percent = (v) => (100 * v).toFixed(2);
   console.log(`model made in Node: ${expected.steps} steps, single-example test accuracy ${percent(expected.accuracy)}% (ONNX import ${percent(expected.onnxAccuracy)}%), image ${FIRST_GALLERY_IMAGE}: ${expected.firstAnswer}`);
-  await loadPage();
   consoleErrors.length = 0;
+  const interopRequests = [];
+  const onRequest = (request) => request.url().includes('/src/interop/') && interopRequests.push(request.url());
+  page.on('request', onRequest);
+  await loadPage();
   await page.selectOption('[data-testid="dataset"]', 'toy'); // opening a 784 -> 10 model switches back to Fashion-MNIST
 
   const opened = await openFiles([files.model]);
@@ -451,10 +454,8 @@ test('Open a model…: a bnwasm model and its ONNX export score as in Node; a da
   assert.equal(await page.getAttribute('[data-testid="status"]', 'class'), 'error');
   assert.equal(await page.textContent('[data-testid="test-accuracy"]'), percent(expected.accuracy));
 
-  // The ONNX export, through bnwasm/interop (imported by the page only now).
-  const interopRequests = [];
-  const onRequest = (request) => request.url().includes('/src/interop/') && interopRequests.push(request.url());
-  page.on('request', onRequest);
+  // The ONNX export, through bnwasm/interop: the page imports it only now.
+  assert.deepEqual(interopRequests, [], 'the page loaded bnwasm/interop before it opened an ONNX or safetensors file');
   const fromOnnx = await openFiles([files.onnx]);
   page.off('request', onRequest);
   console.log(`open demo-model.onnx: ${fromOnnx} (${interopRequests.length} interop modules loaded)`);
