@@ -468,6 +468,7 @@ test('Open a model…: a bnwasm model and its ONNX export score as in Node; a da
   await page.click('[data-testid="start"]');
   await page.waitForFunction(() => Number(document.querySelector('[data-testid="step"]').textContent) >= 50, null, { timeout: 30_000 });
   await page.click('[data-testid="pause"]');
-  console.log(`fine-tuning the opened model: step ${await number('step')}, ${await statusText()}`);
+  await page.waitForSelector('[data-testid="start"]:not([disabled])');
+  console.log(`fine-tuning the opened model: ${await statusText()}`);
   assert.deepEqual(consoleErrors, [], 'the page logged errors');
 });
