@@ -680,7 +680,7 @@ function drawCharts() {
   plot(accuracy.ctx, { x: 0, y: 0, width: accuracy.width, height: accuracy.height }, {
     title: '%',
     yFormat: (v) => v.toFixed(0),
-    ...(lone && { xRange: [0, Math.max(1, run.testAccuracy[0][0])], yRange: [0, 100] }),
+    ...(lone && { xRange: [0, 1.05 * Math.max(1, run.testAccuracy[0][0])], yRange: [0, 100] }),
     series: [
       { points: run?.trainAccuracy ?? [], color: '#b8c4d9', kind: 'line', width: 1, label: 'latest training examples' },
       { points: run?.testAccuracy ?? [], color: '#e0672b', kind: 'line', width: 2, label: 'test (running averages)' },
