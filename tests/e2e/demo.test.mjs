@@ -11,9 +11,10 @@
 //   - the "CNN" network choice trains issue 10's CNN for a few hundred steps: the running-average
 //     picture has per-channel data (16 channels for batch-norm layer 1), the test accuracy is far
 //     above chance, the gallery predicts, the first conv layer's filters and feature maps are drawn;
-//   - "Open a model…" opens a bnwasm model and its ONNX export made here with the Node API: the
-//     page's single-example test accuracy and gallery answer equal Node's; a damaged file is
-//     refused with the library's ModelFormatError and the page stays usable (fine-tuning runs).
+//   - "Open a model…" opens a bnwasm model and its ONNX and safetensors (+ config.json) exports
+//     made here with the Node API: the page's single-example test accuracy and gallery answer
+//     equal Node's; a damaged file is refused with the library's ModelFormatError and the page
+//     stays usable (fine-tuning runs).
 // Saves screenshots of the page mid-training, of the Figure 1 panel, of the CNN and of an opened
 // model under test-results/ and prints the numbers.
 //   node tests/e2e/demo.test.mjs
@@ -374,12 +375,12 @@ test('the CNN network choice trains the issue 10 CNN: per-channel running averag
 
 /**
  * A model made with the Node API: 784-64-BN-ReLU-10 trained one epoch on 6,000 training images,
- * its save() bytes, its ONNX export, a damaged copy (one byte flipped: the checksum no longer
+ * its save() bytes, its ONNX export, its safetensors export with its config, a damaged copy (one byte flipped: the checksum no longer
  * matches), and what Node says about it: single-example test accuracy and the first gallery answer.
  */
 async function makeModel() {
   const { createNetwork } = await import('../../web/src/index.node.js');
-  const { importONNX } = await import('../../web/src/interop/index.node.js');
+  const { importONNX, loadSafetensors } = await import('../../web/src/interop/index.node.js');
   const { train, test } = loadFashionMnist({ trainLimit: 6000 });
   const net = await createNetwork({
     inputSize: 784,
@@ -391,6 +392,8 @@ async function makeModel() {
   await net.fit(train.x, train.y, { epochs: 1, batchSize: 64 });
   const bytes = net.save();
   const onnx = net.toONNX();
+  const safetensors = net.toSafetensors();
+  const config = JSON.stringify(net.config);
   const damaged = bytes.slice();
   damaged[damaged.length >> 1] ^= 0x10;
   const first = net.predict(test.x.subarray(FIRST_GALLERY_IMAGE * 784, (FIRST_GALLERY_IMAGE + 1) * 784));
@@ -403,11 +406,24 @@ async function makeModel() {
   const fromOnnx = await importONNX(onnx, { loss: 'softmaxCrossEntropy' });
   expected.onnxAccuracy = fromOnnx.evaluate(test.x, test.y).accuracy;
   fromOnnx.dispose();
+  const fromSafetensors = await loadSafetensors(safetensors, JSON.parse(config));
+  expected.safetensorsAccuracy = fromSafetensors.evaluate(test.x, test.y).accuracy;
+  fromSafetensors.dispose();
   mkdirSync(RESULTS, { recursive: true });
-  const files = { model: join(RESULTS, 'demo-model.bnwasm'), onnx: join(RESULTS, 'demo-model.onnx'), damaged: join(RESULTS, 'demo-damaged.bnwasm') };
+  const files = {
+    model: join(RESULTS, 'demo-model.bnwasm'),
+    onnx: join(RESULTS, 'demo-model.onnx'),
+    safetensors: join(RESULTS, 'demo-model.safetensors'),
+    config: join(RESULTS, 'demo-model-config.json'),
+    damaged: join(RESULTS, 'demo-damaged.bnwasm'),
+    truncatedOnnx: join(RESULTS, 'demo-truncated.onnx'),
+  };
   writeFileSync(files.model, bytes);
   writeFileSync(files.onnx, onnx);
+  writeFileSync(files.safetensors, safetensors);
+  writeFileSync(files.config, config);
   writeFileSync(files.damaged, damaged);
+  writeFileSync(files.truncatedOnnx, onnx.subarray(0, onnx.length >> 1));
   return { files, expected };
 }
 
@@ -418,10 +434,13 @@ async function openFiles(paths) {
   return statusText();
 }
 
-test('Open a model…: a bnwasm model and its ONNX export score as in Node; a damaged file is refused', async () => {
+test('Open a model…: a bnwasm model and its ONNX and safetensors exports score as in Node; a damaged file is refused', async () => {
   const { files, expected } = await makeModel();
   const percent = (v) => (100 * v).toFixed(2);
-  console.log(`model made in Node: ${expected.steps} steps, single-example test accuracy ${percent(expected.accuracy)}% (ONNX import ${percent(expected.onnxAccuracy)}%), image ${FIRST_GALLERY_IMAGE}: ${expected.firstAnswer}`);
+  console.log(
+    `model made in Node: ${expected.steps} steps, single-example test accuracy ${percent(expected.accuracy)}% (ONNX import ` +
+      `${percent(expected.onnxAccuracy)}%, safetensors ${percent(expected.safetensorsAccuracy)}%), image ${FIRST_GALLERY_IMAGE}: ${expected.firstAnswer}`,
+  );
   consoleErrors.length = 0;
   const interopRequests = [];
   const onRequest = (request) => request.url().includes('/src/interop/') && interopRequests.push(request.url());
@@ -463,6 +482,22 @@ test('Open a model…: a bnwasm model and its ONNX export score as in Node; a da
   assert.ok(interopRequests.length > 0, 'the ONNX file was opened without bnwasm/interop');
   assert.equal(await page.textContent('[data-testid="test-accuracy"]'), percent(expected.onnxAccuracy));
   assert.equal(await page.textContent('[data-testid="prediction"]'), expected.firstAnswer);
+
+  // A safetensors file holds tensors only: alone it is refused, with its config.json it opens.
+  const alone = await openFiles([files.safetensors]);
+  console.log(`open demo-model.safetensors alone: ${alone}`);
+  assert.match(alone, /^Could not open demo-model\.safetensors: Error: demo-model\.safetensors: a \.safetensors file holds tensors only; select it together with its config\.json/);
+  const paired = await openFiles([files.safetensors, files.config]);
+  console.log(`open demo-model.safetensors + demo-model-config.json: ${paired}`);
+  assert.match(paired, /^Opened demo-model\.safetensors \+ demo-model-config\.json \(safetensors\): /);
+  assert.equal(await page.textContent('[data-testid="test-accuracy"]'), percent(expected.safetensorsAccuracy));
+  assert.equal(await page.textContent('[data-testid="prediction"]'), expected.firstAnswer);
+
+  // A truncated ONNX file: bnwasm/interop's ModelFormatError; the opened model stays.
+  const truncated = await openFiles([files.truncatedOnnx]);
+  console.log(`open demo-truncated.onnx: ${truncated}`);
+  assert.match(truncated, /^Could not open demo-truncated\.onnx: ModelFormatError: importONNX\(\): /);
+  assert.equal(await page.textContent('[data-testid="test-accuracy"]'), percent(expected.safetensorsAccuracy));
 
   // Still usable: fine-tuning the opened model trains in the worker.
   await page.click('[data-testid="start"]');
