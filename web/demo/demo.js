@@ -620,6 +620,7 @@ async function openModel(files) {
     $('step').textContent = String(steps);
     r.testAccuracy.push([steps, 100 * accuracy]);
     showTestAccuracy(100 * accuracy, steps);
+    dirty = true; // the accuracy chart shows the score
     r.starting = false;
     updateButtons();
     const trained = steps > 0 ? `, ${steps.toLocaleString()} optimizer steps in bnwasm` : '';
