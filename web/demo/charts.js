@@ -202,3 +202,63 @@ export function drawRegions(canvas, probabilities, grid, classes, points, extent
     ctx.fill();
   }
 }
+
+/**
+ * Small images in a grid on one canvas: `count` images of h x w values (row-major, one after
+ * another in `values`), each cell `scale` pixels per value with a gap between cells. `color`
+ * maps a value to [r, g, b].
+ */
+function drawTiles(canvas, values, { count, h, w, columns, scale, gap = 3, color }) {
+  const rows = Math.ceil(count / columns);
+  const width = columns * w * scale + (columns - 1) * gap;
+  const height = rows * h * scale + (rows - 1) * gap;
+  canvas.width = width;
+  canvas.height = height;
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, width, height);
+  for (let k = 0; k < count; k++) {
+    const x0 = (k % columns) * (w * scale + gap);
+    const y0 = Math.floor(k / columns) * (h * scale + gap);
+    for (let i = 0; i < h; i++) {
+      for (let j = 0; j < w; j++) {
+        ctx.fillStyle = `rgb(${color(values[(k * h + i) * w + j]).join(',')})`;
+        ctx.fillRect(x0 + j * scale, y0 + i * scale, scale, scale);
+      }
+    }
+  }
+}
+
+/**
+ * Conv filters (weight [filters, inChannels, kh, kw], the first input channel of each) as small
+ * squares: orange for positive weights, blue for negative, white for 0, on one scale for all.
+ */
+export function drawFilters(canvas, weight, [filters, inChannels, kh, kw]) {
+  const values = new Float32Array(filters * kh * kw);
+  for (let f = 0; f < filters; f++) values.set(weight.subarray(f * inChannels * kh * kw, (f * inChannels + 1) * kh * kw), f * kh * kw);
+  const top = values.reduce((m, v) => Math.max(m, Math.abs(v)), 0) || 1;
+  const [pos, neg] = [CLASS_COLORS[1], CLASS_COLORS[0]];
+  const color = (v) => {
+    const t = Math.min(1, Math.abs(v) / top);
+    const c = v >= 0 ? pos : neg;
+    return c.map((x) => Math.round(255 - t * (255 - x)));
+  };
+  drawTiles(canvas, values, { count: filters, h: kh, w: kw, columns: Math.min(filters, 8), scale: Math.max(4, Math.round(48 / kh)), gap: 8, color });
+}
+
+/** Feature maps (channels x h x w) in grey, black at the smallest value of all, white at the largest. */
+export function drawFeatureMaps(canvas, values, { c, h, w }) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  const span = hi - lo || 1;
+  const color = (v) => {
+    const g = Math.round((255 * (v - lo)) / span);
+    return [g, g, g];
+  };
+  drawTiles(canvas, values, { count: c, h, w, columns: Math.min(c, 8), scale: Math.max(1, Math.round(56 / h)), gap: 8, color });
+}

@@ -1,9 +1,12 @@
 // The demo page: trains in a worker (createTrainer), draws on the main thread, and
 // classifies single examples on the main thread with snapshots of the worker's network.
-import { createTrainer } from '../src/index.js';
-import { drawImage, drawRegions, plot, prepare } from './charts.js';
+// A model file opened in the page (loadNetwork; ONNX and safetensors through bnwasm/interop,
+// imported only then) is scored and fine-tuned the same way (loadTrainer).
+import { createTrainer, loadNetwork, loadTrainer } from '../src/index.js';
+import { drawFeatureMaps, drawFilters, drawImage, drawRegions, plot, prepare } from './charts.js';
 import { loadFashionMnist, makeSpirals } from './datasets.js';
 import { setupFigure1 } from './figure1-panel.js';
+import { describeLayers, firstConv, layerShapes } from './layers.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -12,7 +15,10 @@ const DEFAULTS = {
   'fashion-mnist': { hidden: '128, 128', learningRate: 0.001, batchSize: 64, epochs: 100, validationInterval: 1000, snapshotEvery: 1500 },
   toy: { hidden: '32, 32', learningRate: 0.01, batchSize: 32, epochs: 5000, validationInterval: 0, snapshotEvery: 250 },
 };
-const TRACKED_UNITS = 8;
+// A CNN's score on the 10,000 test images takes the worker about a second (every image through
+// both conv layers): every 5 s leaves most of the worker's time to training.
+const CNN_VALIDATION_INTERVAL = 5000;
+const TRACKED_UNITS = 16; // units (channels, after a conv layer) per batch-norm layer in the picture
 const MAX_BN_SAMPLES = 400; // points kept per batch-norm layer for the running-average picture
 const GALLERY_SIZE = 24;
 const REGION_GRID = 72;
@@ -42,7 +48,31 @@ function controlValue(id) {
   return value;
 }
 
+const batchNormLayer = () => ({ type: 'batchNorm', momentum: controlValue('momentum'), epsilon: controlValue('epsilon') });
+
+// The CNN of issue 10: conv 16 3x3 'same', BN, ReLU, max pool 2; conv 32 the same; dense 128,
+// BN, ReLU; dense 10. Without batch norm the conv and dense layers keep their bias.
+function cnnLayers(batchNorm, activation) {
+  const layers = [];
+  for (const filters of [16, 32]) {
+    layers.push({ type: 'conv2d', filters, kernelSize: 3, padding: 'same', useBias: !batchNorm });
+    if (batchNorm) layers.push(batchNormLayer());
+    layers.push({ type: activation }, { type: 'maxPool2d', poolSize: 2 });
+  }
+  layers.push({ type: 'dense', units: 128, useBias: !batchNorm });
+  if (batchNorm) layers.push(batchNormLayer());
+  layers.push({ type: activation });
+  return layers;
+}
+
+const cnnChosen = () => $('network').value === 'cnn' && data?.name === 'fashion-mnist';
+
 function configFromControls() {
+  const optimizer = { type: 'adam', learningRate: controlValue('learningRate') };
+  if (cnnChosen()) {
+    const layers = [...cnnLayers($('batchNorm').checked, $('activation').value), { type: 'dense', units: data.classNames.length }];
+    return { inputShape: [1, 28, 28], layers, loss: 'softmaxCrossEntropy', optimizer, seed: 1 };
+  }
   const hidden = $('hidden')
     .value.split(/[\s,]+/)
     .filter(Boolean)
@@ -56,24 +86,28 @@ function configFromControls() {
   for (const units of hidden) {
     // With batch norm the dense bias is redundant: beta takes its place.
     layers.push({ type: 'dense', units, useBias: !batchNorm });
-    if (batchNorm) layers.push({ type: 'batchNorm', momentum: controlValue('momentum'), epsilon: controlValue('epsilon') });
+    if (batchNorm) layers.push(batchNormLayer());
     layers.push({ type: $('activation').value });
   }
   layers.push({ type: 'dense', units: data.classNames.length });
-  return {
-    inputSize: data.inputSize,
-    layers,
-    loss: 'softmaxCrossEntropy',
-    optimizer: { type: 'adam', learningRate: controlValue('learningRate') },
-    seed: 1,
-  };
+  return { inputSize: data.inputSize, layers, loss: 'softmaxCrossEntropy', optimizer, seed: 1 };
 }
 
 function updateButtons() {
-  const running = run && !run.finished;
-  $('start').disabled = !data || (running && !run.paused) || run?.starting;
-  $('start').textContent = running && run.paused ? 'Resume' : 'Start';
-  $('pause').disabled = !running || run.paused || run.starting;
+  const fitting = run?.fitting && !run.finished;
+  $('start').disabled = !data || run?.starting || (fitting && !run.paused);
+  $('start').textContent = fitting && run.paused ? 'Resume' : run?.opened && !run.fitting ? 'Fine-tune' : 'Start';
+  $('pause').disabled = !fitting || run.paused;
+}
+
+// The CNN has a fixed shape (the hidden sizes do not apply) and exists for Fashion-MNIST only.
+function updateNetworkControls() {
+  const fashion = $('dataset').value === 'fashion-mnist';
+  $('network').disabled = !fashion;
+  const cnn = fashion && $('network').value === 'cnn';
+  $('hidden').disabled = cnn;
+  $('hiddenLabel').classList.toggle('disabled', cnn);
+  $('batchNormText').textContent = cnn ? 'Batch norm after each conv and hidden dense layer' : 'Batch norm after each hidden dense layer';
 }
 
 // ---- datasets -----------------------------------------------------------------------------
@@ -93,6 +127,7 @@ async function selectDataset(name) {
   $('hidden').value = d.hidden;
   $('learningRate').value = d.learningRate;
   $('batchSize').value = d.batchSize;
+  updateNetworkControls();
   status(name === 'toy' ? 'Generating spirals…' : 'Loading Fashion-MNIST…');
   try {
     const loaded = await loadDataset(name);
@@ -114,12 +149,16 @@ async function selectDataset(name) {
 
 // ---- training -----------------------------------------------------------------------------
 
-function newRun(config) {
+/** A run: a network in a worker, built from the controls or opened from a file (`opened`). */
+function newRun(config, opened = null) {
   return {
     config,
+    opened, // {name, format} of an opened model file
+    shapes: layerShapes(config),
     trainer: null,
     controller: new AbortController(),
     starting: true,
+    fitting: false,
     paused: false,
     finished: false,
     step: 0,
@@ -137,14 +176,18 @@ function newRun(config) {
 
 async function start() {
   figure1.pause(); // one run trains at a time: two would split the cores
-  if (run && !run.finished && run.paused) {
+  if (run?.fitting && !run.finished && run.paused) {
     run.paused = false;
     updateButtons();
     await run.trainer.resume();
-    status('Training…');
+    status(run.opened ? `Fine-tuning ${run.opened.name}…` : 'Training…');
     return;
   }
   if (!data) return;
+  if (run?.opened && !run.fitting && !run.starting) {
+    fit(run);
+    return;
+  }
   if (run) reset();
   let config;
   try {
@@ -156,6 +199,7 @@ async function start() {
   const r = (run = newRun(config));
   updateButtons();
   fillBnSelectors();
+  showLayers(r);
   status('Starting the worker…');
   try {
     r.trainer = await createTrainer(config);
@@ -173,17 +217,30 @@ async function start() {
     return;
   }
   r.starting = false;
-  updateButtons();
-  status('Training…');
+  fit(r);
+}
+
+/** Trains the run's network in its worker (a new one, or an opened model: fine-tuning). */
+function fit(r) {
   const d = DEFAULTS[data.name];
-  const batchSize = controlValue('batchSize');
+  let batchSize;
+  try {
+    batchSize = controlValue('batchSize');
+  } catch (error) {
+    fail(error);
+    return;
+  }
+  r.fitting = true;
+  updateButtons();
+  status(r.opened ? `Fine-tuning ${r.opened.name}…` : 'Training…');
   r.batchSize = batchSize;
+  const conv = r.config.layers.some((l) => l.type === 'conv2d');
   r.trainer
     .fit(data.train.x, data.train.y, {
       epochs: d.epochs,
       batchSize,
       validationData: [data.test.x, data.test.y],
-      validationInterval: d.validationInterval,
+      validationInterval: conv ? CNN_VALIDATION_INTERVAL : d.validationInterval,
       progressInterval: 100,
       trackUnits: TRACKED_UNITS,
       signal: r.controller.signal,
@@ -206,7 +263,7 @@ async function start() {
 }
 
 async function pause() {
-  if (!run || run.paused || run.finished || !run.trainer) return;
+  if (!run?.fitting || run.paused || run.finished) return;
   const r = run;
   r.paused = true;
   updateButtons();
@@ -230,12 +287,16 @@ function reset() {
   $('epoch').textContent = '–';
   $('rate').textContent = '–';
   $('testAccuracy').textContent = '–';
+  delete $('testAccuracy').dataset.step;
   $('runningAccuracy').textContent = '–';
   $('ownAccuracy').textContent = '–';
   $('prediction').textContent = '–';
   $('truth').textContent = '';
   $('bars').replaceChildren();
+  for (const canvas of $('gallery').children) canvas.classList.remove('right', 'wrong');
+  $('firstConv').hidden = true;
   fillBnSelectors();
+  showLayers(null);
   updateButtons();
   dirty = true;
 }
@@ -250,8 +311,7 @@ function onProgress(r, p) {
   if (p.validation) {
     const percent = 100 * p.validation.accuracy;
     r.testAccuracy.push([p.validation.step, percent]);
-    $('testAccuracy').textContent = percent.toFixed(2);
-    $('runningAccuracy').textContent = `${percent.toFixed(2)} %`;
+    showTestAccuracy(percent, p.validation.step);
   }
   for (const b of p.batchNorm) {
     let entry = r.bn.get(b.layer);
@@ -274,6 +334,12 @@ function onProgress(r, p) {
   dirty = true;
 }
 
+function showTestAccuracy(percent, step) {
+  $('testAccuracy').textContent = percent.toFixed(2);
+  $('testAccuracy').dataset.step = String(step); // the step the score belongs to
+  $('runningAccuracy').textContent = `${percent.toFixed(2)} %`;
+}
+
 // ---- snapshots: test time on the main thread ------------------------------------------------
 
 async function refreshSnapshot(r) {
@@ -287,9 +353,7 @@ async function refreshSnapshot(r) {
     }
     r.snapshot?.dispose();
     r.snapshot = net;
-    ownStatisticsAccuracy(r, net);
-    if (data.name === 'toy') computeRegions(r, net);
-    dirty = true;
+    showSnapshot(r, net);
     return net;
   } catch (error) {
     if (run === r && !r.trainer.terminated) fail(error);
@@ -297,6 +361,18 @@ async function refreshSnapshot(r) {
   } finally {
     r.snapshotBusy = false;
   }
+}
+
+// What the page shows of a main-thread network: the test-time comparison, the gallery's
+// answers, the decision regions or the first conv layer.
+function showSnapshot(r, net) {
+  ownStatisticsAccuracy(r, net);
+  if (data.name === 'toy') computeRegions(r, net);
+  else {
+    markGallery(net);
+    showFirstConv(r, net);
+  }
+  dirty = true;
 }
 
 // Normalizing a single example with its own statistics: with a batch of one, mu is the
@@ -344,28 +420,48 @@ function buildGallery() {
     const canvas = document.createElement('canvas');
     canvas.dataset.testid = 'example';
     canvas.title = `test image ${index}`;
+    canvas.dataset.index = String(index);
     drawImage(canvas, data.test.pixels.subarray(index * 784, (index + 1) * 784));
-    canvas.addEventListener('click', () => {
-      for (const c of gallery.children) c.classList.remove('selected');
-      canvas.classList.add('selected');
-      classify(index).catch(fail);
-    });
+    canvas.addEventListener('click', () => selectExample(canvas));
     gallery.append(canvas);
+  }
+}
+
+const galleryPosition = (index) => [...$('gallery').children].findIndex((c) => Number(c.dataset.index) === index);
+
+function selectExample(canvas) {
+  for (const c of $('gallery').children) c.classList.remove('selected');
+  canvas.classList.add('selected');
+  classify(Number(canvas.dataset.index)).catch(fail);
+}
+
+const argmax = (values) => values.reduce((best, v, c) => (v > values[best] ? c : best), 0);
+const testImage = (index) => data.test.x.subarray(index * 784, (index + 1) * 784);
+
+/** Each gallery image's answer, one predict() each: a green mark when right, red when wrong. */
+function markGallery(net) {
+  const out = new Float32Array(net.outputSize);
+  for (const canvas of $('gallery').children) {
+    const index = Number(canvas.dataset.index);
+    const answer = argmax(net.predict(testImage(index), out));
+    canvas.classList.toggle('right', answer === data.test.y[index]);
+    canvas.classList.toggle('wrong', answer !== data.test.y[index]);
+    canvas.title = `test image ${index}: ${data.classNames[data.test.y[index]]}, predicted ${data.classNames[answer]}`;
   }
 }
 
 async function classify(index) {
   selectedExample = index;
   const r = run;
-  const net = r?.trainer && !r.trainer.terminated ? (await refreshSnapshot(r)) ?? r.snapshot : r?.snapshot;
+  const net = r?.trainer && !r.trainer.terminated && r.fitting ? (await refreshSnapshot(r)) ?? r.snapshot : r?.snapshot;
   if (selectedExample !== index) return;
   if (!net) {
     $('prediction').textContent = 'press Start first';
     return;
   }
-  const probabilities = net.predict(data.test.x.subarray(index * 784, (index + 1) * 784));
-  let best = 0;
-  for (let c = 1; c < probabilities.length; c++) if (probabilities[c] > probabilities[best]) best = c;
+  const probabilities = net.predict(testImage(index));
+  const best = argmax(probabilities);
+  showFirstConv(r, net);
   $('prediction').textContent = data.classNames[best];
   $('truth').textContent = `(true class: ${data.classNames[data.test.y[index]]}; network after ${net.steps.toLocaleString()} steps)`;
   const bars = [];
@@ -383,24 +479,194 @@ async function classify(index) {
   $('bars').replaceChildren(...bars);
 }
 
+// The first conv layer's filters (its weights) and their feature maps for the selected test
+// image (or the gallery's first), as the layer after the conv (batch norm, activation) passes
+// them on: what the network looks for, and where it finds it.
+function showFirstConv(r, net) {
+  const conv = firstConv(r.config);
+  $('firstConv').hidden = conv === null;
+  if (conv === null) return;
+  const weight = net.getWeights().find((t) => t.layer === conv.conv && t.name === 'weight');
+  const [filters, inChannels, kh, kw] = weight.shape;
+  drawFilters($('convFilters'), weight.values, weight.shape);
+  $('filtersCaption').textContent =
+    `Layer ${conv.conv}: its ${filters} learned ${kh}×${kw} filters` + (inChannels > 1 ? ' (first input channel)' : '') +
+    ' — orange weights add the pixel under them, blue ones subtract it.';
+  const index = selectedExample >= 0 ? selectedExample : Number($('gallery').firstElementChild.dataset.index);
+  const { c, h, w } = conv.shape;
+  drawFeatureMaps($('featureMaps'), net.activations(testImage(index), conv.maps), { c, h, w });
+  const through = r.config.layers.slice(conv.conv + 1, conv.maps + 1).map((l) => (l.type === 'batchNorm' ? 'batch norm' : l.type));
+  $('mapsCaption').textContent =
+    `Their ${c} feature maps (${h}×${w}) for test image ${index}${through.length ? `, after ${through.join(' and ')}` : ''}` +
+    ' (with the running averages): white where a filter responds most.';
+}
+
+// ---- the network's layers ---------------------------------------------------------------------
+
+function showLayers(r) {
+  const list = $('modelLayers');
+  list.replaceChildren();
+  $('modelEmpty').hidden = r !== null;
+  if (r === null) {
+    $('modelSource').textContent = '';
+    return;
+  }
+  const { input, lines } = describeLayers(r.config);
+  $('modelSource').textContent = r.opened
+    ? `${r.opened.name} (${r.opened.format}); input ${input}`
+    : `built from the settings; input ${input}`;
+  for (const { type, text, shape } of lines) {
+    const item = document.createElement('li');
+    item.className = type;
+    const what = document.createElement('span');
+    what.textContent = text;
+    const out = document.createElement('span');
+    out.className = 'shape';
+    out.textContent = `→ ${shape}`;
+    item.append(what, ' ', out);
+    list.append(item);
+  }
+}
+
+// ---- opening a model file -----------------------------------------------------------------------
+
+const BNWM = [0x42, 0x4e, 0x57, 0x4d]; // "BNWM": the first bytes of every save()
+
+/**
+ * The save() bytes of the selected file(s): a bnwasm model as it is; an ONNX file or a
+ * safetensors file with its config.json converted by bnwasm/interop, which is loaded only
+ * now (the page's first load stays small).
+ */
+async function modelBytes(files) {
+  const configs = files.filter((f) => /\.json$/i.test(f.name));
+  const models = files.filter((f) => !/\.json$/i.test(f.name));
+  if (models.length !== 1 || configs.length > 1) {
+    throw new Error(
+      `select one model file (.bnwasm, .onnx, or .safetensors with its config.json), got ${files.map((f) => f.name).join(', ')}`,
+    );
+  }
+  const [file] = models;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  if (BNWM.every((b, i) => bytes[i] === b)) return { bytes, format: 'bnwasm' };
+  const onnx = /\.onnx$/i.test(file.name);
+  const safetensors = /\.safetensors$/i.test(file.name);
+  if (!onnx && !safetensors) return { bytes, format: 'bnwasm' }; // loadNetwork says what is wrong with it
+  if (safetensors && configs.length === 0) {
+    throw new Error(`${file.name}: a .safetensors file holds tensors only; select it together with its config.json (scripts/pytorch/train_ddp.py writes both)`);
+  }
+  const interop = await import('../src/interop/index.js');
+  // A classifier here: ONNX carries no loss or optimizer, so the page supplies them.
+  const net = onnx
+    ? await interop.importONNX(bytes, { loss: 'softmaxCrossEntropy', optimizer: { type: 'adam', learningRate: controlValue('learningRate') } })
+    : await interop.loadSafetensors(bytes, JSON.parse(await configs[0].text()));
+  try {
+    return { bytes: net.save(), format: onnx ? 'ONNX' : 'safetensors' };
+  } finally {
+    net.dispose();
+  }
+}
+
+// A dataset the model's input and output sizes fit: the current one, else the other.
+function datasetFor(net) {
+  const fits = (inputSize, classes) => net.inputSize === inputSize && net.outputSize === classes;
+  if (data && fits(data.inputSize, data.classNames.length)) return data.name;
+  if (fits(784, 10)) return 'fashion-mnist';
+  if (fits(2, 2)) return 'toy';
+  return null;
+}
+
+/**
+ * Opens the selected model: checks and loads it on the main thread first (a bad file changes
+ * nothing on the page), then replaces the current run with it, scores it on the test set in a
+ * worker, and leaves it ready for fine-tuning there.
+ */
+async function openModel(files) {
+  if (files.length === 0) return;
+  const name = files.map((f) => f.name).join(' + ');
+  status(`Opening ${name}…`);
+  let net = null;
+  try {
+    const { bytes, format } = await modelBytes(files);
+    net = await loadNetwork(bytes);
+    const target = datasetFor(net);
+    if (target === null) {
+      reset();
+      showLayers({ config: net.config, opened: { name, format } });
+      status(
+        `Opened ${name}: ${net.inputSize} inputs and ${net.outputSize} outputs fit neither dataset here ` +
+          '(Fashion-MNIST: 784 → 10, two spirals: 2 → 2); its layers are listed, there is nothing to run it on.',
+      );
+      return;
+    }
+    if (target !== data?.name) {
+      $('dataset').value = target;
+      await selectDataset(target);
+      if (!data) return; // selectDataset said why
+    } else reset();
+    const r = (run = newRun(net.config, { name, format }));
+    r.snapshot = net;
+    net = null; // the run owns it now
+    fillBnSelectors();
+    showLayers(r);
+    showSnapshot(r, r.snapshot);
+    if (data.name === 'fashion-mnist') selectExample($('gallery').children[Math.max(0, galleryPosition(selectedExample))]);
+    updateButtons();
+    status(`Opened ${name}; scoring the test set in a worker…`);
+    r.trainer = await loadTrainer(bytes);
+    if (run !== r) return r.trainer.terminate();
+    const { accuracy } = await r.trainer.evaluate(data.test.x, data.test.y);
+    if (run !== r) return;
+    const steps = r.snapshot.steps;
+    $('step').textContent = String(steps);
+    r.testAccuracy.push([steps, 100 * accuracy]);
+    showTestAccuracy(100 * accuracy, steps);
+    dirty = true; // the accuracy chart shows the score
+    r.starting = false;
+    updateButtons();
+    const trained = steps > 0 ? `, ${steps.toLocaleString()} optimizer steps in bnwasm` : '';
+    status(
+      `Opened ${name} (${format}${trained}): ${(100 * accuracy).toFixed(2)}% of the ` +
+        `${data.test.n.toLocaleString()} test examples classified one at a time. Fine-tune trains it further here.`,
+    );
+  } catch (error) {
+    if (run?.opened?.name === name && run.starting) reset();
+    status(`Could not open ${name}: ${error.name ?? 'Error'}: ${error.message}`, true);
+  } finally {
+    net?.dispose();
+    $('openModel').value = ''; // the same file can be chosen again
+  }
+}
+
 // ---- the running-average picture and the other charts ----------------------------------------
+
+// The shape a batch-norm layer normalizes: its units, or channels of h x w after a conv layer.
+const bnInput = (r, layer) => r.shapes.layers[layer - 1] ?? r.shapes.input;
 
 function fillBnSelectors() {
   const layerSelect = $('bnLayer');
-  const unitSelect = $('bnUnit');
-  const previous = [layerSelect.value, unitSelect.value];
+  const previous = layerSelect.value;
   layerSelect.replaceChildren();
+  if (run) {
+    for (const i of run.bnLayers) {
+      const { c, spatial } = bnInput(run, i);
+      layerSelect.append(new Option(`${i} (batch norm of ${c} ${spatial ? 'channels' : 'units'})`, String(i)));
+    }
+    if ([...layerSelect.options].some((o) => o.value === previous)) layerSelect.value = previous;
+  }
+  fillUnitSelector();
+}
+
+// The tracked units of the chosen layer; "Channel" after a conv layer (one μ and σ² per channel).
+function fillUnitSelector() {
+  const unitSelect = $('bnUnit');
+  const previous = unitSelect.value;
   unitSelect.replaceChildren();
-  if (!run) return;
-  let width = run.config.inputSize;
-  run.config.layers.forEach((l, i) => {
-    if (l.type === 'dense') width = l.units;
-    if (l.type === 'batchNorm') layerSelect.append(new Option(`${i} (batch norm of ${width} units)`, String(i)));
-  });
-  const units = Math.min(TRACKED_UNITS, ...run.config.layers.filter((l) => l.type === 'dense').slice(0, -1).map((l) => l.units));
-  for (let u = 0; u < units; u++) unitSelect.append(new Option(String(u), String(u)));
-  if ([...layerSelect.options].some((o) => o.value === previous[0])) layerSelect.value = previous[0];
-  if ([...unitSelect.options].some((o) => o.value === previous[1])) unitSelect.value = previous[1];
+  const layer = Number($('bnLayer').value);
+  const shape = run && $('bnLayer').value !== '' ? bnInput(run, layer) : null;
+  $('bnUnitLabel').textContent = shape?.spatial ? 'Channel' : 'Unit';
+  if (!shape) return;
+  for (let u = 0; u < Math.min(TRACKED_UNITS, shape.c); u++) unitSelect.append(new Option(String(u), String(u)));
+  if ([...unitSelect.options].some((o) => o.value === previous)) unitSelect.value = previous;
 }
 
 function drawCharts() {
@@ -410,12 +676,16 @@ function drawCharts() {
     series: [{ points: run?.loss ?? [], color: '#2f6fde', kind: 'line', label: 'training loss' }],
   });
   const accuracy = prepare($('accuracyChart'));
+  // An opened model has one score before it trains: show it against 0-100% from step 0.
+  const lone = run && run.trainAccuracy.length === 0 && run.testAccuracy.length === 1;
   plot(accuracy.ctx, { x: 0, y: 0, width: accuracy.width, height: accuracy.height }, {
     title: '%',
     yFormat: (v) => v.toFixed(0),
+    ...(lone && { xRange: [0, 1.05 * Math.max(1, run.testAccuracy[0][0])], yRange: [0, 100] }),
     series: [
       { points: run?.trainAccuracy ?? [], color: '#b8c4d9', kind: 'line', width: 1, label: 'latest training examples' },
       { points: run?.testAccuracy ?? [], color: '#e0672b', kind: 'line', width: 2, label: 'test (running averages)' },
+      { points: run?.testAccuracy ?? [], color: '#e0672b', kind: 'dots', radius: 2.5 }, // a lone score shows too
     ],
   });
   drawBnChart();
@@ -433,13 +703,18 @@ function drawBnChart() {
   const entry = run?.bn.get(layer);
   const samples = entry?.samples ?? [];
   const u = entry ? entry.units.indexOf(unit) : -1;
-  // The running variance takes the unbiased batch variance: show the dots on that scale.
-  const unbiased = run && run.batchSize > 1 ? run.batchSize / (run.batchSize - 1) : 1;
+  // The running variance takes the unbiased batch variance (by default): show the dots on that
+  // scale. After a conv layer a channel's variance is over m = batch x height x width values.
+  const shape = run && entry ? bnInput(run, layer) : null;
+  const m = shape ? run.batchSize * shape.h * shape.w : 1;
+  const unbiased = m > 1 && run.config.layers[layer].runningVariance !== 'biased' ? m / (m - 1) : 1;
   const pick = (key, scale = 1) => (u < 0 ? [] : samples.map((s) => [s.step, s[key][u] * scale]));
+  $('bnChart').dataset.points = String(u < 0 ? 0 : samples.length); // for the e2e test
   const half = height / 2;
-  const note = run && run.bnLayers.length === 0 ? ' (this network has no batch norm)' : '';
+  const note =
+    run && run.bnLayers.length === 0 ? ' (this network has no batch norm)' : run?.opened && !run.fitting ? ' (press Fine-tune to watch it train)' : '';
   plot(ctx, { x: 0, y: 0, width, height: half }, {
-    title: `μ of unit ${Number.isNaN(unit) ? '–' : unit}${note}`,
+    title: `μ of ${shape?.spatial ? 'channel' : 'unit'} ${Number.isNaN(unit) ? '–' : unit}${note}`,
     series: [
       { points: pick('mean'), color: '#2f6fde', kind: 'dots', radius: 2, label: 'mini-batch μ' },
       { points: pick('runningMean'), color: '#e0672b', kind: 'line', width: 2, label: 'running mean' },
@@ -472,8 +747,14 @@ $('reset').addEventListener('click', () => {
   if (data) status('Reset. Press Start to train a new network with the settings on the left.');
 });
 $('dataset').addEventListener('change', () => selectDataset($('dataset').value));
-for (const id of ['bnLayer', 'bnUnit']) $(id).addEventListener('change', () => (dirty = true));
-for (const id of ['hidden', 'activation', 'batchNorm', 'momentum', 'epsilon', 'learningRate', 'batchSize']) {
+$('network').addEventListener('change', updateNetworkControls);
+$('openModel').addEventListener('change', () => openModel([...$('openModel').files]));
+$('bnLayer').addEventListener('change', () => {
+  fillUnitSelector();
+  dirty = true;
+});
+$('bnUnit').addEventListener('change', () => (dirty = true));
+for (const id of ['network', 'hidden', 'activation', 'batchNorm', 'momentum', 'epsilon', 'learningRate', 'batchSize']) {
   $(id).addEventListener('change', () => {
     if (run) $('hint').textContent = 'Settings apply to the next network: press Reset, then Start.';
   });
