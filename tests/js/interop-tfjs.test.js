@@ -13,6 +13,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { createNetwork, ModelFormatError } from 'bnwasm';
 import { importTfjsLayers, toTfjsLayers } from 'bnwasm/interop';
 import { expectClose, gaussian, rng } from './helpers.js';
+import { artifactsOf, loadInTfjs } from './interop-helpers.js';
 
 const TOLERANCE = { atol: 1e-5, rtol: 0 };
 
@@ -24,23 +25,6 @@ function data(n, width, seed) {
   const normal = gaussian(rng(seed));
   return Float32Array.from({ length: n * width }, (_, i) => 1.5 * normal() + (i % width) * 0.3);
 }
-
-async function artifactsOf(model) {
-  let artifacts;
-  await model.save(
-    tf.io.withSaveHandler(async (a) => {
-      artifacts = a;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return {
-    modelJson: { format: artifacts.format, modelTopology: artifacts.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }] },
-    weightData: artifacts.weightData,
-  };
-}
-
-const loadInTfjs = ({ modelJson, weightData }) =>
-  tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest.flatMap((g) => g.weights), weightData }));
 
 let worstOut = 0;
 let worstIn = 0;
