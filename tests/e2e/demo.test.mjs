@@ -104,15 +104,7 @@ test('the demo trains Fashion-MNIST in a worker while the page keeps rendering',
   const isolated = await page.evaluate(() => globalThis.crossOriginIsolated);
   console.log(`page: ${url} (cross-origin isolated: ${isolated})`);
 
-  // Count animation frames from the page itself.
-  await page.evaluate(() => {
-    window.__frameTimes = [];
-    const tick = (time) => {
-      window.__frameTimes.push(time);
-      requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
-  });
+  await countFrames();
 
   const t0 = await page.evaluate(() => performance.now());
   const started = Date.now();
