@@ -316,6 +316,13 @@ function cnnTable() {
       `FLOP-weighted ${fmt(convGemm, 1)} (${pct(convGemm)}); the whole layer with its shifted copies ${fmt(weighted('layer'), 1)} (${pct(weighted('layer'))}); ` +
       `training's backward GEMMs dweight ${fmt(weighted('dweight gemm_packed'), 1)}, input gradient ${fmt(weighted('dcol gemm_tn_packed'), 1)}`,
   );
+  const wino = (kind) => k(`${conv2} winograd23_4x8 ${kind}`);
+  out.push(
+    `inference's conv2 (16 -> 32 channels) goes through Winograd F(2x2, 3x3) with its batch norm, ReLU and max pool fused: ` +
+      `the kernel's own multiply-adds ${fmt(wino('multiply-adds'), 1)} GFLOP/s (${pct(wino('multiply-adds'))} of peak), ` +
+      `${fmt(wino('effective'), 1)} GFLOP/s effective (the direct form's ${fmt(flop2 / 1e6, 2)} MFLOP per image over its time), ` +
+      `the whole layer ${fmt(k(`${conv2} winograd layer effective`), 1)} effective against the direct layer's ${fmt(k(`${conv2} layer`), 1)}`,
+  );
   out.push(
     `effective rates: training batch 64 ${fmt(gflops(b.train64, CNN_TRAIN_FLOP), 1)} GFLOP/s wall-clock, ` +
       `${fmt(gflops(medCpu.bnwasm?.train64, CNN_TRAIN_FLOP), 1)} per CPU-second (${pct(gflops(medCpu.bnwasm?.train64, CNN_TRAIN_FLOP))} of peak); ` +

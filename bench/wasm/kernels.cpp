@@ -106,6 +106,34 @@ void conv(const char* label, size_t C, size_t H, size_t W, size_t F) {
                                              weight.data(), nullptr, scale.data(), shift.data(),
                                              true, 1, g);
        }));
+  // Inference through Winograd F(2x2, 3x3) with the pool that follows fused
+  // (what predict runs for C >= 2): GFLOP/s of the direct form's multiply-adds
+  // (2 F K P, the "effective" rate), and of the multiply-adds the kernel does,
+  // 16 F C per tile over the tiles (rounded to a vector per row).
+  {
+    Winograd23Conv w;
+    w.F = F;
+    w.C = C;
+    w.TH = (H + 1) / 2;
+    w.TW = (W + 1) / 2;
+    w.OH = H;
+    w.OW = W;
+    w.pool = true;
+    std::vector<float> wx(w.input_size()), u(f32_winograd23_weight_size(F, C)), v(w.v_size());
+    for (size_t i = 0; i < wx.size(); ++i) wx[i] = static_cast<float>(i % 7) * 0.1f;
+    f32_winograd23_weights(u.data(), weight.data(), F, C);
+    const double done = 2.0 * 16 * F * C * w.tiles();
+    emit(n + " winograd23_4x8 effective", median_gflops(flop, [&] {
+           f32_conv3x3_winograd23_4x8__wasmsimd(out.data(), wx.data(), u.data(), v.data(), ep, w);
+         }));
+    emit(n + " winograd23_4x8 multiply-adds", median_gflops(done, [&] {
+           f32_conv3x3_winograd23_4x8__wasmsimd(out.data(), wx.data(), u.data(), v.data(), ep, w);
+         }));
+    emit(n + " winograd layer effective", median_gflops(flop, [&] {
+           conv2d_winograd_forward_infer(out.data(), scratch.data(), image.data(), u.data(),
+                                         nullptr, scale.data(), shift.data(), true, true, 1, g);
+         }));
+  }
   std::vector<float> dout = filled(F * P, 5), col(K * P), packed(f32_packed_size(P, K)),
                      dw(F * K), packed_dout(f32_packed_size(F, P)), dcol(K * P);
   im2col(col.data(), image.data(), g);

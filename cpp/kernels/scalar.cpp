@@ -239,6 +239,109 @@ bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu,
   return acc == 0.0f;
 }
 
+void f32_winograd23_weights(float* u, const float* w, size_t F, size_t C) {
+  // w is (F, C, 3, 3); u is (16, FP / 4, C, 4). G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
+  const size_t FP = (F + 3) / 4 * 4;
+  for (size_t f = 0; f < FP; ++f)
+    for (size_t c = 0; c < C; ++c) {
+      double t[16] = {};
+      if (f < F) {
+        const float* g = w + (f * C + c) * 9;
+        double gg[4][3];  // G g
+        for (int j = 0; j < 3; ++j) {
+          const double a = g[j], b = g[3 + j], d = g[6 + j];
+          gg[0][j] = a;
+          gg[1][j] = 0.5 * (a + b + d);
+          gg[2][j] = 0.5 * (a - b + d);
+          gg[3][j] = d;
+        }
+        for (int i = 0; i < 4; ++i) {  // (G g) G^T
+          const double a = gg[i][0], b = gg[i][1], d = gg[i][2];
+          t[i * 4 + 0] = a;
+          t[i * 4 + 1] = 0.5 * (a + b + d);
+          t[i * 4 + 2] = 0.5 * (a - b + d);
+          t[i * 4 + 3] = d;
+        }
+      }
+      for (size_t xi = 0; xi < 16; ++xi)
+        u[((xi * (FP / 4) + f / 4) * C + c) * 4 + f % 4] = static_cast<float>(t[xi]);
+    }
+}
+
+namespace {
+
+// t (16) = B^T d B for the 4x4 block d, rows WP floats apart.
+// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]: rows of the block first.
+void winograd23_input_tile(float t[16], const float* d, size_t WP) {
+  float e[4][4];
+  for (int i = 0; i < 4; ++i, d += WP) {
+    e[i][0] = d[0] - d[2];
+    e[i][1] = d[1] + d[2];
+    e[i][2] = d[2] - d[1];
+    e[i][3] = d[1] - d[3];
+  }
+  for (int j = 0; j < 4; ++j) {
+    t[j] = e[0][j] - e[2][j];
+    t[4 + j] = e[1][j] + e[2][j];
+    t[8 + j] = e[2][j] - e[1][j];
+    t[12 + j] = e[1][j] - e[3][j];
+  }
+}
+
+}  // namespace
+
+void f32_conv3x3_winograd23__scalar(float* out, const float* x, const float* u, float* v,
+                                    const ConvEpilogue& ep, const Winograd23Conv& s) {
+  // x is (C, HP, WP); u is (16, FP / 4, C, 4); v is (16, C, T)
+  const size_t T = s.tiles(), TWP = s.TWP(), HP = s.HP(), WP = s.WP();
+  const size_t FB = (s.F + 3) / 4;
+  for (size_t c = 0; c < s.C; ++c)
+    for (size_t ty = 0; ty < s.TH; ++ty)
+      for (size_t tx = 0; tx < TWP; ++tx) {
+        float t[16];
+        winograd23_input_tile(t, x + (c * HP + 2 * ty) * WP + 2 * tx, WP);
+        for (size_t xi = 0; xi < 16; ++xi) v[(xi * s.C + c) * T + ty * TWP + tx] = t[xi];
+      }
+  const size_t PH = s.OH / 2, PW = s.OW / 2;
+  for (size_t f = 0; f < s.F; ++f)
+    for (size_t ty = 0; ty < s.TH; ++ty)
+      for (size_t tx = 0; tx < s.TW; ++tx) {
+        float m[16];
+        for (size_t xi = 0; xi < 16; ++xi) {
+          const float* uf = u + (xi * FB + f / 4) * s.C * 4 + f % 4;
+          const float* vt = v + xi * s.C * T + ty * TWP + tx;
+          float acc = 0.0f;
+          for (size_t c = 0; c < s.C; ++c) acc += uf[4 * c] * vt[c * T];
+          m[xi] = acc;
+        }
+        // A^T m A, A^T = [1 1 1 0; 0 1 -1 -1]: down the columns first.
+        float r0[4], r1[4];
+        for (int j = 0; j < 4; ++j) {
+          r0[j] = m[j] + m[4 + j] + m[8 + j];
+          r1[j] = m[4 + j] - m[8 + j] - m[12 + j];
+        }
+        float o[4] = {r0[0] + r0[1] + r0[2], r0[1] - r0[2] - r0[3], r1[0] + r1[1] + r1[2],
+                      r1[1] - r1[2] - r1[3]};
+        for (float& val : o) {
+          val = (ep.init != nullptr ? ep.init[f] : 0.0f) + val;
+          if (ep.scale != nullptr) val = val * ep.scale[f] + ep.shift[f];
+          if (ep.relu) val = val > 0.0f ? val : 0.0f;
+        }
+        if (s.pool) {
+          if (ty >= PH || tx >= PW) continue;
+          float best = o[0];
+          for (int k = 1; k < 4; ++k)
+            if (o[k] > best) best = o[k];
+          out[(f * PH + ty) * PW + tx] = best;
+          continue;
+        }
+        for (size_t k = 0; k < 4; ++k) {
+          const size_t oy = 2 * ty + k / 2, ox = 2 * tx + k % 2;
+          if (oy < s.OH && ox < s.OW) out[(f * s.OH + oy) * s.OW + ox] = o[k];
+        }
+      }
+}
+
 #if !defined(__wasm_simd128__)
 void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n) {
   f32_pack_t_x8__scalar(packed, bt, k, n);
@@ -272,6 +375,10 @@ void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpil
 void f32_maxpool2x2(float* out, const float* in, size_t planes, size_t H, size_t W, size_t OH,
                     size_t OW) {
   f32_maxpool2x2__scalar(out, in, planes, H, W, OH, OW);
+}
+void f32_conv3x3_winograd23(float* out, const float* x, const float* u, float* v,
+                            const ConvEpilogue& ep, const Winograd23Conv& s) {
+  f32_conv3x3_winograd23__scalar(out, x, u, v, ep, s);
 }
 const char* kernel_isa() { return "scalar"; }
 #endif

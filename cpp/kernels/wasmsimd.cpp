@@ -258,6 +258,109 @@ inline void conv_tile(float* out, const float* x, const float* wblock, const Con
   if (mr > 3) conv_store<NV>(out + (i0 + 3) * plane + at, acc[3], i0 + 3, ep, nr);
 }
 
+// ---- Winograd F(2x2, 3x3) ----
+
+// The input transform of four neighbouring tiles of one row, one lane each:
+// the tiles start two columns apart, so a block's column j is the even (j =
+// 0, 2) or odd (j = 1, 3) floats of two loads. Writes v[xi * stride], xi < 16.
+inline void winograd_input4(float* v, size_t stride, const float* d, size_t WP) {
+  v128_t e[4][4];
+  for (int i = 0; i < 4; ++i, d += WP) {
+    const v128_t a0 = wasm_v128_load(d), a1 = wasm_v128_load(d + 4);
+    const v128_t b0 = wasm_v128_load(d + 2), b1 = wasm_v128_load(d + 6);
+    const v128_t d0 = wasm_i32x4_shuffle(a0, a1, 0, 2, 4, 6);
+    const v128_t d1 = wasm_i32x4_shuffle(a0, a1, 1, 3, 5, 7);
+    const v128_t d2 = wasm_i32x4_shuffle(b0, b1, 0, 2, 4, 6);
+    const v128_t d3 = wasm_i32x4_shuffle(b0, b1, 1, 3, 5, 7);
+    e[i][0] = wasm_f32x4_sub(d0, d2);
+    e[i][1] = wasm_f32x4_add(d1, d2);
+    e[i][2] = wasm_f32x4_sub(d2, d1);
+    e[i][3] = wasm_f32x4_sub(d1, d3);
+  }
+  for (int j = 0; j < 4; ++j) {
+    wasm_v128_store(v + j * stride, wasm_f32x4_sub(e[0][j], e[2][j]));
+    wasm_v128_store(v + (4 + j) * stride, wasm_f32x4_add(e[1][j], e[2][j]));
+    wasm_v128_store(v + (8 + j) * stride, wasm_f32x4_sub(e[2][j], e[1][j]));
+    wasm_v128_store(v + (12 + j) * stride, wasm_f32x4_sub(e[1][j], e[3][j]));
+  }
+}
+
+// The n leading floats of lo, hi (n <= 8) to o.
+inline void store_leading(float* o, v128_t lo, v128_t hi, size_t n) {
+  if (n >= 4) wasm_v128_store(o, lo);
+  if (n == 8) wasm_v128_store(o + 4, hi);
+  if (n == 4 || n == 8) return;
+  alignas(16) float t[8];
+  wasm_v128_store(t, lo);
+  wasm_v128_store(t + 4, hi);
+  for (size_t j = n / 4 * 4; j < n; ++j) o[j] = t[j];
+}
+
+// Four tiles (tx .. tx + 3 of row ty) of filter i from their 16 sums m[xi]
+// (one lane per tile): the output transform, the epilogue, the pool.
+inline void winograd_output4(float* out, const v128_t* m, size_t i, size_t ty, size_t tx,
+                             const ConvEpilogue& ep, const Winograd23Conv& s) {
+  v128_t r0[4], r1[4];
+  for (int j = 0; j < 4; ++j) {
+    r0[j] = wasm_f32x4_add(wasm_f32x4_add(m[j], m[4 + j]), m[8 + j]);
+    r1[j] = wasm_f32x4_sub(wasm_f32x4_sub(m[4 + j], m[8 + j]), m[12 + j]);
+  }
+  const v128_t o0 = conv_epilogue(wasm_f32x4_add(wasm_f32x4_add(r0[0], r0[1]), r0[2]), i, ep);
+  const v128_t o1 = conv_epilogue(wasm_f32x4_sub(wasm_f32x4_sub(r0[1], r0[2]), r0[3]), i, ep);
+  const v128_t o2 = conv_epilogue(wasm_f32x4_add(wasm_f32x4_add(r1[0], r1[1]), r1[2]), i, ep);
+  const v128_t o3 = conv_epilogue(wasm_f32x4_sub(wasm_f32x4_sub(r1[1], r1[2]), r1[3]), i, ep);
+  if (s.pool) {
+    const size_t PH = s.OH / 2, PW = s.OW / 2;
+    if (ty >= PH || tx >= PW) return;
+    const v128_t best = wasm_f32x4_pmax(wasm_f32x4_pmax(wasm_f32x4_pmax(o0, o1), o2), o3);
+    float* o = out + (i * PH + ty) * PW + tx;
+    const size_t n = PW - tx < 4 ? PW - tx : 4;
+    store_leading(o, best, best, n);
+    return;
+  }
+  // Tile outputs (0, 0), (0, 1) interleaved are row 2 ty's columns 2 tx ..
+  const size_t ox = 2 * tx;
+  if (ox >= s.OW) return;
+  const size_t n = s.OW - ox < 8 ? s.OW - ox : 8;
+  float* o = out + (i * s.OH + 2 * ty) * s.OW + ox;
+  store_leading(o, wasm_i32x4_shuffle(o0, o1, 0, 4, 1, 5), wasm_i32x4_shuffle(o0, o1, 2, 6, 3, 7), n);
+  if (2 * ty + 1 < s.OH)
+    store_leading(o + s.OW, wasm_i32x4_shuffle(o2, o3, 0, 4, 1, 5),
+                  wasm_i32x4_shuffle(o2, o3, 2, 6, 3, 7), n);
+}
+
+// Filters i0 .. i0 + 3 (mr of them stored) by the 4 * NV tiles from tx of
+// row ty: for each tile position xi, the sum over channels in registers (8
+// accumulators), kept in m; then each filter's output transform.
+template <int NV>
+inline void winograd_block(float* out, const float* v, const float* u, const ConvEpilogue& ep,
+                           const Winograd23Conv& s, size_t i0, size_t mr, size_t ty, size_t tx) {
+  alignas(16) v128_t m[4][NV][16];
+  const size_t T = s.tiles();
+  const float* vb = v + ty * s.TWP() + tx;
+  const float* ub = u + i0 * s.C;  // block i0 / 4 of position 0
+  const size_t ustride = (s.F + 3) / 4 * 4 * s.C, vstride = s.C * T;
+  for (size_t xi = 0; xi < 16; ++xi) {
+    v128_t acc[4][NV];
+    for (int r = 0; r < 4; ++r)
+      for (int q = 0; q < NV; ++q) acc[r][q] = wasm_f32x4_splat(0.0f);
+    const float* vc = vb + xi * vstride;
+    const float* uc = ub + xi * ustride;
+    for (size_t c = 0; c < s.C; ++c, vc += T, uc += 4) {
+      v128_t b[NV];
+      for (int q = 0; q < NV; ++q) b[q] = wasm_v128_load(vc + 4 * q);
+      for (int r = 0; r < 4; ++r) {
+        const v128_t a = wasm_v128_load32_splat(uc + r);
+        for (int q = 0; q < NV; ++q) acc[r][q] = wasm_f32x4_add(acc[r][q], wasm_f32x4_mul(a, b[q]));
+      }
+    }
+    for (int r = 0; r < 4; ++r)
+      for (int q = 0; q < NV; ++q) m[r][q][xi] = acc[r][q];
+  }
+  for (size_t r = 0; r < mr; ++r)
+    for (int q = 0; q < NV; ++q) winograd_output4(out, m[r][q], i0 + r, ty, tx + 4 * q, ep, s);
+}
+
 }  // namespace
 
 void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
@@ -549,6 +652,28 @@ void f32_maxpool2x2__wasmsimd(float* out, const float* in, size_t planes, size_t
     }
 }
 
+void f32_conv3x3_winograd23_4x8__wasmsimd(float* out, const float* x, const float* u, float* v,
+                                          const ConvEpilogue& ep, const Winograd23Conv& s) {
+  // x is (C, HP, WP); u is (16, FP / 4, C, 4); v is (16, C, T). Each block of
+  // tiles (8, or the last 4 of a row) goes through every block of 4 filters
+  // while its transformed inputs (16 C floats per tile) are in L1.
+  const size_t T = s.tiles(), TWP = s.TWP(), HP = s.HP(), WP = s.WP();
+  for (size_t c = 0; c < s.C; ++c)
+    for (size_t ty = 0; ty < s.TH; ++ty)
+      for (size_t tx = 0; tx < TWP; tx += 4)
+        winograd_input4(v + c * T + ty * TWP + tx, s.C * T, x + (c * HP + 2 * ty) * WP + 2 * tx,
+                        WP);
+  for (size_t ty = 0; ty < s.TH; ++ty)
+    for (size_t tx = 0; tx < TWP; tx += 8)
+      for (size_t i0 = 0; i0 < s.F; i0 += 4) {
+        const size_t mr = s.F - i0 < 4 ? s.F - i0 : 4;
+        if (TWP - tx >= 8)
+          winograd_block<2>(out, v, u, ep, s, i0, mr, ty, tx);
+        else
+          winograd_block<1>(out, v, u, ep, s, i0, mr, ty, tx);
+      }
+}
+
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   f32_colmeanvar__wasmsimd(mean, var, in, rows, cols);
 }
@@ -587,6 +712,10 @@ void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpil
 void f32_maxpool2x2(float* out, const float* in, size_t planes, size_t H, size_t W, size_t OH,
                     size_t OW) {
   f32_maxpool2x2__wasmsimd(out, in, planes, H, W, OH, OW);
+}
+void f32_conv3x3_winograd23(float* out, const float* x, const float* u, float* v,
+                            const ConvEpilogue& ep, const Winograd23Conv& s) {
+  f32_conv3x3_winograd23_4x8__wasmsimd(out, x, u, v, ep, s);
 }
 const char* kernel_isa() { return "wasmsimd"; }
 

@@ -386,6 +386,25 @@ void shifted_copies(float* x, const float* in, const Conv2dGeometry& g, const Pa
   for (size_t j = 0; j < 8; ++j) x[j] = 0.0f;
 }
 
+// What conv2d_winograd_forward_infer can compute (whether it pays is
+// conv2d_winograd_applies).
+bool winograd_shape(const Conv2dGeometry& g) {
+  return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1;
+}
+
+// The tiles of the output, and the zero-padded image they read.
+Winograd23Conv winograd_conv(const Conv2dGeometry& g, bool pool) {
+  Winograd23Conv s;
+  s.F = g.F;
+  s.C = g.C;
+  s.TH = (g.OH + 1) / 2;
+  s.TW = (g.OW + 1) / 2;
+  s.OH = g.OH;
+  s.OW = g.OW;
+  s.pool = pool;
+  return s;
+}
+
 // out (B, F, P) = epilogue(conv(in, weight)): the direct path, or im2col +
 // the packed GEMM with the epilogue as passes over the output (the same
 // operations on the same values, so both give the same bits).
@@ -438,7 +457,44 @@ size_t conv2d_scratch_size(const Conv2dGeometry& g) {
       std::max({f32_packed_size(K, P), f32_packed_size(P, K), f32_packed_size(g.F, P)});
   const size_t direct_size =
       direct(g) ? f32_packed_rows_x4_size(g.F, K) + padded_conv(g).input_size() : 0;
-  return std::max(2 * K * P + packed, direct_size);
+  size_t winograd_size = 0;
+  if (winograd_shape(g)) {
+    const Winograd23Conv s = winograd_conv(g, false);
+    winograd_size = s.input_size() + s.v_size();
+  }
+  return std::max({2 * K * P + packed, direct_size, winograd_size});
+}
+
+bool conv2d_winograd_applies(const Conv2dGeometry& g) {
+  // With one input channel the transforms outweigh the multiplies they save:
+  // the Fashion-MNIST CNN's first layer (1 -> 16 channels, 28 x 28) took 17.5 us
+  // this way against 14.3 us direct (with its separate pool), while its second
+  // (16 -> 32, 14 x 14) went from 56.6 to 31.7 us (docs/performance.md).
+  return winograd_shape(g) && g.C >= 2;
+}
+
+void conv2d_winograd_forward_infer(float* out, float* scratch, const float* in, const float* u,
+                                   const float* bias, const float* scale, const float* shift,
+                                   bool relu, bool pool, size_t B, const Conv2dGeometry& g) {
+  // in is (B, C, H, W); out is (B, F, OH, OW), or (B, F, OH / 2, OW / 2) with pool
+  const Winograd23Conv s = winograd_conv(g, pool);
+  const size_t HP = s.HP(), WP = s.WP();
+  float* x = scratch;
+  float* v = scratch + s.input_size();
+  ConvEpilogue ep;
+  ep.init = bias;
+  ep.scale = scale;
+  ep.shift = shift;
+  ep.relu = relu;
+  const size_t out_size = pool ? g.F * (g.OH / 2) * (g.OW / 2) : g.F * g.P();
+  std::fill_n(x, s.input_size(), 0.0f);  // the padding; the image goes inside it
+  for (size_t b = 0; b < B; ++b) {
+    const float* image = in + b * g.C * g.H * g.W;
+    for (size_t c = 0; c < g.C; ++c)
+      for (size_t y = 0; y < g.H; ++y)
+        std::copy_n(image + (c * g.H + y) * g.W, g.W, x + (c * HP + y + g.PT) * WP + g.PL);
+    f32_conv3x3_winograd23(out + b * out_size, x, u, v, ep, s);
+  }
 }
 
 void conv2d_forward(float* out, float* scratch, const float* in, const float* weight,

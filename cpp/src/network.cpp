@@ -238,31 +238,56 @@ void Network::refresh_packed_weights() {
 }
 
 size_t Network::conv_span(size_t i, size_t last) const {
+  auto is = [&](size_t j, LayerType t) {
+    return j <= last && j < layers_.size() && layers_[j].type == t;
+  };
   size_t span = 1;
-  if (i + 1 <= last && i + 1 < layers_.size() && layers_[i + 1].type == LayerType::BatchNorm) {
+  if (is(i + 1, LayerType::BatchNorm)) {
     span = 2;
-    if (i + 2 <= last && i + 2 < layers_.size() && layers_[i + 2].type == LayerType::Relu)
-      span = 3;
+    if (is(i + 2, LayerType::Relu)) span = 3;
   }
+  const Pool2dGeometry& p = layers_[std::min(i + span, layers_.size() - 1)].pool;
+  if (conv2d_winograd_applies(layers_[i].conv) && is(i + span, LayerType::MaxPool2d) &&
+      p.KH == 2 && p.KW == 2 && p.SH == 2 && p.SW == 2)
+    ++span;
   return span;
 }
 
 void Network::conv_forward_infer(float* out, const float* in, size_t B, size_t i, size_t span) {
-  const Layer& l = layers_[i];
+  Layer& l = layers_[i];
+  const float* weight = params_.data() + l.w;
   const float* bias = spec_.layers[i].use_bias ? params_.data() + l.b : nullptr;
-  if (span == 1) {
-    conv2d_forward(out, conv_scratch_.data(), in, params_.data() + l.w, bias, B, l.conv);
+  const bool pool = layers_[i + span - 1].type == LayerType::MaxPool2d;
+  const bool bn = span > 1 && layers_[i + 1].type == LayerType::BatchNorm;
+  const bool relu = bn && span > 2 && layers_[i + 2].type == LayerType::Relu;
+  if (bn) {
+    // The batch norm's scale and shift are F values, computed here with the
+    // expressions batchnorm_forward_infer uses: cheaper than tracking changes.
+    const Layer& n = layers_[i + 1];
+    batchnorm_infer_scale_shift(bn_scale_.data(), bn_shift_.data(), params_.data() + n.gamma,
+                                params_.data() + n.beta, stats_.data() + n.rmean,
+                                stats_.data() + n.rvar, n.channels,
+                                static_cast<float>(spec_.layers[i + 1].epsilon));
+  }
+  const float* scale = bn ? bn_scale_.data() : nullptr;
+  const float* shift = bn ? bn_shift_.data() : nullptr;
+  if (conv2d_winograd_applies(l.conv)) {
+    // The transformed weight is kept until the weights change.
+    if (l.wino_version != version_) {
+      l.wino.resize(f32_winograd23_weight_size(l.conv.F, l.conv.C));
+      f32_winograd23_weights(l.wino.data(), weight, l.conv.F, l.conv.C);
+      l.wino_version = version_;
+    }
+    conv2d_winograd_forward_infer(out, conv_scratch_.data(), in, l.wino.data(), bias, scale, shift,
+                                  relu, pool, B, l.conv);
     return;
   }
-  // The batch norm's scale and shift are F values, computed here with the
-  // expressions batchnorm_forward_infer uses: cheaper than tracking changes.
-  const Layer& bn = layers_[i + 1];
-  batchnorm_infer_scale_shift(bn_scale_.data(), bn_shift_.data(), params_.data() + bn.gamma,
-                              params_.data() + bn.beta, stats_.data() + bn.rmean,
-                              stats_.data() + bn.rvar, bn.channels,
-                              static_cast<float>(spec_.layers[i + 1].epsilon));
-  conv2d_batchnorm_relu_forward_infer(out, conv_scratch_.data(), in, params_.data() + l.w, bias,
-                                      bn_scale_.data(), bn_shift_.data(), span == 3, B, l.conv);
+  if (!bn) {
+    conv2d_forward(out, conv_scratch_.data(), in, weight, bias, B, l.conv);
+    return;
+  }
+  conv2d_batchnorm_relu_forward_infer(out, conv_scratch_.data(), in, weight, bias, scale, shift,
+                                      relu, B, l.conv);
 }
 
 void Network::forward(const float* x, size_t B, bool train, size_t last) {

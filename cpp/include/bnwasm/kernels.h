@@ -102,6 +102,47 @@ void f32_conv_direct__scalar(float* out, const float* x, const float* wp, const 
 void f32_maxpool2x2__scalar(float* out, const float* in, size_t planes, size_t H, size_t W,
                             size_t OH, size_t OW);
 
+// ---- Winograd F(2x2, 3x3) convolution (inference) ---------------------------------
+// A 3x3 convolution at stride 1 computed per 2x2 block of outputs (a tile) from
+// the 4x4 block of inputs under it: y = A^T [ sum_c (G g G^T) . (B^T d B) ] A
+// (Lavin and Gray, 2016). The sum over input channels becomes 16 small GEMMs
+// with 16 / (2 * 2 * 9) = 4/9 of the direct form's multiplies. Inference
+// only: the transforms round differently from the direct sum (the bound is in
+// tests/cpp/conv_kernels_test.cpp), so training, whose results are compared
+// bit for bit with the im2col path, keeps the direct kernel.
+struct Winograd23Conv {
+  size_t F, C;    // filters, input channels
+  size_t TH, TW;  // tiles down and across (the output rounded up to even, halved)
+  size_t OH, OW;  // the convolution's output, OH <= 2 TH, OW <= 2 TW
+  // Followed by a 2x2 max pool at stride 2 (of the epilogue's values): out is
+  // then (F, OH / 2, OW / 2), one value per whole tile.
+  bool pool = false;
+  size_t TWP() const { return (TW + 3) / 4 * 4; }  // tiles across, rounded to a vector
+  size_t tiles() const { return TH * TWP(); }
+  // The input the kernels read: x is (C, HP, WP), the zero-padded image with
+  // its first row and column at the padding's top left; the tile (ty, tx)
+  // reads rows 2 ty .. 2 ty + 3 and columns 2 tx .. 2 tx + 3.
+  size_t HP() const { return 2 * TH + 2; }
+  size_t WP() const { return 2 * TWP() + 2; }
+  size_t input_size() const { return C * HP() * WP(); }
+  // Floats of the transformed input: (16, C, tiles()).
+  size_t v_size() const { return 16 * C * tiles(); }
+};
+// The weight (F, C, 3, 3) transformed, G g G^T in double rounded once, as
+// (16, ceil(F / 4), C, 4): for each of the 16 tile positions, blocks of four
+// filters side by side per channel, filters past F zero. One version: it runs
+// once per weight change.
+inline size_t f32_winograd23_weight_size(size_t F, size_t C) { return 16 * ((F + 3) / 4 * 4) * C; }
+void f32_winograd23_weights(float* u, const float* w, size_t F, size_t C);
+// out is (F, OH, OW), or (F, OH / 2, OW / 2) with pool; x as above; u from
+// f32_winograd23_weights; v is scratch of v_size() floats. Per tile: the input
+// transform, for each of the 16 positions a sum over c from 0 in order, the
+// output transform, then the epilogue of ConvEpilogue per value, then the
+// pool's maximum in reading order. Every variant does the same operations in
+// the same order, so all give the same bits.
+void f32_conv3x3_winograd23__scalar(float* out, const float* x, const float* u, float* v,
+                                    const ConvEpilogue& ep, const Winograd23Conv& s);
+
 // ---- optimizer and checks ---------------------------------------------------------
 // p, m, v, g are (n). One Adam step as torch.optim.Adam computes it:
 //   d = g + wd * p; m' = b1 m + c1 d; v' = b2 v + c2 d d, where c1 = 1 - b1
@@ -150,6 +191,9 @@ void f32_conv_direct_4x8__wasmsimd(float* out, const float* x, const float* wp,
                                    const ConvEpilogue& ep, const PaddedConv& s);
 void f32_maxpool2x2__wasmsimd(float* out, const float* in, size_t planes, size_t H, size_t W,
                               size_t OH, size_t OW);
+// 4 filters by 8 tiles (4 at the end of a row of tiles) per block.
+void f32_conv3x3_winograd23_4x8__wasmsimd(float* out, const float* x, const float* u, float* v,
+                                          const ConvEpilogue& ep, const Winograd23Conv& s);
 #endif
 
 // p, buf, g are (n). One SGD step as torch.optim.SGD computes it (dampening 0):
@@ -178,6 +222,8 @@ void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpil
                      const PaddedConv& s);
 void f32_maxpool2x2(float* out, const float* in, size_t planes, size_t H, size_t W, size_t OH,
                     size_t OW);
+void f32_conv3x3_winograd23(float* out, const float* x, const float* u, float* v,
+                            const ConvEpilogue& ep, const Winograd23Conv& s);
 
 // Name of the variant set in use: "wasmsimd" or "scalar".
 const char* kernel_isa();

@@ -129,6 +129,16 @@ void conv2d_batchnorm_relu_forward_infer(float* out, float* scratch, const float
                                          size_t B, const Conv2dGeometry& g);
 // dout is (B, F, OH, OW); din is (B, C, H, W) or null; dweight (F, C, KH, KW);
 // dbias (F) or null. Per image: dweight += dout * col^T, din += col2im(weight^T dout).
+// Inference of a 3x3 convolution at stride 1 through Winograd F(2x2, 3x3)
+// (kernels.h), which needs 4/9 of the multiplies. u is the weight transformed
+// by f32_winograd23_weights (kept by the caller across calls). Then the batch
+// norm as scale and shift when scale is not null, ReLU when relu, and a 2x2
+// max pool at stride 2 when pool: out is then (B, F, OH / 2, OW / 2). Not
+// bit for bit the direct sum: its rounding is bounded in the kernel tests.
+bool conv2d_winograd_applies(const Conv2dGeometry& g);
+void conv2d_winograd_forward_infer(float* out, float* scratch, const float* in, const float* u,
+                                   const float* bias, const float* scale, const float* shift,
+                                   bool relu, bool pool, size_t B, const Conv2dGeometry& g);
 void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
                      const float* in, const float* weight, size_t B, const Conv2dGeometry& g);
 

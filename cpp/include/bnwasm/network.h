@@ -279,6 +279,8 @@ class Network {
     std::vector<int32_t> argmax;       // max pool: (rows, out), training only
     std::vector<float> wt;             // dense: weight^T (in, out), packed in panels
     uint64_t wt_version = ~uint64_t(0);
+    std::vector<float> wino;  // conv2d 3x3 stride 1: the Winograd weight (f32_winograd23_weights)
+    uint64_t wino_version = ~uint64_t(0);
   };
 
   explicit Network(const NetworkSpec& spec);
@@ -291,7 +293,8 @@ class Network {
   // Runs layers [0, last] (all by default) on x.
   void forward(const float* x, size_t B, bool train, size_t last = ~size_t(0));
   // Inference from conv layer i: how many layers, up to last, run as one pass
-  // (1: the conv alone; 2: a batch norm follows; 3: and a ReLU after that).
+  // (1: the conv alone; 2: a batch norm follows; 3: and a ReLU after that;
+  // then a 2x2 max pool at stride 2, when the conv goes through Winograd).
   size_t conv_span(size_t i, size_t last) const;
   // Runs those `span` layers on B images of in into out.
   void conv_forward_infer(float* out, const float* in, size_t B, size_t i, size_t span);
