@@ -83,6 +83,13 @@ async function trained(config) {
 
 const files = [];
 const worst = {};
+// The same worst differences by case (each layer and batch-norm option) and by opset, for the log.
+const worstByCase = {};
+const worstByOpset = {};
+const raise = (table, row, key, diff) => {
+  table[row] ??= {};
+  table[row][key] = Math.max(table[row][key] ?? 0, diff);
+};
 
 describe('toONNX runs in ONNX Runtime with predictBatch outputs', () => {
   for (const [name, config] of Object.entries(CASES)) {
@@ -106,6 +113,8 @@ describe('toONNX runs in ONNX Runtime with predictBatch outputs', () => {
           }
           const key = `fold=${fold}`;
           worst[key] = Math.max(worst[key] ?? 0, diff);
+          raise(worstByCase, name, key, diff);
+          raise(worstByOpset, `opset ${opset}`, key, diff);
           if (!(diff <= TOLERANCE)) {
             throw new Error(`${name} opset ${opset} fold ${fold}: output[${at}] ONNX Runtime ${output.data[at]}, predictBatch ${expected[at]}`);
           }
@@ -131,7 +140,13 @@ describe('toONNX runs in ONNX Runtime with predictBatch outputs', () => {
   });
 
   afterAll(() => {
-    console.log(`toONNX -> ONNX Runtime, worst |difference| over ${files.length} files: ${JSON.stringify(worst)}`);
+    const rows = Object.entries({ ...worstByCase, ...worstByOpset }).map(
+      ([row, w]) => `  ${row.padEnd(62)} ${w['fold=false'].toExponential(1)}   ${w['fold=true'].toExponential(1)}`,
+    );
+    console.log(
+      `toONNX -> ONNX Runtime, worst |difference| over ${files.length} files: ${JSON.stringify(worst)}\n` +
+        `  ${'case / opset'.padEnd(62)} fold=false fold=true\n${rows.join('\n')}`,
+    );
   });
 });
 
