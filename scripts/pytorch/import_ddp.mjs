@@ -70,7 +70,7 @@ if (args['recompute-statistics']) {
 }
 if (args.save) {
   writeFileSync(args.save, net.save());
-  console.log(`saved ${args.save} (open it with loadNetwork)`);
+  console.log(`saved ${args.save} (open it with loadNetwork, or in the demo: npm start, then Open a model…)`);
 }
 net.dispose();
 if (!ok) {
