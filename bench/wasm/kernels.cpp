@@ -111,14 +111,7 @@ void conv(const char* label, size_t C, size_t H, size_t W, size_t F) {
   // (2 F K P, the "effective" rate), and of the multiply-adds the kernel does,
   // 16 F C per tile over the tiles (rounded to a vector per row).
   {
-    Winograd23Conv w;
-    w.F = F;
-    w.C = C;
-    w.TH = (H + 1) / 2;
-    w.TW = (W + 1) / 2;
-    w.OH = H;
-    w.OW = W;
-    w.pool = true;
+    const Winograd23Conv w = Winograd23Conv::of(F, C, H, W, true);
     std::vector<float> wx(w.input_size()), u(f32_winograd23_weight_size(F, C)), v(w.v_size());
     for (size_t i = 0; i < wx.size(); ++i) wx[i] = static_cast<float>(i % 7) * 0.1f;
     f32_winograd23_weights(u.data(), weight.data(), F, C);

@@ -392,19 +392,6 @@ bool winograd_shape(const Conv2dGeometry& g) {
   return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1;
 }
 
-// The tiles of the output, and the zero-padded image they read.
-Winograd23Conv winograd_conv(const Conv2dGeometry& g, bool pool) {
-  Winograd23Conv s;
-  s.F = g.F;
-  s.C = g.C;
-  s.TH = (g.OH + 1) / 2;
-  s.TW = (g.OW + 1) / 2;
-  s.OH = g.OH;
-  s.OW = g.OW;
-  s.pool = pool;
-  return s;
-}
-
 // out (B, F, P) = epilogue(conv(in, weight)): the direct path, or im2col +
 // the packed GEMM with the epilogue as passes over the output (the same
 // operations on the same values, so both give the same bits).
@@ -459,7 +446,7 @@ size_t conv2d_scratch_size(const Conv2dGeometry& g) {
       direct(g) ? f32_packed_rows_x4_size(g.F, K) + padded_conv(g).input_size() : 0;
   size_t winograd_size = 0;
   if (winograd_shape(g)) {
-    const Winograd23Conv s = winograd_conv(g, false);
+    const Winograd23Conv s = Winograd23Conv::of(g.F, g.C, g.OH, g.OW, false);
     winograd_size = s.input_size() + s.v_size();
   }
   return std::max({2 * K * P + packed, direct_size, winograd_size});
@@ -477,7 +464,7 @@ void conv2d_winograd_forward_infer(float* out, float* scratch, const float* in, 
                                    const float* bias, const float* scale, const float* shift,
                                    bool relu, bool pool, size_t B, const Conv2dGeometry& g) {
   // in is (B, C, H, W); out is (B, F, OH, OW), or (B, F, OH / 2, OW / 2) with pool
-  const Winograd23Conv s = winograd_conv(g, pool);
+  const Winograd23Conv s = Winograd23Conv::of(g.F, g.C, g.OH, g.OW, pool);
   const size_t HP = s.HP(), WP = s.WP();
   float* x = scratch;
   float* v = scratch + s.input_size();
@@ -563,7 +550,7 @@ void maxpool2d_forward(float* out, int32_t* argmax, const float* in, size_t B,
   const bool two_by_two = g.KH == 2 && g.KW == 2;
   // Inference needs no winner's position: the usual window and stride go
   // through the SIMD kernel, which keeps the same (first) maximum.
-  if (argmax == nullptr && two_by_two && g.SH == 2 && g.SW == 2) {
+  if (argmax == nullptr && g.two_by_two_stride_two()) {
     f32_maxpool2x2(out, in, B * g.C, g.H, g.W, g.OH, g.OW);
     return;
   }

@@ -246,9 +246,8 @@ size_t Network::conv_span(size_t i, size_t last) const {
     span = 2;
     if (is(i + 2, LayerType::Relu)) span = 3;
   }
-  const Pool2dGeometry& p = layers_[std::min(i + span, layers_.size() - 1)].pool;
   if (conv2d_winograd_applies(layers_[i].conv) && is(i + span, LayerType::MaxPool2d) &&
-      p.KH == 2 && p.KW == 2 && p.SH == 2 && p.SW == 2)
+      layers_[i + span].pool.two_by_two_stride_two())
     ++span;
   return span;
 }

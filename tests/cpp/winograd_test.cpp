@@ -51,13 +51,7 @@ Problem make_problem(const Case& k, bool pool, uint64_t seed) {
   Problem p;
   const size_t OH = k.H + k.PT + k.PB - 2, OW = k.W + k.PL + k.PR - 2;
   p.g = {k.C, k.H, k.W, k.F, 3, 3, 1, 1, k.PT, k.PL, OH, OW};
-  p.s.F = k.F;
-  p.s.C = k.C;
-  p.s.TH = (OH + 1) / 2;
-  p.s.TW = (OW + 1) / 2;
-  p.s.OH = OH;
-  p.s.OW = OW;
-  p.s.pool = pool;
+  p.s = Winograd23Conv::of(k.F, k.C, OH, OW, pool);
   Rng rng(seed);
   p.image = rng.uniform_vec(k.C * k.H * k.W, -1, 1);
   p.w = rng.uniform_vec(k.F * k.C * 9, -0.5, 0.5);

@@ -39,7 +39,7 @@ import { encodeModel } from '../../web/src/interop/onnx.js';
 import { readSafetensors, writeSafetensors } from '../../web/src/interop/safetensors.js';
 import { batchesTracked } from '../../web/src/network.js';
 import { expectClose, gaussian, rng } from './helpers.js';
-import { artifactsOf, loadInTfjs, onnxCheckAll } from './interop-helpers.js';
+import { artifactsOf, loadInTfjs, onnxCheckAll, worstOf } from './interop-helpers.js';
 
 ort.env.wasm.numThreads = 1;
 setWasmPaths(new URL('../../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url).pathname);
@@ -130,7 +130,6 @@ async function trained(config, seed = 3) {
   return net;
 }
 
-const worstOf = (a, b) => a.reduce((w, v, i) => Math.max(w, Math.abs(v - b[i])), 0);
 const worst = {};
 const record = (key, d) => {
   worst[key] = Math.max(worst[key] ?? 0, d);

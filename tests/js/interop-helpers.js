@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
+/** The largest |a[i] - b[i]|: the worst output difference the suites log. */
+export const worstOf = (a, b) => a.reduce((w, v, i) => Math.max(w, Math.abs(v - b[i])), 0);
+
 /**
  * Runs onnx.checker.check_model(full_check=True) on every file ({ name, bytes }); returns what
  * the script printed, "<count> checked", or throws with the checker's message.

@@ -13,7 +13,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { createNetwork, ModelFormatError } from 'bnwasm';
 import { importTfjsLayers, toTfjsLayers } from 'bnwasm/interop';
 import { expectClose, gaussian, rng } from './helpers.js';
-import { artifactsOf, loadInTfjs } from './interop-helpers.js';
+import { artifactsOf, loadInTfjs, worstOf } from './interop-helpers.js';
 
 const TOLERANCE = { atol: 1e-5, rtol: 0 };
 
@@ -28,7 +28,6 @@ function data(n, width, seed) {
 
 let worstOut = 0;
 let worstIn = 0;
-const worstOf = (a, b) => a.reduce((w, v, i) => Math.max(w, Math.abs(v - b[i])), 0);
 
 describe('bnwasm -> TF.js', () => {
   const configs = {

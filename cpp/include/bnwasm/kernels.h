@@ -117,6 +117,10 @@ struct Winograd23Conv {
   // Followed by a 2x2 max pool at stride 2 (of the epilogue's values): out is
   // then (F, OH / 2, OW / 2), one value per whole tile.
   bool pool = false;
+  // The tiles of an (OH, OW) output.
+  static Winograd23Conv of(size_t F, size_t C, size_t OH, size_t OW, bool pool) {
+    return {F, C, (OH + 1) / 2, (OW + 1) / 2, OH, OW, pool};
+  }
   size_t TWP() const { return (TW + 3) / 4 * 4; }  // tiles across, rounded to a vector
   size_t tiles() const { return TH * TWP(); }
   // The input the kernels read: x is (C, HP, WP), the zero-padded image with

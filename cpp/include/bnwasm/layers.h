@@ -147,6 +147,9 @@ void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, c
 // OH = (H - KH) / SH + 1, OW = (W - KW) / SW + 1.
 struct Pool2dGeometry {
   size_t C, H, W, KH, KW, SH, SW, OH, OW;
+  // The usual window: 2x2 at stride 2, which the SIMD kernel and the fused
+  // conv inference take.
+  bool two_by_two_stride_two() const { return KH == 2 && KW == 2 && SH == 2 && SW == 2; }
 };
 // in is (B, C, H, W); out is (B, C, OH, OW); argmax is (B, C, OH, OW), the
 // offset (y * W + x) of each window's first maximum within its channel, or
