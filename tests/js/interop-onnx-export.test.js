@@ -13,9 +13,9 @@
 // move outputs by > 1e-3 here).
 import * as ort from 'onnxruntime-web';
 import { createNetwork } from 'bnwasm';
-import { onnxCheckAll } from './interop-helpers.js';
+import { onnxCheckAll, worstOf } from './interop-helpers.js';
 import { toONNX } from 'bnwasm/interop';
-import { gaussian, rng } from './helpers.js';
+import { expectClose, gaussian, rng } from './helpers.js';
 
 ort.env.wasm.numThreads = 1;
 
@@ -104,18 +104,11 @@ describe('toONNX runs in ONNX Runtime with predictBatch outputs', () => {
           const { output } = await session.run({ input: new ort.Tensor('float32', x, [50, config.inputSize]) });
           await session.release();
           expect(output.dims).toEqual([50, net.outputSize]);
-          let diff = 0;
-          let at = 0;
-          for (let i = 0; i < expected.length; i++) {
-            const d = Math.abs(output.data[i] - expected[i]);
-            if (!(d <= diff)) [diff, at] = [d, i];
-          }
+          expectClose(output.data, expected, { atol: TOLERANCE, rtol: 0, what: `${name} opset ${opset} fold ${fold}: ONNX Runtime output` });
           const key = `fold=${fold}`;
+          const diff = worstOf(output.data, expected);
           raise(worstByCase, name, key, diff);
           raise(worstByOpset, `opset ${opset}`, key, diff);
-          if (!(diff <= TOLERANCE)) {
-            throw new Error(`${name} opset ${opset} fold ${fold}: output[${at}] ONNX Runtime ${output.data[at]}, predictBatch ${expected[at]}`);
-          }
         }
       }
       // The same network through the method (registered by importing bnwasm/interop).
