@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Writes the fuzzer's seed corpus (tests/fuzz/corpus/): small valid models of
-// each kind (format 2; the *-v1-* seeds are format 1 files, kept for the
-// loader's upgrade path), each prefixed with the mode byte the fuzz target reads (0: bytes
+// each kind in the current format (3: a self-describing config; the *-v1-* and
+// *-v2-* seeds are format 1 and 2 files, kept for the loader's legacy path), each prefixed with the mode byte the fuzz target reads (0: bytes
 // as they are; 1: repair length and CRC after mutation).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createNetwork } from '../web/src/index.node.js';
@@ -12,6 +12,7 @@ const configs = {
   'dense-bn-relu-sgd': { inputSize: 3, layers: [{ type: 'dense', units: 4, useBias: false }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'dense', units: 2 }], optimizer: { type: 'sgd', learningRate: 0.1, momentum: 0.9 } },
   'bn-first-adam': { inputSize: 2, layers: [{ type: 'batchNorm', biasCorrection: true }, { type: 'dense', units: 3 }, { type: 'tanh' }, { type: 'dense', units: 2 }] },
   'conv-bn-pool': { inputShape: [1, 4, 5], layers: [{ type: 'conv2d', filters: 2, kernelSize: [2, 3], padding: 'same', useBias: false }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'maxPool2d', poolSize: 2 }, { type: 'conv2d', filters: 2, kernelSize: 1 }, { type: 'avgPool2d', poolSize: 1 }, { type: 'flatten' }, { type: 'dense', units: 2 }] },
+  'residual-graph': { inputShape: [2, 4, 4], layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, padding: [1, 0, 1, 2], name: 'a' }, { type: 'batchNorm' }, { type: 'relu', name: 'r' }, { type: 'conv2d', filters: 2, kernelSize: 3, padding: 'same' }, { type: 'batchNorm', name: 'b' }, { type: 'add', inputs: ['r', 'b'] }, { type: 'globalAvgPool' }, { type: 'dense', units: 2 }] },
   'cumulative-renorm-mse': { inputSize: 2, layers: [{ type: 'dense', units: 3 }, { type: 'batchNorm', statistics: 'cumulative', runningVariance: 'biased', renorm: { rMax: 2, dMax: 1 } }, { type: 'sigmoid' }, { type: 'dense', units: 1 }], loss: 'meanSquaredError' },
 };
 for (const [name, config] of Object.entries(configs)) {

@@ -1,7 +1,9 @@
 // Embind bindings: one-line mappings from the JS facade (web/src/) to the core.
 // Pointers cross as integers (byte offsets into wasm memory) so the facade can
 // read and write typed-array views without copies. Status codes cross as ints;
-// the facade turns them into Error subclasses.
+// the facade turns them into Error subclasses. Configs, schemas and shapes
+// cross as the bytes of a Value (bnwasm/value.h; web/src/value.js reads and
+// writes them): a Uint8Array in, a Uint8Array (a copy) out.
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 #include <malloc.h>
@@ -11,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "bnwasm/kernels.h"
 #include "bnwasm/network.h"
 
 using namespace emscripten;
@@ -19,6 +20,20 @@ using bnwasm::Network;
 using bnwasm::Status;
 
 namespace {
+
+// A Value's bytes as a new Uint8Array.
+val bytes_of(const bnwasm::Value& v) {
+  std::vector<uint8_t> out;
+  v.write(&out);
+  return val::global("Uint8Array").new_(typed_memory_view(out.size(), out.data()));
+}
+
+// A Value from the bytes JS wrote (a Uint8Array, copied into the string by Embind).
+bool value_of(const std::string& bytes, bnwasm::Value* v) {
+  size_t used = 0;
+  return bnwasm::Value::read(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), v, &used) &&
+         used == bytes.size();
+}
 
 // A failing call's ErrorInfo as a plain object; the facade maps status to an Error class.
 val error_object(const bnwasm::ErrorInfo& e) {
@@ -28,6 +43,8 @@ val error_object(const bnwasm::ErrorInfo& e) {
   out.set("index", static_cast<double>(e.index));
   out.set("value", e.value);
   out.set("message", e.message);
+  out.set("where", e.where);
+  if (e.has_detail) out.set("detail", bytes_of(e.detail));
   return out;
 }
 
@@ -43,6 +60,8 @@ class Handle {
   uintptr_t indices(size_t n) { return reinterpret_cast<uintptr_t>(net_->indices(n)); }
   int check(size_t rows) { return static_cast<int>(net_->check_batch(rows)); }
   int train(size_t rows) { return static_cast<int>(net_->train_step(rows, &train_loss_)); }
+  int checkTrainingBatch(size_t rows) { return static_cast<int>(net_->check_training_batch(rows)); }
+  size_t minTrainingBatch() const { return net_->min_training_batch(); }
   // The mean loss over the mini-batch of the last successful train().
   double trainLoss() const { return train_loss_; }
   int predictOne() { return static_cast<int>(net_->predict_one()); }
@@ -82,6 +101,7 @@ class Handle {
   }
   size_t layerWidth(int layer) const { return net_->layer_width(layer); }
   size_t channels(int layer) const { return net_->channels(layer); }
+  int populationCheck(size_t rows) { return static_cast<int>(net_->population_check(rows)); }
   int populationBegin(int layer) { return static_cast<int>(net_->population_begin(layer)); }
   int populationAdd(size_t rows) { return static_cast<int>(net_->population_add(rows)); }
   int populationEnd() { return static_cast<int>(net_->population_end()); }
@@ -99,7 +119,8 @@ class Handle {
     return static_cast<int>(net_->set_batches_tracked(layer, static_cast<uint64_t>(n)));
   }
 
-  val spec() const { return val::array(bnwasm::encode_spec(net_->spec())); }
+  val config() const { return bytes_of(bnwasm::network_value(net_->spec())); }
+  val layers() const { return bytes_of(bnwasm::layers_value(net_->spec())); }
   size_t save() {
     saved_ = net_->save();
     return saved_.size();
@@ -121,14 +142,39 @@ class Handle {
 
 bnwasm::ErrorInfo g_error;  // why the last create or load failed
 
-Handle* create(val spec_array) {
-  const std::vector<double> v = convertJSArrayToNumberVector<double>(spec_array);
+// A config JS wrote as Value bytes, parsed and checked; false with g_error set otherwise.
+bool parse(const std::string& bytes, bnwasm::NetworkSpec* spec) {
+  bnwasm::Value config;
+  bnwasm::SpecFailure why;
+  if (!value_of(bytes, &config)) {
+    g_error = bnwasm::ErrorInfo();
+    g_error.status = Status::InvalidConfig;
+    g_error.message = "the config's bytes are damaged";
+    return false;
+  }
+  if (!bnwasm::parse_network(config, spec, &why)) {
+    g_error = bnwasm::spec_error(Status::InvalidConfig, why);
+    return false;
+  }
+  return true;
+}
+Handle* create(const std::string& config) {
   bnwasm::NetworkSpec spec;
   std::unique_ptr<Network> net;
-  if (bnwasm::decode_spec(v.data(), v.size(), &spec, &g_error) != Status::Ok) return nullptr;
-  if (Network::create(spec, &net, &g_error) != Status::Ok) return nullptr;
+  if (!parse(config, &spec) || Network::create(spec, &net, &g_error) != Status::Ok) return nullptr;
   return new Handle(std::move(net));
 }
+// What create would build, without building it: the normalized config and the layers'
+// shapes and tensors ({config, layers}), or null with lastError().
+val describe(const std::string& config) {
+  bnwasm::NetworkSpec spec;
+  if (!parse(config, &spec)) return val::null();
+  bnwasm::Value out = bnwasm::Value::object();
+  out.set("config", bnwasm::network_value(spec));
+  out.set("layers", bnwasm::layers_value(spec));
+  return bytes_of(out);
+}
+val schema() { return bytes_of(bnwasm::schema_value()); }
 // Embind copies a Uint8Array argument into the string in one memcpy.
 Handle* load(const std::string& bytes) {
   std::unique_ptr<Network> net;
@@ -137,7 +183,6 @@ Handle* load(const std::string& bytes) {
   return new Handle(std::move(net));
 }
 val lastError() { return error_object(g_error); }
-std::string kernelIsa() { return bnwasm::kernel_isa(); }
 // Bytes malloc has handed out and not taken back: flat across cycles means no leak.
 double heapAllocated() { return static_cast<double>(mallinfo().uordblks); }
 
@@ -152,6 +197,8 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
       .function("indices", &Handle::indices)
       .function("check", &Handle::check)
       .function("train", &Handle::train)
+      .function("checkTrainingBatch", &Handle::checkTrainingBatch)
+      .function("minTrainingBatch", &Handle::minTrainingBatch)
       .function("trainLoss", &Handle::trainLoss)
       .function("predictOne", &Handle::predictOne)
       .function("predictBatch", &Handle::predictBatch)
@@ -175,6 +222,7 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
       .function("layerOutput", &Handle::layerOutput)
       .function("layerWidth", &Handle::layerWidth)
       .function("channels", &Handle::channels)
+      .function("populationCheck", &Handle::populationCheck)
       .function("populationBegin", &Handle::populationBegin)
       .function("populationAdd", &Handle::populationAdd)
       .function("populationEnd", &Handle::populationEnd)
@@ -182,7 +230,8 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
       .function("batchVar", &Handle::batchVar)
       .function("batchesTracked", &Handle::batchesTracked)
       .function("setBatchesTracked", &Handle::setBatchesTracked)
-      .function("spec", &Handle::spec)
+      .function("config", &Handle::config)
+      .function("layers", &Handle::layers)
       .function("save", &Handle::save)
       .function("saved", &Handle::saved)
       .function("releaseSaved", &Handle::releaseSaved)
@@ -191,6 +240,7 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
   function("create", &create, allow_raw_pointers());
   function("load", &load, allow_raw_pointers());
   function("lastError", &lastError);
-  function("kernelIsa", &kernelIsa);
+  function("describe", &describe);
+  function("schema", &schema);
   function("heapAllocated", &heapAllocated);
 }

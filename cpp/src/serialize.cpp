@@ -1,12 +1,15 @@
-// Model file format, version 2 (all integers and floats little-endian):
+// Model file format, version 3 (all integers and floats little-endian):
 //   "BNWM" | u32 version | u32 payload length L | payload (L bytes) | u32 CRC-32
 // The CRC-32 (IEEE 802.3, as zlib) covers everything before it. Payload:
-//   u32 n, f64[n] spec (see encode_spec) | u64 optimizer steps | u64 rng state |
+//   u32 n, n bytes: the network's config as a Value (value.h), every layer
+//   stored as its type plus the options it has (network_value) |
+//   u64 optimizer steps | u64 rng state |
 //   u32 layer count, u64[count] batches each layer folded into its statistics |
 //   four arrays, each u32 n then f32[n]: parameters, first moments (SGD
-//   velocity or Adam m), second moments (Adam v), running statistics.
-// Version 1 differs only in its spec vector's layout (network.h); it loads
-// through upgrade_spec_v1.
+//   velocity or Adam m), second moments (Adam v), running statistics, each in
+//   the order of the layers and of their entries' tensors.
+// Versions 1 and 2 (bnwasm 0.1) differ only in the spec: u32 n, f64[n], a
+// flat vector with a fixed record per layer (legacy_spec.cpp reads it).
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -33,7 +36,7 @@ uint32_t crc32(const uint8_t* data, size_t n) {
 
 namespace {
 
-constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kFormatVersion = 3;
 constexpr char kMagic[4] = {'B', 'N', 'W', 'M'};
 
 class Writer {
@@ -73,6 +76,13 @@ class Reader {
     pos_ += n * sizeof(float);
     return true;
   }
+  // The next n bytes, in place.
+  bool take(size_t n, const uint8_t** p) {
+    if (n_ - pos_ < n) return false;
+    *p = p_ + pos_;
+    pos_ += n;
+    return true;
+  }
   bool done() const { return pos_ == n_; }
 
  private:
@@ -86,13 +96,17 @@ class Reader {
 struct Serializer {
   static std::vector<uint8_t> save(const Network& net) {
     Writer w;
-    const std::vector<double> spec = encode_spec(net.spec_);
+    std::vector<uint8_t> spec;
+    network_value(net.spec_).write(&spec);
     w.put<uint32_t>(static_cast<uint32_t>(spec.size()));
-    for (double d : spec) w.put<double>(d);
+    w.out.insert(w.out.end(), spec.begin(), spec.end());
     w.put<uint64_t>(net.step_);
     w.put<uint64_t>(net.rng_state_);
     w.put<uint32_t>(static_cast<uint32_t>(net.layers_.size()));
-    for (const auto& l : net.layers_) w.put<uint64_t>(l.tracked);
+    for (const auto& l : net.layers_) {
+      const Statistics* s = l.op->statistics();
+      w.put<uint64_t>(s != nullptr ? s->tracked : 0);
+    }
     w.floats(net.params_);
     w.floats(net.moment1_);
     w.floats(net.moment2_);
@@ -120,7 +134,7 @@ struct Serializer {
     uint32_t version = 0, length = 0, stored_crc = 0;
     std::memcpy(&version, bytes + 4, 4);
     std::memcpy(&length, bytes + 8, 4);
-    if (version != kFormatVersion && version != 1)
+    if (version < 1 || version > kFormatVersion)
       return corrupt("model format version " + std::to_string(version) +
                      " is not supported (this build reads versions 1 to " +
                      std::to_string(kFormatVersion) + ")");
@@ -133,36 +147,42 @@ struct Serializer {
 
     Reader r(bytes + 12, length);
     uint32_t spec_n = 0;
-    if (!r.get(&spec_n) || spec_n > (1u << 20)) return corrupt("bad spec length");
-    std::vector<double> spec_v(spec_n);
-    for (double& d : spec_v)
-      if (!r.get(&d)) return corrupt("spec cut short");
-    if (version == 1) {
-      spec_v = upgrade_spec_v1(spec_v.data(), spec_v.size());
-      if (spec_v.empty()) return corrupt("spec length does not match its layer count");
-    }
+    if (!r.get(&spec_n) || spec_n > (1u << 24)) return corrupt("bad spec length");
     NetworkSpec spec;
-    if (decode_spec(spec_v.data(), spec_v.size(), &spec, error) != Status::Ok) {
-      // Keeps the field, value and reason decode_spec found (argument Spec).
-      error->status = Status::CorruptModel;
-      return Status::CorruptModel;
+    SpecFailure why;
+    if (version >= 3) {
+      const uint8_t* p = nullptr;
+      Value config;
+      size_t used = 0;
+      if (!r.take(spec_n, &p) || !Value::read(p, spec_n, &config, &used) || used != spec_n)
+        return corrupt("the stored configuration is cut short or damaged");
+      if (!parse_network(config, &spec, &why)) {
+        // Keeps where, what and why parse_network found (argument Spec).
+        *error = spec_error(Status::CorruptModel, why);
+        return Status::CorruptModel;
+      }
+    } else {
+      if (spec_n > (1u << 20)) return corrupt("bad spec length");
+      std::vector<double> spec_v(spec_n);
+      for (double& d : spec_v)
+        if (!r.get(&d)) return corrupt("spec cut short");
+      if (!decode_legacy_spec(spec_v.data(), spec_v.size(), version, &spec, &why)) {
+        *error = spec_error(Status::CorruptModel, why);
+        return Status::CorruptModel;
+      }
     }
     // Refuse before allocating: the tensors the spec implies must fit in the bytes left.
     uint64_t floats = 0;
-    Shape in = input_shape(spec);
     const std::vector<Shape> shapes = layer_shapes(spec);
     for (size_t i = 0; i < spec.layers.size(); ++i) {
       const LayerSpec& l = spec.layers[i];
-      const uint64_t bias = l.use_bias ? static_cast<uint64_t>(l.units) : 0;
-      if (l.type == LayerType::Dense) {
-        floats += static_cast<uint64_t>(in.size()) * l.units + bias;
-      } else if (l.type == LayerType::Conv2d) {
-        floats += static_cast<uint64_t>(in.c) * l.kernel_h * l.kernel_w * l.units + bias;
-      } else if (l.type == LayerType::BatchNorm) {
-        // gamma, beta, running mean and variance
-        floats += 4 * static_cast<uint64_t>(in.spatial ? in.c : in.size());
+      const std::vector<Shape> in = input_shapes(spec, shapes, i);
+      for (size_t k = 0; k < l.def->tensors.size(); ++k) {
+        if (l.def->tensors[k].when != nullptr && l.get(l.def->tensors[k].when) == 0) continue;
+        uint64_t n = 1;
+        for (int64_t d : l.def->tensor_shape(k, l, in.data(), shapes[i])) n *= static_cast<uint64_t>(d);
+        floats += n;
       }
-      in = shapes[i];
     }
     if (floats * sizeof(float) > length)
       return corrupt("the configuration needs more tensor bytes than the model holds");
@@ -171,8 +191,11 @@ struct Serializer {
     if (!r.get(&net->step_) || !r.get(&net->rng_state_) || !r.get(&nlayers) ||
         nlayers != net->layers_.size())
       return corrupt("counters do not match the configuration");
-    for (auto& l : net->layers_)
-      if (!r.get(&l.tracked)) return corrupt("counters cut short");
+    for (auto& l : net->layers_) {
+      uint64_t tracked = 0;
+      if (!r.get(&tracked)) return corrupt("counters cut short");
+      if (Statistics* s = l.op->statistics()) s->tracked = tracked;
+    }
     const size_t np = net->params_.size();
     if (!r.floats(&net->params_, np) || !r.floats(&net->moment1_, net->moment1_.size()) ||
         !r.floats(&net->moment2_, net->moment2_.size()) ||
@@ -182,7 +205,7 @@ struct Serializer {
       if (!std::isfinite(v)) return corrupt("a parameter is not finite");
     for (float v : net->stats_)
       if (!std::isfinite(v)) return corrupt("a running statistic is not finite");
-    ++net->version_;  // derived caches (transposed weights) are stale
+    ++net->version_;  // derived caches (packed weights) are stale
     *out = std::move(net);
     return Status::Ok;
   }

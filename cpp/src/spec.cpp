@@ -1,97 +1,600 @@
-// The flat (vector of doubles) form of a NetworkSpec, and its validation.
+// A network's description: reading it from a Value (every check of a config is
+// made here, once, for configs from JS and model files alike), writing it back,
+// the schema of every layer type, and the shapes the layers make.
+#include "bnwasm/spec.h"
+
 #include <cmath>
+#include <limits>
 #include <string>
 
-#include "bnwasm/network.h"
+#include "bnwasm/layer_op.h"
 
 namespace bnwasm {
+
+const double kRequired = std::numeric_limits<double>::quiet_NaN();
+
 namespace {
+
+// Integers as text (every bound and size in a message is one); no float printer in the core.
+std::string int_text(double v) {
+  if (v < 0) return "-" + int_text(-v);
+  return std::to_string(static_cast<uint64_t>(v));
+}
 
 bool is_int_in(double v, double lo, double hi) {
   return std::isfinite(v) && v == std::floor(v) && v >= lo && v <= hi;
 }
-bool is_flag(double v) { return v == 0.0 || v == 1.0; }
 
-std::string dims(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
+// A missing option, as JS names it.
+Value undefined_value() { return Value::other("undefined"); }
 
-// Why a layer does not fit its input: the layer's field at fault, its value, and a message
-// that completes "<field> ...".
-struct ShapeError {
-  LayerField field = kTypeField;
-  double value = 0;
-  std::string message;
-};
+SpecError error_of(std::string field, std::string message, Value value) {
+  SpecError e;
+  e.field = std::move(field);
+  e.message = std::move(message);
+  e.value = std::move(value);
+  return e;
+}
+// An error that names no value: its message says it all.
+SpecError note_of(std::string field, std::string message) {
+  SpecError e = error_of(std::move(field), std::move(message), Value());
+  e.has_value = false;
+  return e;
+}
 
-// The shape a layer makes of its input shape; false (and why) when it cannot.
-bool next_shape(const LayerSpec& l, const Shape& in, Shape* out, ShapeError* why) {
-  const bool conv = l.type == LayerType::Conv2d;
-  const bool pool = l.type == LayerType::MaxPool2d || l.type == LayerType::AvgPool2d;
-  if ((conv || pool || l.type == LayerType::GlobalAvgPool) && !in.spatial) {
-    *why = {kTypeField, static_cast<double>(l.type),
-            "needs an image input [channels, height, width] (set inputShape, and put no "
-            "dense, flatten or globalAvgPool layer before it), not " +
-                std::to_string(in.c) + " flat features"};
-    return false;
+std::string int_range(double lo, double hi) {
+  return "must be an integer in [" + int_text(lo) + ", " + int_text(hi) + "]";
+}
+
+std::string number_range(const OptionDef& o) {
+  const bool low = std::isfinite(o.min), high = std::isfinite(o.max);
+  if (low && high)
+    return "must be a finite number in " + std::string(o.above ? "(" : "[") + int_text(o.min) +
+           ", " + int_text(o.max) + (o.below ? ")" : "]");
+  if (low) return "must be a finite number " + std::string(o.above ? "> " : ">= ") + int_text(o.min);
+  if (high) return "must be a finite number " + std::string(o.below ? "< " : "<= ") + int_text(o.max);
+  return "must be a finite number";
+}
+
+bool number_ok(const OptionDef& o, double v) {
+  if (!std::isfinite(v)) return false;
+  if (std::isfinite(o.min) && (o.above ? !(v > o.min) : !(v >= o.min))) return false;
+  if (std::isfinite(o.max) && (o.below ? !(v < o.max) : !(v <= o.max))) return false;
+  return true;
+}
+
+std::string quoted_list(const std::vector<const char*>& names) {
+  std::string s;
+  for (size_t k = 0; k < names.size(); ++k) s += (k ? ", '" : "'") + std::string(names[k]) + "'";
+  return s;
+}
+
+// Reads one option's value into its doubles (option_width(o) of them). `v` is
+// null when the config leaves the option out: its default, or an error when it has none.
+bool parse_option(const OptionDef& o, const Value* v, double* out, SpecError* why) {
+  const std::string name = o.name;
+  if (v == nullptr && !std::isnan(o.fallback)) {
+    switch (o.kind) {
+      case OptionKind::Size:
+        out[0] = out[1] = o.fallback;
+        return true;
+      case OptionKind::Padding:
+        out[0] = static_cast<double>(PadMode::Explicit);
+        for (int k = 1; k < 5; ++k) out[k] = o.fallback;
+        return true;
+      case OptionKind::Record:
+        out[0] = 0;  // null
+        for (size_t k = 0; k < o.fields.size(); ++k) out[1 + k] = o.fields[k].fallback;
+        return true;
+      default:
+        out[0] = o.fallback;
+        return true;
+    }
   }
-  *out = in;
-  switch (l.type) {
-    case LayerType::Dense:
-      *out = Shape{l.units, 1, 1, false};
+  const Value given = v != nullptr ? *v : undefined_value();
+  switch (o.kind) {
+    case OptionKind::Int:
+      if (!given.is_number()) return *why = error_of(name, "must be a number", given), false;
+      if (!is_int_in(given.as_number(), o.min, o.max))
+        return *why = error_of(name, int_range(o.min, o.max), given), false;
+      out[0] = given.as_number();
       return true;
-    case LayerType::Flatten:
-      *out = Shape{in.size(), 1, 1, false};
+    case OptionKind::Number:
+      if (!given.is_number()) return *why = error_of(name, "must be a number", given), false;
+      if (!number_ok(o, given.as_number()))
+        return *why = error_of(name, number_range(o), given), false;
+      out[0] = given.as_number();
       return true;
-    case LayerType::GlobalAvgPool:
-      *out = Shape{in.c, 1, 1, false};
+    case OptionKind::Bool:
+      if (!given.is_bool()) return *why = error_of(name, "must be true or false", given), false;
+      out[0] = given.as_bool() ? 1 : 0;
       return true;
-    case LayerType::Conv2d: {
-      const Padding p = conv_padding(l);
-      const int64_t h = in.h + p.top + p.bottom, w = in.w + p.left + p.right;
-      const std::string input =
-          dims(in.h, in.w) + " input" +
-          (p.top + p.bottom + p.left + p.right > 0 ? " with padding (" + dims(h, w) + ")" : "");
-      if (l.kernel_h > h) {
-        *why = {kKernelHField, static_cast<double>(l.kernel_h),
-                "must be at most " + std::to_string(h) + ", the height of its " + input};
-        return false;
+    case OptionKind::Enum:
+      if (given.is_string())
+        for (size_t k = 0; k < o.names.size(); ++k)
+          if (given.as_string() == o.names[k]) return out[0] = static_cast<double>(k), true;
+      return *why = error_of(name, "must be one of " + quoted_list(o.names), given), false;
+    case OptionKind::Size:
+    case OptionKind::Padding: {
+      const bool padding = o.kind == OptionKind::Padding;
+      if (padding && given.is_string() && (given.as_string() == "same" || given.as_string() == "valid")) {
+        // 'valid' (PyTorch's word for no padding) is stored as the zeros it means.
+        out[0] = static_cast<double>(given.as_string() == "same" ? PadMode::Same : PadMode::Explicit);
+        for (int k = 1; k < 5; ++k) out[k] = 0;
+        return true;
       }
-      if (l.kernel_w > w) {
-        *why = {kKernelWField, static_cast<double>(l.kernel_w),
-                "must be at most " + std::to_string(w) + ", the width of its " + input};
-        return false;
+      std::vector<double> n;
+      if (given.is_number()) {
+        n = {given.as_number(), given.as_number()};
+      } else if (given.is_array()) {
+        for (const Value& item : given.items())
+          n.push_back(item.is_number() ? item.as_number() : std::nan(""));
       }
-      *out = Shape{l.units, (h - l.kernel_h) / l.stride_h + 1, (w - l.kernel_w) / l.stride_w + 1,
-                   true};
+      const bool shape_ok = (n.size() == 2 || (padding && n.size() == 4));
+      bool numbers = shape_ok;
+      if (given.is_array())
+        for (const Value& item : given.items()) numbers = numbers && item.is_number();
+      if (!numbers)
+        return *why = error_of(name,
+                               padding ? "must be 'same', 'valid', a number, [height, width] or "
+                                         "[top, left, bottom, right] of numbers"
+                                       : "must be a number or [height, width] of numbers",
+                               given),
+               false;
+      for (size_t k = 0; k < n.size(); ++k)
+        if (!is_int_in(n[k], o.min, o.max))
+          return *why = error_of(name + "[" + std::to_string(k) + "]", int_range(o.min, o.max),
+                                 Value::number(n[k])),
+                 false;
+      if (!padding) {
+        out[0] = n[0];
+        out[1] = n[1];
+        return true;
+      }
+      out[0] = static_cast<double>(PadMode::Explicit);
+      // [height, width] pads both sides; [top, left, bottom, right] each side.
+      const double t = n[0], l = n[1], b = n.size() == 4 ? n[2] : n[0], r = n.size() == 4 ? n[3] : n[1];
+      out[1] = t;
+      out[2] = l;
+      out[3] = b;
+      out[4] = r;
       return true;
     }
-    case LayerType::MaxPool2d:
-    case LayerType::AvgPool2d:
-      if (l.kernel_h > in.h) {
-        *why = {kKernelHField, static_cast<double>(l.kernel_h),
-                "must be at most " + std::to_string(in.h) + ", the height of its " +
-                    dims(in.h, in.w) + " input (else it leaves nothing)"};
-        return false;
+    case OptionKind::Record: {
+      if (given.is_null()) {
+        out[0] = 0;
+        for (size_t k = 0; k < o.fields.size(); ++k) out[1 + k] = o.fields[k].fallback;
+        return true;
       }
-      if (l.kernel_w > in.w) {
-        *why = {kKernelWField, static_cast<double>(l.kernel_w),
-                "must be at most " + std::to_string(in.w) + ", the width of its " +
-                    dims(in.h, in.w) + " input (else it leaves nothing)"};
-        return false;
+      if (!given.is_object())
+        return *why = error_of(name, "must be null or an object", given), false;
+      // Errors inside the record name it as their place: "layers[0].renorm: rMax ...".
+      for (const auto& m : given.members()) {
+        bool known = false;
+        for (const OptionDef& f : o.fields) known = known || m.first == f.name;
+        if (!known) {
+          std::string list;
+          for (size_t k = 0; k < o.fields.size(); ++k) list += (k ? ", " : "") + std::string(o.fields[k].name);
+          *why = note_of("", "unknown option '" + m.first + "' (expected one of " + list + ")");
+          why->within = "." + name;
+          return false;
+        }
       }
-      *out = Shape{in.c, (in.h - l.kernel_h) / l.stride_h + 1, (in.w - l.kernel_w) / l.stride_w + 1,
-                   true};
+      out[0] = 1;
+      for (size_t k = 0; k < o.fields.size(); ++k) {
+        SpecError inner;
+        if (!parse_option(o.fields[k], given.get(o.fields[k].name), out + 1 + k, &inner)) {
+          inner.within = "." + name;
+          *why = inner;
+          return false;
+        }
+      }
       return true;
-    default:
-      return true;  // batch norm and activations keep the shape
+    }
   }
+  return false;
+}
+
+// The Value of one option's doubles: what parse_option reads back to the same doubles.
+Value option_value(const OptionDef& o, const double* v) {
+  switch (o.kind) {
+    case OptionKind::Bool:
+      return Value::boolean(v[0] != 0);
+    case OptionKind::Enum:
+      // A value out of range (a spec built in C++) stays a number, which parsing refuses.
+      if (!(v[0] >= 0 && v[0] < static_cast<double>(o.names.size()))) return Value::number(v[0]);
+      return Value::string(o.names[static_cast<size_t>(v[0])]);
+    case OptionKind::Size: {
+      Value a = Value::array();
+      a.push(Value::number(v[0]));
+      a.push(Value::number(v[1]));
+      return a;
+    }
+    case OptionKind::Padding: {
+      if (static_cast<PadMode>(static_cast<int32_t>(v[0])) == PadMode::Same)
+        return Value::string("same");
+      Value a = Value::array();
+      const bool symmetric = v[1] == v[3] && v[2] == v[4];
+      for (int k = 1; k < (symmetric ? 3 : 5); ++k) a.push(Value::number(v[k]));
+      return a;
+    }
+    case OptionKind::Record: {
+      if (v[0] == 0) return Value::null();
+      Value r = Value::object();
+      for (size_t k = 0; k < o.fields.size(); ++k) r.set(o.fields[k].name, Value::number(v[1 + k]));
+      return r;
+    }
+    default:
+      return Value::number(v[0]);
+  }
+}
+
+// An option's description for the schema: kind, default, range, values.
+Value option_schema(const OptionDef& o) {
+  static const char* const kKinds[] = {"int", "number", "bool", "enum", "size", "padding", "record"};
+  Value d = Value::object();
+  d.set("name", Value::string(o.name));
+  d.set("kind", Value::string(kKinds[static_cast<int>(o.kind)]));
+  if (o.fallback_from != nullptr) {
+    d.set("defaultFrom", Value::string(o.fallback_from));
+  } else if (!std::isnan(o.fallback)) {
+    std::vector<double> v(option_width(o));
+    parse_option(o, nullptr, v.data(), nullptr);
+    d.set("default", option_value(o, v.data()));
+  }
+  if (o.kind == OptionKind::Int || o.kind == OptionKind::Number || o.kind == OptionKind::Size ||
+      o.kind == OptionKind::Padding) {
+    if (std::isfinite(o.min)) d.set("min", Value::number(o.min));
+    if (std::isfinite(o.max)) d.set("max", Value::number(o.max));
+    if (o.above) d.set("above", Value::boolean(true));
+    if (o.below) d.set("below", Value::boolean(true));
+    if (o.kind != OptionKind::Padding) d.set("range", Value::string(
+        o.kind == OptionKind::Number ? number_range(o) : int_range(o.min, o.max)));
+  }
+  if (o.kind == OptionKind::Enum) {
+    Value names = Value::array();
+    for (const char* n : o.names) names.push(Value::string(n));
+    d.set("values", names);
+  }
+  if (o.kind == OptionKind::Record) {
+    Value fields = Value::array();
+    for (const OptionDef& f : o.fields) fields.push(option_schema(f));
+    d.set("fields", fields);
+  }
+  d.set("doc", Value::string(o.doc));
+  return d;
+}
+
+// ---- optimizers -------------------------------------------------------------------------
+
+struct OptimizerDef {
+  const char* name;
+  std::vector<OptionDef> options;
+};
+
+const std::vector<OptimizerDef>& optimizer_defs() {
+  const double inf = std::numeric_limits<double>::infinity();
+  static const std::vector<OptimizerDef> defs = {
+      {"sgd",
+       {number_option("learningRate", 0.01, 0, inf, false, false,
+                      "step size (0 only refreshes the batch-norm statistics)"),
+        number_option("momentum", 0, 0, 1, false, true, "heavy-ball momentum, as torch.optim.SGD"),
+        bool_option("nesterov", false, "Nesterov momentum (needs momentum > 0)"),
+        number_option("weightDecay", 0, 0, inf, false, false,
+                      "L2 added to the gradient, as torch.optim does")}},
+      {"adam",
+       {number_option("learningRate", 1e-3, 0, inf, false, false, "step size"),
+        number_option("beta1", 0.9, 0, 1, false, true, "decay of the first moment"),
+        number_option("beta2", 0.999, 0, 1, false, true, "decay of the second moment"),
+        number_option("epsilon", 1e-8, 0, inf, true, false, "added to the denominator"),
+        number_option("weightDecay", 0, 0, inf, false, false,
+                      "L2 added to the gradient, as torch.optim does")}},
+  };
+  return defs;
+}
+
+// The optimizer's option values from an OptimizerSpec, and back.
+std::vector<double> optimizer_values(const OptimizerSpec& o) {
+  if (o.type == OptimizerType::Sgd)
+    return {o.learning_rate, o.momentum, o.nesterov ? 1.0 : 0.0, o.weight_decay};
+  return {o.learning_rate, o.beta1, o.beta2, o.epsilon, o.weight_decay};
+}
+
+OptimizerSpec optimizer_of(OptimizerType type, const std::vector<double>& v) {
+  OptimizerSpec o;
+  o.type = type;
+  if (type == OptimizerType::Sgd) {
+    o.learning_rate = v[0];
+    o.momentum = v[1];
+    o.nesterov = v[2] != 0;
+    o.weight_decay = v[3];
+  } else {
+    o.learning_rate = v[0];
+    o.beta1 = v[1];
+    o.beta2 = v[2];
+    o.epsilon = v[3];
+    o.weight_decay = v[4];
+  }
+  return o;
+}
+
+const char* const kLosses[] = {"softmaxCrossEntropy", "meanSquaredError"};
+OptionDef loss_option() {
+  return enum_option("loss", {kLosses[0], kLosses[1]}, 0, "what training minimizes");
+}
+OptionDef seed_option() {
+  return int_option("seed", 1, 0, 4294967295.0, "seeds the initial weights and the shuffling");
+}
+const char* const kTopLevel[] = {"inputSize", "inputShape", "layers", "loss", "optimizer", "seed"};
+
+std::string expected_list(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t k = 0; k < names.size(); ++k) s += (k ? ", " : "") + names[k];
+  return s;
+}
+
+bool unknown_keys(const Value& object, const std::vector<std::string>& allowed, SpecError* why) {
+  for (const auto& m : object.members()) {
+    bool known = false;
+    for (const std::string& a : allowed) known = known || m.first == a;
+    if (!known) {
+      *why = note_of("", "unknown option '" + m.first + "' (expected one of " + expected_list(allowed) + ")");
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string layer_where(size_t i, const std::string& name) {
+  return "layers[" + std::to_string(i) + "]" + (name.empty() ? "" : " (" + name + ")");
+}
+
+bool fail(SpecFailure* why, std::string where, SpecError e) {
+  why->where = std::move(where);
+  why->error = std::move(e);
+  return false;
+}
+
+// One layer of a config: its type, name, inputs (as names) and options.
+bool parse_layer(const Value& v, size_t i, LayerSpec* out, SpecFailure* why) {
+  const std::string at = "layers[" + std::to_string(i) + "]";
+  if (!v.is_object()) return fail(why, "config", error_of(at, "must be an object", v));
+  std::vector<const char*> type_names;
+  for (const LayerDef* d : layer_defs()) type_names.push_back(d->name);
+  const Value* type = v.get("type");
+  const LayerDef* def = type != nullptr && type->is_string() ? find_layer_def(type->as_string()) : nullptr;
+  if (def == nullptr)
+    return fail(why, at, error_of("type", "must be one of " + quoted_list(type_names),
+                                  type != nullptr ? *type : undefined_value()));
+  LayerSpec l = LayerSpec::of(def);
+  if (const Value* name = v.get("name")) {
+    if (!name->is_string() || name->as_string().empty())
+      return fail(why, at, error_of("name", "must be a non-empty string", *name));
+    if (name->as_string() == "input")
+      return fail(why, at, error_of("name", "must not be 'input', the name of the network's input", *name));
+    l.name = name->as_string();
+  }
+  const std::string where = layer_where(i, l.name);
+  std::vector<std::string> allowed = {"type"};
+  for (const OptionDef& o : def->options) allowed.push_back(o.name);
+  allowed.push_back("name");
+  allowed.push_back("inputs");
+  SpecError e;
+  if (unknown_keys(v, allowed, &e)) return fail(why, where, e);
+  if (const Value* inputs = v.get("inputs")) {
+    bool ok = inputs->is_array() && !inputs->items().empty();
+    for (const Value& item : inputs->items()) ok = ok && item.is_string();
+    if (!ok)
+      return fail(why, where, error_of("inputs", "must be an array of the names of earlier layers", *inputs));
+    for (const Value& item : inputs->items()) l.input_names.push_back(item.as_string());
+  }
+  for (size_t k = 0; k < def->options.size(); ++k) {
+    const OptionDef& o = def->options[k];
+    if (o.fallback_from != nullptr && v.get(o.name) == nullptr) {
+      const size_t from = static_cast<size_t>(def->option(o.fallback_from));
+      for (size_t j = 0; j < option_width(o); ++j) l.values[def->offsets[k] + j] = l.values[def->offsets[from] + j];
+      continue;
+    }
+    // A record's fields name the record as their place ("layers[0].renorm: rMax ...").
+    if (!parse_option(o, v.get(o.name), l.values.data() + def->offsets[k], &e))
+      return fail(why, where + e.within, e);
+  }
+  *out = std::move(l);
+  return true;
+}
+
+// Resolves inputs, checks each layer's own rules, shapes and the limits of the whole network.
+bool check_network(NetworkSpec* s, SpecFailure* why) {
+  const std::vector<LayerSpec>& layers = s->layers;
+  std::vector<Shape> shapes;
+  std::vector<bool> used(layers.size(), false);
+  int64_t weights = 0;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    LayerSpec& l = s->layers[i];
+    const LayerDef& def = *l.def;
+    const std::string where = layer_where(i, l.name);
+    for (size_t j = 0; j < i; ++j)
+      if (!l.name.empty() && layers[j].name == l.name)
+        return fail(why, where, error_of("name", "is already the name of layers[" + std::to_string(j) + "]",
+                                         Value::string(l.name)));
+    l.inputs.clear();
+    if (l.input_names.empty()) {
+      if (def.min_inputs > 1)
+        return fail(why, where,
+                    error_of("inputs", "must name the " + std::to_string(def.min_inputs) +
+                                           " or more earlier layers a " + def.name + " layer takes",
+                             undefined_value()));
+      l.inputs.push_back(static_cast<int32_t>(i) - 1);
+    }
+    for (size_t k = 0; k < l.input_names.size(); ++k) {
+      const std::string& n = l.input_names[k];
+      const std::string field = "inputs[" + std::to_string(k) + "]";
+      int32_t found = n == "input" ? -1 : -2;
+      for (size_t j = 0; j < layers.size() && found == -2; ++j)
+        if (layers[j].name == n) found = static_cast<int32_t>(j);
+      if (found == -2)
+        return fail(why, where, error_of(field, "names no layer of this network ('input' is the network's input)",
+                                         Value::string(n)));
+      if (found >= static_cast<int32_t>(i))
+        return fail(why, where,
+                    error_of(field, std::string(found == static_cast<int32_t>(i) ? "names this layer itself"
+                                                                                 : "names a later layer") +
+                                        "; a layer's inputs come before it (a network has no cycles)",
+                             Value::string(n)));
+      l.inputs.push_back(found);
+    }
+    const size_t n_in = l.inputs.size();
+    if (n_in < def.min_inputs || n_in > def.max_inputs) {
+      const std::string count = def.min_inputs == def.max_inputs
+                                    ? std::to_string(def.min_inputs)
+                                    : std::to_string(def.min_inputs) + " or more";
+      Value names = Value::array();
+      for (const std::string& n : l.input_names) names.push(Value::string(n));
+      return fail(why, where, error_of("inputs", "must name " + count + " layer" +
+                                                     (def.max_inputs == 1 ? "" : "s") + " for a " +
+                                                     def.name + " layer", names));
+    }
+    for (int32_t p : l.inputs)
+      if (p >= 0) used[p] = true;
+    SpecError e;
+    if (def.check != nullptr && !def.check(l, &e)) return fail(why, where, e);
+    std::vector<Shape> in;
+    for (int32_t p : l.inputs) in.push_back(p < 0 ? input_shape(*s) : shapes[p]);
+    Shape out;
+    if (!def.shape(l, in.data(), in.size(), &out, &e)) return fail(why, where, e);
+    if (out.size() > (int64_t(1) << 24))
+      return fail(why, where, error_of("type", "outputs " + std::to_string(out.size()) +
+                                                   " values per example, more than the 2^24 limit",
+                                       Value::string(def.name)));
+    for (size_t k = 0; k < def.tensors.size(); ++k) {
+      const TensorDef& t = def.tensors[k];
+      if (t.when != nullptr && l.get(t.when) == 0) continue;
+      int64_t n = 1;
+      for (int64_t d : def.tensor_shape(k, l, in.data(), out)) n *= d;
+      weights += n;
+    }
+    // Parameters, gradients and two optimizer moments must fit in 32-bit wasm memory.
+    if (weights > (int64_t(1) << 28))
+      return fail(why, where,
+                  note_of("", "brings the network to " + std::to_string(weights) +
+                                  " weights, more than the 268435456 (2^28) that fit in wasm memory "
+                                  "with their gradients and optimizer moments"));
+    shapes.push_back(out);
+  }
+  for (size_t i = 0; i + 1 < layers.size(); ++i)
+    if (!used[i])
+      return fail(why, layer_where(i, layers[i].name),
+                  note_of("", "feeds no later layer; only the last layer is the network's output "
+                              "(name it in a later layer's inputs, or remove it)"));
+  if (s->loss == LossType::SoftmaxCrossEntropy && shapes.back().size() < 2)
+    return fail(why, "config",
+                error_of("loss", "needs at least 2 outputs, the last layer has " +
+                                     std::to_string(shapes.back().size()),
+                         Value::string(kLosses[0])));
+  return true;
 }
 
 }  // namespace
 
-Padding conv_padding(const LayerSpec& l) {
-  if (!l.same_padding) return {l.pad_h, l.pad_h, l.pad_w, l.pad_w};
-  const int64_t th = l.kernel_h - 1, tw = l.kernel_w - 1;
-  return {th / 2, th - th / 2, tw / 2, tw - tw / 2};
+OptionDef int_option(const char* name, double fallback, double min, double max, const char* doc) {
+  OptionDef o(name, OptionKind::Int, fallback);
+  o.min = min;
+  o.max = max;
+  o.doc = doc;
+  return o;
+}
+
+OptionDef number_option(const char* name, double fallback, double min, double max, bool above,
+                        bool below, const char* doc) {
+  OptionDef o(name, OptionKind::Number, fallback);
+  o.min = min;
+  o.max = max;
+  o.above = above;
+  o.below = below;
+  o.doc = doc;
+  return o;
+}
+
+OptionDef bool_option(const char* name, bool fallback, const char* doc) {
+  OptionDef o(name, OptionKind::Bool, fallback ? 1.0 : 0.0);
+  o.doc = doc;
+  return o;
+}
+
+OptionDef enum_option(const char* name, std::vector<const char*> names, size_t fallback,
+                      const char* doc) {
+  OptionDef o(name, OptionKind::Enum, static_cast<double>(fallback));
+  o.names = std::move(names);
+  o.doc = doc;
+  return o;
+}
+
+OptionDef size_option(const char* name, double fallback, double min, const char* doc,
+                      const char* fallback_from) {
+  OptionDef o(name, OptionKind::Size, fallback);
+  o.min = min;
+  o.max = 65536.0;
+  o.fallback_from = fallback_from;
+  o.doc = doc;
+  return o;
+}
+
+OptionDef padding_option(const char* name, const char* doc) {
+  OptionDef o(name, OptionKind::Padding, 0);
+  o.max = 65536.0;
+  o.doc = doc;
+  return o;
+}
+
+size_t option_width(const OptionDef& o) {
+  switch (o.kind) {
+    case OptionKind::Size: return 2;
+    case OptionKind::Padding: return 5;
+    case OptionKind::Record: return 1 + o.fields.size();
+    default: return 1;
+  }
+}
+
+int LayerDef::option(const char* name) const {
+  for (size_t k = 0; k < options.size(); ++k)
+    if (std::string(options[k].name) == name) return static_cast<int>(k);
+  return -1;
+}
+
+const LayerDef* find_layer_def(const std::string& name) {
+  for (const LayerDef* d : layer_defs())
+    if (name == d->name) return d;
+  return nullptr;
+}
+
+LayerSpec LayerSpec::of(const LayerDef* def) {
+  LayerSpec l;
+  l.def = def;
+  l.values.assign(def->width, 0.0);
+  for (size_t k = 0; k < def->options.size(); ++k) {
+    const OptionDef& o = def->options[k];
+    if (!std::isnan(o.fallback)) parse_option(o, nullptr, l.values.data() + def->offsets[k], nullptr);
+  }
+  for (size_t k = 0; k < def->options.size(); ++k) {
+    const OptionDef& o = def->options[k];
+    if (o.fallback_from == nullptr) continue;
+    const size_t from = static_cast<size_t>(def->option(o.fallback_from));
+    for (size_t j = 0; j < option_width(o); ++j) l.values[def->offsets[k] + j] = l.values[def->offsets[from] + j];
+  }
+  return l;
+}
+
+LayerSpec LayerSpec::of(const char* type) { return of(find_layer_def(type)); }
+
+double LayerSpec::get(const char* option, size_t k) const {
+  const int o = def->option(option);
+  return o < 0 ? 0.0 : values[def->offsets[static_cast<size_t>(o)] + k];
+}
+
+LayerSpec& LayerSpec::set(const char* option, double v, size_t k) {
+  const int o = def->option(option);
+  if (o >= 0) values[def->offsets[static_cast<size_t>(o)] + k] = v;
+  return *this;
 }
 
 Shape input_shape(const NetworkSpec& s) {
@@ -101,286 +604,241 @@ Shape input_shape(const NetworkSpec& s) {
 
 std::vector<Shape> layer_shapes(const NetworkSpec& s) {
   std::vector<Shape> shapes;
-  Shape cur = input_shape(s);
-  ShapeError unused;
-  for (const LayerSpec& l : s.layers) {
-    next_shape(l, cur, &cur, &unused);
-    shapes.push_back(cur);
+  SpecError unused;
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const std::vector<Shape> in = input_shapes(s, shapes, i);
+    Shape out;
+    s.layers[i].def->shape(s.layers[i], in.data(), in.size(), &out, &unused);
+    shapes.push_back(out);
   }
   return shapes;
 }
 
-std::vector<double> upgrade_spec_v1(const double* v, size_t n) {
-  // Header: insert a flat input shape (0, 0, 0) after the layer count; each
-  // layer: append the conv and pooling fields' defaults.
-  std::vector<double> out;
-  if (n < kSpecHeaderV1 || (n - kSpecHeaderV1) % kLayerFieldsV1 != 0) return out;
-  out.assign(v, v + kSpecHeaderV1);
-  out.insert(out.end(), {0, 0, 0});
-  for (size_t i = kSpecHeaderV1; i < n; i += kLayerFieldsV1) {
-    out.insert(out.end(), v + i, v + i + kLayerFieldsV1);
-    out.insert(out.end(), {0, 0, 1, 1, 0, 0, 0});
-  }
-  return out;
+std::vector<Shape> input_shapes(const NetworkSpec& s, const std::vector<Shape>& shapes, size_t i) {
+  std::vector<Shape> in;
+  for (int32_t p : s.layers[i].inputs) in.push_back(p < 0 ? input_shape(s) : shapes[p]);
+  return in;
 }
 
-std::vector<double> encode_spec(const NetworkSpec& s) {
-  std::vector<double> v = {
-      static_cast<double>(s.input_size),
-      static_cast<double>(s.loss),
-      static_cast<double>(s.seed),
-      static_cast<double>(s.optimizer.type),
-      s.optimizer.learning_rate,
-      s.optimizer.momentum,
-      s.optimizer.nesterov ? 1.0 : 0.0,
-      s.optimizer.beta1,
-      s.optimizer.beta2,
-      s.optimizer.epsilon,
-      s.optimizer.weight_decay,
-      static_cast<double>(s.layers.size()),
-      static_cast<double>(s.input_channels),
-      static_cast<double>(s.input_height),
-      static_cast<double>(s.input_width),
-  };
-  for (const LayerSpec& l : s.layers) {
-    const double fields[kLayerFields] = {
-        static_cast<double>(l.type),
-        static_cast<double>(l.units),
-        l.use_bias ? 1.0 : 0.0,
-        static_cast<double>(l.init),
-        l.init_std,
-        l.momentum,
-        l.epsilon,
-        l.unbiased_variance ? 1.0 : 0.0,
-        l.cumulative ? 1.0 : 0.0,
-        l.bias_correction ? 1.0 : 0.0,
-        l.renorm_rmax,
-        l.renorm_dmax,
-        static_cast<double>(l.kernel_h),
-        static_cast<double>(l.kernel_w),
-        static_cast<double>(l.stride_h),
-        static_cast<double>(l.stride_w),
-        static_cast<double>(l.pad_h),
-        static_cast<double>(l.pad_w),
-        l.same_padding ? 1.0 : 0.0,
-    };
-    v.insert(v.end(), fields, fields + kLayerFields);
-  }
-  return v;
-}
-
-namespace {
-
-// Records a spec error: the position of the offending value, the value, and what it must be.
-Status bad_field(ErrorInfo* error, size_t index, double value, std::string message) {
-  error->status = Status::InvalidConfig;
-  error->argument = Argument::Spec;
-  error->index = static_cast<int64_t>(index);
-  error->value = value;
-  error->message = std::move(message);
-  return Status::InvalidConfig;
-}
-
-}  // namespace
-
-Status decode_spec(const double* v, size_t n, NetworkSpec* out, ErrorInfo* error) {
-  if (n < kSpecHeader)
-    return bad_field(error, 0, static_cast<double>(n),
-                     "spec must hold at least " + std::to_string(kSpecHeader) + " values");
-  if (!is_int_in(v[kLayerCountField], 1, 10000) ||
-      n != kSpecHeader + kLayerFields * static_cast<size_t>(v[kLayerCountField]))
-    return bad_field(error, kLayerCountField, v[kLayerCountField],
-                     "must be an integer in [1, 10000] that matches the spec's length");
-  const char* const kInt24 = "must be an integer in [1, 16777216]";
-  const char* const kInt16 = "must be an integer in [1, 65536]";
-  // inputShape: all 0 (flat features) or the image's channels, height and width.
-  const bool image = v[kInputChannelsField] != 0 || v[kInputHeightField] != 0 || v[kInputWidthField] != 0;
-  for (SpecField f : {kInputChannelsField, kInputHeightField, kInputWidthField})
-    if (image ? !is_int_in(v[f], 1, 1 << 24) : v[f] != 0) return bad_field(error, f, v[f], kInt24);
-  if (!is_int_in(v[kInputSizeField], 1, 1 << 24))
-    return bad_field(error, kInputSizeField, v[kInputSizeField], kInt24);
-  if (!is_int_in(v[kLossField], 0, 1))
-    return bad_field(error, kLossField, v[kLossField], "must be a known loss (0 or 1)");
-  if (!is_int_in(v[kSeedField], 0, 4294967295.0))
-    return bad_field(error, kSeedField, v[kSeedField], "must be an integer in [0, 4294967295]");
-  if (!is_int_in(v[kOptimizerField], 0, 1))
-    return bad_field(error, kOptimizerField, v[kOptimizerField], "must be a known optimizer (0 or 1)");
-  if (!is_flag(v[kNesterovField]))
-    return bad_field(error, kNesterovField, v[kNesterovField], "must be true or false");
+bool parse_network(const Value& c, NetworkSpec* out, SpecFailure* why) {
+  if (!c.is_object()) return fail(why, "", error_of("config", "must be an object", c));
+  SpecError e;
+  if (unknown_keys(c, std::vector<std::string>(std::begin(kTopLevel), std::end(kTopLevel)), &e))
+    return fail(why, "config", e);
   NetworkSpec s;
-  s.input_size = static_cast<int32_t>(v[kInputSizeField]);
-  s.loss = static_cast<LossType>(static_cast<int32_t>(v[kLossField]));
-  s.seed = static_cast<uint32_t>(v[kSeedField]);
-  s.optimizer.type = static_cast<OptimizerType>(static_cast<int32_t>(v[kOptimizerField]));
-  s.optimizer.learning_rate = v[kLearningRateField];
-  s.optimizer.momentum = v[kOptimizerMomentumField];
-  s.optimizer.nesterov = v[kNesterovField] != 0.0;
-  s.optimizer.beta1 = v[kBeta1Field];
-  s.optimizer.beta2 = v[kBeta2Field];
-  s.optimizer.epsilon = v[kAdamEpsilonField];
-  s.optimizer.weight_decay = v[kWeightDecayField];
-  s.input_channels = static_cast<int32_t>(v[kInputChannelsField]);
-  s.input_height = static_cast<int32_t>(v[kInputHeightField]);
-  s.input_width = static_cast<int32_t>(v[kInputWidthField]);
-  const size_t count = static_cast<size_t>(v[kLayerCountField]);
-  for (size_t i = 0; i < count; ++i) {
-    const double* f = v + layer_field(i, kTypeField);
-    if (!is_int_in(f[kTypeField], 0, 9))
-      return bad_field(error, layer_field(i, kTypeField), f[kTypeField], "must be a known layer type (0 to 9)");
-    const LayerType type = static_cast<LayerType>(static_cast<int32_t>(f[kTypeField]));
-    const bool dense = type == LayerType::Dense || type == LayerType::Conv2d;  // units: filters
-    if (dense ? !is_int_in(f[kUnitsField], 1, 1 << 24) : f[kUnitsField] != 0)
-      return bad_field(error, layer_field(i, kUnitsField), f[kUnitsField], dense ? kInt24 : "must be 0");
-    // Kernel (or pool) size and stride: >= 1 for a conv or pool layer, else unused.
-    const bool windowed =
-        type == LayerType::Conv2d || type == LayerType::MaxPool2d || type == LayerType::AvgPool2d;
-    for (LayerField g : {kKernelHField, kKernelWField, kStrideHField, kStrideWField})
-      if (!is_int_in(f[g], windowed ? 1 : 0, 1 << 16))
-        return bad_field(error, layer_field(i, g), f[g],
-                         windowed ? kInt16 : "must be an integer in [0, 65536]");
-    for (LayerField g : {kPadHField, kPadWField})
-      if (!is_int_in(f[g], 0, 1 << 16))
-        return bad_field(error, layer_field(i, g), f[g], "must be an integer in [0, 65536]");
-    if (!is_flag(f[kSamePaddingField]))
-      return bad_field(error, layer_field(i, kSamePaddingField), f[kSamePaddingField], "must be true or false");
-    if (!is_int_in(f[kInitField], 0, 3))
-      return bad_field(error, layer_field(i, kInitField), f[kInitField], "must be a known init (0 to 3)");
-    for (LayerField flag : {kUseBiasField, kUnbiasedField, kCumulativeField, kBiasCorrectionField})
-      if (!is_flag(f[flag])) return bad_field(error, layer_field(i, flag), f[flag], "must be true or false");
-    LayerSpec l;
-    l.type = static_cast<LayerType>(static_cast<int32_t>(f[kTypeField]));
-    l.units = static_cast<int32_t>(f[kUnitsField]);
-    l.use_bias = f[kUseBiasField] != 0.0;
-    l.init = static_cast<Init>(static_cast<int32_t>(f[kInitField]));
-    l.init_std = f[kInitStdField];
-    l.momentum = f[kMomentumField];
-    l.epsilon = f[kEpsilonField];
-    l.unbiased_variance = f[kUnbiasedField] != 0.0;
-    l.cumulative = f[kCumulativeField] != 0.0;
-    l.bias_correction = f[kBiasCorrectionField] != 0.0;
-    l.renorm_rmax = f[kRenormRmaxField];
-    l.renorm_dmax = f[kRenormDmaxField];
-    l.kernel_h = static_cast<int32_t>(f[kKernelHField]);
-    l.kernel_w = static_cast<int32_t>(f[kKernelWField]);
-    l.stride_h = static_cast<int32_t>(f[kStrideHField]);
-    l.stride_w = static_cast<int32_t>(f[kStrideWField]);
-    l.pad_h = static_cast<int32_t>(f[kPadHField]);
-    l.pad_w = static_cast<int32_t>(f[kPadWField]);
-    l.same_padding = f[kSamePaddingField] != 0.0;
-    s.layers.push_back(l);
+  const Value* size = c.get("inputSize");
+  if (const Value* shape = c.get("inputShape")) {
+    bool ok = shape->is_array() && shape->items().size() == 3;
+    for (const Value& d : shape->items()) ok = ok && d.is_number();
+    if (!ok)
+      return fail(why, "config", error_of("inputShape", "must be [channels, height, width], three numbers", *shape));
+    const double d[3] = {shape->items()[0].as_number(), shape->items()[1].as_number(),
+                         shape->items()[2].as_number()};
+    for (size_t k = 0; k < 3; ++k)
+      if (!is_int_in(d[k], 1, 1 << 24))
+        return fail(why, "config", error_of("inputShape[" + std::to_string(k) + "]",
+                                            int_range(1, 1 << 24), Value::number(d[k])));
+    const double product = d[0] * d[1] * d[2];
+    if (size != nullptr && !(size->is_number() && size->as_number() == product)) {
+      SpecError m = error_of("inputSize", "does not match inputShape [" + int_text(d[0]) + "," +
+                                              int_text(d[1]) + "," + int_text(d[2]) + "] (" +
+                                              int_text(product) + " values); give one of them",
+                             *size);
+      return fail(why, "config", m);
+    }
+    if (product > (1 << 24))
+      return fail(why, "config", error_of("inputSize", int_range(1, 1 << 24), Value::number(product)));
+    s.input_channels = static_cast<int32_t>(d[0]);
+    s.input_height = static_cast<int32_t>(d[1]);
+    s.input_width = static_cast<int32_t>(d[2]);
+    s.input_size = static_cast<int32_t>(product);
+  } else {
+    const Value given = size != nullptr ? *size : undefined_value();
+    if (!given.is_number()) return fail(why, "config", error_of("inputSize", "must be a number", given));
+    if (!is_int_in(given.as_number(), 1, 1 << 24))
+      return fail(why, "config", error_of("inputSize", int_range(1, 1 << 24), given));
+    s.input_size = static_cast<int32_t>(given.as_number());
   }
-  const Status st = validate_spec(s, error);
-  if (st == Status::Ok) *out = s;
-  return st;
+  const Value* layers = c.get("layers");
+  if (layers == nullptr || !layers->is_array() || layers->items().empty())
+    return fail(why, "config", error_of("layers", "must be a non-empty array",
+                                        layers != nullptr ? *layers : undefined_value()));
+  if (layers->items().size() > 10000)
+    return fail(why, "config", error_of("layers", "must have at most 10000 layers",
+                                        Value::number(static_cast<double>(layers->items().size()))));
+  for (size_t i = 0; i < layers->items().size(); ++i) {
+    LayerSpec l;
+    if (!parse_layer(layers->items()[i], i, &l, why)) return false;
+    s.layers.push_back(std::move(l));
+  }
+  const OptionDef loss = loss_option();
+  double v = 0;
+  if (!parse_option(loss, c.get("loss"), &v, &e)) return fail(why, "config", e);
+  s.loss = static_cast<LossType>(static_cast<int32_t>(v));
+  if (!parse_option(seed_option(), c.get("seed"), &v, &e)) return fail(why, "config", e);
+  s.seed = static_cast<uint32_t>(v);
+
+  const Value adam = [] {
+    Value o = Value::object();
+    o.set("type", Value::string("adam"));
+    return o;
+  }();
+  const Value* opt = c.get("optimizer");
+  if (opt == nullptr) opt = &adam;
+  if (!opt->is_object()) return fail(why, "", error_of("optimizer", "must be an object", *opt));
+  std::vector<const char*> names;
+  for (const OptimizerDef& d : optimizer_defs()) names.push_back(d.name);
+  OptionDef type = enum_option("type", names, 0, "");
+  type.fallback = kRequired;
+  if (!parse_option(type, opt->get("type"), &v, &e)) return fail(why, "optimizer", e);
+  const OptimizerDef& od = optimizer_defs()[static_cast<size_t>(v)];
+  std::vector<std::string> allowed = {"type"};
+  for (const OptionDef& o : od.options) allowed.push_back(o.name);
+  if (unknown_keys(*opt, allowed, &e)) return fail(why, "optimizer", e);
+  std::vector<double> values(od.options.size());
+  for (size_t k = 0; k < od.options.size(); ++k)
+    if (!parse_option(od.options[k], opt->get(od.options[k].name), &values[k], &e))
+      return fail(why, "optimizer", e);
+  s.optimizer = optimizer_of(static_cast<OptimizerType>(static_cast<int32_t>(v)), values);
+  if (s.optimizer.type == OptimizerType::Sgd && s.optimizer.nesterov && s.optimizer.momentum == 0)
+    return fail(why, "optimizer", error_of("nesterov", "needs momentum > 0", Value::boolean(true)));
+  if (!check_network(&s, why)) return false;
+  *out = std::move(s);
+  return true;
 }
 
-Status validate_spec(const NetworkSpec& s, ErrorInfo* error) {
-  const char* const kUnit = "must be a finite number in [0, 1)";
-  const char* const kPositive = "must be a finite number > 0";
-  const char* const kNonNegative = "must be a finite number >= 0";
-  if (s.input_size < 1 || s.input_size > (1 << 24))
-    return bad_field(error, kInputSizeField, s.input_size, "must be an integer in [1, 16777216]");
-  const bool image = s.input_height != 0 || s.input_width != 0 || s.input_channels != 0;
-  if (image) {
-    const int32_t dims[3] = {s.input_channels, s.input_height, s.input_width};
-    for (size_t k = 0; k < 3; ++k)
-      if (dims[k] < 1 || dims[k] > (1 << 24))
-        return bad_field(error, kInputChannelsField + k, dims[k], "must be an integer in [1, 16777216]");
-    const int64_t product = static_cast<int64_t>(s.input_channels) * s.input_height * s.input_width;
-    if (product != s.input_size)
-      return bad_field(error, kInputSizeField, s.input_size,
-                       "must be the product of inputShape, " + std::to_string(product));
+bool validate_network(const NetworkSpec& spec, NetworkSpec* out, SpecFailure* why) {
+  return parse_network(network_value(spec), out, why);
+}
+
+Value network_value(const NetworkSpec& s) {
+  Value c = Value::object();
+  c.set("inputSize", Value::number(s.input_size));
+  if (s.input_height != 0) {
+    Value shape = Value::array();
+    for (int32_t d : {s.input_channels, s.input_height, s.input_width}) shape.push(Value::number(d));
+    c.set("inputShape", shape);
   }
-  if (s.layers.empty())
-    return bad_field(error, kLayerCountField, 0, "must be an integer in [1, 10000]");
-  const OptimizerSpec& o = s.optimizer;
-  // A learning rate of 0 is allowed: training then only refreshes the batch-norm statistics.
-  if (!(std::isfinite(o.learning_rate) && o.learning_rate >= 0))
-    return bad_field(error, kLearningRateField, o.learning_rate, kNonNegative);
-  if (!(std::isfinite(o.weight_decay) && o.weight_decay >= 0))
-    return bad_field(error, kWeightDecayField, o.weight_decay, kNonNegative);
-  if (o.type == OptimizerType::Sgd) {
-    if (!(o.momentum >= 0 && o.momentum < 1))
-      return bad_field(error, kOptimizerMomentumField, o.momentum, kUnit);
-    if (o.nesterov && o.momentum == 0)
-      return bad_field(error, kNesterovField, 1, "needs momentum > 0");
-  } else {
-    if (!(o.beta1 >= 0 && o.beta1 < 1)) return bad_field(error, kBeta1Field, o.beta1, kUnit);
-    if (!(o.beta2 >= 0 && o.beta2 < 1)) return bad_field(error, kBeta2Field, o.beta2, kUnit);
-    if (!(std::isfinite(o.epsilon) && o.epsilon > 0))
-      return bad_field(error, kAdamEpsilonField, o.epsilon, kPositive);
+  Value layers = Value::array();
+  for (const LayerSpec& l : s.layers) {
+    Value v = Value::object();
+    v.set("type", Value::string(l.def->name));
+    for (size_t k = 0; k < l.def->options.size(); ++k)
+      v.set(l.def->options[k].name, option_value(l.def->options[k], l.values.data() + l.def->offsets[k]));
+    if (!l.name.empty()) v.set("name", Value::string(l.name));
+    if (!l.input_names.empty()) {
+      Value inputs = Value::array();
+      for (const std::string& n : l.input_names) inputs.push(Value::string(n));
+      v.set("inputs", inputs);
+    }
+    layers.push(std::move(v));
   }
-  Shape shape = input_shape(s);
-  int64_t total = 0;
+  c.set("layers", layers);
+  c.set("loss", Value::string(kLosses[static_cast<int>(s.loss)]));
+  const OptimizerDef& od = optimizer_defs()[static_cast<size_t>(s.optimizer.type)];
+  Value opt = Value::object();
+  opt.set("type", Value::string(od.name));
+  const std::vector<double> values = optimizer_values(s.optimizer);
+  for (size_t k = 0; k < od.options.size(); ++k) opt.set(od.options[k].name, option_value(od.options[k], &values[k]));
+  c.set("optimizer", opt);
+  c.set("seed", Value::number(s.seed));
+  return c;
+}
+
+Value schema_value() {
+  Value layers = Value::array();
+  for (const LayerDef* d : layer_defs()) {
+    Value t = Value::object();
+    t.set("type", Value::string(d->name));
+    t.set("doc", Value::string(d->doc));
+    Value options = Value::array();
+    for (const OptionDef& o : d->options) options.push(option_schema(o));
+    t.set("options", options);
+    t.set("minInputs", Value::number(d->min_inputs));
+    t.set("maxInputs", Value::number(d->max_inputs));
+    Value tensors = Value::array();
+    for (const TensorDef& x : d->tensors) {
+      if (x.hidden) continue;
+      Value tv = Value::object();
+      tv.set("name", Value::string(x.name));
+      tv.set("trainable", Value::boolean(!x.statistic));
+      tv.set("torch", Value::string(x.torch));
+      tv.set("tfjs", Value::string(x.tfjs));
+      if (x.when != nullptr) tv.set("when", Value::string(x.when));
+      tensors.push(tv);
+    }
+    t.set("tensors", tensors);
+    layers.push(t);
+  }
+  Value optimizers = Value::array();
+  for (const OptimizerDef& d : optimizer_defs()) {
+    Value t = Value::object();
+    t.set("type", Value::string(d.name));
+    Value options = Value::array();
+    for (const OptionDef& o : d.options) options.push(option_schema(o));
+    t.set("options", options);
+    optimizers.push(t);
+  }
+  Value network = Value::array();
+  Value losses = Value::array();
+  for (const char* l : kLosses) losses.push(Value::string(l));
+  network.push(option_schema(loss_option()));
+  network.push(option_schema(seed_option()));
+  Value s = Value::object();
+  s.set("layers", layers);
+  s.set("optimizers", optimizers);
+  s.set("network", network);
+  return s;
+}
+
+Value layers_value(const NetworkSpec& s) {
+  const std::vector<Shape> shapes = layer_shapes(s);
+  auto dims = [](const Shape& x) {
+    Value a = Value::array();
+    if (x.spatial) {
+      for (int64_t d : {x.c, x.h, x.w}) a.push(Value::number(static_cast<double>(d)));
+    } else {
+      a.push(Value::number(static_cast<double>(x.c)));
+    }
+    return a;
+  };
+  Value out = Value::array();
   for (size_t i = 0; i < s.layers.size(); ++i) {
     const LayerSpec& l = s.layers[i];
-    const bool conv = l.type == LayerType::Conv2d;
-    const bool windowed =
-        conv || l.type == LayerType::MaxPool2d || l.type == LayerType::AvgPool2d;
-    if (l.type == LayerType::Dense || conv) {
-      if (l.units < 1 || l.units > (1 << 24))
-        return bad_field(error, layer_field(i, kUnitsField), l.units,
-                         "must be an integer in [1, 16777216]");
-      if (!(std::isfinite(l.init_std) && l.init_std > 0))
-        return bad_field(error, layer_field(i, kInitStdField), l.init_std, kPositive);
+    const std::vector<Shape> in = input_shapes(s, shapes, i);
+    Value v = Value::object();
+    v.set("index", Value::number(static_cast<double>(i)));
+    v.set("type", Value::string(l.def->name));
+    if (!l.name.empty()) v.set("name", Value::string(l.name));
+    Value inputs = Value::array();
+    for (int32_t p : l.inputs) inputs.push(Value::number(p));
+    v.set("inputs", inputs);
+    Value in_shapes = Value::array();
+    for (const Shape& x : in) in_shapes.push(dims(x));
+    v.set("inputShapes", in_shapes);
+    v.set("outputShape", dims(shapes[i]));
+    Value tensors = Value::array();
+    for (size_t k = 0; k < l.def->tensors.size(); ++k) {
+      const TensorDef& t = l.def->tensors[k];
+      if (t.hidden || (t.when != nullptr && l.get(t.when) == 0)) continue;
+      Value tv = Value::object();
+      tv.set("name", Value::string(t.name));
+      Value shape = Value::array();
+      for (int64_t d : l.def->tensor_shape(k, l, in.data(), shapes[i])) shape.push(Value::number(static_cast<double>(d)));
+      tv.set("shape", shape);
+      tv.set("trainable", Value::boolean(!t.statistic));
+      tv.set("torch", Value::string(t.torch));
+      tv.set("tfjs", Value::string(t.tfjs));
+      tensors.push(tv);
     }
-    if (windowed) {
-      const int32_t window[4] = {l.kernel_h, l.kernel_w, l.stride_h, l.stride_w};
-      for (size_t k = 0; k < 4; ++k)
-        if (window[k] < 1 || window[k] > (1 << 16))
-          return bad_field(error, layer_field(i, static_cast<LayerField>(kKernelHField + k)),
-                           window[k], "must be an integer in [1, 65536]");
-      if (l.same_padding && l.stride_h != 1)
-        return bad_field(error, layer_field(i, kStrideHField), l.stride_h,
-                         "must be 1 with padding 'same' (as in PyTorch)");
-      if (l.same_padding && l.stride_w != 1)
-        return bad_field(error, layer_field(i, kStrideWField), l.stride_w,
-                         "must be 1 with padding 'same' (as in PyTorch)");
-    }
-    const Shape in = shape;
-    ShapeError why;
-    if (!next_shape(l, in, &shape, &why))
-      return bad_field(error, layer_field(i, why.field), why.value, why.message);
-    if (shape.size() > (1 << 24))
-      return bad_field(error, layer_field(i, kTypeField), static_cast<double>(l.type),
-                       "outputs " + std::to_string(shape.size()) +
-                           " values per example, more than the 2^24 limit");
-    if (l.type == LayerType::Dense || conv) {
-      total += l.type == LayerType::Dense ? in.size() * l.units
-                                          : in.c * l.kernel_h * l.kernel_w * l.units;
-      // Weights, gradients and two optimizer moments must fit in 32-bit wasm memory.
-      if (total > (int64_t(1) << 28))
-        return bad_field(error, layer_field(i, kUnitsField), l.units,
-                         "gives the network " + std::to_string(total) +
-                             " weights, more than the 2^28 limit (268435456)");
-    }
-    if (conv) {
-      // Its im2col matrix (C * KH * KW, OH * OW) is scratch memory, one image at a time.
-      const int64_t im2col = in.c * l.kernel_h * l.kernel_w * shape.h * shape.w;
-      if (im2col > (int64_t(1) << 26))
-        return bad_field(error, layer_field(i, kKernelHField), l.kernel_h,
-                         "gives an im2col matrix of " + std::to_string(im2col) +
-                             " values per image, more than the 2^26 limit");
-    } else if (l.type == LayerType::BatchNorm) {
-      if (!(l.momentum >= 0 && l.momentum < 1))
-        return bad_field(error, layer_field(i, kMomentumField), l.momentum, kUnit);
-      if (!(std::isfinite(l.epsilon) && l.epsilon > 0))
-        return bad_field(error, layer_field(i, kEpsilonField), l.epsilon, kPositive);
-      if (l.cumulative && l.bias_correction)
-        return bad_field(error, layer_field(i, kBiasCorrectionField), 1,
-                         "applies to statistics 'ema' only");
-      const bool renorm = l.renorm_rmax != 0 || l.renorm_dmax != 0;
-      if (renorm && !(std::isfinite(l.renorm_rmax) && l.renorm_rmax >= 1))
-        return bad_field(error, layer_field(i, kRenormRmaxField), l.renorm_rmax,
-                         "must be a finite number >= 1");
-      if (renorm && !(std::isfinite(l.renorm_dmax) && l.renorm_dmax >= 0))
-        return bad_field(error, layer_field(i, kRenormDmaxField), l.renorm_dmax, kNonNegative);
-    }
+    v.set("tensors", tensors);
+    if (l.def->facts != nullptr) l.def->facts(l, in.data(), shapes[i], &v);
+    v.set("macs", Value::number(l.def->macs != nullptr
+                                    ? static_cast<double>(l.def->macs(l, in.data(), shapes[i]))
+                                    : 0.0));
+    out.push(v);
   }
-  if (s.loss == LossType::SoftmaxCrossEntropy && shape.size() < 2)
-    return bad_field(error, kLossField, static_cast<double>(s.loss),
-                     "needs at least 2 outputs, the last layer has " + std::to_string(shape.size()));
-  return Status::Ok;
+  return out;
 }
 
 }  // namespace bnwasm

@@ -1,18 +1,19 @@
 #!/usr/bin/python3
 """bnwasm <-> PyTorch through safetensors, both directions, with load_state_dict.
 
-    /usr/bin/python3 scripts/pytorch/safetensors_roundtrip.py CONFIG.json IN.safetensors X.json OUT_DIR
+    /usr/bin/python3 scripts/pytorch/safetensors_roundtrip.py MODEL.json IN.safetensors X.json OUT_DIR
 
-CONFIG.json is the bnwasm network config (net.config), IN.safetensors what
-net.toSafetensors() wrote, X.json a list of input rows. The script
+MODEL.json describes the PyTorch module of a bnwasm network layer by layer, as
+web/src/interop/common.js torchModule writes it from the core's description (module names,
+the nn.Flatten before a dense layer that reads an image, each layer's config, inputs and
+tensor shapes: nothing here works out a shape). IN.safetensors is what net.toSafetensors()
+wrote, X.json a list of input rows. The script
 
-1. builds the nn.Sequential that matches the config layer by layer (so state_dict keys
-   are N.weight, N.bias, N.running_mean, N.running_var, N.num_batches_tracked with N
-   the index in config.layers; conv networks: nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d,
-   nn.AvgPool2d, nn.AdaptiveAvgPool2d(1), nn.Flatten, and one more nn.Flatten where
-   bnwasm flattens an image implicitly, before a dense layer, which moves the layers
-   after it one index on: web/src/interop/common.js torchLayout), loads the file with load_state_dict(strict=True) and
-   writes its eval-mode outputs on X in float64 to OUT_DIR/outputs.json
+1. builds that module (a named layer is the submodule of that dotted name, so state_dict
+   keys are the network's own, `layer1.conv1.weight`; the others are indices of an
+   nn.Sequential, N.weight, N.running_mean, ...; its forward follows the layers' inputs, so
+   residual connections are additions), loads the file with load_state_dict(strict=True)
+   and writes its eval-mode outputs on X in float64 to OUT_DIR/outputs.json
    (bnwasm -> PyTorch);
 2. trains it STEPS steps with SGD in training mode, saves its state_dict to
    OUT_DIR/trained.safetensors and writes the new eval outputs to
@@ -67,70 +68,108 @@ def write_safetensors(path, tensors):
         f.write(struct.pack('<Q', len(h)) + h + b''.join(chunks))
 
 
-def sequential(config):
-    """The nn.Sequential of a bnwasm config, one module per config layer, plus an
-    nn.Flatten before a dense layer whose input is still an image [N, C, H, W]."""
-    layers = []
-    image = 'inputShape' in config  # PyTorch's tensor is [N, C, H, W]
-    width = config['inputShape'][0] if image else config['inputSize']  # channels or features
-    size = config['inputSize']  # values per example
-    shape = list(config['inputShape']) if image else None
-    for l in config['layers']:
-        if l['type'] == 'dense':
-            if image:
-                layers.append(nn.Flatten())
-                image = False
-            layers.append(nn.Linear(size, l['units'], bias=l['useBias']))
-            width = size = l['units']
-        elif l['type'] == 'batchNorm':
-            if l['biasCorrection'] or l['renorm'] or l['runningVariance'] != 'unbiased':
-                raise SystemExit(f'batchNorm options {l} have no BatchNorm1d/2d equivalent')
-            momentum = None if l['statistics'] == 'cumulative' else 1 - l['momentum']
-            kind = nn.BatchNorm2d if image else nn.BatchNorm1d
-            layers.append(kind(width, eps=l['epsilon'], momentum=momentum))
-        elif l['type'] == 'conv2d':
-            padding = 'same' if l['padding'] == 'same' else tuple(l['padding'])
-            conv = nn.Conv2d(width, l['filters'], tuple(l['kernelSize']), stride=tuple(l['stride']), padding=padding, bias=l['useBias'])
-            layers.append(conv)
-            width = l['filters']
-            shape = [width] + [
-                (shape[1 + k] + (l['kernelSize'][k] - 1 if padding == 'same' else 2 * padding[k]) - l['kernelSize'][k]) // l['stride'][k] + 1
-                for k in range(2)]
-            size = shape[0] * shape[1] * shape[2]
-        elif l['type'] in ('maxPool2d', 'avgPool2d'):
-            kind = nn.MaxPool2d if l['type'] == 'maxPool2d' else nn.AvgPool2d
-            layers.append(kind(tuple(l['poolSize']), stride=tuple(l['stride'])))
-            shape = [shape[0]] + [(shape[1 + k] - l['poolSize'][k]) // l['stride'][k] + 1 for k in range(2)]
-            size = shape[0] * shape[1] * shape[2]
-        elif l['type'] == 'globalAvgPool':
-            layers.append(nn.AdaptiveAvgPool2d(1))  # [N, C, 1, 1]: still an image to PyTorch
-            size = width
-        elif l['type'] == 'flatten':
-            layers.append(nn.Flatten())
-            image = False
-            width = size
-        else:
-            layers.append({'relu': nn.ReLU, 'sigmoid': nn.Sigmoid, 'tanh': nn.Tanh}[l['type']]())
-    if image:
-        layers.append(nn.Flatten())  # bnwasm's outputs are flat
-    return nn.Sequential(*layers)
+class PaddedConv2d(nn.Conv2d):
+    """nn.Conv2d with zeros on each side given apart ([top, left, bottom, right], which may
+    differ): its state_dict keys are nn.Conv2d's."""
+
+    def __init__(self, *args, pads=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pads = pads
+
+    def forward(self, x):
+        if self.pads is not None:
+            top, left, bottom, right = self.pads
+            x = nn.functional.pad(x, (left, right, top, bottom))
+        return super().forward(x)
 
 
-def outputs(model, x, config):
+def layer_module(layer):
+    """The torch module of one layer (None for add, which the forward does itself)."""
+    l, t = layer['config'], layer['tensors']
+    if l['type'] == 'dense':
+        units, inputs = t[0]['shape']
+        return nn.Linear(inputs, units, bias=l['useBias'])
+    if l['type'] == 'batchNorm':
+        if l['biasCorrection'] or l['renorm'] or l['runningVariance'] != 'unbiased':
+            raise SystemExit(f'batchNorm options {l} have no BatchNorm1d/2d equivalent')
+        momentum = None if l['statistics'] == 'cumulative' else 1 - l['momentum']
+        kind = nn.BatchNorm2d if layer['imageIn'] else nn.BatchNorm1d
+        return kind(t[0]['shape'][0], eps=l['epsilon'], momentum=momentum)
+    if l['type'] == 'conv2d':
+        filters, channels, kh, kw = t[0]['shape']
+        same = l['padding'] == 'same'
+        p = [0] * 4 if same else l['padding'] * 2 if len(l['padding']) == 2 else l['padding']  # [top, left, bottom, right]
+        return PaddedConv2d(channels, filters, (kh, kw), stride=tuple(l['stride']), bias=l['useBias'],
+                            padding='same' if same else 0, pads=None if same else p)
+    if l['type'] in ('maxPool2d', 'avgPool2d'):
+        kind = nn.MaxPool2d if l['type'] == 'maxPool2d' else nn.AvgPool2d
+        return kind(tuple(l['poolSize']), stride=tuple(l['stride']))
+    if l['type'] == 'globalAvgPool':
+        return nn.AdaptiveAvgPool2d(1)  # [N, C, 1, 1]: still an image to PyTorch
+    if l['type'] == 'flatten':
+        return nn.Flatten()
+    if l['type'] == 'add':
+        return None
+    return {'relu': nn.ReLU, 'sigmoid': nn.Sigmoid, 'tanh': nn.Tanh}[l['type']]()
+
+
+class Network(nn.Module):
+    """The module a MODEL.json describes: each layer's module at its name (a dotted path),
+    run in the layers' order, each on the outputs of the layers it reads."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.layers = model['layers']
+        self.image = model['image']
+        for layer in self.layers:
+            module = layer_module(layer)
+            if module is None:
+                continue
+            # The owner of a dotted name: 'layer1.0.conv1' lives at self.layer1[0].conv1.
+            *path, last = layer['module'].split('.')
+            owner = self
+            for part in path:
+                if not hasattr(owner, part):
+                    owner.add_module(part, nn.Module())
+                owner = getattr(owner, part)
+            owner.add_module(last, module)
+
+    def module_of(self, layer):
+        owner = self
+        for part in layer['module'].split('.'):
+            owner = getattr(owner, part)
+        return owner
+
+    def forward(self, x):
+        outs = []
+        for layer in self.layers:
+            ins = [x if p < 0 else outs[p] for p in layer['inputs']]
+            if layer['config']['type'] == 'add':
+                y = ins[0]
+                for more in ins[1:]:
+                    y = y + more
+            else:
+                if layer['flattenBefore'] is not None:
+                    ins[0] = torch.flatten(ins[0], 1)
+                y = self.module_of(layer)(ins[0])
+            outs.append(y)
+        return torch.flatten(outs[-1], 1) if self.image else outs[-1]  # bnwasm's outputs are flat
+
+
+def outputs(model, x, description):
     model.eval()
     with torch.no_grad():
         y = model.double()(x.double())
     model.float()
-    return torch.softmax(y, dim=1) if config['loss'] == 'softmaxCrossEntropy' else y
+    return torch.softmax(y, dim=1) if description['loss'] == 'softmaxCrossEntropy' else y
 
 
 def main():
-    config_path, weights_path, x_path, out_dir = sys.argv[1:5]
-    config = json.load(open(config_path))
+    model_path, weights_path, x_path, out_dir = sys.argv[1:5]
+    config = json.load(open(model_path))
     x = torch.tensor(json.load(open(x_path)), dtype=torch.float32)
-    if 'inputShape' in config:
-        x = x.reshape(len(x), *config['inputShape'])  # bnwasm's flat rows are NCHW images
-    model = sequential(config)
+    x = x.reshape(len(x), *config['inputShape'])  # bnwasm's flat rows are NCHW images
+    model = Network(config)
     # bnwasm -> PyTorch
     model.load_state_dict(read_safetensors(weights_path), strict=True)
     json.dump(outputs(model, x, config).tolist(), open(os.path.join(out_dir, 'outputs.json'), 'w'))

@@ -39,26 +39,17 @@ namespace {
 // ---- building networks --------------------------------------------------------------
 
 LayerSpec DenseLayer(int32_t units, Init init = Init::Auto, bool use_bias = true) {
-  LayerSpec l;
-  l.type = LayerType::Dense;
-  l.units = units;
-  l.init = init;
-  l.use_bias = use_bias;
-  return l;
+  return LayerSpec::of("dense")
+      .set("units", units)
+      .set("init", static_cast<double>(init))
+      .set("useBias", use_bias);
 }
 
 LayerSpec BatchNormLayer(double momentum = 0.9) {
-  LayerSpec l;
-  l.type = LayerType::BatchNorm;
-  l.momentum = momentum;
-  return l;
+  return LayerSpec::of("batchNorm").set("momentum", momentum);
 }
 
-LayerSpec Activation(LayerType t) {
-  LayerSpec l;
-  l.type = t;
-  return l;
-}
+LayerSpec Activation(const char* type) { return LayerSpec::of(type); }
 
 OptimizerSpec Sgd(double lr, double momentum = 0, bool nesterov = false, double weight_decay = 0) {
   OptimizerSpec o;
@@ -105,13 +96,13 @@ std::unique_ptr<Network> Make(const NetworkSpec& spec) {
 NetworkSpec MixedSpec(OptimizerSpec opt = Adam(0.01),
                       LossType loss = LossType::SoftmaxCrossEntropy) {
   LayerSpec bn_corrected = BatchNormLayer(0.8);
-  bn_corrected.bias_correction = true;
+  bn_corrected.set("biasCorrection", 1);
   LayerSpec bn_cumulative = BatchNormLayer();
-  bn_cumulative.cumulative = true;
+  bn_cumulative.set("statistics", 1);
   return Spec(5,
-              {DenseLayer(11), bn_corrected, Activation(LayerType::Relu),
-               DenseLayer(9, Init::Auto, false), bn_cumulative, Activation(LayerType::Tanh),
-               DenseLayer(3), Activation(LayerType::Sigmoid), DenseLayer(3)},
+              {DenseLayer(11), bn_corrected, Activation("relu"),
+               DenseLayer(9, Init::Auto, false), bn_cumulative, Activation("tanh"),
+               DenseLayer(3), Activation("sigmoid"), DenseLayer(3)},
               opt, loss, 7);
 }
 
@@ -189,9 +180,8 @@ TEST_P(RunningStatistics, MatchClosedFormAfterEachStep) {
   const size_t C = 3, B = 8, K = 6;
   const double m = 0.7;  // not 0.5, so swapping m and 1 - m shows
   LayerSpec bn = BatchNormLayer(m);
-  bn.cumulative = mode.cumulative;
-  bn.bias_correction = mode.bias_correction;
-  bn.unbiased_variance = mode.unbiased;
+  bn.set("statistics", mode.cumulative).set("biasCorrection", mode.bias_correction);
+  bn.set("runningVariance", mode.unbiased);
   auto net = Make(Spec(int32_t(C), {bn, DenseLayer(2)}, Sgd(0.05)));
   ASSERT_NE(net, nullptr);
 
@@ -285,7 +275,7 @@ INSTANTIATE_TEST_SUITE_P(Network, RunningStatistics,
 TEST(NetworkInference, BatchNormUsesOnlyRunningStatistics) {
   const size_t C = 4, n = 6;
   LayerSpec bn = BatchNormLayer();
-  bn.epsilon = 1e-2;
+  bn.set("epsilon", 1e-2);
   auto net = Make(Spec(int32_t(C), {bn}, Sgd(0.1), LossType::MeanSquaredError));
   ASSERT_NE(net, nullptr);
   const float gamma[C] = {0.5f, 2.0f, -1.0f, 1.5f}, beta[C] = {0.1f, -0.3f, 0.0f, 2.0f};
@@ -302,7 +292,7 @@ TEST(NetworkInference, BatchNormUsesOnlyRunningStatistics) {
   std::vector<double> expected(n * C), tol(n * C);
   for (size_t i = 0; i < n; ++i)
     for (size_t c = 0; c < C; ++c) {
-      const double scale = gamma[c] / std::sqrt(double(rv[c]) + bn.epsilon);
+      const double scale = gamma[c] / std::sqrt(double(rv[c]) + bn.get("epsilon"));
       expected[i * C + c] = (x[i * C + c] - rm[c]) * scale + beta[c];
       // As in layers_test InferenceUsesOnlyRunningStatistics: 3 u in the
       // scale, two roundings each in shift and output.
@@ -439,9 +429,9 @@ void ColumnStats(const std::vector<double>& a, size_t n, size_t C, bool unbiased
 // layer sees the earlier layers' new statistics.
 TEST(NetworkPopulation, StatisticsEqualTheMeanAndVarianceOfTheLayerInput) {
   LayerSpec bn_biased = BatchNormLayer();
-  bn_biased.unbiased_variance = false;
+  bn_biased.set("runningVariance", 0);
   auto net = Make(Spec(3,
-                       {DenseLayer(4), BatchNormLayer(), Activation(LayerType::Relu), DenseLayer(5),
+                       {DenseLayer(4), BatchNormLayer(), Activation("relu"), DenseLayer(5),
                         bn_biased, DenseLayer(2)},
                        Adam(0.01)));
   ASSERT_NE(net, nullptr);
@@ -833,7 +823,7 @@ TEST(NetworkBatchesTracked, CountsStepsAndSeedsTheRunningAverages) {
 // flip are tried, so keep it small.
 std::vector<uint8_t> SmallModelBytes() {
   auto net =
-      Make(Spec(2, {DenseLayer(3), BatchNormLayer(), Activation(LayerType::Relu), DenseLayer(2)},
+      Make(Spec(2, {DenseLayer(3), BatchNormLayer(), Activation("relu"), DenseLayer(2)},
                 Adam(0.01)));
   Rng rng(260);
   TrainRandom(*net, rng, 2, 4);
@@ -913,7 +903,7 @@ TEST(NetworkLoad, RejectsWrongMagic) {
 }
 
 TEST(NetworkLoad, RejectsWrongVersion) {
-  for (uint32_t version : {0u, 3u, 0xFFFFFFFFu}) {
+  for (uint32_t version : {0u, 4u, 0xFFFFFFFFu}) {
     std::vector<uint8_t> bytes = SmallModelBytes();
     WriteU32(&bytes, 4, version);
     Reseal(&bytes);
@@ -921,40 +911,66 @@ TEST(NetworkLoad, RejectsWrongVersion) {
   }
 }
 
+// The bytes of a model whose stored config `change` edits, resealed: the
+// checksum holds, so only the loader's own checks can refuse it.
+std::vector<uint8_t> WithConfig(const std::vector<uint8_t>& bytes, void (*change)(Value*)) {
+  // Payload: u32 config length, the config's Value bytes, then the rest.
+  uint32_t n = 0;
+  std::memcpy(&n, bytes.data() + 12, 4);
+  Value config;
+  size_t used = 0;
+  EXPECT_TRUE(Value::read(bytes.data() + 16, n, &config, &used));
+  change(&config);
+  std::vector<uint8_t> spec;
+  config.write(&spec);
+  std::vector<uint8_t> out(bytes.begin(), bytes.begin() + 16);
+  WriteU32(&out, 12, static_cast<uint32_t>(spec.size()));
+  out.insert(out.end(), spec.begin(), spec.end());
+  out.insert(out.end(), bytes.begin() + 16 + n, bytes.end());
+  WriteU32(&out, 8, static_cast<uint32_t>(out.size() - 16));
+  Reseal(&out);
+  return out;
+}
+
+Value* LayerValue(Value* config, size_t i) {
+  return const_cast<Value*>(&config->get("layers")->items()[i]);
+}
+
 // Checksum intact, content invalid: the parser's own checks must catch it.
 TEST(NetworkLoad, RejectsInvalidContentWithValidChecksum) {
   const std::vector<uint8_t> bytes = SmallModelBytes();
-  // Payload: u32 spec length, f64 spec[...], u64 steps, u64 rng, u32 layer
-  // count, u64 per layer, then u32 count + f32 parameters.
-  uint32_t spec_n = 0;
-  std::memcpy(&spec_n, bytes.data() + 12, 4);
-  const size_t spec_at = 16;
-  const size_t layers = (spec_n - kSpecHeader) / kLayerFields;
-  const size_t params_at = spec_at + 8 * spec_n + 8 + 8 + 4 + 8 * layers + 4;
-  ASSERT_LT(params_at, bytes.size());
-
-  auto with_double = [&](size_t index, double v) {
-    std::vector<uint8_t> b = bytes;
-    std::memcpy(b.data() + spec_at + 8 * index, &v, 8);
-    Reseal(&b);
-    return b;
-  };
-  EXPECT_TRUE(Rejected(with_double(0, 0.0))) << "input size 0";
-  EXPECT_TRUE(Rejected(with_double(0, 2.5))) << "fractional input size";
-  EXPECT_TRUE(Rejected(with_double(4, -1.0))) << "negative learning rate";
-  EXPECT_TRUE(Rejected(with_double(4, std::numeric_limits<double>::quiet_NaN())))
-      << "NaN learning rate";
-  EXPECT_TRUE(Rejected(with_double(kSpecHeader + 1, 4.0)))
+  // SmallModelBytes: dense 3, batch norm, relu, dense 2.
+  EXPECT_TRUE(Rejected(WithConfig(bytes, [](Value* c) { c->set("inputSize", Value::number(0)); })))
+      << "input size 0";
+  EXPECT_TRUE(Rejected(WithConfig(bytes, [](Value* c) { c->set("inputSize", Value::number(2.5)); })))
+      << "fractional input size";
+  EXPECT_TRUE(Rejected(WithConfig(bytes, [](Value* c) {
+    const_cast<Value*>(c->get("optimizer"))->set("learningRate", Value::number(-1));
+  }))) << "negative learning rate";
+  EXPECT_TRUE(Rejected(WithConfig(bytes, [](Value* c) {
+    const_cast<Value*>(c->get("optimizer"))->set("learningRate", Value::number(std::nan("")));
+  }))) << "NaN learning rate";
+  EXPECT_TRUE(Rejected(WithConfig(bytes, [](Value* c) { LayerValue(c, 0)->set("units", Value::number(4)); })))
       << "dense units changed: tensor sizes differ";
-  EXPECT_TRUE(Rejected(with_double(kSpecHeader + kLayerFields + 5, 1.0)))
+  EXPECT_TRUE(Rejected(WithConfig(bytes, [](Value* c) { LayerValue(c, 1)->set("momentum", Value::number(1)); })))
       << "batch norm momentum 1";
+  EXPECT_TRUE(Rejected(WithConfig(bytes, [](Value* c) { LayerValue(c, 1)->set("type", Value::string("conv3d")); })))
+      << "unknown layer type";
+  EXPECT_TRUE(Rejected(WithConfig(bytes, [](Value* c) { LayerValue(c, 2)->set("bogus", Value::number(1)); })))
+      << "unknown option";
+  EXPECT_TRUE(Rejected(WithConfig(bytes, [](Value* c) { *c = Value::array(); })))
+      << "a config that is no object";
 
   std::vector<uint8_t> b = bytes;
-  WriteU32(&b, 12, spec_n + 1);  // spec length beyond its layer count
+  uint32_t n = 0;
+  std::memcpy(&n, b.data() + 12, 4);
+  WriteU32(&b, 12, n + 1);  // config length beyond its Value
   Reseal(&b);
-  EXPECT_TRUE(Rejected(b)) << "spec length";
+  EXPECT_TRUE(Rejected(b)) << "config length";
 
   b = bytes;
+  const size_t params_at = 16 + n + 8 + 8 + 4 + 8 * 4 + 4;  // 4 layers
+  ASSERT_LT(params_at, b.size());
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::memcpy(b.data() + params_at, &nan, 4);
   Reseal(&b);
@@ -1107,10 +1123,10 @@ TEST(NetworkInit, HeAndGlorotLimits) {
   // Glorot otherwise.
   auto net =
       Make(Spec(64,
-                {DenseLayer(32), Activation(LayerType::Relu), DenseLayer(16), BatchNormLayer(),
-                 Activation(LayerType::Relu), DenseLayer(8), Activation(LayerType::Tanh),
-                 DenseLayer(24, Init::HeUniform), Activation(LayerType::Sigmoid),
-                 DenseLayer(10, Init::GlorotUniform), Activation(LayerType::Relu)},
+                {DenseLayer(32), Activation("relu"), DenseLayer(16), BatchNormLayer(),
+                 Activation("relu"), DenseLayer(8), Activation("tanh"),
+                 DenseLayer(24, Init::HeUniform), Activation("sigmoid"),
+                 DenseLayer(10, Init::GlorotUniform), Activation("relu")},
                 Adam(0.01)));
   ASSERT_NE(net, nullptr);
   const auto ts = net->tensors();
@@ -1131,7 +1147,7 @@ TEST(NetworkInit, HeAndGlorotLimits) {
 
 TEST(NetworkInit, NormalHasTheRequestedSpread) {
   LayerSpec d = DenseLayer(64, Init::Normal);
-  d.init_std = 0.05;
+  d.set("initStd", 0.05);
   auto net = Make(Spec(64, {d}, Adam(0.01)));
   ASSERT_NE(net, nullptr);
   const std::vector<float> w = Copy(Find(net->tensors(), 0, "weight"));
@@ -1148,35 +1164,39 @@ TEST(NetworkInit, NormalHasTheRequestedSpread) {
 
 TEST(NetworkInit, InvalidConfigurationsAreRefusedNamingTheField) {
   LayerSpec both = BatchNormLayer();
-  both.cumulative = both.bias_correction = true;
+  both.set("statistics", 1).set("biasCorrection", 1);
   LayerSpec no_eps = BatchNormLayer();
-  no_eps.epsilon = 0;
-  // Each bad spec, and the position in the flat spec of the value that is wrong.
-  const std::vector<std::pair<NetworkSpec, size_t>> bad = {
-      {Spec(0, {DenseLayer(2)}, Adam(0.01)), kInputSizeField},
-      {Spec(3, {}, Adam(0.01)), kLayerCountField},
-      {Spec(3, {DenseLayer(0)}, Adam(0.01)), layer_field(0, kUnitsField)},
-      {Spec(3, {DenseLayer(2)}, Adam(-0.1)), kLearningRateField},
-      {Spec(3, {DenseLayer(2)}, Adam(std::numeric_limits<double>::infinity())), kLearningRateField},
-      {Spec(3, {DenseLayer(2)}, Sgd(0.1, 1.0)), kOptimizerMomentumField},
-      {Spec(3, {DenseLayer(2)}, Sgd(0.1, 0.0, true)), kNesterovField},
-      {Spec(3, {DenseLayer(2)}, Adam(0.01, 1.0)), kBeta1Field},
-      {Spec(3, {DenseLayer(2)}, Adam(0.01, 0.9, 0.999, 0.0)), kAdamEpsilonField},
-      {Spec(3, {BatchNormLayer(1.0), DenseLayer(2)}, Adam(0.01)), layer_field(0, kMomentumField)},
-      {Spec(3, {both, DenseLayer(2)}, Adam(0.01)), layer_field(0, kBiasCorrectionField)},
-      {Spec(3, {no_eps, DenseLayer(2)}, Adam(0.01)), layer_field(0, kEpsilonField)},
-      {Spec(3, {DenseLayer(1)}, Adam(0.01)), kLossField},  // softmax needs 2 outputs
-      // 16384 x 16385 weights is just over 2^28: the units that cross the limit are named.
-      {Spec(16384, {DenseLayer(16385), DenseLayer(2)}, Adam(0.01)), layer_field(0, kUnitsField)},
+  no_eps.set("epsilon", 0);
+  struct Case {
+    NetworkSpec spec;
+    const char* where;
+    const char* message;  // how the message starts: the field at fault
   };
-  for (size_t i = 0; i < bad.size(); ++i) {
+  const Case bad[] = {
+      {Spec(0, {DenseLayer(2)}, Adam(0.01)), "config", "inputSize must be an integer in [1, 16777216]"},
+      {Spec(3, {}, Adam(0.01)), "config", "layers must be a non-empty array"},
+      {Spec(3, {DenseLayer(0)}, Adam(0.01)), "layers[0]", "units must be an integer in [1, 16777216]"},
+      {Spec(3, {DenseLayer(2)}, Adam(-0.1)), "optimizer", "learningRate must be a finite number >= 0"},
+      {Spec(3, {DenseLayer(2)}, Adam(std::numeric_limits<double>::infinity())), "optimizer", "learningRate"},
+      {Spec(3, {DenseLayer(2)}, Sgd(0.1, 1.0)), "optimizer", "momentum must be a finite number in [0, 1)"},
+      {Spec(3, {DenseLayer(2)}, Sgd(0.1, 0.0, true)), "optimizer", "nesterov needs momentum > 0"},
+      {Spec(3, {DenseLayer(2)}, Adam(0.01, 1.0)), "optimizer", "beta1"},
+      {Spec(3, {DenseLayer(2)}, Adam(0.01, 0.9, 0.999, 0.0)), "optimizer", "epsilon must be a finite number > 0"},
+      {Spec(3, {BatchNormLayer(1.0), DenseLayer(2)}, Adam(0.01)), "layers[0]", "momentum"},
+      {Spec(3, {both, DenseLayer(2)}, Adam(0.01)), "layers[0]", "biasCorrection applies to statistics 'ema' only"},
+      {Spec(3, {no_eps, DenseLayer(2)}, Adam(0.01)), "layers[0]", "epsilon"},
+      {Spec(3, {DenseLayer(1)}, Adam(0.01)), "config", "loss needs at least 2 outputs, the last layer has 1"},
+      // 16384 x 16385 weights and 16385 biases are just over 2^28: the layer that crosses the limit is named.
+      {Spec(16384, {DenseLayer(16385), DenseLayer(2)}, Adam(0.01)), "layers[0]", "brings the network to 268468225 weights"},
+  };
+  for (const Case& c : bad) {
     std::unique_ptr<Network> net;
     ErrorInfo error;
-    EXPECT_EQ(Network::create(bad[i].first, &net, &error), Status::InvalidConfig) << "case " << i;
-    EXPECT_EQ(net, nullptr) << "case " << i;
-    EXPECT_EQ(error.argument, Argument::Spec) << "case " << i;
-    EXPECT_EQ(error.index, static_cast<int64_t>(bad[i].second)) << "case " << i << ": " << error.message;
-    EXPECT_FALSE(error.message.empty()) << "case " << i;
+    EXPECT_EQ(Network::create(c.spec, &net, &error), Status::InvalidConfig) << c.message;
+    EXPECT_EQ(net, nullptr) << c.message;
+    EXPECT_EQ(error.argument, Argument::Spec) << c.message;
+    EXPECT_EQ(error.where, c.where) << error.message;
+    EXPECT_EQ(error.message.rfind(c.message, 0), 0u) << "message: " << error.message;
   }
 }
 
@@ -1202,8 +1222,8 @@ TEST(NetworkInference, FoldedNetworkPredictsTheSameWithoutBatchNorm) {
   for (int step = 0; step < 20; ++step) ASSERT_EQ(Train(*net, RandomBatch(rng, 16, net->input_size(), net->output_size())), Status::Ok);
   std::unique_ptr<Network> folded = net->folded();
   size_t bn_before = 0, bn_after = 0;
-  for (const LayerSpec& l : net->spec().layers) bn_before += l.type == LayerType::BatchNorm;
-  for (const LayerSpec& l : folded->spec().layers) bn_after += l.type == LayerType::BatchNorm;
+  for (const LayerSpec& l : net->spec().layers) bn_before += std::string(l.def->name) == "batchNorm";
+  for (const LayerSpec& l : folded->spec().layers) bn_after += std::string(l.def->name) == "batchNorm";
   EXPECT_GT(bn_before, bn_after);
   const Batch b = RandomBatch(rng, 9, net->input_size(), net->output_size());
   std::copy(b.x.begin(), b.x.end(), net->input(9));
@@ -1216,14 +1236,69 @@ TEST(NetworkInference, FoldedNetworkPredictsTheSameWithoutBatchNorm) {
   for (size_t k = 0; k < 9 * net->output_size(); ++k) EXPECT_NEAR(got[k], want[k], 2e-6) << k;
 }
 
-TEST(SpecEncoding, EncodeDecodeRoundTrip) {
+std::vector<uint8_t> ValueBytes(const Value& v) {
+  std::vector<uint8_t> out;
+  v.write(&out);
+  return out;
+}
+
+// A spec's Value reads back to the same spec, every option written out.
+TEST(SpecEncoding, ValueRoundTrip) {
   const NetworkSpec spec = MixedSpec(Sgd(0.05, 0.9, true, 1e-3));
-  const std::vector<double> v = encode_spec(spec);
-  ASSERT_EQ(v.size(), kSpecHeader + kLayerFields * spec.layers.size());
+  const Value v = network_value(spec);
   NetworkSpec back;
-  ErrorInfo error;
-  ASSERT_EQ(decode_spec(v.data(), v.size(), &back, &error), Status::Ok) << error.message;
-  EXPECT_EQ(encode_spec(back), v);
+  SpecFailure why;
+  ASSERT_TRUE(parse_network(v, &back, &why)) << why.where << ": " << why.error.message;
+  EXPECT_EQ(ValueBytes(network_value(back)), ValueBytes(v));
+  // A layer holds every option of its type, defaults included.
+  const Value& bn = v.get("layers")->items()[1];
+  for (const char* option : {"momentum", "epsilon", "runningVariance", "statistics", "biasCorrection", "renorm"})
+    EXPECT_NE(bn.get(option), nullptr) << option;
+  EXPECT_TRUE(bn.get("renorm")->is_null());
+}
+
+// Model files of formats 1 and 2 stored a flat vector with one fixed record
+// per layer: a dense + batch norm + ReLU + dense network written by hand reads
+// back to its config. (tests/js/legacy-models.test.js loads real 0.1 files.)
+TEST(SpecEncoding, ReadsTheFlatSpecsOfFormats1And2) {
+  // header: input 3, softmax, seed 7, sgd, lr 0.05, momentum 0.9, nesterov, beta1, beta2, eps, wd, 4 layers
+  const std::vector<double> header = {3, 0, 7, 0, 0.05, 0.9, 1, 0.9, 0.999, 1e-8, 0, 4};
+  const std::vector<std::vector<double>> layers = {
+      {0, 5, 0, 1, 0.01, 0.9, 1e-5, 1, 0, 0, 0, 0},    // dense 5, no bias, He
+      {1, 0, 1, 0, 0.01, 0.8, 1e-3, 0, 1, 0, 0, 0},    // batch norm, biased, cumulative
+      {2, 0, 1, 0, 0.01, 0.9, 1e-5, 1, 0, 0, 0, 0},    // relu
+      {0, 2, 1, 0, 0.01, 0.9, 1e-5, 1, 0, 0, 0, 0}};   // dense 2
+  for (uint32_t format : {1u, 2u}) {
+    std::vector<double> v = header;
+    if (format == 2) v.insert(v.end(), {0, 0, 0});  // flat input
+    for (const auto& l : layers) {
+      v.insert(v.end(), l.begin(), l.end());
+      if (format == 2) v.insert(v.end(), {0, 0, 1, 1, 0, 0, 0});
+    }
+    NetworkSpec spec;
+    SpecFailure why;
+    ASSERT_TRUE(decode_legacy_spec(v.data(), v.size(), format, &spec, &why))
+        << "format " << format << ": " << why.where << ": " << why.error.message;
+    ASSERT_EQ(spec.layers.size(), 4u);
+    EXPECT_STREQ(spec.layers[0].def->name, "dense");
+    EXPECT_EQ(spec.layers[0].get("units"), 5);
+    EXPECT_EQ(spec.layers[0].get("useBias"), 0);
+    EXPECT_EQ(spec.layers[0].get("init"), static_cast<double>(Init::HeUniform));
+    EXPECT_EQ(spec.layers[1].get("momentum"), 0.8);
+    EXPECT_EQ(spec.layers[1].get("epsilon"), 1e-3);
+    EXPECT_EQ(spec.layers[1].get("runningVariance"), 0);  // biased
+    EXPECT_EQ(spec.layers[1].get("statistics"), 1);       // cumulative
+    EXPECT_STREQ(spec.layers[2].def->name, "relu");
+    EXPECT_EQ(spec.optimizer.type, OptimizerType::Sgd);
+    EXPECT_TRUE(spec.optimizer.nesterov);
+    EXPECT_EQ(spec.seed, 7u);
+    // A value out of range is refused as parse_network refuses it: a type index beyond the list.
+    v[v.size() - (format == 2 ? 19 : 12)] = 10;
+    EXPECT_FALSE(decode_legacy_spec(v.data(), v.size(), format, &spec, &why));
+    EXPECT_EQ(why.where, "layers[3]");
+    // And a length that does not match the layer count.
+    EXPECT_FALSE(decode_legacy_spec(v.data(), v.size() - 1, format, &spec, &why));
+  }
 }
 
 // ---- learning -----------------------------------------------------------------------------------
@@ -1246,8 +1321,8 @@ Batch XorData(Rng& rng, size_t n) {
 TEST(NetworkLearning, LearnsXor) {
   auto net =
       Make(Spec(2,
-                {DenseLayer(16), BatchNormLayer(), Activation(LayerType::Relu), DenseLayer(16),
-                 BatchNormLayer(), Activation(LayerType::Relu), DenseLayer(2)},
+                {DenseLayer(16), BatchNormLayer(), Activation("relu"), DenseLayer(16),
+                 BatchNormLayer(), Activation("relu"), DenseLayer(2)},
                 Adam(0.02), LossType::SoftmaxCrossEntropy, 3));
   ASSERT_NE(net, nullptr);
   Rng rng(280);
@@ -1304,23 +1379,16 @@ TEST(NetworkLearning, ShuffleIsAPermutation) {
 
 LayerSpec ConvLayer(int32_t filters, int32_t kh, int32_t kw, int32_t stride = 1, int32_t pad = 0,
                     bool same = false, bool use_bias = true) {
-  LayerSpec l;
-  l.type = LayerType::Conv2d;
-  l.units = filters;
-  l.kernel_h = kh;
-  l.kernel_w = kw;
-  l.stride_h = l.stride_w = stride;
-  l.pad_h = l.pad_w = pad;
-  l.same_padding = same;
-  l.use_bias = use_bias;
+  LayerSpec l = LayerSpec::of("conv2d").set("filters", filters).set("useBias", use_bias);
+  l.set("kernelSize", kh, 0).set("kernelSize", kw, 1).set("stride", stride, 0).set("stride", stride, 1);
+  l.set("padding", static_cast<double>(same ? PadMode::Same : PadMode::Explicit));
+  for (size_t k = 1; k <= 4; ++k) l.set("padding", same ? 0 : pad, k);
   return l;
 }
 
-LayerSpec PoolLayer(LayerType type, int32_t size, int32_t stride) {
-  LayerSpec l;
-  l.type = type;
-  l.kernel_h = l.kernel_w = size;
-  l.stride_h = l.stride_w = stride;
+LayerSpec PoolLayer(const char* type, int32_t size, int32_t stride) {
+  LayerSpec l = LayerSpec::of(type);
+  l.set("poolSize", size, 0).set("poolSize", size, 1).set("stride", stride, 0).set("stride", stride, 1);
   return l;
 }
 
@@ -1338,25 +1406,24 @@ NetworkSpec ImageSpec(int32_t c, int32_t h, int32_t w, std::vector<LayerSpec> la
 // an explicit flatten and a dense layer reading a conv output directly.
 NetworkSpec ConvMixedSpec(bool global = false) {
   LayerSpec bn_corrected = BatchNormLayer(0.8);
-  bn_corrected.bias_correction = true;
+  bn_corrected.set("biasCorrection", 1);
   LayerSpec bn_renorm = BatchNormLayer();
-  bn_renorm.renorm_rmax = 2;
-  bn_renorm.renorm_dmax = 1;
+  bn_renorm.set("renorm", 1).set("renorm", 2, 1).set("renorm", 1, 2);  // present, rMax 2, dMax 1
   std::vector<LayerSpec> layers = {
       ConvLayer(5, 3, 3, 1, 0, true, false), bn_corrected,
-      Activation(LayerType::Relu),           PoolLayer(LayerType::MaxPool2d, 2, 2),
+      Activation("relu"),           PoolLayer("maxPool2d", 2, 2),
       ConvLayer(6, 2, 2, 1, 0, true),        bn_renorm,
-      Activation(LayerType::Tanh),           ConvLayer(4, 3, 3, 2, 1),
-      PoolLayer(LayerType::AvgPool2d, 2, 1)};
+      Activation("tanh"),           ConvLayer(4, 3, 3, 2, 1),
+      PoolLayer("avgPool2d", 2, 1)};
   if (global) {
-    layers.push_back(Activation(LayerType::Relu));
-    layers.push_back(LayerSpec{LayerType::GlobalAvgPool});
+    layers.push_back(Activation("relu"));
+    layers.push_back(LayerSpec::of("globalAvgPool"));
   } else {
-    layers.push_back(LayerSpec{LayerType::Flatten});
+    layers.push_back(LayerSpec::of("flatten"));
   }
   layers.push_back(DenseLayer(7, Init::Auto, false));
   layers.push_back(BatchNormLayer());
-  layers.push_back(Activation(LayerType::Relu));
+  layers.push_back(Activation("relu"));
   layers.push_back(DenseLayer(3));
   return ImageSpec(2, 9, 11, layers);
 }
@@ -1483,7 +1550,7 @@ TEST(ConvNetwork, SaveLoadRoundTripAndTrainingContinuesIdentically) {
   std::string why;
   auto b = Load(bytes, &st, &why);
   ASSERT_EQ(st, Status::Ok) << why;
-  EXPECT_EQ(encode_spec(b->spec()), encode_spec(a->spec()));
+  EXPECT_EQ(ValueBytes(network_value(b->spec())), ValueBytes(network_value(a->spec())));
   Rng r1(331), r2(331);
   TrainRandom(*a, r1, 2, 5);
   TrainRandom(*b, r2, 2, 5);
@@ -1508,8 +1575,8 @@ TEST(ConvNetwork, NoAllocationInPredictOne) {
 TEST(ConvNetwork, InitUsesTheConvFans) {
   auto net = Make(ImageSpec(
       3, 8, 8,
-      {ConvLayer(24, 3, 3, 1, 0, true, false), BatchNormLayer(), Activation(LayerType::Relu),
-       ConvLayer(20, 2, 3), Activation(LayerType::Tanh), DenseLayer(2)}));
+      {ConvLayer(24, 3, 3, 1, 0, true, false), BatchNormLayer(), Activation("relu"),
+       ConvLayer(20, 2, 3), Activation("tanh"), DenseLayer(2)}));
   ASSERT_NE(net, nullptr);
   const auto ts = net->tensors();
   ExpectUniform(Copy(Find(ts, 0, "weight")), std::sqrt(6.0 / (3 * 9)), "conv 0 (auto -> He)");
@@ -1519,73 +1586,38 @@ TEST(ConvNetwork, InitUsesTheConvFans) {
   EXPECT_TRUE(AllNear("conv 3 bias", std::vector<double>(20, 0.0), bias.data(), 0.0));
 }
 
-// Shapes that do not fit are refused at the spec position of the field at fault (argument
-// Spec), with a message that completes "<field> ..." and names the sizes.
+// Shapes that do not fit are refused naming the layer and the field at fault
+// (argument Spec), with a message that completes "<field> ..." and names the
+// sizes, and the offending value as the detail.
 TEST(ConvNetwork, ShapesThatDoNotFitAreRefused) {
   struct Case {
     NetworkSpec spec;
-    size_t index;
-    double value;
+    const char* where;
     const char* expect;
+    Value detail;
   };
   const Case cases[] = {
-      {ImageSpec(1, 4, 4, {ConvLayer(2, 5, 5), DenseLayer(2)}), layer_field(0, kKernelHField), 5,
-       "must be at most 4, the height of its 4x4 input"},
-      {ImageSpec(1, 4, 4,
-                 {ConvLayer(2, 3, 3), PoolLayer(LayerType::MaxPool2d, 3, 3), DenseLayer(2)}),
-       layer_field(1, kKernelHField), 3, "must be at most 2, the height of its 2x2 input"},
-      {Spec(16, {ConvLayer(2, 3, 3), DenseLayer(2)}, Adam(0.01)), layer_field(0, kTypeField),
-       static_cast<double>(LayerType::Conv2d), "needs an image input"},
-      {ImageSpec(
-           1, 4, 4,
-           {LayerSpec{LayerType::Flatten}, PoolLayer(LayerType::AvgPool2d, 2, 2), DenseLayer(2)}),
-       layer_field(1, kTypeField), static_cast<double>(LayerType::AvgPool2d),
-       "needs an image input"},
-      {ImageSpec(1, 6, 6, {ConvLayer(2, 3, 3, 2, 0, true), DenseLayer(2)}),
-       layer_field(0, kStrideHField), 2, "must be 1 with padding 'same'"},
+      {ImageSpec(1, 4, 4, {ConvLayer(2, 5, 5), DenseLayer(2)}), "layers[0]",
+       "kernelSize[0] must be at most 4, the height of its 4x4 input", Value::number(5)},
+      {ImageSpec(1, 4, 4, {ConvLayer(2, 3, 3), PoolLayer("maxPool2d", 3, 3), DenseLayer(2)}),
+       "layers[1]", "poolSize[0] must be at most 2, the height of its 2x2 input", Value::number(3)},
+      {Spec(16, {ConvLayer(2, 3, 3), DenseLayer(2)}, Adam(0.01)), "layers[0]",
+       "type needs an image input", Value::string("conv2d")},
+      {ImageSpec(1, 4, 4, {LayerSpec::of("flatten"), PoolLayer("avgPool2d", 2, 2), DenseLayer(2)}),
+       "layers[1]", "type needs an image input", Value::string("avgPool2d")},
+      {ImageSpec(1, 6, 6, {ConvLayer(2, 3, 3, 2, 0, true), DenseLayer(2)}), "layers[0]",
+       "stride[0] must be 1 with padding 'same'", Value::number(2)},
   };
   for (const Case& c : cases) {
     std::unique_ptr<Network> net;
     ErrorInfo error;
     EXPECT_EQ(Network::create(c.spec, &net, &error), Status::InvalidConfig) << c.expect;
     EXPECT_EQ(error.argument, Argument::Spec) << c.expect;
-    EXPECT_EQ(error.index, static_cast<int64_t>(c.index)) << error.message;
-    EXPECT_EQ(error.value, c.value) << error.message;
-    EXPECT_NE(error.message.find(c.expect), std::string::npos) << "message: " << error.message;
+    EXPECT_EQ(error.where, c.where) << error.message;
+    ASSERT_TRUE(error.has_detail) << error.message;
+    EXPECT_EQ(ValueBytes(error.detail), ValueBytes(c.detail)) << error.message;
+    EXPECT_EQ(error.message.rfind(c.expect, 0), 0u) << "message: " << error.message;
   }
-}
-
-// A model file of format version 1 (dense networks, the spec without the
-// input shape and the conv fields) still loads, to the same network.
-TEST(NetworkLoad, LoadsFormatVersion1) {
-  auto net = Make(MixedSpec());
-  ASSERT_NE(net, nullptr);
-  Rng rng(350);
-  TrainRandom(*net, rng, 2, 6);
-  const std::vector<uint8_t> v2 = net->save();
-  // Rebuild the payload with the version 1 spec layout.
-  uint32_t spec_n = 0;
-  std::memcpy(&spec_n, v2.data() + 12, 4);
-  std::vector<double> spec(spec_n);
-  std::memcpy(spec.data(), v2.data() + 16, 8 * spec_n);
-  std::vector<double> old(spec.begin(), spec.begin() + kSpecHeaderV1);
-  for (size_t i = kSpecHeader; i < spec.size(); i += kLayerFields)
-    old.insert(old.end(), spec.begin() + i, spec.begin() + i + kLayerFieldsV1);
-  std::vector<uint8_t> payload(4 + 8 * old.size());
-  const uint32_t old_n = static_cast<uint32_t>(old.size());
-  std::memcpy(payload.data(), &old_n, 4);
-  std::memcpy(payload.data() + 4, old.data(), 8 * old.size());
-  payload.insert(payload.end(), v2.begin() + 16 + 8 * spec_n, v2.end() - 4);
-  std::vector<uint8_t> v1 = {'B', 'N', 'W', 'M', 1, 0, 0, 0, 0, 0, 0, 0};
-  WriteU32(&v1, 8, static_cast<uint32_t>(payload.size()));
-  v1.insert(v1.end(), payload.begin(), payload.end());
-  v1.resize(v1.size() + 4);
-  Reseal(&v1);
-  Status st;
-  std::string why;
-  auto loaded = Load(v1, &st, &why);
-  ASSERT_EQ(st, Status::Ok) << why;
-  EXPECT_TRUE(BytesEqual("re-saved (as version 2)", v2, loaded->save()));
 }
 
 }  // namespace

@@ -134,8 +134,8 @@ describe('configs', () => {
     ['unknown top-level option', { ...base, lossFunction: 'mse' }, /unknown option 'lossFunction'/],
     ['inputSize 0', { ...base, inputSize: 0 }, /inputSize must be an integer in \[1, 16777216\], got 0/],
     ['inputSize 2.5', { ...base, inputSize: 2.5 }, /inputSize must be an integer.*got 2\.5/],
-    ['no layers', { ...base, layers: [] }, /layers must be a non-empty array, got Array\(0\)/],
-    ['unknown layer type', { ...base, layers: [{ type: 'conv3d' }] }, /layers\[0\]: type must be one of 'dense', 'batchNorm', 'relu', 'sigmoid', 'tanh', 'conv2d', 'maxPool2d', 'avgPool2d', 'globalAvgPool', 'flatten', got "conv3d"/],
+    ['no layers', { ...base, layers: [] }, /layers must be a non-empty array, got \[\]/],
+    ['unknown layer type', { ...base, layers: [{ type: 'conv3d' }] }, /layers\[0\]: type must be one of 'dense', 'batchNorm', 'relu', 'sigmoid', 'tanh', 'flatten', 'conv2d', 'maxPool2d', 'avgPool2d', 'globalAvgPool', 'add', got "conv3d"/],
     ['layer type in the wrong case', { ...base, layers: [{ type: 'batchnorm' }] }, /got "batchnorm"/],
     ['unknown layer option', { ...base, layers: [{ type: 'batchNorm', momentun: 0.9 }] }, /layers\[0\]: unknown option 'momentun' \(expected one of type, momentum, epsilon/],
     ['negative units', { ...base, layers: [{ type: 'dense', units: -3 }] }, /layers\[0\]: units must be an integer in \[1, 16777216\], got -3/],
@@ -174,9 +174,9 @@ describe('model bytes', () => {
     };
     await expectCorrupt(new Uint8Array(0), /not a bnwasm model/);
     await expectCorrupt(Uint8Array.from(bytes, (v, i) => (i === 0 ? 0x50 : v)), /not a bnwasm model \(the bytes do not start with "BNWM"\)/);
-    const v3 = bytes.slice();
-    v3[4] = 3;
-    await expectCorrupt(v3, /model format version 3 is not supported \(this build reads versions 1 to 2\)/);
+    const v4 = bytes.slice();
+    v4[4] = 4;
+    await expectCorrupt(v4, /model format version 4 is not supported \(this build reads versions 1 to 3\)/);
     for (const cut of [1, 15, 16, 100, bytes.length - 4, bytes.length - 1]) {
       await expectCorrupt(bytes.subarray(0, cut), cut < 16 ? /not a bnwasm model/ : /truncated/);
     }

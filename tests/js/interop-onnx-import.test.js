@@ -112,7 +112,7 @@ describe('importONNX refuses what it cannot represent', () => {
   test('bad options name the option', async () => {
     await expect(importONNX(bytes, { optimiser: {} })).rejects.toThrow(/unknown option 'optimiser'/);
     await expect(importONNX(bytes, { optimizer: { type: 'rmsprop' } })).rejects.toThrow(/optimizer: type must be one of 'sgd', 'adam', got "rmsprop"/);
-    await expect(importONNX(bytes, { runningVariance: 'n-1' })).rejects.toThrow(/runningVariance must be 'biased' or 'unbiased'/);
+    await expect(importONNX(bytes, { runningVariance: 'n-1' })).rejects.toThrow(/runningVariance must be one of 'biased', 'unbiased', got "n-1"/);
     await expect(importONNX('model.onnx')).rejects.toThrow(/bytes must be a Uint8Array or ArrayBuffer, got "model.onnx"/);
   });
   test('a truncated file', async () => {

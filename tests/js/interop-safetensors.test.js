@@ -17,6 +17,7 @@ import { batchesTracked } from '../../web/src/network.js';
 import { loadSafetensors, toSafetensors } from 'bnwasm/interop';
 import { expectClose, gaussian, rng } from './helpers.js';
 import { readSafetensors, writeSafetensors } from '../../web/src/interop/safetensors.js';
+import { torchModule } from '../../web/src/interop/common.js';
 
 const TOLERANCE = { atol: 2e-6, rtol: 1e-5 };
 const SCRIPT = new URL('../../scripts/pytorch/safetensors_roundtrip.py', import.meta.url).pathname;
@@ -52,10 +53,10 @@ test('bnwasm -> safetensors -> PyTorch load_state_dict -> train -> safetensors -
   for (let step = 0; step < 7; step++) net.trainBatch(x, y);
   const dir = mkdtempSync(join(tmpdir(), 'bnwasm-st-'));
   try {
-    writeFileSync(join(dir, 'config.json'), JSON.stringify(net.config));
+    writeFileSync(join(dir, 'model.json'), JSON.stringify(torchModule(net)));
     writeFileSync(join(dir, 'net.safetensors'), net.toSafetensors());
     writeFileSync(join(dir, 'x.json'), JSON.stringify(rows(x, 5)));
-    const log = execFileSync('/usr/bin/python3', [SCRIPT, join(dir, 'config.json'), join(dir, 'net.safetensors'), join(dir, 'x.json'), dir], {
+    const log = execFileSync('/usr/bin/python3', [SCRIPT, join(dir, 'model.json'), join(dir, 'net.safetensors'), join(dir, 'x.json'), dir], {
       encoding: 'utf8',
     });
     expect(log).toMatch(/loaded 17 tensors strictly, trained 3 steps/);

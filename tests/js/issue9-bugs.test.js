@@ -39,8 +39,8 @@ test('a network over the 2^28-weight limit is a ConfigError, from createNetwork 
   const error = await createNetwork(config).catch((e) => e);
   expect(error).toBeInstanceOf(ConfigError);
   expect(error.code).toBe('BNWASM_INVALID_CONFIG');
-  expect(error.message).toMatch(/^createNetwork\(\): layers\[0\]: units gives the network 268451840 weights, more than the 2\^28 limit \(268435456\), got 16385$/);
+  expect(error.message).toMatch(/^createNetwork\(\): layers\[0\]: brings the network to 268468225 weights, more than the 268435456 \(2\^28\) that fit in wasm memory with their gradients and optimizer moments$/);
   const viaWorker = await createTrainer(config).catch((e) => e);
   expect(viaWorker).toBeInstanceOf(ConfigError);
-  expect(viaWorker.message).toMatch(/^createTrainer\(\): layers\[0\]: units gives the network 268451840 weights/);
+  expect(viaWorker.message).toMatch(/^createTrainer\(\): layers\[0\]: brings the network to 268468225 weights/);
 });

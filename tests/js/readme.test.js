@@ -32,3 +32,9 @@ test('the worker block in README.md runs and prints what it promises', () => {
   expect(output).toMatch(/^class 0 progress messages true$/m);
   expect(output).toMatch(/^same as in the worker: true$/m);
 });
+
+test('the residual network block in README.md runs and prints what it promises', () => {
+  const output = runBlock('Graphs: residual networks');
+  expect(output).toMatch(/^conv2d 8x28x28, batchNorm 8x28x28, relu 8x28x28, .*add 8x28x28, relu 8x28x28, globalAvgPool 8, dense 10$/m);
+  expect(output).toMatch(/^\[ 2, 7 \] 10$/m);
+});

@@ -1,18 +1,74 @@
-// One description of a network: every option's default is written once (CONFIG_DEFAULTS in
-// web/src/config.js, FIT_DEFAULTS in web/src/network.js). The places that repeat a default for
-// their readers (the .d.ts `@default` tags, the README's bracketed defaults, the core's C++
-// structs) must say the same; this test fails on the first that drifts.
+// One description of a network: every layer type, its options, defaults and ranges are one
+// registry entry in the core (cpp/src/ops/), which networkSchema() returns. The README's list
+// of layers and options and the config types (web/src/schema.d.ts) are written from it by
+// scripts/docs/options.mjs; this test fails when either is out of date, or when the core fills
+// in defaults other than the ones its schema says. fit's options are JS's own: FIT_DEFAULTS in
+// web/src/network.js, repeated in index.d.ts and the README.
 import { readFileSync } from 'node:fs';
-import { CONFIG_DEFAULTS } from '../../web/src/config.js';
+import { describeNetwork, networkSchema } from 'bnwasm';
 import { FIT_DEFAULTS } from '../../web/src/network.js';
+import { README, TYPES, renderReadme, renderTypes, withReadmeRegion } from '../../scripts/docs/options.mjs';
 
-const read = (path) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
-const types = read('web/src/index.d.ts');
-const readme = read('README.md');
-const networkH = read('cpp/include/bnwasm/network.h');
+const read = (path) => readFileSync(path, 'utf8');
+let schema;
+beforeAll(async () => {
+  schema = await networkSchema();
+});
 
-// A default as written in a doc ("0.9", "1e-5", "'unbiased'", "true", "null") as a JS value.
-// Anything else (an object written in JS syntax) stays text: no default of that kind is compared.
+test("the README's layers and options are written from the core's registry (node scripts/docs/options.mjs)", () => {
+  const readme = read(README);
+  expect(readme).toBe(withReadmeRegion(readme, renderReadme(schema)));
+});
+
+test('web/src/schema.d.ts is written from the core\'s registry (node scripts/docs/options.mjs)', () => {
+  expect(read(TYPES)).toBe(renderTypes(schema));
+});
+
+test('every layer type and option is in the schema, with a default or marked required', () => {
+  const types = schema.layers.map((l) => l.type);
+  expect(types).toEqual(expect.arrayContaining(['dense', 'batchNorm', 'relu', 'conv2d', 'maxPool2d', 'add']));
+  for (const layer of schema.layers) {
+    expect(layer.doc.length).toBeGreaterThan(10);
+    for (const o of layer.options) {
+      expect(o.doc.length).toBeGreaterThan(5);
+      expect(['int', 'number', 'bool', 'enum', 'size', 'padding', 'record']).toContain(o.kind);
+    }
+  }
+});
+
+// The smallest config of each layer type: its required options only.
+const REQUIRED = { units: 3, filters: 2, kernelSize: 1, poolSize: 1 };
+
+test.each(['dense', 'batchNorm', 'relu', 'sigmoid', 'tanh', 'conv2d', 'maxPool2d', 'avgPool2d', 'globalAvgPool', 'flatten'])(
+  '%s: the config the core fills in has the schema\'s defaults',
+  async (type) => {
+    const entry = schema.layers.find((l) => l.type === type);
+    const layer = { type };
+    for (const o of entry.options) if (!('default' in o) && !o.defaultFrom) layer[o.name] = REQUIRED[o.name];
+    const { config } = await describeNetwork({ inputShape: [2, 3, 3], layers: [layer, { type: 'flatten' }, { type: 'dense', units: 2 }] });
+    for (const o of entry.options) {
+      const filled = config.layers[0][o.name];
+      if ('default' in o) expect([o.name, filled]).toEqual([o.name, o.default]);
+      else if (o.defaultFrom) expect([o.name, filled]).toEqual([o.name, config.layers[0][o.defaultFrom]]);
+    }
+  },
+);
+
+test("the optimizers' and the network's defaults are the ones the core fills in", async () => {
+  for (const optimizer of schema.optimizers) {
+    const { config } = await describeNetwork({ inputSize: 2, layers: [{ type: 'dense', units: 2 }], optimizer: { type: optimizer.type } });
+    for (const o of optimizer.options) expect([o.name, config.optimizer[o.name]]).toEqual([o.name, o.default]);
+  }
+  const { config } = await describeNetwork({ inputSize: 2, layers: [{ type: 'dense', units: 2 }] });
+  for (const o of schema.network) expect([o.name, config[o.name]]).toEqual([o.name, o.default]);
+});
+
+// ---- fit's options (JS's own) ----------------------------------------------------------
+
+const types = read(new URL('../../web/src/index.d.ts', import.meta.url));
+const readme = read(README);
+
+// A default as written in a doc ("0.9", "'unbiased'", "true") as a JS value.
 const literal = (text) => {
   try {
     return JSON.parse(text.trim().replace(/^'(.*)'$/, '"$1"'));
@@ -21,86 +77,19 @@ const literal = (text) => {
   }
 };
 
-// The `@default` of each property of one interface in index.d.ts.
-function typeDefaults(name) {
-  const body = types.slice(types.indexOf(`export interface ${name} `)).split('\n}\n')[0];
+test('index.d.ts FitOptions says the defaults fit fills in', () => {
+  const body = types.slice(types.indexOf('export interface FitOptions ')).split('\n}\n')[0];
   const out = {};
   for (const m of body.matchAll(/@default ([^ ]+?)\.? \*\/\n\s+(\w+)\??:|@default ([^\n]+?)\.? [^\n]*\*\/\n\s+(\w+)\??:/g)) {
-    out[m[2] ?? m[4]] = m[1] ?? m[3];
+    out[m[2] ?? m[4]] = literal((m[1] ?? m[3]).replace(/\.$/, ''));
   }
-  // Multi-line JSDoc blocks: "@default X" on its own line, the property after the closing "*/".
-  for (const m of body.matchAll(/@default ([^\s(]+)[^\n]*\n\s+\*\/\n\s+(\w+)\??:/g)) out[m[2]] ??= m[1];
-  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, literal(v.replace(/\.$/, ''))]));
-}
-
-const withoutType = (defaults) => Object.fromEntries(Object.entries(defaults).filter(([k]) => k !== 'type'));
-
-test.each([
-  ['DenseLayerConfig', CONFIG_DEFAULTS.dense],
-  ['Conv2dLayerConfig', CONFIG_DEFAULTS.conv2d],
-  ['BatchNormLayerConfig', CONFIG_DEFAULTS.batchNorm],
-  ['SgdConfig', CONFIG_DEFAULTS.sgd],
-  ['AdamConfig', CONFIG_DEFAULTS.adam],
-  ['FitOptions', FIT_DEFAULTS],
-])('index.d.ts %s says the defaults the code fills in', (name, defaults) => {
-  expect(typeDefaults(name)).toEqual(withoutType(defaults));
+  expect(out).toEqual(FIT_DEFAULTS);
 });
 
-test('index.d.ts NetworkConfig says the network defaults', () => {
-  const d = typeDefaults('NetworkConfig');
-  expect({ loss: d.loss, seed: d.seed }).toEqual(CONFIG_DEFAULTS.network);
-});
-
-// "`name` [value]" and "name [value]" pairs in one README passage.
-function readmeDefaults(passage) {
+test("the README's fit defaults are fit's", () => {
+  const fit = readme.slice(readme.indexOf('`fit` takes'));
+  const passage = fit.slice(0, fit.indexOf('\n-'));
   const out = {};
   for (const m of passage.matchAll(/`?(\w+)`?\s+\[([^\]:;]+?)(?:[:;][^\]]*)?\]/g)) out[m[1]] = literal(m[2]);
-  return out;
-}
-
-test("the README's batch-norm, optimizer and fit defaults are the code's", () => {
-  const bn = readmeDefaults(readme.slice(readme.indexOf('Options per layer'), readme.indexOf('Running mean starts at 0')));
-  expect(bn).toEqual({
-    momentum: CONFIG_DEFAULTS.batchNorm.momentum,
-    epsilon: CONFIG_DEFAULTS.batchNorm.epsilon,
-    runningVariance: CONFIG_DEFAULTS.batchNorm.runningVariance,
-    statistics: CONFIG_DEFAULTS.batchNorm.statistics,
-    biasCorrection: CONFIG_DEFAULTS.batchNorm.biasCorrection,
-  });
-  const sgd = readme.slice(readme.indexOf("{ type: 'sgd'"));
-  expect(readmeDefaults(sgd.slice(0, sgd.indexOf('}')))).toEqual(withoutType(CONFIG_DEFAULTS.sgd));
-  const adam = readme.slice(readme.indexOf("{ type: 'adam', learningRate ["));
-  expect(readmeDefaults(adam.slice(0, adam.indexOf('}')))).toEqual(withoutType(CONFIG_DEFAULTS.adam));
-  const fit = readme.slice(readme.indexOf('`fit` takes'));
-  expect(readmeDefaults(fit.slice(0, fit.indexOf('\n-')))).toEqual({
-    epochs: FIT_DEFAULTS.epochs,
-    batchSize: FIT_DEFAULTS.batchSize,
-    shuffle: FIT_DEFAULTS.shuffle,
-  });
-});
-
-test("the core's LayerSpec and OptimizerSpec defaults are the code's (Adam, the default optimizer)", () => {
-  const cpp = (struct, field) => {
-    const body = networkH.slice(networkH.indexOf(`struct ${struct} {`)).split('\n};')[0];
-    const m = body.match(new RegExp(`\\s${field} = ([^;,]+)[;,]`));
-    return m[1] === 'true' || m[1] === 'false' ? m[1] === 'true' : Number(m[1]);
-  };
-  expect([cpp('LayerSpec', 'momentum'), cpp('LayerSpec', 'epsilon'), cpp('LayerSpec', 'use_bias'), cpp('LayerSpec', 'init_std')]).toEqual([
-    CONFIG_DEFAULTS.batchNorm.momentum,
-    CONFIG_DEFAULTS.batchNorm.epsilon,
-    CONFIG_DEFAULTS.dense.useBias,
-    CONFIG_DEFAULTS.dense.initStd,
-  ]);
-  const conv = CONFIG_DEFAULTS.conv2d;
-  expect(['stride_h', 'stride_w', 'pad_h', 'pad_w'].map((f) => cpp('LayerSpec', f))).toEqual([conv.stride, conv.stride, conv.padding, conv.padding]);
-  expect(cpp('LayerSpec', 'unbiased_variance')).toBe(CONFIG_DEFAULTS.batchNorm.runningVariance === 'unbiased');
-  const adam = CONFIG_DEFAULTS.adam;
-  expect(['learning_rate', 'beta1', 'beta2', 'epsilon', 'weight_decay'].map((f) => cpp('OptimizerSpec', f))).toEqual([
-    adam.learningRate,
-    adam.beta1,
-    adam.beta2,
-    adam.epsilon,
-    adam.weightDecay,
-  ]);
-  expect(cpp('NetworkSpec', 'seed')).toBe(CONFIG_DEFAULTS.network.seed);
+  expect(out).toEqual({ epochs: FIT_DEFAULTS.epochs, batchSize: FIT_DEFAULTS.batchSize, shuffle: FIT_DEFAULTS.shuffle });
 });

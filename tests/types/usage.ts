@@ -34,11 +34,25 @@ const cnn: NetworkConfig = {
 export async function convTour(x: Float32Array): Promise<number> {
   const net = await createNetwork(cnn);
   const shape: number[] = net.getWeights()[0].shape;
-  // @ts-expect-error: padding is a number, [h, w] or 'same' ('valid' is not)
-  await createNetwork({ inputShape: [1, 4, 4], layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, padding: 'valid' }] });
+  // @ts-expect-error: padding is a number, [h, w], [top, left, bottom, right], 'same' or 'valid' ('full' is not)
+  await createNetwork({ inputShape: [1, 4, 4], layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, padding: 'full' }] });
+  // A residual connection: layers named and read by name.
+  const residual = await createNetwork({
+    inputShape: [1, 4, 4],
+    layers: [
+      { type: 'conv2d', filters: 2, kernelSize: 3, padding: 'same', name: 'a' },
+      { type: 'conv2d', filters: 2, kernelSize: 3, padding: [1, 1, 1, 1], name: 'b' },
+      { type: 'add', inputs: ['a', 'b'] },
+      { type: 'globalAvgPool' },
+      { type: 'dense', units: 2 },
+    ],
+  });
+  const shapes: number[][] = residual.layers.map((l) => l.outputShape);
+  // @ts-expect-error: inputs are layer names, not indices
+  await createNetwork({ inputSize: 2, layers: [{ type: 'relu', name: 'r' }, { type: 'add', inputs: [0, 1] }] });
   // @ts-expect-error: a conv layer needs its number of filters
   await createNetwork({ inputShape: [1, 4, 4], layers: [{ type: 'conv2d', kernelSize: 3 }] });
-  return net.predict(x.subarray(0, 784)).length + shape.length;
+  return net.predict(x.subarray(0, 784)).length + shape.length + shapes.length;
 }
 
 export async function tour(x: Float32Array, y: Uint8Array): Promise<number> {

@@ -104,7 +104,7 @@ const REVIVE_BY_CODE = {
 /** Built-in errors keep their names through minification, so those are revived by name. */
 const BUILTIN_ERRORS = { TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError };
 /** Extra fields a bnwasm error may carry (see the constructors' `details`). */
-const DETAILS = ['index', 'value'];
+const DETAILS = ['index', 'value', 'path'];
 
 /**
  * An error as plain data for postMessage (structured clone drops `code` and the details

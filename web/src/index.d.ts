@@ -5,114 +5,14 @@ export type Labels = Int32Array | Uint8Array | Uint16Array | Int16Array | Int8Ar
 /** Class labels for softmaxCrossEntropy, or (m * outputSize) float targets for meanSquaredError. */
 export type Targets = Labels | Float32Array;
 
-export interface DenseLayerConfig {
-  type: 'dense';
-  /** Output features. */
-  units: number;
-  /** @default true. A dense layer in front of a batch norm needs no bias: beta takes its role. */
-  useBias?: boolean;
-  /** 'auto' picks He uniform when the next activation is ReLU, Glorot uniform otherwise. @default 'auto' */
-  init?: 'auto' | 'heUniform' | 'glorotUniform' | 'normal';
-  /** Standard deviation for init 'normal'. @default 0.01 */
-  initStd?: number;
-}
+import type { AdamConfig, LayerConfig, NormalizedLayerConfig, SgdConfig } from './schema.js';
+// The layer and optimizer configs, written from the core's registry (web/src/schema.d.ts).
+export type * from './schema.js';
 
-export interface BatchNormLayerConfig {
-  type: 'batchNorm';
-  /** Weight of the past in running = momentum * running + (1 - momentum) * batch. In [0, 1). @default 0.9 */
-  momentum?: number;
-  /** Added to the variance inside the square root. > 0. @default 1e-5 */
-  epsilon?: number;
-  /** 'unbiased' feeds the m/(m-1) batch variance into the running average (PyTorch); 'biased' the plain one (Keras). @default 'unbiased' */
-  runningVariance?: 'unbiased' | 'biased';
-  /** 'ema': exponentially weighted average; 'cumulative': plain average of every batch seen. @default 'ema' */
-  statistics?: 'ema' | 'cumulative';
-  /** EMA that starts from zero weight and divides by 1 - momentum^t (statistics 'ema' only). @default false */
-  biasCorrection?: boolean;
-  /**
-   * Batch renormalization (Ioffe 2017) for small mini-batches: xhat * r + d with
-   * r = clip(sigma_B / sigma_running, 1/rMax, rMax), d = clip((mu_B - mu_running) / sigma_running, -dMax, dMax),
-   * not back-propagated. null: plain batch norm. rMax 1, dMax 0 equals plain batch norm.
-   * @default null (when given: rMax 3, dMax 5)
-   */
-  renorm?: { rMax?: number; dMax?: number } | null;
-}
-
-export interface ActivationLayerConfig {
-  type: 'relu' | 'sigmoid' | 'tanh';
-}
-
-/** A number for both sides, or [height, width]. */
-export type Size2d = number | [number, number];
-
-/**
- * 2-D convolution as PyTorch's Conv2d (cross-correlation, NCHW). Weights: 'weight'
- * [filters, inChannels, kh, kw] and 'bias' [filters]. Needs an image input
- * (inputShape, or a conv/pool layer before it).
- */
-export interface Conv2dLayerConfig {
-  type: 'conv2d';
-  /** Output channels. */
-  filters: number;
-  kernelSize: Size2d;
-  /** @default 1 */
-  stride?: Size2d;
-  /** Zeros on each side, or 'same' (stride 1 only: output as large as the input; an even kernel pads one more below and right, as PyTorch). @default 0 */
-  padding?: Size2d | 'same';
-  /** @default true. A conv layer in front of a batch norm needs no bias: beta takes its role. */
-  useBias?: boolean;
-  /** As for dense layers, with fan_in = inChannels * kh * kw. @default 'auto' */
-  init?: 'auto' | 'heUniform' | 'glorotUniform' | 'normal';
-  /** Standard deviation for init 'normal'. @default 0.01 */
-  initStd?: number;
-}
-
-/** Max or average over poolSize windows every stride positions, no padding. */
-export interface Pool2dLayerConfig {
-  type: 'maxPool2d' | 'avgPool2d';
-  poolSize: Size2d;
-  /** @default poolSize */
-  stride?: Size2d;
-}
-
-/** globalAvgPool: the mean of each channel, [c, h, w] -> [c]. flatten: [c, h, w] -> [c * h * w] (dense layers flatten by themselves). */
-export interface ShapeLayerConfig {
-  type: 'globalAvgPool' | 'flatten';
-}
-
-export type LayerConfig =
-  | DenseLayerConfig
-  | BatchNormLayerConfig
-  | ActivationLayerConfig
-  | Conv2dLayerConfig
-  | Pool2dLayerConfig
-  | ShapeLayerConfig;
-
-export interface SgdConfig {
-  type: 'sgd';
-  /** @default 0.01 */
-  learningRate?: number;
-  /** PyTorch's rule: buf = momentum * buf + grad; p -= lr * buf. @default 0 */
-  momentum?: number;
-  /** @default false */
-  nesterov?: boolean;
-  /** L2 penalty added to the gradient. @default 0 */
-  weightDecay?: number;
-}
-
-export interface AdamConfig {
-  type: 'adam';
-  /** @default 1e-3 */
-  learningRate?: number;
-  /** @default 0.9 */
-  beta1?: number;
-  /** @default 0.999 */
-  beta2?: number;
-  /** @default 1e-8 */
-  epsilon?: number;
-  /** @default 0 */
-  weightDecay?: number;
-}
+/** Earlier names of some layer configs. */
+export type ActivationLayerConfig = import('./schema.js').ReluLayerConfig | import('./schema.js').SigmoidLayerConfig | import('./schema.js').TanhLayerConfig;
+export type Pool2dLayerConfig = import('./schema.js').MaxPool2dLayerConfig | import('./schema.js').AvgPool2dLayerConfig;
+export type ShapeLayerConfig = import('./schema.js').GlobalAvgPoolLayerConfig | import('./schema.js').FlattenLayerConfig;
 
 export interface NetworkConfig {
   /** Values per example. Give this or inputShape. */
@@ -137,21 +37,29 @@ export interface NormalizedNetworkConfig {
   inputSize: number;
   /** Present for image inputs. */
   inputShape?: [number, number, number];
-  layers: (
-    | Required<DenseLayerConfig>
-    | (Required<Omit<BatchNormLayerConfig, 'renorm'>> & { renorm: { rMax: number; dMax: number } | null })
-    | ActivationLayerConfig
-    | (Required<Omit<Conv2dLayerConfig, 'kernelSize' | 'stride' | 'padding'>> & {
-        kernelSize: [number, number];
-        stride: [number, number];
-        padding: [number, number] | 'same';
-      })
-    | { type: 'maxPool2d' | 'avgPool2d'; poolSize: [number, number]; stride: [number, number] }
-    | ShapeLayerConfig
-  )[];
+  layers: NormalizedLayerConfig[];
   loss: 'softmaxCrossEntropy' | 'meanSquaredError';
   optimizer: Required<SgdConfig> | Required<AdamConfig>;
   seed: number;
+}
+
+/** One layer as the core built it (Network.layers, describeNetwork). */
+export interface LayerInfo {
+  index: number;
+  type: LayerConfig['type'];
+  /** Its name, when the config gives one. */
+  name?: string;
+  /** The layers it reads, by index; -1 is the network's input. */
+  inputs: number[];
+  /** [channels, height, width] for an image, [features] otherwise. */
+  inputShapes: number[][];
+  outputShape: number[];
+  /** Its tensors (as getWeights lists them), with the names PyTorch's state_dict and TF.js give them. */
+  tensors: { name: WeightTensor['name']; shape: number[]; trainable: boolean; torch: string; tfjs: string }[];
+  /** Multiply-adds of one example's forward pass. */
+  macs: number;
+  /** conv2d: the zeros on each side, [top, left, bottom, right]. */
+  pads?: [number, number, number, number];
 }
 
 export interface WeightTensor {
@@ -254,6 +162,8 @@ export interface Evaluation {
 export declare class Network {
   private constructor();
   readonly config: NormalizedNetworkConfig;
+  /** Each layer's shapes and tensors, as the core built them. */
+  readonly layers: LayerInfo[];
   readonly inputSize: number;
   readonly outputSize: number;
   /** Optimizer steps taken so far. */
@@ -287,8 +197,8 @@ export declare class Network {
       progressInterval?: number;
     },
   ): Promise<void>;
-  /** One layer's inference-mode outputs for many examples: (n * width of that layer). */
-  activations(xs: Float32Array, layer: number): Float32Array;
+  /** One layer's inference-mode outputs for many examples: (n * width of that layer). The layer by index or name. */
+  activations(xs: Float32Array, layer: number | string): Float32Array;
   /** A predict-only copy with every batch norm folded into the dense layer before it. */
   toInference(): Promise<InferenceNetwork>;
   /**
@@ -319,6 +229,7 @@ export interface TfjsModelJson {
 export declare class InferenceNetwork {
   private constructor();
   readonly config: NormalizedNetworkConfig;
+  readonly layers: LayerInfo[];
   readonly inputSize: number;
   readonly outputSize: number;
   readonly disposed: boolean;
@@ -331,6 +242,10 @@ export declare class InferenceNetwork {
 }
 
 export declare function createNetwork(config: NetworkConfig): Promise<Network>;
+/** What createNetwork would build, without building it: the config with its defaults, and each layer's shapes and tensors. Throws its ConfigError. */
+export declare function describeNetwork(config: NetworkConfig): Promise<{ config: NormalizedNetworkConfig; layers: LayerInfo[] }>;
+/** The core's registry: every layer type's and optimizer's options (kind, default, range, doc) and tensors. */
+export declare function networkSchema(): Promise<{ layers: object[]; optimizers: object[]; network: object[] }>;
 export declare function loadNetwork(bytes: Uint8Array | ArrayBuffer): Promise<Network>;
 /** Memory diagnostics for leak checks. */
 /**

@@ -2,6 +2,7 @@
 export { createNetwork, loadNetwork, memoryUsage, Network, InferenceNetwork } from './network.js';
 export { createTrainer, loadTrainer, Trainer } from './trainer.js';
 export { configure } from './module.js';
+export { describeNetwork, networkSchema } from './config.js';
 export {
   BnwasmError,
   ConfigError,

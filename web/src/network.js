@@ -1,45 +1,11 @@
 // The Network facade: validation, defaults, typed arrays in and out, and
 // ownership of the Embind object (a user never calls .delete()).
-import { fromSpec, normalizeConfig, specError, toSpec } from './config.js';
-import { BnwasmError, ConfigError, DisposedError, DivergenceError, InputError, ModelFormatError, describe } from './errors.js';
+import { coreError } from './core-errors.js';
+import { BnwasmError, DisposedError, InputError, describe } from './errors.js';
 import { exporter } from './exporters.js';
 import { loadModule, yieldToEventLoop } from './module.js';
 import { ProgressReporter } from './progress.js';
-
-// The one table from a core status (cpp/include/bnwasm/network.h, enum Status) to the
-// error the user gets.
-const CORE_ERRORS = {
-  1: (message, details) => new ConfigError(message, details),
-  2: (message, details) => new InputError(message, 'BNWASM_NON_FINITE', details),
-  3: (message, details) => new InputError(message, 'BNWASM_LABEL_OUT_OF_RANGE', details),
-  4: (message, details) => new InputError(message, 'BNWASM_BATCH_TOO_SMALL', details),
-  5: (message, details) => new DivergenceError(message, details),
-  6: (message, details) => new ModelFormatError(message, details),
-  7: (message, details) => new InputError(message, 'BNWASM_INVALID_ARGUMENT', details),
-};
-// What a core error is about (enum Argument).
-const INPUT = 1;
-const TARGET = 2;
-const SPEC = 3;
-
-/**
- * The Error for a core ErrorInfo ({status, argument, index, value, message}). `names` says
- * what the call calls its input and targets, `offsets` where the staged rows start in them,
- * `layers` (of a normalized config, when there is one) names a spec field by its layer's type.
- */
-function coreError(fn, e, { x = 'x', y = 'y', offsets = [0, 0, 0], layers } = {}) {
-  const make = CORE_ERRORS[e.status] ?? ((message) => new BnwasmError(message, 'BNWASM_INTERNAL'));
-  if (e.argument === INPUT || e.argument === TARGET) {
-    const index = e.index + offsets[e.argument];
-    const name = e.argument === INPUT ? x : y;
-    return make(`${fn}(): ${name}[${index}] is ${e.value}, ${e.message}`, { index, value: e.value });
-  }
-  if (e.argument === SPEC) {
-    const prefix = e.status === 6 ? 'invalid network configuration: ' : '';
-    return make(`${fn}(): ${prefix}${specError(e, layers)}`, { index: e.index, value: e.value });
-  }
-  return make(`${fn}(): ${e.message}`, e.status === 4 ? { value: e.value } : undefined);
-}
+import { decodeValue, encodeValue } from './value.js';
 
 /** Time between yields to the event loop while fitting: bounds how late other events are served. */
 const YIELD_MS = 10;
@@ -51,8 +17,9 @@ const FIT_OPTIONS = [
   'validationData', 'signal', 'onBatchEnd', 'onEpochEnd', 'onProgress', 'checkpointEvery', 'onCheckpoint', 'resumeFrom',
 ];
 
-// Mini-batches one epoch trains: a last batch of one example is skipped under batch norm.
-const batchesPerEpoch = (n, batchSize, hasBatchNorm) => Math.ceil(n / batchSize) - (hasBatchNorm && n % batchSize === 1 ? 1 : 0);
+// Mini-batches one epoch trains: a last batch smaller than the core takes (one example
+// under batch norm) is skipped.
+const batchesPerEpoch = (n, batchSize, minBatch) => Math.ceil(n / batchSize) - (n % batchSize !== 0 && n % batchSize < minBatch ? 1 : 0);
 
 /**
  * Rows per call into the core for predictBatch/evaluate/activations: bounds the
@@ -99,7 +66,7 @@ export class Network {
   #config;
   #inputSize;
   #outputSize;
-  #hasBatchNorm;
+  #minBatch; // the smallest training mini-batch the core takes
   #chunkRows;
   #disposed = false;
   #busy = null; // 'fit' or 'recomputeStatistics' while one runs (both yield between chunks)
@@ -107,14 +74,14 @@ export class Network {
   #predictOut = null;
 
   /** @internal Use createNetwork() or loadNetwork(). */
-  constructor(mod, handle, config) {
+  constructor(mod, handle) {
     this.#mod = mod;
     this.#h = handle;
-    this.#config = config;
+    this.#config = decodeValue(handle.config());
     this.#inputSize = handle.inputSize();
     this.#outputSize = handle.outputSize();
-    this.#hasBatchNorm = config.layers.some((l) => l.type === 'batchNorm');
-    this.#chunkRows = chunkRows(handle, config.layers.length);
+    this.#minBatch = handle.minTrainingBatch();
+    this.#chunkRows = chunkRows(handle, this.#config.layers.length);
     registry.register(this, handle, this);
     liveNetworks++;
   }
@@ -122,6 +89,18 @@ export class Network {
   /** The normalized config, every default filled in (a copy). */
   get config() {
     return structuredClone(this.#config);
+  }
+  #layers = null;
+  /**
+   * Per layer, as the core built it: index, type, name, inputs (layer indices, -1 the
+   * network's input), inputShapes, outputShape ([C, H, W] or [features]), tensors (name,
+   * shape, trainable, and their PyTorch and TF.js names) and macs (multiply-adds per
+   * example). A copy.
+   */
+  get layers() {
+    this.#live('layers');
+    this.#layers ??= decodeValue(this.#h.layers());
+    return structuredClone(this.#layers);
   }
   get inputSize() {
     return this.#inputSize;
@@ -213,13 +192,8 @@ export class Network {
     const o = { ...options };
     for (const [key, value] of Object.entries(FIT_DEFAULTS)) o[key] ??= value;
     if (!Number.isInteger(o.epochs) || o.epochs < 1) fail(`epochs must be a positive integer, got ${describe(o.epochs)}`);
-    const least = this.#hasBatchNorm ? 2 : 1;
-    if (!Number.isInteger(o.batchSize) || o.batchSize < least) {
-      fail(
-        `batchSize must be an integer >= ${least}${this.#hasBatchNorm ? ' (batch norm needs two examples to estimate a variance)' : ''}, got ${describe(o.batchSize)}`,
-        this.#hasBatchNorm && o.batchSize === 1 ? 'BNWASM_BATCH_TOO_SMALL' : 'BNWASM_INVALID_ARGUMENT',
-      );
-    }
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1) fail(`batchSize must be a positive integer, got ${describe(o.batchSize)}`);
+    this.#check('fit', this.#h.checkTrainingBatch(o.batchSize));
     if (typeof o.shuffle !== 'boolean') fail(`shuffle must be true or false, got ${describe(o.shuffle)}`);
     for (const key of ['progressInterval', 'validationInterval']) {
       if (typeof o[key] !== 'number' || !(o[key] >= 0)) fail(`${key} must be a number of ms >= 0, got ${describe(o[key])}`);
@@ -277,7 +251,7 @@ export class Network {
     if (c.examples !== n) fail(`was taken on ${c.examples} examples, x has ${n}; resume with the same data`);
     if (c.shuffle !== o.shuffle) fail(`was taken with shuffle ${c.shuffle}, this fit has shuffle ${o.shuffle}; resume with the same options`);
     if (c.epoch >= o.epochs) fail(`is in epoch ${c.epoch}, this fit has epochs ${o.epochs}; resume with the same options`);
-    const batches = batchesPerEpoch(n, o.batchSize, this.#hasBatchNorm);
+    const batches = batchesPerEpoch(n, o.batchSize, this.#minBatch);
     if (c.batch > batches) fail(`is at mini-batch ${c.batch} of an epoch, an epoch here has ${batches}`);
     return c;
   }
@@ -300,7 +274,7 @@ export class Network {
     const d = this.#inputSize;
     const classify = this.#config.loss === 'softmaxCrossEntropy';
     const width = classify ? 1 : this.#outputSize;
-    const batches = batchesPerEpoch(n, o.batchSize, this.#hasBatchNorm);
+    const batches = batchesPerEpoch(n, o.batchSize, this.#minBatch);
     const aborted = () => o.signal?.aborted === true;
     const progress = o.onProgress
       ? new ProgressReporter(
@@ -601,10 +575,7 @@ export class Network {
     if (this.#busy) throw this.#busyError('recomputeStatistics');
     const n = this.#rows('recomputeStatistics', 'x', x);
     const layers = this.#batchNormLayers();
-    // Checked here, before the first layer changes: the core would see it only at a later layer.
-    if (n < 2 && layers.some((i) => this.#config.layers[i].runningVariance === 'unbiased')) {
-      throw new InputError('recomputeStatistics(): x has 1 example; an unbiased variance needs at least 2', 'BNWASM_BATCH_TOO_SMALL');
-    }
+    this.#check('recomputeStatistics', this.#h.populationCheck(n));
     const total = n * layers.length;
     let lastYield = performance.now();
     let lastProgress = -Infinity;
@@ -638,17 +609,20 @@ export class Network {
    * The outputs of one layer (inference mode) for many examples: what the
    * layer after it sees. For example the inputs of a sigmoid over training.
    * @param {Float32Array} xs (n * inputSize)
-   * @param {number} layer index into config.layers
+   * @param {number|string} layer index into config.layers, or a layer's name
    * @returns {Float32Array} (n * width of that layer)
    */
   activations(xs, layer) {
     this.#live('activations');
     const n = this.#rows('activations', 'xs', xs);
-    if (!Number.isInteger(layer) || layer < 0 || layer >= this.#config.layers.length) {
-      throw new InputError(
-        `activations(): layer must be an integer in [0, ${this.#config.layers.length}), got ${describe(layer)}`,
-        'BNWASM_INVALID_ARGUMENT',
-      );
+    if (typeof layer === 'string') {
+      const named = this.#config.layers.findIndex((l) => l.name === layer);
+      if (named < 0) throw new InputError(`activations(): no layer is named ${describe(layer)}`, 'BNWASM_INVALID_ARGUMENT');
+      layer = named;
+    }
+    // The range is the core's to check (forwardTo); an index must first be an integer.
+    if (!Number.isInteger(layer)) {
+      throw new InputError(`activations(): layer must be a layer's index (an integer) or name, got ${describe(layer)}`, 'BNWASM_INVALID_ARGUMENT');
     }
     const width = this.#h.layerWidth(layer);
     const out = new Float32Array(n * width);
@@ -700,7 +674,7 @@ export class Network {
     foldedCopy = (net) => {
       net.#live('toInference');
       const handle = net.#h.folded();
-      return new Network(net.#mod, handle, fromSpec(handle.spec()));
+      return new Network(net.#mod, handle);
     };
     batchesTracked = (net, layer) => {
       net.#live('batchesTracked');
@@ -726,7 +700,7 @@ export class Network {
   }
 
   #batchNormLayers() {
-    return this.#config.layers.flatMap((l, i) => (l.type === 'batchNorm' ? [i] : []));
+    return this.#config.layers.flatMap((l, i) => (this.#h.channels(i) > 0 ? [i] : []));
   }
 
   #busyError(fn) {
@@ -833,6 +807,9 @@ export class InferenceNetwork {
   get config() {
     return this.#net.config;
   }
+  get layers() {
+    return this.#net.layers;
+  }
   get inputSize() {
     return this.#net.inputSize;
   }
@@ -873,14 +850,15 @@ export function createNetwork(config) {
 
 /**
  * createNetwork for `fn` (createTrainer's worker builds its network with it, so errors name
- * the call the user made). @internal
+ * the call the user made). `encoded`: the config's Value bytes, when they were made
+ * already (a trainer encodes on the page: a config that cannot be cloned still reaches
+ * the core, which names what is wrong with it). @internal
  */
-export async function openNetwork(fn, config) {
-  const normalized = normalizeConfig(config, fn);
+export async function openNetwork(fn, config, encoded) {
   const mod = await loadModule();
-  const handle = mod.create(toSpec(normalized));
-  if (handle === null) throw coreError(fn, mod.lastError(), { layers: normalized.layers });
-  return new Network(mod, handle, normalized);
+  const handle = mod.create(encoded ?? encodeValue(config));
+  if (handle === null) throw coreError(fn, mod.lastError());
+  return new Network(mod, handle);
 }
 
 /**
@@ -907,5 +885,5 @@ export async function loadNetwork(bytes) {
   const mod = await loadModule();
   const handle = mod.load(bytes);
   if (handle === null) throw coreError('loadNetwork', mod.lastError());
-  return new Network(mod, handle, fromSpec(handle.spec()));
+  return new Network(mod, handle);
 }

@@ -1,12 +1,12 @@
 // The worker client: createTrainer() and loadTrainer() spawn a worker (a module Web Worker in
 // browsers, a worker_threads Worker in Node: platform.js) that owns a Network, and keep one map
 // of request id to promise. The message protocol itself lives in worker.js.
-import { normalizeConfig } from './config.js';
 import { DisposedError, InputError, WorkerError, describe, reviveError } from './errors.js';
 import { workerModuleSettings } from './module.js';
 import { loadNetwork } from './network.js';
 import { platform, settings } from './platform.js';
 import { spawnWebWorker } from './spawn.browser.js';
+import { encodeValue } from './value.js';
 
 // ---- Data crossing to the worker --------------------------------------------------------
 
@@ -337,13 +337,16 @@ async function startTrainer(init, transfer) {
 
 /**
  * Spawns a worker, loads the wasm module there and builds the network. The config is the
- * one createNetwork() takes; it is checked here first, so a bad one spawns no worker.
+ * one createNetwork() takes; the core checks it in the worker (a bad one rejects with the
+ * ConfigError createNetwork gives, and the worker ends).
  * @param {object} config
  * @returns {Promise<Trainer>}
  */
 export async function createTrainer(config) {
-  normalizeConfig(config, 'createTrainer');
-  return startTrainer({ type: 'create', config });
+  // Encoded here: anything in a config reaches the core, which names what is wrong with it
+  // (a function, say, would not survive postMessage).
+  const encoded = encodeValue(config);
+  return startTrainer({ type: 'create', config: encoded }, [encoded.buffer]);
 }
 
 /**

@@ -3,6 +3,7 @@
 //
 // Protocol (the client is trainer.js):
 //   requests  {id, type: 'create', config}            -> result {config, inputSize, outputSize}
+//             (config: its Value bytes, encoded on the page)
 //             {id, type: 'load', bytes}                -> result {config, inputSize, outputSize}
 //             {id, type: 'fit', x, y, options}         -> progress {progress}* and checkpoint {checkpoint}*
 //                                                         (bytes transferred), then result (history)
@@ -37,7 +38,7 @@ port.listen(async (message) => {
       case 'create':
       case 'load': {
         if (net) throw new BnwasmError(`${type}: this worker already holds a network`, 'BNWASM_INVALID_ARGUMENT');
-        net = type === 'create' ? await openNetwork('createTrainer', message.config) : await loadNetwork(message.bytes);
+        net = type === 'create' ? await openNetwork('createTrainer', undefined, message.config) : await loadNetwork(message.bytes);
         reply(id, { config: net.config, inputSize: net.inputSize, outputSize: net.outputSize });
         return;
       }

@@ -1,6 +1,8 @@
-// A feed-forward network of dense, convolution, batch-norm, pooling and
-// activation layers, trained
-// one mini-batch at a time and served one example at a time.
+// A network of layers wired into a graph (each layer takes the outputs of
+// earlier ones; the last layer is the output), trained one mini-batch at a
+// time and served one example at a time. The network loops over the layers'
+// LayerOps (bnwasm/layer_op.h) and never asks which type a layer is: each
+// type's registry entry (bnwasm/spec.h) knows its options, shapes and tensors.
 //
 // Parameters, their gradients and the optimizer's moments live in flat arenas
 // with one layout; running statistics live in a separate arena because the
@@ -13,19 +15,21 @@
 #include <string>
 #include <vector>
 
-#include "bnwasm/layers.h"
+#include "bnwasm/layer_op.h"
+#include "bnwasm/spec.h"
+#include "bnwasm/value.h"
 
 namespace bnwasm {
 
 enum class Status : int32_t {
   Ok = 0,
-  InvalidConfig = 1,    // a spec value is out of range
+  InvalidConfig = 1,    // a config value is out of range
   NonFiniteInput = 2,   // NaN or Infinity in x or in a target
   LabelOutOfRange = 3,  // a class label outside [0, outputs)
-  BatchTooSmall = 4,    // a training batch of fewer than 2 examples
+  BatchTooSmall = 4,    // a training batch of fewer than 2 examples under batch norm
   Diverged = 5,         // the step would make loss, parameters or statistics non-finite
   CorruptModel = 6,     // model bytes that do not parse or fail their checksum
-  BadArgument = 7,      // a size or name that does not fit the network
+  BadArgument = 7,      // a size or index that does not fit the network
 };
 
 // Which argument an error is about, so the caller can name it in its own terms.
@@ -33,140 +37,26 @@ enum class Argument : int32_t {
   None = 0,
   Input = 1,   // the staged input rows: index counts floats from the first row
   Target = 2,  // the staged labels (index: row) or targets (index: float)
-  Spec = 3,    // the flat spec vector: index is the position of the offending value
+  Spec = 3,    // the config: `where` and `detail` say where and what
 };
 
 // What went wrong in the last failing call: the status, the argument and the
-// offending element's index and value where there is one, and a message in plain
-// words that completes "<argument>[index] is <value>, ..." (or, for Spec errors,
-// "<field> ...") without naming the argument itself.
+// offending element's index and value where there is one, and a message in
+// plain words. Input and Target errors complete "<argument>[index] is <value>,
+// ..."; Spec errors are "<where>: <message>[, got <detail>]" (the caller shows
+// the detail, a Value, in its own language's terms).
 struct ErrorInfo {
   Status status = Status::Ok;
   Argument argument = Argument::None;
   std::string message;
   int64_t index = -1;
   double value = 0;
+  std::string where;     // Spec: "config", "optimizer", "layers[2]", "layers[2] (b1.add)", ""
+  Value detail;          // Spec: the offending value
+  bool has_detail = false;
 };
-
-enum class LayerType : int32_t {
-  Dense = 0,
-  BatchNorm = 1,
-  Relu = 2,
-  Sigmoid = 3,
-  Tanh = 4,
-  Conv2d = 5,
-  MaxPool2d = 6,
-  AvgPool2d = 7,
-  GlobalAvgPool = 8,
-  Flatten = 9,
-};
-enum class LossType : int32_t { SoftmaxCrossEntropy = 0, MeanSquaredError = 1 };
-enum class OptimizerType : int32_t { Sgd = 0, Adam = 1 };
-// Auto picks He uniform for a dense or conv layer whose next activation is ReLU,
-// Glorot uniform otherwise; Normal draws N(0, init_std^2).
-enum class Init : int32_t { Auto = 0, HeUniform = 1, GlorotUniform = 2, Normal = 3 };
-
-struct LayerSpec {
-  LayerType type = LayerType::Relu;
-  // dense (units) and conv2d (units = filters)
-  int32_t units = 0;
-  bool use_bias = true;
-  Init init = Init::Auto;
-  double init_std = 0.01;
-  // batchNorm
-  double momentum = 0.9;  // weight of the past in the running average
-  double epsilon = 1e-5;
-  bool unbiased_variance = true;  // running variance from the m/(m-1) batch variance
-  bool cumulative = false;        // plain average over all batches instead of the EMA
-  bool bias_correction = false;   // EMA from zero weight, divided by 1 - momentum^t
-  double renorm_rmax = 0;         // batch renormalization when > 0 (>= 1): clip of r
-  double renorm_dmax = 0;         // clip of d (>= 0)
-  // conv2d (kernel) and pooling (window)
-  int32_t kernel_h = 0, kernel_w = 0;
-  int32_t stride_h = 1, stride_w = 1;
-  int32_t pad_h = 0, pad_w = 0;  // conv2d: zeros on each side
-  bool same_padding = false;     // conv2d, stride 1: output as large as the input
-};
-
-// The shape of one example between layers: an image (C, H, W) in NCHW order,
-// or flat features (C values, H = W = 1, spatial false).
-struct Shape {
-  int64_t c = 0, h = 1, w = 1;
-  bool spatial = false;
-  int64_t size() const { return c * h * w; }
-};
-// Padding of a conv2d layer on an input of height h and width w: 'same'
-// pads k - 1 in total, the odd one below and right (PyTorch's padding='same').
-struct Padding {
-  int64_t top, bottom, left, right;
-};
-Padding conv_padding(const LayerSpec& l);
-
-struct OptimizerSpec {
-  OptimizerType type = OptimizerType::Adam;
-  double learning_rate = 1e-3;
-  double momentum = 0;      // sgd
-  bool nesterov = false;    // sgd
-  double beta1 = 0.9;       // adam
-  double beta2 = 0.999;     // adam
-  double epsilon = 1e-8;    // adam
-  double weight_decay = 0;  // L2 added to the gradient, as torch.optim does
-};
-
-struct NetworkSpec {
-  int32_t input_size = 0;  // values per example (channels * height * width for images)
-  // inputShape [channels, height, width]; 0 for flat inputs of input_size features
-  int32_t input_channels = 0, input_height = 0, input_width = 0;
-  std::vector<LayerSpec> layers;
-  LossType loss = LossType::SoftmaxCrossEntropy;
-  OptimizerSpec optimizer;
-  uint32_t seed = 1;
-};
-
-// The flat form of a spec: a vector of doubles, passed by the JS facade and
-// stored in model files. Layout (version 2):
-//   [0] input_size [1] loss [2] seed [3] optimizer type [4] learning_rate
-//   [5] momentum [6] nesterov [7] beta1 [8] beta2 [9] epsilon [10] weight_decay
-//   [11] layer count [12] input_channels [13] input_height [14] input_width,
-//   then kLayerFields values per layer:
-//   type, units, use_bias, init, init_std, momentum, epsilon, unbiased_variance,
-//   cumulative, bias_correction, renorm_rmax, renorm_dmax, kernel_h, kernel_w,
-//   stride_h, stride_w, pad_h, pad_w, same_padding.
-// Version 1 (model files of format 1) had a 12-value header and the first 12
-// layer fields; upgrade_spec_v1 turns it into version 2.
-constexpr size_t kSpecHeader = 15;
-constexpr size_t kLayerFields = 19;
-constexpr size_t kSpecHeaderV1 = 12;
-constexpr size_t kLayerFieldsV1 = 12;
-// Positions in the flat spec: header fields, and fields within one layer's block.
-enum SpecField : size_t {
-  kInputSizeField = 0, kLossField, kSeedField, kOptimizerField, kLearningRateField,
-  kOptimizerMomentumField, kNesterovField, kBeta1Field, kBeta2Field, kAdamEpsilonField,
-  kWeightDecayField, kLayerCountField, kInputChannelsField, kInputHeightField,
-  kInputWidthField,
-};
-enum LayerField : size_t {
-  kTypeField = 0, kUnitsField, kUseBiasField, kInitField, kInitStdField, kMomentumField,
-  kEpsilonField, kUnbiasedField, kCumulativeField, kBiasCorrectionField, kRenormRmaxField,
-  kRenormDmaxField, kKernelHField, kKernelWField, kStrideHField, kStrideWField, kPadHField,
-  kPadWField, kSamePaddingField,
-};
-static_assert(kInputWidthField + 1 == kSpecHeader, "SpecField covers the header");
-static_assert(kSamePaddingField + 1 == kLayerFields, "LayerField covers a layer's block");
-inline size_t layer_field(size_t layer, LayerField f) {
-  return kSpecHeader + layer * kLayerFields + f;
-}
-std::vector<double> upgrade_spec_v1(const double* v, size_t n);
-std::vector<double> encode_spec(const NetworkSpec& spec);
-// Checks every value; on failure returns InvalidConfig and fills `error` with
-// argument Spec, the position of the first offending value, that value, and
-// what it must be.
-Status decode_spec(const double* v, size_t n, NetworkSpec* spec, ErrorInfo* error);
-Status validate_spec(const NetworkSpec& spec, ErrorInfo* error);
-// The shape of the network's input and of each layer's output, for a spec
-// that validate_spec accepted.
-Shape input_shape(const NetworkSpec& spec);
-std::vector<Shape> layer_shapes(const NetworkSpec& spec);
+// The ErrorInfo of a refused config.
+ErrorInfo spec_error(Status status, const SpecFailure& why);
 
 // A named view of one tensor, for getWeights/setWeights.
 struct TensorView {
@@ -181,11 +71,14 @@ struct TensorView {
 class Network {
  public:
   static Status create(const NetworkSpec& spec, std::unique_ptr<Network>* out, ErrorInfo* error);
+  // A network from its config as a Value (what JS sends): parse_network, then create.
+  static Status create(const Value& config, std::unique_ptr<Network>* out, ErrorInfo* error);
   // Parses bytes written by save(); never trusts a length it has not checked.
   static Status load(const uint8_t* bytes, size_t n, std::unique_ptr<Network>* out,
                      ErrorInfo* error);
-  // A predict-only copy in which every batch norm that follows a dense layer is
-  // folded into it (float64): W' = W * gamma / sqrt(var + eps),
+  // A predict-only copy in which every batch norm that alone consumes a
+  // foldable layer (dense, conv2d) and is its only consumer is folded into it
+  // (float64): W' = W * gamma / sqrt(var + eps),
   // b' = (b - mean) * gamma / sqrt(var + eps) + beta. Its optimizer is plain SGD.
   std::unique_ptr<Network> folded() const;
 
@@ -204,12 +97,17 @@ class Network {
   // Checks the n rows staged in input and labels (or targets): finite inputs,
   // labels in range, finite targets. The same check every call that reads them makes.
   Status check_batch(size_t n);
+  // Whether B examples make a training mini-batch: at least 2 under batch
+  // norm (the variance of one example means nothing), at least 1 otherwise.
+  Status check_training_batch(size_t B);
+  size_t min_training_batch() const;
   // One optimizer step on the B examples staged in input/labels (or targets).
   // On any failure nothing changes: parameters, running statistics and
   // optimizer state are as before the call.
   Status train_step(size_t B, double* loss);
   // Inference mode on input row 0 into output row 0: only running statistics,
-  // gamma and beta; probabilities for softmax cross-entropy.
+  // gamma and beta; probabilities for softmax cross-entropy. The same forward
+  // pass as predict_batch, on one row.
   Status predict_one();
   // Inference mode on n staged rows; row i equals predict_one on that row.
   Status predict_batch(size_t n);
@@ -222,9 +120,9 @@ class Network {
   uint64_t rng_state() const { return rng_state_; }
   void set_rng_state(uint64_t state) { rng_state_ = state; }
 
-  // Inference-mode forward of the n staged rows through layers [0, layer];
-  // that layer's output, (n, layer_width(layer)), stays at layer_output(layer)
-  // until the next call that runs the network.
+  // Inference-mode forward of the n staged rows through the layers up to
+  // `layer`; that layer's output, (n, layer_width(layer)), stays at
+  // layer_output(layer) until the next call that runs the network.
   Status forward_to(size_t n, int32_t layer);
   const float* layer_output(int32_t layer) const;
   size_t layer_width(int32_t layer) const;
@@ -233,12 +131,14 @@ class Network {
   // statistics (its features after a dense layer); 0 for other layers.
   size_t channels(int32_t layer) const;
 
-  // Population statistics for one batch-norm layer: begin, add the staged rows
-  // in as many chunks as needed (they run through the earlier layers in
-  // inference mode), end. The layer's running mean and variance become the
-  // exact mean and variance of its input over all rows added (float64, Chan's
-  // merge; N-1 or N as the layer's unbiased_variance says). Call for each
-  // batch-norm layer in order so later layers see the new earlier statistics.
+  // Population statistics: check the count first (population_check), then for
+  // each batch-norm layer in order: begin, add the staged rows in as many
+  // chunks as needed (they run through the earlier layers in inference mode),
+  // end. The layer's running mean and variance become the exact mean and
+  // variance of its input over all rows added (float64, Chan's merge; N-1 or
+  // N as the layer's runningVariance says). In order, so later layers see the
+  // new earlier statistics.
+  Status population_check(size_t n);
   Status population_begin(int32_t layer);
   Status population_add(size_t n);
   Status population_end();
@@ -247,8 +147,8 @@ class Network {
   // Call after writing into tensors() so cached derived values are refreshed.
   void weights_changed();
   uint64_t steps() const { return step_; }
-  // Per batch-norm layer (in layer order): the last training batch's mean and
-  // biased variance, (channels) each.
+  // Per batch-norm layer: the last training batch's mean and biased
+  // variance, (channels) each; null for other layers.
   const float* batch_mean(int32_t layer) const;
   const float* batch_var(int32_t layer) const;
   // Batches folded into a batch-norm layer's running statistics (PyTorch's
@@ -261,26 +161,27 @@ class Network {
   const ErrorInfo& last_error() const { return error_; }
 
  private:
+  struct Tensor {
+    size_t def;        // index in the layer's LayerDef::tensors
+    size_t offset;     // in params_ (and grads_) or stats_
+    size_t size;
+    bool statistic;
+    std::vector<int32_t> shape;
+  };
   struct Layer {
-    LayerType type;
-    size_t in = 0, out = 0;      // values per example
-    size_t channels = 0;         // batch norm: C channels of S positions,
-    size_t positions = 1;        // S = 1 after a dense layer; globalAvgPool: C, S of its input
-    Conv2dGeometry conv{};       // conv2d
-    Pool2dGeometry pool{};       // maxPool2d, avgPool2d
-    size_t w = 0, b = 0;         // params: weight (dense (out, in), conv (F, C, KH, KW)), bias
-    size_t gamma = 0, beta = 0;  // params: batch norm
-    size_t rmean = 0, rvar = 0;  // stats: running mean and variance
-    size_t raw_mean = 0, raw_var = 0;  // stats: uncorrected EMA (bias_correction)
-    size_t cache = 0;                  // caches: mean, var, rstd, r, d (5 * channels)
-    uint64_t tracked = 0;              // batches folded into the running statistics
-    bool needs_din = false;            // some earlier layer has parameters
-    std::vector<float> act;            // (rows, out)
-    std::vector<int32_t> argmax;       // max pool: (rows, out), training only
-    std::vector<float> wt;             // dense: weight^T (in, out), packed in panels
-    uint64_t wt_version = ~uint64_t(0);
-    std::vector<float> wino;  // conv2d 3x3 stride 1: the Winograd weight (f32_winograd23_weights)
-    uint64_t wino_version = ~uint64_t(0);
+    std::unique_ptr<LayerOp> op;
+    std::vector<int32_t> inputs;     // earlier layers; -1 the network input
+    std::vector<int32_t> consumers;  // later layers that take this one's output
+    size_t width = 0;                // output values per example
+    std::vector<Tensor> tensors;
+    size_t cache = 0;                // offset in caches_
+    bool view = false;               // shares its input's buffers (LayerDef::view)
+    bool grad = false;               // a gradient must reach this layer's output
+    float* act = nullptr;            // (rows, width)
+    float* dact = nullptr;           // (rows, width), d(loss)/d(output), when grad
+    std::vector<float> act_store, dact_store;
+    std::vector<const float*> in;    // per call: each input's buffer
+    std::vector<float*> din;         // each input's gradient buffer, or null
   };
 
   explicit Network(const NetworkSpec& spec);
@@ -290,24 +191,19 @@ class Network {
   Status fail(Status s, std::string message, Argument argument = Argument::None,
               int64_t index = -1, double value = 0);
   void ensure_rows(size_t rows);
-  // Runs layers [0, last] (all by default) on x.
+  // Points views and inputs at this call's buffers (x is the network input).
+  void bind(const float* x);
+  // Runs the layers up to `last` (all by default) on x.
   void forward(const float* x, size_t B, bool train, size_t last = ~size_t(0));
-  // Inference from conv layer i: how many layers, up to last, run as one pass
-  // (1: the conv alone; 2: a batch norm follows; 3: and a ReLU after that;
-  // then a 2x2 max pool at stride 2, when the conv goes through Winograd).
-  size_t conv_span(size_t i, size_t last) const;
-  // Runs those `span` layers on B images of in into out.
-  void conv_forward_infer(float* out, const float* in, size_t B, size_t i, size_t span);
   void backward(size_t B);
   void optimizer_step();
   bool update_running_statistics(size_t B);
-  void refresh_packed_weights();
+  Statistics* statistics_of(int32_t layer) const;
   friend struct Serializer;
 
   NetworkSpec spec_;
   std::vector<Layer> layers_;
   size_t output_size_ = 0;
-  size_t max_width_ = 0;
   size_t rows_ = 0;  // row capacity of the activation buffers
 
   std::vector<float> params_, grads_, moment1_, moment2_;
@@ -317,13 +213,11 @@ class Network {
   uint64_t version_ = 0;  // bumped whenever params_ change
   uint64_t rng_state_ = 0;
 
-  std::vector<float> input_, targets_, output_, dbuf_a_, dbuf_b_, scratch_;
+  std::vector<float> input_, targets_, output_, loss_grad_, scratch_;
+  std::vector<const LayerOp*> chain_;  // forward's fusion candidates
   std::vector<int32_t> labels_;
   std::vector<uint32_t> indices_;
-  std::vector<float> one_a_, one_b_;  // single-example ping-pong buffers
-  std::vector<float> conv_scratch_;   // im2col and packed operands, one image at a time
-  std::vector<float> bn_scale_, bn_shift_;  // a conv's batch norm folded for inference
-  int32_t pop_layer_ = -1;            // population statistics in progress
+  int32_t pop_layer_ = -1;  // population statistics in progress
   double pop_count_ = 0;
   std::vector<double> pop_mean_, pop_m2_;
   ErrorInfo error_;

@@ -1,84 +1,67 @@
-// What every converter shares: PyTorch state_dict names, the tensors of a
-// network grouped by layer, and building a Network from converted parts so that
-// a failure leaves nothing half-built.
-import { normalizeConfig, specField } from '../config.js';
+// What every converter shares: the core's description of a network (shapes,
+// tensors and their PyTorch names: converters ask, never work them out), the
+// PyTorch module each layer is, and building a Network from converted parts so
+// that a failure leaves nothing half-built.
+import { describeNetwork, networkSchema } from '../config.js';
 import { ConfigError, InputError, ModelFormatError, describe } from '../errors.js';
 import { openNetwork, setBatchesTracked } from '../network.js';
 
-// bnwasm tensor name -> the suffix nn.Linear, nn.Conv2d and nn.BatchNorm1d/2d use in a state_dict.
-export const STATE_DICT_SUFFIX = {
-  weight: 'weight',
-  bias: 'bias',
-  gamma: 'weight',
-  beta: 'bias',
-  runningMean: 'running_mean',
-  runningVariance: 'running_var',
-};
-
-/** `N.weight` etc.: the state_dict key of tensor `name` of the module at index N of an nn.Sequential. */
-export function stateDictName(n, name) {
-  return `${n}.${STATE_DICT_SUFFIX[name]}`;
-}
-
-/** The zeros a conv2d layer adds around its input, as ONNX orders them: [top, left, bottom, right]. */
-export function convPads(layer) {
-  if (layer.padding !== 'same') return [layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]];
-  // 'same' (stride 1) pads kernel - 1 in all, the odd one below and right, as PyTorch and the core do.
-  const [th, tw] = [layer.kernelSize[0] - 1, layer.kernelSize[1] - 1];
-  return [th >> 1, tw >> 1, th - (th >> 1), tw - (tw >> 1)];
-}
-
-/** A layer's output shape from its input shape: [C, H, W] for an image, [features] once flat (as the core has it). */
-export function nextShape(layer, shape) {
-  const window = (k, stride, [c, h, w], [top, left, bottom, right] = [0, 0, 0, 0]) => [
-    c,
-    Math.floor((h + top + bottom - k[0]) / stride[0]) + 1,
-    Math.floor((w + left + right - k[1]) / stride[1]) + 1,
-  ];
-  switch (layer.type) {
-    case 'dense':
-      return [layer.units];
-    case 'flatten':
-      return [shape.reduce((a, b) => a * b, 1)];
-    case 'globalAvgPool':
-      return [shape[0]];
-    case 'conv2d':
-      return [layer.filters, ...window(layer.kernelSize, layer.stride, shape, convPads(layer)).slice(1)];
-    case 'maxPool2d':
-    case 'avgPool2d':
-      return window(layer.poolSize, layer.stride, shape);
-    default:
-      return shape;
-  }
+/**
+ * The PyTorch module of each layer, whose name prefixes its state_dict keys (and the
+ * initializer names of an ONNX export). A named layer is the module of that name
+ * (`layer1.0.conv1`: the graph's own module paths); the others count as an nn.Sequential
+ * built layer by layer from the config, which has an nn.Flatten where bnwasm flattens
+ * implicitly: before a dense layer whose input is still an image to PyTorch (after a conv,
+ * pooling, per-channel batch norm or activation, or after globalAvgPool, whose
+ * nn.AdaptiveAvgPool2d(1) leaves [N, C, 1, 1]). That nn.Flatten takes an index, so the
+ * layers after it sit one further on; with an explicit { type: 'flatten' } in the config,
+ * module N is layers[N].
+ * `layers` is the core's description (network.layers or describeNetwork). Per layer:
+ * `module` (its name or index), `flattenBefore` (the index of the nn.Flatten PyTorch needs
+ * just before it, or null), `imageIn` (its input is an image to PyTorch); `image`: whether the
+ * last output is still an image to PyTorch;
+ * `next`: the index after the last module (for a Flatten or Softmax after it).
+ */
+export function torchLayout(config, layers) {
+  // To PyTorch an activation stays [N, C, H, W] (or [N, C, 1, 1]) until a dense or flatten layer.
+  const image = [];
+  let next = 0;
+  const modules = config.layers.map((layer, i) => {
+    const info = layers[i];
+    const imageIn = info.inputs.some((p) => (p < 0 ? config.inputShape !== undefined : image[p]));
+    image[i] = imageIn && info.type !== 'dense' && info.type !== 'flatten';
+    const flattenBefore = info.type === 'dense' && imageIn ? next++ : null;
+    const module = layer.name ?? String(next);
+    next++;
+    return { module, flattenBefore, imageIn };
+  });
+  return { layers: modules, image: image.at(-1), next };
 }
 
 /**
- * How a config lines up with the nn.Sequential built layer by layer from it, whose
- * state_dict names the safetensors tensors and whose torch.onnx.export graph toONNX
- * follows. One module per layer, plus an nn.Flatten where bnwasm flattens implicitly:
- * before a dense layer whose input PyTorch still holds as an image [N, C, H, W] (after
- * a conv, pooling, per-channel batch norm or activation, or after globalAvgPool, whose
- * nn.AdaptiveAvgPool2d(1) leaves [N, C, 1, 1]). That nn.Flatten takes an index, so the
- * layers after it sit one further on; with an explicit { type: 'flatten' } in the
- * config, module N is layers[N].
- * Per layer: `index` (its module in the nn.Sequential), `flattenBefore` (PyTorch
- * needs an nn.Flatten just before it) and `input` (its input shape as bnwasm has it).
- * `image` says whether the last output is still an image to PyTorch.
+ * The PyTorch module of a network, layer by layer, for scripts that build it in PyTorch
+ * (scripts/pytorch/safetensors_roundtrip.py): per layer its module name (torchLayout), the
+ * index of the nn.Flatten before it, whether its input is an image to PyTorch, its config,
+ * the layers it reads and its tensors' PyTorch names and shapes, as the core describes them.
+ * @param {{config: object, layers: object[]}} net a Network, or describeNetwork's result
  */
-export function torchLayout(config) {
-  let image = config.inputShape !== undefined;
-  let shape = image ? [...config.inputShape] : [config.inputSize];
-  let next = 0;
-  const layers = config.layers.map((layer) => {
-    const flattenBefore = layer.type === 'dense' && image;
-    if (flattenBefore) next++;
-    const entry = { index: next++, flattenBefore, input: shape };
-    shape = nextShape(layer, shape);
-    if (layer.type === 'dense' || layer.type === 'flatten') image = false;
-    return entry;
-  });
-  return { layers, output: shape, image };
+export function torchModule({ config, layers }) {
+  const layout = torchLayout(config, layers);
+  return {
+    loss: config.loss,
+    inputShape: config.inputShape ?? [config.inputSize],
+    image: layout.image,
+    layers: layers.map((info, i) => ({
+      ...layout.layers[i],
+      config: config.layers[i],
+      inputs: info.inputs,
+      tensors: info.tensors.map((t) => ({ name: t.torch, shape: t.shape })),
+    })),
+  };
 }
+
+/** `module.suffix`: a tensor's state_dict key, from the core's PyTorch name for it. */
+export const stateDictName = (module, torchName) => `${module}.${torchName}`;
 
 /** The tensors of getWeights() grouped by layer: result[i][name] = values. */
 export function layerTensors(weights, layerCount) {
@@ -88,11 +71,11 @@ export function layerTensors(weights, layerCount) {
 }
 
 /**
- * Checks the options a caller passes to an import function (loss, optimizer)
- * before anything is read, so their errors name the caller's mistake and not
- * the file. Returns them normalized.
+ * Checks the options a caller passes to an import function (loss, optimizer,
+ * runningVariance) before anything is read, so their errors name the caller's mistake and
+ * not the file; the core checks them, on a one-layer stand-in.
  */
-export function checkImportOptions(fn, options, allowed) {
+export async function checkImportOptions(fn, options, allowed) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new InputError(`${fn}(): options must be an object, got ${describe(options)}`, 'BNWASM_WRONG_TYPE');
   }
@@ -101,13 +84,13 @@ export function checkImportOptions(fn, options, allowed) {
       throw new InputError(`${fn}(): unknown option '${key}' (expected one of ${allowed.join(', ')})`, 'BNWASM_INVALID_ARGUMENT');
     }
   }
-  // The optimizer and loss checks of createNetwork, on a one-layer stand-in.
-  normalizeConfig(
-    { inputSize: 2, layers: [{ type: 'relu' }], loss: options.loss ?? 'softmaxCrossEntropy', optimizer: options.optimizer },
-    fn,
-  );
-  if (options.runningVariance !== undefined && !['biased', 'unbiased'].includes(options.runningVariance)) {
-    throw new ConfigError(`${fn}(): runningVariance must be 'biased' or 'unbiased', got ${describe(options.runningVariance)}`);
+  await describeNetwork({ inputSize: 2, layers: [{ type: 'relu' }], loss: options.loss ?? 'softmaxCrossEntropy', optimizer: options.optimizer }, fn);
+  if (options.runningVariance !== undefined) {
+    const schema = await networkSchema();
+    const values = schema.layers.find((l) => l.type === 'batchNorm').options.find((o) => o.name === 'runningVariance').values;
+    if (!values.includes(options.runningVariance)) {
+      throw new ConfigError(`${fn}(): runningVariance must be one of ${values.map((v) => `'${v}'`).join(', ')}, got ${describe(options.runningVariance)}`);
+    }
   }
 }
 
@@ -123,6 +106,21 @@ export function asBytes(fn, name, bytes) {
 }
 
 /**
+ * A config read out of a file, as the core describes it ({config, layers}): a config the
+ * file implies but bnwasm refuses is the file's fault (ModelFormatError); the optimizer is
+ * the caller's.
+ */
+export async function describeFileConfig(fn, config) {
+  try {
+    return await describeNetwork(config, fn);
+  } catch (e) {
+    throw fileFault(e);
+  }
+}
+
+const fileFault = (e) => (e instanceof ConfigError && e.path !== 'optimizer' ? new ModelFormatError(`${e.message} (read from the file)`) : e);
+
+/**
  * A Network from a config read out of a file, its tensors and its
  * batch-norm step counts. A config or tensor the core refuses is the file's
  * fault: ModelFormatError. On any failure the network is disposed.
@@ -132,15 +130,11 @@ export function asBytes(fn, name, bytes) {
  * @param {Map<number, number>} [tracked] layer -> num_batches_tracked
  */
 export async function buildNetwork(fn, config, weights, tracked = new Map()) {
-  // A config the file implies but bnwasm refuses is the file's fault; the optimizer is the caller's.
   let net;
   try {
     net = await openNetwork(fn, config);
   } catch (e) {
-    if (e instanceof ConfigError && !(e.index >= 0 && specField(e.index).where === 'optimizer')) {
-      throw new ModelFormatError(`${e.message} (read from the file)`);
-    }
-    throw e;
+    throw fileFault(e);
   }
   try {
     net.setWeights(weights);
@@ -152,4 +146,3 @@ export async function buildNetwork(fn, config, weights, tracked = new Map()) {
   }
   return net;
 }
-

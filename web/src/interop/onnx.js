@@ -5,10 +5,11 @@
 // tables keyed by layer type (export) or op type (import). Conv networks take
 // [N, C, H, W] input, as torch.onnx.export writes them; their images are
 // bnwasm's flat NCHW examples.
-import { InputError, ModelFormatError, describe } from '../errors.js';
+import { describer } from '../config.js';
+import { ConfigError, InputError, ModelFormatError, describe } from '../errors.js';
 import { foldedCopy } from '../network.js';
 import { Writer, decode } from './protobuf.js';
-import { asBytes, buildNetwork, checkImportOptions, convPads, layerTensors, nextShape, stateDictName, torchLayout } from './common.js';
+import { asBytes, buildNetwork, checkImportOptions, layerTensors, stateDictName, torchLayout } from './common.js';
 
 // TensorProto.DataType values read or written here.
 const FLOAT = 1;
@@ -84,47 +85,39 @@ const float = (value) => ({ type: 'float', value });
 const int = (value) => ({ type: 'int', value });
 const ints = (value) => ({ type: 'ints', value });
 
-// Per layer type: the nodes and initializers of one layer. `t` holds the
-// layer's tensors by bnwasm name, `i` is its module index in the matching
-// nn.Sequential (the N of the state_dict names, which the initializers take;
-// common.js torchLayout) and `input` its input shape.
+// Per layer type: the nodes and initializers of one layer; returns the name of
+// its output value. `t` holds the layer's tensors by bnwasm name, `m` is its
+// PyTorch module (common.js torchLayout; the initializers take its state_dict
+// names), `info` the core's description of it (shapes, tensors and their PyTorch
+// names, a conv's pads) and `ins` the names of its input values.
+const initializers = (g, m, info, t) => info.tensors.map((x) => g.initializer(stateDictName(m, x.torch), x.shape, t[x.name]));
 const EXPORT_LAYER = {
-  dense(g, layer, t, i) {
-    const inputs = [g.value, g.initializer(stateDictName(i, 'weight'), [layer.units, t.weight.length / layer.units], t.weight)];
-    if (t.bias) inputs.push(g.initializer(stateDictName(i, 'bias'), [layer.units], t.bias));
-    g.node('Gemm', i, inputs, { alpha: float(1), beta: float(1), transB: int(1) });
-  },
-  batchNorm(g, layer, t, i) {
-    const inputs = [g.value];
-    for (const name of ['gamma', 'beta', 'runningMean', 'runningVariance']) {
-      inputs.push(g.initializer(stateDictName(i, name), [t[name].length], t[name]));
-    }
+  dense: (g, layer, t, m, info, ins) => g.node('Gemm', m, [...ins, ...initializers(g, m, info, t)], { alpha: float(1), beta: float(1), transB: int(1) }),
+  batchNorm(g, layer, t, m, info, ins) {
     // ONNX's momentum is the weight of the past, like bnwasm's.
     const attributes = { epsilon: float(layer.epsilon), momentum: float(layer.momentum) };
     // training_mode arrived with BatchNormalization-14; version 9 (opset 13) is inference only.
     if (g.opset >= 14) attributes.training_mode = int(0);
-    g.node('BatchNormalization', i, inputs, attributes);
+    return g.node('BatchNormalization', m, [...ins, ...initializers(g, m, info, t)], attributes);
   },
-  conv2d(g, layer, t, i, input) {
-    const [kh, kw] = layer.kernelSize;
-    const inputs = [g.value, g.initializer(stateDictName(i, 'weight'), [layer.filters, input[0], kh, kw], t.weight)];
-    if (t.bias) inputs.push(g.initializer(stateDictName(i, 'bias'), [layer.filters], t.bias));
-    g.node('Conv', i, inputs, {
+  conv2d: (g, layer, t, m, info, ins) =>
+    g.node('Conv', m, [...ins, ...initializers(g, m, info, t)], {
       dilations: ints([1, 1]),
       group: int(1),
       kernel_shape: ints(layer.kernelSize),
-      pads: ints(convPads(layer)),
+      pads: ints(info.pads),
       strides: ints(layer.stride),
-    });
-  },
-  maxPool2d: (g, layer, t, i) => g.node('MaxPool', i, [g.value], { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
-  avgPool2d: (g, layer, t, i) => g.node('AveragePool', i, [g.value], { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
+    }),
+  maxPool2d: (g, layer, t, m, info, ins) => g.node('MaxPool', m, ins, { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
+  avgPool2d: (g, layer, t, m, info, ins) => g.node('AveragePool', m, ins, { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
   // [N, C, 1, 1], as nn.AdaptiveAvgPool2d(1); the Flatten before the next Gemm (or the output) makes it [N, C].
-  globalAvgPool: (g, layer, t, i) => g.node('GlobalAveragePool', i, [g.value]),
-  flatten: (g, layer, t, i) => g.node('Flatten', i, [g.value], { axis: int(1) }),
-  relu: (g, layer, t, i) => g.node('Relu', i, [g.value]),
-  sigmoid: (g, layer, t, i) => g.node('Sigmoid', i, [g.value]),
-  tanh: (g, layer, t, i) => g.node('Tanh', i, [g.value]),
+  globalAvgPool: (g, layer, t, m, info, ins) => g.node('GlobalAveragePool', m, ins),
+  flatten: (g, layer, t, m, info, ins) => g.node('Flatten', m, ins, { axis: int(1) }),
+  relu: (g, layer, t, m, info, ins) => g.node('Relu', m, ins),
+  sigmoid: (g, layer, t, m, info, ins) => g.node('Sigmoid', m, ins),
+  tanh: (g, layer, t, m, info, ins) => g.node('Tanh', m, ins),
+  // torch writes a + b as Add; three or more inputs as one Sum.
+  add: (g, layer, t, m, info, ins) => g.node(ins.length === 2 ? 'Add' : 'Sum', m, ins),
 };
 
 /**
@@ -161,32 +154,34 @@ export function toONNX(net, options = {}) {
     }
   }
   const config = net.config;
+  const layers = net.layers;
   const tensors = layerTensors(net.getWeights(), config.layers.length);
   const g = {
     opset,
-    value: 'input',
     nodes: [],
     initializers: [],
     initializer(name, dims, values) {
       this.initializers.push({ name, dims, values });
       return name;
     },
-    node(op, i, inputs, attributes = {}) {
-      const output = `/${i}/${op}_output_0`;
-      this.nodes.push({ op, name: `/${i}/${op}`, inputs, output, attributes });
-      this.value = output;
+    node(op, m, inputs, attributes = {}) {
+      const output = `/${m}/${op}_output_0`;
+      this.nodes.push({ op, name: `/${m}/${op}`, inputs, output, attributes });
+      return output;
     },
   };
-  const layout = torchLayout(config);
+  const layout = torchLayout(config, layers);
+  const outputs = [];
   config.layers.forEach((layer, i) => {
-    const { index, flattenBefore, input } = layout.layers[i];
+    const { module, flattenBefore } = layout.layers[i];
+    let ins = layers[i].inputs.map((p) => (p < 0 ? 'input' : outputs[p]));
     // bnwasm flattens an image implicitly before a dense layer; ONNX's Gemm needs [N, features].
-    if (flattenBefore) g.node('Flatten', index - 1, [g.value], { axis: int(1) });
-    EXPORT_LAYER[layer.type](g, layer, tensors[i], index, input);
+    if (flattenBefore !== null) ins = [g.node('Flatten', flattenBefore, ins, { axis: int(1) })];
+    outputs.push(EXPORT_LAYER[layer.type](g, layer, tensors[i], module, layers[i], ins));
   });
-  const end = layout.layers.length === 0 ? 0 : layout.layers.at(-1).index + 1;
-  if (layout.image) g.node('Flatten', end, [g.value], { axis: int(1) });
-  if (config.loss === 'softmaxCrossEntropy') g.node('Softmax', end + (layout.image ? 1 : 0), [g.value], { axis: int(1) });
+  let end = outputs.at(-1);
+  if (layout.image) end = g.node('Flatten', layout.next, [end], { axis: int(1) });
+  if (config.loss === 'softmaxCrossEntropy') g.node('Softmax', layout.next + (layout.image ? 1 : 0), [end], { axis: int(1) });
   g.nodes[g.nodes.length - 1].output = 'output';
   return encodeModel({
     opset,
@@ -323,61 +318,69 @@ export function decodeModel(bytes, fn) {
 
 // ---- import ---------------------------------------------------------------------------------
 
-// The importer walks the nodes in order, following one activation (s.value,
-// whose shape after the batch axis is s.shape) through the chain of layers.
+// The importer walks the nodes in order. Every value a node computes from the
+// network's input is an activation: the output of a bnwasm layer, seen by ONNX
+// with the dimensions `dims` after the batch axis (ONNX may hold a layer's
+// output with more axes than bnwasm, [C, 1, 1] after a GlobalAveragePool).
 // Every other input of a node must be a constant (an initializer or a Constant
-// node's output). Each op handler checks its node and appends bnwasm layers.
+// node's output). Each op handler checks its node and appends bnwasm layers,
+// each named and wired to its inputs by name; the core gives every layer's
+// output shape as it is added.
 const IMPORT_OP = {
   Gemm(s, node) {
     const [a, b, c] = node.inputs;
-    s.expectActivation(node, a);
+    const x = s.activation(node, a);
     const alpha = s.attr(node, 'alpha', 1);
     const beta = s.attr(node, 'beta', 1);
     if (s.attr(node, 'transA', 0) !== 0) s.refuse(node, 'transA=1 (the activation transposed) has no bnwasm layer');
     const w = s.constant(node, b, 2);
     const transB = s.attr(node, 'transB', 0) === 1;
     const [units, inputs] = transB ? w.dims : [w.dims[1], w.dims[0]];
-    s.expectFlat(node, inputs);
+    s.expectFlat(node, x, inputs);
     const weight = transB ? w.values.slice() : transpose(w.values, w.dims[0], w.dims[1]);
     if (alpha !== 1) for (let k = 0; k < weight.length; k++) weight[k] *= alpha;
     const bias = c === undefined || c === '' ? null : broadcastBias(s, node, s.constant(node, c), units, beta);
-    s.dense(node, units, weight, bias);
+    s.push(node, { type: 'dense', units, useBias: bias !== null }, bias ? { weight, bias } : { weight }, [x]);
   },
   MatMul(s, node) {
-    s.expectActivation(node, node.inputs[0]);
+    const x = s.activation(node, node.inputs[0]);
     const w = s.constant(node, node.inputs[1], 2);
-    s.expectFlat(node, w.dims[0]);
-    s.dense(node, w.dims[1], transpose(w.values, w.dims[0], w.dims[1]), null);
+    s.expectFlat(node, x, w.dims[0]);
+    s.push(node, { type: 'dense', units: w.dims[1], useBias: false }, { weight: transpose(w.values, w.dims[0], w.dims[1]) }, [x]);
   },
   Add(s, node) {
-    // The bias of a MatMul (or of a Gemm without one): activation + constant.
     if (node.inputs.length !== 2) s.refuse(node, `has ${node.inputs.length} inputs, expected 2`);
-    const k = node.inputs.indexOf(s.value);
-    if (k < 0) s.expectActivation(node, node.inputs[0]);
-    const last = s.layers[s.layers.length - 1];
-    if (s.producer !== 'dense' || last.tensors.bias) s.refuse(node, 'is read only as the bias of a MatMul or Gemm (without one) just before it');
-    last.tensors.bias = broadcastBias(s, node, s.constant(node, node.inputs[1 - k]), last.units, 1);
-    s.advance(node);
+    const [a, b] = node.inputs.map((name) => s.isActivation(name));
+    // Two activations: a residual connection.
+    if (a && b) return s.push(node, { type: 'add' }, {}, node.inputs.map((name) => s.activation(node, name)));
+    // An activation and a constant: the bias of a MatMul (or of a Gemm without one) just before it.
+    const k = a ? 0 : 1;
+    const x = s.activation(node, node.inputs[k]);
+    const producer = x.layer >= 0 ? s.layers[x.layer] : null;
+    if (producer?.type !== 'dense' || producer.useBias || s.consumers(node.inputs[k]) !== 1) {
+      s.refuse(node, 'adds a constant, which is read only as the bias of a MatMul or Gemm (without one) that only it reads');
+    }
+    s.tensors[x.layer].bias = broadcastBias(s, node, s.constant(node, node.inputs[1 - k]), producer.units, 1);
+    producer.useBias = true;
+    s.alias(node, x);
   },
   BatchNormalization(s, node) {
-    s.expectActivation(node, node.inputs[0]);
+    const x = s.activation(node, node.inputs[0]);
     if (node.inputs.length !== 5) s.refuse(node, `has ${node.inputs.length} inputs, expected 5`);
     if (node.outputs.filter((o) => o !== '').length > 1) s.refuse(node, 'has the outputs of training mode');
     if (s.attr(node, 'training_mode', 0) !== 0) s.refuse(node, 'training_mode=1; export the model in eval mode');
-    const c = s.shape[0];
+    const c = x.dims[0];
     // Per channel of an image (BatchNorm2d), or per feature of [N, C] (or [N, C, 1...]).
-    if (!s.image && s.shape.slice(1).some((d) => d !== 1)) {
-      s.refuse(node, `normalizes an input of shape [N, ${s.shape}]; bnwasm has batch norm on [N, C] and on images [N, C, H, W]`);
+    if (!x.image && x.dims.slice(1).some((d) => d !== 1)) {
+      s.refuse(node, `normalizes an input of shape [N, ${x.dims}]; bnwasm has batch norm on [N, C] and on images [N, C, H, W]`);
     }
     const [gamma, beta, runningMean, runningVariance] = node.inputs.slice(1).map((name) => {
       const t = s.constant(node, name, 1);
       if (t.dims[0] !== c) s.refuse(node, `'${name}' has ${t.dims[0]} values, the input has ${c} features`);
       return t.values;
     });
-    const momentum = s.attr(node, 'momentum', 0.9);
-    s.layer(node, { type: 'batchNorm', momentum, epsilon: s.attr(node, 'epsilon', 1e-5), runningVariance: s.runningVariance }, {
-      gamma, beta, runningMean, runningVariance,
-    });
+    const layer = { type: 'batchNorm', momentum: s.attr(node, 'momentum', 0.9), epsilon: s.attr(node, 'epsilon', 1e-5), runningVariance: s.runningVariance };
+    s.push(node, layer, { gamma, beta, runningMean, runningVariance }, [x], x.dims);
   },
   Relu: (s, node) => activation(s, node, 'relu'),
   Sigmoid: (s, node) => activation(s, node, 'sigmoid'),
@@ -385,91 +388,87 @@ const IMPORT_OP = {
   Softmax: (s, node) => softmax(s, node),
   LogSoftmax: (s, node) => softmax(s, node),
   Flatten(s, node) {
-    s.expectActivation(node, node.inputs[0]);
-    if (s.attr(node, 'axis', 1) !== 1) s.refuse(node, `axis=${s.attr(node, 'axis', 1)}; only axis 1 keeps the batch`);
-    s.flatten(node);
+    const x = s.activation(node, node.inputs[0]);
+    const rank = x.dims.length + 1;
+    const given = s.attr(node, 'axis', 1);
+    const axis = given < 0 ? given + rank : given;
+    if (axis !== 1) s.refuse(node, `axis=${given} of a rank-${rank} input; only axis 1 keeps the batch`);
+    s.flatten(node, x);
   },
   Conv(s, node) {
-    s.expectActivation(node, node.inputs[0]);
-    s.expectImage(node);
+    const x = s.activation(node, node.inputs[0]);
+    s.expectImage(node, x);
     if (s.attr(node, 'group', 1) !== 1) s.refuse(node, `has group=${s.attr(node, 'group')}; bnwasm's conv2d has group 1`);
     const w = s.constant(node, node.inputs[1], 4);
     const [filters, channels, kh, kw] = w.dims;
-    if (channels !== s.shape[0]) s.refuse(node, `weight '${w.name}' has shape [${w.dims}]: ${channels} input channels, the input has ${s.shape[0]}`);
-    const { stride, pads } = s.window(node, [kh, kw], true);
-    let padding;
-    if (pads[0] === pads[2] && pads[1] === pads[3]) padding = [pads[0], pads[1]];
-    else if (stride.join() === '1,1' && pads.join() === convPads({ padding: 'same', kernelSize: [kh, kw] }).join()) padding = 'same';
-    else s.refuse(node, `has pads [${pads}]; bnwasm pads a conv the same on both sides, or as 'same' (stride 1)`);
+    if (channels !== x.dims[0]) s.refuse(node, `weight '${w.name}' has shape [${w.dims}]: ${channels} input channels, the input has ${x.dims[0]}`);
+    const { stride, padding } = s.window(node, [kh, kw], true);
     const b = node.inputs[2];
     const bias = b === undefined || b === '' ? null : s.constant(node, b, 1);
     if (bias && bias.dims[0] !== filters) s.refuse(node, `bias '${bias.name}' has shape [${bias.dims}], expected [${filters}]`);
     const layer = { type: 'conv2d', filters, kernelSize: [kh, kw], stride, padding, useBias: bias !== null };
-    s.layer(node, layer, bias ? { weight: w.values, bias: bias.values } : { weight: w.values });
-    s.shape = nextShape(layer, s.shape);
+    s.push(node, layer, bias ? { weight: w.values, bias: bias.values } : { weight: w.values }, [x]);
   },
   MaxPool: (s, node) => pool(s, node, 'maxPool2d'),
   AveragePool: (s, node) => pool(s, node, 'avgPool2d'),
   GlobalAveragePool(s, node) {
-    s.expectActivation(node, node.inputs[0]);
-    s.expectImage(node);
-    s.layer(node, { type: 'globalAvgPool' });
+    const x = s.activation(node, node.inputs[0]);
+    s.expectImage(node, x);
     // [N, C, 1, 1] to ONNX, flat C features to bnwasm: a Flatten after it adds no layer.
-    s.shape = [s.shape[0], 1, 1];
-    s.image = false;
+    const i = s.push(node, { type: 'globalAvgPool' }, {}, [x]);
+    s.alias(node, { ...s.output(i), dims: [x.dims[0], 1, 1] });
   },
   Pad(s, node) {
     // torch writes nn.AvgPool2d as Pad (all zeros) + AveragePool: a Pad that adds nothing is read, others are not.
-    s.expectActivation(node, node.inputs[0]);
+    const x = s.activation(node, node.inputs[0]);
     const mode = s.attr(node, 'mode', 'constant');
     const pads = node.inputs[1] === undefined || node.inputs[1] === '' ? [] : s.constant(node, node.inputs[1], 1).values;
     if (pads.some((p) => p !== 0)) s.refuse(node, `pads [${pads}] (mode ${mode}); only a Pad of zeros on every side is read (give the Conv its pads)`);
-    s.advance(node, true);
+    s.alias(node, x);
   },
   Reshape(s, node) {
     // x.view(x.size(0), -1) and friends: [N, ...] -> [N, features].
-    s.expectActivation(node, node.inputs[0]);
+    const x = s.activation(node, node.inputs[0]);
     const target = s.constant(node, node.inputs[1], 1).values;
-    const features = s.shape.reduce((a, b) => a * b, 1);
+    const out = s.flatten(node, x);
+    const features = out.dims[0];
     const ok = target.length === 2 && (target[0] === 0 || target[0] === -1) && (target[1] === -1 || target[1] === features);
     if (!ok) s.refuse(node, `reshapes to [${target}]; only [N, ${features}] (flattening) is read`);
-    s.flatten(node);
   },
   Dropout(s, node) {
-    s.expectActivation(node, node.inputs[0]);
+    const x = s.activation(node, node.inputs[0]);
     const training = node.inputs[2];
     if (training !== undefined && training !== '' && s.constant(node, training).values[0] !== 0) {
       s.refuse(node, 'runs in training mode; export the model in eval mode');
     }
-    s.advance(node, true);
+    s.alias(node, x);
   },
-  Identity(s, node) {
-    s.expectActivation(node, node.inputs[0]);
-    s.advance(node, true);
-  },
+  Identity: (s, node) => s.alias(node, s.activation(node, node.inputs[0])),
   Unsqueeze(s, node) {
     // BatchNorm1d on [N, C] is sometimes written Unsqueeze -> BatchNormalization -> Squeeze.
-    s.expectActivation(node, node.inputs[0]);
-    const rank = s.shape.length + 1;
+    const x = s.activation(node, node.inputs[0]);
+    const rank = x.dims.length + 1;
     const axes = s.axes(node);
-    const shape = [null, ...s.shape];
+    const dims = [null, ...x.dims];
     for (const axis of axes.map((a) => (a < 0 ? a + rank + axes.length : a)).sort((a, b) => a - b)) {
       if (axis < 1) s.refuse(node, 'inserts an axis before the batch axis');
-      shape.splice(axis, 0, 1);
+      dims.splice(axis, 0, 1);
     }
-    s.shape = shape.slice(1);
-    s.advance(node, true);
+    s.alias(node, { ...x, dims: dims.slice(1) });
   },
   Squeeze(s, node) {
-    s.expectActivation(node, node.inputs[0]);
-    const rank = s.shape.length + 1;
+    const x = s.activation(node, node.inputs[0]);
+    const rank = x.dims.length + 1;
     const given = node.inputs.length > 1 || node.attributes.has('axes');
-    const axes = given ? s.axes(node).map((a) => (a < 0 ? a + rank : a)) : s.shape.flatMap((d, k) => (d === 1 ? [k + 1] : []));
+    const axes = given ? s.axes(node).map((a) => (a < 0 ? a + rank : a)) : x.dims.flatMap((d, k) => (d === 1 ? [k + 1] : []));
     for (const axis of axes) {
-      if (axis < 1 || axis >= rank || s.shape[axis - 1] !== 1) s.refuse(node, `squeezes axis ${axis} of [N, ${s.shape}]`);
+      if (axis < 1 || axis >= rank || x.dims[axis - 1] !== 1) s.refuse(node, `squeezes axis ${axis} of [N, ${x.dims}]`);
     }
-    s.shape = s.shape.filter((_, k) => !axes.includes(k + 1));
-    s.advance(node, true);
+    s.alias(node, { ...x, dims: x.dims.filter((_, k) => !axes.includes(k + 1)) });
+  },
+  Sum(s, node) {
+    if (node.inputs.length === 1) return s.alias(node, s.activation(node, node.inputs[0]));
+    s.push(node, { type: 'add' }, {}, node.inputs.map((name) => s.activation(node, name)));
   },
 };
 
@@ -491,32 +490,29 @@ const CONSTANT_OP = {
 };
 
 function pool(s, node, type) {
-  s.expectActivation(node, node.inputs[0]);
-  s.expectImage(node);
+  const x = s.activation(node, node.inputs[0]);
+  s.expectImage(node, x);
   if (node.outputs.filter((o) => o !== '').length > 1) s.refuse(node, 'has a second output (Indices); bnwasm has none');
   const kernel = s.ints(node, 'kernel_shape', null, 2);
-  const { stride, pads } = s.window(node, kernel, false);
-  if (pads.some((p) => p !== 0)) {
+  const { stride, padding } = s.window(node, kernel, false);
+  if (padding !== 'same' && padding.some((p) => p !== 0)) {
     const more = type === 'avgPool2d' ? ` (count_include_pad=${s.attr(node, 'count_include_pad', 0)})` : '';
-    s.refuse(node, `has pads [${pads}]${more}; bnwasm's pooling has no padding`);
+    s.refuse(node, `has pads [${padding}]${more}; bnwasm's pooling has no padding`);
   }
-  const layer = { type, poolSize: kernel, stride };
-  if (kernel[0] > s.shape[1] || kernel[1] > s.shape[2]) s.refuse(node, `has a ${kernel} window on a ${s.shape.slice(1)} image`);
-  s.layer(node, layer);
-  s.shape = nextShape(layer, s.shape);
+  s.push(node, { type, poolSize: kernel, stride }, {}, [x]);
 }
 
 function activation(s, node, type) {
-  s.expectActivation(node, node.inputs[0]);
-  s.layer(node, { type });
+  const x = s.activation(node, node.inputs[0]);
+  s.push(node, { type }, {}, [x], x.dims);
 }
 
 function softmax(s, node) {
-  s.expectActivation(node, node.inputs[0]);
+  const x = s.activation(node, node.inputs[0]);
   const axis = s.attr(node, 'axis', -1);
-  if (s.shape.length !== 1 || (axis !== 1 && axis !== -1)) s.refuse(node, `axis ${axis} of [N, ${s.shape}]; only the feature axis of [N, C] is read`);
+  if (x.dims.length !== 1 || (axis !== 1 && axis !== -1)) s.refuse(node, `axis ${axis} of [N, ${x.dims}]; only the feature axis of [N, C] is read`);
   s.softmax = node;
-  s.advance(node, true);
+  s.alias(node, x);
 }
 
 function transpose(values, rows, cols) {
@@ -534,16 +530,34 @@ function broadcastBias(s, node, t, units, beta) {
   return Float32Array.from({ length: units }, (_, u) => beta * t.values[n === 1 ? 0 : u]);
 }
 
-function importState(fn, model, options) {
+// The PyTorch module a node's weights came from: torch.onnx.export names the
+// initializers of a module's parameters by their state_dict keys
+// ('layer1.0.conv1.weight'); a layer keeps that module name, so the network
+// saves to the same state_dict names. Null when they are not named so (folded
+// weights are 'onnx::Conv_193').
+function moduleName(s, node) {
+  const names = node.inputs.filter((name) => s.isInitializer(name));
+  const prefixes = new Set(names.map((name) => (/^(.+)\.(weight|bias|running_mean|running_var)$/.exec(name) ?? [])[1]));
+  return prefixes.size === 1 && !prefixes.has(undefined) ? [...prefixes][0] : null;
+}
+
+function importState(fn, model, options, describe) {
   const consts = new Map(model.initializers);
+  const values = new Map(); // value name -> {layer (-1: the network's input), dims, image}
+  const uses = new Map(); // value name -> how many node inputs and graph outputs read it
+  for (const node of model.nodes) for (const name of node.inputs) uses.set(name, (uses.get(name) ?? 0) + 1);
+  for (const o of model.outputs) uses.set(o.name, (uses.get(o.name) ?? 0) + 1);
+  let input = null; // {inputShape} or {inputSize}
   const s = {
-    value: null,
-    shape: null,
-    image: false, // bnwasm's view: the activation is an image [C, H, W] (conv, pooling, per-channel batch norm)
     layers: [],
-    producer: null, // the layer type that wrote s.value, for Add
+    tensors: [],
+    names: new Set(),
     softmax: null,
     runningVariance: options.runningVariance ?? 'unbiased',
+    start(name, config, dims) {
+      input = config;
+      values.set(name, { layer: -1, dims, image: dims.length === 3 });
+    },
     refuse(node, why) {
       throw new ModelFormatError(`${fn}(): ${node.op} node '${node.name}' ${why}`, { op: node.op, node: node.name });
     },
@@ -555,6 +569,9 @@ function importState(fn, model, options) {
       }
       return v;
     },
+    isActivation: (name) => values.has(name),
+    isInitializer: (name) => model.initializers.has(name),
+    consumers: (name) => uses.get(name) ?? 0,
     constant(node, name, rank) {
       const t = consts.get(name);
       if (t === undefined) this.refuse(node, `input '${name}' is not a constant (an initializer or Constant); only the layer's input may vary`);
@@ -568,20 +585,27 @@ function importState(fn, model, options) {
       if (node.inputs.length > 1) return this.constant(node, node.inputs[1], 1).values;
       return this.attr(node, 'axes', []);
     },
-    expectActivation(node, name) {
-      if (name !== this.value) {
-        this.refuse(node, `reads '${name}' where the network's activation '${this.value}' was expected; importONNX reads one chain of layers`);
+    activation(node, name) {
+      const x = values.get(name);
+      if (x === undefined) {
+        this.refuse(node, `reads '${name}', which is neither the graph's input nor computed from it by an earlier node`);
       }
+      return x;
     },
     ints(node, name, fallback, length) {
       const v = this.attr(node, name, fallback);
       if (!Array.isArray(v) || v.length !== length || !v.every(Number.isSafeInteger)) this.refuse(node, `has ${name} ${JSON.stringify(v)}, expected ${length} integers`);
       return v;
     },
-    expectImage(node) {
-      if (!this.image) this.refuse(node, `gets an input of shape [N, ${this.shape}]; it needs an image [N, C, H, W] (and bnwasm no flatten or dense layer before it)`);
+    expectImage(node, x) {
+      if (!x.image) this.refuse(node, `gets an input of shape [N, ${x.dims}]; it needs an image [N, C, H, W] (and bnwasm no flatten or dense layer before it)`);
     },
-    // strides and pads ([top, left, bottom, right]) of a Conv or pooling node; anything bnwasm has no equivalent for is refused.
+    expectFlat(node, x, inputs) {
+      if (x.dims.length !== 1) this.refuse(node, `gets an input of shape [N, ${x.dims}]; add a Flatten before it`);
+      if (x.dims[0] !== inputs) this.refuse(node, `expects ${inputs} inputs, the layer before it gives ${x.dims[0]}`);
+    },
+    // strides and padding of a Conv or pooling node: [top, left, bottom, right] or 'same'
+    // (SAME_UPPER, stride 1); anything bnwasm has no equivalent for is refused.
     window(node, kernel, conv) {
       const given = this.ints(node, 'kernel_shape', kernel, 2);
       if (given.join() !== kernel.join() || !kernel.every((k) => k >= 1)) this.refuse(node, `has kernel_shape [${given}], its weight [${kernel}]`);
@@ -592,50 +616,89 @@ function importState(fn, model, options) {
       if (this.attr(node, 'ceil_mode', 0) !== 0) this.refuse(node, 'has ceil_mode=1; bnwasm rounds output sizes down (ceil_mode 0)');
       if (this.attr(node, 'storage_order', 0) !== 0) this.refuse(node, 'has storage_order=1');
       const autoPad = this.attr(node, 'auto_pad', 'NOTSET');
-      let pads = this.ints(node, 'pads', [0, 0, 0, 0], 4);
+      const pads = this.ints(node, 'pads', [0, 0, 0, 0], 4);
       if (!pads.every((p) => p >= 0)) this.refuse(node, `has pads [${pads}], expected four non-negative numbers`);
-      if (autoPad === 'VALID') pads = [0, 0, 0, 0];
-      else if (autoPad === 'SAME_UPPER' && conv && stride.join() === '1,1') pads = convPads({ padding: 'same', kernelSize: kernel });
-      else if (autoPad !== 'NOTSET') this.refuse(node, `has auto_pad ${autoPad}; bnwasm reads NOTSET, VALID${conv ? ' and SAME_UPPER with stride 1' : ''}`);
-      return { stride, pads };
+      if (autoPad === 'VALID') return { stride, padding: [0, 0, 0, 0] };
+      if (autoPad === 'SAME_UPPER' && conv && stride.join() === '1,1') return { stride, padding: 'same' };
+      if (autoPad !== 'NOTSET') this.refuse(node, `has auto_pad ${autoPad}; bnwasm reads NOTSET, VALID${conv ? ' and SAME_UPPER with stride 1' : ''}`);
+      return { stride, padding: pads };
     },
     // Flatten/Reshape to [N, features]: a bnwasm flatten layer when bnwasm still has an image.
-    flatten(node) {
-      const features = this.shape.reduce((a, b) => a * b, 1);
-      if (this.image) this.layer(node, { type: 'flatten' });
-      else this.advance(node, true);
-      this.shape = [features];
-      this.image = false;
+    flatten(node, x) {
+      // Already flat to bnwasm: the same values, [N, features] to ONNX as well.
+      if (!x.image) return this.alias(node, { ...x, dims: x.layer < 0 ? [input.inputSize] : this.shapes[x.layer] });
+      const i = this.push(node, { type: 'flatten' }, {}, [x]);
+      return this.output(i);
     },
-    expectFlat(node, inputs) {
-      if (this.shape.length !== 1) this.refuse(node, `gets an input of shape [N, ${this.shape}]; add a Flatten before it`);
-      if (this.shape[0] !== inputs) this.refuse(node, `expects ${inputs} inputs, the layer before it gives ${this.shape[0]}`);
-    },
-    advance(node, keepProducer = false) {
+    alias(node, x) {
       if (node.outputs.length < 1 || node.outputs[0] === '') this.refuse(node, 'has no output');
-      this.value = node.outputs[0];
-      if (!keepProducer) this.producer = null;
+      values.set(node.outputs[0], x);
+      return x;
     },
-    layer(node, layer, tensors = {}) {
-      this.layers.push({ ...layer, tensors });
-      this.advance(node);
-      this.producer = layer.type;
+    // The value a layer computes, as the core shapes it.
+    output(i) {
+      const shape = this.shapes[i];
+      return { layer: i, dims: shape, image: shape.length === 3 };
     },
-    dense(node, units, weight, bias) {
-      this.layers.push({ type: 'dense', units, tensors: bias ? { weight, bias } : { weight } });
-      this.advance(node);
-      this.shape = [units];
-      this.image = false;
-      this.producer = 'dense';
+    shapes: [],
+    nodes: [], // the node each layer came from
+    // Appends a layer reading the activations `ins`; the core checks it and gives its shape.
+    // A layer that keeps its input's shape keeps its ONNX dimensions too (`dims`).
+    push(node, layer, tensors, ins, dims) {
+      const i = this.layers.length;
+      let name = moduleName(this, node);
+      if (name === null || this.names.has(name) || name === 'input') name = `layer${i}`;
+      this.names.add(name);
+      const inputs = ins.map((x) => (x.layer < 0 ? 'input' : this.layers[x.layer].name));
+      this.layers.push({ ...layer, name, inputs, fromTorch: name !== `layer${i}` });
+      this.tensors.push(tensors);
+      this.shapes.push(this.shapeOf(node, i));
+      this.nodes.push(node);
+      this.alias(node, dims === undefined ? this.output(i) : { ...this.output(i), dims });
+      return i;
+    },
+    // The output shape of layer i: the core describes the layers it depends on.
+    shapeOf(node, i) {
+      const needed = new Set([i]);
+      for (let k = i; k >= 0; k--) {
+        if (needed.has(k)) for (const n of this.layers[k].inputs) if (n !== 'input') needed.add(this.layers.findIndex((l) => l.name === n));
+      }
+      const layers = this.layers.filter((_, k) => needed.has(k)).map(({ fromTorch, ...l }) => l);
+      try {
+        return describe({ ...input, layers, loss: 'meanSquaredError' }).layers.at(-1).outputShape;
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        this.refuse(node, `gives bnwasm a layer it refuses: ${e.message.replace(/^describeNetwork\(\): /, '')}`);
+      }
     },
   };
   return s;
 }
 
 /**
+ * The config of the imported layers, as a person would write it: a layer keeps
+ * `inputs` only where it reads something other than the layer before it, and
+ * its name where a later layer names it or where it is a PyTorch module's name.
+ */
+function tidyLayers(layers) {
+  const named = new Set();
+  const out = layers.map(({ fromTorch, ...layer }, i) => {
+    const previous = i === 0 ? 'input' : layers[i - 1].name;
+    if (layer.inputs.length === 1 && layer.inputs[0] === previous) delete layer.inputs;
+    else for (const n of layer.inputs) named.add(n);
+    return { layer, fromTorch };
+  });
+  return out.map(({ layer, fromTorch }) => {
+    if (!fromTorch && !named.has(layer.name)) delete layer.name;
+    return layer;
+  });
+}
+
+/**
  * A trainable Network from ONNX bytes written by torch.onnx.export (or
- * toONNX) for a chain of Linear/Gemm/MatMul+Add, BatchNormalization,
- * Relu/Sigmoid/Tanh, Softmax/LogSoftmax, Flatten, Dropout and Identity.
+ * toONNX) for a graph of Linear/Gemm/MatMul+Add, BatchNormalization, Conv,
+ * pooling, Relu/Sigmoid/Tanh, Add of two activations (residual connections),
+ * Softmax/LogSoftmax, Flatten, Dropout and Identity.
  * @param {Uint8Array|ArrayBuffer} bytes
  * @param {{loss?: string, optimizer?: object, runningVariance?: 'biased'|'unbiased'}} [options]
  * @returns {Promise<import('../network.js').Network>}
@@ -643,7 +706,7 @@ function importState(fn, model, options) {
 export async function importONNX(bytes, options = {}) {
   const fn = 'importONNX';
   bytes = asBytes(fn, 'bytes', bytes);
-  checkImportOptions(fn, options, ['loss', 'optimizer', 'runningVariance']);
+  await checkImportOptions(fn, options, ['loss', 'optimizer', 'runningVariance']);
   const model = decodeModel(bytes, fn);
   if (model.opset < MIN_OPSET || model.opset > MAX_OPSET) {
     throw new ModelFormatError(`${fn}(): the model uses opset ${model.opset}; importONNX reads opsets ${MIN_OPSET} to ${MAX_OPSET}`);
@@ -658,15 +721,14 @@ export async function importONNX(bytes, options = {}) {
       `${fn}(): input '${input.name}' must be float with shape [batch, features...] and known feature sizes, got ${TYPE_NAMES[input.elemType] ?? input.elemType} [${input.dims?.map((d) => d ?? '?')}]`,
     );
   }
-  const s = importState(fn, model, options);
-  s.value = input.name;
-  s.shape = input.dims.slice(1);
+  const s = importState(fn, model, options, await describer(fn));
+  const dims = input.dims.slice(1);
   // [N, C, H, W] is an image (bnwasm's inputShape); any other rank is flat features.
-  s.image = s.shape.length === 3;
+  const shape = dims.length === 3 ? { inputShape: dims } : { inputSize: dims.reduce((a, b) => a * b, 1) };
+  s.start(input.name, shape, dims);
   for (const node of model.nodes) {
     if (node.domain !== '' && node.domain !== 'ai.onnx') s.refuse(node, `is in domain '${node.domain}', not the default ONNX domain`);
-    const readsActivation = node.inputs.includes(s.value);
-    if (!readsActivation && CONSTANT_OP[node.op] && node.outputs.length === 1) {
+    if (!node.inputs.some((name) => s.isActivation(name)) && CONSTANT_OP[node.op] && node.outputs.length === 1) {
       s.setConstant(node.outputs[0], CONSTANT_OP[node.op](s, node));
       continue;
     }
@@ -677,14 +739,22 @@ export async function importONNX(bytes, options = {}) {
     }
     handler(s, node);
   }
-  if (model.outputs.length !== 1 || model.outputs[0].name !== s.value) {
+  const last = s.layers.length - 1;
+  // Every layer but the last feeds a later one: a branch that ends nowhere has no bnwasm equivalent.
+  const read = new Set(s.layers.flatMap((l) => l.inputs));
+  const dead = s.layers.findIndex((l, i) => i < last && !read.has(l.name));
+  if (dead >= 0) {
+    s.refuse(s.nodes[dead], `computes '${s.nodes[dead].outputs[0]}', which leads nowhere: no later node reads it and it is not the graph's output`);
+  }
+  const output = model.outputs.length === 1 && s.isActivation(model.outputs[0].name) ? s.activation(null, model.outputs[0].name) : null;
+  if (output === null || output.layer !== last) {
     throw new ModelFormatError(
-      `${fn}(): the graph's output must be the end of the chain '${s.value}', got ${model.outputs.map((o) => `'${o.name}'`).join(', ') || 'none'}`,
+      `${fn}(): the graph's output must be the value its last layer computes, got ${model.outputs.map((o) => `'${o.name}'`).join(', ') || 'none'}`,
     );
   }
-  if (s.shape.length !== 1) throw new ModelFormatError(`${fn}(): the graph's output has shape [N, ${s.shape}]; expected [N, features]`);
+  if (output.dims.length !== 1) throw new ModelFormatError(`${fn}(): the graph's output has shape [N, ${output.dims}]; expected [N, features]`);
   if (s.layers.length === 0) throw new ModelFormatError(`${fn}(): the graph has no layers`);
-  let loss = options.loss ?? (s.softmax ? 'softmaxCrossEntropy' : 'meanSquaredError');
+  const loss = options.loss ?? (s.softmax ? 'softmaxCrossEntropy' : 'meanSquaredError');
   if (s.softmax && loss !== 'softmaxCrossEntropy') {
     throw new InputError(
       `${fn}(): loss '${loss}' cannot end in the ${s.softmax.op} node '${s.softmax.name}'; a softmax output is loss 'softmaxCrossEntropy'`,
@@ -692,11 +762,11 @@ export async function importONNX(bytes, options = {}) {
     );
   }
   const config = {
-    ...(input.dims.length === 4 ? { inputShape: input.dims.slice(1) } : { inputSize: input.dims.slice(1).reduce((a, b) => a * b, 1) }),
-    layers: s.layers.map(({ tensors, ...layer }) => (layer.type === 'dense' ? { ...layer, useBias: tensors.bias !== undefined } : layer)),
+    ...shape,
+    layers: tidyLayers(s.layers),
     loss,
     ...(options.optimizer !== undefined ? { optimizer: options.optimizer } : {}),
   };
-  const weights = s.layers.flatMap((l, i) => Object.entries(l.tensors).map(([name, values]) => ({ layer: i, name, values })));
+  const weights = s.tensors.flatMap((t, i) => Object.entries(t).map(([name, values]) => ({ layer: i, name, values })));
   return buildNetwork(fn, config, weights);
 }

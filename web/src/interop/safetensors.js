@@ -1,32 +1,13 @@
 // PyTorch weights in the safetensors format: an 8-byte little-endian header
 // length, a JSON header {name: {dtype, shape, data_offsets}}, then the raw
-// little-endian tensor bytes. Names are those of model.state_dict() for an
-// nn.Sequential built layer by layer from the same config (common.js torchLayout:
-// where bnwasm flattens an image implicitly, that nn.Sequential has an nn.Flatten).
-import { normalizeConfig } from '../config.js';
+// little-endian tensor bytes. Names are those of model.state_dict(): a named layer is
+// the module of that name, the others the modules of an nn.Sequential built layer by
+// layer from the same config (common.js torchLayout). The tensors, their shapes and
+// their PyTorch names are the core's (network.layers, describeNetwork).
 import { ModelFormatError, describe } from '../errors.js';
-import { batchesTracked, openNetwork } from '../network.js';
+import { batchesTracked } from '../network.js';
 import { asBytes, buildNetwork, stateDictName, torchLayout } from './common.js';
-
-// Per layer type: the state_dict tensors of a layer, as [bnwasm name, shape].
-// `input` is the layer's input shape ([features], or [C, H, W] for an image).
-const LAYER_TENSORS = {
-  dense: (layer, input) => [
-    ['weight', [layer.units, input.reduce((a, b) => a * b, 1)]],
-    ...(layer.useBias ? [['bias', [layer.units]]] : []),
-  ],
-  // nn.BatchNorm1d on features, nn.BatchNorm2d on an image's channels: the same names.
-  batchNorm: (layer, input) => [
-    ['gamma', [input[0]]],
-    ['beta', [input[0]]],
-    ['runningMean', [input[0]]],
-    ['runningVariance', [input[0]]],
-  ],
-  conv2d: (layer, input) => [
-    ['weight', [layer.filters, input[0], ...layer.kernelSize]],
-    ...(layer.useBias ? [['bias', [layer.filters]]] : []),
-  ],
-};
+import { describeNetwork } from '../config.js';
 
 const DTYPE_BYTES = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4 };
 // Header sizes above this are refused before parsing (the format's own limit).
@@ -119,24 +100,27 @@ const f32Bytes = (values) => new Uint8Array(Float32Array.from(values).buffer);
 
 /**
  * The network's tensors as safetensors, named as model.state_dict() of the
- * matching nn.Sequential (see docs/interop.md), num_batches_tracked as int64.
+ * matching PyTorch module (see docs/interop.md), num_batches_tracked as int64.
  * @param {import('../network.js').Network} net
  * @returns {Uint8Array}
  */
 export function toSafetensors(net) {
   const config = net.config;
-  const layout = torchLayout(config);
+  const layers = net.layers;
+  const layout = torchLayout(config, layers);
   const weights = net.getWeights();
   const entries = [];
-  config.layers.forEach((layer, i) => {
-    const n = layout.layers[i].index;
-    for (const t of weights.filter((w) => w.layer === i)) {
-      entries.push({ name: stateDictName(n, t.name), dtype: 'F32', shape: t.shape, bytes: f32Bytes(t.values) });
-    }
-    if (layer.type === 'batchNorm') {
+  layers.forEach((info, i) => {
+    const { module } = layout.layers[i];
+    const mine = weights.filter((w) => w.layer === i);
+    info.tensors.forEach((t, k) => {
+      entries.push({ name: stateDictName(module, t.torch), dtype: 'F32', shape: t.shape, bytes: f32Bytes(mine[k].values) });
+    });
+    const tracked = batchesTracked(net, i);
+    if (tracked >= 0) {
       const count = new Uint8Array(8);
-      new DataView(count.buffer).setBigInt64(0, BigInt(batchesTracked(net, i)), true);
-      entries.push({ name: `${n}.num_batches_tracked`, dtype: 'I64', shape: [], bytes: count });
+      new DataView(count.buffer).setBigInt64(0, BigInt(tracked), true);
+      entries.push({ name: `${module}.num_batches_tracked`, dtype: 'I64', shape: [], bytes: count });
     }
   });
   return writeSafetensors(entries, { format: 'pt' });
@@ -144,7 +128,7 @@ export function toSafetensors(net) {
 
 /**
  * A Network with the given config and the tensors of a safetensors file
- * named as the matching nn.Sequential's state_dict. Every expected tensor must
+ * named as the matching PyTorch module's state_dict. Every expected tensor must
  * be there with its shape and nothing else (like load_state_dict(strict=True));
  * a missing N.num_batches_tracked counts as 0, as PyTorch's own loader does.
  * F64, F16 and BF16 tensors are rounded to float32.
@@ -155,23 +139,20 @@ export function toSafetensors(net) {
 export async function loadSafetensors(bytes, config) {
   const fn = 'loadSafetensors';
   bytes = asBytes(fn, 'bytes', bytes);
-  const normalized = normalizeConfig(config, fn);
+  // A config that does not fit is the caller's fault: the core names the layer (ConfigError).
+  const described = await describeNetwork(config, fn);
   const { tensors } = readSafetensors(bytes, fn);
   const unused = new Set(tensors.keys());
   const weights = [];
   const tracked = new Map();
-  const layout = torchLayout(normalized);
-  if (![...layout.layers.map((l) => l.input), layout.output].every((shape) => shape.every((d) => d >= 1))) {
-    // Shapes that do not fit are the config's fault: the core names the layer (ConfigError).
-    (await openNetwork(fn, normalized)).dispose();
-  }
-  normalized.layers.forEach((layer, i) => {
-    const { index: n, input } = layout.layers[i];
-    for (const [name, shape] of LAYER_TENSORS[layer.type]?.(layer, input) ?? []) {
-      const key = stateDictName(n, name);
+  const layout = torchLayout(described.config, described.layers);
+  described.layers.forEach((info, i) => {
+    const { module } = layout.layers[i];
+    for (const { name, shape, torch } of info.tensors) {
+      const key = stateDictName(module, torch);
       const t = tensors.get(key);
       if (t === undefined) {
-        throw new ModelFormatError(`${fn}(): the file has no '${key}' (layer ${i}, ${layer.type} ${name}); its tensors are ${[...tensors.keys()].join(', ')}`);
+        throw new ModelFormatError(`${fn}(): the file has no '${key}' (layer ${i}, ${info.type} ${name}); its tensors are ${[...tensors.keys()].join(', ')}`);
       }
       if (t.shape.join() !== shape.join()) {
         throw new ModelFormatError(`${fn}(): '${key}' has shape [${t.shape}], config.layers[${i}] needs [${shape}]`);
@@ -180,8 +161,9 @@ export async function loadSafetensors(bytes, config) {
       weights.push({ layer: i, name, values: Float32Array.from(t.values()) });
       unused.delete(key);
     }
-    if (layer.type === 'batchNorm') {
-      const key = `${n}.num_batches_tracked`;
+    // A layer with running statistics counts its batches, as PyTorch's batch norm does.
+    if (info.tensors.some((t) => !t.trainable)) {
+      const key = `${module}.num_batches_tracked`;
       const t = tensors.get(key);
       if (t !== undefined) {
         const n = t.values();
@@ -196,6 +178,5 @@ export async function loadSafetensors(bytes, config) {
   if (unused.size > 0) {
     throw new ModelFormatError(`${fn}(): the file has tensors the config does not: ${[...unused].join(', ')}`);
   }
-  return buildNetwork(fn, normalized, weights, tracked);
+  return buildNetwork(fn, described.config, weights, tracked);
 }
-

@@ -9,8 +9,9 @@
 // the last axis only, so a channels_first BatchNormalization gives wrong
 // numbers), and a Permute back to NCHW before flattening, so the features keep
 // bnwasm's CHW order (docs/interop.md).
-import { InputError, ModelFormatError, describe } from '../errors.js';
-import { asBytes, buildNetwork, checkImportOptions, layerTensors, nextShape, torchLayout } from './common.js';
+import { describer } from '../config.js';
+import { ConfigError, InputError, ModelFormatError, describe } from '../errors.js';
+import { asBytes, buildNetwork, checkImportOptions, layerTensors, torchLayout } from './common.js';
 
 function transpose(values, rows, cols) {
   const out = new Float32Array(values.length);
@@ -38,16 +39,16 @@ const keras = (class_name, config) => ({ class_name, config: { ...config, traina
 const LAST = { data_format: 'channels_last' };
 
 // Per bnwasm layer type: the Keras layers and their weights [keras name, values,
-// shape]. `input` is the layer's input shape ([features] or [C, H, W]).
+// shape]. `info` is the core's description of the layer (its tensors' shapes, a conv's pads).
 const EXPORT_LAYER = {
-  dense: (layer, t, i, input) => {
-    const width = input.reduce((a, b) => a * b, 1);
+  dense: (layer, t, i, info) => {
+    const width = info.tensors[0].shape[1];
     return {
       layer: keras('Dense', { name: `dense_${i}`, units: layer.units, activation: 'linear', use_bias: layer.useBias }),
       weights: [['kernel', transpose(t.weight, layer.units, width), [width, layer.units]], ...(layer.useBias ? [['bias', t.bias, [layer.units]]] : [])],
     };
   },
-  batchNorm: (layer, t, i, input) => ({
+  batchNorm: (layer, t, i, info) => ({
     layer: keras('BatchNormalization', {
       name: `batch_normalization_${i}`,
       // The channel axis of an NHWC image, the feature axis otherwise.
@@ -57,19 +58,14 @@ const EXPORT_LAYER = {
       center: true,
       scale: true,
     }),
-    weights: [
-      ['gamma', t.gamma, [input[0]]],
-      ['beta', t.beta, [input[0]]],
-      ['moving_mean', t.runningMean, [input[0]]],
-      ['moving_variance', t.runningVariance, [input[0]]],
-    ],
+    weights: info.tensors.map((x) => [x.tfjs, t[x.name], x.shape]),
   }),
-  conv2d: (layer, t, i, input) => {
+  conv2d: (layer, t, i, info) => {
     const [kh, kw] = layer.kernelSize;
-    const shape = [layer.filters, input[0], kh, kw];
+    const shape = info.tensors[0].shape; // [filters, channels, kh, kw]
     // Keras pads only 'valid' or 'same'; other zeros come from a ZeroPadding2D in front.
-    const [ph, pw] = layer.padding === 'same' ? [0, 0] : layer.padding;
-    const pad = ph + pw > 0 ? [keras('ZeroPadding2D', { name: `zero_padding2d_${i}`, padding: [[ph, ph], [pw, pw]], ...LAST })] : [];
+    const [top, left, bottom, right] = layer.padding === 'same' ? [0, 0, 0, 0] : info.pads;
+    const pad = top + left + bottom + right > 0 ? [keras('ZeroPadding2D', { name: `zero_padding2d_${i}`, padding: [[top, bottom], [left, right]], ...LAST })] : [];
     return {
       before: pad,
       layer: keras('Conv2D', {
@@ -84,7 +80,7 @@ const EXPORT_LAYER = {
         activation: 'linear',
         use_bias: layer.useBias,
       }),
-      weights: [['kernel', toKerasKernel(t.weight, shape), [kh, kw, input[0], layer.filters]], ...(layer.useBias ? [['bias', t.bias, [layer.filters]]] : [])],
+      weights: [['kernel', toKerasKernel(t.weight, shape), [kh, kw, shape[1], layer.filters]], ...(layer.useBias ? [['bias', t.bias, [layer.filters]]] : [])],
     };
   },
   maxPool2d: (layer, t, i) => ({
@@ -122,18 +118,26 @@ const permuteLayer = (name, dims) => keras('Permute', { name, dims: [...dims] })
  */
 export function toTfjsLayers(net) {
   const config = net.config;
+  const described = net.layers;
+  const graph = described.find((l) => l.inputs.length !== 1 || l.inputs[0] !== l.index - 1);
+  if (graph !== undefined) {
+    throw new InputError(
+      `toTfjsLayers(): layers[${graph.index}] reads ${graph.inputs.map((p) => (p < 0 ? 'the input' : `layers[${p}]`)).join(' and ')}: the TF.js layers export writes Sequential models, one layer after another; export a graph with toONNX or toSafetensors`,
+      'BNWASM_INVALID_ARGUMENT',
+    );
+  }
   const tensors = layerTensors(net.getWeights(), config.layers.length);
-  const layout = torchLayout(config);
+  const layout = torchLayout(config, described);
   const layers = [];
   const specs = [];
   const chunks = [];
   // The Keras tensor is NHWC from the first Permute until an image is flattened.
   if (config.inputShape) layers.push(permuteLayer('permute_input', TO_NHWC));
   config.layers.forEach((layer, i) => {
-    const { input, flattenBefore } = layout.layers[i];
-    const out = EXPORT_LAYER[layer.type](layer, tensors[i], i, input);
+    const flattenBefore = layout.layers[i].flattenBefore !== null;
+    const out = EXPORT_LAYER[layer.type](layer, tensors[i], i, described[i]);
     // bnwasm flattens an image in CHW order, implicitly before a dense layer; Keras's Dense would act on the last axis.
-    const image = input.length === 3;
+    const image = described[i].inputShapes[0].length === 3;
     if (image && (layer.type === 'flatten' || flattenBefore)) layers.push(permuteLayer(`permute_${i}`, TO_NCHW));
     if (image && flattenBefore) layers.push(flattenLayer(`flatten_before_${i}`));
     layers.push(...(out.before ?? []), out.layer);
@@ -143,7 +147,7 @@ export function toTfjsLayers(net) {
     }
   });
   layers[0].config.batch_input_shape = [null, ...(config.inputShape ?? [config.inputSize])];
-  if (layout.output.length === 3) layers.push(permuteLayer('permute_output', TO_NCHW), flattenLayer('flatten_output'));
+  if (described.at(-1).outputShape.length === 3) layers.push(permuteLayer('permute_output', TO_NCHW), flattenLayer('flatten_output'));
   if (config.loss === 'softmaxCrossEntropy') {
     layers.push(keras('Activation', { name: 'softmax', activation: 'softmax' }));
   }
@@ -222,8 +226,7 @@ const IMPORT_LAYER = {
       s.refuse(c, `has padding ${JSON.stringify(p)}, expected a number, [height, width] or [[top, bottom], [left, right]]`);
     }
     const [[top, bottom], [left, right]] = pairs;
-    if (top !== bottom || left !== right) s.refuse(c, `pads ${JSON.stringify(p)}; bnwasm pads the same on both sides`);
-    s.pad = { name: c.name, padding: [top, left] };
+    s.pad = { name: c.name, padding: [top, left, bottom, right] };
   },
   Conv2D(s, c) {
     s.expectImage(c);
@@ -246,7 +249,7 @@ const IMPORT_LAYER = {
     const useBias = c.use_bias ?? true;
     const layer = { type: 'conv2d', filters, kernelSize: [kh, kw], stride, padding, useBias };
     s.push(layer, useBias ? { weight, bias: s.weight(c, 'bias', [filters]) } : { weight });
-    s.image = nextShape(layer, s.image);
+    s.image = s.shapeAfter(c);
     s.activation(c, c.activation ?? 'linear');
   },
   MaxPooling2D: (s, c) => pool(s, c, 'maxPool2d'),
@@ -274,7 +277,7 @@ const IMPORT_LAYER = {
     // Keras flattens NHWC (or, with data_format channels_first, NCHW moved to NHWC first) in HWC order.
     s.order = s.layout === 'nhwc' || first ? s.image : null;
     s.push({ type: 'flatten' });
-    s.width = s.image.reduce((a, b) => a * b, 1);
+    s.width = s.shapeAfter(c)[0];
     s.image = null;
   },
 };
@@ -284,10 +287,8 @@ function pool(s, c, type) {
   const poolSize = s.pair(c, 'pool_size', [2, 2]);
   const stride = c.strides == null ? poolSize : s.pair(c, 'strides');
   if ((c.padding ?? 'valid') !== 'valid') s.refuse(c, `has padding '${c.padding}'; bnwasm's pooling has none ('valid')`);
-  if (poolSize[0] > s.image[1] || poolSize[1] > s.image[2]) s.refuse(c, `has a ${poolSize} window on a ${s.image.slice(1)} image`);
-  const layer = { type, poolSize, stride };
-  s.push(layer);
-  s.image = nextShape(layer, s.image);
+  s.push({ type, poolSize, stride });
+  s.image = s.shapeAfter(c);
 }
 
 // The data format of a model's input: NCHW if it opens with a Permute to NHWC (as
@@ -359,7 +360,8 @@ export async function importTfjsLayers(modelJson, weightData, options = {}) {
     throw new InputError(`${fn}(): modelJson must be the model.json object or its text, got ${describe(modelJson)}`, 'BNWASM_WRONG_TYPE');
   }
   weightData = asBytes(fn, 'weightData', weightData);
-  checkImportOptions(fn, options, ['loss', 'optimizer', 'runningVariance']);
+  await checkImportOptions(fn, options, ['loss', 'optimizer', 'runningVariance']);
+  const describeConfig = await describer(fn);
   let topology = modelJson.modelTopology;
   if (topology?.model_config) topology = topology.model_config; // Keras-converted files
   if (!topology || topology.class_name !== 'Sequential') {
@@ -380,7 +382,7 @@ export async function importTfjsLayers(modelJson, weightData, options = {}) {
   const image = layout === 'nchw' ? [a, b, d] : layout === 'nhwc' ? [d, a, b] : null;
   const used = new Set();
   const s = {
-    width: inputShape.slice(1).reduce((x, y) => x * y, 1),
+    width: inputShape[1], // the features of a flat input (an image's come with its Flatten)
     image, // [C, H, W] while the activation is an image
     layout, // the Keras tensor's layout while it is an image: 'nchw' or 'nhwc'
     order: null, // [C, H, W] while flat features are in Keras's HWC order (after a Flatten of NHWC)
@@ -435,6 +437,15 @@ export async function importTfjsLayers(modelJson, weightData, options = {}) {
     push(layer, tensors = {}) {
       this.layers.push(layer);
       this.tensors.push(tensors);
+    },
+    // The image the last layer makes, as the core shapes it (a layer it refuses is the file's fault).
+    shapeAfter(c) {
+      try {
+        return describeConfig({ ...(image ? { inputShape: image } : { inputSize: inputShape[1] }), layers: this.layers, loss: 'meanSquaredError' }).layers.at(-1).outputShape;
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        return this.refuse(c, `gives bnwasm a layer it refuses: ${e.message.replace(/^importTfjsLayers\(\): /, '')}`);
+      }
     },
     activation(c, name) {
       if (name === 'linear' || name === undefined || name === null) return;
