@@ -2,11 +2,11 @@
 // classifies single examples on the main thread with snapshots of the worker's network.
 // A model file opened in the page (loadNetwork; ONNX and safetensors through bnwasm/interop,
 // imported only then) is scored and fine-tuned the same way (loadTrainer).
-import { createTrainer, loadNetwork, loadTrainer } from '../src/index.js';
+import { createTrainer, describeNetwork, loadNetwork, loadTrainer } from '../src/index.js';
 import { drawFeatureMaps, drawFilters, drawImage, drawRegions, plot, prepare } from './charts.js';
 import { loadFashionMnist, makeSpirals } from './datasets.js';
 import { setupFigure1 } from './figure1-panel.js';
-import { describeLayers, firstConv, layerShapes } from './layers.js';
+import { describeLayers, firstConv, toShape } from './layers.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -149,12 +149,15 @@ async function selectDataset(name) {
 
 // ---- training -----------------------------------------------------------------------------
 
-/** A run: a network in a worker, built from the controls or opened from a file (`opened`). */
-function newRun(config, opened = null) {
+/**
+ * A run: a network in a worker, built from the controls or opened from a file (`opened`).
+ * `config` is normalized and `layers` the core's description of them (describeNetwork).
+ */
+function newRun(config, layers, opened = null) {
   return {
     config,
     opened, // {name, format} of an opened model file
-    shapes: layerShapes(config),
+    layers,
     trainer: null,
     controller: new AbortController(),
     starting: true,
@@ -165,7 +168,7 @@ function newRun(config, opened = null) {
     loss: [],
     trainAccuracy: [],
     testAccuracy: [],
-    bnLayers: config.layers.flatMap((l, i) => (l.type === 'batchNorm' ? [i] : [])),
+    bnLayers: layers.flatMap((l, i) => (l.tensors.some((t) => t.name === 'runningMean') ? [i] : [])),
     bn: new Map(), // layer -> {units, samples: [{step, mean, variance, runningMean, runningVariance}]}
     snapshot: null,
     snapshotBusy: false,
@@ -190,13 +193,15 @@ async function start() {
   }
   if (run) reset();
   let config;
+  let layers;
   try {
-    config = configFromControls();
+    // The core checks the settings and says what each layer makes of its input.
+    ({ config, layers } = await describeNetwork(configFromControls()));
   } catch (error) {
     fail(error);
     return;
   }
-  const r = (run = newRun(config));
+  const r = (run = newRun(config, layers));
   updateButtons();
   fillBnSelectors();
   showLayers(r);
@@ -483,7 +488,7 @@ async function classify(index) {
 // image (or the gallery's first), as the layer after the conv (batch norm, activation) passes
 // them on: what the network looks for, and where it finds it.
 function showFirstConv(r, net) {
-  const conv = firstConv(r.config);
+  const conv = firstConv(r.config, r.layers);
   $('firstConv').hidden = conv === null;
   if (conv === null) return;
   const weight = net.getWeights().find((t) => t.layer === conv.conv && t.name === 'weight');
@@ -511,7 +516,7 @@ function showLayers(r) {
     $('modelSource').textContent = '';
     return;
   }
-  const { input, lines } = describeLayers(r.config);
+  const { input, lines } = describeLayers(r.config, r.layers);
   $('modelSource').textContent = r.opened
     ? `${r.opened.name} (${r.opened.format}); input ${input}`
     : `built from the settings; input ${input}`;
@@ -530,8 +535,6 @@ function showLayers(r) {
 
 // ---- opening a model file -----------------------------------------------------------------------
 
-const BNWM = [0x42, 0x4e, 0x57, 0x4d]; // "BNWM": the first bytes of every save()
-
 /**
  * The save() bytes of the selected file(s): a bnwasm model as it is; an ONNX file or a
  * safetensors file with its config.json converted by bnwasm/interop, which is loaded only
@@ -547,10 +550,10 @@ async function modelBytes(files) {
   }
   const [file] = models;
   const bytes = new Uint8Array(await file.arrayBuffer());
-  if (BNWM.every((b, i) => bytes[i] === b)) return { bytes, format: 'bnwasm' };
+  // By name: anything not .onnx or .safetensors goes to loadNetwork, which says what is wrong with it.
   const onnx = /\.onnx$/i.test(file.name);
   const safetensors = /\.safetensors$/i.test(file.name);
-  if (!onnx && !safetensors) return { bytes, format: 'bnwasm' }; // loadNetwork says what is wrong with it
+  if (!onnx && !safetensors) return { bytes, format: 'bnwasm' };
   if (safetensors && configs.length === 0) {
     throw new Error(`${file.name}: a .safetensors file holds tensors only; select it together with its config.json (scripts/pytorch/train_ddp.py writes both)`);
   }
@@ -591,7 +594,7 @@ async function openModel(files) {
     const target = datasetFor(net);
     if (target === null) {
       reset();
-      showLayers({ config: net.config, opened: { name, format } });
+      showLayers({ config: net.config, layers: net.layers, opened: { name, format } });
       status(
         `Opened ${name}: ${net.inputSize} inputs and ${net.outputSize} outputs fit neither dataset here ` +
           '(Fashion-MNIST: 784 → 10, two spirals: 2 → 2); its layers are listed, there is nothing to run it on.',
@@ -603,7 +606,7 @@ async function openModel(files) {
       await selectDataset(target);
       if (!data) return; // selectDataset said why
     } else reset();
-    const r = (run = newRun(net.config, { name, format }));
+    const r = (run = newRun(net.config, net.layers, { name, format }));
     r.snapshot = net;
     net = null; // the run owns it now
     fillBnSelectors();
@@ -640,7 +643,7 @@ async function openModel(files) {
 // ---- the running-average picture and the other charts ----------------------------------------
 
 // The shape a batch-norm layer normalizes: its units, or channels of h x w after a conv layer.
-const bnInput = (r, layer) => r.shapes.layers[layer - 1] ?? r.shapes.input;
+const bnInput = (r, layer) => toShape(r.layers[layer].inputShapes[0]);
 
 function fillBnSelectors() {
   const layerSelect = $('bnLayer');

@@ -1,99 +1,63 @@
-// What the page says about a network's layers: each layer's output shape and a one-line
-// description, from a config (as written, or normalized: network.config). For display only:
-// the core checks the shapes when it builds the network (cpp/src/spec.cpp's next_shape), and
-// this follows the same arithmetic.
+// What the page says about a network's layers, from the core's description of them
+// (describeNetwork, network.layers: each layer's inputs and output shape): a one-line
+// description per layer and the shapes the pictures need. Nothing here works out a shape.
 
-/** A number or [h, w], as [h, w]; `fallback` when absent (the config defaults). */
-const pair = (v, fallback) => (v === undefined ? fallback : typeof v === 'number' ? [v, v] : v);
+/** A shape from the core ([C, H, W] or [features]) as the pictures take it. */
+export const toShape = (dims) => ({ c: dims[0], h: dims[1] ?? 1, w: dims[2] ?? 1, spatial: dims.length === 3 });
 
-/** A layer's output: c channels of h x w when spatial, else c flat features (h = w = 1). */
-const flat = (c) => ({ c, h: 1, w: 1, spatial: false });
+const shapeText = (dims) => dims.join('×');
+const pairText = ([h, w]) => (h === w ? String(h) : `${h}×${w}`);
 
-function nextShape(l, s) {
-  switch (l.type) {
-    case 'dense':
-      return flat(l.units);
-    case 'flatten':
-      return flat(s.c * s.h * s.w);
-    case 'globalAvgPool':
-      return flat(s.c);
-    case 'conv2d': {
-      const [kh, kw] = pair(l.kernelSize);
-      const [sh, sw] = pair(l.stride, [1, 1]);
-      // 'same' pads kernel - 1 in all (stride is 1 then); otherwise padding on each side.
-      const padding = l.padding === 'same' ? [(kh - 1) / 2, (kw - 1) / 2] : pair(l.padding, [0, 0]);
-      const [ph, pw] = [2 * padding[0], 2 * padding[1]];
-      return { c: l.filters, h: Math.floor((s.h + ph - kh) / sh) + 1, w: Math.floor((s.w + pw - kw) / sw) + 1, spatial: true };
-    }
-    case 'maxPool2d':
-    case 'avgPool2d': {
-      const [kh, kw] = pair(l.poolSize);
-      const [sh, sw] = pair(l.stride, [kh, kw]);
-      return { c: s.c, h: Math.floor((s.h - kh) / sh) + 1, w: Math.floor((s.w - kw) / sw) + 1, spatial: true };
-    }
-    default:
-      return s; // batch norm and activations keep the shape
-  }
-}
-
-/** The input shape and every layer's output shape. @returns {{input, layers: object[]}} */
-export function layerShapes(config) {
-  const input = config.inputShape
-    ? { c: config.inputShape[0], h: config.inputShape[1], w: config.inputShape[2], spatial: true }
-    : flat(config.inputSize);
-  let s = input;
-  return { input, layers: config.layers.map((l) => (s = nextShape(l, s))) };
-}
-
-export const shapeText = (s) => (s.spatial ? `${s.c}×${s.h}×${s.w}` : String(s.c));
-
-const pairText = ([h, w]) => `${h}×${w}`;
-
-/** One line per layer: what it is, its options that matter here, and its output shape. */
-export function describeLayers(config) {
-  const { input, layers } = layerShapes(config);
+/**
+ * One line per layer: what it is, its options that matter here, and its output shape.
+ * `config` is normalized (network.config, describeNetwork's config), `layers` the core's.
+ */
+export function describeLayers(config, layers) {
+  const input = shapeText(config.inputShape ?? [config.inputSize]);
   const lines = config.layers.map((l, i) => {
-    const into = layers[i - 1] ?? input;
+    const info = layers[i];
+    const into = info.inputShapes[0];
     let text;
     switch (l.type) {
       case 'dense':
-        text = `dense ${l.units}${l.useBias === false ? ', no bias' : ''}`;
+        text = `dense ${l.units}${l.useBias ? '' : ', no bias'}`;
         break;
       case 'conv2d': {
-        const stride = pair(l.stride, [1, 1]);
-        const padding = l.padding === 'same' ? 'same' : pair(l.padding, [0, 0]);
+        const padding = l.padding === 'same' ? ", padding 'same'" : info.pads.some((v) => v !== 0) ? `, padding ${info.pads.join('/')}` : '';
         text =
-          `conv2d ${l.filters} filters ${pairText(pair(l.kernelSize))}` +
-          (stride.some((v) => v !== 1) ? `, stride ${pairText(stride)}` : '') +
-          (padding === 'same' ? ", padding 'same'" : padding.some((v) => v !== 0) ? `, padding ${pairText(padding)}` : '') +
-          (l.useBias === false ? ', no bias' : '');
+          `conv2d ${l.filters} filters ${l.kernelSize.join('×')}` +
+          (l.stride.some((v) => v !== 1) ? `, stride ${pairText(l.stride)}` : '') +
+          padding +
+          (l.useBias ? '' : ', no bias');
         break;
       }
       case 'batchNorm':
-        text = `batch norm ${into.spatial ? `per channel (${into.c})` : `(${into.c} units)`}` + (l.momentum !== undefined ? `, momentum ${l.momentum}` : '');
+        text = `batch norm ${into.length === 3 ? `per channel (${into[0]})` : `(${into[0]} units)`}, momentum ${l.momentum}`;
         break;
       case 'maxPool2d':
       case 'avgPool2d':
-        text = `${l.type === 'maxPool2d' ? 'max' : 'average'} pool ${pairText(pair(l.poolSize))}`;
+        text = `${l.type === 'maxPool2d' ? 'max' : 'average'} pool ${l.poolSize.join('×')}`;
         break;
       default:
         text = l.type;
     }
-    return { type: l.type, text, shape: shapeText(layers[i]) };
+    // A layer that reads other than the one before it says which.
+    const reads = info.inputs.length !== 1 || info.inputs[0] !== i - 1 ? ` of ${info.inputs.map((p) => (p < 0 ? 'the input' : `layer ${p}`)).join(' and ')}` : '';
+    return { type: l.type, text: text + reads, shape: shapeText(info.outputShape) };
   });
-  return { input: shapeText(input), lines };
+  return { input, lines };
 }
 
 /**
- * The first conv layer and the layer whose output shows its feature maps: the last of the batch
- * norm and activation layers right after it (what the next layer sees), or the conv itself.
- * Null for a network without conv layers.
+ * The first conv layer and the layer whose output shows its feature maps: the last of the
+ * layers right after it that keep its output's shape (batch norm, activations: what the next
+ * layer sees), or the conv itself. Null for a network without conv layers.
  */
-export function firstConv(config) {
+export function firstConv(config, layers) {
   const conv = config.layers.findIndex((l) => l.type === 'conv2d');
   if (conv < 0) return null;
+  const same = (a, b) => a.join() === b.join();
   let maps = conv;
-  const keepsShape = (l) => !['dense', 'conv2d', 'flatten', 'maxPool2d', 'avgPool2d', 'globalAvgPool'].includes(l?.type);
-  while (maps + 1 < config.layers.length && keepsShape(config.layers[maps + 1])) maps++;
-  return { conv, maps, shape: layerShapes(config).layers[maps] };
+  while (maps + 1 < layers.length && layers[maps + 1].inputs.join() === String(maps) && same(layers[maps + 1].outputShape, layers[conv].outputShape)) maps++;
+  return { conv, maps, shape: toShape(layers[maps].outputShape) };
 }
