@@ -1,6 +1,9 @@
-// The benchmark model, written once for every engine: 784 -> dense 256 (no
-// bias) -> BN -> ReLU -> dense 256 (no bias) -> BN -> ReLU -> dense 10,
-// softmax cross-entropy, Adam 1e-3, BN momentum 0.9 (weight of the past), eps 1e-5.
+// The benchmark models, written once for every engine: the dense network 784 -> dense 256
+// (no bias) -> BN -> ReLU -> dense 256 (no bias) -> BN -> ReLU -> dense 10, softmax
+// cross-entropy, Adam 1e-3, BN momentum 0.9 (weight of the past), eps 1e-5; and the CNN of
+// issue 10 (fashionMnistCnnConfig).
+import { fashionMnistCnnConfig } from '../scripts/fashion-mnist.mjs';
+
 export const INPUT = 784;
 export const HIDDEN = 256;
 export const CLASSES = 10;
@@ -8,27 +11,41 @@ export const MOMENTUM = 0.9;
 export const EPSILON = 1e-5;
 export const LEARNING_RATE = 1e-3;
 
-// Multiply-adds count 2 FLOP. Forward: every dense layer; backward: dW for
-// every dense layer, dX for all but the first (nobody needs the input's gradient).
-const dense = [
-  [INPUT, HIDDEN],
-  [HIDDEN, HIDDEN],
-  [HIDDEN, CLASSES],
-];
-export const FORWARD_FLOP = dense.reduce((s, [i, o]) => s + 2 * i * o, 0);
-export const TRAIN_FLOP = 2 * FORWARD_FLOP + dense.slice(1).reduce((s, [i, o]) => s + 2 * i * o, 0);
+export const MLP_CONFIG = {
+  inputSize: INPUT,
+  layers: [
+    { type: 'dense', units: HIDDEN, useBias: false },
+    { type: 'batchNorm', momentum: MOMENTUM, epsilon: EPSILON },
+    { type: 'relu' },
+    { type: 'dense', units: HIDDEN, useBias: false },
+    { type: 'batchNorm', momentum: MOMENTUM, epsilon: EPSILON },
+    { type: 'relu' },
+    { type: 'dense', units: CLASSES },
+  ],
+  loss: 'softmaxCrossEntropy',
+  optimizer: { type: 'adam', learningRate: LEARNING_RATE },
+  seed: 1,
+};
+export const CNN_CONFIG = fashionMnistCnnConfig();
 
-// The CNN benchmark model (issue 10), the network of fashionMnistCnnConfig():
-// 1x28x28 -> conv 16 3x3 'same' (no bias) -> BN -> ReLU -> max pool 2 -> conv 32
-// 3x3 'same' (no bias) -> BN -> ReLU -> max pool 2 -> dense 128 (no bias) -> BN
-// -> ReLU -> dense 10. FLOP as above: conv layers count 2 * filters * positions
-// * (inChannels * 3 * 3); the first layer needs no input gradient.
-const convAndDense = [
-  2 * 16 * 28 * 28 * (1 * 9), // conv 1
-  2 * 32 * 14 * 14 * (16 * 9), // conv 2
-  2 * (32 * 7 * 7) * 128, // dense 1
-  2 * 128 * CLASSES, // dense 2
-];
-export const CNN_FORWARD_FLOP = convAndDense.reduce((s, f) => s + f, 0);
-export const CNN_CONV_FLOP = convAndDense[0] + convAndDense[1];
-export const CNN_TRAIN_FLOP = 2 * CNN_FORWARD_FLOP + convAndDense.slice(1).reduce((s, f) => s + f, 0);
+/**
+ * FLOP per example of a model, from the multiply-adds the core counts per layer (a
+ * multiply-add is 2 FLOP): `forward`; `train`, the forward pass, the weight gradients (as
+ * many again) and the input gradients of every layer with weights but the first (nobody
+ * needs the input's gradient); `layers`, each layer's forward FLOP; `conv`, the convolutions'.
+ * Needs the built module (scripts/build.sh).
+ */
+async function flops(describeNetwork, config) {
+  const { layers } = await describeNetwork(config);
+  const layer = layers.map((l) => 2 * l.macs);
+  const forward = layer.reduce((a, b) => a + b, 0);
+  const first = layer.find((f) => f > 0) ?? 0;
+  const conv = layers.reduce((s, l, i) => s + (l.type === 'conv2d' ? layer[i] : 0), 0);
+  return { forward, train: 3 * forward - first, layers: layer, conv };
+}
+
+/** FLOP per example of the dense model and of the CNN (see flops). */
+export async function modelFlops() {
+  const { describeNetwork } = await import('../web/src/index.node.js');
+  return { mlp: await flops(describeNetwork, MLP_CONFIG), cnn: await flops(describeNetwork, CNN_CONFIG) };
+}

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { CNN_CONV_FLOP, CNN_FORWARD_FLOP, CNN_TRAIN_FLOP, FORWARD_FLOP, TRAIN_FLOP } from '../bench/model.mjs';
+import { CNN_CONFIG, modelFlops } from '../bench/model.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -60,6 +60,12 @@ log('bench: building the wasm module (npm run build)');
 run('bash', ['scripts/build.sh']);
 log('bench: building the peak and kernel probes (bench/build-wasm.sh)');
 run('bash', ['bench/build-wasm.sh']);
+// FLOP per example, from the multiply-adds the core counts for each model's layers.
+const { mlp, cnn } = await modelFlops();
+const [FORWARD_FLOP, TRAIN_FLOP] = [mlp.forward, mlp.train];
+const [CNN_FORWARD_FLOP, CNN_TRAIN_FLOP, CNN_CONV_FLOP] = [cnn.forward, cnn.train, cnn.conv];
+// The CNN's two convolutions, whose shapes bench/wasm/kernels.cpp times as conv1 and conv2.
+const CNN_CONFIG_CONVS = CNN_CONFIG.layers.flatMap((l, i) => (l.type === 'conv2d' ? [i] : []));
 
 // ---- bytes a browser downloads ------------------------------------------------------------
 async function bundleBytes(entryCode, wasmFiles, label) {
@@ -291,8 +297,7 @@ function cnnTable() {
   const k = (key) => kernels.gflops[key];
   const conv1 = 'conv1 16x784x9';
   const conv2 = 'conv2 32x196x144';
-  const flop1 = 2 * 16 * 784 * 9;
-  const flop2 = 2 * 32 * 196 * 144;
+  const [flop1, flop2] = cnn.layers.filter((_, i) => CNN_CONFIG_CONVS.includes(i));
   const weighted = (kind) => (flop1 + flop2) / (flop1 / k(`${conv1} ${kind}`) + flop2 / k(`${conv2} ${kind}`));
   const convGemm = weighted('conv_direct_4x8');
   const pct = (g) => `${fmt((100 * g) / peak, 0)}%`;

@@ -2,28 +2,13 @@
 // BNWASM_ENTRY points at another copy of web/src/index.js (a baseline build
 // next to its dist/) for before/after comparisons.
 import { pathToFileURL } from 'node:url';
-import { CLASSES, EPSILON, HIDDEN, INPUT, LEARNING_RATE, MOMENTUM } from '../model.mjs';
-import { fashionMnistCnnConfig } from '../../scripts/fashion-mnist.mjs';
+import { CLASSES, CNN_CONFIG, INPUT, MLP_CONFIG } from '../model.mjs';
 
-// model 'mlp' (the dense network above) or 'cnn' (fashionMnistCnnConfig, the CNN of issue 10).
+// model 'mlp' (the dense network of bench/model.mjs) or 'cnn' (fashionMnistCnnConfig, the CNN of issue 10).
 export async function createEngine(model = 'mlp') {
   const entry = process.env.BNWASM_ENTRY ? pathToFileURL(process.env.BNWASM_ENTRY).href : '../../web/src/index.node.js';
   const { createNetwork } = await import(entry);
-  const net = await createNetwork(model === 'cnn' ? fashionMnistCnnConfig() : {
-    inputSize: INPUT,
-    layers: [
-      { type: 'dense', units: HIDDEN, useBias: false },
-      { type: 'batchNorm', momentum: MOMENTUM, epsilon: EPSILON },
-      { type: 'relu' },
-      { type: 'dense', units: HIDDEN, useBias: false },
-      { type: 'batchNorm', momentum: MOMENTUM, epsilon: EPSILON },
-      { type: 'relu' },
-      { type: 'dense', units: CLASSES },
-    ],
-    loss: 'softmaxCrossEntropy',
-    optimizer: { type: 'adam', learningRate: LEARNING_RATE },
-    seed: 1,
-  });
+  const net = await createNetwork(model === 'cnn' ? CNN_CONFIG : MLP_CONFIG);
   const out = new Float32Array(CLASSES);
   return {
     name: 'bnwasm',
