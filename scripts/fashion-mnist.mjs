@@ -61,6 +61,39 @@ export function fashionMnistCnnConfig({ seed = 1 } = {}) {
   };
 }
 
+/**
+ * The small residual network (issue 16), scripts/pytorch/small_resnet.py's SmallResNet as
+ * torch.fx traces it: a conv stem (8 filters 3x3, batch norm, ReLU); a block of conv-BN-ReLU-
+ * conv-BN whose input is added to its output, then ReLU; a block that halves the image (conv
+ * stride 2) with a 1x1 stride-2 conv and batch norm on its skip; global average pooling and a
+ * dense head. Layers with weights are named after their PyTorch modules, so its safetensors
+ * load into SmallResNet with load_state_dict(strict=True). `widths` [8, 16].
+ */
+export function fashionMnistResNetConfig({ seed = 1, inputShape = [1, 28, 28] } = {}) {
+  const conv = (name, filters, kernel, stride, inputs) => ({
+    type: 'conv2d', filters, kernelSize: kernel, stride, padding: kernel === 3 ? 1 : 0, useBias: false, name, ...(inputs && { inputs }),
+  });
+  const bn = (name) => ({ type: 'batchNorm', momentum: 0.9, epsilon: 1e-5, name });
+  return {
+    inputShape,
+    layers: [
+      conv('conv1', 8, 3, 1), bn('bn1'), { type: 'relu', name: 'relu' },
+      conv('layer1.0.conv1', 8, 3, 1), bn('layer1.0.bn1'), { type: 'relu' },
+      conv('layer1.0.conv2', 8, 3, 1), bn('layer1.0.bn2'),
+      { type: 'add', inputs: ['layer1.0.bn2', 'relu'] }, { type: 'relu', name: 'layer1_0_relu_1' },
+      conv('layer2.0.downsample.0', 16, 1, 2), bn('layer2.0.downsample.1'),
+      conv('layer2.0.conv1', 16, 3, 2, ['layer1_0_relu_1']), bn('layer2.0.bn1'), { type: 'relu' },
+      conv('layer2.0.conv2', 16, 3, 1), bn('layer2.0.bn2'),
+      { type: 'add', inputs: ['layer2.0.bn2', 'layer2.0.downsample.1'] }, { type: 'relu' },
+      { type: 'globalAvgPool' },
+      { type: 'dense', units: 10, name: 'fc' },
+    ],
+    loss: 'softmaxCrossEntropy',
+    optimizer: { type: 'adam', learningRate: 1e-2 },
+    seed,
+  };
+}
+
 function readIdx(file, expectedMagic) {
   const path = `${FASHION_MNIST_DIR}/${file}`;
   if (!existsSync(path)) {

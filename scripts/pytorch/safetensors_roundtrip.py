@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bnwasm <-> PyTorch through safetensors, both directions, with load_state_dict.
 
-    /usr/bin/python3 scripts/pytorch/safetensors_roundtrip.py MODEL.json IN.safetensors X.json OUT_DIR
+    /usr/bin/python3 scripts/pytorch/safetensors_roundtrip.py MODEL.json IN.safetensors X.json OUT_DIR [small_resnet]
 
 MODEL.json describes the PyTorch module of a bnwasm network layer by layer, as
 web/src/interop/common.js torchModule writes it from the core's description (module names,
@@ -15,6 +15,8 @@ wrote, X.json a list of input rows. The script
    residual connections are additions), loads the file with load_state_dict(strict=True)
    and writes its eval-mode outputs on X in float64 to OUT_DIR/outputs.json
    (bnwasm -> PyTorch);
+   With `small_resnet` the module is small_resnet.py's SmallResNet itself, not one built
+   from MODEL.json: the network's state_dict keys must be that module's own.
 2. trains it STEPS steps with SGD in training mode, saves its state_dict to
    OUT_DIR/trained.safetensors and writes the new eval outputs to
    OUT_DIR/trained-outputs.json (PyTorch -> bnwasm).
@@ -169,7 +171,12 @@ def main():
     config = json.load(open(model_path))
     x = torch.tensor(json.load(open(x_path)), dtype=torch.float32)
     x = x.reshape(len(x), *config['inputShape'])  # bnwasm's flat rows are NCHW images
-    model = Network(config)
+    if len(sys.argv) > 5 and sys.argv[5] == 'small_resnet':
+        sys.path.insert(0, os.path.dirname(__file__))
+        from small_resnet import SmallResNet
+        model = SmallResNet(in_channels=config['inputShape'][0])
+    else:
+        model = Network(config)
     # bnwasm -> PyTorch
     model.load_state_dict(read_safetensors(weights_path), strict=True)
     json.dump(outputs(model, x, config).tolist(), open(os.path.join(out_dir, 'outputs.json'), 'w'))

@@ -191,12 +191,6 @@ function targetsFor(fixture, y) {
   return fixture.config.loss === 'softmaxCrossEntropy' ? Int32Array.from(y) : Float32Array.from(y);
 }
 
-// The fixtures (dense and conv) all end with a dense layer, or have none.
-function outputSize(config) {
-  const dense = config.layers.filter((l) => l.type === 'dense');
-  return dense.length ? dense[dense.length - 1].units : config.inputSize;
-}
-
 const FIXTURE_DIR = new URL('../fixtures/pytorch/', import.meta.url);
 const fixtures = readdirSync(FIXTURE_DIR)
   .filter((f) => f.endsWith('.json'))
@@ -209,15 +203,18 @@ if (fixtures.length === 0) {
 }
 
 describe.each(fixtures.map((f) => [f.name, f]))('PyTorch parity: %s', (name, fixture) => {
-  const nIn = fixture.config.inputSize;
-  const nOut = outputSize(fixture.config);
   const xInfer = Float32Array.from(fixture.inference.x);
-  const nInfer = xInfer.length / nIn;
+  // Sizes as the network has them (the core works them out from the config).
+  let nIn;
+  let nOut;
+  let nInfer;
   let net;
   let losses;
 
   beforeAll(async () => {
     net = await createNetwork(structuredClone(fixture.config));
+    [nIn, nOut] = [net.inputSize, net.outputSize];
+    nInfer = xInfer.length / nIn;
     net.setWeights(fixture.initialWeights);
     losses = fixture.steps.map((step) =>
       net.trainBatch(Float32Array.from(step.x), targetsFor(fixture, step.y)),
