@@ -140,6 +140,53 @@ TEST(GraphNetwork, GradientsOfAResidualNetworkMatchFiniteDifferences) {
   EXPECT_GT(checked, 800u);
 }
 
+// Two branches side by side: concat's gradient goes back to each branch's
+// channels, and the input both read gets both branches' gradients.
+TEST(GraphNetwork, GradientsThroughConcatMatchFiniteDifferences) {
+  auto spec = [](double lr) {
+    NetworkSpec s;
+    s.input_channels = 2;
+    s.input_height = s.input_width = 5;
+    s.input_size = 50;
+    s.layers = {Conv(3, 3, 1, 1, "a"),  Layer("batchNorm"),  Layer("tanh", "x"),
+                Conv(2, 1, 1, 0, "p", {"x"}), Conv(3, 3, 1, 1, "q", {"x"}), Layer("batchNorm", "r"),
+                Layer("concat", "", {"p", "r", "x"}), Layer("tanh"), Conv(2, 3, 2, 0),
+                Layer("globalAvgPool"), Dense(3)};
+    s.optimizer = Sgd(lr);
+    s.seed = 23;
+    return s;
+  };
+  auto probe = Make(spec(0)), step = Make(spec(1));
+  ASSERT_NE(probe, nullptr);
+  ASSERT_NE(step, nullptr);
+  EXPECT_EQ(probe->layer_width(6), size_t(8 * 25));  // 2 + 3 + 3 channels of 5x5
+  Rng rng(904);
+  const std::vector<float> x = rng.normal_vec(4 * 50, 0, 1);
+  const std::vector<int32_t> y = {2, 0, 1, 1};
+  CopyWeights(*probe, *step);
+  const std::vector<TensorView> before = probe->tensors();
+  Stage(*step, x, y);
+  double loss = 0;
+  ASSERT_EQ(step->train_step(4, &loss), Status::Ok) << step->last_error().message;
+  const std::vector<TensorView> after = step->tensors();
+  for (size_t k = 0; k < before.size(); ++k) {
+    if (!before[k].trainable) continue;
+    const TensorView& t = before[k];
+    std::vector<float> analytic(t.size);
+    std::vector<double> tol(t.size);
+    for (size_t i = 0; i < t.size; ++i) analytic[i] = t.data[i] - after[k].data[i];
+    const std::vector<double> numeric = numeric_gradient(
+        [&] {
+          probe->weights_changed();
+          return Loss(*probe, x, y);
+        },
+        t.data, t.size);
+    probe->weights_changed();
+    for (size_t i = 0; i < t.size; ++i) tol[i] = 8e-5 + kU * 2 * std::fabs(t.data[i]) + kRtol * std::fabs(numeric[i]);
+    EXPECT_TRUE(AllNear("layer " + std::to_string(t.layer) + " " + t.name, numeric, analytic.data(), tol));
+  }
+}
+
 // A chain written with explicit inputs (every name spelled out, 'input' for
 // the network's input) is the same network as the chain written as a list:
 // the same weights, the same training, bit for bit.
@@ -259,6 +306,20 @@ TEST(GraphNetwork, BadGraphsAreRefusedNamingTheLayerAndField) {
     EXPECT_EQ(error.where, c.where) << error.message;
     EXPECT_NE(error.message.find(c.message), std::string::npos) << "message: " << error.message;
   }
+  // concat joins channels of images of one size.
+  NetworkSpec s;
+  s.input_channels = 1;
+  s.input_height = s.input_width = 4;
+  s.input_size = 16;
+  s.layers = {Conv(2, 3, 1, 1, "a"), Conv(2, 3, 2, 1, "b", {"input"}), Layer("concat", "", {"a", "b"}),
+              Layer("globalAvgPool"), Dense(2)};
+  std::unique_ptr<Network> net;
+  ErrorInfo error;
+  EXPECT_EQ(Network::create(s, &net, &error), Status::InvalidConfig);
+  EXPECT_EQ(error.where, "layers[2]");
+  EXPECT_EQ(error.message,
+            "inputs[1] has shape [2, 2, 2], inputs[0] has [2, 4, 4]; concat needs images of one "
+            "height and width, or flat features");
 }
 
 }  // namespace

@@ -111,6 +111,11 @@ export interface AddLayerConfig extends LayerWiring {
   type: 'add';
 }
 
+/** Two or more inputs side by side along the channels (images of one height and width) or features. */
+export interface ConcatLayerConfig extends LayerWiring {
+  type: 'concat';
+}
+
 export type LayerConfig =
   | DenseLayerConfig
   | BatchNormLayerConfig
@@ -123,6 +128,7 @@ export type LayerConfig =
   | AvgPool2dLayerConfig
   | GlobalAvgPoolLayerConfig
   | AddLayerConfig
+  | ConcatLayerConfig
 
 /** A layer with every option filled in, as Network.config returns it. */
 export type NormalizedLayerConfig =
@@ -137,6 +143,7 @@ export type NormalizedLayerConfig =
   | ({ type: 'avgPool2d'; poolSize: [number, number]; stride: [number, number] } & LayerWiring)
   | ({ type: 'globalAvgPool' } & LayerWiring)
   | ({ type: 'add' } & LayerWiring)
+  | ({ type: 'concat' } & LayerWiring)
 
 export interface SgdConfig {
   type: 'sgd';

@@ -118,6 +118,8 @@ const EXPORT_LAYER = {
   tanh: (g, layer, t, m, info, ins) => g.node('Tanh', m, ins),
   // torch writes a + b as Add; three or more inputs as one Sum.
   add: (g, layer, t, m, info, ins) => g.node(ins.length === 2 ? 'Add' : 'Sum', m, ins),
+  // Channels of [N, C, H, W], or features of [N, F]: axis 1 either way.
+  concat: (g, layer, t, m, info, ins) => g.node('Concat', m, ins, { axis: int(1) }),
 };
 
 /**
@@ -465,6 +467,14 @@ const IMPORT_OP = {
       if (axis < 1 || axis >= rank || x.dims[axis - 1] !== 1) s.refuse(node, `squeezes axis ${axis} of [N, ${x.dims}]`);
     }
     s.alias(node, { ...x, dims: x.dims.filter((_, k) => !axes.includes(k + 1)) });
+  },
+  Concat(s, node) {
+    const xs = node.inputs.map((name) => s.activation(node, name));
+    const rank = xs[0].dims.length + 1;
+    const given = s.attr(node, 'axis', null);
+    if (given === null || (given < 0 ? given + rank : given) !== 1) s.refuse(node, `has axis ${given} of a rank-${rank} input; bnwasm joins channels or features (axis 1)`);
+    if (xs.length === 1) return s.alias(node, xs[0]);
+    s.push(node, { type: 'concat' }, {}, xs);
   },
   Sum(s, node) {
     if (node.inputs.length === 1) return s.alias(node, s.activation(node, node.inputs[0]));
