@@ -17,8 +17,7 @@ const configs = {
 };
 for (const [name, config] of Object.entries(configs)) {
   const net = await createNetwork(config);
-  const inputSize = config.inputSize ?? config.inputShape.reduce((a, b) => a * b, 1);
-  const x = new Float32Array(4 * inputSize).map((_, i) => Math.sin(i));
+  const x = new Float32Array(4 * net.inputSize).map((_, i) => Math.sin(i));
   const y = config.loss === 'meanSquaredError' ? new Float32Array(4) : new Int32Array([0, 1, 0, 1]);
   net.trainBatch(x, y);
   const bytes = net.save();
