@@ -90,16 +90,7 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
 }
 
 Status Network::create(const NetworkSpec& spec, std::unique_ptr<Network>* out, ErrorInfo* error) {
-  NetworkSpec checked;
-  SpecFailure why;
-  if (!validate_network(spec, &checked, &why)) {
-    *error = spec_error(Status::InvalidConfig, why);
-    return Status::InvalidConfig;
-  }
-  std::unique_ptr<Network> net(new Network(checked));
-  net->init_parameters();
-  *out = std::move(net);
-  return Status::Ok;
+  return create(network_value(spec), out, error);  // checked as a config is: the same reading
 }
 
 Status Network::create(const Value& config, std::unique_ptr<Network>* out, ErrorInfo* error) {
