@@ -287,6 +287,8 @@ export declare class BnwasmError extends Error {
   /** The offending element's index, where there is one. */
   readonly index?: number;
   readonly value?: number;
+  /** A ConfigError's place in the config: 'config', 'optimizer', 'layers[2]', 'layers[2] (name)'. */
+  readonly path?: string;
 }
 export declare class ConfigError extends BnwasmError {}
 export declare class InputError extends BnwasmError {}
