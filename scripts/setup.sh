@@ -38,6 +38,7 @@ TEST_PACKAGES=(
   wabt                  # wasm-objdump: the build counts the module's SIMD instructions
   chromium              # headless browser for the end-to-end tests
   python3-torch python3-onnx  # interop: PyTorch fixtures, DDP script, onnx.checker
+  python3-torchvision   # resnet18 and mobilenet_v2: the torchvision parity fixtures and bench
 )
 
 case $mode in
