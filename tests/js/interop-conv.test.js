@@ -499,7 +499,10 @@ describe('importONNX refuses conv attributes bnwasm has no equivalent for, namin
     // 6x6 padded to 7x8 (or 6x8): a 3x3 conv gives 5x6 (4x6), the pool 2x3: 2 x 2 x 3 = 12 outputs.
     ['asymmetric pads', (g) => { conv(g).pads = ints([1, 0, 0, 2]); g.output.dims = [12]; }, [1, 0, 0, 2], ['conv2d', 'batchNorm', 'maxPool2d', 'flatten']],
     ['pads with zeros on two sides', (g) => { conv(g).pads = ints([0, 1, 0, 1]); g.output.dims = [12]; }, [0, 1], ['conv2d', 'batchNorm', 'maxPool2d', 'flatten']],
-  ])('%s: imports as conv2d padding [top, left, bottom, right], as ONNX Runtime runs it', async (_, edit, padding, types) => {
+    // At stride 1 the padding is kernel - 1 = 2 in all, 1 on each side whichever side SAME_* favours.
+    ['auto_pad SAME_UPPER', (g) => { conv(g).auto_pad = string('SAME_UPPER'); delete conv(g).pads; }, 'same', ['conv2d', 'batchNorm', 'maxPool2d', 'flatten']],
+    ['auto_pad SAME_LOWER with a 3x3 kernel', (g) => { conv(g).auto_pad = string('SAME_LOWER'); delete conv(g).pads; }, 'same', ['conv2d', 'batchNorm', 'maxPool2d', 'flatten']],
+  ])('%s: imports as conv2d padding (explicit pads as [top, left, bottom, right]), as ONNX Runtime runs it', async (_, edit, padding, types) => {
     const bytes = graph(edit);
     const net = await importONNX(bytes);
     expect(net.config.layers.map((l) => l.type)).toEqual(types);
@@ -515,7 +518,12 @@ describe('importONNX refuses conv attributes bnwasm has no equivalent for, namin
   test.each([
     ['dilations 2', (g) => { conv(g).dilations = ints([2, 2]); }, /Conv node '\/0\/Conv' has dilations \[2,2\]; bnwasm has dilation 1 only/],
     ['groups 2', (g) => { conv(g).group = int(2); }, /Conv node '\/0\/Conv' has group=2/],
-    ['auto_pad SAME_LOWER', (g) => { conv(g).auto_pad = string('SAME_LOWER'); delete conv(g).pads; }, /Conv node '\/0\/Conv' has auto_pad SAME_LOWER/],
+    ['auto_pad SAME_LOWER with a 2x2 kernel (one pad more above and left)', (g) => {
+      g.initializers[0] = { name: 'w', dims: [2, 1, 2, 2], values: new Float32Array(8).fill(0.5) };
+      Object.assign(conv(g), { auto_pad: string('SAME_LOWER'), kernel_shape: ints([2, 2]) });
+      delete conv(g).pads;
+    }, /Conv node '\/0\/Conv' has auto_pad SAME_LOWER; bnwasm reads NOTSET, VALID, SAME_UPPER at stride 1 and SAME_LOWER at stride 1 with an odd kernel/],
+    ['auto_pad SAME_UPPER with a stride', (g) => { Object.assign(conv(g), { auto_pad: string('SAME_UPPER'), strides: ints([2, 2]) }); delete conv(g).pads; }, /Conv node '\/0\/Conv' has auto_pad SAME_UPPER with strides \[2,2\]; bnwasm reads NOTSET, VALID, SAME_UPPER at stride 1/],
     ['a kernel_shape that is not the weight\'s', (g) => { conv(g).kernel_shape = ints([3, 2]); }, /Conv node '\/0\/Conv' has kernel_shape \[3,2\], its weight \[3,3\]/],
     ['a weight for 3 input channels', (g) => { g.initializers[0] = { name: 'w', dims: [2, 3, 3, 1], values: new Float32Array(18) }; }, /Conv node '\/0\/Conv' weight 'w' has shape \[2,3,3,1\]: 3 input channels, the input has 1/],
     ['a bias of the wrong length', (g) => { g.initializers[1] = { name: 'b', dims: [3], values: new Float32Array(3) }; }, /Conv node '\/0\/Conv' bias 'b' has shape \[3\], expected \[2\]/],
@@ -530,7 +538,7 @@ describe('importONNX refuses conv attributes bnwasm has no equivalent for, namin
       g.initializers.push({ name: 'padding', dims: [8], values: new BigInt64Array([0n, 0n, 1n, 1n, 0n, 0n, 1n, 1n]) });
       g.nodes.splice(2, 0, { op: 'Pad', name: '/2/Pad', inputs: ['n', 'padding'], output: 'q', attributes: {} });
       g.nodes[3].inputs[0] = 'q';
-    }, /Pad node '\/2\/Pad' pads \[0,0,1,1,0,0,1,1\]/],
+    }, /Pad node '\/2\/Pad' has pads \[0,0,1,1,0,0,1,1\] \(mode constant\); only a Pad of zeros/],
   ])('%s', async (_, edit, pattern) => {
     const error = await refused(importONNX(graph(edit)), pattern);
     expect(error.code).toBe('BNWASM_CORRUPT_MODEL');

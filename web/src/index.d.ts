@@ -293,7 +293,14 @@ export declare class BnwasmError extends Error {
 export declare class ConfigError extends BnwasmError {}
 export declare class InputError extends BnwasmError {}
 export declare class DivergenceError extends BnwasmError {}
-export declare class ModelFormatError extends BnwasmError {}
+/** Bytes that are not a model bnwasm reads. An ONNX refusal says why in `reason` (docs/interop.md lists them per op). */
+export declare class ModelFormatError extends BnwasmError {
+  /** Why an importer refused the file, stable: 'group', 'batch-axis', 'data-type', ... */
+  readonly reason?: string;
+  /** The ONNX op and node at fault, when a node is. */
+  readonly op?: string;
+  readonly node?: string;
+}
 export declare class DisposedError extends BnwasmError {}
 /** The trainer's worker died (exit or uncaught error); every pending call rejects with it. */
 export declare class WorkerError extends BnwasmError {}
