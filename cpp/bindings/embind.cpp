@@ -62,6 +62,9 @@ class Handle {
   int train(size_t rows) { return static_cast<int>(net_->train_step(rows, &train_loss_)); }
   int checkTrainingBatch(size_t rows) { return static_cast<int>(net_->check_training_batch(rows)); }
   size_t minTrainingBatch() const { return net_->min_training_batch(); }
+  // How every batch norm trains (BatchNormMode): 0 each as configured, 1 batch, 2 frozen.
+  void setBatchNorm(int mode) { net_->set_batch_norm(mode); }
+  int batchNorm() const { return net_->batch_norm(); }
   // The mean loss over the mini-batch of the last successful train().
   double trainLoss() const { return train_loss_; }
   int predictOne() { return static_cast<int>(net_->predict_one()); }
@@ -199,6 +202,8 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
       .function("train", &Handle::train)
       .function("checkTrainingBatch", &Handle::checkTrainingBatch)
       .function("minTrainingBatch", &Handle::minTrainingBatch)
+      .function("setBatchNorm", &Handle::setBatchNorm)
+      .function("batchNorm", &Handle::batchNorm)
       .function("trainLoss", &Handle::trainLoss)
       .function("predictOne", &Handle::predictOne)
       .function("predictBatch", &Handle::predictBatch)

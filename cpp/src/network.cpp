@@ -34,7 +34,7 @@ ErrorInfo spec_error(Status status, const SpecFailure& why) {
 
 Network::Network(const NetworkSpec& spec) : spec_(spec) {
   const std::vector<Shape> shapes = layer_shapes(spec);
-  size_t nparams = 0, nstats = 0, ncache = 0;
+  size_t nparams = 0, nstats = 0, nfrozen = 0, ncache = 0;
   layers_.resize(spec.layers.size());
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& ls = spec.layers[i];
@@ -48,17 +48,19 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
     l.view = def.view;
     for (int32_t p : l.inputs)
       if (p >= 0) layers_[p].consumers.push_back(static_cast<int32_t>(i));
+    const bool frozen = ls.has("trainable") && ls.get("trainable") == 0;
     for (size_t k = 0; k < def.tensors.size(); ++k) {
       const TensorDef& t = def.tensors[k];
       if (t.when != nullptr && ls.get(t.when) == 0) continue;
-      Tensor x{k, 0, 1, t.statistic, {}};
+      const Arena arena = t.statistic ? Arena::Stats : frozen ? Arena::Frozen : Arena::Params;
+      Tensor x{k, 0, 1, arena, {}};
       for (int64_t d : def.tensor_shape(k, ls, in.data(), shapes[i])) {
         x.shape.push_back(static_cast<int32_t>(d));
         x.size *= static_cast<size_t>(d);
       }
-      size_t& arena = t.statistic ? nstats : nparams;
-      x.offset = arena;
-      arena += x.size;
+      size_t& size = arena == Arena::Stats ? nstats : arena == Arena::Frozen ? nfrozen : nparams;
+      x.offset = size;
+      size += x.size;
       l.tensors.push_back(x);
     }
     l.cache = ncache;
@@ -69,17 +71,23 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
   moment1_.assign(nparams, 0.0f);
   if (spec.optimizer.type == OptimizerType::Adam) moment2_.assign(nparams, 0.0f);
   stats_.assign(nstats, 0.0f);
+  frozen_.assign(nfrozen, 0.0f);
+  frozen_grads_.assign(nfrozen, 0.0f);
   caches_.assign(ncache, 0.0f);
   // The arenas never move from here on: the ops keep pointers into them.
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = layers_[i];
+    l.op->index = i;
     for (const Tensor& x : l.tensors) {
-      l.op->t.push_back((x.statistic ? stats_.data() : params_.data()) + x.offset);
-      l.op->dt.push_back(x.statistic ? nullptr : grads_.data() + x.offset);
+      l.op->t.push_back(tensor_data(x));
+      l.op->dt.push_back(x.arena == Arena::Params   ? grads_.data() + x.offset
+                         : x.arena == Arena::Frozen ? frozen_grads_.data() + x.offset
+                                                    : nullptr);
+      l.op->learns = l.op->learns || x.arena == Arena::Params;
     }
     l.op->cache = caches_.data() + l.cache;
-    // A gradient must reach a layer's output when it, or a layer before it, has parameters.
-    l.grad = l.op->has_parameters();
+    // A gradient must reach a layer's output when it, or a layer before it, learns.
+    l.grad = l.op->learns;
     for (int32_t p : l.inputs) l.grad = l.grad || (p >= 0 && layers_[p].grad);
     l.in.assign(l.inputs.size(), nullptr);
     l.din.assign(l.inputs.size(), nullptr);
@@ -131,6 +139,11 @@ Status Network::fail(Status s, std::string message, Argument argument, int64_t i
   error_.index = index;
   error_.value = value;
   return s;
+}
+
+float* Network::tensor_data(const Tensor& x) {
+  float* base = x.arena == Arena::Params ? params_.data() : x.arena == Arena::Stats ? stats_.data() : frozen_.data();
+  return base + x.offset;
 }
 
 Statistics* Network::statistics_of(int32_t layer) const {
@@ -192,6 +205,18 @@ void Network::shuffle(size_t n) {
 
 // ---- forward and backward ----------------------------------------------------------
 
+Pass Network::pass(size_t B, bool train) const {
+  Pass p;
+  p.B = B;
+  p.train = train;
+  p.scratch = const_cast<float*>(scratch_.data());
+  p.version = version_;
+  p.step = step_;
+  p.seed = spec_.seed;
+  p.batch_norm = batch_norm_;
+  return p;
+}
+
 void Network::bind(const float* x) {
   for (Layer& l : layers_) {
     for (size_t k = 0; k < l.inputs.size(); ++k) {
@@ -211,11 +236,7 @@ void Network::bind(const float* x) {
 void Network::forward(const float* x, size_t B, bool train, size_t last) {
   bind(x);
   last = std::min(last, layers_.size() - 1);
-  Pass p;
-  p.B = B;
-  p.train = train;
-  p.scratch = scratch_.data();
-  p.version = version_;
+  Pass p = pass(B, train);
   std::vector<const LayerOp*>& chain = chain_;  // reserved: nothing allocates per call
   for (size_t i = 0; i <= last; ++i) {
     Layer& l = layers_[i];
@@ -253,11 +274,7 @@ void Network::backward(size_t B) {
   const float* loss_grad = layers_.back().dact;
   for (const Layer& l : layers_)
     if (l.grad && !l.view && l.dact != loss_grad) std::memset(l.dact, 0, B * l.width * sizeof(float));
-  Pass p;
-  p.B = B;
-  p.train = true;
-  p.scratch = scratch_.data();
-  p.version = version_;
+  Pass p = pass(B, true);
   for (size_t i = layers_.size(); i-- > 0;) {
     Layer& l = layers_[i];
     if (l.view || !l.grad) continue;
@@ -312,11 +329,13 @@ void Network::optimizer_step() {
 }
 
 bool Network::update_running_statistics(size_t B) {
-  // Every check before any update, so a refused step changes nothing.
+  // Every check before any update, so a refused step changes nothing. A frozen
+  // batch norm keeps its running statistics.
   for (const Layer& l : layers_)
-    if (const Statistics* s = l.op->statistics(); s != nullptr && !s->update_ok(B)) return false;
+    if (const Statistics* s = l.op->statistics(); s != nullptr && !s->frozen(batch_norm_) && !s->update_ok(B))
+      return false;
   for (Layer& l : layers_)
-    if (Statistics* s = l.op->statistics()) s->update(B);
+    if (Statistics* s = l.op->statistics(); s != nullptr && !s->frozen(batch_norm_)) s->update(B);
   return true;
 }
 
@@ -357,7 +376,7 @@ Status Network::check_batch(size_t n) {
 
 size_t Network::min_training_batch() const {
   for (const Layer& l : layers_)
-    if (l.op->statistics() != nullptr) return 2;
+    if (const Statistics* s = l.op->statistics(); s != nullptr && !s->frozen(batch_norm_)) return 2;
   return 1;
 }
 
@@ -389,6 +408,8 @@ Status Network::train_step(size_t B, double* loss) {
                                       (std::isnan(l) ? "NaN" : "Infinity") + advice);
   // memset, not std::fill: at -Oz the latter stays a scalar loop over every gradient.
   std::memset(grads_.data(), 0, grads_.size() * sizeof(float));
+  // A frozen layer's gradients are thrown away; cleared so they never grow unbounded.
+  if (!frozen_grads_.empty()) std::memset(frozen_grads_.data(), 0, frozen_grads_.size() * sizeof(float));
   backward(B);
   if (!f32_all_finite(grads_.data(), grads_.size()))
     return fail(Status::Diverged, std::string("a gradient is not finite") + advice);
@@ -460,8 +481,7 @@ std::vector<TensorView> Network::tensors() {
     for (const Tensor& x : layers_[i].tensors) {
       const TensorDef& t = spec_.layers[i].def->tensors[x.def];
       if (t.hidden) continue;
-      float* data = (x.statistic ? stats_.data() : params_.data()) + x.offset;
-      out.push_back({static_cast<int32_t>(i), t.name, x.shape, data, x.size, !x.statistic});
+      out.push_back({static_cast<int32_t>(i), t.name, x.shape, tensor_data(x), x.size, x.arena == Arena::Params});
     }
   return out;
 }

@@ -5,11 +5,13 @@
 //   stored as its type plus the options it has (network_value) |
 //   u64 optimizer steps | u64 rng state |
 //   u32 layer count, u64[count] batches each layer folded into its statistics |
-//   four arrays, each u32 n then f32[n]: parameters, first moments (SGD
-//   velocity or Adam m), second moments (Adam v), running statistics, each in
-//   the order of the layers and of their entries' tensors.
-// Versions 1 and 2 (bnwasm 0.1) differ only in the spec: u32 n, f64[n], a
-// flat vector with a fixed record per layer (legacy_spec.cpp reads it).
+//   five arrays, each u32 n then f32[n]: parameters, first moments (SGD
+//   velocity or Adam m), second moments (Adam v), running statistics, and the
+//   parameters of layers that are not trainable, each in the order of the
+//   layers and of their entries' tensors.
+// Versions 1 and 2 (bnwasm 0.1) differ in the spec, u32 n, f64[n], a flat
+// vector with a fixed record per layer (legacy_spec.cpp reads it), and have no
+// fifth array (every layer was trainable).
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -111,6 +113,7 @@ struct Serializer {
     w.floats(net.moment1_);
     w.floats(net.moment2_);
     w.floats(net.stats_);
+    w.floats(net.frozen_);
 
     Writer file;
     for (char c : kMagic) file.put<char>(c);
@@ -199,10 +202,12 @@ struct Serializer {
     const size_t np = net->params_.size();
     if (!r.floats(&net->params_, np) || !r.floats(&net->moment1_, net->moment1_.size()) ||
         !r.floats(&net->moment2_, net->moment2_.size()) ||
-        !r.floats(&net->stats_, net->stats_.size()) || !r.done())
+        !r.floats(&net->stats_, net->stats_.size()) ||
+        (version >= 3 && !r.floats(&net->frozen_, net->frozen_.size())) || !r.done())
       return corrupt("tensor sizes do not match the configuration");
-    for (float v : net->params_)
-      if (!std::isfinite(v)) return corrupt("a parameter is not finite");
+    for (const std::vector<float>* a : {&net->params_, &net->frozen_})
+      for (float v : *a)
+        if (!std::isfinite(v)) return corrupt("a parameter is not finite");
     for (float v : net->stats_)
       if (!std::isfinite(v)) return corrupt("a running statistic is not finite");
     ++net->version_;  // derived caches (packed weights) are stale

@@ -113,6 +113,13 @@ export interface FitOptions {
   validationInterval?: number;
   /** Batch-norm units reported in progress: a count (the first n) or unit indices. @default 4 */
   trackUnits?: number | number[];
+  /**
+   * How every batch-norm layer trains during this fit: 'batch' normalizes with each mini-batch's
+   * statistics and updates the running averages; 'frozen' normalizes with the running averages
+   * and leaves them (gamma and beta still learn; a mini-batch of one example is then allowed).
+   * Left out, each layer trains as its `mode` option says.
+   */
+  batchNorm?: 'batch' | 'frozen';
   /** Call onCheckpoint every this many optimizer steps (counted over all fits, as `step`). */
   checkpointEvery?: number;
   onCheckpoint?: (checkpoint: Checkpoint) => void;
@@ -199,6 +206,20 @@ export declare class Network {
   ): Promise<void>;
   /** One layer's inference-mode outputs for many examples: (n * width of that layer). The layer by index or name. */
   activations(xs: Float32Array, layer: number | string): Float32Array;
+  /**
+   * A new network: this one up to the layer `after` (and what the new layers name in their
+   * inputs, and everything these depend on), with its weights, running statistics and batch
+   * counts, then `layers`. `freeze` makes the kept layers not trainable. This network is unchanged.
+   */
+  replaceHead(options: {
+    after: number | string;
+    layers: LayerConfig[];
+    /** @default false */
+    freeze?: boolean;
+    loss?: NetworkConfig['loss'];
+    optimizer?: NetworkConfig['optimizer'];
+    seed?: number;
+  }): Promise<Network>;
   /** A predict-only copy with every batch norm folded into the dense layer before it. */
   toInference(): Promise<InferenceNetwork>;
   /**

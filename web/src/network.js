@@ -12,8 +12,11 @@ const YIELD_MS = 10;
 
 // fit's options with their defaults; the others default to undefined.
 export const FIT_DEFAULTS = { epochs: 1, batchSize: 32, shuffle: true, progressInterval: 100, validationInterval: 0, trackUnits: 4 };
+// How fit's batchNorm option trains every batch-norm layer (the core's BatchNormMode).
+const BATCH_NORM_MODES = { batch: 1, frozen: 2 };
 const FIT_OPTIONS = [
   ...Object.keys(FIT_DEFAULTS),
+  'batchNorm',
   'validationData', 'signal', 'onBatchEnd', 'onEpochEnd', 'onProgress', 'checkpointEvery', 'onCheckpoint', 'resumeFrom',
 ];
 
@@ -66,7 +69,6 @@ export class Network {
   #config;
   #inputSize;
   #outputSize;
-  #minBatch; // the smallest training mini-batch the core takes
   #chunkRows;
   #disposed = false;
   #busy = null; // 'fit' or 'recomputeStatistics' while one runs (both yield between chunks)
@@ -80,7 +82,6 @@ export class Network {
     this.#config = decodeValue(handle.config());
     this.#inputSize = handle.inputSize();
     this.#outputSize = handle.outputSize();
-    this.#minBatch = handle.minTrainingBatch();
     this.#chunkRows = chunkRows(handle, this.#config.layers.length);
     registry.register(this, handle, this);
     liveNetworks++;
@@ -173,9 +174,12 @@ export class Network {
     this.#checkValues('fit', x, y, n);
     const resume = o.resumeFrom === undefined ? null : this.#checkResume(o.resumeFrom, n, o);
     this.#busy = 'fit';
+    const mode = this.#h.batchNorm();
+    this.#h.setBatchNorm(BATCH_NORM_MODES[o.batchNorm] ?? mode);
     try {
       return await this.#train(x, y, n, o, resume);
     } finally {
+      this.#h?.setBatchNorm(mode);
       this.#busy = null;
     }
   }
@@ -193,7 +197,17 @@ export class Network {
     for (const [key, value] of Object.entries(FIT_DEFAULTS)) o[key] ??= value;
     if (!Number.isInteger(o.epochs) || o.epochs < 1) fail(`epochs must be a positive integer, got ${describe(o.epochs)}`);
     if (!Number.isInteger(o.batchSize) || o.batchSize < 1) fail(`batchSize must be a positive integer, got ${describe(o.batchSize)}`);
-    this.#check('fit', this.#h.checkTrainingBatch(o.batchSize));
+    if (o.batchNorm !== undefined && !(o.batchNorm in BATCH_NORM_MODES)) {
+      fail(`batchNorm must be 'batch' or 'frozen' (or left out: each layer's mode), got ${describe(o.batchNorm)}`);
+    }
+    // Under batchNorm: 'frozen' a mini-batch of one example trains (the core says what it takes).
+    const mode = this.#h.batchNorm();
+    this.#h.setBatchNorm(BATCH_NORM_MODES[o.batchNorm] ?? mode);
+    try {
+      this.#check('fit', this.#h.checkTrainingBatch(o.batchSize));
+    } finally {
+      this.#h.setBatchNorm(mode);
+    }
     if (typeof o.shuffle !== 'boolean') fail(`shuffle must be true or false, got ${describe(o.shuffle)}`);
     for (const key of ['progressInterval', 'validationInterval']) {
       if (typeof o[key] !== 'number' || !(o[key] >= 0)) fail(`${key} must be a number of ms >= 0, got ${describe(o[key])}`);
@@ -251,7 +265,7 @@ export class Network {
     if (c.examples !== n) fail(`was taken on ${c.examples} examples, x has ${n}; resume with the same data`);
     if (c.shuffle !== o.shuffle) fail(`was taken with shuffle ${c.shuffle}, this fit has shuffle ${o.shuffle}; resume with the same options`);
     if (c.epoch >= o.epochs) fail(`is in epoch ${c.epoch}, this fit has epochs ${o.epochs}; resume with the same options`);
-    const batches = batchesPerEpoch(n, o.batchSize, this.#minBatch);
+    const batches = batchesPerEpoch(n, o.batchSize, this.#minBatch());
     if (c.batch > batches) fail(`is at mini-batch ${c.batch} of an epoch, an epoch here has ${batches}`);
     return c;
   }
@@ -274,7 +288,7 @@ export class Network {
     const d = this.#inputSize;
     const classify = this.#config.loss === 'softmaxCrossEntropy';
     const width = classify ? 1 : this.#outputSize;
-    const batches = batchesPerEpoch(n, o.batchSize, this.#minBatch);
+    const batches = batchesPerEpoch(n, o.batchSize, this.#minBatch());
     const aborted = () => o.signal?.aborted === true;
     const progress = o.onProgress
       ? new ProgressReporter(
@@ -637,6 +651,76 @@ export class Network {
   }
 
   /**
+   * A new network made of this one up to a layer and new layers after it: how a pretrained
+   * network is fine-tuned on other classes. The layers kept (the one named by `after`, those
+   * up to it that the new layers name in their inputs, and every layer these depend on) keep
+   * their weights, running statistics and batch counts; with
+   * `freeze` they are not trainable (their weights stay, gradients still flow through them).
+   * The new layers start from their initialization. This network is unchanged.
+   * @param {object} options
+   * @param {number|string} options.after the last layer kept: its index or name
+   * @param {object[]} options.layers the new layers, as in createNetwork; the first reads `after`
+   * @param {boolean} [options.freeze=false]
+   * @param {string} [options.loss] default: this network's
+   * @param {object} [options.optimizer] default: this network's (its state starts afresh)
+   * @param {number} [options.seed] default: this network's; draws the new layers' weights
+   * @returns {Promise<Network>}
+   */
+  async replaceHead(options) {
+    this.#live('replaceHead');
+    const fail = (message, code = 'BNWASM_INVALID_ARGUMENT') => {
+      throw new InputError(`replaceHead(): ${message}`, code);
+    };
+    if (options === null || typeof options !== 'object') fail(`options must be an object, got ${describe(options)}`, 'BNWASM_WRONG_TYPE');
+    const allowed = ['after', 'layers', 'freeze', 'loss', 'optimizer', 'seed'];
+    for (const key of Object.keys(options)) if (!allowed.includes(key)) fail(`unknown option '${key}' (expected one of ${allowed.join(', ')})`);
+    const { after, layers: head, freeze = false } = options;
+    const count = this.#config.layers.length;
+    const last = typeof after === 'string' ? this.#config.layers.findIndex((l) => l.name === after) : after;
+    if (!Number.isInteger(last) || last < 0 || last >= count) {
+      fail(`after must name a layer, by index in [0, ${count}) or by name, got ${describe(after)}`);
+    }
+    if (!Array.isArray(head)) fail(`layers must be an array of layer configs, got ${describe(head)}`, 'BNWASM_WRONG_TYPE');
+    if (typeof freeze !== 'boolean') fail(`freeze must be true or false, got ${describe(freeze)}`, 'BNWASM_WRONG_TYPE');
+    // The layers `after` depends on, and those the new layers name in their inputs (a skip
+    // branch), with everything they depend on, in order; each reads its inputs by name, so
+    // dropping the others changes what no layer reads.
+    const info = this.layers;
+    const kept = new Set([last]);
+    for (const l of head) {
+      for (const name of Array.isArray(l?.inputs) ? l.inputs : []) {
+        const i = this.#config.layers.findIndex((c) => c.name === name);
+        if (i >= 0 && i <= last) kept.add(i);
+      }
+    }
+    for (let i = last; i >= 0; i--) if (kept.has(i)) for (const p of info[i].inputs) if (p >= 0) kept.add(p);
+    const order = [...kept].sort((a, b) => a - b);
+    const names = this.#config.layers.map((l, i) => l.name ?? `layer${i}`);
+    const body = order.map((i, k) => {
+      const layer = { ...this.#config.layers[i] };
+      const inputs = info[i].inputs.map((p) => (p < 0 ? 'input' : names[p]));
+      const previous = k === 0 ? 'input' : names[order[k - 1]];
+      if (inputs.length === 1 && inputs[0] === previous) delete layer.inputs;
+      else layer.inputs = inputs;
+      if (info.some((l, j) => kept.has(j) && j !== i && l.inputs.includes(i)) || layer.name !== undefined || i === last) layer.name = names[i];
+      if (freeze && 'trainable' in layer) layer.trainable = false;
+      return layer;
+    });
+    const { loss = this.#config.loss, optimizer = this.#config.optimizer, seed = this.#config.seed } = options;
+    const { inputSize, inputShape } = this.#config;
+    const net = await openNetwork('replaceHead', { ...(inputShape ? { inputShape } : { inputSize }), layers: [...body, ...head], loss, optimizer, seed });
+    try {
+      const index = new Map(order.map((i, k) => [i, k]));
+      net.setWeights(this.getWeights().filter((t) => index.has(t.layer)).map((t) => ({ ...t, layer: index.get(t.layer) })));
+      for (const [i, k] of index) if (this.#h.batchesTracked(i) >= 0) setBatchesTracked(net, k, this.#h.batchesTracked(i));
+    } catch (e) {
+      net.dispose();
+      throw e;
+    }
+    return net;
+  }
+
+  /**
    * A predict-only network in which every batch norm that follows a dense
    * or conv2d layer is folded into it by the core: W' = W * gamma / sqrt(var + eps),
    * b' = (b - mean) * gamma / sqrt(var + eps) + beta (computed in float64).
@@ -701,6 +785,11 @@ export class Network {
 
   #batchNormLayers() {
     return this.#config.layers.flatMap((l, i) => (this.#h.channels(i) > 0 ? [i] : []));
+  }
+
+  // The smallest training mini-batch the core takes now (2 under batch statistics, else 1).
+  #minBatch() {
+    return this.#h.minTrainingBatch();
   }
 
   #busyError(fn) {

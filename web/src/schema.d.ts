@@ -25,6 +25,8 @@ export interface DenseLayerConfig extends LayerWiring {
   init?: 'auto' | 'heUniform' | 'glorotUniform' | 'normal';
   /** The standard deviation of init 'normal'. A finite number > 0. @default 0.01 */
   initStd?: number;
+  /** False keeps its parameters as they are while training (gradients still flow through it). @default true */
+  trainable?: boolean;
 }
 
 /** Batch normalization: per feature (BatchNorm1d) or per channel of an image (BatchNorm2d). */
@@ -42,6 +44,10 @@ export interface BatchNormLayerConfig extends LayerWiring {
   biasCorrection?: boolean;
   /** Batch renormalization (Ioffe 2017) with these clips; null for plain batch norm. @default null (when given: rMax 3, dMax 5) */
   renorm?: { rMax?: number; dMax?: number } | null;
+  /** How it trains: 'batch' normalizes with the mini-batch's statistics and updates the running ones; 'frozen' normalizes with the running statistics and leaves them (PyTorch's eval() while fine-tuning, Keras's trainable = False). @default 'batch' */
+  mode?: 'batch' | 'frozen';
+  /** False keeps its parameters as they are while training (gradients still flow through it). @default true */
+  trainable?: boolean;
 }
 
 /** The rectifier max(0, x), PyTorch's nn.ReLU. */
@@ -64,6 +70,27 @@ export interface FlattenLayerConfig extends LayerWiring {
   type: 'flatten';
 }
 
+/** Min(max(0, x), 6), PyTorch's nn.ReLU6 (MobileNet's activation). */
+export interface Relu6LayerConfig extends LayerWiring {
+  type: 'relu6';
+}
+
+/** Min(max(x, min), max), PyTorch's nn.Hardtanh and ONNX's Clip. */
+export interface ClipLayerConfig extends LayerWiring {
+  type: 'clip';
+  /** The lower bound. A finite number. */
+  min: number;
+  /** The upper bound, above min. A finite number. */
+  max: number;
+}
+
+/** In training, each value dropped with probability rate and the rest scaled by 1 / (1 - rate); the identity at inference. */
+export interface DropoutLayerConfig extends LayerWiring {
+  type: 'dropout';
+  /** The probability of dropping a value. A finite number in [0, 1). @default 0.5 */
+  rate?: number;
+}
+
 /** A 2-D convolution over an image, PyTorch's nn.Conv2d. */
 export interface Conv2dLayerConfig extends LayerWiring {
   type: 'conv2d';
@@ -81,6 +108,8 @@ export interface Conv2dLayerConfig extends LayerWiring {
   init?: 'auto' | 'heUniform' | 'glorotUniform' | 'normal';
   /** The standard deviation of init 'normal'. A finite number > 0. @default 0.01 */
   initStd?: number;
+  /** False keeps its parameters as they are while training (gradients still flow through it). @default true */
+  trainable?: boolean;
 }
 
 /** The maximum of each window, PyTorch's nn.MaxPool2d. */
@@ -106,6 +135,11 @@ export interface GlobalAvgPoolLayerConfig extends LayerWiring {
   type: 'globalAvgPool';
 }
 
+/** The maximum of each channel: [C, H, W] to C features (nn.AdaptiveMaxPool2d(1) and a flatten). */
+export interface GlobalMaxPoolLayerConfig extends LayerWiring {
+  type: 'globalMaxPool';
+}
+
 /** The sum of two or more inputs of the same shape: a residual connection. */
 export interface AddLayerConfig extends LayerWiring {
   type: 'add';
@@ -123,25 +157,33 @@ export type LayerConfig =
   | SigmoidLayerConfig
   | TanhLayerConfig
   | FlattenLayerConfig
+  | Relu6LayerConfig
+  | ClipLayerConfig
+  | DropoutLayerConfig
   | Conv2dLayerConfig
   | MaxPool2dLayerConfig
   | AvgPool2dLayerConfig
   | GlobalAvgPoolLayerConfig
+  | GlobalMaxPoolLayerConfig
   | AddLayerConfig
   | ConcatLayerConfig
 
 /** A layer with every option filled in, as Network.config returns it. */
 export type NormalizedLayerConfig =
-  | ({ type: 'dense'; units: number; useBias: boolean; init: 'auto' | 'heUniform' | 'glorotUniform' | 'normal'; initStd: number } & LayerWiring)
-  | ({ type: 'batchNorm'; momentum: number; epsilon: number; runningVariance: 'biased' | 'unbiased'; statistics: 'ema' | 'cumulative'; biasCorrection: boolean; renorm: { rMax: number; dMax: number } | null } & LayerWiring)
+  | ({ type: 'dense'; units: number; useBias: boolean; init: 'auto' | 'heUniform' | 'glorotUniform' | 'normal'; initStd: number; trainable: boolean } & LayerWiring)
+  | ({ type: 'batchNorm'; momentum: number; epsilon: number; runningVariance: 'biased' | 'unbiased'; statistics: 'ema' | 'cumulative'; biasCorrection: boolean; renorm: { rMax: number; dMax: number } | null; mode: 'batch' | 'frozen'; trainable: boolean } & LayerWiring)
   | ({ type: 'relu' } & LayerWiring)
   | ({ type: 'sigmoid' } & LayerWiring)
   | ({ type: 'tanh' } & LayerWiring)
   | ({ type: 'flatten' } & LayerWiring)
-  | ({ type: 'conv2d'; filters: number; kernelSize: [number, number]; stride: [number, number]; padding: [number, number] | [number, number, number, number] | 'same'; useBias: boolean; init: 'auto' | 'heUniform' | 'glorotUniform' | 'normal'; initStd: number } & LayerWiring)
+  | ({ type: 'relu6' } & LayerWiring)
+  | ({ type: 'clip'; min: number; max: number } & LayerWiring)
+  | ({ type: 'dropout'; rate: number } & LayerWiring)
+  | ({ type: 'conv2d'; filters: number; kernelSize: [number, number]; stride: [number, number]; padding: [number, number] | [number, number, number, number] | 'same'; useBias: boolean; init: 'auto' | 'heUniform' | 'glorotUniform' | 'normal'; initStd: number; trainable: boolean } & LayerWiring)
   | ({ type: 'maxPool2d'; poolSize: [number, number]; stride: [number, number] } & LayerWiring)
   | ({ type: 'avgPool2d'; poolSize: [number, number]; stride: [number, number] } & LayerWiring)
   | ({ type: 'globalAvgPool' } & LayerWiring)
+  | ({ type: 'globalMaxPool' } & LayerWiring)
   | ({ type: 'add' } & LayerWiring)
   | ({ type: 'concat' } & LayerWiring)
 

@@ -24,7 +24,14 @@ struct Pass {
   float* const* din = nullptr;
   float* scratch = nullptr;  // LayerOp::scratch_size(B) floats, shared by every layer
   uint64_t version = 0;      // changes whenever any parameter changes
+  uint64_t step = 0;         // optimizer steps taken: with the seed, what dropout draws from
+  uint32_t seed = 0;
+  // How batch norm trains, for every layer at once: kConfigured (each as its
+  // config says), or kBatchStatistics / kFrozen for all (fit's batchNorm option).
+  int batch_norm = 0;
 };
+// Pass::batch_norm values, and a batch-norm layer's `mode` option.
+enum BatchNormMode : int { kConfigured = 0, kBatchStatistics = 1, kFrozen = 2 };
 
 // The running statistics of a batch-norm layer, for the network's loops that
 // are about them: the running-average update, population statistics, folding,
@@ -37,6 +44,9 @@ class Statistics {
   virtual bool unbiased() const = 0;         // running variance from the m/(m-1) batch variance
   virtual const float* batch_mean() const = 0;  // of the last training batch, (channels)
   virtual const float* batch_var() const = 0;   // biased
+  // Whether training normalizes with the running statistics and leaves them
+  // as they are (mode 'frozen'), given Pass::batch_norm.
+  virtual bool frozen(int batch_norm) const = 0;
   // The running-average update from the last training batch of B rows: first
   // a check that it stays finite (nothing written), then the update.
   virtual bool update_ok(size_t B) const = 0;
@@ -62,6 +72,7 @@ class LayerOp {
  public:
   virtual ~LayerOp() = default;
   const LayerDef* def = nullptr;
+  size_t index = 0;  // its place in the network's layers
   // The layer's tensors in the order of def->tensors (those it has): values
   // in the parameter or statistics arena, gradients (null for statistics).
   std::vector<float*> t, dt;
@@ -79,9 +90,9 @@ class LayerOp {
 
   virtual void forward(const Pass& p) = 0;
   virtual void backward(const Pass& /*p*/) {}
-  // Whether backward must run for the gradients of this layer's own
-  // parameters even when no input needs one (a layer with parameters).
-  bool has_parameters() const;
+  // Whether the layer learns: it has parameters and is not frozen (trainable
+  // false). Backward runs for it even when no input needs a gradient.
+  bool learns = false;
 
   virtual Statistics* statistics() { return nullptr; }
   const Statistics* statistics() const { return const_cast<LayerOp*>(this)->statistics(); }

@@ -98,9 +98,14 @@ class Network {
   // labels in range, finite targets. The same check every call that reads them makes.
   Status check_batch(size_t n);
   // Whether B examples make a training mini-batch: at least 2 under batch
-  // norm (the variance of one example means nothing), at least 1 otherwise.
+  // norm that normalizes with batch statistics (the variance of one example
+  // means nothing), at least 1 otherwise.
   Status check_training_batch(size_t B);
   size_t min_training_batch() const;
+  // How every batch norm trains from now on: kConfigured (each as its `mode`
+  // option says), kBatchStatistics or kFrozen (layer_op.h): fit's batchNorm option.
+  void set_batch_norm(int mode) { batch_norm_ = mode; }
+  int batch_norm() const { return batch_norm_; }
   // One optimizer step on the B examples staged in input/labels (or targets).
   // On any failure nothing changes: parameters, running statistics and
   // optimizer state are as before the call.
@@ -161,13 +166,18 @@ class Network {
   const ErrorInfo& last_error() const { return error_; }
 
  private:
+  // Where a tensor lives: the parameters the optimizer updates (with their
+  // gradients and moments), running statistics, or the parameters of a layer
+  // that is not trainable (their gradients go to a buffer nobody reads).
+  enum class Arena : uint8_t { Params, Stats, Frozen };
   struct Tensor {
     size_t def;        // index in the layer's LayerDef::tensors
-    size_t offset;     // in params_ (and grads_) or stats_
+    size_t offset;     // in its arena
     size_t size;
-    bool statistic;
+    Arena arena;
     std::vector<int32_t> shape;
   };
+  float* tensor_data(const Tensor& x);
   struct Layer {
     std::unique_ptr<LayerOp> op;
     std::vector<int32_t> inputs;     // earlier layers; -1 the network input
@@ -193,6 +203,8 @@ class Network {
   void ensure_rows(size_t rows);
   // Points views and inputs at this call's buffers (x is the network input).
   void bind(const float* x);
+  // A pass over B rows with the network's scratch, version, step and batch-norm mode.
+  Pass pass(size_t B, bool train) const;
   // Runs the layers up to `last` (all by default) on x.
   void forward(const float* x, size_t B, bool train, size_t last = ~size_t(0));
   void backward(size_t B);
@@ -208,10 +220,12 @@ class Network {
 
   std::vector<float> params_, grads_, moment1_, moment2_;
   std::vector<float> stats_;
+  std::vector<float> frozen_, frozen_grads_;  // parameters of layers with trainable false
   std::vector<float> caches_;
   uint64_t step_ = 0;
   uint64_t version_ = 0;  // bumped whenever params_ change
   uint64_t rng_state_ = 0;
+  int batch_norm_ = 0;  // kConfigured, or how every batch norm trains
 
   std::vector<float> input_, targets_, output_, loss_grad_, scratch_;
   std::vector<const LayerOp*> chain_;  // forward's fusion candidates

@@ -27,6 +27,7 @@ class BatchNormOp : public LayerOp, public Statistics {
         cumulative_(l.get("statistics") == 1),
         bias_correction_(l.get("biasCorrection") != 0),
         renorm_(l.get("renorm") != 0),
+        frozen_(l.get("mode") == 1),
         rmax_(static_cast<float>(l.get("renorm", 1))),
         dmax_(static_cast<float>(l.get("renorm", 2))) {}
 
@@ -37,7 +38,16 @@ class BatchNormOp : public LayerOp, public Statistics {
   }
   void forward(const Pass& p) override {
     float* c = cache;
-    if (p.train && renorm_) {
+    if (p.train && frozen(p.batch_norm)) {
+      // Training that normalizes as inference does: the running statistics,
+      // kept for backward as the mean and rstd it differentiates through.
+      for (size_t k = 0; k < C_; ++k) {
+        c[k] = t[kRunningMean][k];
+        c[2 * C_ + k] = 1.0f / std::sqrt(t[kRunningVar][k] + eps_);
+      }
+      batchnorm_forward_infer(p.out, p.in[0], t[kGamma], t[kBeta], t[kRunningMean],
+                              t[kRunningVar], p.B, C_, S_, eps_);
+    } else if (p.train && renorm_) {
       batchnorm_renorm_forward_train(p.out, c, c + C_, c + 2 * C_, c + 3 * C_, c + 4 * C_, p.in[0],
                                      t[kGamma], t[kBeta], t[kRunningMean], t[kRunningVar], p.B, C_,
                                      S_, eps_, rmax_, dmax_);
@@ -51,7 +61,9 @@ class BatchNormOp : public LayerOp, public Statistics {
   }
   void backward(const Pass& p) override {
     const float* c = cache;
-    if (renorm_)
+    if (frozen(p.batch_norm))
+      backward_frozen(p);
+    else if (renorm_)
       batchnorm_renorm_backward(p.din[0], dt[kGamma], dt[kBeta], p.dout, p.in[0], t[kGamma], c,
                                 c + 2 * C_, c + 3 * C_, c + 4 * C_, p.B, C_, S_);
     else
@@ -60,12 +72,41 @@ class BatchNormOp : public LayerOp, public Statistics {
   }
   Statistics* statistics() override { return this; }
 
+  // y = gamma (x - mean) rstd + beta with mean and rstd constants (the running
+  // statistics): dx = dy gamma rstd, dgamma = sum dy xhat, dbeta = sum dy, per
+  // channel over the batch and its positions; sums in double, as the batch-
+  // statistics backward's.
+  void backward_frozen(const Pass& p) {
+    const float* mean = cache;
+    const float* rstd = cache + 2 * C_;
+    for (size_t c = 0; c < C_; ++c) {
+      const float k = t[kGamma][c] * rstd[c];
+      double sum = 0, sum_xhat = 0;
+      for (size_t b = 0; b < p.B; ++b) {
+        const size_t at = (b * C_ + c) * S_;
+        const float* x = p.in[0] + at;
+        const float* dy = p.dout + at;
+        for (size_t i = 0; i < S_; ++i) {
+          sum += dy[i];
+          sum_xhat += static_cast<double>(dy[i]) * ((x[i] - mean[c]) * rstd[c]);
+        }
+        if (p.din[0] != nullptr)
+          for (size_t i = 0; i < S_; ++i) p.din[0][at + i] += k * dy[i];
+      }
+      dt[kBeta][c] += static_cast<float>(sum);
+      dt[kGamma][c] += static_cast<float>(sum_xhat);
+    }
+  }
+
   // ---- Statistics ----
   size_t channels() const override { return C_; }
   size_t positions() const override { return S_; }
   bool unbiased() const override { return unbiased_; }
   const float* batch_mean() const override { return cache; }
   const float* batch_var() const override { return cache + C_; }
+  bool frozen(int batch_norm) const override {
+    return batch_norm == kFrozen || (batch_norm == kConfigured && frozen_);
+  }
 
   bool update_ok(size_t B) const override {
     // A convex combination of finite values is finite, so finite batch
@@ -132,7 +173,7 @@ class BatchNormOp : public LayerOp, public Statistics {
   double momentum_;
   double epsilon_;  // folding works in double with the option's own value
   float eps_;
-  bool unbiased_, cumulative_, bias_correction_, renorm_;
+  bool unbiased_, cumulative_, bias_correction_, renorm_, frozen_;
   float rmax_, dmax_;
 };
 
@@ -163,6 +204,11 @@ const LayerDef& batch_norm_def() {
                     "an exponentially weighted average, or the plain average of every batch"),
         bool_option("biasCorrection", false, "divides the EMA by 1 - momentum^t, as Adam's moments"),
         renorm,
+        enum_option("mode", {"batch", "frozen"}, 0,
+                    "how it trains: 'batch' normalizes with the mini-batch's statistics and updates "
+                    "the running ones; 'frozen' normalizes with the running statistics and leaves them "
+                    "(PyTorch's eval() while fine-tuning, Keras's trainable = False)"),
+        trainable_option(),
     };
     d.tensors = {
         {"gamma", false, "weight", "gamma"},

@@ -26,6 +26,8 @@ LayerDef finish(LayerDef d);
 
 // The options every layer with a weight has (dense, conv2d), and their init.
 std::vector<OptionDef> weight_options();
+// `trainable`, which every layer with parameters has.
+OptionDef trainable_option();
 // Draws n weights of a layer with these fans by its init option (He uniform,
 // Glorot uniform or N(0, initStd^2); auto: He when ReLU follows).
 void init_weights(float* w, size_t n, size_t fan_in, size_t fan_out, const LayerSpec& l,

@@ -61,6 +61,31 @@ class GlobalAvgPoolOp : public LayerOp {
   size_t C_, S_;
 };
 
+// The maximum of each channel; training keeps where it was for backward.
+class GlobalMaxPoolOp : public LayerOp {
+ public:
+  GlobalMaxPoolOp(size_t C, size_t S) : C_(C), S_(S) {}
+  void reserve(size_t rows) override { argmax_.resize(rows * C_); }
+  void forward(const Pass& p) override {
+    for (size_t plane = 0; plane < p.B * C_; ++plane) {
+      const float* x = p.in[0] + plane * S_;
+      size_t best = 0;  // the first maximum wins, as in max pooling
+      for (size_t i = 1; i < S_; ++i)
+        if (x[i] > x[best]) best = i;
+      p.out[plane] = x[best];
+      if (p.train) argmax_[plane] = static_cast<int32_t>(best);
+    }
+  }
+  void backward(const Pass& p) override {
+    if (p.din[0] == nullptr) return;
+    for (size_t plane = 0; plane < p.B * C_; ++plane) p.din[0][plane * S_ + argmax_[plane]] += p.dout[plane];
+  }
+
+ private:
+  size_t C_, S_;
+  std::vector<int32_t> argmax_;  // (rows, C)
+};
+
 SpecError window_error(size_t k, int64_t limit, const Shape& in, int64_t value) {
   SpecError e;
   e.field = "poolSize[" + std::to_string(k) + "]";
@@ -96,9 +121,10 @@ LayerDef pool_def(const char* name, const char* doc,
 
 const LayerDef& avg_pool2d_def();
 const LayerDef& global_avg_pool_def();
+const LayerDef& global_max_pool_def();
 
 std::vector<const LayerDef*> pooling_defs() {
-  return {&max_pool2d_def(), &avg_pool2d_def(), &global_avg_pool_def()};
+  return {&max_pool2d_def(), &avg_pool2d_def(), &global_avg_pool_def(), &global_max_pool_def()};
 }
 
 bool is_max_pool_2x2_stride_2(const LayerOp* op) {
@@ -136,6 +162,24 @@ const LayerDef& global_avg_pool_def() {
     };
     d.make = [](const LayerSpec&, const Shape* in, size_t, const Shape&) -> std::unique_ptr<LayerOp> {
       return std::make_unique<GlobalAvgPoolOp>(size_t(in[0].c), size_t(in[0].h * in[0].w));
+    };
+    return finish(d);
+  }();
+  return def;
+}
+
+const LayerDef& global_max_pool_def() {
+  static const LayerDef def = [] {
+    LayerDef d;
+    d.name = "globalMaxPool";
+    d.doc = "the maximum of each channel: [C, H, W] to C features (nn.AdaptiveMaxPool2d(1) and a flatten)";
+    d.shape = [](const LayerSpec& l, const Shape* in, size_t, Shape* out, SpecError* why) {
+      if (!needs_image(l, in[0], why)) return false;
+      *out = Shape{in[0].c, 1, 1, false};
+      return true;
+    };
+    d.make = [](const LayerSpec&, const Shape* in, size_t, const Shape&) -> std::unique_ptr<LayerOp> {
+      return std::make_unique<GlobalMaxPoolOp>(size_t(in[0].c), size_t(in[0].h * in[0].w));
     };
     return finish(d);
   }();

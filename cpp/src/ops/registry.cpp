@@ -14,12 +14,6 @@ uint64_t next_u64(uint64_t* state) {
 
 double next_uniform(uint64_t* state) { return (next_u64(state) >> 11) * 0x1.0p-53; }
 
-bool LayerOp::has_parameters() const {
-  for (size_t k = 0; k < dt.size(); ++k)
-    if (dt[k] != nullptr) return true;
-  return false;
-}
-
 const std::vector<const LayerDef*>& layer_defs() {
   // The order of the docs and of "type must be one of ..." messages.
   static const std::vector<const LayerDef*> defs = [] {
@@ -44,6 +38,11 @@ LayerDef finish(LayerDef d) {
   return d;
 }
 
+OptionDef trainable_option() {
+  return bool_option("trainable", true,
+                     "false keeps its parameters as they are while training (gradients still flow through it)");
+}
+
 std::vector<OptionDef> weight_options() {
   return {
       bool_option("useBias", true, "adds a bias (leave it out before a batch norm: beta takes its role)"),
@@ -51,6 +50,7 @@ std::vector<OptionDef> weight_options() {
                   "the initial weights: 'auto' is He uniform before a ReLU, Glorot uniform otherwise"),
       number_option("initStd", 0.01, 0, kInf, true, false,
                     "the standard deviation of init 'normal'"),
+      trainable_option(),
   };
 }
 
