@@ -31,6 +31,9 @@ const ATTR_STRING = 3;
 const ATTR_TENSOR = 4;
 const ATTR_INTS = 7;
 
+// The largest finite float32: ONNX's default Clip bounds (numeric_limits<float>::max() and lowest()).
+const FLOAT_MAX = 3.4028234663852886e38;
+
 export const MIN_OPSET = 13;
 export const MAX_OPSET = 17;
 // The IR version of the ONNX release that brought each opset (onnx 1.8 to 1.12):
@@ -117,8 +120,14 @@ const EXPORT_LAYER = {
   avgPool2d: (g, layer, t, m, info, ins) => g.node('AveragePool', m, ins, { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
   // [N, C, 1, 1], as nn.AdaptiveAvgPool2d(1); the Flatten before the next Gemm (or the output) makes it [N, C].
   globalAvgPool: (g, layer, t, m, info, ins) => g.node('GlobalAveragePool', m, ins),
+  globalMaxPool: (g, layer, t, m, info, ins) => g.node('GlobalMaxPool', m, ins),
   flatten: (g, layer, t, m, info, ins) => g.node('Flatten', m, ins, { axis: int(1) }),
   relu: (g, layer, t, m, info, ins) => g.node('Relu', m, ins),
+  // torch writes nn.ReLU6 as Clip(0, 6); Clip-13's bounds are scalar inputs.
+  relu6: (g, layer, t, m, info, ins) => g.node('Clip', m, [...ins, g.scalar(`/${m}/min`, 0), g.scalar(`/${m}/max`, 6)]),
+  clip: (g, layer, t, m, info, ins) => g.node('Clip', m, [...ins, g.scalar(`/${m}/min`, layer.min), g.scalar(`/${m}/max`, layer.max)]),
+  // Inference: the identity; the ratio keeps the layer's rate for a runtime that trains, and for importONNX.
+  dropout: (g, layer, t, m, info, ins) => g.node('Dropout', m, [...ins, g.scalar(`/${m}/ratio`, layer.rate)]),
   sigmoid: (g, layer, t, m, info, ins) => g.node('Sigmoid', m, ins),
   tanh: (g, layer, t, m, info, ins) => g.node('Tanh', m, ins),
   // torch writes a + b as Add; three or more inputs as one Sum.
@@ -170,6 +179,10 @@ export function toONNX(net, options = {}) {
     initializer(name, dims, values) {
       this.initializers.push({ name, dims, values });
       return name;
+    },
+    // A float scalar (shape []) initializer.
+    scalar(name, value) {
+      return this.initializer(name, [], Float32Array.of(value));
     },
     node(op, m, inputs, attributes = {}) {
       const output = `/${m}/${op}_output_0`;
@@ -401,6 +414,21 @@ const IMPORT_OP = {
     s.push(node, layer, { gamma, beta, runningMean, runningVariance }, [x], x.dims);
   },
   Relu: (s, node) => activation(s, node, 'relu'),
+  Clip(s, node) {
+    const x = s.activation(node, node.inputs[0]);
+    // Clip-13's bounds are optional scalar inputs; ONNX's defaults are the float range.
+    const bound = (k, fallback) => {
+      const name = node.inputs[k];
+      if (name === undefined || name === '') return fallback;
+      const t = s.constant(node, name);
+      if (t.values.length !== 1) s.refuse(node, `input '${name}' has shape [${t.dims}]; a bound is one value`, 'constant-shape');
+      return t.values[0];
+    };
+    const min = bound(1, -FLOAT_MAX);
+    const max = bound(2, FLOAT_MAX);
+    // nn.ReLU6 is written as Clip(0, 6).
+    s.push(node, min === 0 && max === 6 ? { type: 'relu6' } : { type: 'clip', min, max }, {}, [x], x.dims);
+  },
   Sigmoid: (s, node) => activation(s, node, 'sigmoid'),
   Tanh: (s, node) => activation(s, node, 'tanh'),
   Softmax: (s, node) => softmax(s, node),
@@ -429,13 +457,8 @@ const IMPORT_OP = {
   },
   MaxPool: (s, node) => pool(s, node, 'maxPool2d'),
   AveragePool: (s, node) => pool(s, node, 'avgPool2d'),
-  GlobalAveragePool(s, node) {
-    const x = s.activation(node, node.inputs[0]);
-    s.expectImage(node, x);
-    // [N, C, 1, 1] to ONNX, flat C features to bnwasm: a Flatten after it adds no layer.
-    const i = s.push(node, { type: 'globalAvgPool' }, {}, [x]);
-    s.alias(node, { ...s.output(i), dims: [x.dims[0], 1, 1] });
-  },
+  GlobalAveragePool: (s, node) => globalPool(s, node, 'globalAvgPool'),
+  GlobalMaxPool: (s, node) => globalPool(s, node, 'globalMaxPool'),
   Pad(s, node) {
     // torch writes nn.AvgPool2d as Pad (all zeros) + AveragePool: a Pad that adds nothing is read, others are not.
     const x = s.activation(node, node.inputs[0]);
@@ -458,7 +481,10 @@ const IMPORT_OP = {
     }
     const mask = node.outputs[1];
     if (mask !== undefined && mask !== '' && s.consumers(mask) > 0) s.refuse(node, `has its mask output '${mask}' read; bnwasm's network has no such output`, 'mask');
-    s.alias(node, x);
+    // The identity at inference; a dropout layer keeps the rate for fine-tuning (ratio: an optional scalar input, 0.5).
+    const ratio = node.inputs[1];
+    const rate = ratio === undefined || ratio === '' ? 0.5 : s.constant(node, ratio).values[0];
+    s.push(node, { type: 'dropout', rate }, {}, [x], x.dims);
   },
   Identity: (s, node) => s.alias(node, s.activation(node, node.inputs[0])),
   Unsqueeze(s, node) {
@@ -537,6 +563,14 @@ function pool(s, node, type) {
     s.refuse(node, `has pads [${padding}]${more}; bnwasm's pooling has no padding`, 'pads');
   }
   s.push(node, { type, poolSize: kernel, stride }, {}, [x]);
+}
+
+function globalPool(s, node, type) {
+  const x = s.activation(node, node.inputs[0]);
+  s.expectImage(node, x);
+  // [N, C, 1, 1] to ONNX, flat C features to bnwasm: a Flatten after it adds no layer.
+  const i = s.push(node, { type }, {}, [x]);
+  s.alias(node, { ...s.output(i), dims: [x.dims[0], 1, 1] });
 }
 
 function activation(s, node, type) {
