@@ -657,8 +657,9 @@ function importState(fn, model, options, describe) {
       consts.set(name, t);
     },
     axes(node) {
-      if (node.inputs.length > 1) return this.constant(node, node.inputs[1], 1).values;
-      return this.attr(node, 'axes', []);
+      const axes = node.inputs.length > 1 ? this.constant(node, node.inputs[1], 1).values : this.attr(node, 'axes', []);
+      if (!Array.isArray(axes) || !axes.every(Number.isSafeInteger)) this.refuse(node, `has axes ${JSON.stringify(axes)}, expected a list of integers`, 'axis');
+      return axes;
     },
     activation(node, name) {
       const x = values.get(name);
