@@ -108,16 +108,26 @@ const EXPORT_LAYER = {
     if (g.opset >= 14) attributes.training_mode = int(0);
     return g.node('BatchNormalization', m, [...ins, ...initializers(g, m, info, t)], attributes);
   },
+  // pads as the core resolves them ('same' and 'sameLower' included).
   conv2d: (g, layer, t, m, info, ins) =>
     g.node('Conv', m, [...ins, ...initializers(g, m, info, t)], {
-      dilations: ints([1, 1]),
-      group: int(1),
+      dilations: ints(layer.dilation),
+      group: int(layer.groups),
       kernel_shape: ints(layer.kernelSize),
       pads: ints(info.pads),
       strides: ints(layer.stride),
     }),
-  maxPool2d: (g, layer, t, m, info, ins) => g.node('MaxPool', m, ins, { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
-  avgPool2d: (g, layer, t, m, info, ins) => g.node('AveragePool', m, ins, { kernel_shape: ints(layer.poolSize), strides: ints(layer.stride) }),
+  maxPool2d: (g, layer, t, m, info, ins) =>
+    g.node('MaxPool', m, ins, { ceil_mode: int(layer.ceilMode ? 1 : 0), kernel_shape: ints(layer.poolSize), pads: ints(info.pads), strides: ints(layer.stride) }),
+  // ONNX's count_include_pad defaults to 0, bnwasm's (PyTorch's) to true: always written.
+  avgPool2d: (g, layer, t, m, info, ins) =>
+    g.node('AveragePool', m, ins, {
+      ceil_mode: int(layer.ceilMode ? 1 : 0),
+      count_include_pad: int(layer.countIncludePad ? 1 : 0),
+      kernel_shape: ints(layer.poolSize),
+      pads: ints(info.pads),
+      strides: ints(layer.stride),
+    }),
   // [N, C, 1, 1], as nn.AdaptiveAvgPool2d(1); the Flatten before the next Gemm (or the output) makes it [N, C].
   globalAvgPool: (g, layer, t, m, info, ins) => g.node('GlobalAveragePool', m, ins),
   globalMaxPool: (g, layer, t, m, info, ins) => g.node('GlobalMaxPool', m, ins),
@@ -444,15 +454,22 @@ const IMPORT_OP = {
   Conv(s, node) {
     const x = s.activation(node, node.inputs[0]);
     s.expectImage(node, x);
-    if (s.attr(node, 'group', 1) !== 1) s.refuse(node, `has group=${s.attr(node, 'group')}; bnwasm's conv2d has group 1`, 'group');
+    const groups = s.attr(node, 'group', 1);
+    if (!Number.isSafeInteger(groups) || groups < 1) s.refuse(node, `has group=${JSON.stringify(groups)}, expected a positive integer`, 'group');
+    // W is [filters, channels / group, kh, kw]; the core checks that the filters divide by the groups.
     const w = s.constant(node, node.inputs[1], 4);
-    const [filters, channels, kh, kw] = w.dims;
-    if (channels !== x.dims[0]) s.refuse(node, `weight '${w.name}' has shape [${w.dims}]: ${channels} input channels, the input has ${x.dims[0]}`, 'constant-shape');
-    const { stride, padding } = s.window(node, [kh, kw], true);
+    const [filters, perGroup, kh, kw] = w.dims;
+    if (perGroup * groups !== x.dims[0]) {
+      s.refuse(node, `weight '${w.name}' has shape [${w.dims}]: ${perGroup} input channels per group of ${groups}, the input has ${x.dims[0]}`, 'constant-shape');
+    }
+    const { stride, padding, dilation } = s.window(node, [kh, kw], 'conv');
     const b = node.inputs[2];
     const bias = b === undefined || b === '' ? null : s.constant(node, b, 1);
     if (bias && bias.dims[0] !== filters) s.refuse(node, `bias '${bias.name}' has shape [${bias.dims}], expected [${filters}]`, 'constant-shape');
+    // dilation and groups written only when they are not 1, as a person writes the config.
     const layer = { type: 'conv2d', filters, kernelSize: [kh, kw], stride, padding, useBias: bias !== null };
+    if (dilation.some((d) => d !== 1)) layer.dilation = dilation;
+    if (groups !== 1) layer.groups = groups;
     s.push(node, layer, bias ? { weight: w.values, bias: bias.values } : { weight: w.values }, [x]);
   },
   MaxPool: (s, node) => pool(s, node, 'maxPool2d'),
@@ -557,12 +574,11 @@ function pool(s, node, type) {
   if (indices !== undefined && indices !== '' && s.consumers(indices) > 0) s.refuse(node, `has its Indices output '${indices}' read; bnwasm has none`, 'indices');
   const kernel = s.ints(node, 'kernel_shape', null, 2, 'kernel-shape');
   // storage_order only orders the Indices, which nothing reads.
-  const { stride, padding } = s.window(node, kernel, false);
-  if (padding.some((p) => p !== 0)) {
-    const more = type === 'avgPool2d' ? ` (count_include_pad=${s.attr(node, 'count_include_pad', 0)})` : '';
-    s.refuse(node, `has pads [${padding}]${more}; bnwasm's pooling has no padding`, 'pads');
-  }
-  s.push(node, { type, poolSize: kernel, stride }, {}, [x]);
+  const { stride, padding, ceilMode } = s.window(node, kernel, 'pool');
+  const layer = { type, poolSize: kernel, stride, padding, ceilMode };
+  // ONNX's AveragePool divides by the values under the window unless count_include_pad = 1 (PyTorch's default is 1).
+  if (type === 'avgPool2d') layer.countIncludePad = s.attr(node, 'count_include_pad', 0) === 1;
+  s.push(node, layer, {}, [x]);
 }
 
 function globalPool(s, node, type) {
@@ -686,29 +702,25 @@ function importState(fn, model, options, describe) {
       if (x.dims.length !== 1) this.refuse(node, `gets an input of shape [N, ${x.dims}]; it needs [N, features] (add a Flatten before it)`, 'flat');
       if (x.dims[0] !== inputs) this.refuse(node, `expects ${inputs} inputs, the layer before it gives ${x.dims[0]}`, 'constant-shape');
     },
-    // strides and padding of a Conv or pooling node: [top, left, bottom, right] or 'same'
-    // (SAME_UPPER, stride 1); anything bnwasm has no equivalent for is refused.
-    window(node, kernel, conv) {
+    // strides, padding ([top, left, bottom, right], 'same' for SAME_UPPER, 'sameLower' for
+    // SAME_LOWER: the core resolves them), a conv's dilation and a pool's ceil mode, of a
+    // Conv (`kind` 'conv') or pooling ('pool') node.
+    window(node, kernel, kind) {
       const given = this.ints(node, 'kernel_shape', kernel, 2, 'kernel-shape');
       if (given.join() !== kernel.join() || !kernel.every((k) => k >= 1)) this.refuse(node, `has kernel_shape [${given}], its weight [${kernel}]`, 'kernel-shape');
       const stride = this.ints(node, 'strides', [1, 1], 2, 'strides');
-      const dilations = this.ints(node, 'dilations', [1, 1], 2, 'dilations');
       if (!stride.every((v) => v >= 1)) this.refuse(node, `has strides [${stride}], expected two positive numbers`, 'strides');
-      if (dilations.some((d) => d !== 1)) this.refuse(node, `has dilations [${dilations}]; bnwasm has dilation 1 only`, 'dilations');
-      if (this.attr(node, 'ceil_mode', 0) !== 0) this.refuse(node, 'has ceil_mode=1; bnwasm rounds output sizes down (ceil_mode 0)', 'ceil-mode');
+      const dilation = this.ints(node, 'dilations', [1, 1], 2, 'dilations');
+      if (!dilation.every((d) => d >= 1)) this.refuse(node, `has dilations [${dilation}], expected two positive numbers`, 'dilations');
+      if (kind === 'pool' && dilation.some((d) => d !== 1)) this.refuse(node, `has dilations [${dilation}]; bnwasm's pooling has dilation 1 only`, 'dilations');
+      const ceilMode = this.attr(node, 'ceil_mode', 0);
+      if (ceilMode !== 0 && ceilMode !== 1) this.refuse(node, `has ceil_mode=${JSON.stringify(ceilMode)}, expected 0 or 1`, 'ceil-mode');
       const autoPad = this.attr(node, 'auto_pad', 'NOTSET');
       const pads = this.ints(node, 'pads', [0, 0, 0, 0], 4, 'pads');
       if (!pads.every((p) => p >= 0)) this.refuse(node, `has pads [${pads}], expected four non-negative numbers`, 'pads');
-      if (autoPad === 'VALID') return { stride, padding: [0, 0, 0, 0] };
-      // At stride 1 the padding is kernel - 1 in all, split evenly for an odd kernel: SAME_LOWER is SAME_UPPER.
-      const stride1 = stride.join() === '1,1';
-      const odd = kernel.every((k) => k % 2 === 1);
-      if (conv && stride1 && (autoPad === 'SAME_UPPER' || (autoPad === 'SAME_LOWER' && odd))) return { stride, padding: 'same' };
-      if (autoPad !== 'NOTSET') {
-        const read = conv ? ', SAME_UPPER at stride 1 and SAME_LOWER at stride 1 with an odd kernel' : '';
-        this.refuse(node, `has auto_pad ${autoPad}${stride1 ? '' : ` with strides [${stride}]`}; bnwasm reads NOTSET, VALID${read}`, 'auto-pad');
-      }
-      return { stride, padding: pads };
+      const padding = { NOTSET: pads, VALID: [0, 0, 0, 0], SAME_UPPER: 'same', SAME_LOWER: 'sameLower' }[autoPad];
+      if (padding === undefined) this.refuse(node, `has auto_pad ${JSON.stringify(autoPad)}; ONNX has NOTSET, VALID, SAME_UPPER and SAME_LOWER`, 'auto-pad');
+      return { stride, padding, dilation, ceilMode: ceilMode === 1 };
     },
     // Flatten/Reshape to [N, features]: a bnwasm flatten layer when bnwasm still has an image.
     flatten(node, x) {
