@@ -452,7 +452,8 @@ const IMPORT_OP = {
     s.flatten(node, x);
   },
   Conv(s, node) {
-    const x = s.activation(node, node.inputs[0]);
+    const input = s.activation(node, node.inputs[0], true);
+    const x = input.padded?.source ?? input;
     s.expectImage(node, x);
     const groups = s.attr(node, 'group', 1);
     if (!Number.isSafeInteger(groups) || groups < 1) s.refuse(node, `has group=${JSON.stringify(groups)}, expected a positive integer`, 'group');
@@ -462,7 +463,7 @@ const IMPORT_OP = {
     if (perGroup * groups !== x.dims[0]) {
       s.refuse(node, `weight '${w.name}' has shape [${w.dims}]: ${perGroup} input channels per group of ${groups}, the input has ${x.dims[0]}`, 'constant-shape');
     }
-    const { stride, padding, dilation } = s.window(node, [kh, kw], 'conv');
+    const { stride, padding, dilation } = s.window(node, [kh, kw], 'conv', input.padded);
     const b = node.inputs[2];
     const bias = b === undefined || b === '' ? null : s.constant(node, b, 1);
     if (bias && bias.dims[0] !== filters) s.refuse(node, `bias '${bias.name}' has shape [${bias.dims}], expected [${filters}]`, 'constant-shape');
@@ -477,12 +478,20 @@ const IMPORT_OP = {
   GlobalAveragePool: (s, node) => globalPool(s, node, 'globalAvgPool'),
   GlobalMaxPool: (s, node) => globalPool(s, node, 'globalMaxPool'),
   Pad(s, node) {
-    // torch writes nn.AvgPool2d as Pad (all zeros) + AveragePool: a Pad that adds nothing is read, others are not.
+    // torch writes nn.AvgPool2d(padding=p) as a Pad of zeros + AveragePool (a Pad of nothing when p = 0):
+    // zeros around an image are the padding of the Conv or AveragePool that reads them.
     const x = s.activation(node, node.inputs[0]);
     const mode = s.attr(node, 'mode', 'constant');
     const pads = node.inputs[1] === undefined || node.inputs[1] === '' ? [] : s.constant(node, node.inputs[1], 1).values;
-    if (pads.some((p) => p !== 0)) s.refuse(node, `has pads [${pads}] (mode ${mode}); only a Pad of zeros on every side is read (give the Conv its pads)`, 'pads');
-    s.alias(node, x);
+    if (pads.every((p) => p === 0)) return s.alias(node, x);
+    const value = node.inputs[2] === undefined || node.inputs[2] === '' ? 0 : s.constant(node, node.inputs[2]).values[0];
+    // [N, C, H, W]'s pads: [n, c, top, left, n, c, bottom, right].
+    const spatial = pads.length === 8 && [0, 1, 4, 5].every((k) => pads[k] === 0) && pads.every((p) => p >= 0);
+    if (mode !== 'constant' || value !== 0 || !s.isImage(x) || !spatial) {
+      s.refuse(node, `has pads [${pads}] (mode ${mode}, value ${value}); only zeros around an image ([0, 0, top, left, 0, 0, bottom, right]) are read, as the padding of the Conv or AveragePool after it`, 'pads');
+    }
+    const pad = [pads[2], pads[3], pads[6], pads[7]];
+    s.alias(node, { ...x, dims: [x.dims[0], x.dims[1] + pad[0] + pad[2], x.dims[2] + pad[1] + pad[3]], padded: { by: node.name, node, pad, source: x } });
   },
   Reshape(s, node) {
     // x.view(x.size(0), -1) and friends: any shape that keeps the batch axis.
@@ -568,16 +577,26 @@ const CONSTANT_OP = {
 export const READ_OPS = [...new Set([...Object.keys(IMPORT_OP), ...Object.keys(CONSTANT_OP)])];
 
 function pool(s, node, type) {
-  const x = s.activation(node, node.inputs[0]);
+  const input = s.activation(node, node.inputs[0], type === 'avgPool2d');
+  const x = input.padded?.source ?? input;
   s.expectImage(node, x);
   const indices = node.outputs[1];
   if (indices !== undefined && indices !== '' && s.consumers(indices) > 0) s.refuse(node, `has its Indices output '${indices}' read; bnwasm has none`, 'indices');
   const kernel = s.ints(node, 'kernel_shape', null, 2, 'kernel-shape');
   // storage_order only orders the Indices, which nothing reads.
-  const { stride, padding, ceilMode } = s.window(node, kernel, 'pool');
+  const { stride, padding, ceilMode } = s.window(node, kernel, 'pool', input.padded);
   const layer = { type, poolSize: kernel, stride, padding, ceilMode };
-  // ONNX's AveragePool divides by the values under the window unless count_include_pad = 1 (PyTorch's default is 1).
-  if (type === 'avgPool2d') layer.countIncludePad = s.attr(node, 'count_include_pad', 0) === 1;
+  // ONNX's AveragePool divides by the values under the window unless count_include_pad = 1 (PyTorch's default is 1);
+  // a Pad's zeros are values.
+  if (type === 'avgPool2d') layer.countIncludePad = input.padded !== undefined || s.attr(node, 'count_include_pad', 0) === 1;
+  // Rounding up, bnwasm (as PyTorch) leaves out a last window that starts in the bottom or right padding;
+  // over a Pad's zeros ONNX keeps it. The core says whether there is one: the same pool over the padded image.
+  if (input.padded && ceilMode) {
+    const over = s.outputShape({ inputShape: input.dims }, { ...layer, padding: [0, 0] });
+    if (over.join() !== s.outputShape({ inputShape: x.dims }, layer).join()) {
+      s.refuse(node, `rounds up (ceil_mode 1) over the zeros of the Pad node '${input.padded.by}' to a last window inside them; bnwasm, as PyTorch, leaves that window out`, 'ceil-mode');
+    }
+  }
   s.push(node, layer, {}, [x]);
 }
 
@@ -661,6 +680,7 @@ function importState(fn, model, options, describe) {
       return v;
     },
     isActivation: (name) => values.has(name),
+    value: (name) => values.get(name),
     isInitializer: (name) => model.initializers.has(name),
     consumers: (name) => uses.get(name) ?? 0,
     constant(node, name, rank) {
@@ -677,11 +697,13 @@ function importState(fn, model, options, describe) {
       if (!Array.isArray(axes) || !axes.every(Number.isSafeInteger)) this.refuse(node, `has axes ${JSON.stringify(axes)}, expected a list of integers`, 'axis');
       return axes;
     },
-    activation(node, name) {
+    // The value `name`; a Pad's zeros only where the caller takes them as its padding (`padded`).
+    activation(node, name, padded = false) {
       const x = values.get(name);
       if (x === undefined) {
         this.refuse(node, `reads '${name}', which is neither the graph's input nor computed from it by an earlier node`, 'not-activation');
       }
+      if (x.padded && !padded) this.refuse(node, `reads '${name}', the zeros the Pad node '${x.padded.by}' adds; only a Conv or AveragePool takes them, as its padding`, 'pads');
       return x;
     },
     ints(node, name, fallback, length, reason) {
@@ -705,7 +727,8 @@ function importState(fn, model, options, describe) {
     // strides, padding ([top, left, bottom, right], 'same' for SAME_UPPER, 'sameLower' for
     // SAME_LOWER: the core resolves them), a conv's dilation and a pool's ceil mode, of a
     // Conv (`kind` 'conv') or pooling ('pool') node.
-    window(node, kernel, kind) {
+    // A Pad's zeros before it (`padded`) add to explicit pads: a Conv's, or a pool's own none.
+    window(node, kernel, kind, padded) {
       const given = this.ints(node, 'kernel_shape', kernel, 2, 'kernel-shape');
       if (given.join() !== kernel.join() || !kernel.every((k) => k >= 1)) this.refuse(node, `has kernel_shape [${given}], its weight [${kernel}]`, 'kernel-shape');
       const stride = this.ints(node, 'strides', [1, 1], 2, 'strides');
@@ -720,7 +743,12 @@ function importState(fn, model, options, describe) {
       if (!pads.every((p) => p >= 0)) this.refuse(node, `has pads [${pads}], expected four non-negative numbers`, 'pads');
       const padding = { NOTSET: pads, VALID: [0, 0, 0, 0], SAME_UPPER: 'same', SAME_LOWER: 'sameLower' }[autoPad];
       if (padding === undefined) this.refuse(node, `has auto_pad ${JSON.stringify(autoPad)}; ONNX has NOTSET, VALID, SAME_UPPER and SAME_LOWER`, 'auto-pad');
-      return { stride, padding, dilation, ceilMode: ceilMode === 1 };
+      if (padded === undefined) return { stride, padding, dilation, ceilMode: ceilMode === 1 };
+      // A pool counts the Pad's zeros and not its own padding: it may not have both.
+      if (typeof padding === 'string' || (kind === 'pool' && padding.some((p) => p !== 0))) {
+        this.refuse(node, `reads the zeros of the Pad node '${padded.by}' and pads itself (${autoPad === 'NOTSET' ? `[${padding}]` : autoPad}); bnwasm reads the Pad's zeros${kind === 'conv' ? ' with explicit pads' : ' alone'}`, 'pads');
+      }
+      return { stride, padding: padding.map((p, k) => p + padded.pad[k]), dilation, ceilMode: ceilMode === 1 };
     },
     // Flatten/Reshape to [N, features]: a bnwasm flatten layer when bnwasm still has an image.
     flatten(node, x) {
@@ -779,6 +807,8 @@ function importState(fn, model, options, describe) {
       this.alias(node, dims === undefined ? this.output(i) : { ...this.output(i), dims });
       return i;
     },
+    // The output shape of one layer on an input of this shape, as the core describes it.
+    outputShape: (shape, layer) => describe({ ...shape, layers: [layer], loss: 'meanSquaredError' }).layers[0].outputShape,
     // The output shape of layer i: the core describes the layers it depends on.
     shapeOf(node, i) {
       const needed = new Set([i]);
@@ -892,7 +922,8 @@ export async function importONNX(bytes, options = {}) {
   if (dead >= 0) {
     s.refuse(s.nodes[dead], `computes '${s.nodes[dead].outputs[0]}', which leads nowhere: no later node reads it and it is not the graph's output`, 'leads-nowhere');
   }
-  const output = model.outputs.length === 1 && s.isActivation(model.outputs[0].name) ? s.activation(null, model.outputs[0].name) : null;
+  const output = model.outputs.length === 1 && s.isActivation(model.outputs[0].name) ? s.value(model.outputs[0].name) : null;
+  if (output?.padded) s.refuse(output.padded.node, "adds zeros that are the graph's output; only a Conv or AveragePool takes them, as its padding", 'pads');
   if (output === null || output.layer !== last) {
     throw graphError(
       `${fn}(): the graph's output must be the value its last layer computes, got ${model.outputs.map((o) => `'${o.name}'`).join(', ') || 'none'}`,
