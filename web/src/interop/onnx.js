@@ -1,6 +1,7 @@
 // ONNX: export of a Network's inference graph, and import of the graphs
-// torch.onnx.export writes for an nn.Sequential of Linear, BatchNorm1d, Conv2d,
-// BatchNorm2d, pooling, Flatten and activations. Both directions go through a
+// torch.onnx.export writes for networks of Linear, BatchNorm1d, Conv2d (grouped,
+// dilated), BatchNorm2d, pooling, Flatten, Dropout, activations (ReLU6 as Clip) and
+// residual additions and concatenations. Both directions go through a
 // plain description of the graph ({nodes, initializers, input, output}) and
 // tables keyed by layer type (export) or op type (import). Conv networks take
 // [N, C, H, W] input, as torch.onnx.export writes them; their images are
@@ -856,8 +857,9 @@ const graphError = (message, reason) => new ModelFormatError(message, { reason }
 /**
  * A trainable Network from ONNX bytes written by torch.onnx.export (or
  * toONNX) for a graph of Linear/Gemm/MatMul+Add, BatchNormalization, Conv,
- * pooling, Relu/Sigmoid/Tanh, Add of two activations (residual connections),
- * Softmax/LogSoftmax, Flatten, Dropout and Identity.
+ * pooling, Relu/Clip/Sigmoid/Tanh, Add/Sum of activations (residual connections),
+ * Concat, Softmax/LogSoftmax, Flatten/Reshape, Pad, Dropout and Identity (IMPORT_OP;
+ * docs/interop.md lists what each op may hold and why the others are refused).
  * @param {Uint8Array|ArrayBuffer} bytes
  * @param {{loss?: string, optimizer?: object, runningVariance?: 'biased'|'unbiased'}} [options]
  * @returns {Promise<import('../network.js').Network>}
