@@ -4,10 +4,18 @@ import { gaussian, rng } from './experiments/common.js';
 
 export const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
-// Float32Arrays the worker can share without a copy when the page is cross-origin
-// isolated (scripts/serve.mjs sends COOP/COEP); plain ones otherwise (copied once per fit).
+/**
+ * Whether the page can share memory with its worker: cross-origin isolated (scripts/serve.mjs
+ * sends COOP/COEP) and SharedArrayBuffer there. Both are tested: WebKitGTK reports
+ * crossOriginIsolated under COOP/COEP yet has no SharedArrayBuffer (unless
+ * JSC_useSharedArrayBuffer=1 is set).
+ */
+export const SHARED_MEMORY = globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer !== 'undefined';
+
+// Float32Arrays the worker can share without a copy where it can; plain ones otherwise
+// (copied once per fit).
 function floats(length) {
-  const buffer = globalThis.crossOriginIsolated ? new SharedArrayBuffer(length * 4) : new ArrayBuffer(length * 4);
+  const buffer = SHARED_MEMORY ? new SharedArrayBuffer(length * 4) : new ArrayBuffer(length * 4);
   return new Float32Array(buffer);
 }
 

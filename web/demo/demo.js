@@ -4,7 +4,7 @@
 // imported only then) is scored and fine-tuned the same way (loadTrainer).
 import { createTrainer, loadNetwork, loadTrainer } from '../src/index.js';
 import { drawFeatureMaps, drawFilters, drawImage, drawRegions, plot, prepare } from './charts.js';
-import { loadFashionMnist, makeSpirals } from './datasets.js';
+import { SHARED_MEMORY, loadFashionMnist, makeSpirals } from './datasets.js';
 import { setupFigure1 } from './figure1-panel.js';
 import { describeLayers, firstConv, layerShapes } from './layers.js';
 
@@ -135,7 +135,7 @@ async function selectDataset(name) {
     data = loaded;
     status(
       `${name === 'toy' ? 'Two spirals' : 'Fashion-MNIST'}: ${data.train.n.toLocaleString()} training and ` +
-        `${data.test.n.toLocaleString()} test examples${globalThis.crossOriginIsolated ? ', shared with the worker' : ''}. Press Start.`,
+        `${data.test.n.toLocaleString()} test examples${SHARED_MEMORY ? ', shared with the worker' : ''}. Press Start.`,
     );
   } catch (error) {
     fail(error);
