@@ -23,6 +23,7 @@ const MAX_BN_SAMPLES = 400; // points kept per batch-norm layer for the running-
 const GALLERY_SIZE = 24;
 const REGION_GRID = 72;
 const REGION_EXTENT = [-1.3, 1.3];
+const COPY_SLICE = 1 << 20; // floats copied per task when the worker cannot share the page's memory (4 MB)
 
 const datasets = new Map(); // name -> promise of the dataset
 let data = null; // the current dataset
@@ -216,30 +217,56 @@ async function start() {
     r.trainer.terminate();
     return;
   }
-  r.starting = false;
   fit(r);
 }
 
+/**
+ * The arrays a fit hands the worker. Shared memory crosses as it is. Without it (no
+ * SharedArrayBuffer: a page that is not cross-origin isolated, or WebKitGTK) the trainer would
+ * copy the 220 MB of Fashion-MNIST floats at once and the page would stop drawing for a second
+ * or more: they are copied here a slice per task instead, and the copies moved to the worker.
+ */
+async function workerArrays() {
+  const { train, test } = data;
+  if (SHARED_MEMORY) return { x: train.x, y: train.y, testX: test.x, testY: test.y, transfer: false };
+  const copy = async (array) => {
+    const out = new array.constructor(array.length);
+    for (let at = 0; at < array.length; at += COPY_SLICE) {
+      out.set(array.subarray(at, at + COPY_SLICE), at);
+      await new Promise((resolve) => setTimeout(resolve, 0)); // the page draws between slices
+    }
+    return out;
+  };
+  return { x: await copy(train.x), y: train.y.slice(), testX: await copy(test.x), testY: test.y.slice(), transfer: true };
+}
+
 /** Trains the run's network in its worker (a new one, or an opened model: fine-tuning). */
-function fit(r) {
+async function fit(r) {
   const d = DEFAULTS[data.name];
   let batchSize;
   try {
     batchSize = controlValue('batchSize');
   } catch (error) {
+    r.starting = false;
     fail(error);
     return;
   }
+  r.starting = true;
+  updateButtons();
+  const arrays = await workerArrays();
+  if (run !== r) return;
+  r.starting = false;
   r.fitting = true;
   updateButtons();
   status(r.opened ? `Fine-tuning ${r.opened.name}…` : 'Training…');
   r.batchSize = batchSize;
   const conv = r.config.layers.some((l) => l.type === 'conv2d');
   r.trainer
-    .fit(data.train.x, data.train.y, {
+    .fit(arrays.x, arrays.y, {
       epochs: d.epochs,
       batchSize,
-      validationData: [data.test.x, data.test.y],
+      validationData: [arrays.testX, arrays.testY],
+      transfer: arrays.transfer,
       validationInterval: conv ? CNN_VALIDATION_INTERVAL : d.validationInterval,
       progressInterval: 100,
       trackUnits: TRACKED_UNITS,
