@@ -4,7 +4,7 @@
 // imported only then) is scored and fine-tuned the same way (loadTrainer).
 import { createTrainer, loadNetwork, loadTrainer } from '../src/index.js';
 import { drawFeatureMaps, drawFilters, drawImage, drawRegions, plot, prepare } from './charts.js';
-import { SHARED_MEMORY, loadFashionMnist, makeSpirals } from './datasets.js';
+import { SHARED_MEMORY, forWorker, loadFashionMnist, makeSpirals } from './datasets.js';
 import { setupFigure1 } from './figure1-panel.js';
 import { describeLayers, firstConv, layerShapes } from './layers.js';
 
@@ -23,7 +23,6 @@ const MAX_BN_SAMPLES = 400; // points kept per batch-norm layer for the running-
 const GALLERY_SIZE = 24;
 const REGION_GRID = 72;
 const REGION_EXTENT = [-1.3, 1.3];
-const COPY_SLICE = 1 << 20; // floats copied per task when the worker cannot share the page's memory (4 MB)
 
 const datasets = new Map(); // name -> promise of the dataset
 let data = null; // the current dataset
@@ -220,24 +219,10 @@ async function start() {
   fit(r);
 }
 
-/**
- * The arrays a fit hands the worker. Shared memory crosses as it is. Without it (no
- * SharedArrayBuffer: a page that is not cross-origin isolated, or WebKitGTK) the trainer would
- * copy the 220 MB of Fashion-MNIST floats at once and the page would stop drawing for a second
- * or more: they are copied here a slice per task instead, and the copies moved to the worker.
- */
+/** The arrays a fit hands the worker (datasets.js forWorker: shared, or copies to move). */
 async function workerArrays() {
   const { train, test } = data;
-  if (SHARED_MEMORY) return { x: train.x, y: train.y, testX: test.x, testY: test.y, transfer: false };
-  const copy = async (array) => {
-    const out = new array.constructor(array.length);
-    for (let at = 0; at < array.length; at += COPY_SLICE) {
-      out.set(array.subarray(at, at + COPY_SLICE), at);
-      await new Promise((resolve) => setTimeout(resolve, 0)); // the page draws between slices
-    }
-    return out;
-  };
-  return { x: await copy(train.x), y: train.y.slice(), testX: await copy(test.x), testY: test.y.slice(), transfer: true };
+  return { x: await forWorker(train.x), y: train.y.slice(), testX: await forWorker(test.x), testY: test.y.slice(), transfer: !SHARED_MEMORY };
 }
 
 /** Trains the run's network in its worker (a new one, or an opened model: fine-tuning). */
@@ -380,7 +365,7 @@ async function refreshSnapshot(r) {
     }
     r.snapshot?.dispose();
     r.snapshot = net;
-    showSnapshot(r, net);
+    showSnapshot(r, net).catch(fail);
     return net;
   } catch (error) {
     if (run === r && !r.trainer.terminated) fail(error);
@@ -390,16 +375,22 @@ async function refreshSnapshot(r) {
   }
 }
 
-// What the page shows of a main-thread network: the test-time comparison, the gallery's
-// answers, the decision regions or the first conv layer.
-function showSnapshot(r, net) {
-  ownStatisticsAccuracy(r, net);
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// What the page shows of a main-thread network: the gallery's answers or the decision regions,
+// the test-time comparison, the first conv layer. One part per task, so the page draws between
+// them (in WebKit each part of a CNN takes a few hundred ms); a newer snapshot ends the rest.
+async function showSnapshot(r, net) {
+  const current = () => run === r && r.snapshot === net;
   if (data.name === 'toy') computeRegions(r, net);
-  else {
-    markGallery(net);
-    showFirstConv(r, net);
-  }
+  else markGallery(net);
   dirty = true;
+  await nextTask();
+  if (!current()) return;
+  ownStatisticsAccuracy(r, net);
+  if (data.name === 'toy') return;
+  await nextTask();
+  if (current()) showFirstConv(r, net);
 }
 
 // Normalizing a single example with its own statistics: with a batch of one, mu is the
@@ -635,7 +626,7 @@ async function openModel(files) {
     net = null; // the run owns it now
     fillBnSelectors();
     showLayers(r);
-    showSnapshot(r, r.snapshot);
+    showSnapshot(r, r.snapshot).catch(fail);
     if (data.name === 'fashion-mnist') selectExample($('gallery').children[Math.max(0, galleryPosition(selectedExample))]);
     updateButtons();
     status(`Opened ${name}; scoring the test set in a worker…`);
