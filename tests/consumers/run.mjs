@@ -148,14 +148,14 @@ before(async () => {
 
 after(async () => {
   for (const browser of Object.values(browsers)) if (!(browser instanceof Error)) await browser.close().catch(() => {});
-  const version = (name) => (browsers[name] instanceof Error ? 'did not start' : browsers[name]?.version ?? '?');
+  const engineVersion = (name) => (browsers[name] instanceof Error ? 'did not start' : browsers[name]?.version ?? '?');
   const cell = (row, engine) => {
     const results = ISOLATION.map((isolated) => row.results[`${engine} ${isolated}`]);
     if (results.every((r) => r === 'pass')) return 'pass';
     return ISOLATION.map((isolated, k) => `${isolated ? 'isolated' : 'plain'}: ${results[k] ?? 'did not run'}`).join('; ');
   };
   printTable(`bnwasm consumers (${basename(tarball ?? '?')}), each page plain and cross-origin isolated:`, [
-    ['consumer', 'version', 'mode', ...ENGINES.map((e) => `${e} ${version(e)}`)],
+    ['consumer', 'version', 'mode', ...ENGINES.map((e) => `${e} ${engineVersion(e)}`)],
     ...rows.map((r) => [r.name, r.version, r.mode, ...ENGINES.map((e) => (r.skip ? `skipped: ${r.skip}` : cell(r, e)))]),
   ]);
   const feature = (engine, isolated) => {
@@ -164,7 +164,7 @@ after(async () => {
   };
   printTable('what the pages saw (no threaded build uses it yet):', [
     ['engine', 'plain static host', 'COOP/COEP'],
-    ...ENGINES.map((e) => [`${e} ${version(e)}`, feature(e, false), feature(e, true)]),
+    ...ENGINES.map((e) => [`${e} ${engineVersion(e)}`, feature(e, false), feature(e, true)]),
   ]);
 });
 
