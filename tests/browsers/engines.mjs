@@ -20,6 +20,7 @@ export const ENGINE_NAMES = ['chromium', 'firefox', 'webkit'];
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const FIREFOX = process.env.FIREFOX ?? '/usr/bin/firefox-esr';
 const EVALUATE_MS = 130_000;
+const SCREENSHOT_MS = 120_000;
 
 /** The engines to test: BNWASM_BROWSERS (comma-separated) or all three. */
 export function engineNames() {
@@ -133,9 +134,10 @@ async function launchWebKit({ viewport }) {
         evaluate: (fn, ...args) => call('POST', '/execute/sync', { script: `return (${fn}).apply(null, arguments);`, args }, EVALUATE_MS),
         async screenshot({ path, selector }) {
           // Classic WebDriver captures the viewport (or one element), never the whole page.
-          if (!selector) return png(path, await call('GET', '/screenshot'));
+          // MiniBrowser paints in software: a large page on a loaded machine took over 30 s.
+          if (!selector) return png(path, await call('GET', '/screenshot', undefined, SCREENSHOT_MS));
           const element = await call('POST', '/element', { using: 'css selector', value: selector });
-          return png(path, await call('GET', `/element/${Object.values(element)[0]}/screenshot`));
+          return png(path, await call('GET', `/element/${Object.values(element)[0]}/screenshot`, undefined, SCREENSHOT_MS));
         },
         async close() {
           open = false;
