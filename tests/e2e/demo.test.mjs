@@ -359,27 +359,16 @@ function demoTests(engine) {
     assert.match(layers[7], /max pool 2×2 → 32×7×7$/);
     assert.match(layers[11], /^dense 10 → 10$/);
 
-    // Train until the test set has been scored at CNN_MIN_STEPS or later. The frames are judged
-    // from the first score on, once the page has taken its first snapshots: until then the main
-    // thread also warms up its own copy of the CNN's code (WebKit's first snapshots cost it most);
-    // that start-up stretch is printed, not asserted.
-    let warm = null;
-    while ((await stepOf('test-accuracy')) < CNN_MIN_STEPS && Date.now() - started < CNN_BUDGET_MS) {
-      if (warm === null && (await stepOf('test-accuracy')) > 0) warm = await page.evaluate(() => performance.now());
-      await sleep(250);
-    }
-    warm ??= t0;
+    // Train until the test set has been scored at CNN_MIN_STEPS or later.
+    while ((await stepOf('test-accuracy')) < CNN_MIN_STEPS && Date.now() - started < CNN_BUDGET_MS) await sleep(250);
     const scoredAt = await stepOf('test-accuracy');
     const accuracy = await number('test-accuracy');
     const t1 = await page.evaluate(() => performance.now());
-    const framesBetween = (from, to) => page.evaluate((a, b) => window.__frameTimes.filter((t) => t >= a && t <= b), from, to);
-    const startup = await framesBetween(t0, warm);
-    const frames = await framesBetween(warm, t1);
+    const frames = await page.evaluate((from, to) => window.__frameTimes.filter((t) => t >= from && t <= to), t0, t1);
     const fps = (frames.length - 1) / ((frames[frames.length - 1] - frames[0]) / 1000);
     console.log(
       `cnn: test accuracy ${accuracy.toFixed(2)}% scored at step ${scoredAt} (${((Date.now() - started) / 1000).toFixed(1)} s, ` +
-        `${await page.text('#rate')} examples/s); main thread ${fps.toFixed(1)} frames/s, longest gap ${longestGap(frames).toFixed(0)} ms ` +
-        `from the first score on (start-up, ${((warm - t0) / 1000).toFixed(1)} s: longest gap ${longestGap(startup).toFixed(0)} ms)`,
+        `${await page.text('#rate')} examples/s); main thread ${fps.toFixed(1)} frames/s, longest gap ${longestGap(frames).toFixed(0)} ms`,
     );
     assert.ok(scoredAt >= CNN_MIN_STEPS, `no test score at step >= ${CNN_MIN_STEPS} within ${CNN_BUDGET_MS / 1000} s (last at ${scoredAt})`);
     assert.ok(accuracy >= CNN_MIN_ACCURACY, `CNN test accuracy ${accuracy}% at step ${scoredAt}, expected >= ${CNN_MIN_ACCURACY}%`);
