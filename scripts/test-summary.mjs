@@ -66,7 +66,7 @@ const rows = [
   ['C++ (native, sanitizers, wasm)', gtestPassed.reduce((a, b) => a + b, 0), gtestFailed.reduce((a, b) => a + b, 0)],
   ['fuzz (model loader)', fuzz ? 1 : 0, fuzz ? 0 : 1],
   ['Jest', jest.numPassedTests, jest.numFailedTests],
-  ['browser end-to-end', tap(e2e, 'pass'), tap(e2e, 'fail')],
+  ['browser end-to-end', tap(e2e, 'pass'), tap(e2e, 'fail') + tap(e2e, 'cancelled')],
   ['consumers (bundlers, browsers)', tap(browserConsumers, 'pass'), tap(browserConsumers, 'fail') + tap(browserConsumers, 'cancelled')],
   ['consumers (Node, packed package)', nodeConsumers.passed, nodeConsumers.failed],
 ];

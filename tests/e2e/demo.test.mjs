@@ -38,11 +38,13 @@ const CLASS_NAMES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'San
 const MIN_STEPS = 500;
 const MIN_ACCURACY = 75; // percent
 const TRAINING_BUDGET_MS = 60_000;
-// Training runs in a worker, so the page's main thread is never blocked: the longest pause
-// between two animation frames stays far below a second (a main-thread training loop would stop
-// frames for as long as it trains). The frame rate is printed, not asserted: on a machine loaded
-// by other work it drops below 30 without anything being wrong (speed is npm run bench's job).
-const MAX_FRAME_GAP_MS = 1000;
+// Training runs in a worker, so the page keeps drawing while it trains: a training loop on the
+// main thread draws no frame for as long as it runs (the 500 steps took 6-19 s in these runs).
+// That property is what is asserted: no stretch of MAX_FRAME_GAP_MS without a frame. The longest
+// gap and the frame rate are printed, not held to a tighter bound: they are timings, and on this
+// shared machine at load 11-25 other processes alone stalled the page for up to 1.9 s (WebKit's
+// software-painted MiniBrowser; Chromium 1.3 s) while the worker trained. Speed is npm run bench's.
+const MAX_FRAME_GAP_MS = 3000;
 const longestGap = (frames) => frames.slice(1).reduce((gap, t, i) => Math.max(gap, t - frames[i]), 0);
 /** Frames are counted over at least this much training, even when the thresholds come sooner. */
 const MIN_MEASURE_MS = 6000;
