@@ -9,13 +9,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fashionMnistCnnConfig } from '../../scripts/fashion-mnist.mjs';
 import { prepareDemoData } from '../../scripts/prepare-demo-data.mjs';
 import { serve } from '../../scripts/serve.mjs';
 import { engineNames, launch } from '../../tests/browsers/engines.mjs';
 import { Page } from '../../tests/browsers/page.mjs';
 import { watch } from '../../tests/browsers/proxy.mjs';
-import { CLASSES, EPSILON, HIDDEN, INPUT, LEARNING_RATE, MOMENTUM } from '../model.mjs';
+import { CNN_CONFIG, MLP_CONFIG } from '../model.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -26,23 +25,8 @@ const median = (a) => {
 };
 const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
 
-/** The dense benchmark network, as bench/engines/bnwasm.mjs builds it. */
-const DENSE = {
-  inputSize: INPUT,
-  layers: [
-    { type: 'dense', units: HIDDEN, useBias: false },
-    { type: 'batchNorm', momentum: MOMENTUM, epsilon: EPSILON },
-    { type: 'relu' },
-    { type: 'dense', units: HIDDEN, useBias: false },
-    { type: 'batchNorm', momentum: MOMENTUM, epsilon: EPSILON },
-    { type: 'relu' },
-    { type: 'dense', units: CLASSES },
-  ],
-  loss: 'softmaxCrossEntropy',
-  optimizer: { type: 'adam', learningRate: LEARNING_RATE },
-  seed: 1,
-};
-const CONFIGS = { mlp: DENSE, cnn: fashionMnistCnnConfig() };
+/** The networks of the Node bench (bench/model.mjs), the same in every engine. */
+const CONFIGS = { mlp: MLP_CONFIG, cnn: CNN_CONFIG };
 
 /** One model in a fresh page of `browser`. */
 async function inBrowser(browser, site, model, quick) {
