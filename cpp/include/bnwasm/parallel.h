@@ -26,12 +26,21 @@ size_t thread_count();
 // parallel_scratch.
 void parallel_run(size_t tasks, void (*fn)(void*, size_t task, size_t worker), void* ctx);
 
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+// No threads in this build: a plain loop the compiler inlines (the module
+// stays as small as before the pool).
+template <class F>
+void parallel_for(size_t tasks, F&& f) {
+  for (size_t t = 0; t < tasks; ++t) f(t, size_t(0));
+}
+#else
 template <class F>
 void parallel_for(size_t tasks, F&& f) {
   parallel_run(
       tasks, [](void* ctx, size_t task, size_t worker) { (*static_cast<F*>(ctx))(task, worker); },
       const_cast<void*>(static_cast<const void*>(&f)));
 }
+#endif
 
 // Scratch of at least `floats` floats for each worker but the calling one
 // (worker 0 uses the caller's own scratch). Call it before the parallel_for
