@@ -18,7 +18,8 @@ mkdir -p web
 staging=$(mktemp -d web/.dist-XXXXXX)
 trap 'rm -rf "$staging"; bash scripts/setup.sh give-back' EXIT
 cp build/wasm/dist/bnwasm.mjs build/wasm/dist/bnwasm.wasm "$staging/"
-cp build/wasm/dist/bnwasm-mt.mjs build/wasm/dist/bnwasm-mt.wasm build/wasm/dist/bnwasm-mt.worker.js "$staging/"
+# Not bnwasm-mt.worker.js: web/src/pthread-worker.js speaks its protocol as a module worker.
+cp build/wasm/dist/bnwasm-mt.mjs build/wasm/dist/bnwasm-mt.wasm "$staging/"
 # The glue finds its wasm with new URL("bnwasm.wasm", import.meta.url); webpack reads a
 # specifier without ./ as a package name. "./bnwasm.wasm" is the form every bundler rewrites.
 sed -i 's|new URL("bnwasm.wasm",import.meta.url)|new URL("./bnwasm.wasm",import.meta.url)|' "$staging/bnwasm.mjs"
@@ -26,8 +27,8 @@ grep -q 'new URL("./bnwasm.wasm",import.meta.url)' "$staging/bnwasm.mjs" ||
   { echo "build: the glue no longer has new URL(\"bnwasm.wasm\", import.meta.url); update scripts/build.sh" >&2; exit 1; }
 # The threaded glue (bnwasm-mt.mjs): the same URL fix, and two settings the facade passes
 # (web/src/threads.js): how many pool workers to start with the module (PTHREAD_POOL_SIZE is a
-# build-time number in 3.1.6) and the function that spawns one (a Web Worker, or a Node worker
-# thread through pthread-worker.node.js), so a worker that fails ends in an error, not a hang.
+# build-time number in 3.1.6) and the function that spawns one (web/src/pthread-worker.js in a
+# module Web Worker or a Node worker thread), so a worker that fails ends in an error, not a hang.
 patch_mt() {  # pattern replacement
   grep -qF "$1" "$staging/bnwasm-mt.mjs" ||
     { echo "build: the threaded glue no longer has '$1'; update scripts/build.sh" >&2; exit 1; }
@@ -37,7 +38,7 @@ patch_mt 'new URL("bnwasm-mt.wasm",import.meta.url)' 'new URL("./bnwasm-mt.wasm"
 patch_mt 'var pthreadPoolSize=1;' 'var pthreadPoolSize=Module["pthreadPoolSize"];'
 patch_mt 'allocateUnusedWorker:function(){if(!Module["locateFile"]){PThread.unusedWorkers.push(new Worker(new URL("bnwasm-mt.worker.js",import.meta.url)));return}var pthreadMainJs=locateFile("bnwasm-mt.worker.js");PThread.unusedWorkers.push(new Worker(pthreadMainJs))}' \
   'allocateUnusedWorker:function(){PThread.unusedWorkers.push(Module["pthreadWorker"]())}'
-if grep -q 'new Function\|eval(' "$staging/bnwasm.mjs" "$staging/bnwasm-mt.mjs" "$staging/bnwasm-mt.worker.js"; then
+if grep -q 'new Function\|eval(' "$staging/bnwasm.mjs" "$staging/bnwasm-mt.mjs"; then
   echo "build: the glue calls eval or new Function (a strict Content-Security-Policy forbids both)" >&2; exit 1
 fi
 # The CommonJS entry (require, Jest's default configuration) is generated from web/src and this

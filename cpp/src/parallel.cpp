@@ -21,18 +21,9 @@
 namespace bnwasm {
 namespace {
 
-std::vector<std::vector<float>> g_scratch(1);
 std::vector<float> g_shared;
 
 }  // namespace
-
-void reserve_parallel_scratch(size_t floats) {
-  g_scratch.resize(thread_count());
-  for (size_t w = 1; w < g_scratch.size(); ++w)
-    if (g_scratch[w].size() < floats) g_scratch[w].resize(floats);
-}
-
-float* parallel_scratch(size_t worker) { return g_scratch[worker].data(); }
 
 float* parallel_shared(size_t floats) {
   if (g_shared.size() < floats) g_shared.resize(floats);
@@ -65,6 +56,7 @@ struct Job {
 };
 
 Job g_job;
+std::vector<std::vector<float>> g_scratch(1);
 std::vector<pthread_t> g_threads;
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_sleepers{0};
@@ -130,6 +122,14 @@ void stop_threads() {
 }
 
 }  // namespace
+
+void reserve_parallel_scratch(size_t floats) {
+  g_scratch.resize(thread_count());
+  for (size_t w = 1; w < g_scratch.size(); ++w)
+    if (g_scratch[w].size() < floats) g_scratch[w].resize(floats);
+}
+
+float* parallel_scratch(size_t worker) { return g_scratch[worker].data(); }
 
 size_t thread_count() { return g_threads.size() + 1; }
 

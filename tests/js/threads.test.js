@@ -36,14 +36,14 @@ test('without configure(), Node uses every core', async () => {
 });
 
 test('a thread that cannot start: one warning, then the single-thread module, same results', async () => {
-  // A copy of the package without the pthread worker script (as if a host had not served it).
+  // A copy of the package without the threads' worker script (as if a host had not served it).
   const dir = mkdtempSync(join(tmpdir(), 'bnwasm-threads-'));
   try {
     const root = fileURLToPath(new URL('../../', import.meta.url));
     for (const part of ['web/src', 'web/dist', 'tests/js/threads-check.mjs', 'package.json']) {
       cpSync(join(root, part), join(dir, part), { recursive: true });
     }
-    rmSync(join(dir, 'web/dist/bnwasm-mt.worker.js'));
+    rmSync(join(dir, 'web/src/pthread-worker.js'));
     const broken = await check(['2'], join(dir, 'tests/js/threads-check.mjs'));
     expect(broken.result.threads).toBe(1);
     const warnings = broken.stderr.split('\n').filter((line) => line.startsWith('bnwasm:'));

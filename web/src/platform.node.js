@@ -4,6 +4,7 @@
 // installed before any other bnwasm code runs.
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import createThreadedModule from '../dist/bnwasm-mt.mjs';
 import { Worker, parentPort } from 'node:worker_threads';
 import { setPlatform } from './platform.js';
 import { instantiateThreaded, workerShim } from './threads.js';
@@ -41,12 +42,8 @@ setPlatform({
   // build's, and with it there are no threads.
   async instantiateThreaded(threads, { wasmUrl, wasmBinary }) {
     if (wasmUrl !== undefined || wasmBinary !== undefined) return null;
-    const glue = new URL('../dist/bnwasm-mt.mjs', import.meta.url);
-    const [{ default: createModule }, bytes] = await Promise.all([
-      import(glue.href),
-      readFile(new URL('../dist/bnwasm-mt.wasm', import.meta.url)),
-    ]);
-    return instantiateThreaded(createModule, threads, { wasmBinary: bytes }, spawnPthread);
+    const bytes = await readFile(new URL('../dist/bnwasm-mt.wasm', import.meta.url));
+    return instantiateThreaded(createThreadedModule, threads, { wasmBinary: bytes }, spawnPthread);
   },
 
   cores: () => (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length) || 1,

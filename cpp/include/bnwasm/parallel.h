@@ -47,8 +47,13 @@ void parallel_for(size_t tasks, F&& f) {
 // (it may allocate); inside, worker w > 0 uses parallel_scratch(w). The
 // buffers stay for the next call (they grow to the largest asked); with one
 // thread there are none.
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+inline void reserve_parallel_scratch(size_t) {}
+inline float* parallel_scratch(size_t) { return nullptr; }  // only worker 0 runs
+#else
 void reserve_parallel_scratch(size_t floats);
 float* parallel_scratch(size_t worker);
+#endif
 
 // One buffer shared by the tasks of a parallel_for (each task its own part):
 // per-image partial sums, a packed operand. Same rules as the scratch.
@@ -65,9 +70,14 @@ inline std::pair<size_t, size_t> piece(size_t i, size_t n, size_t grain) {
 // The piece size for n items of `work` operations each: pieces of at least
 // kMinWork operations (smaller ones cost more to hand out than they save), at
 // most kMaxPieces of them, a multiple of `align`. A function of the sizes
-// only, so the partition is the same for any thread count.
+// only, so the partition is the same for any thread count. (No split changes
+// a bit: a build without threads takes the whole range as one piece, and the
+// loops fold back into the serial code.)
 constexpr size_t kMinWork = size_t(1) << 15;
 constexpr size_t kMaxPieces = 64;
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+inline size_t grain(size_t n, size_t, size_t = 1) { return n == 0 ? 1 : n; }
+#else
 inline size_t grain(size_t n, size_t work, size_t align = 1) {
   size_t g = (n + kMaxPieces - 1) / kMaxPieces;
   const size_t least = work == 0 ? n : (kMinWork + work - 1) / work;
@@ -75,5 +85,6 @@ inline size_t grain(size_t n, size_t work, size_t align = 1) {
   g = (g + align - 1) / align * align;
   return g == 0 ? align : g;
 }
+#endif
 
 }  // namespace bnwasm
