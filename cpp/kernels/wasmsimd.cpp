@@ -16,62 +16,6 @@ inline float hsum(v128_t v) {
          (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
 }
 
-// MR rows of c, 8 columns starting at j: 2*MR accumulators live in registers
-// while p walks k, so each b row segment is loaded once per MR rows of a.
-template <int MR>
-inline void gemm_tile_x8(float* c, const float* a, const float* b, size_t n, size_t k, size_t j) {
-  v128_t acc0[MR], acc1[MR];
-  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = wasm_f32x4_splat(0.0f);
-  const float* bp = b + j;
-  for (size_t p = 0; p < k; ++p, bp += n) {
-    const v128_t b0 = wasm_v128_load(bp);
-    const v128_t b1 = wasm_v128_load(bp + 4);
-    for (int r = 0; r < MR; ++r) {
-      const v128_t av = wasm_f32x4_splat(a[r * k + p]);
-      acc0[r] = wasm_f32x4_add(acc0[r], wasm_f32x4_mul(av, b0));
-      acc1[r] = wasm_f32x4_add(acc1[r], wasm_f32x4_mul(av, b1));
-    }
-  }
-  for (int r = 0; r < MR; ++r) {
-    float* cr = c + r * n + j;
-    wasm_v128_store(cr, wasm_f32x4_add(wasm_v128_load(cr), acc0[r]));
-    wasm_v128_store(cr + 4, wasm_f32x4_add(wasm_v128_load(cr + 4), acc1[r]));
-  }
-}
-
-template <int MR>
-inline void gemm_tile_x4(float* c, const float* a, const float* b, size_t n, size_t k, size_t j) {
-  v128_t acc[MR];
-  for (int r = 0; r < MR; ++r) acc[r] = wasm_f32x4_splat(0.0f);
-  const float* bp = b + j;
-  for (size_t p = 0; p < k; ++p, bp += n) {
-    const v128_t b0 = wasm_v128_load(bp);
-    for (int r = 0; r < MR; ++r)
-      acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_splat(a[r * k + p]), b0));
-  }
-  for (int r = 0; r < MR; ++r) {
-    float* cr = c + r * n + j;
-    wasm_v128_store(cr, wasm_f32x4_add(wasm_v128_load(cr), acc[r]));
-  }
-}
-
-template <int MR>
-inline void gemm_tile_x1(float* c, const float* a, const float* b, size_t n, size_t k, size_t j) {
-  for (int r = 0; r < MR; ++r) {
-    float s = 0.0f;
-    for (size_t p = 0; p < k; ++p) s += a[r * k + p] * b[p * n + j];
-    c[r * n + j] += s;
-  }
-}
-
-template <int MR>
-inline void gemm_rows(float* c, const float* a, const float* b, size_t n, size_t k) {
-  size_t j = 0;
-  for (; j + 8 <= n; j += 8) gemm_tile_x8<MR>(c, a, b, n, k, j);
-  for (; j + 4 <= n; j += 4) gemm_tile_x4<MR>(c, a, b, n, k, j);
-  for (; j < n; ++j) gemm_tile_x1<MR>(c, a, b, n, k, j);
-}
-
 // ---- packed panels ----
 
 // c += acc for the nr (1..8) valid columns of a panel; lane adds and scalar
@@ -375,18 +319,10 @@ void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed
   // c is (m, n); a is (m, k); packed holds b (k, n). c += a * b.
   packed_gemm<4, false>(c, a, packed, m, n, k);
 }
-void f32_gemm_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
-                                   size_t n, size_t k) {
-  packed_gemm<6, false>(c, a, packed, m, n, k);
-}
 void f32_gemm_tn_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                       size_t n, size_t k) {
   // c is (m, n); a is (k, m); packed holds b (k, n). c += a^T * b.
   packed_gemm<4, true>(c, a, packed, m, n, k);
-}
-void f32_gemm_tn_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
-                                      size_t n, size_t k) {
-  packed_gemm<6, true>(c, a, packed, m, n, k);
 }
 
 void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,

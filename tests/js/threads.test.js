@@ -43,7 +43,7 @@ test('a thread that cannot start: one warning, then the single-thread module, sa
     for (const part of ['web/src', 'web/dist', 'tests/js/threads-check.mjs', 'package.json']) {
       cpSync(join(root, part), join(dir, part), { recursive: true });
     }
-    rmSync(join(dir, 'web/src/pthread-worker.js'));
+    rmSync(join(dir, 'web/src/pthread.js'));
     const broken = await check(['2'], join(dir, 'tests/js/threads-check.mjs'));
     expect(broken.result.threads).toBe(1);
     const warnings = broken.stderr.split('\n').filter((line) => line.startsWith('bnwasm:'));

@@ -165,8 +165,6 @@ void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t r
 // MR rows by one 8-column panel per tile: 2 * MR accumulators.
 void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                    size_t n, size_t k);
-void f32_gemm_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
-                                   size_t n, size_t k);
 // One row at a time, four panels (32 columns, 8 accumulators) in flight: the
 // matrix-vector form for single-example inference.
 void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,
@@ -178,8 +176,6 @@ void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packe
 void f32_gemm_packed_sparse_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                            size_t n, size_t k);
 void f32_gemm_tn_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
-                                      size_t n, size_t k);
-void f32_gemm_tn_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                       size_t n, size_t k);
 void f32_pack_t_x8__wasmsimd(float* packed, const float* bt, size_t k, size_t n);
 bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,

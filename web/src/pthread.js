@@ -1,9 +1,9 @@
-// One thread of the threaded module's pool, as a module Web Worker (or, through
-// pthread-worker.node.js, a Node worker thread). It speaks the protocol of Emscripten 3.1.6's
-// own pthread worker script (bnwasm-mt.worker.js, which is not shipped) but imports the glue
-// statically, so a bundler that rewrites `new Worker(new URL(..., import.meta.url))` bundles
-// this file with the glue, as it does the trainer's worker. The wasm module and the shared
-// memory come from the thread that starts the pool; nothing is fetched here.
+// One thread of the threaded module's pool: the protocol of Emscripten 3.1.6's own pthread
+// worker script (bnwasm-mt.worker.js, which is not shipped), with the glue imported statically.
+// In a browser the thread is another instance of the trainer's worker script (threads.browser.js
+// starts it and calls servePthread there), so bundlers have no second worker to find; in Node,
+// pthread-worker.node.js calls it. The wasm module and the shared memory come from the thread
+// that starts the pool; nothing is fetched here.
 import createModule from '../dist/bnwasm-mt.mjs';
 
 let Module = {};
@@ -16,7 +16,12 @@ Module.instantiateWasm = (imports, receiveInstance) => {
   return instance.exports;
 };
 
-self.onmessage = (event) => {
+/** Makes this worker a thread of the pool: it answers the messages of the glue that started it. */
+export function servePthread() {
+  self.onmessage = onMessage;
+}
+
+function onMessage(event) {
   const data = event.data;
   switch (data.cmd) {
     case 'load':
@@ -59,4 +64,4 @@ self.onmessage = (event) => {
       // setimmediate and the rest of Emscripten's protocol: nothing this module uses.
       return;
   }
-};
+}
