@@ -3,18 +3,28 @@
 // Unsqueeze that only views the input, a Sum of one input) as a network without layers, and
 // its predictions are what ONNX Runtime computes for the same graph; toONNX writes such a
 // network (here with an image input: Flatten, then Softmax) as a graph ONNX Runtime and
-// onnx.checker accept.
+// onnx.checker accept; safetensors writes an empty state dict, which PyTorch's
+// load_state_dict(strict=True) takes for the module with no parameters; TF.js loads the image
+// one (Permutes and a Flatten) with the same outputs.
 //
 // Tolerance against ONNX Runtime: 1e-6 absolute on probabilities (<= 1) and on the identity
 // (exact). Both engines compute the softmax in float32 over 4 to 6 values: each probability
 // is off by a few tens of u = 6e-8 relative at most, 1e-6 is ~16 u on values <= 1. A view
 // moves no value: bnwasm's rows are ONNX's values in row-major order, bit for bit.
 import * as ort from 'onnxruntime-web';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createNetwork, ModelFormatError } from 'bnwasm';
-import { importONNX } from 'bnwasm/interop';
+import { importONNX, importTfjsLayers, loadSafetensors, toSafetensors } from 'bnwasm/interop';
 import { encodeModel } from '../../web/src/interop/onnx.js';
+import { readSafetensors } from '../../web/src/interop/safetensors.js';
+import { torchModule } from '../../web/src/interop/common.js';
 import { expectClose, rng } from './helpers.js';
-import { onnxCheckAll } from './interop-helpers.js';
+import { loadInTfjs, onnxCheckAll } from './interop-helpers.js';
 
 ort.env.wasm.numThreads = 1;
 
@@ -136,6 +146,66 @@ test('toONNX of an image network without layers: Flatten then Softmax, in ONNX R
   expect(onnxCheckAll(files)).toBe('2 checked');
   // Read back, ONNX's Flatten of an image is bnwasm's flatten layer: the same function.
   const back = await importONNX(net.toONNX());
+  expect(back.config.layers.map((l) => l.type)).toEqual(['flatten']);
+  expect(back.predictBatch(x)).toEqual(net.predictBatch(x));
+  [net, back].forEach((n) => n.dispose());
+});
+
+describe('safetensors of a network without layers', () => {
+  test('an empty state dict, read back by loadSafetensors', async () => {
+    const net = await createNetwork({ inputSize: 4, layers: [] });
+    const bytes = toSafetensors(net);
+    expect(readSafetensors(bytes, 'test').tensors.size).toBe(0);
+    const back = await loadSafetensors(bytes, net.config);
+    const x = uniform(3 * 4, 4);
+    expect(back.layers).toEqual([]);
+    expect(back.predictBatch(x)).toEqual(net.predictBatch(x));
+    // A file with a tensor the config does not have is still refused.
+    const other = await createNetwork({ inputSize: 4, layers: [{ type: 'dense', units: 2 }] });
+    await expect(loadSafetensors(toSafetensors(other), net.config)).rejects.toThrow(/the file has tensors the config does not: 0\.weight, 0\.bias/);
+    [net, back, other].forEach((n) => n.dispose());
+  });
+
+  // Tolerance: PyTorch's float64 softmax of the float32 input against bnwasm's float32 one,
+  // relative 16 u (tests/js/empty-network.test.js), under 1e-6 on probabilities <= 1.
+  test.each([
+    ['softmax, flat', { inputSize: 5, layers: [] }],
+    ['mse, image', { inputShape: [2, 2, 3], layers: [], loss: 'meanSquaredError' }],
+  ])('PyTorch loads it strictly into the module with no parameters (%s)', async (_, config) => {
+    const net = await createNetwork(config);
+    const size = net.inputSize;
+    const x = uniform(6 * size, 5);
+    const dir = mkdtempSync(join(tmpdir(), 'bnwasm-empty-st-'));
+    try {
+      writeFileSync(join(dir, 'model.json'), JSON.stringify(torchModule(net)));
+      writeFileSync(join(dir, 'net.safetensors'), net.toSafetensors());
+      writeFileSync(join(dir, 'x.json'), JSON.stringify(Array.from({ length: 6 }, (_, r) => Array.from(x.subarray(r * size, (r + 1) * size)))));
+      const script = new URL('../../scripts/pytorch/safetensors_roundtrip.py', import.meta.url).pathname;
+      const log = execFileSync('/usr/bin/python3', [script, join(dir, 'model.json'), join(dir, 'net.safetensors'), join(dir, 'x.json'), dir], { encoding: 'utf8' });
+      expect(log).toMatch(/loaded 0 tensors strictly, trained 0 steps/);
+      const torchOut = JSON.parse(readFileSync(join(dir, 'outputs.json'), 'utf8')).flat();
+      expectClose(net.predictBatch(x), torchOut, { atol: 1e-6, rtol: 0, what: 'PyTorch outputs' });
+      const back = await loadSafetensors(readFileSync(join(dir, 'trained.safetensors')), net.config);
+      expect(back.predictBatch(x)).toEqual(net.predictBatch(x));
+      back.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    net.dispose();
+  });
+});
+
+test('toTfjsLayers of an image network without layers loads in TF.js with the same outputs, and reads back', async () => {
+  await tf.setBackend('cpu');
+  const net = await createNetwork({ inputShape: [2, 3, 2], layers: [] });
+  const x = uniform(5 * 12, 6);
+  const exported = net.toTfjsLayers();
+  const model = await loadInTfjs(exported);
+  const out = model.predict(tf.tensor4d(x, [5, 2, 3, 2])).dataSync();
+  // Both softmaxes in float32 over 12 values (the argument of the ONNX Runtime check above).
+  expectClose(out, net.predictBatch(x), { atol: 1e-6, rtol: 0, what: 'TF.js predict' });
+  // Keras's Flatten of the image is bnwasm's flatten layer: the same function.
+  const back = await importTfjsLayers(exported.modelJson, exported.weightData);
   expect(back.config.layers.map((l) => l.type)).toEqual(['flatten']);
   expect(back.predictBatch(x)).toEqual(net.predictBatch(x));
   [net, back].forEach((n) => n.dispose());
