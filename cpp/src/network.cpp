@@ -413,8 +413,9 @@ Status Network::train_step(size_t B, double* loss) {
   if (!std::isfinite(l))
     return fail(Status::Diverged, std::string("the training loss is ") +
                                       (std::isnan(l) ? "NaN" : "Infinity") + advice);
-  // memset, not std::fill: at -Oz the latter stays a scalar loop over every gradient.
-  std::memset(grads_.data(), 0, grads_.size() * sizeof(float));
+  // memset, not std::fill: at -Oz the latter stays a scalar loop over every gradient. A
+  // network without parameters has no buffer (data() may be null, which memset may not take).
+  if (!grads_.empty()) std::memset(grads_.data(), 0, grads_.size() * sizeof(float));
   // A frozen layer's gradients are thrown away; cleared so they never grow unbounded.
   if (!frozen_grads_.empty()) std::memset(frozen_grads_.data(), 0, frozen_grads_.size() * sizeof(float));
   backward(B);

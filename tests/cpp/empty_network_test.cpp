@@ -76,7 +76,8 @@ TEST(EmptyNetwork, IsCreatedWithItsInputAsItsOutput) {
   EXPECT_TRUE(net->tensors().empty());
   EXPECT_EQ(net->min_training_batch(), 1u);
   EXPECT_EQ(layers_value(net->spec()).items().size(), 0u);
-  const Value* layers = network_value(net->spec()).get("layers");
+  const Value config = network_value(net->spec());
+  const Value* layers = config.get("layers");
   ASSERT_NE(layers, nullptr);
   EXPECT_TRUE(layers->is_array());
   EXPECT_TRUE(layers->items().empty());
