@@ -8,7 +8,7 @@
 // error of as much; with inputs in [-3, 3] that is <= 6u, then exp 1u, the sum of 5 terms 4u,
 // 1 / sum and the product 1u each: 13u, so 16u. The training loss is float32 as well (the
 // sum of exp off by 11u relative, 11u on its log, 1u of the log's rounding): 16u absolute.
-import { ConfigError, InputError, createNetwork, loadNetwork } from 'bnwasm';
+import { ConfigError, InputError, createNetwork, createTrainer, loadNetwork } from 'bnwasm';
 import { bytesEqual, expectClose, gaussian, rng } from './helpers.js';
 
 const U = 2 ** -24;
@@ -99,7 +99,32 @@ describe('createNetwork with layers: []', () => {
     const history = await net.fit(x, y, { epochs: 3, batchSize: 8, shuffle: false });
     expect(history.loss).toEqual([loss, loss, loss]);
     expect(history.steps).toBe(5);
+    // recomputeStatistics has no batch norm to recompute.
+    let reports = 0;
+    await net.recomputeStatistics(x, { onProgress: () => reports++ });
+    expect(reports).toBe(0);
+    expect(net.predictBatch(x)).toEqual(before);
     net.dispose();
+  });
+
+  test('a trainer runs one in its worker', async () => {
+    const trainer = await createTrainer({ inputSize: FEATURES, layers: [] });
+    try {
+      const x = uniform(16 * FEATURES, 9);
+      const y = Int32Array.from({ length: 16 }, (_, i) => i % FEATURES);
+      const progress = [];
+      const history = await trainer.fit(x, y, { epochs: 2, batchSize: 4, onProgress: (p) => progress.push(p) });
+      expect(history.steps).toBe(8);
+      expect(progress.length).toBeGreaterThan(0);
+      const p = await trainer.predict(x.subarray(0, FEATURES));
+      expectClose(p, softmax(x.subarray(0, FEATURES), FEATURES), { atol: 0, rtol: 16 * U, what: 'trainer.predict' });
+      const net = await trainer.snapshot();
+      expect(net.layers).toEqual([]);
+      expect(net.steps).toBe(8);
+      net.dispose();
+    } finally {
+      trainer.terminate();
+    }
   });
 
   test('evaluate is the loss and accuracy of the input as logits', async () => {
