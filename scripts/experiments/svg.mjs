@@ -95,6 +95,8 @@ function el(name, attrs, text) {
  * @property {'solid'|'dashed'|'dotted'|'dashdot'} [dash='solid']
  * @property {boolean} [markers=false] a dot at every point
  * @property {number} [width=2] line width
+ * @property {[number, number][]} [errorBars] per point, a vertical bar from the first y to the second
+ * @property {number} [dx=0] pixels to shift the series right (or left), so error bars at the same x stay apart
  */
 
 /**
@@ -177,6 +179,7 @@ export function chart(o) {
   series.forEach((s, i) => {
     const { color, stroke } = style(s, i);
     const finite = ([x, y]) => Number.isFinite(x) && Number.isFinite(y);
+    const px = (x) => sx(x) + (s.dx ?? 0);
     let d = '';
     let pen = 'M';
     for (const p of s.points) {
@@ -184,12 +187,19 @@ export function chart(o) {
         pen = 'M';
         continue;
       }
-      d += `${pen}${fixed(sx(p[0]))},${fixed(sy(p[1]))}`;
+      d += `${pen}${fixed(px(p[0]))},${fixed(sy(p[1]))}`;
       pen = 'L';
     }
     if (d) out.push(el('path', { d, ...stroke }));
+    s.errorBars?.forEach(([lo, hi], j) => {
+      const x = s.points[j][0];
+      if (!Number.isFinite(x) || !Number.isFinite(lo) || !Number.isFinite(hi)) return;
+      const bar = { stroke: color, 'stroke-width': 1.5 };
+      out.push(el('line', { x1: px(x), y1: sy(lo), x2: px(x), y2: sy(hi), ...bar }));
+      for (const y of [lo, hi]) out.push(el('line', { x1: px(x) - 3, y1: sy(y), x2: px(x) + 3, y2: sy(y), ...bar }));
+    });
     if (s.markers) {
-      for (const p of s.points.filter(finite)) out.push(el('circle', { cx: sx(p[0]), cy: sy(p[1]), r: 3, fill: color, stroke: 'none' }));
+      for (const p of s.points.filter(finite)) out.push(el('circle', { cx: px(p[0]), cy: sy(p[1]), r: 3, fill: color, stroke: 'none' }));
     }
   });
   out.push('</g>');
