@@ -14,7 +14,8 @@
 //   - "Open a model…" opens a bnwasm model and its ONNX and safetensors (+ config.json) exports
 //     made here with the Node API: the page's single-example test accuracy and gallery answer
 //     equal Node's; a damaged file is refused with the library's ModelFormatError and the page
-//     stays usable (fine-tuning runs).
+//     stays usable; fine-tuning with batch norm 'frozen' keeps the model's running averages (the
+//     page shows Node's values after 50 steps), with 'batch' they move.
 // Saves screenshots of the page mid-training, of the Figure 1 panel, of the CNN and of an opened
 // model under test-results/ and prints the numbers.
 //   node tests/e2e/demo.test.mjs
@@ -389,10 +390,14 @@ async function makeModel() {
   const damaged = bytes.slice();
   damaged[damaged.length >> 1] ^= 0x10;
   const first = net.predict(test.x.subarray(FIRST_GALLERY_IMAGE * 784, (FIRST_GALLERY_IMAGE + 1) * 784));
+  const running = (name) => net.getWeights().find((t) => t.layer === 1 && t.name === name).values[0];
   const expected = {
     steps: net.steps,
     accuracy: net.evaluate(test.x, test.y).accuracy,
     firstAnswer: CLASS_NAMES[first.indexOf(Math.max(...first))],
+    // Unit 0 of the batch-norm layer (layer 1), which the page's running-average picture shows first.
+    runningMean: running('runningMean'),
+    runningVariance: running('runningVariance'),
   };
   net.dispose();
   const fromOnnx = await importONNX(onnx, { loss: 'softmaxCrossEntropy' });
@@ -491,11 +496,37 @@ test('Open a model…: a bnwasm model and its ONNX and safetensors exports score
   assert.match(truncated, /^Could not open demo-truncated\.onnx: ModelFormatError: importONNX\(\): /);
   assert.equal(await page.textContent('[data-testid="test-accuracy"]'), percent(expected.safetensorsAccuracy));
 
-  // Still usable: fine-tuning the opened model trains in the worker.
-  await page.click('[data-testid="start"]');
-  await page.waitForFunction(() => Number(document.querySelector('[data-testid="step"]').textContent) >= 50, null, { timeout: 30_000 });
-  await page.click('[data-testid="pause"]');
-  await page.waitForSelector('[data-testid="start"]:not([disabled])');
-  console.log(`fine-tuning the opened model: ${await statusText()}`);
+  // Still usable: fine-tuning the opened model trains in the worker. With batch norm 'frozen' its
+  // running averages stay the model's own (Node's values) while it trains; with 'batch' they move.
+  const f = (v) => v.toPrecision(6);
+  const fineTune = async (mode) => {
+    await page.selectOption('[data-testid="finetune-batchnorm"]', mode);
+    await page.click('[data-testid="start"]');
+    await page.waitForFunction(() => /^Fine-tuning /.test(document.querySelector('[data-testid="status"]').textContent));
+    const fineTuning = await statusText();
+    await page.waitForFunction((from) => Number(document.querySelector('[data-testid="step"]').textContent) >= from + 50, expected.steps, { timeout: 30_000 });
+    await page.click('[data-testid="pause"]');
+    await page.waitForSelector('[data-testid="start"]:not([disabled])');
+    await sleep(300); // the last progress report
+    const shown = await page.textContent('[data-testid="bn-running"]');
+    console.log(`fine-tuning with '${mode}': ${fineTuning} ${await statusText()} ${shown}`);
+    assert.match(fineTuning, new RegExp(`\\(batch norm '${mode}'\\)`));
+    return shown;
+  };
+  assert.equal(await page.inputValue('[data-testid="finetune-batchnorm"]'), 'batch');
+  assert.match(await openFiles([files.model]), /^Opened demo-model\.bnwasm/);
+  const kept = await fineTune('frozen');
+  const [mean, variance] = [f(expected.runningMean), f(expected.runningVariance)];
+  const at = /at step (\d+)/.exec(kept)?.[1];
+  assert.ok(Number(at) >= expected.steps + 50, `the running averages were last sampled at step ${at}`);
+  assert.equal(kept, `Running mean ${mean} when opened → ${mean} at step ${at}; running variance ${variance} → ${variance}: unchanged. Fine-tuned with batch norm 'frozen'.`);
+
+  assert.match(await openFiles([files.model]), /^Opened demo-model\.bnwasm/);
+  const moved = await fineTune('batch');
+  const now = /→ (\S+) at step \d+; running variance \S+ → (\S+)\. Fine-tuned with batch norm 'batch'\.$/.exec(moved);
+  assert.ok(now, `the page says: ${moved}`);
+  assert.ok(moved.startsWith(`Running mean ${mean} when opened → `), moved);
+  assert.notEqual(now[1], mean, 'fine-tuning with batch statistics left the running mean as it was');
+  assert.notEqual(now[2], variance, 'fine-tuning with batch statistics left the running variance as it was');
   assert.deepEqual(consoleErrors, [], 'the page logged errors');
 });

@@ -170,6 +170,8 @@ function newRun(config, layers, opened = null) {
     testAccuracy: [],
     bnLayers: layers.flatMap((l, i) => (l.tensors.some((t) => t.name === 'runningMean') ? [i] : [])),
     bn: new Map(), // layer -> {units, samples: [{step, mean, variance, runningMean, runningVariance}]}
+    batchNormMode: undefined, // fit's batchNorm option: 'batch' or 'frozen' when fine-tuning an opened model
+    openedRunning: null, // layer -> {mean, variance}: an opened model's running averages before it trains
     snapshot: null,
     snapshotBusy: false,
     snapshotTimer: 0,
@@ -237,13 +239,15 @@ function fit(r) {
   }
   r.fitting = true;
   updateButtons();
-  status(r.opened ? `Fine-tuning ${r.opened.name}…` : 'Training…');
   r.batchSize = batchSize;
+  if (r.opened) r.batchNormMode = $('fineTuneBatchNorm').value;
+  status(r.opened ? `Fine-tuning ${r.opened.name} (batch norm '${r.batchNormMode}')…` : 'Training…');
   const conv = r.config.layers.some((l) => l.type === 'conv2d');
   r.trainer
     .fit(data.train.x, data.train.y, {
       epochs: d.epochs,
       batchSize,
+      ...(r.batchNormMode && { batchNorm: r.batchNormMode }),
       validationData: [data.test.x, data.test.y],
       validationInterval: conv ? CNN_VALIDATION_INTERVAL : d.validationInterval,
       progressInterval: 100,
@@ -608,6 +612,12 @@ async function openModel(files) {
     } else reset();
     const r = (run = newRun(net.config, net.layers, { name, format }));
     r.snapshot = net;
+    r.openedRunning = new Map();
+    for (const t of net.getWeights()) {
+      if (t.name !== 'runningMean' && t.name !== 'runningVariance') continue;
+      if (!r.openedRunning.has(t.layer)) r.openedRunning.set(t.layer, {});
+      r.openedRunning.get(t.layer)[t.name === 'runningMean' ? 'mean' : 'variance'] = t.values;
+    }
     net = null; // the run owns it now
     fillBnSelectors();
     showLayers(r);
@@ -713,23 +723,49 @@ function drawBnChart() {
   const unbiased = m > 1 && run.config.layers[layer].runningVariance !== 'biased' ? m / (m - 1) : 1;
   const pick = (key, scale = 1) => (u < 0 ? [] : samples.map((s) => [s.step, s[key][u] * scale]));
   $('bnChart').dataset.points = String(u < 0 ? 0 : samples.length); // for the e2e test
+  // Under 'frozen' no mini-batch statistics are taken (the layer normalizes with the line): no dots.
+  const frozen = run?.batchNormMode === 'frozen';
+  const batchDots = (key, scale) => (frozen ? [] : pick(key, scale));
   const half = height / 2;
   const note =
-    run && run.bnLayers.length === 0 ? ' (this network has no batch norm)' : run?.opened && !run.fitting ? ' (press Fine-tune to watch it train)' : '';
+    run && run.bnLayers.length === 0
+      ? ' (this network has no batch norm)'
+      : run?.opened && !run.fitting
+        ? ' (press Fine-tune to watch it train)'
+        : frozen
+          ? " ('frozen': normalized with the running mean)"
+          : '';
   plot(ctx, { x: 0, y: 0, width, height: half }, {
     title: `μ of ${shape?.spatial ? 'channel' : 'unit'} ${Number.isNaN(unit) ? '–' : unit}${note}`,
     series: [
-      { points: pick('mean'), color: '#2f6fde', kind: 'dots', radius: 2, label: 'mini-batch μ' },
+      { points: batchDots('mean'), color: '#2f6fde', kind: 'dots', radius: 2, label: 'mini-batch μ' },
       { points: pick('runningMean'), color: '#e0672b', kind: 'line', width: 2, label: 'running mean' },
     ],
   });
   plot(ctx, { x: 0, y: half, width, height: half }, {
     title: 'σ²',
     series: [
-      { points: pick('variance', unbiased), color: '#2f6fde', kind: 'dots', radius: 2, label: 'mini-batch σ²' },
+      { points: batchDots('variance', unbiased), color: '#2f6fde', kind: 'dots', radius: 2, label: 'mini-batch σ²' },
       { points: pick('runningVariance'), color: '#e0672b', kind: 'line', width: 2, label: 'running variance' },
     ],
   });
+  $('bnRunning').textContent = u < 0 || samples.length === 0 ? '' : runningText(run, layer, unit, u, samples);
+}
+
+// Where the running averages of one unit started and where they are now: for an opened model,
+// its own values when it was opened (fine-tuning with 'frozen' keeps them), else the first sample.
+function runningText(r, layer, unit, u, samples) {
+  const f = (v) => v.toPrecision(6);
+  const last = samples[samples.length - 1];
+  const opened = r.openedRunning?.get(layer);
+  const [from, mean, variance] = opened
+    ? ['when opened', opened.mean[unit], opened.variance[unit]]
+    : [`at step ${samples[0].step}`, samples[0].runningMean[u], samples[0].runningVariance[u]];
+  const kept = opened && mean === last.runningMean[u] && variance === last.runningVariance[u];
+  return (
+    `Running mean ${f(mean)} ${from} → ${f(last.runningMean[u])} at step ${last.step}; running variance ${f(variance)} → ` +
+    `${f(last.runningVariance[u])}` + (kept ? ': unchanged.' : '.') + (r.batchNormMode ? ` Fine-tuned with batch norm '${r.batchNormMode}'.` : '')
+  );
 }
 
 // Draws at most once per animation frame, and only after something changed.
