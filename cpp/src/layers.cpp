@@ -292,8 +292,9 @@ void batchnorm_update_running(float* running_mean, float* running_var, const flo
 
 namespace {
 
-// The output columns [lo, hi) whose input column ox * SW + kx - PL lies inside [0, W).
+// The output columns [lo, hi) whose input column ox * SW + kx * DW - PL lies inside [0, W).
 void valid_columns(const Conv2dGeometry& g, size_t kx, size_t* lo, size_t* hi) {
+  kx *= g.DW;  // the tap's column offset
   // ox * SW + kx >= PL  <=>  ox >= ceil((PL - kx) / SW)
   *lo = kx >= g.PL ? 0 : (g.PL - kx + g.SW - 1) / g.SW;
   // ox * SW + kx - PL < W  <=>  ox < ceil((W + PL - kx) / SW)
@@ -314,14 +315,14 @@ void im2col(float* col, const float* in, const Conv2dGeometry& g) {
         valid_columns(g, kx, &lo, &hi);
         for (size_t oy = 0; oy < g.OH; ++oy, col += g.OW) {
           // Unsigned arithmetic: a row above the input wraps to a huge value, >= H.
-          const size_t y = oy * g.SH + ky - g.PT;
+          const size_t y = oy * g.SH + ky * g.DH - g.PT;
           if (y >= g.H) {
             for (size_t ox = 0; ox < g.OW; ++ox) col[ox] = 0.0f;
             continue;
           }
           // row[ox * SW] is column ox's value. Plain loops, not memcpy/memset:
           // the runs are a few to a few dozen floats, shorter than a call costs.
-          const float* row = plane + y * g.W + kx - g.PL;
+          const float* row = plane + y * g.W + kx * g.DW - g.PL;
           for (size_t ox = 0; ox < lo; ++ox) col[ox] = 0.0f;
           if (g.SW == 1)
             for (size_t ox = lo; ox < hi; ++ox) col[ox] = row[ox];
@@ -341,9 +342,9 @@ void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g) {
         size_t lo, hi;
         valid_columns(g, kx, &lo, &hi);
         for (size_t oy = 0; oy < g.OH; ++oy, dcol += g.OW) {
-          const size_t y = oy * g.SH + ky - g.PT;
+          const size_t y = oy * g.SH + ky * g.DH - g.PT;
           if (y >= g.H) continue;
-          float* row = plane + y * g.W + kx - g.PL;
+          float* row = plane + y * g.W + kx * g.DW - g.PL;
           for (size_t ox = lo; ox < hi; ++ox) row[ox * g.SW] += dcol[ox];
         }
       }
@@ -352,8 +353,9 @@ void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g) {
 namespace {
 
 // The direct path (f32_conv_direct) needs output columns one input column
-// apart; other strides in width go through im2col and the packed GEMM.
-bool direct(const Conv2dGeometry& g) { return g.SW == 1; }
+// apart and taps one row and column apart; other strides in width and
+// dilations go through im2col and the packed GEMM.
+bool direct(const Conv2dGeometry& g) { return g.SW == 1 && g.DH == 1 && g.DW == 1; }
 
 // What the direct path reads: KW shifted copies of OW columns, every row an
 // output touches (padding included). For stride 1 the output is one long row
@@ -389,7 +391,7 @@ void shifted_copies(float* x, const float* in, const Conv2dGeometry& g, const Pa
 // What conv2d_winograd_forward_infer can compute (whether it pays is
 // conv2d_winograd_applies).
 bool winograd_shape(const Conv2dGeometry& g) {
-  return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1;
+  return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1;
 }
 
 // out (B, F, P) = epilogue(conv(in, weight)): the direct path, or im2col +

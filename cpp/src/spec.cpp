@@ -117,11 +117,15 @@ bool parse_option(const OptionDef& o, const Value* v, double* out, SpecError* wh
     case OptionKind::Size:
     case OptionKind::Padding: {
       const bool padding = o.kind == OptionKind::Padding;
-      if (padding && given.is_string() && (given.as_string() == "same" || given.as_string() == "valid")) {
+      if (padding && given.is_string()) {
         // 'valid' (PyTorch's word for no padding) is stored as the zeros it means.
-        out[0] = static_cast<double>(given.as_string() == "same" ? PadMode::Same : PadMode::Explicit);
-        for (int k = 1; k < 5; ++k) out[k] = 0;
-        return true;
+        const std::string& w = given.as_string();
+        const PadMode mode = w == "same" ? PadMode::Same : w == "sameLower" ? PadMode::SameLower : PadMode::Explicit;
+        if (mode != PadMode::Explicit || w == "valid") {
+          out[0] = static_cast<double>(mode);
+          for (int k = 1; k < 5; ++k) out[k] = 0;
+          return true;
+        }
       }
       std::vector<double> n;
       if (given.is_number()) {
@@ -136,8 +140,8 @@ bool parse_option(const OptionDef& o, const Value* v, double* out, SpecError* wh
         for (const Value& item : given.items()) numbers = numbers && item.is_number();
       if (!numbers)
         return *why = error_of(name,
-                               padding ? "must be 'same', 'valid', a number, [height, width] or "
-                                         "[top, left, bottom, right] of numbers"
+                               padding ? "must be 'same', 'sameLower', 'valid', a number, [height, "
+                                         "width] or [top, left, bottom, right] of numbers"
                                        : "must be a number or [height, width] of numbers",
                                given),
                false;
@@ -211,8 +215,8 @@ Value option_value(const OptionDef& o, const double* v) {
       return a;
     }
     case OptionKind::Padding: {
-      if (static_cast<PadMode>(static_cast<int32_t>(v[0])) == PadMode::Same)
-        return Value::string("same");
+      const PadMode mode = static_cast<PadMode>(static_cast<int32_t>(v[0]));
+      if (mode != PadMode::Explicit) return Value::string(mode == PadMode::Same ? "same" : "sameLower");
       Value a = Value::array();
       const bool symmetric = v[1] == v[3] && v[2] == v[4];
       for (int k = 1; k < (symmetric ? 3 : 5); ++k) a.push(Value::number(v[k]));

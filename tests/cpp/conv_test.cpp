@@ -33,14 +33,17 @@ struct ConvCase {
   const char* name;
   size_t B, C, H, W, F, KH, KW, SH, SW, PT, PL, PB, PR;  // PB, PR: padding below and right
   bool bias;
+  size_t DH = 1, DW = 1;  // dilation
 };
 
 void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name; }
 
 Conv2dGeometry geometry(const ConvCase& c) {
   Conv2dGeometry g{c.C, c.H, c.W, c.F, c.KH, c.KW, c.SH, c.SW, c.PT, c.PL, 0, 0};
-  g.OH = (c.H + c.PT + c.PB - c.KH) / c.SH + 1;
-  g.OW = (c.W + c.PL + c.PR - c.KW) / c.SW + 1;
+  g.DH = c.DH;
+  g.DW = c.DW;
+  g.OH = (c.H + c.PT + c.PB - (c.KH - 1) * c.DH - 1) / c.SH + 1;
+  g.OW = (c.W + c.PL + c.PR - (c.KW - 1) * c.DW - 1) / c.SW + 1;
   return g;
 }
 
@@ -58,6 +61,11 @@ const ConvCase kConvCases[] = {
     {"pointwise_stride2", 2, 3, 5, 5, 2, 1, 1, 2, 2, 0, 0, 0, 0, false},
     {"kernel_fills_input", 2, 2, 3, 4, 3, 3, 4, 1, 1, 0, 0, 0, 0, true},
     {"stride2x1_pad0x2", 2, 1, 6, 4, 6, 3, 2, 2, 1, 0, 2, 0, 2, true},
+    // Dilation (im2col and the packed GEMM): taps 2 and 3 apart, with padding and stride,
+    // and padding unequal on the two sides.
+    {"k3_dilation2_same", 2, 2, 7, 6, 3, 3, 3, 1, 1, 2, 2, 2, 2, true, 2, 2},
+    {"k2x3_dilation3x2_stride2", 2, 3, 9, 8, 4, 2, 3, 2, 2, 1, 0, 0, 1, false, 3, 2},
+    {"k3_asymmetric_pads", 2, 2, 5, 6, 3, 3, 3, 1, 1, 2, 0, 0, 1, true},
 };
 
 class Conv2dCases : public ::testing::TestWithParam<ConvCase> {};
@@ -96,8 +104,8 @@ TEST_P(Conv2dCases, ForwardMatchesDoubleLoop) {
           for (size_t ch = 0; ch < c.C; ++ch)
             for (size_t ky = 0; ky < c.KH; ++ky)
               for (size_t kx = 0; kx < c.KW; ++kx) {
-                const long y = long(oy * c.SH + ky) - long(c.PT);
-                const long x = long(ox * c.SW + kx) - long(c.PL);
+                const long y = long(oy * c.SH + ky * c.DH) - long(c.PT);
+                const long x = long(ox * c.SW + kx * c.DW) - long(c.PL);
                 if (y < 0 || x < 0 || y >= long(c.H) || x >= long(c.W)) continue;
                 const double t = double(f.in[((b * c.C + ch) * c.H + y) * c.W + x]) *
                                  f.weight[((o * c.C + ch) * c.KH + ky) * c.KW + kx];

@@ -168,6 +168,140 @@ TEST(FineTuning, ClipAndRelu6PassGradientsWhereTheyDoNotClip) {
   }
 }
 
+// Grouped and depthwise convolutions (MobileNet's), dilated, padded 'sameLower'
+// at stride 2: forward against a double loop over PyTorch's definition
+// (group k of the output reads input channels [k C', (k + 1) C')), backward
+// against finite differences.
+LayerSpec GroupConv(int filters, int kernel, int groups, int stride, int dilation, PadMode mode) {
+  LayerSpec l = Conv(filters, kernel, 0).set("groups", groups).set("padding", static_cast<double>(mode));
+  for (size_t k = 0; k < 2; ++k) l.set("stride", stride, k).set("dilation", dilation, k);
+  return l;
+}
+
+TEST(FineTuning, GroupedDilatedConvolutionsMatchTheirDefinition) {
+  NetworkSpec s;
+  s.input_channels = 4;
+  s.input_height = 7;
+  s.input_width = 6;
+  s.input_size = 168;
+  // 4 channels in 2 groups to 6 filters, 3x3 dilated 2, 'sameLower' at stride 2: ceil(7/2) x ceil(6/2).
+  LayerSpec conv = GroupConv(6, 3, 2, 2, 2, PadMode::SameLower).set("useBias", 1);
+  s.layers = {conv};
+  s.loss = LossType::MeanSquaredError;
+  auto net = Make(s);
+  ASSERT_NE(net, nullptr);
+  EXPECT_EQ(net->output_size(), size_t(6 * 4 * 3));
+  Rng rng(1006);
+  const std::vector<float> x = rng.normal_vec(2 * 168, 0, 1);
+  auto ts = net->tensors();  // weight (6, 2, 3, 3), bias (6)
+  ASSERT_EQ(ts[0].size, size_t(6 * 2 * 9));
+  std::copy(x.begin(), x.end(), net->input(2));
+  ASSERT_EQ(net->predict_batch(2), Status::Ok);
+  const float* y = net->output(2);
+  // 'sameLower': the output 4 x 3 needs (4-1)*2 + 5 - 7 = 4 rows and (3-1)*2 + 5 - 6 = 3
+  // columns of zeros; the odd one goes above and to the left.
+  const long top = 2, left = 2;
+  std::vector<double> expected(2 * 72), tol(2 * 72);
+  for (size_t b = 0; b < 2; ++b)
+    for (size_t f = 0; f < 6; ++f)
+      for (size_t oy = 0; oy < 4; ++oy)
+        for (size_t ox = 0; ox < 3; ++ox) {
+          double v = ts[1].data[f], mag = std::fabs(v);
+          const size_t group = f / 3;
+          for (size_t c = 0; c < 2; ++c)
+            for (size_t ky = 0; ky < 3; ++ky)
+              for (size_t kx = 0; kx < 3; ++kx) {
+                const long iy = long(oy * 2 + ky * 2) - top, ix = long(ox * 2 + kx * 2) - left;
+                if (iy < 0 || ix < 0 || iy >= 7 || ix >= 6) continue;
+                const double t = double(x[((b * 4 + group * 2 + c) * 7 + iy) * 6 + ix]) * ts[0].data[((f * 2 + c) * 3 + ky) * 3 + kx];
+                v += t;
+                mag += std::fabs(t);
+              }
+          const size_t i = ((b * 6 + f) * 4 + oy) * 3 + ox;
+          expected[i] = v;
+          tol[i] = 20 * kU * mag;  // 19 float32 additions at most
+        }
+  EXPECT_TRUE(AllNear("grouped dilated conv", expected, y, tol));
+
+  // Depthwise (groups = channels, two filters each) and grouped, through backward.
+  ExpectGradients({Conv(4, 3, 1), Layer("batchNorm"), Layer("tanh"),
+                   GroupConv(8, 3, 4, 1, 1, PadMode::Same), Layer("batchNorm"), Layer("tanh"),
+                   GroupConv(4, 3, 2, 2, 2, PadMode::SameLower), Layer("tanh"), Layer("globalAvgPool"), Dense(3)},
+                  {2, 0, 1, 1}, 1007);
+}
+
+// Pooling with padding and ceilMode against PyTorch's definition: a window of
+// the padded input (padding adds nothing to a maximum); ceil_mode adds a last
+// window unless it would start past the input and padding; count_include_pad
+// divides by the window clipped to the padded input, else by the values under it.
+LayerSpec Pool(const char* type, int kernel, int stride, int pad, bool ceil) {
+  LayerSpec l = LayerSpec::of(type).set("ceilMode", ceil);
+  for (size_t k = 0; k < 2; ++k) l.set("poolSize", kernel, k).set("stride", stride, k);
+  for (size_t k = 1; k <= 4; ++k) l.set("padding", pad, k);
+  return l;
+}
+
+TEST(FineTuning, PaddedPoolingMatchesPyTorchsDefinition) {
+  struct Case {
+    const char* type;
+    int kernel, stride, pad;
+    bool ceil, count_pad;
+    size_t oh, ow;  // PyTorch's output size for a 2x7x6 input
+  };
+  const Case cases[] = {
+      {"maxPool2d", 3, 2, 1, false, false, 4, 3},  // ResNet's stem pool
+      {"maxPool2d", 2, 2, 0, true, false, 4, 3},   // ceil: a last window of one row
+      {"avgPool2d", 3, 2, 1, false, true, 4, 3},
+      {"avgPool2d", 3, 2, 1, true, false, 4, 4},   // ceil and padding, count_include_pad off
+      {"avgPool2d", 2, 3, 1, true, true, 3, 3},
+  };
+  for (const Case& c : cases) {
+    NetworkSpec s;
+    s.input_channels = 2;
+    s.input_height = 7;
+    s.input_width = 6;
+    s.input_size = 84;
+    LayerSpec pool = Pool(c.type, c.kernel, c.stride, c.pad, c.ceil);
+    if (std::string(c.type) == "avgPool2d") pool.set("countIncludePad", c.count_pad);
+    s.layers = {pool};
+    s.loss = LossType::MeanSquaredError;
+    auto net = Make(s);
+    ASSERT_NE(net, nullptr);
+    ASSERT_EQ(net->output_size(), 2 * c.oh * c.ow) << c.type << " ceil " << c.ceil;
+    Rng rng(1008);
+    const std::vector<float> x = rng.normal_vec(84, 0, 1);
+    std::copy(x.begin(), x.end(), net->input(1));
+    ASSERT_EQ(net->predict_batch(1), Status::Ok);
+    std::vector<double> expected(net->output_size());
+    for (size_t ch = 0; ch < 2; ++ch)
+      for (size_t oy = 0; oy < c.oh; ++oy)
+        for (size_t ox = 0; ox < c.ow; ++ox) {
+          const long y0 = long(oy) * c.stride - c.pad, x0 = long(ox) * c.stride - c.pad;
+          const long y1 = std::min<long>(y0 + c.kernel, 7 + c.pad), x1 = std::min<long>(x0 + c.kernel, 6 + c.pad);
+          const long padded = (y1 - y0) * (x1 - x0);
+          double best = -INFINITY, sum = 0;
+          long n = 0;
+          for (long y = std::max(y0, 0L); y < std::min(y1, 7L); ++y)
+            for (long xx = std::max(x0, 0L); xx < std::min(x1, 6L); ++xx, ++n) {
+              best = std::max(best, double(x[(ch * 7 + y) * 6 + xx]));
+              sum += x[(ch * 7 + y) * 6 + xx];
+            }
+          expected[(ch * c.oh + oy) * c.ow + ox] = std::string(c.type) == "maxPool2d" ? best : sum / (c.count_pad ? padded : n);
+        }
+    // A maximum is one of the inputs; a mean is at most 9 additions and a division.
+    EXPECT_TRUE(AllNear(std::string(c.type) + (c.ceil ? " ceil" : ""), expected, net->output(1), 1e-6));
+  }
+  // Backward through both, against finite differences. Into a max pool goes a depthwise
+  // 1x1 conv: each channel is its input times one weight, so a finite difference's step
+  // scales a channel and never changes which value of a window is the largest (a tie
+  // between close values would make the difference meaningless).
+  LayerSpec avg = Pool("avgPool2d", 3, 2, 1, true);
+  avg.set("countIncludePad", 0);
+  ExpectGradients({GroupConv(2, 1, 2, 1, 1, PadMode::Explicit), Pool("maxPool2d", 3, 2, 1, true), Layer("tanh"),
+                   Conv(3, 3, 1), Layer("tanh"), avg, Layer("globalAvgPool"), Dense(3)},
+                  {1, 2, 0, 0}, 1009);
+}
+
 // A layer with trainable false keeps its weights; the layer before it still
 // learns, through it.
 TEST(FineTuning, AFrozenLayerStaysAndPassesGradientsThrough) {

@@ -1605,8 +1605,8 @@ TEST(ConvNetwork, ShapesThatDoNotFitAreRefused) {
        "type needs an image input", Value::string("conv2d")},
       {ImageSpec(1, 4, 4, {LayerSpec::of("flatten"), PoolLayer("avgPool2d", 2, 2), DenseLayer(2)}),
        "layers[1]", "type needs an image input", Value::string("avgPool2d")},
-      {ImageSpec(1, 6, 6, {ConvLayer(2, 3, 3, 2, 0, true), DenseLayer(2)}), "layers[0]",
-       "stride[0] must be 1 with padding 'same'", Value::number(2)},
+      {ImageSpec(2, 6, 6, {ConvLayer(3, 3, 3).set("groups", 2), DenseLayer(2)}), "layers[0]",
+       "groups must divide the input's 2 channels and the 3 filters", Value::number(2)},
   };
   for (const Case& c : cases) {
     std::unique_ptr<Network> net;

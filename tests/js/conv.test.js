@@ -54,11 +54,12 @@ describe('configs', () => {
     expect(c.inputSize).toBe(64);
     expect(c.inputShape).toEqual([1, 8, 8]);
     expect(c.layers[0]).toEqual({
-      type: 'conv2d', filters: 4, kernelSize: [3, 3], stride: [1, 1], padding: 'same', useBias: false, init: 'auto', initStd: 0.01,
+      type: 'conv2d', filters: 4, kernelSize: [3, 3], stride: [1, 1], padding: 'same', dilation: [1, 1], groups: 1,
+      useBias: false, init: 'auto', initStd: 0.01, trainable: true,
     });
-    expect(c.layers[3]).toEqual({ type: 'maxPool2d', poolSize: [2, 2], stride: [2, 2] });
+    expect(c.layers[3]).toEqual({ type: 'maxPool2d', poolSize: [2, 2], stride: [2, 2], padding: [0, 0], ceilMode: false });
     expect(c.layers[4]).toMatchObject({ kernelSize: [2, 3], stride: [1, 2], padding: [1, 1], useBias: true });
-    expect(c.layers[7]).toEqual({ type: 'avgPool2d', poolSize: [2, 2], stride: [1, 1] });
+    expect(c.layers[7]).toEqual({ type: 'avgPool2d', poolSize: [2, 2], stride: [1, 1], padding: [0, 0], ceilMode: false, countIncludePad: true });
     // 1x8x8 -> conv 'same' 4x8x8 -> pool 4x4x4 -> conv 2x3 stride [1, 2] pad 1 -> 6x5x2 -> avg 2 stride 1 -> 6x4x1
     expect(net.outputSize).toBe(3);
     const w = net.getWeights();
@@ -91,14 +92,14 @@ describe('configs', () => {
       /^createNetwork\(\): layers\[0\]: type needs an image input \[channels, height, width\] \(set inputShape, and put no dense, flatten or globalAvgPool layer before it\), not 64 flat features, got "conv2d"$/],
     ['pool after flatten', { ...base, layers: [{ type: 'flatten' }, { type: 'maxPool2d', poolSize: 2 }, { type: 'dense', units: 2 }] },
       /^createNetwork\(\): layers\[1\]: type needs an image input .*, not 64 flat features, got "maxPool2d"$/],
-    ["'same' with a stride", { ...base, layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, stride: 2, padding: 'same' }, { type: 'dense', units: 2 }] },
-      /^createNetwork\(\): layers\[0\]: stride\[0\] must be 1 with padding 'same' \(as in PyTorch\), got 2$/],
+    ['groups that do not divide the channels', { ...base, layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, groups: 2 }, { type: 'dense', units: 2 }] },
+      /^createNetwork\(\): layers\[0\]: groups must divide the input's 1 channels and the 2 filters, got 2$/],
     ['kernelSize 0', { ...base, layers: [{ type: 'conv2d', filters: 2, kernelSize: 0 }, { type: 'dense', units: 2 }] },
       /^createNetwork\(\): layers\[0\]: kernelSize\[0\] must be an integer in \[1, 65536\], got 0$/],
     ['padding "full"', { ...base, layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, padding: 'full' }, { type: 'dense', units: 2 }] },
-      /^createNetwork\(\): layers\[0\]: padding must be 'same', 'valid', a number, \[height, width\] or \[top, left, bottom, right\] of numbers, got "full"$/],
+      /^createNetwork\(\): layers\[0\]: padding must be 'same', 'sameLower', 'valid', a number, \[height, width\] or \[top, left, bottom, right\] of numbers, got "full"$/],
     ['padding of three numbers', { ...base, layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, padding: [1, 1, 1] }, { type: 'dense', units: 2 }] },
-      /^createNetwork\(\): layers\[0\]: padding must be 'same', 'valid', .* got \[1, 1, 1\]$/],
+      /^createNetwork\(\): layers\[0\]: padding must be 'same', 'sameLower', 'valid', .* got \[1, 1, 1\]$/],
     ['missing filters', { ...base, layers: [{ type: 'conv2d', kernelSize: 3 }, { type: 'dense', units: 2 }] },
       /^createNetwork\(\): layers\[0\]: filters must be a number, got undefined$/],
     ['filters 0', { ...base, layers: [{ type: 'conv2d', filters: 0, kernelSize: 3 }, { type: 'dense', units: 2 }] },
@@ -115,8 +116,8 @@ describe('configs', () => {
       /^createNetwork\(\): config: inputShape\[1\] must be an integer in \[1, 16777216\], got 0$/],
     ['inputSize that contradicts inputShape', { ...base, inputSize: 63 },
       /^createNetwork\(\): config: inputSize does not match inputShape \[1,8,8\] \(64 values\); give one of them, got 63$/],
-    ['unknown conv option', { ...base, layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, dilation: 2 }, { type: 'dense', units: 2 }] },
-      /^createNetwork\(\): layers\[0\]: unknown option 'dilation'/],
+    ['unknown conv option', { ...base, layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, dilations: 2 }, { type: 'dense', units: 2 }] },
+      /^createNetwork\(\): layers\[0\]: unknown option 'dilations'/],
   ];
   test.each(cases)('%s: ConfigError', async (_, config, message) => {
     const error = await createNetwork(config).catch((e) => e);

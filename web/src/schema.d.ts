@@ -91,7 +91,7 @@ export interface DropoutLayerConfig extends LayerWiring {
   rate?: number;
 }
 
-/** A 2-D convolution over an image, PyTorch's nn.Conv2d. */
+/** A 2-D convolution over an image, PyTorch's nn.Conv2d, with groups and dilation. */
 export interface Conv2dLayerConfig extends LayerWiring {
   type: 'conv2d';
   /** Output channels. An integer in [1, 16777216]. */
@@ -100,8 +100,12 @@ export interface Conv2dLayerConfig extends LayerWiring {
   kernelSize: Size2d;
   /** [height, width], or one number for both. An integer in [1, 65536]. @default 1 */
   stride?: Size2d;
-  /** Zeros around the input: a number or [height, width] for both sides, [top, left, bottom, right], or 'same' (stride 1: the output as large as the input). @default 0 */
+  /** Zeros around the input: a number or [height, width] for both sides, [top, left, bottom, right], 'valid' (none), or 'same' / 'sameLower' (the output ceil(input / stride), the odd zero below and right, or above and left; at stride 1 'same' is PyTorch's). @default 0 */
   padding?: Padding2d;
+  /** The spacing of the kernel's taps, [height, width] or one number. An integer in [1, 65536]. @default 1 */
+  dilation?: Size2d;
+  /** Channel groups, each convolved on its own: the input channels and filters both divide by it; groups = input channels is a depthwise convolution. An integer in [1, 16777216]. @default 1 */
+  groups?: number;
   /** Adds a bias (leave it out before a batch norm: beta takes its role). @default true */
   useBias?: boolean;
   /** The initial weights: 'auto' is He uniform before a ReLU, Glorot uniform otherwise. @default 'auto' */
@@ -119,6 +123,10 @@ export interface MaxPool2dLayerConfig extends LayerWiring {
   poolSize: Size2d;
   /** [height, width], or one number for both. An integer in [1, 65536]. @default poolSize */
   stride?: Size2d;
+  /** Around the input, as a conv's: a number, [height, width], [top, left, bottom, right], 'valid', 'same' or 'sameLower' (a maximum ignores it; an average counts it or not, countIncludePad). @default 0 */
+  padding?: Padding2d;
+  /** Rounds the number of windows up, as PyTorch's ceil_mode (a last window that would start past the input is left out). @default false */
+  ceilMode?: boolean;
 }
 
 /** The mean of each window, PyTorch's nn.AvgPool2d. */
@@ -128,6 +136,12 @@ export interface AvgPool2dLayerConfig extends LayerWiring {
   poolSize: Size2d;
   /** [height, width], or one number for both. An integer in [1, 65536]. @default poolSize */
   stride?: Size2d;
+  /** Around the input, as a conv's: a number, [height, width], [top, left, bottom, right], 'valid', 'same' or 'sameLower' (a maximum ignores it; an average counts it or not, countIncludePad). @default 0 */
+  padding?: Padding2d;
+  /** Rounds the number of windows up, as PyTorch's ceil_mode (a last window that would start past the input is left out). @default false */
+  ceilMode?: boolean;
+  /** Divides by the window's size, padding included (PyTorch's default), or by the input values under it (ONNX's default). @default true */
+  countIncludePad?: boolean;
 }
 
 /** The mean of each channel: [C, H, W] to C features (nn.AdaptiveAvgPool2d(1) and a flatten). */
@@ -179,9 +193,9 @@ export type NormalizedLayerConfig =
   | ({ type: 'relu6' } & LayerWiring)
   | ({ type: 'clip'; min: number; max: number } & LayerWiring)
   | ({ type: 'dropout'; rate: number } & LayerWiring)
-  | ({ type: 'conv2d'; filters: number; kernelSize: [number, number]; stride: [number, number]; padding: [number, number] | [number, number, number, number] | 'same'; useBias: boolean; init: 'auto' | 'heUniform' | 'glorotUniform' | 'normal'; initStd: number; trainable: boolean } & LayerWiring)
-  | ({ type: 'maxPool2d'; poolSize: [number, number]; stride: [number, number] } & LayerWiring)
-  | ({ type: 'avgPool2d'; poolSize: [number, number]; stride: [number, number] } & LayerWiring)
+  | ({ type: 'conv2d'; filters: number; kernelSize: [number, number]; stride: [number, number]; padding: [number, number] | [number, number, number, number] | 'same'; dilation: [number, number]; groups: number; useBias: boolean; init: 'auto' | 'heUniform' | 'glorotUniform' | 'normal'; initStd: number; trainable: boolean } & LayerWiring)
+  | ({ type: 'maxPool2d'; poolSize: [number, number]; stride: [number, number]; padding: [number, number] | [number, number, number, number] | 'same'; ceilMode: boolean } & LayerWiring)
+  | ({ type: 'avgPool2d'; poolSize: [number, number]; stride: [number, number]; padding: [number, number] | [number, number, number, number] | 'same'; ceilMode: boolean; countIncludePad: boolean } & LayerWiring)
   | ({ type: 'globalAvgPool' } & LayerWiring)
   | ({ type: 'globalMaxPool' } & LayerWiring)
   | ({ type: 'add' } & LayerWiring)

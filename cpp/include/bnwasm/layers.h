@@ -95,7 +95,8 @@ void batchnorm_renorm_backward(float* din, float* dgamma, float* dbeta, const fl
 // One image's geometry. Padding is PT zero rows above and PL zero columns to
 // the left; rows and columns past the input read zero too, so OH and OW decide
 // the bottom and right padding ('same' with an even kernel pads one more
-// there, as PyTorch does).
+// there, as PyTorch does). Kernel tap (ky, kx) of output (oy, ox) reads input
+// row oy * SH + ky * DH - PT and column ox * SW + kx * DW - PL.
 struct Conv2dGeometry {
   size_t C, H, W;                           // input channels, height, width
   size_t F;                                 // filters: output channels
@@ -103,6 +104,7 @@ struct Conv2dGeometry {
   size_t SH, SW;                            // stride
   size_t PT, PL;                            // padding above and to the left
   size_t OH, OW;                            // output height and width
+  size_t DH = 1, DW = 1;                    // dilation: taps DH rows and DW columns apart
   size_t K() const { return C * KH * KW; }  // weights per filter
   size_t P() const { return OH * OW; }      // output positions
   bool pointwise() const {  // 1x1, stride 1, no padding: the input is its own im2col

@@ -30,7 +30,7 @@ enum class OptionKind : uint8_t {
   Bool,     // true or false
   Enum,     // one of `names`, stored as its index
   Size,     // a number or [height, width] of integers in [min, max]
-  Padding,  // 'same' (PyTorch's), a number, [height, width] or [top, left, bottom, right]
+  Padding,  // 'same', 'sameLower', 'valid', a number, [height, width] or [top, left, bottom, right]
   Record,   // null, or an object of the Number options in `fields`
 };
 
@@ -62,8 +62,10 @@ OptionDef size_option(const char* name, double fallback, double min, const char*
 OptionDef padding_option(const char* name, const char* doc);
 // Doubles an option takes in LayerSpec::values.
 size_t option_width(const OptionDef& o);
-// Padding's stored mode: explicit sizes, or PyTorch's 'same' (stride 1, the odd one below and right).
-enum class PadMode : int32_t { Explicit = 0, Same = 1 };
+// Padding's stored mode: explicit sizes, or 'same' / 'sameLower' (ONNX's SAME_UPPER and
+// SAME_LOWER: the output ceil(input / stride), the odd zero below and right, or above and
+// left; at stride 1 'same' is PyTorch's padding='same').
+enum class PadMode : int32_t { Explicit = 0, Same = 1, SameLower = 2 };
 
 // Why a spec is refused: the option (or field) at fault, what it must be, and the value it has.
 struct SpecError {
