@@ -6,6 +6,9 @@
 // bench/results/<time>.json.
 //   npm run bench [-- --rounds N] [-- --cnn-rounds N] [-- --quick] [-- --model mlp|cnn]
 //   npm run bench:cnn    (the CNN table only: --model cnn)
+//   npm run bench -- --browser [--rounds N] [--quick]   bnwasm in each browser engine (Chromium,
+//                        Firefox ESR, WebKitGTK) next to Node: the dense network and the CNN,
+//                        3 rounds unless --rounds (bench/browser/run.mjs)
 // Each round runs every engine once, each in a fresh Node process, in a
 // rotating order, so slow drift of a shared machine hits every engine alike;
 // the tables show medians over the rounds, and the 1-minute load average
@@ -28,6 +31,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     engines: { type: 'string', default: 'bnwasm,tfjs-wasm,tfjs-cpu' },
     model: { type: 'string', default: 'all' },
+    browser: { type: 'boolean', default: false },
   },
 });
 const positiveInt = (name) => {
@@ -54,6 +58,15 @@ const median = (a) => {
 };
 const log = (line) => process.stderr.write(`${line}\n`);
 const run = (cmd, argv) => execFileSync(cmd, argv, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+
+if (args.browser) {
+  log('bench: building the wasm module and the probes (npm run build, bench/build-wasm.sh)');
+  run('bash', ['scripts/build.sh']);
+  run('bash', ['bench/build-wasm.sh']);
+  const { browserBench } = await import('../bench/browser/run.mjs');
+  await browserBench({ rounds: process.argv.some((a) => a.startsWith('--rounds')) ? positiveInt('rounds') : 3, quick: args.quick });
+  process.exit(0);
+}
 
 // ---- builds ---------------------------------------------------------------------------
 log('bench: building the wasm module (npm run build)');
