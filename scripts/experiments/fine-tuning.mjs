@@ -220,8 +220,9 @@ function plot(rows) {
         xTicks: BATCH_SIZES,
         yDomain: [lo, hi],
         formatY: (v) => `${Math.round(100 * v)}%`,
-        width: 480,
-        height: 340,
+        width: 400,
+        height: 320,
+        legend: false,
         series: MODES.map((m, i) => ({
           name: m.label,
           color: m.color,
@@ -236,7 +237,11 @@ function plot(rows) {
       }));
     }
   }
-  return panels(charts, { columns: KS.length, title: 'Fine-tuning a new head on k examples per class: single-example test accuracy (mean ± 1 std over seeds)' });
+  return panels(charts, {
+    columns: KS.length,
+    title: `Fine-tuning a new head on k examples per class: single-example test accuracy, mean ± 1 std over ${SEEDS.length} seeds`,
+    legend: MODES.map((m) => ({ name: `batch norm ${m.label}`, color: m.color, markers: true })),
+  });
 }
 
 function csv(runs) {
