@@ -199,6 +199,32 @@ function table(rows) {
   ].join('\n');
 }
 
+/**
+ * Mode against mode on the same runs: the two networks of a (k, batch size, seed) saw the same
+ * examples in the same order from the same head, so their difference is the mode's alone.
+ */
+function pairedTable(runs) {
+  const pairs = [['frozen', 'batch'], ['recomputed', 'batch'], ['recomputed', 'frozen']];
+  const label = (key) => MODES.find((m) => m.key === key).label;
+  const points = (v) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)}`;
+  const lines = [];
+  for (const b of BODIES) {
+    const mine = runs.filter((r) => r.body === b.key);
+    for (const [a, c] of pairs) {
+      const d = mine.map((r) => r[a] - r[c]);
+      lines.push(
+        `| ${b.label} | ${label(a)} vs ${label(c)} | ${d.filter((v) => v > 0).length} / ${d.filter((v) => v === 0).length} / ${d.filter((v) => v < 0).length}` +
+          ` | ${points(mean(d))} | ${points(Math.min(...d))} to ${points(Math.max(...d))} |`,
+      );
+    }
+  }
+  return [
+    `| body | A vs B | runs where A is higher / equal / lower (of ${runs.length / BODIES.length}) | mean A - B (points) | range of A - B |`,
+    '|---|---|---:|---:|---:|',
+    ...lines,
+  ].join('\n');
+}
+
 /** One panel per k (columns) and body setting (rows): accuracy against batch size, a line per mode, ± 1 std. */
 function plot(rows) {
   const values = rows.flatMap((r) => BODIES.flatMap((b) => MODES.flatMap((m) => {
@@ -310,12 +336,17 @@ Every run's numbers: [fine-tuning.csv](fine-tuning.csv).
 
 ${table(rows)}
 
+Paired: each (k, batch size, seed) trained its networks on the same examples, in the same order, from the same
+new head, so A - B is the difference the batch-norm mode makes on that run.
+
+${pairedTable(runs)}
+
 ![Single-example test accuracy against fine-tuning batch size, one panel per k and body setting](fine-tuning.svg)
 
 Run on ${machine()}: pretraining ${base.cached ? 'loaded from the cache' : `took ${seconds(base.ms)}`}, fine-tuning and scoring ${seconds(fineTuning)},
 ${seconds(total)} in all (including loading the data).`;
   writeResults(`${DOCS}fine-tuning.md`, results, (markers) => `# Fine-tuning with batch norm\n\n${markers}\n`);
-  console.log(`\n${table(rows)}\n\nwrote docs/fine-tuning.md, docs/fine-tuning.svg and docs/fine-tuning.csv in ${seconds(total)}`);
+  console.log(`\n${table(rows)}\n\n${pairedTable(runs)}\n\nwrote docs/fine-tuning.md, docs/fine-tuning.svg and docs/fine-tuning.csv in ${seconds(total)}`);
 }
 
 await main();
