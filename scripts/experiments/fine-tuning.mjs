@@ -14,6 +14,7 @@
 // settings): later runs load it instead of training it again.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createNetwork, loadNetwork } from '../../web/src/index.node.js';
@@ -279,6 +280,7 @@ function csv(runs) {
 
 async function main() {
   const started = performance.now();
+  const loadAtStart = loadavg()[0];
   const { train, test } = loadFashionMnist();
   const oldTrain = only(train, OLD_CLASSES);
   const oldTest = only(test, OLD_CLASSES);
@@ -322,16 +324,18 @@ async function main() {
   writeFileSync(`${DOCS}fine-tuning.svg`, plot(rows));
   writeFileSync(`${DOCS}fine-tuning.csv`, csv(runs));
   const total = performance.now() - started;
+  const { user, system } = process.cpuUsage();
+  const cpu = (user + system) / 1000; // ms, every thread of this process
   const epochsText = KS.map((k) => `${Math.max(1, Math.round(EXAMPLES / (NEW_CLASSES.length * k)))} for k = ${k}`).join(', ');
   const clampText = clamped.length
     ? `Batch sizes larger than the fine-tuning set were clamped to it: ${clamped.map((c) => `k = ${c.k}: ${c.requested} -> ${c.batchSize}`).join('; ')}.`
     : `No batch size was clamped: the smallest fine-tuning set (${NEW_CLASSES.length * Math.min(...KS)} examples) is larger than the largest batch (${Math.max(...BATCH_SIZES)}).`;
   const results = `
-Pretrained network: ${pct(base.accuracy)} of the ${oldTest.n.toLocaleString('en-US')} test images of classes ${OLD_CLASSES.join('-')}
+Pretrained network: ${pct(base.accuracy)} of the ${oldTest.n.toLocaleString('en-US')} test images of classes ${OLD_CLASSES[0]}-${OLD_CLASSES.at(-1)}
 (${base.steps.toLocaleString('en-US')} steps: ${PRETRAIN_EPOCHS} epochs of ${oldTrain.n.toLocaleString('en-US')} images at batch ${PRETRAIN.batchSize}, Adam ${PRETRAIN.learningRate}, seed ${PRETRAIN.seed}).
 Fine-tuning: Adam ${FINETUNE_LEARNING_RATE}, about ${EXAMPLES.toLocaleString('en-US')} examples seen per run (epochs: ${epochsText}); "steps" is
 the optimizer steps of one run. ${clampText} Each cell is the mean ± the standard deviation (n - 1) over
-seeds ${SEEDS.join(', ')} of the accuracy on ${newTest.n.toLocaleString('en-US')} test images of classes ${NEW_CLASSES.join('-')} (the first ${Math.min(TEST_PER_CLASS, 1000)} of each), each classified on its own.
+seeds ${SEEDS.join(', ')} of the accuracy on ${newTest.n.toLocaleString('en-US')} test images of classes ${NEW_CLASSES[0]}-${NEW_CLASSES.at(-1)} (the first ${Math.min(TEST_PER_CLASS, 1000)} of each), each classified on its own.
 Every run's numbers: [fine-tuning.csv](fine-tuning.csv).
 
 ${table(rows)}
@@ -344,7 +348,8 @@ ${pairedTable(runs)}
 ![Single-example test accuracy against fine-tuning batch size, one panel per k and body setting](fine-tuning.svg)
 
 Run on ${machine()}: pretraining ${base.cached ? 'loaded from the cache' : `took ${seconds(base.ms)}`}, fine-tuning and scoring ${seconds(fineTuning)},
-${seconds(total)} in all (including loading the data).`;
+${seconds(total)} in all (including loading the data), ${seconds(cpu)} of CPU time; the machine is shared, its load average was
+${loadAtStart.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end.`;
   writeResults(`${DOCS}fine-tuning.md`, results, (markers) => `# Fine-tuning with batch norm\n\n${markers}\n`);
   console.log(`\n${table(rows)}\n\n${pairedTable(runs)}\n\nwrote docs/fine-tuning.md, docs/fine-tuning.svg and docs/fine-tuning.csv in ${seconds(total)}`);
 }
