@@ -29,7 +29,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '5' },
     'cnn-rounds': { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
-    engines: { type: 'string', default: 'bnwasm,tfjs-wasm,tfjs-cpu' },
+    engines: { type: 'string', default: 'bnwasm,bnwasm-1t,tfjs-wasm,tfjs-cpu' },
     model: { type: 'string', default: 'all' },
     browser: { type: 'boolean', default: false },
   },
@@ -161,7 +161,9 @@ const table = (rows) => {
 const out = [];
 const result = {};
 if (doMlp) denseTable();
+if (doMlp) threadsTable('mlp', samples);
 if (doCnn) cnnTable();
+if (doCnn) threadsTable('cnn', cnnSamples);
 console.log(out.join('\n'));
 
 // ---- the dense network ----------------------------------------------------------------------
@@ -364,6 +366,42 @@ function cnnTable() {
     convGemmPercentOfPeak: (100 * convGemm) / peak,
     samples: cnnSamples,
   };
+}
+
+// ---- bnwasm on every core against bnwasm on one ------------------------------------------------
+// Both from the same interleaved rounds. The serial fraction f is the Karp-Flatt metric of the
+// measured speedup S on N threads, f = (N / S - 1) / (N - 1); Amdahl's law then predicts
+// 1 / (f + (1 - f) / p) on p cores (an upper bound: it leaves out memory bandwidth and the
+// cost of handing out more pieces).
+function threadsTable(model, runs) {
+  const all = runs.bnwasm, one = runs['bnwasm-1t'];
+  if (!all || !one) return;
+  const threads = all[0]?.threads ?? NaN;
+  const metrics = model === 'mlp'
+    ? [['training, batch 64 (examples/s)', 'train64', 0, 1.8], ['training, batch 256 (examples/s)', 'train256', 0, 1.8],
+       ['single-example predict p50 (us)', 'predictOneUs', 1, 1], ['batch predict, 1000 examples (examples/s)', 'batchPredict', 0, 1.8]]
+    : [['training, batch 64 (examples/s)', 'train64', 0, 1.7], ['single-image predict p50 (us)', 'predictOneUs', 1, 1],
+       ['batch predict, 1000 images (examples/s)', 'batchPredict', 0, 1.8]];
+  const rows = [['bnwasm ' + (model === 'mlp' ? 'dense network' : 'CNN'), '1 thread', `${threads} threads`, 'ratio', 'serial fraction', 'Amdahl 4 / 8 / 16 cores', 'goal']];
+  const detail = {};
+  for (const [label, m, d, goal] of metrics) {
+    const a = median(all.map((r) => r[m])), o = median(one.map((r) => r[m]));
+    const speedup = m === 'predictOneUs' ? o / a : a / o;
+    const f = (threads / speedup - 1) / (threads - 1);
+    const amdahl = (p) => 1 / (f + (1 - f) / p);
+    const parallel = m !== 'predictOneUs';
+    rows.push([
+      label, fmt(o, d), fmt(a, d), `${fmt(speedup, 2)}x`,
+      parallel ? fmt(Math.max(0, f), 3) : '',
+      parallel ? [4, 8, 16].map((p) => `${fmt(amdahl(p), 1)}x`).join(' / ') : '',
+      m === 'predictOneUs' ? `no slower (within 3%): ${speedup >= 0.97 ? 'met' : 'NOT met'}` : `>= ${goal}x ${speedup >= goal ? 'met' : 'NOT met'}`,
+    ]);
+    detail[m] = { oneThread: o, allThreads: a, speedup, serialFraction: parallel ? f : undefined };
+  }
+  out.push('');
+  out.push(`bnwasm on ${threads} threads against 1 (configure({ threads: 1 })), same rounds; ${loadNote(model)}`);
+  out.push(...table(rows));
+  (result.threads ??= {})[model] = { threads, ...detail };
 }
 
 const resultsDir = join(root, 'bench/results');

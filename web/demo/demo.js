@@ -252,6 +252,7 @@ async function start() {
   status('Starting the worker…');
   try {
     r.trainer = await createTrainer(config);
+    $('threads').textContent = String(r.trainer.threads);
   } catch (error) {
     if (run === r) {
       run = null;
@@ -688,6 +689,7 @@ async function openModel(files) {
     status(`Opened ${name}; scoring the test set in a worker…`);
     r.trainer = await loadTrainer(bytes);
     if (run !== r) return r.trainer.terminate();
+    $('threads').textContent = String(r.trainer.threads);
     const { accuracy } = await r.trainer.evaluate(data.test.x, data.test.y);
     if (run !== r) return;
     const steps = r.snapshot.steps;
