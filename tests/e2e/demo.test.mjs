@@ -643,7 +643,8 @@ function demoTests(engine) {
     const kept = await fineTune('frozen');
     const [mean, variance] = [f(expected.runningMean), f(expected.runningVariance)];
     const at = /at step (\d+)/.exec(kept)?.[1];
-    assert.ok(Number(at) >= expected.steps + 50, `the running averages were last sampled at step ${at}`);
+    // (The last sample may trail the step counter: samples are taken within a time budget.)
+    assert.ok(Number(at) > expected.steps, `the running averages were last sampled at step ${at}, before fine-tuning`);
     assert.equal(kept, `Running mean ${mean} when opened → ${mean} at step ${at}; running variance ${variance} → ${variance}: unchanged. Fine-tuned with batch norm 'frozen'.`);
 
     assert.match(await openFiles([files.model]), /^Opened demo-model\.bnwasm/);
