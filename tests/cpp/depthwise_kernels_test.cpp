@@ -4,8 +4,8 @@
 // the scalar reference, bit for bit (they do the same operations in the same
 // order), at edge sizes: widths 1 to 17 (below, at and above the vectors of 4
 // and tiles of 8), odd heights, strides 1 and 2 with odd sizes, channel
-// multipliers 1 and 2, padding 0 and 1, channel counts that leave a partial
-// vector of 4, and other kernels, strides and dilations.
+// multipliers 1 and 2, padding 0 and 1, channel counts that leave partial
+// steps, and other kernels, strides and dilations.
 #include <algorithm>
 #include <cmath>
 #include <ostream>
@@ -43,9 +43,9 @@ std::string name(const DepthwiseConv& s) {
 }
 
 // The edge sizes: 3x3 (MobileNet's) at widths 1 .. 17, heights 1, 2, 3, 5, 7,
-// strides 1 and 2, padding 0 and 1, multipliers 1 and 2, five channels (a
-// vector of four filters and one more, or two and two more at M = 2); then
-// other kernels, strides and dilations.
+// strides 1 and 2, padding 0 and 1, multipliers 1 and 2, 13 channels (the
+// channel variants take 8 filters, then 4, then 1 more; at M = 2, three
+// steps of 8 and 2 more); then other kernels, strides and dilations.
 std::vector<DepthwiseConv> geometries() {
   std::vector<DepthwiseConv> out;
   for (size_t stride : {1, 2})
@@ -54,7 +54,7 @@ std::vector<DepthwiseConv> geometries() {
         for (size_t H : {1, 2, 3, 5, 7})
           for (size_t W = 1; W <= 17; ++W)
             if (H + 2 * pad >= 3 && W + 2 * pad >= 3)
-              out.push_back(make(5, H, W, M, 3, 3, stride, stride, pad, pad, pad, pad));
+              out.push_back(make(13, H, W, M, 3, 3, stride, stride, pad, pad, pad, pad));
   const DepthwiseConv more[] = {
       make(4, 9, 9, 1, 5, 5, 1, 1, 2, 2, 2, 2),    // 5x5 'same'
       make(3, 8, 11, 1, 5, 5, 2, 2, 2, 2, 2, 2),   // 5x5 at stride 2
@@ -310,20 +310,20 @@ bool width_ok(const DepthwiseConv& s) { return s.width_variants_apply(); }
 TEST(DepthwiseWasmSimd, ForwardW8MatchesTheReferenceBitForBit) {
   check_forward(f32_dwconv_w8__wasmsimd, width_ok);
 }
-TEST(DepthwiseWasmSimd, ForwardC4MatchesTheReferenceBitForBit) {
-  check_forward(f32_dwconv_c4__wasmsimd, nullptr);
+TEST(DepthwiseWasmSimd, ForwardC8MatchesTheReferenceBitForBit) {
+  check_forward(f32_dwconv_c8__wasmsimd, nullptr);
 }
 TEST(DepthwiseWasmSimd, InputGradientW8MatchesTheReferenceBitForBit) {
   check_dinput(f32_dwconv_dinput_w8__wasmsimd, width_ok);
 }
-TEST(DepthwiseWasmSimd, InputGradientC4MatchesTheReferenceBitForBit) {
-  check_dinput(f32_dwconv_dinput_c4__wasmsimd, nullptr);
+TEST(DepthwiseWasmSimd, InputGradientC8MatchesTheReferenceBitForBit) {
+  check_dinput(f32_dwconv_dinput_c8__wasmsimd, nullptr);
 }
 TEST(DepthwiseWasmSimd, WeightGradientW4MatchesTheReferenceBitForBit) {
   check_dweight(f32_dwconv_dweight_w4__wasmsimd, width_ok);
 }
-TEST(DepthwiseWasmSimd, WeightGradientC4MatchesTheReferenceBitForBit) {
-  check_dweight(f32_dwconv_dweight_c4__wasmsimd, nullptr);
+TEST(DepthwiseWasmSimd, WeightGradientC8MatchesTheReferenceBitForBit) {
+  check_dweight(f32_dwconv_dweight_c8__wasmsimd, nullptr);
 }
 #endif
 

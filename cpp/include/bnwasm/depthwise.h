@@ -36,21 +36,28 @@ struct DepthwiseConv {
 
   // The width variants (w8, w4: vectors along a row) read padded copies, so
   // a vector never needs a bound check: the input's H rows with PL zeros on
-  // the left and zeros to xw() columns, and dout's OH rows with dpl() zeros on
-  // the left and zeros to dw() columns. They take columns one or two apart
-  // (SW <= 2) and taps one apart (DW = 1); rows any way.
+  // the left and zeros to xw() columns (at stride 2 split in two halves of
+  // xw() / 2, the even columns and the odd ones), and dout's OH rows with
+  // dpl() zeros on the left and zeros to dw() columns. They take columns one
+  // or two apart (SW <= 2) and taps one apart (DW = 1); rows any way.
   bool width_variants_apply() const { return SW <= 2 && DW == 1; }
-  size_t xw() const {  // a vector of 4 outputs at stride 2 reads 8 floats from 2 ox + kx
-    const size_t read = SW * ((OW + 7) / 8 * 8) + KW + 8;
-    return read > PL + W ? read : PL + W;
+  size_t xw() const {  // even, so that the halves are whole
+    const size_t read = SW * ((OW + 7) / 8 * 8 + KW + 8);
+    return (read > PL + W + 1 ? read : PL + W + 1) / 2 * 2;
   }
   size_t dpl() const { return KW; }  // dout column ox sits at dpl() + ox
   size_t dw() const {  // din columns, by vectors of 8, reach PL + 7 past the input
     const size_t din = (W + 7) / 8 * 8 + PL + 8, outs = (OW + 7) / 8 * 8;
     return dpl() + (din > outs ? din : outs);
   }
+  // The channel variants (c8) hold a step of eight planes as vectors: the
+  // input (or its gradient), dout (or the output) and the weights.
+  size_t c8_size() const { return 8 * (H * W + P() + K()); }
   // Floats of scratch any variant of the three kernels needs.
-  size_t scratch_size() const { return H * xw() + OH * dw(); }
+  size_t scratch_size() const {
+    const size_t width = H * xw() + OH * dw();
+    return width > c8_size() ? width : c8_size();
+  }
 };
 
 // ---- kernels -------------------------------------------------------------------------
@@ -85,14 +92,14 @@ void f32_dwconv_dinput_w8__wasmsimd(float* din, float* scratch, const float* dou
                                     const float* w, const DepthwiseConv& s);
 void f32_dwconv_dweight_w4__wasmsimd(float* dw, float* scratch, const float* dout,
                                      const float* in, const DepthwiseConv& s);
-// Across channels: 4 filters (or, for the input gradient, 4 channels) per
-// vector, one value of each plane; any geometry. For small planes, where a
-// row fills a vector poorly.
-void f32_dwconv_c4__wasmsimd(float* out, float* scratch, const float* in, const float* w,
+// Across channels: 8 filters (or, for the input gradient, 8 channels) per
+// step as two vectors, the last ones by 4; one value of each plane per lane;
+// any geometry. For small planes, where a row fills a vector poorly.
+void f32_dwconv_c8__wasmsimd(float* out, float* scratch, const float* in, const float* w,
                              const ConvEpilogue& ep, const DepthwiseConv& s);
-void f32_dwconv_dinput_c4__wasmsimd(float* din, float* scratch, const float* dout,
+void f32_dwconv_dinput_c8__wasmsimd(float* din, float* scratch, const float* dout,
                                     const float* w, const DepthwiseConv& s);
-void f32_dwconv_dweight_c4__wasmsimd(float* dw, float* scratch, const float* dout,
+void f32_dwconv_dweight_c8__wasmsimd(float* dw, float* scratch, const float* dout,
                                      const float* in, const DepthwiseConv& s);
 #endif
 
