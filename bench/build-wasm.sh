@@ -9,3 +9,6 @@ flags=(-O3 -msimd128 -sENVIRONMENT=node -sWASM_ASYNC_COMPILATION=0 -sALLOW_MEMOR
 em++ -std=c++17 "${flags[@]}" bench/wasm/peak.cpp -o build/bench/peak.cjs
 em++ -std=c++17 "${flags[@]}" -Icpp/include bench/wasm/kernels.cpp cpp/kernels/scalar.cpp \
   cpp/kernels/wasmsimd.cpp cpp/src/layers.cpp -o build/bench/kernels.cjs
+em++ -std=c++17 "${flags[@]}" -Icpp/include bench/wasm/depthwise.cpp cpp/kernels/scalar.cpp \
+  cpp/kernels/wasmsimd.cpp cpp/kernels/depthwise_scalar.cpp cpp/kernels/depthwise_wasmsimd.cpp \
+  cpp/src/layers.cpp cpp/src/depthwise.cpp -o build/bench/depthwise.cjs
