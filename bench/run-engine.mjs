@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // One measurement round of one engine in a fresh process, printed as one JSON
 // line. scripts/bench.mjs runs these rounds interleaved across engines.
-//   node bench/run-engine.mjs <bnwasm|tfjs-wasm|tfjs-cpu> [--quick] [--model cnn]
+//   node bench/run-engine.mjs <bnwasm|bnwasm-1t|tfjs-wasm|tfjs-cpu> [--quick] [--model cnn]
+// bnwasm runs on every core (its default), bnwasm-1t on one thread (configure({ threads: 1 })).
 // --model cnn measures the CNN of bench/model.mjs (training at batch 64 only).
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { INPUT } from './model.mjs';
@@ -20,9 +21,10 @@ const { train, test } = loadFashionMnist({ trainLimit: 8192, testLimit: BATCH_PR
 
 async function load() {
   if (engineName === 'bnwasm') return (await import('./engines/bnwasm.mjs')).createEngine(modelName);
+  if (engineName === 'bnwasm-1t') return (await import('./engines/bnwasm.mjs')).createEngine(modelName, 1);
   if (engineName === 'tfjs-wasm') return (await import('./engines/tfjs.mjs')).createEngine('wasm', modelName);
   if (engineName === 'tfjs-cpu') return (await import('./engines/tfjs.mjs')).createEngine('cpu', modelName);
-  throw new Error(`unknown engine '${engineName}' (expected bnwasm, tfjs-wasm or tfjs-cpu)`);
+  throw new Error(`unknown engine '${engineName}' (expected bnwasm, bnwasm-1t, tfjs-wasm or tfjs-cpu)`);
 }
 
 const median = (a) => {
@@ -87,6 +89,7 @@ function batchPredictRate(engine) {
 const engine = await load();
 const result = { engine: engine.name };
 if (engine.simd !== undefined) result.simd = engine.simd;
+if (engine.threads !== undefined) result.threads = engine.threads;
 // TF.js 4.22's wasm backend cannot train a CNN: it has no Conv2DBackpropFilter
 // kernel (tensorflow/tfjs#8474). The error is recorded and inference still measured.
 let trainError;

@@ -6,6 +6,9 @@
 // bench/results/<time>.json.
 //   npm run bench [-- --rounds N] [-- --cnn-rounds N] [-- --quick] [-- --model mlp|cnn]
 //   npm run bench:cnn    (the CNN table only: --model cnn)
+//   npm run bench -- --browser [--rounds N] [--quick]   bnwasm in each browser engine (Chromium,
+//                        Firefox ESR, WebKitGTK) next to Node: the dense network and the CNN,
+//                        3 rounds unless --rounds (bench/browser/run.mjs)
 // Each round runs every engine once, each in a fresh Node process, in a
 // rotating order, so slow drift of a shared machine hits every engine alike;
 // the tables show medians over the rounds, and the 1-minute load average
@@ -26,8 +29,9 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '5' },
     'cnn-rounds': { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
-    engines: { type: 'string', default: 'bnwasm,tfjs-wasm,tfjs-cpu' },
+    engines: { type: 'string', default: 'bnwasm,bnwasm-1t,tfjs-wasm,tfjs-cpu' },
     model: { type: 'string', default: 'all' },
+    browser: { type: 'boolean', default: false },
   },
 });
 const positiveInt = (name) => {
@@ -54,6 +58,15 @@ const median = (a) => {
 };
 const log = (line) => process.stderr.write(`${line}\n`);
 const run = (cmd, argv) => execFileSync(cmd, argv, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+
+if (args.browser) {
+  log('bench: building the wasm module and the probes (npm run build, bench/build-wasm.sh)');
+  run('bash', ['scripts/build.sh']);
+  run('bash', ['bench/build-wasm.sh']);
+  const { browserBench } = await import('../bench/browser/run.mjs');
+  await browserBench({ rounds: process.argv.some((a) => a.startsWith('--rounds')) ? positiveInt('rounds') : 3, quick: args.quick });
+  process.exit(0);
+}
 
 // ---- builds ---------------------------------------------------------------------------
 log('bench: building the wasm module (npm run build)');
@@ -148,7 +161,9 @@ const table = (rows) => {
 const out = [];
 const result = {};
 if (doMlp) denseTable();
+if (doMlp) threadsTable('mlp', samples);
 if (doCnn) cnnTable();
+if (doCnn) threadsTable('cnn', cnnSamples);
 console.log(out.join('\n'));
 
 // ---- the dense network ----------------------------------------------------------------------
@@ -351,6 +366,42 @@ function cnnTable() {
     convGemmPercentOfPeak: (100 * convGemm) / peak,
     samples: cnnSamples,
   };
+}
+
+// ---- bnwasm on every core against bnwasm on one ------------------------------------------------
+// Both from the same interleaved rounds. The serial fraction f is the Karp-Flatt metric of the
+// measured speedup S on N threads, f = (N / S - 1) / (N - 1); Amdahl's law then predicts
+// 1 / (f + (1 - f) / p) on p cores (an upper bound: it leaves out memory bandwidth and the
+// cost of handing out more pieces).
+function threadsTable(model, runs) {
+  const all = runs.bnwasm, one = runs['bnwasm-1t'];
+  if (!all || !one) return;
+  const threads = all[0]?.threads ?? NaN;
+  const metrics = model === 'mlp'
+    ? [['training, batch 64 (examples/s)', 'train64', 0, 1.8], ['training, batch 256 (examples/s)', 'train256', 0, 1.8],
+       ['single-example predict p50 (us)', 'predictOneUs', 1, 1], ['batch predict, 1000 examples (examples/s)', 'batchPredict', 0, 1.8]]
+    : [['training, batch 64 (examples/s)', 'train64', 0, 1.7], ['single-image predict p50 (us)', 'predictOneUs', 1, 1],
+       ['batch predict, 1000 images (examples/s)', 'batchPredict', 0, 1.8]];
+  const rows = [['bnwasm ' + (model === 'mlp' ? 'dense network' : 'CNN'), '1 thread', `${threads} threads`, 'ratio', 'serial fraction', 'Amdahl 4 / 8 / 16 cores', 'goal']];
+  const detail = {};
+  for (const [label, m, d, goal] of metrics) {
+    const a = median(all.map((r) => r[m])), o = median(one.map((r) => r[m]));
+    const speedup = m === 'predictOneUs' ? o / a : a / o;
+    const f = (threads / speedup - 1) / (threads - 1);
+    const amdahl = (p) => 1 / (f + (1 - f) / p);
+    const parallel = m !== 'predictOneUs';
+    rows.push([
+      label, fmt(o, d), fmt(a, d), `${fmt(speedup, 2)}x`,
+      parallel ? fmt(Math.max(0, f), 3) : '',
+      parallel ? [4, 8, 16].map((p) => `${fmt(amdahl(p), 1)}x`).join(' / ') : '',
+      m === 'predictOneUs' ? `no slower (within 3%): ${speedup >= 0.97 ? 'met' : 'NOT met'}` : `>= ${goal}x ${speedup >= goal ? 'met' : 'NOT met'}`,
+    ]);
+    detail[m] = { oneThread: o, allThreads: a, speedup, serialFraction: parallel ? f : undefined };
+  }
+  out.push('');
+  out.push(`bnwasm on ${threads} threads against 1 (configure({ threads: 1 })), same rounds; ${loadNote(model)}`);
+  out.push(...table(rows));
+  (result.threads ??= {})[model] = { threads, ...detail };
 }
 
 const resultsDir = join(root, 'bench/results');

@@ -3,7 +3,8 @@
 # new clone needs no other command. Idempotent: with nothing to install it prints nothing and
 # runs neither apt-get nor npm (one dpkg-query; about 0.1 s).
 #   bash scripts/setup.sh start       the demo: Emscripten, CMake, Fashion-MNIST (no npm packages)
-#   bash scripts/setup.sh [test]      everything: also the C++ test tools, Chromium, then npm ci
+#   bash scripts/setup.sh [test]      everything: also the C++ test tools, the browsers (Chromium,
+#                                     Firefox ESR, WebKitGTK), then npm ci
 #                                     when node_modules is missing or older than package-lock.json
 #   bash scripts/setup.sh give-back   run as root in another user's clone: hands the files root
 #                                     made there (node_modules, build outputs) back to that user
@@ -36,7 +37,10 @@ TEST_PACKAGES=(
   libbenchmark-dev      # Google Benchmark (npm run bench:native)
   clang libclang-rt-14-dev  # libFuzzer and sanitizers for the C++ core
   wabt                  # wasm-objdump: the build counts the module's SIMD instructions
-  chromium              # headless browser for the end-to-end tests
+  chromium              # the browser tests' engines: Chromium (playwright-core),
+  firefox-esr           #   Firefox ESR (puppeteer-core over WebDriver BiDi)
+  webkit2gtk-driver     #   and WebKitGTK (WebKitWebDriver + MiniBrowser, from libwebkit2gtk-4.1-0)
+  xvfb xauth            #   MiniBrowser has no headless mode: it runs in a virtual X display
   python3-torch python3-onnx  # interop: PyTorch fixtures, DDP script, onnx.checker
 )
 

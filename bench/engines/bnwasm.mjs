@@ -4,14 +4,17 @@
 import { pathToFileURL } from 'node:url';
 import { CLASSES, CNN_CONFIG, INPUT, MLP_CONFIG } from '../model.mjs';
 
-// model 'mlp' (the dense network of bench/model.mjs) or 'cnn' (fashionMnistCnnConfig, the CNN of issue 10).
-export async function createEngine(model = 'mlp') {
+// model 'mlp' (the dense network of bench/model.mjs) or 'cnn' (fashionMnistCnnConfig, the CNN of issue 10);
+// threads: configure({ threads }) (undefined: the default, every core).
+export async function createEngine(model = 'mlp', threads = undefined) {
   const entry = process.env.BNWASM_ENTRY ? pathToFileURL(process.env.BNWASM_ENTRY).href : '../../web/src/index.node.js';
-  const { createNetwork } = await import(entry);
+  const { createNetwork, configure, threadCount } = await import(entry);
+  if (threads !== undefined) configure({ threads });
   const net = await createNetwork(model === 'cnn' ? CNN_CONFIG : MLP_CONFIG);
   const out = new Float32Array(CLASSES);
   return {
     name: 'bnwasm',
+    threads: threadCount ? await threadCount() : 1,
     // Batches are typed arrays: what bnwasm takes as they are.
     prepareBatches(x, y, batch, count) {
       const list = [];

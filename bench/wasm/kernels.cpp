@@ -61,14 +61,8 @@ void shape(const char* label, size_t m, size_t n, size_t k) {
   emit(s + " gemm_packed_4x8", median_gflops(flop, [&] {
          f32_gemm_packed_4x8__wasmsimd(c.data(), a.data(), packed.data(), m, n, k);
        }));
-  emit(s + " gemm_packed_6x8", median_gflops(flop, [&] {
-         f32_gemm_packed_6x8__wasmsimd(c.data(), a.data(), packed.data(), m, n, k);
-       }));
   emit(s + " gemm_tn_packed_4x8", median_gflops(flop, [&] {
          f32_gemm_tn_packed_4x8__wasmsimd(c.data(), at.data(), packed.data(), m, n, k);
-       }));
-  emit(s + " gemm_tn_packed_6x8", median_gflops(flop, [&] {
-         f32_gemm_tn_packed_6x8__wasmsimd(c.data(), at.data(), packed.data(), m, n, k);
        }));
   if (m == 1)
     emit(s + " gemm_packed_1x32", median_gflops(flop, [&] {

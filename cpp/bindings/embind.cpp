@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bnwasm/network.h"
+#include "bnwasm/parallel.h"
 
 using namespace emscripten;
 using bnwasm::Network;
@@ -247,5 +248,6 @@ EMSCRIPTEN_BINDINGS(bnwasm) {
   function("lastError", &lastError);
   function("describe", &describe);
   function("schema", &schema);
+  function("setThreadCount", &bnwasm::set_thread_count);
   function("heapAllocated", &heapAllocated);
 }

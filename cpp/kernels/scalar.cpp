@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "bnwasm/kernels.h"
+#include "bnwasm/parallel.h"
 
 namespace bnwasm {
 
@@ -19,28 +20,36 @@ void f32_gemm__scalar(float* c, const float* a, const float* b, size_t m, size_t
 }
 
 void f32_colmeanvar__scalar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
-  // in is (rows, cols); mean, var are (cols)
-  for (size_t j = 0; j < cols; ++j) mean[j] = 0.0f;
-  for (size_t i = 0; i < rows; ++i)
-    for (size_t j = 0; j < cols; ++j) mean[j] += in[i * cols + j];
+  // in is (rows, cols); mean, var are (cols). Columns are independent: pieces
+  // of them run in parallel, each column summed over the rows in order.
   const float inv = 1.0f / static_cast<float>(rows);
-  for (size_t j = 0; j < cols; ++j) {
-    mean[j] *= inv;
-    var[j] = 0.0f;
-  }
-  for (size_t i = 0; i < rows; ++i)
-    for (size_t j = 0; j < cols; ++j) {
-      const float d = in[i * cols + j] - mean[j];
-      var[j] += d * d;
+  const size_t g = grain(cols, 2 * rows, 4);
+  parallel_for(pieces(cols, g), [&](size_t t, size_t) {
+    const auto [j0, j1] = piece(t, cols, g);
+    for (size_t j = j0; j < j1; ++j) mean[j] = 0.0f;
+    for (size_t i = 0; i < rows; ++i)
+      for (size_t j = j0; j < j1; ++j) mean[j] += in[i * cols + j];
+    for (size_t j = j0; j < j1; ++j) {
+      mean[j] *= inv;
+      var[j] = 0.0f;
     }
-  for (size_t j = 0; j < cols; ++j) var[j] *= inv;
+    for (size_t i = 0; i < rows; ++i)
+      for (size_t j = j0; j < j1; ++j) {
+        const float d = in[i * cols + j] - mean[j];
+        var[j] += d * d;
+      }
+    for (size_t j = j0; j < j1; ++j) var[j] *= inv;
+  });
 }
 
 void f32_chanmeanvar__scalar(float* mean, float* var, const float* in, size_t B, size_t C,
                              size_t S) {
-  // in is (B, C, S); mean, var are (C)
+  // in is (B, C, S); mean, var are (C); channels in parallel pieces
   const double inv = 1.0 / static_cast<double>(B * S);
-  for (size_t c = 0; c < C; ++c) {
+  const size_t g = grain(C, 2 * B * S);
+  parallel_for(pieces(C, g), [&](size_t t, size_t) {
+  const auto [c0, c1] = piece(t, C, g);
+  for (size_t c = c0; c < c1; ++c) {
     double total = 0;
     for (size_t b = 0; b < B; ++b) {
       const float* x = in + (b * C + c) * S;
@@ -62,6 +71,7 @@ void f32_chanmeanvar__scalar(float* mean, float* var, const float* in, size_t B,
     mean[c] = mu;
     var[c] = static_cast<float>(squares * inv);
   }
+  });
 }
 
 void f32_chandsums__scalar(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
@@ -87,17 +97,22 @@ void f32_chandsums__scalar(double* sum_dy, double* sum_dy_xc, const float* dout,
 }
 
 void f32_pack_x8(float* packed, const float* b, size_t k, size_t n) {
-  // b is (k, n); packed is ceil(n / 8) panels of (k, 8)
-  for (size_t j0 = 0; j0 < n; j0 += kPanel) {
-    const size_t nr = std::min(kPanel, n - j0);
-    for (size_t p = 0; p < k; ++p) {
-      const float* src = b + p * n + j0;
-      size_t jj = 0;
-      for (; jj < nr; ++jj) packed[jj] = src[jj];
-      for (; jj < kPanel; ++jj) packed[jj] = 0.0f;
-      packed += kPanel;
+  // b is (k, n); packed is ceil(n / 8) panels of (k, 8), pieces of panels in parallel
+  const size_t g = grain(n, k, kPanel);
+  parallel_for(pieces(n, g), [&](size_t t, size_t) {
+    const auto [c0, c1] = piece(t, n, g);
+    float* out = packed + c0 * k;
+    for (size_t j0 = c0; j0 < c1; j0 += kPanel) {
+      const size_t nr = std::min(kPanel, n - j0);
+      for (size_t p = 0; p < k; ++p) {
+        const float* src = b + p * n + j0;
+        size_t jj = 0;
+        for (; jj < nr; ++jj) out[jj] = src[jj];
+        for (; jj < kPanel; ++jj) out[jj] = 0.0f;
+        out += kPanel;
+      }
     }
-  }
+  });
 }
 
 void f32_pack_t_x8__scalar(float* packed, const float* bt, size_t k, size_t n) {
@@ -117,8 +132,11 @@ void f32_pack_t_x8__scalar(float* packed, const float* bt, size_t k, size_t n) {
 
 void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
                              size_t k) {
-  // c is (m, n); a is (m, k); packed holds b (k, n)
-  for (size_t i = 0; i < m; ++i) {
+  // c is (m, n); a is (m, k); packed holds b (k, n). Rows in parallel pieces.
+  const size_t g = grain(m, n * k);
+  parallel_for(pieces(m, g), [&](size_t t, size_t) {
+  const auto [r0, r1] = piece(t, m, g);
+  for (size_t i = r0; i < r1; ++i) {
     const float* ai = a + i * k;
     for (size_t j0 = 0; j0 < n; j0 += kPanel) {
       const float* panel = packed + j0 * k;
@@ -129,12 +147,16 @@ void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size
       for (size_t jj = 0; jj < nr; ++jj) c[i * n + j0 + jj] += acc[jj];
     }
   }
+  });
 }
 
 void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
                                 size_t k) {
-  // c is (m, n); a is (k, m); packed holds b (k, n)
-  for (size_t i = 0; i < m; ++i) {
+  // c is (m, n); a is (k, m); packed holds b (k, n). Rows in parallel pieces.
+  const size_t g = grain(m, n * k);
+  parallel_for(pieces(m, g), [&](size_t t, size_t) {
+  const auto [r0, r1] = piece(t, m, g);
+  for (size_t i = r0; i < r1; ++i) {
     for (size_t j0 = 0; j0 < n; j0 += kPanel) {
       const float* panel = packed + j0 * k;
       float acc[kPanel] = {0};
@@ -144,6 +166,7 @@ void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, s
       for (size_t jj = 0; jj < nr; ++jj) c[i * n + j0 + jj] += acc[jj];
     }
   }
+  });
 }
 
 void f32_pack_rows_x4(float* packed, const float* w, size_t F, size_t K) {
@@ -219,7 +242,7 @@ bool f32_all_finite__scalar(const float* x, size_t n) {
   return acc == 0.0f;
 }
 
-bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu, float wd,
+bool f32_sgd__scalar(float* p, float* buf, const float* g, size_t n, float lr, float mu, float wd,
              bool nesterov, bool write) {
   float acc = 0.0f;
   for (size_t i = 0; i < n; ++i) {
@@ -342,45 +365,5 @@ void f32_conv3x3_winograd23__scalar(float* out, const float* x, const float* u, 
       }
 }
 
-#if !defined(__wasm_simd128__)
-void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n) {
-  f32_pack_t_x8__scalar(packed, bt, k, n);
-}
-void f32_gemm_packed(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k) {
-  f32_gemm_packed__scalar(c, a, packed, m, n, k);
-}
-void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m, size_t n,
-                        size_t k) {
-  f32_gemm_tn_packed__scalar(c, a, packed, m, n, k);
-}
-bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2, float c1,
-              float c2, float step_size, float inv_sqrt_bc2, float eps, float wd, bool write) {
-  return f32_adam__scalar(p, m, v, g, n, b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps, wd, write);
-}
-bool f32_all_finite(const float* x, size_t n) { return f32_all_finite__scalar(x, n); }
-void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
-  f32_colmeanvar__scalar(mean, var, in, rows, cols);
-}
-void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t C, size_t S) {
-  f32_chanmeanvar__scalar(mean, var, in, B, C, S);
-}
-void f32_chandsums(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
-                   const float* mean, size_t B, size_t C, size_t S, size_t stride) {
-  f32_chandsums__scalar(sum_dy, sum_dy_xc, dout, in, mean, B, C, S, stride);
-}
-void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpilogue& ep,
-                     const PaddedConv& s) {
-  f32_conv_direct__scalar(out, x, wp, ep, s);
-}
-void f32_maxpool2x2(float* out, const float* in, size_t planes, size_t H, size_t W, size_t OH,
-                    size_t OW) {
-  f32_maxpool2x2__scalar(out, in, planes, H, W, OH, OW);
-}
-void f32_conv3x3_winograd23(float* out, const float* x, const float* u, float* v,
-                            const ConvEpilogue& ep, const Winograd23Conv& s) {
-  f32_conv3x3_winograd23__scalar(out, x, u, v, ep, s);
-}
-const char* kernel_isa() { return "scalar"; }
-#endif
 
 }  // namespace bnwasm

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "bnwasm/kernels.h"
+#include "bnwasm/parallel.h"
 
 namespace bnwasm {
 namespace {
@@ -13,62 +14,6 @@ namespace {
 inline float hsum(v128_t v) {
   return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
          (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
-}
-
-// MR rows of c, 8 columns starting at j: 2*MR accumulators live in registers
-// while p walks k, so each b row segment is loaded once per MR rows of a.
-template <int MR>
-inline void gemm_tile_x8(float* c, const float* a, const float* b, size_t n, size_t k, size_t j) {
-  v128_t acc0[MR], acc1[MR];
-  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = wasm_f32x4_splat(0.0f);
-  const float* bp = b + j;
-  for (size_t p = 0; p < k; ++p, bp += n) {
-    const v128_t b0 = wasm_v128_load(bp);
-    const v128_t b1 = wasm_v128_load(bp + 4);
-    for (int r = 0; r < MR; ++r) {
-      const v128_t av = wasm_f32x4_splat(a[r * k + p]);
-      acc0[r] = wasm_f32x4_add(acc0[r], wasm_f32x4_mul(av, b0));
-      acc1[r] = wasm_f32x4_add(acc1[r], wasm_f32x4_mul(av, b1));
-    }
-  }
-  for (int r = 0; r < MR; ++r) {
-    float* cr = c + r * n + j;
-    wasm_v128_store(cr, wasm_f32x4_add(wasm_v128_load(cr), acc0[r]));
-    wasm_v128_store(cr + 4, wasm_f32x4_add(wasm_v128_load(cr + 4), acc1[r]));
-  }
-}
-
-template <int MR>
-inline void gemm_tile_x4(float* c, const float* a, const float* b, size_t n, size_t k, size_t j) {
-  v128_t acc[MR];
-  for (int r = 0; r < MR; ++r) acc[r] = wasm_f32x4_splat(0.0f);
-  const float* bp = b + j;
-  for (size_t p = 0; p < k; ++p, bp += n) {
-    const v128_t b0 = wasm_v128_load(bp);
-    for (int r = 0; r < MR; ++r)
-      acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_splat(a[r * k + p]), b0));
-  }
-  for (int r = 0; r < MR; ++r) {
-    float* cr = c + r * n + j;
-    wasm_v128_store(cr, wasm_f32x4_add(wasm_v128_load(cr), acc[r]));
-  }
-}
-
-template <int MR>
-inline void gemm_tile_x1(float* c, const float* a, const float* b, size_t n, size_t k, size_t j) {
-  for (int r = 0; r < MR; ++r) {
-    float s = 0.0f;
-    for (size_t p = 0; p < k; ++p) s += a[r * k + p] * b[p * n + j];
-    c[r * n + j] += s;
-  }
-}
-
-template <int MR>
-inline void gemm_rows(float* c, const float* a, const float* b, size_t n, size_t k) {
-  size_t j = 0;
-  for (; j + 8 <= n; j += 8) gemm_tile_x8<MR>(c, a, b, n, k, j);
-  for (; j + 4 <= n; j += 4) gemm_tile_x4<MR>(c, a, b, n, k, j);
-  for (; j < n; ++j) gemm_tile_x1<MR>(c, a, b, n, k, j);
 }
 
 // ---- packed panels ----
@@ -136,12 +81,18 @@ inline void packed_rows(float* c, const float* a, const float* packed, size_t m,
 template <int MR, bool AT>
 void packed_gemm(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k) {
   // Row i of a starts at a + i * k, or at a + i when a is stored transposed.
+  // Pieces of rows (a multiple of MR) run in parallel.
   const size_t row_step = AT ? 1 : k;
-  size_t i = 0;
-  for (; i + MR <= m; i += MR) packed_rows<MR, AT>(c + i * n, a + i * row_step, packed, m, n, k);
-  // The last m % MR rows one at a time: the same sums, and one more template
-  // instance instead of MR - 1 keeps the module small.
-  for (; i < m; ++i) packed_rows<1, AT>(c + i * n, a + i * row_step, packed, m, n, k);
+  const size_t g = grain(m, n * k, MR);
+  parallel_for(pieces(m, g), [&](size_t t, size_t) {
+    const auto [r0, r1] = piece(t, m, g);
+    size_t i = r0;
+    for (; i + MR <= r1; i += MR)
+      packed_rows<MR, AT>(c + i * n, a + i * row_step, packed, m, n, k);
+    // The last rows one at a time: the same sums, and one more template
+    // instance instead of MR - 1 keeps the module small.
+    for (; i < r1; ++i) packed_rows<1, AT>(c + i * n, a + i * row_step, packed, m, n, k);
+  });
 }
 
 // One row of c, P panels at once: 2 * P independent accumulators hide the add
@@ -368,18 +319,10 @@ void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed
   // c is (m, n); a is (m, k); packed holds b (k, n). c += a * b.
   packed_gemm<4, false>(c, a, packed, m, n, k);
 }
-void f32_gemm_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
-                                   size_t n, size_t k) {
-  packed_gemm<6, false>(c, a, packed, m, n, k);
-}
 void f32_gemm_tn_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                       size_t n, size_t k) {
   // c is (m, n); a is (k, m); packed holds b (k, n). c += a^T * b.
   packed_gemm<4, true>(c, a, packed, m, n, k);
-}
-void f32_gemm_tn_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
-                                      size_t n, size_t k) {
-  packed_gemm<6, true>(c, a, packed, m, n, k);
 }
 
 void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,
@@ -496,10 +439,14 @@ bool f32_all_finite__wasmsimd(const float* x, size_t n) {
 void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t rows, size_t cols) {
   // in is (rows, cols); mean, var are (cols). Two passes: the second sums
   // squares of centred values, so a large mean does not cancel the variance.
+  // Pieces of columns (a multiple of 4) run in parallel.
   const float inv = 1.0f / static_cast<float>(rows);
   const v128_t vinv = wasm_f32x4_splat(inv);
-  size_t j = 0;
-  for (; j + 4 <= cols; j += 4) {
+  const size_t g = grain(cols, 2 * rows, 4);
+  parallel_for(pieces(cols, g), [&](size_t t, size_t) {
+  const auto [j0, j1] = piece(t, cols, g);
+  size_t j = j0;
+  for (; j + 4 <= j1; j += 4) {
     v128_t s = wasm_f32x4_splat(0.0f);
     for (size_t i = 0; i < rows; ++i) s = wasm_f32x4_add(s, wasm_v128_load(in + i * cols + j));
     const v128_t mu = wasm_f32x4_mul(s, vinv);
@@ -511,7 +458,7 @@ void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t r
     wasm_v128_store(mean + j, mu);
     wasm_v128_store(var + j, wasm_f32x4_mul(q, vinv));
   }
-  for (; j < cols; ++j) {
+  for (; j < j1; ++j) {
     float s = 0.0f;
     for (size_t i = 0; i < rows; ++i) s += in[i * cols + j];
     const float mu = s * inv;
@@ -523,6 +470,7 @@ void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t r
     mean[j] = mu;
     var[j] = q * inv;
   }
+  });
 }
 
 void f32_chanmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t B, size_t C,
@@ -530,7 +478,10 @@ void f32_chanmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t 
   // in is (B, C, S); mean, var are (C). Each run of S values in 8 lanes (two
   // vectors, so two adds are in flight), folded to one float, the runs in double.
   const double inv = 1.0 / static_cast<double>(B * S);
-  for (size_t c = 0; c < C; ++c) {
+  const size_t g = grain(C, 2 * B * S);
+  parallel_for(pieces(C, g), [&](size_t t, size_t) {
+  const auto [c0, c1] = piece(t, C, g);
+  for (size_t c = c0; c < c1; ++c) {
     double total = 0;
     for (size_t b = 0; b < B; ++b) {
       const float* x = in + (b * C + c) * S;
@@ -567,6 +518,7 @@ void f32_chanmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t 
     mean[c] = mu;
     var[c] = static_cast<float>(squares * inv);
   }
+  });
 }
 
 void f32_chandsums__wasmsimd(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
@@ -674,50 +626,6 @@ void f32_conv3x3_winograd23_4x8__wasmsimd(float* out, const float* x, const floa
       }
 }
 
-void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols) {
-  f32_colmeanvar__wasmsimd(mean, var, in, rows, cols);
-}
-void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n) {
-  f32_pack_t_x8__wasmsimd(packed, bt, k, n);
-}
-void f32_gemm_packed(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k) {
-  // One row skips its zeros (pixels, ReLU outputs); more rows go four at a
-  // time, which reads b once per four rows (row by row, even with the zeros
-  // skipped, measured slower at 64 rows). Either way the bits are the same.
-  if (m == 1)
-    f32_gemm_packed_sparse_1x32__wasmsimd(c, a, packed, m, n, k);
-  else
-    f32_gemm_packed_4x8__wasmsimd(c, a, packed, m, n, k);
-}
-void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m, size_t n,
-                        size_t k) {
-  f32_gemm_tn_packed_4x8__wasmsimd(c, a, packed, m, n, k);
-}
-bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2, float c1,
-              float c2, float step_size, float inv_sqrt_bc2, float eps, float wd, bool write) {
-  return f32_adam__wasmsimd(p, m, v, g, n, b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps, wd, write);
-}
-bool f32_all_finite(const float* x, size_t n) { return f32_all_finite__wasmsimd(x, n); }
-void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t C, size_t S) {
-  f32_chanmeanvar__wasmsimd(mean, var, in, B, C, S);
-}
-void f32_chandsums(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
-                   const float* mean, size_t B, size_t C, size_t S, size_t stride) {
-  f32_chandsums__wasmsimd(sum_dy, sum_dy_xc, dout, in, mean, B, C, S, stride);
-}
-void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpilogue& ep,
-                     const PaddedConv& s) {
-  f32_conv_direct_4x8__wasmsimd(out, x, wp, ep, s);
-}
-void f32_maxpool2x2(float* out, const float* in, size_t planes, size_t H, size_t W, size_t OH,
-                    size_t OW) {
-  f32_maxpool2x2__wasmsimd(out, in, planes, H, W, OH, OW);
-}
-void f32_conv3x3_winograd23(float* out, const float* x, const float* u, float* v,
-                            const ConvEpilogue& ep, const Winograd23Conv& s) {
-  f32_conv3x3_winograd23_4x8__wasmsimd(out, x, u, v, ep, s);
-}
-const char* kernel_isa() { return "wasmsimd"; }
 
 }  // namespace bnwasm
 #endif  // __wasm_simd128__

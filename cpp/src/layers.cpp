@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "bnwasm/kernels.h"
+#include "bnwasm/parallel.h"
 
 namespace bnwasm {
 namespace {
@@ -75,6 +76,18 @@ void scale_shift_block(float* out, const float* in, const float* scale, const fl
   }
 }
 
+// Calls f(c0, n) for blocks of at most kBlock channels, pieces of them in
+// parallel; every channel's arithmetic is its own, so where the blocks and
+// pieces fall changes no bit. `work` is the operations per value.
+template <class F>
+void for_channel_blocks(size_t B, size_t C, size_t S, size_t work, F&& f) {
+  const size_t g = grain(C, work * B * S, S == 1 ? 16 : 1);
+  parallel_for(pieces(C, g), [&](size_t t, size_t) {
+    const auto [p0, p1] = piece(t, C, g);
+    for (size_t c0 = p0; c0 < p1; c0 += kBlock) f(c0, std::min(kBlock, p1 - c0));
+  });
+}
+
 void mean_var(float* mean, float* var, const float* in, size_t B, size_t C, size_t S) {
   if (S == 1)
     f32_colmeanvar(mean, var, in, B, C);
@@ -90,15 +103,14 @@ void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, c
   // in is (B, C, S); out is (B, C, S); mean, var, rstd are (C)
   mean_var(mean, var, in, B, C, S);
   for (size_t c = 0; c < C; ++c) rstd[c] = 1.0f / std::sqrt(var[c] + eps);
-  for (size_t c0 = 0; c0 < C; c0 += kBlock) {
-    const size_t n = std::min(kBlock, C - c0);
+  for_channel_blocks(B, C, S, 1, [&](size_t c0, size_t n) {
     float scale[kBlock], shift[kBlock];
     for (size_t j = 0; j < n; ++j) {
       scale[j] = gamma[c0 + j] * rstd[c0 + j];
       shift[j] = beta[c0 + j] - mean[c0 + j] * scale[j];
     }
     scale_shift_block(out, in, scale, shift, B, C, S, c0, n);
-  }
+  });
 }
 
 void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, const float* in,
@@ -120,13 +132,12 @@ void batchnorm_forward_infer(float* out, const float* in, const float* gamma, co
                              const float* running_mean, const float* running_var, size_t B,
                              size_t C, size_t S, float eps) {
   // in is (B, C, S); out is (B, C, S); running_mean, running_var are (C)
-  for (size_t c0 = 0; c0 < C; c0 += kBlock) {
-    const size_t n = std::min(kBlock, C - c0);
+  for_channel_blocks(B, C, S, 1, [&](size_t c0, size_t n) {
     float scale[kBlock], shift[kBlock];
     batchnorm_infer_scale_shift(scale, shift, gamma + c0, beta + c0, running_mean + c0,
                                 running_var + c0, n, eps);
     scale_shift_block(out, in, scale, shift, B, C, S, c0, n);
-  }
+  });
 }
 
 void batchnorm_forward_infer(float* out, const float* in, const float* gamma, const float* beta,
@@ -153,8 +164,7 @@ void batchnorm_backward_impl(float* din, float* dgamma, float* dbeta, const floa
                              const float* rstd, const float* r, const float* d, size_t B, size_t C,
                              size_t S) {
   const float inv_m = 1.0f / static_cast<float>(B * S);
-  for (size_t c0 = 0; c0 < C; c0 += kBlock) {
-    const size_t n = std::min(kBlock, C - c0);
+  for_channel_blocks(B, C, S, 4, [&](size_t c0, size_t n) {
     float sum_dout[kBlock] = {0}, sum_dout_xhat[kBlock] = {0};
     if (S == 1) {
       for (size_t b = 0; b < B; ++b) {
@@ -180,7 +190,7 @@ void batchnorm_backward_impl(float* din, float* dgamma, float* dbeta, const floa
       else
         dgamma[c0 + j] += sum_dout_xhat[j];
     }
-    if (din == nullptr) continue;
+    if (din == nullptr) return;
     float k[kBlock], mdy[kBlock], mdx[kBlock];
     for (size_t j = 0; j < n; ++j) {
       k[j] = Renorm ? gamma[c0 + j] * r[c0 + j] * rstd[c0 + j] : gamma[c0 + j] * rstd[c0 + j];
@@ -209,7 +219,7 @@ void batchnorm_backward_impl(float* din, float* dgamma, float* dbeta, const floa
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace
@@ -240,8 +250,7 @@ void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* 
     r[c] = std::min(rmax, std::max(1.0f / rmax, (1.0f / rstd[c]) / sigma_running));
     d[c] = std::min(dmax, std::max(-dmax, (mean[c] - running_mean[c]) / sigma_running));
   }
-  for (size_t c0 = 0; c0 < C; c0 += kBlock) {
-    const size_t n = std::min(kBlock, C - c0);
+  for_channel_blocks(B, C, S, 1, [&](size_t c0, size_t n) {
     float scale[kBlock], shift[kBlock];
     for (size_t j = 0; j < n; ++j) {
       const size_t c = c0 + j;
@@ -249,7 +258,7 @@ void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* 
       shift[j] = beta[c] + gamma[c] * d[c] - mean[c] * scale[j];
     }
     scale_shift_block(out, in, scale, shift, B, C, S, c0, n);
-  }
+  });
 }
 
 void batchnorm_renorm_forward_train(float* out, float* mean, float* var, float* rstd, float* r,
@@ -399,21 +408,25 @@ bool winograd_shape(const Conv2dGeometry& g) {
 // operations on the same values, so both give the same bits).
 void conv2d_forward_epilogue(float* out, float* scratch, const float* in, const float* weight,
                              const ConvEpilogue& ep, size_t B, const Conv2dGeometry& g) {
+  // Images in parallel, each with its own scratch (worker 0: the caller's).
   const size_t K = g.K(), P = g.P();
   if (direct(g)) {
     const PaddedConv s = padded_conv(g);
     float* wp = scratch;
-    float* x = scratch + f32_packed_rows_x4_size(g.F, K);
+    float* own = scratch + f32_packed_rows_x4_size(g.F, K);
     f32_pack_rows_x4(wp, weight, g.F, K);
-    for (size_t b = 0; b < B; ++b) {
+    reserve_parallel_scratch(s.input_size());
+    parallel_for(B, [&](size_t b, size_t w) {
+      float* x = w == 0 ? own : parallel_scratch(w);
       shifted_copies(x, in + b * g.C * g.H * g.W, g, s);
       f32_conv_direct(out + b * g.F * P, x, wp, ep, s);
-    }
+    });
     return;
   }
-  float* col = scratch;
-  float* packed = scratch + K * P;
-  for (size_t b = 0; b < B; ++b) {
+  reserve_parallel_scratch(conv2d_scratch_size(g));
+  parallel_for(B, [&](size_t b, size_t w) {
+    float* col = w == 0 ? scratch : parallel_scratch(w);
+    float* packed = col + K * P;
     const float* image = in + b * g.C * g.H * g.W;
     float* o = out + b * g.F * P;
     for (size_t f = 0; f < g.F; ++f)
@@ -432,7 +445,7 @@ void conv2d_forward_epilogue(float* out, float* scratch, const float* in, const 
       if (ep.relu)
         for (size_t p = 0; p < P; ++p) v[p] = v[p] > 0.0f ? v[p] : 0.0f;
     }
-  }
+  });
 }
 
 }  // namespace
@@ -468,22 +481,24 @@ void conv2d_winograd_forward_infer(float* out, float* scratch, const float* in, 
   // in is (B, C, H, W); out is (B, F, OH, OW), or (B, F, OH / 2, OW / 2) with pool
   const Winograd23Conv s = Winograd23Conv::of(g.F, g.C, g.OH, g.OW, pool);
   const size_t HP = s.HP(), WP = s.WP();
-  float* x = scratch;
-  float* v = scratch + s.input_size();
   ConvEpilogue ep;
   ep.init = bias;
   ep.scale = scale;
   ep.shift = shift;
   ep.relu = relu;
   const size_t out_size = pool ? g.F * (g.OH / 2) * (g.OW / 2) : g.F * g.P();
-  std::fill_n(x, s.input_size(), 0.0f);  // the padding; the image goes inside it
-  for (size_t b = 0; b < B; ++b) {
+  // Images in parallel, each with its own padded copy and transformed input.
+  reserve_parallel_scratch(s.input_size() + s.v_size());
+  parallel_for(B, [&](size_t b, size_t w) {
+    float* x = w == 0 ? scratch : parallel_scratch(w);
+    float* v = x + s.input_size();
+    std::fill_n(x, s.input_size(), 0.0f);  // the padding; the image goes inside it
     const float* image = in + b * g.C * g.H * g.W;
     for (size_t c = 0; c < g.C; ++c)
       for (size_t y = 0; y < g.H; ++y)
         std::copy_n(image + (c * g.H + y) * g.W, g.W, x + (c * HP + y + g.PT) * WP + g.PL);
     f32_conv3x3_winograd23(out + b * out_size, x, u, v, ep, s);
-  }
+  });
 }
 
 void conv2d_forward(float* out, float* scratch, const float* in, const float* weight,
@@ -509,12 +524,21 @@ void conv2d_batchnorm_relu_forward_infer(float* out, float* scratch, const float
 
 void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
                      const float* in, const float* weight, size_t B, const Conv2dGeometry& g) {
-  // dout is (B, F, P); in, din are (B, C, H, W); weight, dweight are (F, K)
-  const size_t K = g.K(), P = g.P(), image_size = g.C * g.H * g.W;
-  float* col = scratch;
-  float* packed = scratch + K * P;
-  float* dcol = packed + (conv2d_scratch_size(g) - 2 * K * P);
-  for (size_t b = 0; b < B; ++b) {
+  // dout is (B, F, P); in, din are (B, C, H, W); weight, dweight are (F, K).
+  // Images in parallel: each writes its own input gradient and its own
+  // dweight and dbias terms into a shared buffer; then the terms are added
+  // image by image, in order, per weight. Each image's term is the sum the
+  // GEMM would have added to dweight directly (a GEMM's sum is never -0, so
+  // 0 + term is the term), so the bits are those of adding them in a loop.
+  const size_t K = g.K(), P = g.P(), image_size = g.C * g.H * g.W, FK = g.F * K;
+  const size_t FB = dbias != nullptr ? g.F : 0;
+  float* terms = parallel_shared(B * (FK + FB));
+  std::fill_n(terms, B * (FK + FB), 0.0f);
+  reserve_parallel_scratch(conv2d_scratch_size(g));
+  parallel_for(B, [&](size_t b, size_t w) {
+    float* col = w == 0 ? scratch : parallel_scratch(w);
+    float* packed = col + K * P;
+    float* dcol = packed + (conv2d_scratch_size(g) - 2 * K * P);
     const float* image = in + b * image_size;
     const float* dy = dout + b * g.F * P;
     const float* c = image;
@@ -522,28 +546,63 @@ void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, c
       im2col(col, image, g);
       c = col;
     }
-    f32_pack_t_x8(packed, c, P, K);                   // col^T (P, K)
-    f32_gemm_packed(dweight, dy, packed, g.F, K, P);  // dweight (F, K) += dout (F, P) col^T
-    if (dbias != nullptr)
-      for (size_t f = 0; f < g.F; ++f) {
-        float s = 0.0f;
-        for (size_t p = 0; p < P; ++p) s += dy[f * P + p];
-        dbias[f] += s;
-      }
-    if (din == nullptr) continue;
+    f32_pack_t_x8(packed, c, P, K);                       // col^T (P, K)
+    f32_gemm_packed(terms + b * FK, dy, packed, g.F, K, P);  // dout (F, P) col^T
+    float* db = terms + B * FK + b * FB;
+    for (size_t f = 0; f < FB; ++f) {
+      float s = 0.0f;
+      for (size_t p = 0; p < P; ++p) s += dy[f * P + p];
+      db[f] = s;
+    }
+    if (din == nullptr) return;
     f32_pack_x8(packed, dy, g.F, P);
     float* dimage = din + b * image_size;
     if (g.pointwise()) {
       f32_gemm_tn_packed(dimage, weight, packed, K, P, g.F);  // din (C, P) += weight^T dout
-      continue;
+      return;
     }
     std::memset(dcol, 0, K * P * sizeof(float));
     f32_gemm_tn_packed(dcol, weight, packed, K, P, g.F);  // dcol (K, P) = weight^T dout
     col2im_add(dimage, dcol, g);
-  }
+  });
+  const size_t gr = grain(FK + FB, B, 4);
+  parallel_for(pieces(FK + FB, gr), [&](size_t t, size_t) {
+    const auto [i0, i1] = piece(t, FK + FB, gr);
+    for (size_t i = i0; i < i1; ++i) {
+      float* d = i < FK ? dweight + i : dbias + (i - FK);
+      const float* term = i < FK ? terms + i : terms + B * FK + (i - FK);
+      const size_t step = i < FK ? FK : FB;
+      for (size_t b = 0; b < B; ++b) *d += term[b * step];
+    }
+  });
 }
 
 // ---- pooling ---------------------------------------------------------------------
+
+namespace {
+
+// Calls f(plane) for the B * C planes, pieces of them in parallel; `work` is
+// the operations per plane. Planes are independent.
+template <class F>
+void for_planes(size_t planes, size_t work, F&& f) {
+  const size_t g = grain(planes, work);
+  parallel_for(pieces(planes, g), [&](size_t t, size_t) {
+    const auto [p0, p1] = piece(t, planes, g);
+    for (size_t plane = p0; plane < p1; ++plane) f(plane);
+  });
+}
+
+// Calls f(i0, i1) for pieces of n elements in parallel; `work` per element.
+template <class F>
+void for_elements(size_t n, size_t work, F&& f) {
+  const size_t g = grain(n, work, 16);
+  parallel_for(pieces(n, g), [&](size_t t, size_t) {
+    const auto [i0, i1] = piece(t, n, g);
+    f(i0, i1);
+  });
+}
+
+}  // namespace
 
 void maxpool2d_forward(float* out, int32_t* argmax, const float* in, size_t B,
                        const Pool2dGeometry& g) {
@@ -556,120 +615,137 @@ void maxpool2d_forward(float* out, int32_t* argmax, const float* in, size_t B,
     f32_maxpool2x2(out, in, B * g.C, g.H, g.W, g.OH, g.OW);
     return;
   }
-  for (size_t plane = 0; plane < B * g.C; ++plane) {
+  const size_t P = g.OH * g.OW;
+  for_planes(B * g.C, P * g.KH * g.KW, [&](size_t plane) {
     const float* x = in + plane * g.H * g.W;
+    float* o = out + plane * P;
+    int32_t* am = argmax != nullptr ? argmax + plane * P : nullptr;
     for (size_t oy = 0; oy < g.OH; ++oy)
       for (size_t ox = 0; ox < g.OW; ++ox) {
         const float* window = x + oy * g.SH * g.W + ox * g.SW;
+        const float* best = window;
         if (two_by_two) {  // the usual window, unrolled; same order, same winner
-          const float* best = window;
           if (window[1] > *best) best = window + 1;
           if (window[g.W] > *best) best = window + g.W;
           if (window[g.W + 1] > *best) best = window + g.W + 1;
-          *out++ = *best;
-          if (argmax != nullptr) *argmax++ = static_cast<int32_t>(best - x);
-          continue;
+        } else {
+          for (size_t ky = 0; ky < g.KH; ++ky) {
+            const float* row = window + ky * g.W;
+            for (size_t kx = 0; kx < g.KW; ++kx)
+              if (row[kx] > *best) best = row + kx;
+          }
         }
-        const float* best = window;
-        for (size_t ky = 0; ky < g.KH; ++ky) {
-          const float* row = window + ky * g.W;
-          for (size_t kx = 0; kx < g.KW; ++kx)
-            if (row[kx] > *best) best = row + kx;
-        }
-        *out++ = *best;
-        if (argmax != nullptr) *argmax++ = static_cast<int32_t>(best - x);
+        *o++ = *best;
+        if (am != nullptr) *am++ = static_cast<int32_t>(best - x);
       }
-  }
+  });
 }
 
 void maxpool2d_backward(float* din, const float* dout, const int32_t* argmax, size_t B,
                         const Pool2dGeometry& g) {
   // dout, argmax are (B, C, OH, OW); din is (B, C, H, W)
   const size_t P = g.OH * g.OW;
-  for (size_t plane = 0; plane < B * g.C; ++plane) {
+  for_planes(B * g.C, P, [&](size_t plane) {
     float* dx = din + plane * g.H * g.W;
     for (size_t p = 0; p < P; ++p) dx[argmax[plane * P + p]] += dout[plane * P + p];
-  }
+  });
 }
 
 void avgpool2d_forward(float* out, const float* in, size_t B, const Pool2dGeometry& g) {
   // in is (B, C, H, W); out is (B, C, OH, OW)
   const float inv = 1.0f / static_cast<float>(g.KH * g.KW);
-  for (size_t plane = 0; plane < B * g.C; ++plane) {
+  const size_t P = g.OH * g.OW;
+  for_planes(B * g.C, P * g.KH * g.KW, [&](size_t plane) {
     const float* x = in + plane * g.H * g.W;
+    float* o = out + plane * P;
     for (size_t oy = 0; oy < g.OH; ++oy)
       for (size_t ox = 0; ox < g.OW; ++ox) {
         float s = 0.0f;
         for (size_t ky = 0; ky < g.KH; ++ky)
           for (size_t kx = 0; kx < g.KW; ++kx) s += x[(oy * g.SH + ky) * g.W + ox * g.SW + kx];
-        *out++ = s * inv;
+        *o++ = s * inv;
       }
-  }
+  });
 }
 
 void avgpool2d_backward(float* din, const float* dout, size_t B, const Pool2dGeometry& g) {
   // dout is (B, C, OH, OW); din is (B, C, H, W)
   const float inv = 1.0f / static_cast<float>(g.KH * g.KW);
-  for (size_t plane = 0; plane < B * g.C; ++plane) {
+  const size_t P = g.OH * g.OW;
+  for_planes(B * g.C, P * g.KH * g.KW, [&](size_t plane) {
     float* dx = din + plane * g.H * g.W;
+    const float* dy = dout + plane * P;
     for (size_t oy = 0; oy < g.OH; ++oy)
       for (size_t ox = 0; ox < g.OW; ++ox) {
-        const float v = *dout++ * inv;
+        const float v = *dy++ * inv;
         for (size_t ky = 0; ky < g.KH; ++ky)
           for (size_t kx = 0; kx < g.KW; ++kx) dx[(oy * g.SH + ky) * g.W + ox * g.SW + kx] += v;
       }
-  }
+  });
 }
 
 void global_avgpool_forward(float* out, const float* in, size_t B, size_t C, size_t S) {
   // in is (B, C, S); out is (B, C)
   const float inv = 1.0f / static_cast<float>(S);
-  for (size_t plane = 0; plane < B * C; ++plane) {
+  for_planes(B * C, S, [&](size_t plane) {
     const float* x = in + plane * S;
     float s = 0.0f;
     for (size_t i = 0; i < S; ++i) s += x[i];
     out[plane] = s * inv;
-  }
+  });
 }
 
 void global_avgpool_backward(float* din, const float* dout, size_t B, size_t C, size_t S) {
   // dout is (B, C); din is (B, C, S)
   const float inv = 1.0f / static_cast<float>(S);
-  for (size_t plane = 0; plane < B * C; ++plane) {
+  for_planes(B * C, S, [&](size_t plane) {
     float* dx = din + plane * S;
     const float v = dout[plane] * inv;
     for (size_t i = 0; i < S; ++i) dx[i] += v;
-  }
+  });
 }
 
 // ---- activations ------------------------------------------------------------------
+// Element-wise, pieces of elements in parallel.
 
 void relu_forward(float* out, const float* in, size_t n) {
-  for (size_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+  for_elements(n, 1, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+  });
 }
 void relu_backward(float* din, const float* dout, const float* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+  for_elements(n, 1, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+  });
 }
 void sigmoid_forward(float* out, const float* in, size_t n) {
   // exp of a non-positive argument only, so large |x| neither overflows nor loses the tail
-  for (size_t i = 0; i < n; ++i) {
-    const float x = in[i];
-    if (x >= 0.0f) {
-      out[i] = 1.0f / (1.0f + std::exp(-x));
-    } else {
-      const float e = std::exp(x);
-      out[i] = e / (1.0f + e);
+  for_elements(n, 20, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) {
+      const float x = in[i];
+      if (x >= 0.0f) {
+        out[i] = 1.0f / (1.0f + std::exp(-x));
+      } else {
+        const float e = std::exp(x);
+        out[i] = e / (1.0f + e);
+      }
     }
-  }
+  });
 }
 void sigmoid_backward(float* din, const float* dout, const float* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) din[i] += dout[i] * out[i] * (1.0f - out[i]);
+  for_elements(n, 2, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) din[i] += dout[i] * out[i] * (1.0f - out[i]);
+  });
 }
 void tanh_forward(float* out, const float* in, size_t n) {
-  for (size_t i = 0; i < n; ++i) out[i] = std::tanh(in[i]);
+  for_elements(n, 20, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) out[i] = std::tanh(in[i]);
+  });
 }
 void tanh_backward(float* din, const float* dout, const float* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) din[i] += dout[i] * (1.0f - out[i] * out[i]);
+  for_elements(n, 2, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) din[i] += dout[i] * (1.0f - out[i] * out[i]);
+  });
 }
 
 // ---- losses ------------------------------------------------------------------------

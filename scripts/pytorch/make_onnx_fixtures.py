@@ -14,8 +14,9 @@ a fine-tuning batch (PyTorch momentum m: running = (1 - m) * running + m * batch
 unbiased variance), which bnwasm must reproduce after one trainBatch.
 Every file is checked with onnx.checker (full_check) before it is written.
 
-Conv networks (Conv2d, BatchNorm2d, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1),
-Flatten, Linear, BatchNorm1d) are exported twice more: torch.onnx.export's default
+Conv networks (Conv2d, grouped, depthwise and dilated too, BatchNorm2d, ReLU, ReLU6, MaxPool2d
+with padding and ceil_mode, AvgPool2d with padding, AdaptiveAvgPool2d(1), Flatten, Linear,
+BatchNorm1d) are exported twice more: torch.onnx.export's default
 (training=TrainingMode.EVAL) folds each BatchNorm2d that follows a Conv into the Conv,
 so its running statistics are gone from the file; training=TrainingMode.PRESERVE on
 the eval-mode model keeps every BatchNormalization node (training_mode 0). Each file
@@ -69,6 +70,15 @@ def cases():
         nn.Conv2d(3, 5, 3, stride=2), nn.BatchNorm2d(5), nn.ReLU(), nn.Conv2d(5, 8, 1, bias=False),
         nn.BatchNorm2d(8, momentum=0.05), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(8, 6, bias=False), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
+    # MobileNet's pieces: 3x10x9 -> conv 3x3 pad 1 -> ReLU6 (Clip) -> depthwise 3x3 stride 2 pad 1 -> 5x5 -> grouped (4)
+    # dilated (2) 3x3 pad 2 -> 5x5 -> max 3 stride 2 pad 1 ceil -> 3x3 -> avg 2 pad 1 (a Pad of zeros + AveragePool)
+    # -> 2x2 -> Dropout (gone in eval) -> 48
+    yield 'mobile-relu6-depthwise-grouped-dilated-maxpool-ceil-avgpool-pad-softmax', (3, 10, 9), lambda: nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8, bias=False), nn.BatchNorm2d(8, momentum=0.2), nn.ReLU6(),
+        nn.Conv2d(8, 12, 3, padding=2, dilation=2, groups=4), nn.BatchNorm2d(12), nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), nn.AvgPool2d(2, padding=1), nn.Dropout(0.3),
+        nn.Flatten(), nn.Linear(48, 4), nn.Softmax(dim=1))
 
 
 def f32(t):

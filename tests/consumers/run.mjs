@@ -2,18 +2,23 @@
 // The consumer suite: bnwasm as a web developer gets it. Packs the package (npm pack), installs
 // the tarball into a minimal app per bundler (build/consumers/<app>/, from the templates here),
 // builds each in production mode with no configuration beyond what the README documents, and
-// drives each page in headless Chromium (tests/consumers/app/main.js: create, train, predict,
-// save/load, createTrainer fit/snapshot/predict, an InputError from the worker). Vite's dev
-// servers are driven too. Production builds are served under the strict Content-Security-Policy
-// `script-src 'self' 'wasm-unsafe-eval'`. Ends with a table: consumer, version, mode, result.
-//   node tests/consumers/run.mjs [names, e.g. vite8,webpack]
+// drives each page (tests/consumers/app/main.js: create, train, predict, save/load,
+// createTrainer fit/snapshot/predict, an InputError from the worker) in every browser engine
+// (Chromium, Firefox ESR, WebKitGTK: tests/browsers/engines.mjs), each page twice: served as a
+// plain static host does and cross-origin isolated (COOP/COEP). Vite's dev servers are driven
+// too. Production builds are served under the strict Content-Security-Policy
+// `script-src 'self' 'wasm-unsafe-eval'`. Ends with two tables: consumer x engine, and what each
+// engine's pages saw (crossOriginIsolated, SharedArrayBuffer).
+//   node tests/consumers/run.mjs [names, e.g. vite8,webpack]     BNWASM_BROWSERS=firefox,webkit: some engines
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { launchBrowser, problems, runPage } from './lib/browser.mjs';
+import { after, before, describe, test } from 'node:test';
+import { engineNames, launch } from '../browsers/engines.mjs';
+import { ISOLATION_HEADERS, watch } from '../browsers/proxy.mjs';
+import { problems, runPage } from './lib/browser.mjs';
 import { CONSUMERS_DIR, ROOT, packPackage, packedFileList } from './lib/pack.mjs';
 import { serveStatic } from './lib/serve.mjs';
 
@@ -85,7 +90,7 @@ const CONSUMERS = [
     bundler: 'rollup',
     build(app) {
       run(app, process.execPath, [bin('rollup', 'dist/bin/rollup'), '-c']);
-      copyFileSync(join(app, 'node_modules/bnwasm/web/dist/bnwasm.wasm'), join(app, 'dist/bnwasm.wasm'));
+      for (const wasm of ['bnwasm.wasm', 'bnwasm-mt.wasm']) copyFileSync(join(app, 'node_modules/bnwasm/web/dist', wasm), join(app, 'dist', wasm));
       staticPage(app, '<script type="module" src="./main.js"></script>');
     },
   },
@@ -104,7 +109,7 @@ const CONSUMERS = [
         '--outdir=dist',
         '--entry-names=[name]',
       ]);
-      copyFileSync(join(app, 'node_modules/bnwasm/web/dist/bnwasm.wasm'), join(app, 'dist/bnwasm.wasm'));
+      for (const wasm of ['bnwasm.wasm', 'bnwasm-mt.wasm']) copyFileSync(join(app, 'node_modules/bnwasm/web/dist', wasm), join(app, 'dist', wasm));
       staticPage(app, '<script type="module" src="./main.js"></script>');
     },
   },
@@ -125,30 +130,56 @@ const CONSUMERS = [
   { name: 'importmap', template: 'importmap', bundler: null, root: '.', csp: false },
 ];
 
+const ENGINES = engineNames();
+/** Each page runs as a plain static host serves it and cross-origin isolated (COOP/COEP). */
+const ISOLATION = [false, true];
 const rows = [];
+/** Per engine: {crossOriginIsolated, sharedArrayBuffer} as its pages saw them, per isolation. */
+const seen = Object.fromEntries(ENGINES.map((e) => [e, {}]));
+const browsers = {};
 let tarball;
-let browser;
 
 before(async () => {
   rmSync(CONSUMERS_DIR, { recursive: true, force: true });
   tarball = packPackage();
-  browser = await launchBrowser();
+  // One at a time: the machine has two cores. An engine that does not start fails its own pages.
+  for (const name of ENGINES) browsers[name] = await launch(name).catch((error) => error);
 });
 
 after(async () => {
-  await browser?.close();
-  const table = [['consumer', 'version', 'mode', 'result'], ...rows.map((r) => [r.name, r.version, r.mode, r.result])];
-  const widths = table[0].map((_, k) => Math.max(...table.map((r) => r[k].length)));
-  console.log(`\nbnwasm consumers (${basename(tarball ?? '?')}):`);
-  for (const r of table) console.log(`  ${r.map((cell, k) => cell.padEnd(widths[k])).join('  ').trimEnd()}`);
+  for (const browser of Object.values(browsers)) if (!(browser instanceof Error)) await browser.close().catch(() => {});
+  const engineVersion = (name) => (browsers[name] instanceof Error ? 'did not start' : browsers[name]?.version ?? '?');
+  const cell = (row, engine) => {
+    const results = ISOLATION.map((isolated) => row.results[`${engine} ${isolated}`]);
+    if (results.every((r) => r === 'pass')) return 'pass';
+    return ISOLATION.map((isolated, k) => `${isolated ? 'isolated' : 'plain'}: ${results[k] ?? 'did not run'}`).join('; ');
+  };
+  printTable(`bnwasm consumers (${basename(tarball ?? '?')}), each page plain and cross-origin isolated:`, [
+    ['consumer', 'version', 'mode', ...ENGINES.map((e) => `${e} ${engineVersion(e)}`)],
+    ...rows.map((r) => [r.name, r.version, r.mode, ...ENGINES.map((e) => (r.skip ? `skipped: ${r.skip}` : cell(r, e)))]),
+  ]);
+  const feature = (engine, isolated) => {
+    const env = seen[engine][isolated];
+    return env ? `crossOriginIsolated ${env.crossOriginIsolated}, SharedArrayBuffer ${env.sharedArrayBuffer ? 'yes' : 'no'}` : 'no page ran';
+  };
+  printTable('what the pages saw (with SharedArrayBuffer the trainer runs on the threaded module, checked in the page):', [
+    ['engine', 'plain static host', 'COOP/COEP'],
+    ...ENGINES.map((e) => [`${e} ${engineVersion(e)}`, feature(e, false), feature(e, true)]),
+  ]);
 });
+
+function printTable(title, table) {
+  const widths = table[0].map((_, k) => Math.max(...table.map((r) => r[k].length)));
+  console.log(`\n${title}`);
+  for (const r of table) console.log(`  ${r.map((c, k) => c.padEnd(widths[k])).join('  ').trimEnd()}`);
+}
 
 test('npm pack: the files a consumer needs, and nothing else', () => {
   const { files, size, unpackedSize } = packedFileList();
   const paths = files.map((f) => f.path).sort();
   console.log(`# tarball ${size} bytes (${unpackedSize} unpacked), ${paths.length} files:\n#   ${paths.join('\n#   ')}`);
   const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-  const wanted = ['package.json', 'README.md', 'web/dist/bnwasm.mjs', 'web/dist/bnwasm.wasm'];
+  const wanted = ['package.json', 'README.md', 'web/dist/bnwasm.mjs', 'web/dist/bnwasm.wasm', 'web/dist/bnwasm-mt.mjs', 'web/dist/bnwasm-mt.wasm'];
   if (existsSync(join(ROOT, 'LICENSE'))) wanted.push('LICENSE');
   // Every file the manifest points at: entries of every condition, types, side-effect list.
   const targets = (value) => (typeof value === 'string' ? [value] : Object.values(value ?? {}).flatMap(targets));
@@ -158,7 +189,7 @@ test('npm pack: the files a consumer needs, and nothing else', () => {
   for (const file of wanted) assert.ok(paths.includes(file), `${file} is not in the tarball`);
   // The ES module (web/src, its interop entry), the CommonJS entry generated from it, the wasm.
   const stray = paths.filter(
-    (p) => !/^(package\.json|README\.md|LICENSE|web\/dist\/(bnwasm\.(mjs|wasm|cjs)|interop\.cjs|cjs\/(src|dist)\/[\w./-]+\.cjs)|web\/dist\/[\w.-]+\.d\.cts|web\/src\/(interop\/)?[\w.-]+\.(js|d\.ts))$/.test(p),
+    (p) => !/^(package\.json|README\.md|LICENSE|web\/dist\/(bnwasm(-mt)?\.(mjs|wasm|cjs)|interop\.cjs|cjs\/(src|dist)\/[\w./-]+\.cjs)|web\/dist\/[\w.-]+\.d\.cts|web\/src\/(interop\/)?[\w.-]+\.(js|d\.ts))$/.test(p),
   );
   assert.deepEqual(stray, [], 'files in the tarball that no consumer needs');
 });
@@ -176,11 +207,33 @@ function createApp(consumer) {
   return app;
 }
 
-async function check(t, consumer, mode, url) {
-  const outcome = await runPage(browser.context, url);
-  const found = problems(outcome);
-  rows.at(-1).result = found.length === 0 ? 'pass' : `FAIL: ${found[0].slice(0, 140)}`;
-  assert.deepEqual(found, [], `${consumer.name} ${mode}:\n  ${found.join('\n  ')}`);
+/**
+ * The page at `origin` in every engine, plain and cross-origin isolated: one test each, named by
+ * consumer, mode and engine, so a failure names its engine.
+ */
+function pageTests(consumer, row, origin) {
+  for (const engine of ENGINES) {
+    for (const isolated of ISOLATION) {
+      const how = isolated ? 'cross-origin isolated' : 'plain';
+      test(`${engine}, ${how}`, async () => {
+        const key = `${engine} ${isolated}`;
+        row.results[key] = 'FAIL: did not run';
+        const browser = browsers[engine];
+        if (browser instanceof Error) throw browser;
+        const site = await watch(origin(), { headers: isolated ? ISOLATION_HEADERS : {} });
+        try {
+          const outcome = await runPage(browser, site);
+          const found = problems(outcome);
+          if (outcome.env && outcome.env.crossOriginIsolated !== isolated) found.push(`crossOriginIsolated is ${outcome.env.crossOriginIsolated} on a ${how} page`);
+          if (outcome.env) seen[engine][isolated] ??= outcome.env;
+          row.results[key] = found.length === 0 ? 'pass' : `FAIL: ${found[0].slice(0, 140)}`;
+          assert.deepEqual(found, [], `${consumer.name} ${row.mode}, ${engine}, ${how}:\n  ${found.join('\n  ')}`);
+        } finally {
+          await site.close();
+        }
+      });
+    }
+  }
 }
 
 const freePort = () =>
@@ -233,39 +286,37 @@ for (const consumer of CONSUMERS) {
   if (only && !only.some((name) => consumer.name.includes(name))) continue;
   const bundlerVersion = consumer.bundler ? version(consumer.bundler) : '-';
   const skip = consumer.minNode && !nodeAtLeast(consumer.minNode) ? `${consumer.name} needs Node >= ${consumer.minNode}, this is ${process.versions.node}` : false;
+  const csp = consumer.csp !== false;
+  const prod = { name: consumer.name, version: bundlerVersion, mode: `${consumer.bundler ? 'prod' : 'no build'}${csp ? ', CSP' : ''}`, results: {}, skip };
+  rows.push(prod);
   let app;
-  test(`${consumer.name} ${bundlerVersion} production build`, { skip }, async (t) => {
-    const csp = consumer.csp !== false;
-    rows.push({ name: consumer.name, version: bundlerVersion, mode: `${consumer.bundler ? 'prod' : 'no build'}${csp ? ', CSP' : ''}`, result: 'FAIL: app setup' });
-    app = createApp(consumer);
-    if (consumer.build) {
-      rows.at(-1).result = 'FAIL: build';
+  // The build once, then its page in every engine; a failed build fails every page after it.
+  describe(`${consumer.name} ${bundlerVersion} production build`, { skip }, () => {
+    let server;
+    before(async () => {
+      app = createApp(consumer);
       try {
-        consumer.build(app);
+        consumer.build?.(app);
       } catch (error) {
-        rows.at(-1).result = `FAIL: build: ${firstError(error.message)}`;
+        for (const engine of ENGINES) for (const isolated of ISOLATION) prod.results[`${engine} ${isolated}`] = `FAIL: build: ${firstError(error.message)}`;
         throw error;
       }
-    }
-    const server = await serveStatic(join(app, consumer.root ?? 'dist'), csp ? { 'Content-Security-Policy': STRICT_CSP } : {});
-    try {
-      await check(t, consumer, 'prod', server.url);
-    } finally {
-      await server.close();
-    }
+      server = await serveStatic(join(app, consumer.root ?? 'dist'), csp ? { 'Content-Security-Policy': STRICT_CSP } : {});
+    });
+    after(() => server?.close());
+    pageTests(consumer, prod, () => server.url);
   });
-  if (skip) rows.push({ name: consumer.name, version: bundlerVersion, mode: 'prod', result: `skipped: ${skip}` });
   if (!consumer.dev) continue;
-  test(`${consumer.name} ${bundlerVersion} dev server`, { skip }, async (t) => {
-    rows.push({ name: consumer.name, version: bundlerVersion, mode: 'dev', result: 'FAIL: dev server' });
-    app ??= createApp(consumer);
-    rmSync(join(app, 'node_modules', '.vite'), { recursive: true, force: true });
-    const server = await startDevServer(app, consumer.dev);
-    try {
-      await check(t, consumer, 'dev', server.url);
-    } finally {
-      await server.stop();
-    }
+  const dev = { name: consumer.name, version: bundlerVersion, mode: 'dev', results: {}, skip };
+  rows.push(dev);
+  describe(`${consumer.name} ${bundlerVersion} dev server`, { skip }, () => {
+    let server;
+    before(async () => {
+      app ??= createApp(consumer);
+      rmSync(join(app, 'node_modules', '.vite'), { recursive: true, force: true });
+      server = await startDevServer(app, consumer.dev);
+    });
+    after(() => server?.stop());
+    pageTests(consumer, dev, () => server.url);
   });
-  if (skip) rows.push({ name: consumer.name, version: bundlerVersion, mode: 'dev', result: `skipped: ${skip}` });
 }

@@ -1,28 +1,30 @@
-// Browser end-to-end test of ONNX interop in headless Chromium (Debian's chromium, driven by
-// playwright-core). tests/e2e/interop/ is a page that imports bnwasm (web/src and the
+// Browser end-to-end test of ONNX interop in every browser engine (Chromium, Firefox ESR,
+// WebKitGTK: tests/browsers/engines.mjs). tests/e2e/interop/ is a page that imports bnwasm (web/src and the
 // bnwasm/interop entry) and onnxruntime-web (from node_modules, its wasm served locally):
 //   - it trains two small batch-normalized networks, exports each with toONNX at opsets 13 to
 //     17, folded and not, runs every file in onnxruntime-web and compares with predictBatch
 //     (max |difference| <= 1e-5; page.js says why);
 //   - it imports PyTorch-exported fixtures (tests/fixtures/onnx) with importONNX and compares
 //     predictBatch, and onnxruntime-web on the same file, with PyTorch's float64 outputs.
-// This test runs the page twice, cross-origin isolated (as scripts/serve.mjs serves the demo)
-// and not (a plain static host: no SharedArrayBuffer, so onnxruntime-web gets one thread), and
-// checks those numbers, that the page logged no errors, that every .wasm request (bnwasm's and
-// onnxruntime-web's) answered 200 and that nothing left localhost. Screenshots of the page's
-// tables: test-results/onnx-e2e.png (isolated) and onnx-e2e-not-isolated.png.
-//   node --test tests/e2e/interop.test.mjs
+// This test runs the page twice in each engine, cross-origin isolated (as scripts/serve.mjs
+// serves the demo) and not (a plain static host: no SharedArrayBuffer, so onnxruntime-web gets
+// one thread), and checks those numbers, that the page logged no errors, that every .wasm
+// request (bnwasm's and onnxruntime-web's) answered 200 and that nothing left localhost.
+// Screenshots of the page's tables: test-results/<engine>/onnx-e2e.png (isolated) and
+// onnx-e2e-not-isolated.png.
+//   node --test tests/e2e/interop.test.mjs          BNWASM_BROWSERS=webkit: one engine
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../../scripts/serve.mjs';
-import { launchBrowser } from '../consumers/lib/browser.mjs';
+import { engineNames, launch } from '../browsers/engines.mjs';
+import { Page } from '../browsers/page.mjs';
+import { watch } from '../browsers/proxy.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS = join(ROOT, 'test-results');
-const SCREENSHOT = join(RESULTS, 'onnx-e2e.png');
 // The page's bounds (page.js justifies them); repeated here so a change there cannot loosen this test.
 const EXPORT_TOLERANCE = 1e-5;
 const EXPORT_ROWS = 3 * 5 * 2; // models (two dense, one CNN) x opsets 13..17 x fold
@@ -30,61 +32,40 @@ const EXPORT_ROWS = 3 * 5 * 2; // models (two dense, one CNN) x opsets 13..17 x 
 const IMPORT_ROWS = 4 * 2 * 2 + 1 * 2 * 2 * 2;
 const TRAIN_STEPS = 20;
 
-let context;
-let closeBrowser;
-
-before(async () => {
-  ({ context, close: closeBrowser } = await launchBrowser({ viewport: { width: 1100, height: 900 } }));
-});
-
-after(async () => {
-  await closeBrowser?.();
-});
-
 /**
  * Serves the repository root (the page imports web/src, web/dist and node_modules) with or
- * without the cross-origin isolation headers, runs the page in a fresh tab and checks it.
+ * without the cross-origin isolation headers, runs the page in a fresh tab of `browser` and
+ * checks it.
  */
-async function runPage({ isolated, screenshot }) {
+async function runPage(browser, { isolated, screenshot }) {
   const { server } = await serve({ port: 0, root: ROOT, isolated });
-  const origin = `http://localhost:${server.address().port}`;
-  const errors = [];
-  const warnings = [];
-  const wasm = [];
-  const elsewhere = [];
-  const onRequest = (request) => {
-    const url = request.url();
-    if (!url.startsWith(`${origin}/`) && !url.startsWith('data:')) elsewhere.push(url);
-  };
-  context.on('request', onRequest);
-  const page = await context.newPage();
+  const site = await watch(`http://127.0.0.1:${server.address().port}`);
+  const page = await Page.open(browser);
   try {
-    page.on('response', (response) => {
-      const url = new URL(response.url());
-      if (url.pathname.endsWith('.wasm')) wasm.push({ path: url.pathname, status: response.status() });
-      if (response.status() >= 400) errors.push(`HTTP ${response.status()}: ${response.url()}`);
-    });
-    page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
-      if (m.type() === 'warning') warnings.push(m.text());
-    });
-    await page.goto(`${origin}/tests/e2e/interop/`);
-    await page.waitForFunction(() => document.body.dataset.result !== undefined, null, { timeout: 120_000 });
+    await page.goto(`${site.url}tests/e2e/interop/`);
+    await page.waitFor(() => document.body.dataset.result !== undefined, [], { timeout: 120_000, interval: 250, what: 'the page\'s result (body[data-result])' });
     const result = JSON.parse(await page.evaluate(() => document.body.dataset.result));
-    mkdirSync(RESULTS, { recursive: true });
+    mkdirSync(join(RESULTS, browser.name), { recursive: true });
     await page.screenshot({ path: screenshot, fullPage: true });
-    await check(page, result, { isolated, screenshot, errors, warnings, wasm, elsewhere });
+    const origin = site.url.slice(0, -1);
+    // What the page loaded from anywhere but this server (the page's own resource timing list).
+    const elsewhere = (await page.evaluate(() => window.__bnwasmHarness.resources())).filter((url) => !url.startsWith(`${origin}/`) && !/^(data|blob):/.test(url));
+    const errors = [...(await page.errors()), ...site.log.filter((r) => r.status >= 400).map((r) => `HTTP ${r.status}: ${r.path}`)];
+    const wasm = site.log.filter((r) => r.path.endsWith('.wasm')).map((r) => ({ path: r.path, status: r.status }));
+    await check(page, result, { isolated, screenshot, errors, wasm, elsewhere });
+  } catch (error) {
+    error.message = `${browser.name}, ${page.url}: ${error.message}`;
+    throw error;
   } finally {
-    context.off('request', onRequest);
-    await page.close();
+    await page.close().catch(() => {});
+    await site.close();
     server.close();
   }
 }
 
-async function check(page, result, { isolated, screenshot, errors, warnings, wasm, elsewhere }) {
+async function check(page, result, { isolated, screenshot, errors, wasm, elsewhere }) {
   assert.equal(result.error, undefined, result.error);
-  console.log(`page: ${page.url()}; onnxruntime-web ${result.env.ort}, numThreads ${result.env.numThreads}, cross-origin isolated ${result.env.crossOriginIsolated}`);
+  console.log(`${page.engine}: ${page.url}; onnxruntime-web ${result.env.ort}, numThreads ${result.env.numThreads}, cross-origin isolated ${result.env.crossOriginIsolated}`);
   for (const t of result.training) {
     console.log(`train ${t.model}: ${t.steps} steps, loss ${t.firstLoss.toFixed(4)} -> ${t.lastLoss.toFixed(4)}, max |running mean| ${t.runningMean.toFixed(3)}`);
   }
@@ -99,7 +80,6 @@ async function check(page, result, { isolated, screenshot, errors, warnings, was
   );
   console.log(`in the page: ${result.seconds.export.toFixed(1)} s training + export + ORT, ${result.seconds.import.toFixed(1)} s import`);
   console.log(`wasm: ${wasm.map((w) => `${w.path} ${w.status}`).join(', ')}`);
-  if (warnings.length > 0) console.log(`console warnings: ${warnings.join(' | ')}`);
   console.log(`screenshot: ${screenshot}`);
 
   // The networks trained in the page: the exported running statistics are not the initial 0 and 1.
@@ -123,9 +103,9 @@ async function check(page, result, { isolated, screenshot, errors, warnings, was
     assert.equal(r.agree, true, `${r.fixture}${r.batchNormKept ? ' (batch norm kept)' : ''} opset ${r.opset} folding ${r.constantFolding}: bnwasm ${r.bnwasmDiff}, ORT ${r.ortDiff}`);
   }
   // The page shows every comparison.
-  assert.equal(await page.locator('#export tbody tr').count(), EXPORT_ROWS);
-  assert.equal(await page.locator('#import tbody tr').count(), IMPORT_ROWS);
-  assert.equal(await page.locator('td.no').count(), 0);
+  assert.equal(await page.count('#export tbody tr'), EXPORT_ROWS);
+  assert.equal(await page.count('#import tbody tr'), IMPORT_ROWS);
+  assert.equal(await page.count('td.no'), 0);
 
   // Both engines' wasm came from this server, each answered 200, and nothing left localhost.
   assert.ok(wasm.some((w) => w.path === '/web/dist/bnwasm.wasm'), 'bnwasm.wasm was not requested');
@@ -137,10 +117,20 @@ async function check(page, result, { isolated, screenshot, errors, warnings, was
   assert.equal(result.env.numThreads, 1);
 }
 
-// Served like `npm start` serves the demo (COOP/COEP: SharedArrayBuffer available).
-test("toONNX files run in onnxruntime-web with bnwasm's outputs and PyTorch's files import (cross-origin isolated page)", () =>
-  runPage({ isolated: true, screenshot: SCREENSHOT }));
+for (const engine of engineNames()) {
+  describe(engine, () => {
+    let browser;
+    before(async () => {
+      browser = await launch(engine, { viewport: { width: 1100, height: 900 } });
+    });
+    after(() => browser?.close());
 
-// A plain static host without those headers: no SharedArrayBuffer, and neither engine needs it.
-test('the same on a page that is not cross-origin isolated', () =>
-  runPage({ isolated: false, screenshot: join(RESULTS, 'onnx-e2e-not-isolated.png') }));
+    // Served like `npm start` serves the demo (COOP/COEP: SharedArrayBuffer available where the engine has it).
+    test(`${engine}: toONNX files run in onnxruntime-web with bnwasm's outputs and PyTorch's files import (cross-origin isolated page)`, () =>
+      runPage(browser, { isolated: true, screenshot: join(RESULTS, engine, 'onnx-e2e.png') }));
+
+    // A plain static host without those headers: no SharedArrayBuffer, and neither engine needs it.
+    test(`${engine}: the same on a page that is not cross-origin isolated`, () =>
+      runPage(browser, { isolated: false, screenshot: join(RESULTS, engine, 'onnx-e2e-not-isolated.png') }));
+  });
+}

@@ -8,8 +8,8 @@ describe('createNetwork', () => {
     expect(net.config).toEqual({
       inputSize: 3,
       layers: [
-        { type: 'dense', units: 2, useBias: true, init: 'auto', initStd: 0.01 },
-        { type: 'batchNorm', momentum: 0.9, epsilon: 1e-5, runningVariance: 'unbiased', statistics: 'ema', biasCorrection: false, renorm: null },
+        { type: 'dense', units: 2, useBias: true, init: 'auto', initStd: 0.01, trainable: true },
+        { type: 'batchNorm', momentum: 0.9, epsilon: 1e-5, runningVariance: 'unbiased', statistics: 'ema', biasCorrection: false, renorm: null, mode: 'batch', trainable: true },
       ],
       loss: 'softmaxCrossEntropy',
       optimizer: { type: 'adam', learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 },

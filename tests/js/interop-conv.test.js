@@ -452,7 +452,7 @@ describe('safetensors files that do not fit a conv config', () => {
   });
 });
 
-describe('importONNX refuses conv attributes bnwasm has no equivalent for, naming the op and node', () => {
+describe("importONNX's conv and pooling attributes: read as ONNX Runtime runs them, or refused naming the op and node", () => {
   const float = (value) => ({ type: 'float', value });
   const int = (value) => ({ type: 'int', value });
   const ints = (value) => ({ type: 'ints', value });
@@ -495,42 +495,149 @@ describe('importONNX refuses conv attributes bnwasm has no equivalent for, namin
     expectClose(net.predictBatch(x), output.data, { ...ENGINE, what: 'hand-written conv graph' });
     net.dispose();
   });
+  const layers = (net) => net.config.layers;
   test.each([
     // 6x6 padded to 7x8 (or 6x8): a 3x3 conv gives 5x6 (4x6), the pool 2x3: 2 x 2 x 3 = 12 outputs.
-    ['asymmetric pads', (g) => { conv(g).pads = ints([1, 0, 0, 2]); g.output.dims = [12]; }, [1, 0, 0, 2], ['conv2d', 'batchNorm', 'maxPool2d', 'flatten']],
-    ['pads with zeros on two sides', (g) => { conv(g).pads = ints([0, 1, 0, 1]); g.output.dims = [12]; }, [0, 1], ['conv2d', 'batchNorm', 'maxPool2d', 'flatten']],
-  ])('%s: imports as conv2d padding [top, left, bottom, right], as ONNX Runtime runs it', async (_, edit, padding, types) => {
+    ['asymmetric pads', (g) => { conv(g).pads = ints([1, 0, 0, 2]); g.output.dims = [12]; }, (l) => expect(l[0].padding).toEqual([1, 0, 0, 2])],
+    ['pads with zeros on two sides', (g) => { conv(g).pads = ints([0, 1, 0, 1]); g.output.dims = [12]; }, (l) => expect(l[0].padding).toEqual([0, 1])],
+    // At stride 1 a 3x3 kernel pads 2 in all, 1 on each side whichever side SAME_* favours; a 2x2 kernel pads 1, above and left for SAME_LOWER.
+    ['auto_pad SAME_UPPER', (g) => { conv(g).auto_pad = string('SAME_UPPER'); delete conv(g).pads; }, (l) => expect(l[0].padding).toBe('same')],
+    ['auto_pad SAME_LOWER with a 3x3 kernel', (g) => { conv(g).auto_pad = string('SAME_LOWER'); delete conv(g).pads; }, (l) => expect(l[0].padding).toBe('sameLower')],
+    ['auto_pad SAME_LOWER with a 2x2 kernel', (g) => {
+      g.initializers[0] = { name: 'w', dims: [2, 1, 2, 2], values: Float32Array.from({ length: 8 }, (_, i) => Math.cos(i)) };
+      Object.assign(conv(g), { auto_pad: string('SAME_LOWER'), kernel_shape: ints([2, 2]) });
+      delete conv(g).pads;
+    }, (l) => expect(l[0]).toMatchObject({ padding: 'sameLower', kernelSize: [2, 2] })],
+    // SAME_UPPER at stride 2: 3x3 (ceil(6 / 2)), the pool 1x1: 2 outputs.
+    ['auto_pad SAME_UPPER at stride 2', (g) => { Object.assign(conv(g), { auto_pad: string('SAME_UPPER'), strides: ints([2, 2]) }); delete conv(g).pads; g.output.dims = [2]; },
+      (l) => expect(l[0]).toMatchObject({ padding: 'same', stride: [2, 2] })],
+    // A 3x3 kernel at dilation 2 spans 5: 6 + 2 - 5 + 1 = 4, the pool 2x2: 8 outputs.
+    ['dilations 2', (g) => { conv(g).dilations = ints([2, 2]); g.output.dims = [8]; }, (l) => expect(l[0].dilation).toEqual([2, 2])],
+    // A 3x3 window at stride 2 over 6: 2 windows rounding down, 3 up.
+    ['ceil_mode 1', (g) => { Object.assign(pool(g), { ceil_mode: int(1), kernel_shape: ints([3, 3]) }); }, (l) => expect(l[2]).toMatchObject({ poolSize: [3, 3], ceilMode: true })],
+    ['max pooling with pads', (g) => { pool(g).pads = ints([1, 1, 1, 1]); g.output.dims = [32]; }, (l) => expect(l[2].padding).toEqual([1, 1])],
+    ['average pooling that counts its padding', (g) => {
+      Object.assign(g.nodes[2], { op: 'AveragePool', name: '/2/AveragePool' });
+      Object.assign(pool(g), { pads: ints([1, 1, 1, 1]), count_include_pad: int(1) });
+      g.output.dims = [32];
+    }, (l) => expect(l[2]).toMatchObject({ type: 'avgPool2d', padding: [1, 1], countIncludePad: true })],
+    ['average pooling over the values only (ONNX\'s default), asymmetric pads', (g) => {
+      Object.assign(g.nodes[2], { op: 'AveragePool', name: '/2/AveragePool' });
+      pool(g).pads = ints([1, 0, 0, 1]);
+    }, (l) => expect(l[2]).toMatchObject({ type: 'avgPool2d', padding: [1, 0, 0, 1], countIncludePad: false })],
+    // torch writes nn.AvgPool2d(3, 2, padding=1) as a Pad of zeros and an AveragePool without pads: 6x6 padded to 8x8, 4x4 windows.
+    ['a Pad of zeros before an AveragePool (torch\'s nn.AvgPool2d with padding)', (g) => {
+      g.initializers.push({ name: 'padding', dims: [8], values: new BigInt64Array([0n, 0n, 1n, 1n, 0n, 0n, 1n, 1n]) });
+      g.nodes.splice(2, 0, { op: 'Pad', name: '/2/Pad', inputs: ['n', 'padding'], output: 'q', attributes: { mode: string('constant') } });
+      Object.assign(g.nodes[3], { op: 'AveragePool', name: '/3/AveragePool', inputs: ['q'] });
+      g.output.dims = [32];
+    }, (l) => expect(l[2]).toMatchObject({ type: 'avgPool2d', padding: [1, 1], countIncludePad: true })],
+    // 7x7 after one row above and one column right, a 2x2 window at stride 2 rounding up: 4x4 windows (3x3 rounding down).
+    ['a Pad of zeros on two sides before an AveragePool with ceil_mode 1', (g) => {
+      g.initializers.push({ name: 'padding', dims: [8], values: new BigInt64Array([0n, 0n, 1n, 1n, 0n, 0n, 0n, 0n]) });
+      g.nodes.splice(2, 0, { op: 'Pad', name: '/2/Pad', inputs: ['n', 'padding'], output: 'q', attributes: {} });
+      Object.assign(g.nodes[3], { op: 'AveragePool', name: '/3/AveragePool', inputs: ['q'] });
+      g.nodes[3].attributes.ceil_mode = int(1);
+      g.output.dims = [32];
+    }, (l) => expect(l[2]).toMatchObject({ type: 'avgPool2d', padding: [1, 1, 0, 0], ceilMode: true, countIncludePad: true })],
+    // A Pad (1 column left, 2 rows below) before a Conv of pads 1: 6 + 1 + 3 - 3 + 1 = 8 rows, 6 + 2 + 1 - 3 + 1 = 7 columns; pooled 4x3.
+    ['a Pad of zeros before a Conv adds to its pads', (g) => {
+      g.initializers.push({ name: 'padding', dims: [8], values: new BigInt64Array([0n, 0n, 0n, 1n, 0n, 0n, 2n, 0n]) });
+      g.nodes.unshift({ op: 'Pad', name: '/p/Pad', inputs: ['input', 'padding'], output: 'q', attributes: {} });
+      g.nodes[1].inputs[0] = 'q';
+      g.output.dims = [24];
+    }, (l) => expect(l[0].padding).toEqual([1, 2, 3, 1])],
+    ['average pooling with ceil_mode 1', (g) => {
+      Object.assign(g.nodes[2], { op: 'AveragePool', name: '/2/AveragePool' });
+      Object.assign(pool(g), { ceil_mode: int(1), kernel_shape: ints([3, 3]) });
+    }, (l) => expect(l[2]).toMatchObject({ type: 'avgPool2d', ceilMode: true, countIncludePad: false })],
+  ])('%s: imports, as ONNX Runtime runs it', async (name, edit, check) => {
     const bytes = graph(edit);
     const net = await importONNX(bytes);
-    expect(net.config.layers.map((l) => l.type)).toEqual(types);
-    expect(net.config.layers[0].padding).toEqual(padding);
+    expect(layers(net).map((l) => l.type)).toEqual([...['conv2d', 'batchNorm'], layers(net)[2].type, 'flatten']);
+    check(layers(net));
     const x = images(3, 36, 6);
     const session = await ort.InferenceSession.create(bytes);
     const { output } = await session.run({ input: new ort.Tensor('float32', x, [3, 1, 6, 6]) });
     await session.release();
     expect(net.outputSize).toBe(output.dims[1]);
-    expectClose(net.predictBatch(x), output.data, { ...ENGINE, what: 'asymmetric pads' });
+    expectClose(net.predictBatch(x), output.data, { ...ENGINE, what: name });
+    // And back: toONNX writes the same conv and pooling, as ONNX Runtime runs it.
+    const again = await ort.InferenceSession.create(net.toONNX());
+    const { output: exported } = await again.run({ input: new ort.Tensor('float32', x, [3, 1, 6, 6]) });
+    await again.release();
+    expectClose(exported.data, output.data, { ...ENGINE, what: `${name}: toONNX` });
+    net.dispose();
+  });
+  test('a grouped conv, a depthwise conv at stride 2 with SAME_LOWER, a dilated conv: imports, as ONNX Runtime runs it, and exports back', async () => {
+    // input [N, 4, 5, 5] -> Conv group 2 (6 filters of 2 channels, pads 1) -> Relu -> Conv depthwise (group 6, stride 2,
+    //   SAME_LOWER: 3x3) -> Conv 3x3 dilation 2 pads 2 (3 filters) -> GlobalAveragePool -> Flatten -> output [N, 3]
+    const weights = (name, dims) => ({ name, dims, values: Float32Array.from({ length: dims.reduce((a, b) => a * b) }, (_, i) => Math.sin(1.7 * i + dims[0])) });
+    const bytes = encodeModel({
+      opset: 17,
+      nodes: [
+        { op: 'Conv', name: '/0/Conv', inputs: ['input', 'w0', 'b0'], output: 'a', attributes: { group: int(2), kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) } },
+        { op: 'Relu', name: '/1/Relu', inputs: ['a'], output: 'r', attributes: {} },
+        { op: 'Conv', name: '/2/Conv', inputs: ['r', 'w2'], output: 'd', attributes: { auto_pad: string('SAME_LOWER'), group: int(6), kernel_shape: ints([3, 3]), strides: ints([2, 2]) } },
+        { op: 'Conv', name: '/3/Conv', inputs: ['d', 'w3', 'b3'], output: 'p', attributes: { dilations: ints([2, 2]), kernel_shape: ints([3, 3]), pads: ints([2, 2, 2, 2]) } },
+        { op: 'GlobalAveragePool', name: '/4/GlobalAveragePool', inputs: ['p'], output: 'q', attributes: {} },
+        { op: 'Flatten', name: '/5/Flatten', inputs: ['q'], output: 'output', attributes: { axis: int(1) } },
+      ],
+      initializers: [weights('w0', [6, 2, 3, 3]), weights('b0', [6]), weights('w2', [6, 1, 3, 3]), weights('w3', [3, 6, 3, 3]), weights('b3', [3])],
+      input: { name: 'input', dims: [4, 5, 5] },
+      output: { name: 'output', dims: [3] },
+    });
+    const net = await importONNX(bytes);
+    expect(layers(net).map(({ type, groups, stride, padding, dilation }) => ({ type, groups, stride, padding, dilation }))).toEqual([
+      { type: 'conv2d', groups: 2, stride: [1, 1], padding: [1, 1], dilation: [1, 1] },
+      { type: 'relu' },
+      { type: 'conv2d', groups: 6, stride: [2, 2], padding: 'sameLower', dilation: [1, 1] },
+      { type: 'conv2d', groups: 1, stride: [1, 1], padding: [2, 2], dilation: [2, 2] },
+      { type: 'globalAvgPool' },
+    ]);
+    const x = images(3, 100, 8);
+    const session = await ort.InferenceSession.create(bytes);
+    const { output } = await session.run({ input: new ort.Tensor('float32', x, [3, 4, 5, 5]) });
+    await session.release();
+    expectClose(net.predictBatch(x), output.data, { ...ENGINE, what: 'grouped convs' });
+    const again = await ort.InferenceSession.create(net.toONNX());
+    const { output: exported } = await again.run({ input: new ort.Tensor('float32', x, [3, 4, 5, 5]) });
+    await again.release();
+    expectClose(exported.data, output.data, { ...ENGINE, what: 'grouped convs: toONNX' });
     net.dispose();
   });
   test.each([
-    ['dilations 2', (g) => { conv(g).dilations = ints([2, 2]); }, /Conv node '\/0\/Conv' has dilations \[2,2\]; bnwasm has dilation 1 only/],
-    ['groups 2', (g) => { conv(g).group = int(2); }, /Conv node '\/0\/Conv' has group=2/],
-    ['auto_pad SAME_LOWER', (g) => { conv(g).auto_pad = string('SAME_LOWER'); delete conv(g).pads; }, /Conv node '\/0\/Conv' has auto_pad SAME_LOWER/],
+    ['pooling with dilations', (g) => { pool(g).dilations = ints([2, 2]); }, /MaxPool node '\/2\/MaxPool' has dilations \[2,2\]; bnwasm's pooling has dilation 1 only/],
+    ['groups that do not divide the input channels', (g) => { conv(g).group = int(2); }, /Conv node '\/0\/Conv' weight 'w' has shape \[2,1,3,3\]: 1 input channels per group of 2, the input has 1/],
     ['a kernel_shape that is not the weight\'s', (g) => { conv(g).kernel_shape = ints([3, 2]); }, /Conv node '\/0\/Conv' has kernel_shape \[3,2\], its weight \[3,3\]/],
-    ['a weight for 3 input channels', (g) => { g.initializers[0] = { name: 'w', dims: [2, 3, 3, 1], values: new Float32Array(18) }; }, /Conv node '\/0\/Conv' weight 'w' has shape \[2,3,3,1\]: 3 input channels, the input has 1/],
+    ['a weight for 3 input channels', (g) => { g.initializers[0] = { name: 'w', dims: [2, 3, 3, 1], values: new Float32Array(18) }; }, /Conv node '\/0\/Conv' weight 'w' has shape \[2,3,3,1\]: 3 input channels per group of 1, the input has 1/],
     ['a bias of the wrong length', (g) => { g.initializers[1] = { name: 'b', dims: [3], values: new Float32Array(3) }; }, /Conv node '\/0\/Conv' bias 'b' has shape \[3\], expected \[2\]/],
-    ['ceil_mode 1', (g) => { pool(g).ceil_mode = int(1); }, /MaxPool node '\/2\/MaxPool' has ceil_mode=1/],
-    ['pooling with padding', (g) => { pool(g).pads = ints([1, 1, 1, 1]); }, /MaxPool node '\/2\/MaxPool' has pads \[1,1,1,1\]; bnwasm's pooling has no padding/],
-    ['average pooling that counts its padding', (g) => {
-      Object.assign(g.nodes[2], { op: 'AveragePool', name: '/2/AveragePool' });
-      Object.assign(pool(g), { pads: ints([1, 1, 1, 1]), count_include_pad: int(1) });
-    }, /AveragePool node '\/2\/AveragePool' has pads \[1,1,1,1\] \(count_include_pad=1\)/],
     ['a Conv after Flatten', (g) => { g.nodes.splice(0, 0, { op: 'Flatten', name: '/x/Flatten', inputs: ['input'], output: 'f', attributes: {} }); g.nodes[1].inputs[0] = 'f'; }, /Conv node '\/0\/Conv' gets an input of shape \[N, 36\]; it needs an image/],
     ['a Pad that adds zeros', (g) => {
       g.initializers.push({ name: 'padding', dims: [8], values: new BigInt64Array([0n, 0n, 1n, 1n, 0n, 0n, 1n, 1n]) });
       g.nodes.splice(2, 0, { op: 'Pad', name: '/2/Pad', inputs: ['n', 'padding'], output: 'q', attributes: {} });
       g.nodes[3].inputs[0] = 'q';
-    }, /Pad node '\/2\/Pad' pads \[0,0,1,1,0,0,1,1\]/],
+    }, /MaxPool node '\/2\/MaxPool' reads 'q', the zeros the Pad node '\/2\/Pad' adds; only a Conv or AveragePool takes them, as its padding/],
+    ['a Pad of zeros before an AveragePool with pads of its own', (g) => {
+      g.initializers.push({ name: 'padding', dims: [8], values: new BigInt64Array([0n, 0n, 1n, 1n, 0n, 0n, 1n, 1n]) });
+      g.nodes.splice(2, 0, { op: 'Pad', name: '/2/Pad', inputs: ['n', 'padding'], output: 'q', attributes: {} });
+      Object.assign(g.nodes[3], { op: 'AveragePool', name: '/3/AveragePool', inputs: ['q'] });
+      g.nodes[3].attributes.pads = ints([1, 1, 1, 1]);
+    }, /AveragePool node '\/3\/AveragePool' reads the zeros of the Pad node '\/2\/Pad' and pads itself \(\[1,1,1,1\]\); bnwasm reads the Pad's zeros alone/],
+    // 6x6 with one column of zeros right, 2x2 windows at stride 2 rounding up: by ONNX's definition a fourth column of windows
+    // covers only the Pad's zeros, which bnwasm (as PyTorch's padding) leaves out. (ONNX Runtime fuses the Pad into the
+    // pool's pads and leaves it out too, against the definition: checked by hand, 3 columns.)
+    ['a Pad of zeros before an AveragePool with ceil_mode 1 whose last window holds only them', (g) => {
+      g.initializers.push({ name: 'padding', dims: [8], values: new BigInt64Array([0n, 0n, 0n, 0n, 0n, 0n, 0n, 1n]) });
+      g.nodes.splice(2, 0, { op: 'Pad', name: '/2/Pad', inputs: ['n', 'padding'], output: 'q', attributes: {} });
+      Object.assign(g.nodes[3], { op: 'AveragePool', name: '/3/AveragePool', inputs: ['q'] });
+      g.nodes[3].attributes.ceil_mode = int(1);
+    }, /AveragePool node '\/3\/AveragePool' rounds up \(ceil_mode 1\) over the zeros of the Pad node '\/2\/Pad' to a last window inside them/],
+    ['a Pad of edge values', (g) => {
+      g.initializers.push({ name: 'padding', dims: [8], values: new BigInt64Array([0n, 0n, 1n, 1n, 0n, 0n, 1n, 1n]) });
+      g.nodes.splice(2, 0, { op: 'Pad', name: '/2/Pad', inputs: ['n', 'padding'], output: 'q', attributes: { mode: string('edge') } });
+      g.nodes[3].inputs[0] = 'q';
+    }, /Pad node '\/2\/Pad' has pads \[0,0,1,1,0,0,1,1\] \(mode edge, value 0\); only zeros around an image/],
   ])('%s', async (_, edit, pattern) => {
     const error = await refused(importONNX(graph(edit)), pattern);
     expect(error.code).toBe('BNWASM_CORRUPT_MODEL');

@@ -3,7 +3,11 @@
 // the exporter's own encoder (encodeModel), edited one thing at a time.
 import { memoryUsage, ModelFormatError } from 'bnwasm';
 import { importONNX } from 'bnwasm/interop';
+import * as ort from 'onnxruntime-web';
 import { encodeModel } from '../../web/src/interop/onnx.js';
+import { expectClose } from './helpers.js';
+
+ort.env.wasm.numThreads = 1;
 
 const float = (value) => ({ type: 'float', value });
 const int = (value) => ({ type: 'int', value });
@@ -41,6 +45,7 @@ const refused = async (bytes, pattern) => {
   expect(error.code).toBe('BNWASM_CORRUPT_MODEL');
   expect(error.message).toMatch(pattern);
   expect((await memoryUsage()).liveNetworks).toBe(before);
+  return error;
 };
 
 test('the unedited graph imports (so each refusal below is the edit)', async () => {
@@ -58,6 +63,38 @@ test('float64 initializers are rounded to float32', async () => {
   );
   expect(net.getWeights()[0].values).toEqual(Float32Array.from(values));
   net.dispose();
+});
+
+test('a float64 model (model.double()) imports; bnwasm computes it in float32, as close to ONNX Runtime as float32 allows', async () => {
+  const DOUBLE = 11;
+  const f64 = (g) => {
+    for (const t of g.initializers) t.values = Float64Array.from(t.values, (v, i) => v + 0.01 * Math.sin(i + t.values.length));
+    g.input.elemType = DOUBLE;
+    g.output.elemType = DOUBLE;
+  };
+  const bytes = graph(f64);
+  const net = await importONNX(bytes);
+  expect(net.config.layers.map((l) => l.type)).toEqual(['dense', 'batchNorm', 'relu']);
+  const x = Float64Array.from({ length: 15 }, (_, i) => Math.sin(3 * i));
+  const session = await ort.InferenceSession.create(bytes);
+  const { output } = await session.run({ input: new ort.Tensor('float64', x, [5, 3]) });
+  await session.release();
+  // float64 weights and inputs rounded to float32 (2^-24 relative) through a 3-term dot product
+  // and a batch norm of values below 3: within 1e-6 of the float64 result.
+  expectClose(net.predictBatch(Float32Array.from(x)), output.data, { atol: 1e-6, rtol: 0, what: 'float64 model' });
+  net.dispose();
+});
+
+test('an input of an integer type is refused by its type name', async () => {
+  for (const [type, name] of [[2, 'uint8'], [6, 'int32'], [7, 'int64']]) {
+    const error = await refused(
+      graph((g) => {
+        g.input.elemType = type;
+      }),
+      new RegExp(`input 'input' is ${name}; importONNX reads float, double and float16 inputs \\(bnwasm computes in float32\\)`),
+    );
+    expect(error.reason).toBe('data-type');
+  }
 });
 
 test('batch norm wrapped in Unsqueeze/Squeeze of a trailing axis (negative or not) reads as BatchNorm1d', async () => {
@@ -120,7 +157,7 @@ test('wrong shapes', async () => {
     graph((g) => {
       g.initializers[1] = { name: 'b', dims: [5], values: new Float32Array(5) };
     }),
-    /bias 'b' has shape \[5\], expected \[4\]/,
+    /Gemm node '\/0\/Gemm' has the bias 'b' of shape \[5\]; bnwasm's bias is one value per unit: \[4\], \[1, 4\] or one value/,
   );
 });
 
@@ -129,7 +166,7 @@ test('training mode, a varying second input, a graph that branches, a bad output
     graph((g) => {
       g.nodes[1].attributes.training_mode = int(1);
     }),
-    /BatchNormalization node '\/1\/BN' training_mode=1; export the model in eval mode/,
+    /BatchNormalization node '\/1\/BN' has training_mode=1; export the model in eval mode/,
   );
   await refused(
     graph((g) => {

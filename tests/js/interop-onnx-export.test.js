@@ -14,7 +14,7 @@
 import * as ort from 'onnxruntime-web';
 import { createNetwork } from 'bnwasm';
 import { onnxCheckAll, worstOf } from './interop-helpers.js';
-import { toONNX } from 'bnwasm/interop';
+import { importONNX, toONNX } from 'bnwasm/interop';
 import { expectClose, gaussian, rng } from './helpers.js';
 
 ort.env.wasm.numThreads = 1;
@@ -64,7 +64,32 @@ const CASES = {
       { type: 'dense', units: 3 },
     ],
   },
+  // Clip's bounds and Dropout's ratio are float32 initializers: bounds that float32 holds exactly.
+  'relu6, clip(-0.5, 2), dropout 0.25 (the identity at inference)': {
+    inputSize: 6,
+    layers: [
+      { type: 'dense', units: 12 },
+      { type: 'batchNorm' },
+      { type: 'relu6' },
+      { type: 'dropout', rate: 0.25 },
+      { type: 'dense', units: 8 },
+      { type: 'clip', min: -0.5, max: 2 },
+      { type: 'dense', units: 3 },
+    ],
+  },
+  'conv, bn, relu6, globalMaxPool, dense': {
+    inputShape: [2, 6, 5],
+    layers: [
+      { type: 'conv2d', filters: 4, kernelSize: 3, padding: 'same' },
+      { type: 'batchNorm' },
+      { type: 'relu6' },
+      { type: 'globalMaxPool' },
+      { type: 'dense', units: 3 },
+    ],
+  },
 };
+const inputDims = (config) => config.inputShape ?? [config.inputSize];
+const inputSize = (config) => inputDims(config).reduce((a, b) => a * b, 1);
 
 function data(n, inputSize, outputs, seed) {
   const normal = gaussian(rng(seed));
@@ -76,7 +101,7 @@ function data(n, inputSize, outputs, seed) {
 
 async function trained(config) {
   const net = await createNetwork({ ...config, optimizer: { type: 'adam', learningRate: 0.05 }, seed: 3 });
-  const { x, labels, targets } = data(32, config.inputSize, net.outputSize, 11);
+  const { x, labels, targets } = data(32, inputSize(config), net.outputSize, 11);
   for (let step = 0; step < 6; step++) net.trainBatch(x, config.loss === 'meanSquaredError' ? targets : labels);
   return net;
 }
@@ -94,14 +119,14 @@ describe('toONNX runs in ONNX Runtime with predictBatch outputs', () => {
   for (const [name, config] of Object.entries(CASES)) {
     test(name, async () => {
       const net = await trained(config);
-      const { x } = data(50, config.inputSize, net.outputSize, 99);
+      const { x } = data(50, inputSize(config), net.outputSize, 99);
       const expected = net.predictBatch(x);
       for (const opset of OPSETS) {
         for (const fold of [false, true]) {
           const bytes = net.toONNX({ opset, fold });
           files.push({ name: `${name}-${opset}-${fold}`.replace(/[^a-z0-9-]+/gi, '_'), bytes });
           const session = await ort.InferenceSession.create(bytes);
-          const { output } = await session.run({ input: new ort.Tensor('float32', x, [50, config.inputSize]) });
+          const { output } = await session.run({ input: new ort.Tensor('float32', x, [50, ...inputDims(config)]) });
           await session.release();
           expect(output.dims).toEqual([50, net.outputSize]);
           expectClose(output.data, expected, { atol: TOLERANCE, rtol: 0, what: `${name} opset ${opset} fold ${fold}: ONNX Runtime output` });
@@ -113,6 +138,14 @@ describe('toONNX runs in ONNX Runtime with predictBatch outputs', () => {
       }
       // The same network through the method (registered by importing bnwasm/interop).
       expect(net.toONNX()).toEqual(toONNX(net, { opset: 15, fold: false }));
+      // And read back: the same layer types (relu6 from Clip(0, 6)), clip's bounds and dropout's rate,
+      // the same outputs (batch norm's epsilon comes back rounded to float32, 1e-5 to 9.99999975e-6,
+      // which moves outputs by < 1e-7 here).
+      const back = await importONNX(net.toONNX());
+      const options = (layers) => layers.map(({ name, ...l }) => (['clip', 'dropout'].includes(l.type) ? l : l.type));
+      expect(options(back.config.layers)).toEqual(options(net.config.layers));
+      expectClose(back.predictBatch(x), expected, { atol: 1e-6, rtol: 0, what: `${name}: importONNX(toONNX())` });
+      back.dispose();
       net.dispose();
     });
   }

@@ -19,13 +19,14 @@
 // transposed weight by orders of magnitude. Running statistics after a step are a
 // batch mean/variance over 16 rows mixed in with weight 0.05..0.2: rtol 1e-5 plus
 // 1e-6 of the statistic's scale.
-// The conv fixtures are of the same kind: a 3x3 or 2x3 kernel over <= 5 channels is a
-// dot product of <= 45 terms on inputs ~2, through two conv layers, one dense, and
+// The conv fixtures are of the same kind: a 3x3 or 2x3 kernel over <= 5 channels (the
+// MobileNet-like one: 3 channels, then depthwise 1 and grouped 2 per group) is a dot
+// product of <= 45 terms on inputs ~2, through two or three conv layers, one dense, and
 // pooling (max is exact; the mean of 4 values rounds once), so the same bound holds;
 // a folded BatchNorm2d adds one float32 rounding of each folded weight (PyTorch
 // folds in float32 before writing the file, and the reference uses the unfolded
 // float64 model), a few u of the output. BatchNorm2d's running statistics after a
-// step average over N x H x W = 16 x 8 x 8 or 16 x 4 x 3 positions (m/(m-1) for the
+// step average over N x H x W = 16 x 8 x 8, 16 x 4 x 3 or more positions (m/(m-1) for the
 // unbiased variance): the same rtol.
 import { readFileSync, readdirSync } from 'node:fs';
 import { ModelFormatError } from 'bnwasm';
@@ -41,9 +42,9 @@ const OUTPUT_TOLERANCE = { atol: 2e-6, rtol: 1e-5 };
 const worst = {};
 
 test('the fixtures cover every op, opsets 13 to 17, folded and not (conv: batch norms folded into the Conv and kept)', () => {
-  expect(fixtures.length).toBe(6);
+  expect(fixtures.length).toBe(7);
   for (const f of fixtures) {
-    const conv = f.name.startsWith('conv');
+    const conv = f.inputShape.length === 3;
     expect(new Set(f.files.map((x) => `${x.opset}${x.constantFolding}${x.file.endsWith('-bnkept.onnx')}`)).size).toBe(conv ? 20 : 10);
   }
 });
@@ -64,7 +65,7 @@ for (const fixture of fixtures) {
         expect(net.config.loss).toBe(classify ? 'softmaxCrossEntropy' : 'meanSquaredError');
         const actual = net.predictBatch(x);
         expectClose(actual, expected, { ...OUTPUT_TOLERANCE, what: `${file} predictBatch` });
-        const kind = `${fixture.name.startsWith('conv') ? 'conv' : 'dense'}${file.endsWith('-bnkept.onnx') ? ', batch norms kept' : ''}`;
+        const kind = `${fixture.inputShape.length === 3 ? 'conv' : 'dense'}${file.endsWith('-bnkept.onnx') ? ', batch norms kept' : ''}`;
         for (let i = 0; i < expected.length; i++) worst[kind] = Math.max(worst[kind] ?? 0, Math.abs(actual[i] - expected[i]));
         // ONNX's momentum is the weight of the past, PyTorch's that of the batch.
         // (torch's default export folds a BatchNorm2d after a Conv into the Conv: batchNormKept lists the others.)

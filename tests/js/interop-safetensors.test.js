@@ -171,6 +171,46 @@ describe('loadSafetensors refuses files that do not match the config', () => {
     const bad = entries().map((e) => (e.name === '1.running_var' ? { ...e, bytes: new Uint8Array(new Float32Array(12).fill(-1).buffer) } : e));
     await expect(loadSafetensors(writeSafetensors(bad), cfg)).rejects.toThrow(ModelFormatError);
   });
+  // safetensors bytes with this header as it is (writeSafetensors lays tensors end to end).
+  const raw = (header, dataBytes) => {
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const out = new Uint8Array(8 + json.length + dataBytes);
+    new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+    out.set(json, 8);
+    return out;
+  };
+  const f32 = (start, count) => ({ dtype: 'F32', shape: [count], data_offsets: [start, start + 4 * count] });
+  test('data_offsets that overlap, as the reference reader refuses them, naming both tensors', async () => {
+    // Two tensors on the same bytes: the real file with running_var aliased onto running_mean
+    // (same shape), the data left as it is.
+    const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+    expect(header['1.running_var'].shape).toEqual(header['1.running_mean'].shape);
+    header['1.running_var'].data_offsets = header['1.running_mean'].data_offsets;
+    const [from, to] = header['1.running_mean'].data_offsets;
+    const aliased = raw(header, bytes.length - 8 - headerLength);
+    await expect(loadSafetensors(aliased, cfg)).rejects.toThrow(ModelFormatError);
+    await expect(loadSafetensors(aliased, cfg)).rejects.toThrow(
+      `loadSafetensors(): tensors '1.running_mean' [${from}, ${to}) and '1.running_var' [${from}, ${to}) overlap in data_offsets`,
+    );
+    // Partly overlapping.
+    const partly = raw({ a: f32(0, 2), b: f32(4, 2) }, 12);
+    await expect(loadSafetensors(partly, cfg)).rejects.toThrow(ModelFormatError);
+    await expect(loadSafetensors(partly, cfg)).rejects.toThrow("loadSafetensors(): tensors 'a' [0, 8) and 'b' [4, 12) overlap in data_offsets");
+  });
+  test('holes in the data: before the first tensor, between two, after the last', async () => {
+    const cases = [
+      [raw({ a: f32(0, 1), b: f32(8, 1) }, 12), "loadSafetensors(): data bytes [4, 8) between tensors 'a' [0, 4) and 'b' [8, 12) belong to no tensor"],
+      [raw({ b: f32(4, 1) }, 8), "loadSafetensors(): data bytes [0, 4) before tensor 'b' [4, 8) belong to no tensor"],
+      [raw({ a: f32(0, 1) }, 8), "loadSafetensors(): data bytes [4, 8) after tensor 'a' [0, 4) belong to no tensor"],
+    ];
+    for (const [file, message] of cases) {
+      await expect(loadSafetensors(file, cfg)).rejects.toThrow(ModelFormatError);
+      await expect(loadSafetensors(file, cfg)).rejects.toThrow(message);
+    }
+    // Tensors listed out of offset order but tiling the data are fine (the order is the header's).
+    expect([...readSafetensors(raw({ b: f32(4, 1), a: f32(0, 1) }, 8), 'test').tensors.keys()]).toEqual(['b', 'a']);
+  });
   test('truncated and corrupt headers', async () => {
     for (const n of [0, 7, 8, 20, bytes.length - 1]) await expect(loadSafetensors(bytes.subarray(0, n), cfg)).rejects.toThrow(ModelFormatError);
     const corrupt = bytes.slice();

@@ -1,6 +1,9 @@
 // Run by tests/js/memory.test.js in a child process with --expose-gc, so
 // garbage collection can be forced. Prints one JSON line of measurements.
-import { createNetwork, loadNetwork, memoryUsage } from '../../web/src/index.node.js';
+import { configure, createNetwork, loadNetwork, memoryUsage, threadCount } from '../../web/src/index.node.js';
+
+// argv[2]: the threads setting ('default': none, every core).
+if (process.argv[2] && process.argv[2] !== 'default') configure({ threads: Number(process.argv[2]) });
 
 const config = {
   inputSize: 16,
@@ -16,7 +19,7 @@ const settle = async () => {
   }
 };
 const heapJs = () => process.memoryUsage().heapUsed;
-const result = {};
+const result = { threads: await threadCount() };
 
 // Warm up every path once so lazily grown buffers are in place.
 const warm = await createNetwork(config);

@@ -1,5 +1,5 @@
 // bnwasm/interop's declarations: the docs/interop.md usage compiles, misuse does not.
-import { createNetwork, type Network } from 'bnwasm';
+import { createNetwork, ModelFormatError, type Network } from 'bnwasm';
 import { importONNX, importTfjsLayers, loadSafetensors, toONNX } from 'bnwasm/interop';
 
 export async function interopTour(bytes: Uint8Array): Promise<number> {
@@ -17,4 +17,18 @@ export async function interopTour(bytes: Uint8Array): Promise<number> {
   const other = await createNetwork({ inputSize: 2, layers: [{ type: 'relu' }] });
   for (const n of [net, back, tfjs, other]) n.dispose();
   return onnx.length + same.length;
+}
+
+// An ONNX refusal's reason, op and node (docs/interop.md lists the reasons per op).
+export async function whyRefused(bytes: Uint8Array): Promise<string | undefined> {
+  try {
+    (await importONNX(bytes)).dispose();
+    return undefined;
+  } catch (e) {
+    if (!(e instanceof ModelFormatError)) throw e;
+    const where: string | undefined = e.op === undefined ? undefined : `${e.op} node '${e.node}'`;
+    // @ts-expect-error: reason is read-only
+    e.reason = 'other';
+    return `${e.reason} ${where ?? ''}`;
+  }
 }

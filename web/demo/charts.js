@@ -46,9 +46,18 @@ function format(v) {
  * many y gridlines.
  */
 export function plot(ctx, rect, { series, title, yRange, xRange, yFormat = format, yTicks = 4 }) {
+  ctx.font = '11px system-ui, sans-serif';
+  ctx.textBaseline = 'alphabetic';
+  // The legend goes right-aligned on the title's line where both fit with a gap between them,
+  // else on a line of its own under the title (the plot moves down by that line).
+  const labeled = series.filter((s) => s.label);
+  const legendWidth = labeled.reduce((w, s) => w + ctx.measureText(s.label).width, 0) + 14 * Math.max(0, labeled.length - 1);
   const left = rect.x + 44;
   const right = rect.x + rect.width - 8;
-  const top = rect.y + 18;
+  const titleEnd = title ? left + ctx.measureText(title).width : left;
+  const ownLine = Boolean(title) && labeled.length > 0 && right - legendWidth < titleEnd + 16;
+  const legendY = rect.y + (ownLine ? 24 : 11);
+  const top = rect.y + (ownLine ? 31 : 18);
   const bottom = rect.y + rect.height - 20;
   let [x0, x1] = xRange ?? [Infinity, -Infinity];
   let [y0, y1] = yRange ?? [Infinity, -Infinity];
@@ -64,18 +73,14 @@ export function plot(ctx, rect, { series, title, yRange, xRange, yFormat = forma
       }
     }
   }
-  ctx.font = '11px system-ui, sans-serif';
   ctx.fillStyle = TEXT;
-  ctx.textBaseline = 'alphabetic';
   ctx.textAlign = 'left';
   if (title) ctx.fillText(title, left, rect.y + 11);
-  // Legend, right-aligned on the title line.
   let lx = right;
   ctx.textAlign = 'right';
-  for (const s of [...series].reverse()) {
-    if (!s.label) continue;
+  for (const s of [...labeled].reverse()) {
     ctx.fillStyle = s.color;
-    ctx.fillText(s.label, lx, rect.y + 11);
+    ctx.fillText(s.label, lx, legendY);
     lx -= ctx.measureText(s.label).width + 14;
   }
   if (!Number.isFinite(x0) || !Number.isFinite(y0)) {

@@ -4,11 +4,36 @@ import { gaussian, rng } from './experiments/common.js';
 
 export const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
-// Float32Arrays the worker can share without a copy when the page is cross-origin
-// isolated (scripts/serve.mjs sends COOP/COEP); plain ones otherwise (copied once per fit).
+/**
+ * Whether the page can share memory with its worker: cross-origin isolated (scripts/serve.mjs
+ * sends COOP/COEP) and SharedArrayBuffer there. Both are tested: WebKitGTK reports
+ * crossOriginIsolated under COOP/COEP yet has no SharedArrayBuffer (unless
+ * JSC_useSharedArrayBuffer=1 is set).
+ */
+export const SHARED_MEMORY = globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer !== 'undefined';
+
+// Float32Arrays the worker can share without a copy where it can; plain ones otherwise
+// (copied once per fit).
 function floats(length) {
-  const buffer = globalThis.crossOriginIsolated ? new SharedArrayBuffer(length * 4) : new ArrayBuffer(length * 4);
+  const buffer = SHARED_MEMORY ? new SharedArrayBuffer(length * 4) : new ArrayBuffer(length * 4);
   return new Float32Array(buffer);
+}
+
+const COPY_SLICE = 1 << 20; // floats copied per task (4 MB)
+
+/**
+ * An array as a worker should get it: itself where memory is shared; otherwise a copy to move
+ * (transfer) to the worker, made a slice per task. Posting Fashion-MNIST's 220 MB of floats
+ * as they are copies them in one go, and the page stops drawing for a second or more.
+ */
+export async function forWorker(array) {
+  if (SHARED_MEMORY) return array;
+  const copy = new array.constructor(array.length);
+  for (let at = 0; at < array.length; at += COPY_SLICE) {
+    copy.set(array.subarray(at, at + COPY_SLICE), at);
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the page draws between slices
+  }
+  return copy;
 }
 
 /** Pixels as uint8 (for drawing) and scaled to [0, 1] as float32 (for training). */

@@ -4,7 +4,7 @@
 // imported only then) is scored and fine-tuned the same way (loadTrainer).
 import { createTrainer, describeNetwork, loadNetwork, loadTrainer } from '../src/index.js';
 import { drawFeatureMaps, drawFilters, drawImage, drawRegions, plot, prepare } from './charts.js';
-import { loadFashionMnist, makeSpirals } from './datasets.js';
+import { SHARED_MEMORY, forWorker, loadFashionMnist, makeSpirals } from './datasets.js';
 import { setupFigure1 } from './figure1-panel.js';
 import { describeLayers, firstConv, toShape } from './layers.js';
 
@@ -135,7 +135,7 @@ async function selectDataset(name) {
     data = loaded;
     status(
       `${name === 'toy' ? 'Two spirals' : 'Fashion-MNIST'}: ${data.train.n.toLocaleString()} training and ` +
-        `${data.test.n.toLocaleString()} test examples${globalThis.crossOriginIsolated ? ', shared with the worker' : ''}. Press Start.`,
+        `${data.test.n.toLocaleString()} test examples${SHARED_MEMORY ? ', shared with the worker' : ''}. Press Start.`,
     );
   } catch (error) {
     fail(error);
@@ -208,6 +208,7 @@ async function start() {
   status('Starting the worker…');
   try {
     r.trainer = await createTrainer(config);
+    $('threads').textContent = String(r.trainer.threads);
   } catch (error) {
     if (run === r) {
       run = null;
@@ -221,30 +222,42 @@ async function start() {
     r.trainer.terminate();
     return;
   }
-  r.starting = false;
   fit(r);
 }
 
+/** The arrays a fit hands the worker (datasets.js forWorker: shared, or copies to move). */
+async function workerArrays() {
+  const { train, test } = data;
+  return { x: await forWorker(train.x), y: train.y.slice(), testX: await forWorker(test.x), testY: test.y.slice(), transfer: !SHARED_MEMORY };
+}
+
 /** Trains the run's network in its worker (a new one, or an opened model: fine-tuning). */
-function fit(r) {
+async function fit(r) {
   const d = DEFAULTS[data.name];
   let batchSize;
   try {
     batchSize = controlValue('batchSize');
   } catch (error) {
+    r.starting = false;
     fail(error);
     return;
   }
+  r.starting = true;
+  updateButtons();
+  const arrays = await workerArrays();
+  if (run !== r) return;
+  r.starting = false;
   r.fitting = true;
   updateButtons();
   status(r.opened ? `Fine-tuning ${r.opened.name}…` : 'Training…');
   r.batchSize = batchSize;
   const conv = r.config.layers.some((l) => l.type === 'conv2d');
   r.trainer
-    .fit(data.train.x, data.train.y, {
+    .fit(arrays.x, arrays.y, {
       epochs: d.epochs,
       batchSize,
-      validationData: [data.test.x, data.test.y],
+      validationData: [arrays.testX, arrays.testY],
+      transfer: arrays.transfer,
       validationInterval: conv ? CNN_VALIDATION_INTERVAL : d.validationInterval,
       progressInterval: 100,
       trackUnits: TRACKED_UNITS,
@@ -358,7 +371,7 @@ async function refreshSnapshot(r) {
     }
     r.snapshot?.dispose();
     r.snapshot = net;
-    showSnapshot(r, net);
+    showSnapshot(r, net).catch(fail);
     return net;
   } catch (error) {
     if (run === r && !r.trainer.terminated) fail(error);
@@ -368,16 +381,22 @@ async function refreshSnapshot(r) {
   }
 }
 
-// What the page shows of a main-thread network: the test-time comparison, the gallery's
-// answers, the decision regions or the first conv layer.
-function showSnapshot(r, net) {
-  ownStatisticsAccuracy(r, net);
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// What the page shows of a main-thread network: the gallery's answers or the decision regions,
+// the test-time comparison, the first conv layer. One part per task, so the page draws between
+// them (in WebKit each part of a CNN takes a few hundred ms); a newer snapshot ends the rest.
+async function showSnapshot(r, net) {
+  const current = () => run === r && r.snapshot === net;
   if (data.name === 'toy') computeRegions(r, net);
-  else {
-    markGallery(net);
-    showFirstConv(r, net);
-  }
+  else markGallery(net);
   dirty = true;
+  await nextTask();
+  if (!current()) return;
+  ownStatisticsAccuracy(r, net);
+  if (data.name === 'toy') return;
+  await nextTask();
+  if (current()) showFirstConv(r, net);
 }
 
 // Normalizing a single example with its own statistics: with a batch of one, mu is the
@@ -611,12 +630,13 @@ async function openModel(files) {
     net = null; // the run owns it now
     fillBnSelectors();
     showLayers(r);
-    showSnapshot(r, r.snapshot);
+    showSnapshot(r, r.snapshot).catch(fail);
     if (data.name === 'fashion-mnist') selectExample($('gallery').children[Math.max(0, galleryPosition(selectedExample))]);
     updateButtons();
     status(`Opened ${name}; scoring the test set in a worker…`);
     r.trainer = await loadTrainer(bytes);
     if (run !== r) return r.trainer.terminate();
+    $('threads').textContent = String(r.trainer.threads);
     const { accuracy } = await r.trainer.evaluate(data.test.x, data.test.y);
     if (run !== r) return;
     const steps = r.snapshot.steps;

@@ -4,6 +4,7 @@
 // (b, c) percentiles of one last-hidden-layer unit's input to its sigmoid.
 import { plot, prepare } from './charts.js';
 import { FIGURE1_DEMO_PRESET as PRESET } from './experiments/figure1.js';
+import { forWorker } from './datasets.js';
 
 const $ = (id) => document.getElementById(id);
 const COLORS = { batchNorm: '#2f6fde', plain: '#e0672b' };
@@ -73,11 +74,11 @@ export function setupFigure1({ loadData, onStart = () => {} }) {
       failAll(new Error(`the Figure 1 worker failed: ${event.message || 'its script did not load'}`));
     };
     r.worker = worker;
-    r.request = (type, fields = {}, onProgress = null) =>
+    r.request = (type, fields = {}, onProgress = null, transfer = []) =>
       new Promise((resolve, reject) => {
         const id = nextId++;
         pending.set(id, { resolve, reject, onProgress });
-        worker.postMessage({ id, type, ...fields });
+        worker.postMessage({ id, type, ...fields }, transfer);
       });
   }
 
@@ -117,11 +118,14 @@ export function setupFigure1({ loadData, onStart = () => {} }) {
       updateButtons();
       status('Starting the worker…');
       // Labels are a view into the whole data file: send copies of just them. Pixels are
-      // shared with the worker when the page is cross-origin isolated, copied once otherwise.
-      const split = ({ x, y, n }) => ({ x, y: y.slice(), n });
-      const { step } = await r.request('run', { preset: PRESET, data: { train: split(data.train), test: split(data.test) } }, (m) =>
-        run === r ? onMeasurement(r, m.measurement) : undefined,
-      );
+      // shared with the worker where memory can be shared, else copied a slice at a time and
+      // moved (datasets.js forWorker).
+      const split = async ({ x, y, n }) => ({ x: await forWorker(x), y: y.slice(), n });
+      const train = await split(data.train);
+      const test = await split(data.test);
+      if (run !== r) return;
+      const moved = [train, test].flatMap((d) => (d.x.buffer instanceof ArrayBuffer ? [d.x.buffer, d.y.buffer] : [d.y.buffer]));
+      const { step } = await r.request('run', { preset: PRESET, data: { train, test } }, (m) => (run === r ? onMeasurement(r, m.measurement) : undefined), moved);
       if (run !== r) return;
       r.finished = true;
       r.worker.terminate();

@@ -283,8 +283,18 @@ export interface ConfigureOptions {
   wasmBinary?: ArrayBuffer | Uint8Array;
   /** The trainer's worker: a module script running bnwasm's worker entry (`bnwasm/worker`). */
   workerUrl?: string | URL;
+  /**
+   * Threads for training and batch inference, the calling one included (an integer, 1 to 256);
+   * default the cores available. `1` loads the single-thread module. Threads run in Node and in
+   * createTrainer's worker on a cross-origin-isolated page (COOP `same-origin` + COEP
+   * `require-corp`); elsewhere bnwasm runs on one thread, with one console warning when threads
+   * were asked for. With wasmUrl or wasmBinary (the single-thread build's file) there are none.
+   */
+  threads?: number;
 }
 export declare function configure(options: ConfigureOptions): void;
+/** The threads this realm's bnwasm uses (1: the single-thread module). Loads the module. */
+export declare function threadCount(): Promise<number>;
 
 export declare function memoryUsage(): Promise<{ wasmMemoryBytes: number; allocatedBytes: number; liveNetworks: number }>;
 
@@ -314,7 +324,14 @@ export declare class BnwasmError extends Error {
 export declare class ConfigError extends BnwasmError {}
 export declare class InputError extends BnwasmError {}
 export declare class DivergenceError extends BnwasmError {}
-export declare class ModelFormatError extends BnwasmError {}
+/** Bytes that are not a model bnwasm reads. An ONNX refusal says why in `reason` (docs/interop.md lists them per op). */
+export declare class ModelFormatError extends BnwasmError {
+  /** Why an importer refused the file, stable: 'group', 'batch-axis', 'data-type', ... */
+  readonly reason?: string;
+  /** The ONNX op and node at fault, when a node is. */
+  readonly op?: string;
+  readonly node?: string;
+}
 export declare class DisposedError extends BnwasmError {}
 /** The trainer's worker died (exit or uncaught error); every pending call rejects with it. */
 export declare class WorkerError extends BnwasmError {}

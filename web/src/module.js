@@ -20,6 +20,10 @@ const isBytes = (value) => value instanceof ArrayBuffer || value instanceof Uint
  * @param {ArrayBuffer|Uint8Array} [options.wasmBinary] the bytes of bnwasm.wasm (then nothing is fetched)
  * @param {string|URL} [options.workerUrl] the trainer's worker script: a module script that runs
  *   bnwasm's worker entry ('bnwasm/worker'), bundled or not
+ * @param {number} [options.threads] threads for training and batch inference, the calling one
+ *   included; default the cores available (navigator.hardwareConcurrency, Node's
+ *   os.availableParallelism()); 1 loads the single-thread module. Threads run in Node and in
+ *   createTrainer's worker on a cross-origin-isolated page; a page's main thread runs on one.
  */
 export function configure(options) {
   const fail = (what, code = 'BNWASM_INVALID_ARGUMENT') => {
@@ -29,23 +33,40 @@ export function configure(options) {
   for (const key of Object.keys(options)) {
     if (!(key in settings)) fail(`unknown option '${key}' (expected one of ${Object.keys(settings).join(', ')})`);
   }
-  const { wasmUrl, wasmBinary, workerUrl } = options;
+  const { wasmUrl, wasmBinary, workerUrl, threads } = options;
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+    fail(`threads must be an integer from 1 to 256, got ${describe(threads)}`, typeof threads === 'number' ? 'BNWASM_INVALID_ARGUMENT' : 'BNWASM_WRONG_TYPE');
+  }
   if (wasmUrl !== undefined && !isUrl(wasmUrl)) fail(`wasmUrl must be a string or URL, got ${describe(wasmUrl)}`, 'BNWASM_WRONG_TYPE');
   if (workerUrl !== undefined && !isUrl(workerUrl)) fail(`workerUrl must be a string or URL, got ${describe(workerUrl)}`, 'BNWASM_WRONG_TYPE');
   if (wasmBinary !== undefined && !isBytes(wasmBinary)) {
     fail(`wasmBinary must be an ArrayBuffer or Uint8Array, got ${describe(wasmBinary)}`, 'BNWASM_WRONG_TYPE');
   }
   if (wasmUrl !== undefined && wasmBinary !== undefined) fail('give wasmUrl or wasmBinary, not both');
-  if (modulePromise !== null && (wasmUrl !== undefined || wasmBinary !== undefined)) {
+  if (modulePromise !== null && (wasmUrl !== undefined || wasmBinary !== undefined || threads !== undefined)) {
     fail('the wasm module is already loaded; call configure() before the first createNetwork, loadNetwork or createTrainer');
   }
+  if (threads > 1 && !platform.isolated()) warnNotIsolated(threads);
   configureModule(options);
 }
 
+/** Once per realm: threads were asked for where they cannot run. */
+let warned = false;
+function warnNotIsolated(threads) {
+  if (warned) return;
+  warned = true;
+  console.warn(
+    `bnwasm: configure({ threads: ${threads} }) asked for threads, but this page is not cross-origin isolated ` +
+      '(no SharedArrayBuffer), so bnwasm runs on one thread. Serve the page with the headers ' +
+      '"Cross-Origin-Opener-Policy: same-origin" and "Cross-Origin-Embedder-Policy: require-corp" to use threads.',
+  );
+}
+
 /** Stores settings as given (configure() checked them; a worker gets its client's). @internal */
-export function configureModule({ wasmUrl, wasmBinary, workerUrl }) {
+export function configureModule({ wasmUrl, wasmBinary, workerUrl, threads }) {
   if (wasmUrl !== undefined || wasmBinary !== undefined) Object.assign(settings, { wasmUrl, wasmBinary });
   if (workerUrl !== undefined) settings.workerUrl = workerUrl;
+  if (threads !== undefined) settings.threads = threads;
 }
 
 /**
@@ -54,15 +75,44 @@ export function configureModule({ wasmUrl, wasmBinary, workerUrl }) {
  * Null when configure() set none. @internal
  */
 export function workerModuleSettings() {
-  const { wasmUrl, wasmBinary } = settings;
-  if (wasmBinary !== undefined) return { wasmBinary: new Uint8Array(wasmBinary).slice() };
-  if (wasmUrl === undefined) return null;
+  const { wasmUrl, wasmBinary, threads } = settings;
+  const out = threads === undefined ? {} : { threads };
+  if (wasmBinary !== undefined) return { ...out, wasmBinary: new Uint8Array(wasmBinary).slice() };
+  if (wasmUrl === undefined) return threads === undefined ? null : out;
   const base = typeof location !== 'undefined' ? location.href : undefined;
-  return { wasmUrl: base === undefined ? String(wasmUrl) : new URL(wasmUrl, base).href };
+  return { ...out, wasmUrl: base === undefined ? String(wasmUrl) : new URL(wasmUrl, base).href };
 }
 
-function instantiate() {
-  return platform.instantiate(createBnwasmModule, settings);
+/**
+ * The threaded module when more than one thread is wanted and this realm can run them (Node;
+ * a browser worker on an isolated page), else the single-thread one. A threaded module that
+ * cannot start (a worker that fails to load or never answers) falls back to the single-thread
+ * one with a warning, never a hang. The module records its count as `bnwasmThreads`.
+ */
+async function instantiate() {
+  const threads = settings.threads ?? platform.cores();
+  if (threads > 1 && platform.instantiateThreaded !== null) {
+    try {
+      const mod = await platform.instantiateThreaded(threads, settings);
+      if (mod !== null) {
+        mod.bnwasmThreads = mod.setThreadCount(threads);
+        return mod;
+      }
+    } catch (error) {
+      console.warn(`bnwasm: the threaded module could not start (${error?.message ?? error}); running on one thread`);
+    }
+  }
+  const mod = await platform.instantiate(createBnwasmModule, settings);
+  mod.bnwasmThreads = 1;
+  return mod;
+}
+
+/**
+ * The threads this realm's bnwasm uses for training and batch inference (loads the module).
+ * @returns {Promise<number>}
+ */
+export async function threadCount() {
+  return (await loadModule()).bnwasmThreads;
 }
 
 /** The shared module instance; instantiated on first use. */

@@ -26,6 +26,25 @@ export function instantiate(createModule, { wasmUrl, wasmBinary }) {
   return createModule(url ? { locateFile: () => String(url) } : {});
 }
 
+/** The cores the threads setting defaults to. */
+export function cores() {
+  return (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) || 1;
+}
+
+/**
+ * Whether this realm can share memory with threads: SharedArrayBuffer exists (the page is
+ * cross-origin isolated: COOP and COEP headers) and a shared WebAssembly.Memory can be made.
+ * Tested on the feature itself: WebKitGTK reports crossOriginIsolated without it.
+ */
+export function isolated() {
+  if (typeof SharedArrayBuffer === 'undefined' || globalThis.crossOriginIsolated === false) return false;
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+  } catch {
+    return false;
+  }
+}
+
 /** Inside a worker: the port to the client. */
 export function workerPort() {
   return {

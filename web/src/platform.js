@@ -8,8 +8,12 @@
 // map, so the module graph the worker loads in a bundler-free page may use relative imports only.
 import * as browser from './platform.browser.js';
 
-/** The current platform: {instantiate, spawnWorker, workerPort, exitThread}. */
-export const platform = { ...browser };
+/**
+ * The current platform: {instantiate, instantiateThreaded, cores, isolated, spawnWorker,
+ * workerPort, exitThread}. instantiateThreaded(threads, settings) resolves to the threaded
+ * module, or null where threads cannot run; null itself where this realm never runs them.
+ */
+export const platform = { instantiateThreaded: null, ...browser };
 
 /** Replaces the browser functions (Node's entry points call it once, first). @internal */
 export function setPlatform(functions) {
@@ -17,4 +21,4 @@ export function setPlatform(functions) {
 }
 
 /** Settings from configure(); each field undefined unless set. @internal */
-export const settings = { wasmUrl: undefined, wasmBinary: undefined, workerUrl: undefined };
+export const settings = { wasmUrl: undefined, wasmBinary: undefined, workerUrl: undefined, threads: undefined };

@@ -3,8 +3,25 @@
 // and the trainer runs in a worker thread. Imported only by Node's entry points, first, so it is
 // installed before any other bnwasm code runs.
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import createThreadedModule from '../dist/bnwasm-mt.mjs';
 import { Worker, parentPort } from 'node:worker_threads';
 import { setPlatform } from './platform.js';
+import { instantiateThreaded, workerShim } from './threads.js';
+
+// One pthread of the threaded module: a worker thread running Emscripten's worker script
+// through pthread-worker.node.js. Kept referenced while it loads (the module's promise waits
+// on it), then unreferenced, so idle threads never keep the process alive.
+function spawnPthread(fail) {
+  const worker = new Worker(new URL('./pthread-worker.node.js', import.meta.url));
+  const shim = workerShim((message, transfer) => worker.postMessage(message, transfer), () => void worker.terminate());
+  worker.on('message', (data) => {
+    if (data?.cmd === 'loaded') worker.unref();
+    shim.onmessage?.({ data });
+  });
+  worker.on('error', (error) => fail(`a thread's worker failed (${error?.message ?? error})`));
+  return shim;
+}
 
 /** The bytes at a file path, file: URL or http(s) URL. */
 async function wasmBytes(location) {
@@ -20,6 +37,18 @@ setPlatform({
     const bytes = wasmBinary ?? (await wasmBytes(wasmUrl ?? new URL('../dist/bnwasm.wasm', import.meta.url)));
     return createModule({ wasmBinary: bytes });
   },
+
+  // Node always has shared memory and worker threads; configure()'s wasm is the single-thread
+  // build's, and with it there are no threads.
+  async instantiateThreaded(threads, { wasmUrl, wasmBinary }) {
+    if (wasmUrl !== undefined || wasmBinary !== undefined) return null;
+    const bytes = await readFile(new URL('../dist/bnwasm-mt.wasm', import.meta.url));
+    return instantiateThreaded(createThreadedModule, threads, { wasmBinary: bytes }, spawnPthread);
+  },
+
+  cores: () => (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length) || 1,
+
+  isolated: () => true,
 
   spawnWorker({ onMessage, onFailure, workerUrl }) {
     const worker = new Worker(workerUrl ?? new URL('./worker.node.js', import.meta.url));

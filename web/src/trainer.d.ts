@@ -79,6 +79,8 @@ export declare class Trainer {
   private constructor();
   readonly config: NormalizedNetworkConfig;
   readonly inputSize: number;
+  /** The threads the worker trains on: 1 is the single-thread module (configure()'s `threads`). */
+  readonly threads: number;
   readonly outputSize: number;
   /** True after terminate() or a worker failure. */
   readonly terminated: boolean;

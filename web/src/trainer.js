@@ -72,6 +72,7 @@ export class Trainer {
   #config;
   #inputSize;
   #outputSize;
+  #threads;
 
   /** @internal Use createTrainer() or loadTrainer(). */
   constructor() {}
@@ -99,6 +100,7 @@ export class Trainer {
     this.#config = info.config;
     this.#inputSize = info.inputSize;
     this.#outputSize = info.outputSize;
+    this.#threads = info.threads;
   }
 
   /** The worker network's normalized config (a copy). */
@@ -110,6 +112,10 @@ export class Trainer {
   }
   get outputSize() {
     return this.#outputSize;
+  }
+  /** The threads the worker trains on (1: the single-thread module; see configure()'s threads). */
+  get threads() {
+    return this.#threads;
   }
   /** True after terminate() or a worker failure. */
   get terminated() {

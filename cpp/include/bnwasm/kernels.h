@@ -165,8 +165,6 @@ void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t r
 // MR rows by one 8-column panel per tile: 2 * MR accumulators.
 void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                    size_t n, size_t k);
-void f32_gemm_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
-                                   size_t n, size_t k);
 // One row at a time, four panels (32 columns, 8 accumulators) in flight: the
 // matrix-vector form for single-example inference.
 void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,
@@ -178,8 +176,6 @@ void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packe
 void f32_gemm_packed_sparse_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                            size_t n, size_t k);
 void f32_gemm_tn_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
-                                      size_t n, size_t k);
-void f32_gemm_tn_packed_6x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                       size_t n, size_t k);
 void f32_pack_t_x8__wasmsimd(float* packed, const float* bt, size_t k, size_t n);
 bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
@@ -205,10 +201,11 @@ void f32_conv3x3_winograd23_4x8__wasmsimd(float* out, const float* x, const floa
 //   p' = p - lr * d'. buf starts at 0, so the first step's buf' = d, as PyTorch sets it.
 // Writes p', buf' only when `write`; returns whether all of them are finite.
 // One portable version: the compiler vectorizes it.
-bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu, float wd,
-             bool nesterov, bool write);
+bool f32_sgd__scalar(float* p, float* buf, const float* g, size_t n, float lr, float mu,
+                     float wd, bool nesterov, bool write);
 
-// The variant this build uses.
+// The variant this build uses (cpp/kernels/dispatch.cpp), split over the
+// thread pool (parallel.h) where it pays; the same bits for any thread count.
 void f32_colmeanvar(float* mean, float* var, const float* in, size_t rows, size_t cols);
 void f32_chanmeanvar(float* mean, float* var, const float* in, size_t B, size_t C, size_t S);
 void f32_chandsums(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
@@ -222,6 +219,8 @@ void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m,
 bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2, float c1,
               float c2, float step_size, float inv_sqrt_bc2, float eps, float wd, bool write);
 bool f32_all_finite(const float* x, size_t n);
+bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu, float wd,
+             bool nesterov, bool write);
 void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpilogue& ep,
                      const PaddedConv& s);
 void f32_maxpool2x2(float* out, const float* in, size_t planes, size_t H, size_t W, size_t OH,

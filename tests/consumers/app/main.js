@@ -56,6 +56,9 @@ async function main() {
 
   const trainer = await createTrainer(config);
   try {
+    // Threads in the worker where the page is cross-origin isolated (SharedArrayBuffer), else one.
+    const cores = globalThis.crossOriginIsolated && typeof SharedArrayBuffer !== 'undefined' ? navigator.hardwareConcurrency : 1;
+    check('trainer: threads where the page is isolated, else one', trainer.threads === cores, `${trainer.threads} threads, expected ${cores}`);
     await trainer.fit(x, y, { epochs: 5, batchSize: 20 });
     const snapshot = await trainer.snapshot();
     check('trainer: separable clusters learned', snapshot.evaluate(x, y).accuracy >= 0.95, snapshot.evaluate(x, y).accuracy);

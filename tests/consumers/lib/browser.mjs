@@ -1,94 +1,48 @@
-// Drives a consumer page in headless Chromium (Debian's chromium through playwright-core) and
-// reports what the page found, what the console said, and how the network answered.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+// Drives a consumer page (tests/consumers/app/main.js) in one browser engine and reports what
+// the page found, the errors seen (by the driver and in the page) and how the server answered
+// (the harness proxy's log: the same in every engine).
+import { Page } from '../../browsers/page.mjs';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const PAGE_BUDGET_MS = 120_000;
+/** The checks tests/consumers/app/main.js makes; all of them must run. */
+export const CONSUMER_CHECKS = 10;
 
 /**
- * Headless Chromium with the flags this machine needs (TOOLCHAIN.md) and a fresh profile; the
- * one launcher of the browser tests (consumers, the demo and ONNX e2e tests). `options` adds
- * launch options such as `viewport`. Returns {context, close()}.
+ * Opens the page `site` proxies in `browser` (tests/browsers/engines.mjs), waits for its checks
+ * and returns {result, env, errors, requests}: env is {crossOriginIsolated, sharedArrayBuffer}
+ * as the page saw them; requests are the proxy log's entries of this run.
  */
-export async function launchBrowser(options = {}) {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'bnwasm-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    ...options,
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  return {
-    context,
-    async close() {
-      await context.close();
-      rmSync(userDataDir, { recursive: true, force: true });
-    },
-  };
-}
-
-/**
- * Opens `url`, waits for the page's checks (tests/consumers/app/main.js) and returns
- * {result, consoleErrors, responses: [{url, status, type}], workers: [url]}.
- */
-export async function runPage(context, url) {
-  const page = await context.newPage();
-  const consoleErrors = [];
-  const responses = [];
-  const workers = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') consoleErrors.push(message.text());
-  });
-  page.on('pageerror', (error) => consoleErrors.push(`uncaught: ${error.message}`));
-  page.on('worker', (worker) => {
-    workers.push(worker.url());
-    worker.on('console', (message) => {
-      if (message.type() === 'error') consoleErrors.push(`worker: ${message.text()}`);
-    });
-  });
-  page.on('response', (response) =>
-    responses.push({ url: response.url(), status: response.status(), type: response.headers()['content-type'] ?? '' }),
-  );
-  page.on('requestfailed', (request) => responses.push({ url: request.url(), status: 0, type: request.failure()?.errorText ?? '' }));
+export async function runPage(browser, site) {
+  const page = await Page.open(browser);
+  const from = site.log.length;
+  let result;
+  let env = null;
   try {
-    await page.goto(url);
-    await page.waitForFunction(() => window.bnwasmConsumer?.done === true, null, { timeout: PAGE_BUDGET_MS });
-    const result = await page.evaluate(() => window.bnwasmConsumer);
-    return { result, consoleErrors, responses, workers };
+    await page.goto(site.url);
+    await page.waitFor(() => window.bnwasmConsumer?.done === true, [], { timeout: PAGE_BUDGET_MS, interval: 200, what: "the page's checks (window.bnwasmConsumer.done)" });
+    result = await page.evaluate(() => window.bnwasmConsumer);
+    env = await page.env();
   } catch (error) {
-    return { result: { done: false, checks: [], error: `page: ${error.message.split('\n')[0]}` }, consoleErrors, responses, workers };
-  } finally {
-    await page.close();
+    result = { done: false, checks: [], error: error.message };
   }
+  const errors = await page.errors().catch((error) => [`could not read errors: ${error.message}`]);
+  await page.close().catch(() => {});
+  return { result, env, errors, requests: site.log.slice(from) };
 }
 
 /** The problems in a runPage() outcome; an empty list means the consumer works. */
-export function problems({ result, consoleErrors, responses, workers }) {
+export function problems({ result, errors, requests }) {
   const found = [];
-  if (result.error) found.push(`page threw ${result.error}`);
+  if (result.error) found.push(`page: ${result.error}`);
   for (const c of result.checks) if (!c.ok) found.push(`check failed: ${c.name} (${c.detail})`);
-  if (!result.error && result.checks.length < 8) found.push(`only ${result.checks.length} of 8 checks ran`);
-  for (const e of consoleErrors) found.push(`console error: ${e}`);
-  for (const r of responses) if (r.status === 0 || r.status >= 400) found.push(`request ${r.url} answered ${r.status} ${r.type}`);
-  const wasm = responses.filter((r) => /\.wasm(\?|$)/.test(r.url));
+  if (!result.error && result.checks.length !== CONSUMER_CHECKS) found.push(`${result.checks.length} of ${CONSUMER_CHECKS} checks ran`);
+  for (const e of errors) found.push(e);
+  for (const r of requests) if (r.status >= 400) found.push(`request ${r.path} answered ${r.status} ${r.type}`);
+  const wasm = requests.filter((r) => /\.wasm$/.test(r.path));
   if (!wasm.some((r) => r.status === 200 && r.type.startsWith('application/wasm'))) {
-    found.push(`no wasm request answered 200 application/wasm (${wasm.map((r) => `${r.url} ${r.status}`).join(', ') || 'none'})`);
+    found.push(`no wasm request answered 200 application/wasm (${wasm.map((r) => `${r.path} ${r.status}`).join(', ') || 'none'})`);
   }
-  if (workers.length === 0) found.push('no worker started');
-  for (const w of workers) {
-    const r = responses.find((response) => response.url === w);
-    if (!r || r.status !== 200) found.push(`worker script ${w} answered ${r ? r.status : 'nothing'}`);
-  }
+  // A worker's script is fetched with Sec-Fetch-Dest: worker, in every engine.
+  if (!requests.some((r) => r.dest === 'worker')) found.push('no worker script was requested');
   return found;
 }

@@ -14,11 +14,14 @@ export interface ImportOptions {
 /** Same as net.toONNX(options). */
 export declare function toONNX(net: Network, options?: { opset?: number; fold?: boolean }): Uint8Array;
 /**
- * A trainable Network from ONNX written by torch.onnx.export (or toONNX): a chain of Gemm or
- * MatMul(+Add), Conv, BatchNormalization (per feature, or per channel of an image), MaxPool,
- * AveragePool, GlobalAveragePool, Relu/Sigmoid/Tanh, Softmax/LogSoftmax (last), Flatten,
- * Dropout, Identity; opsets 13 to 17. A [N, C, H, W] input becomes the network's inputShape.
- * runningVariance defaults to 'unbiased' (PyTorch).
+ * A trainable Network from ONNX written by torch.onnx.export (or toONNX): a graph of Gemm or
+ * MatMul(+Add), Conv (grouped, dilated, any padding), BatchNormalization (per feature, or per
+ * channel of an image), MaxPool, AveragePool (pads, ceil_mode, count_include_pad; a Pad of zeros
+ * before it), GlobalAveragePool, GlobalMaxPool, Relu/Clip (relu6, clip)/Sigmoid/Tanh, Add/Sum of
+ * activations, Concat, Softmax/LogSoftmax (last), Flatten/Reshape, Dropout, Identity; opsets 13 to
+ * 17; a float, double or float16 input (computed in float32). A [N, C, H, W] input becomes the
+ * network's inputShape. runningVariance defaults to 'unbiased' (PyTorch). A refusal is a
+ * ModelFormatError whose `reason` docs/interop.md lists per op.
  */
 export declare function importONNX(bytes: Uint8Array | ArrayBuffer, options?: ImportOptions): Promise<Network>;
 /** Same as net.toSafetensors(). */

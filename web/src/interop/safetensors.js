@@ -43,6 +43,7 @@ export function readSafetensors(bytes, fn) {
   const dataStart = 8 + n;
   const dataLength = bytes.length - dataStart;
   const tensors = new Map();
+  const spans = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const where = `${fn}(): tensor '${name}'`;
@@ -59,6 +60,7 @@ export function readSafetensors(bytes, fn) {
     if (offsets[1] - offsets[0] !== count * DTYPE_BYTES[dtype]) {
       throw new ModelFormatError(`${where}: shape [${shape}] of ${dtype} needs ${count * DTYPE_BYTES[dtype]} bytes, data_offsets give ${offsets[1] - offsets[0]}`);
     }
+    spans.push({ name, start: offsets[0], end: offsets[1] });
     const at = dataStart + offsets[0];
     const read = {
       F32: (k) => view.getFloat32(at + 4 * k, true),
@@ -70,7 +72,32 @@ export function readSafetensors(bytes, fn) {
     }[dtype];
     tensors.set(name, { dtype, shape, values: () => Array.from({ length: count }, (_, k) => read(k)) });
   }
+  checkTiling(spans, dataLength, fn);
   return { metadata: header.__metadata__, tensors };
+}
+
+/**
+ * The tensors' data_offsets must tile the data bytes exactly, as the format's reference reader
+ * requires: in offset order each tensor starts where the one before it ends, the first at 0,
+ * the last at the end of the file. Overlapping tensors would share bytes; a hole hides bytes
+ * that no tensor accounts for. spans: [{name, start, end}], each already within the data.
+ */
+function checkTiling(spans, dataLength, fn) {
+  const sorted = [...spans].sort((a, b) => a.start - b.start || a.end - b.end);
+  const at = (s) => `'${s.name}' [${s.start}, ${s.end})`;
+  let before = null;
+  for (const span of sorted) {
+    const end = before ? before.end : 0;
+    if (span.start < end) throw new ModelFormatError(`${fn}(): tensors ${at(before)} and ${at(span)} overlap in data_offsets`);
+    if (span.start > end) {
+      throw new ModelFormatError(`${fn}(): data bytes [${end}, ${span.start}) ${before ? `between tensors ${at(before)} and ${at(span)}` : `before tensor ${at(span)}`} belong to no tensor`);
+    }
+    before = span;
+  }
+  const end = before ? before.end : 0;
+  if (end !== dataLength) {
+    throw new ModelFormatError(`${fn}(): data bytes [${end}, ${dataLength}) ${before ? `after tensor ${at(before)}` : '(the file has no tensors)'} belong to no tensor`);
+  }
 }
 
 /** safetensors bytes of named tensors: [{name, dtype: 'F32'|'I64', shape, bytes}]. */

@@ -1,0 +1,177 @@
+#include "bnwasm/parallel.h"
+
+#include <vector>
+
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#define BNWASM_THREADS 0
+#else
+#define BNWASM_THREADS 1
+#endif
+
+#if BNWASM_THREADS
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#endif
+
+namespace bnwasm {
+namespace {
+
+std::vector<float> g_shared;
+
+}  // namespace
+
+float* parallel_shared(size_t floats) {
+  if (g_shared.size() < floats) g_shared.resize(floats);
+  return g_shared.data();
+}
+
+#if !BNWASM_THREADS
+
+size_t set_thread_count(size_t) { return 1; }
+size_t thread_count() { return 1; }
+void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
+  for (size_t t = 0; t < tasks; ++t) fn(ctx, t, 0);
+}
+
+#else
+
+namespace {
+
+// The current job. `next` holds the job's number (high 32 bits) and the next
+// unclaimed task (low 32): a thread claims a task with one compare-exchange,
+// which fails if the job changed since it read the fields, so a thread that
+// woke late never runs a task of the wrong job. The caller publishes a job
+// only after every task of the last one is done.
+struct Job {
+  std::atomic<uint64_t> next{0};
+  std::atomic<size_t> tasks{0};
+  std::atomic<size_t> done{0};
+  std::atomic<void (*)(void*, size_t, size_t)> fn{nullptr};
+  std::atomic<void*> ctx{nullptr};
+};
+
+Job g_job;
+std::vector<std::vector<float>> g_scratch(1);
+std::vector<pthread_t> g_threads;
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_sleepers{0};
+std::mutex g_mutex;
+std::condition_variable g_wake;
+thread_local size_t t_worker = 0;
+thread_local bool t_inside = false;  // running a task: nested parallel_for runs inline
+
+constexpr uint64_t kTaskMask = 0xffffffffu;
+
+// Claims and runs tasks while the job in `next` has some left; returns the
+// value of `next` that showed none left.
+uint64_t run_tasks(size_t worker) {
+  uint64_t v = g_job.next.load(std::memory_order_acquire);
+  for (;;) {
+    // The fields are those of v's job or a later one; the exchange below
+    // succeeds only if v's job is still current, so a task runs with its own.
+    const size_t tasks = g_job.tasks.load(std::memory_order_acquire);
+    auto* fn = g_job.fn.load(std::memory_order_acquire);
+    void* ctx = g_job.ctx.load(std::memory_order_acquire);
+    if ((v & kTaskMask) >= tasks) return v;
+    if (!g_job.next.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+    t_inside = true;
+    fn(ctx, static_cast<size_t>(v & kTaskMask), worker);
+    t_inside = false;
+    g_job.done.fetch_add(1, std::memory_order_release);
+    v = g_job.next.load(std::memory_order_acquire);
+  }
+}
+
+// How long an idle thread watches for the next job before it sleeps: a
+// training step publishes a few dozen jobs, microseconds apart, and waking a
+// sleeping thread (a futex, Atomics.wait in wasm) costs tens of microseconds.
+constexpr auto kSpin = std::chrono::microseconds(300);
+
+void* worker_main(void* arg) {
+  t_worker = reinterpret_cast<size_t>(arg);
+  uint64_t finished = g_job.next.load(std::memory_order_acquire);
+  for (;;) {
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    for (unsigned i = 1; g_job.next.load(std::memory_order_acquire) == finished; ++i) {
+      if (g_stop.load(std::memory_order_relaxed)) return nullptr;
+      if ((i & 1023) != 0 || std::chrono::steady_clock::now() < until) continue;
+      std::unique_lock<std::mutex> lock(g_mutex);
+      g_sleepers.fetch_add(1);
+      while (g_job.next.load() == finished && !g_stop.load()) g_wake.wait(lock);
+      g_sleepers.fetch_sub(1);
+    }
+    if (g_stop.load(std::memory_order_acquire)) return nullptr;
+    finished = run_tasks(t_worker);
+  }
+}
+
+void stop_threads() {
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_stop.store(true);
+  }
+  g_wake.notify_all();
+  for (pthread_t t : g_threads) pthread_join(t, nullptr);
+  g_threads.clear();
+  g_stop.store(false);
+}
+
+}  // namespace
+
+void reserve_parallel_scratch(size_t floats) {
+  g_scratch.resize(thread_count());
+  for (size_t w = 1; w < g_scratch.size(); ++w)
+    if (g_scratch[w].size() < floats) g_scratch[w].resize(floats);
+}
+
+float* parallel_scratch(size_t worker) { return g_scratch[worker].data(); }
+
+size_t thread_count() { return g_threads.size() + 1; }
+
+size_t set_thread_count(size_t n) {
+  if (n < 1) n = 1;
+  if (n == thread_count()) return n;
+  stop_threads();
+  // pthread_create rather than std::thread: a thread that cannot start (no
+  // worker for it in a page) is a status here, while std::thread would throw,
+  // and the wasm build has no exceptions to catch it with.
+  for (size_t i = 1; i < n; ++i) {
+    pthread_t t;
+    if (pthread_create(&t, nullptr, worker_main, reinterpret_cast<void*>(i)) != 0) break;
+    g_threads.push_back(t);
+  }
+  g_scratch.resize(thread_count());
+  g_scratch.shrink_to_fit();
+  return thread_count();
+}
+
+void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
+  if (tasks == 0) return;
+  if (g_threads.empty() || tasks == 1 || t_inside) {
+    for (size_t t = 0; t < tasks; ++t) fn(ctx, t, t_worker);
+    return;
+  }
+  g_job.tasks.store(tasks, std::memory_order_relaxed);
+  g_job.fn.store(fn, std::memory_order_relaxed);
+  g_job.ctx.store(ctx, std::memory_order_relaxed);
+  g_job.done.store(0, std::memory_order_relaxed);
+  const uint64_t job = ((g_job.next.load() >> 32) + 1) << 32;
+  g_job.next.store(job);  // seq_cst: ordered before the sleepers check below
+  if (g_sleepers.load() > 0) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_wake.notify_all();
+  }
+  run_tasks(0);
+  // Every task is claimed; wait for the ones other threads are running.
+  while (g_job.done.load(std::memory_order_acquire) < tasks) {
+  }
+}
+
+#endif
+
+}  // namespace bnwasm

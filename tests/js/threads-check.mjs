@@ -1,0 +1,69 @@
+// Run by tests/js/threads.test.js in a child process, one per thread count (the thread count is
+// fixed once a realm has loaded bnwasm). Prints one JSON line.
+//   node threads-check.mjs <threads | default> [train | terminate]
+import { createHash } from 'node:crypto';
+import { configure, createNetwork, createTrainer, memoryUsage, threadCount } from '../../web/src/index.node.js';
+
+const [threadsArg, what = 'train'] = process.argv.slice(2);
+if (threadsArg !== 'default') configure({ threads: Number(threadsArg) });
+const hash = (bytes) => createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+const floats = (n, seed) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7311 + seed) * 1.5);
+const labels = (n, k) => Int32Array.from({ length: n }, (_, i) => (i * 7) % k);
+
+// Wide enough that the GEMMs, batch norms, convolutions and the optimizer split into pieces.
+const dense = {
+  inputSize: 300,
+  layers: [
+    { type: 'dense', units: 200, useBias: false }, { type: 'batchNorm' }, { type: 'relu' },
+    { type: 'dense', units: 150 }, { type: 'batchNorm', biasCorrection: true }, { type: 'tanh' },
+    { type: 'dense', units: 10 },
+  ],
+  optimizer: { type: 'adam', learningRate: 0.01 },
+  seed: 3,
+};
+const cnn = {
+  inputShape: [3, 16, 16],
+  layers: [
+    { type: 'conv2d', filters: 8, kernelSize: 3, padding: 'same', useBias: false }, { type: 'batchNorm' }, { type: 'relu' },
+    { type: 'maxPool2d', poolSize: 2 },
+    { type: 'conv2d', filters: 12, kernelSize: 3 }, { type: 'batchNorm' }, { type: 'relu' },
+    { type: 'avgPool2d', poolSize: 2 }, { type: 'flatten' },
+    { type: 'dense', units: 10 },
+  ],
+  optimizer: { type: 'sgd', learningRate: 0.05, momentum: 0.9 },
+  seed: 4,
+};
+
+async function trainAndPredict(config, inputSize, rows, steps) {
+  const net = await createNetwork(config);
+  for (let s = 0; s < steps; s++) net.trainBatch(floats(rows * inputSize, s), labels(rows, 10));
+  const outputs = net.predictBatch(floats(100 * inputSize, 99));
+  const result = { model: hash(net.save()), outputs: hash(new Uint8Array(outputs.buffer)) };
+  net.dispose();
+  return result;
+}
+
+const result = { threads: await threadCount() };
+if (what === 'train') {
+  result.dense = await trainAndPredict(dense, 300, 300, 3);
+  result.cnn = await trainAndPredict(cnn, 3 * 16 * 16, 24, 3);
+  // Memory grows (16 MiB at first) while the pool's threads are there: 2048 x 2048 weights with
+  // their gradient and Adam's two moments need 64 MiB.
+  const before = (await memoryUsage()).wasmMemoryBytes;
+  result.grown = await trainAndPredict(
+    { ...dense, inputSize: 2048, layers: [{ type: 'dense', units: 2048, useBias: false }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'dense', units: 10 }] },
+    2048, 64, 2,
+  );
+  result.memoryGrew = (await memoryUsage()).wasmMemoryBytes > before;
+} else if (what === 'terminate') {
+  // The worker is stopped in the middle of a step: the fit rejects, and the process then ends
+  // by itself (the test times it), with no thread left holding it.
+  const trainer = await createTrainer(dense);
+  result.workerThreads = trainer.threads;
+  const n = 64 * 200;
+  const fit = trainer.fit(floats(n * 300, 1), labels(n, 10), { epochs: 100, batchSize: 64 });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  trainer.terminate();
+  result.fit = await fit.then(() => 'resolved', (error) => error.name);
+}
+console.log(JSON.stringify(result));

@@ -1,0 +1,63 @@
+// Threads through the public API: each thread count in its own Node process (a realm fixes its
+// count when it loads bnwasm), training a dense and a convolutional network and one whose
+// memory grows while the pool's threads are there. Weights, running averages, optimizer state
+// (all in save()) and predictBatch's outputs are the same bits for 1, 2, 3, 4 and 8 threads.
+// Then the faults: a thread that cannot start, a worker stopped in the middle of a step.
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const script = fileURLToPath(new URL('./threads-check.mjs', import.meta.url));
+const check = async (args, file = script) => {
+  const { stdout, stderr } = await run(process.execPath, [file, ...args], { timeout: 120000 });
+  return { result: JSON.parse(stdout.trim().split('\n').pop()), stderr };
+};
+const cores = typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
+
+test('training and batch inference give the same bits for 1, 2, 3, 4 and 8 threads', async () => {
+  const runs = {};
+  for (const threads of [1, 2, 3, 4, 8]) runs[threads] = (await check([String(threads)])).result;
+  for (const threads of [1, 2, 3, 4, 8]) {
+    expect(runs[threads].threads).toBe(threads); // the threaded module ran (1: the single-thread one)
+    expect(runs[threads].memoryGrew).toBe(true);
+    const { threads: _, ...rest } = runs[threads];
+    const { threads: __, ...reference } = runs[1];
+    expect({ threads, ...rest }).toEqual({ threads, ...reference });
+  }
+});
+
+test('without configure(), Node uses every core', async () => {
+  const { result } = await check(['default']);
+  expect(result.threads).toBe(cores);
+});
+
+test('a thread that cannot start: one warning, then the single-thread module, same results', async () => {
+  // A copy of the package without the threads' worker script (as if a host had not served it).
+  const dir = mkdtempSync(join(tmpdir(), 'bnwasm-threads-'));
+  try {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    for (const part of ['web/src', 'web/dist', 'tests/js/threads-check.mjs', 'package.json']) {
+      cpSync(join(root, part), join(dir, part), { recursive: true });
+    }
+    rmSync(join(dir, 'web/src/pthread.js'));
+    const broken = await check(['2'], join(dir, 'tests/js/threads-check.mjs'));
+    expect(broken.result.threads).toBe(1);
+    const warnings = broken.stderr.split('\n').filter((line) => line.startsWith('bnwasm:'));
+    expect(warnings).toEqual([expect.stringMatching(/^bnwasm: the threaded module could not start \(a thread's worker failed .*\); running on one thread$/)]);
+    const { result } = await check(['1']);
+    expect({ ...broken.result, threads: 1 }).toEqual(result);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a trainer's worker stopped in the middle of a step: the fit rejects and nothing hangs", async () => {
+  const started = Date.now();
+  const { result } = await check(['default', 'terminate']);
+  expect(result).toEqual({ threads: cores, workerThreads: cores, fit: 'DisposedError' });
+  expect(Date.now() - started).toBeLessThan(60000); // the process ended by itself
+});

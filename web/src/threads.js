@@ -1,0 +1,49 @@
+// Starting the threaded module (bnwasm-mt.mjs, Emscripten pthreads) with workers the platform
+// spawns. Emscripten 3.1.6's own loader waits forever for a worker that failed to load and
+// throws its error from an event handler; here a worker's error or a start that takes too long
+// rejects instead, and the caller falls back to the single-thread module.
+
+/** How long the thread workers may take to load before bnwasm gives up on them. */
+const START_TIMEOUT_MS = 30000;
+
+/**
+ * Instantiates a threaded module with `threads - 1` pool workers besides the calling thread.
+ * spawn(fail) returns one worker in the shape the glue expects ({postMessage, terminate,
+ * onmessage, onerror}) and calls fail(reason) if that worker cannot run. @internal
+ */
+export function instantiateThreaded(createModule, threads, moduleArgs, spawn) {
+  return new Promise((resolve, reject) => {
+    const workers = [];
+    let settled = false;
+    const fail = (reason) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      for (const worker of workers) worker.terminate();
+      reject(new Error(reason));
+    };
+    const timer = setTimeout(() => fail(`its ${threads - 1} thread workers did not start within ${START_TIMEOUT_MS / 1000} s`), START_TIMEOUT_MS);
+    createModule({
+      ...moduleArgs,
+      pthreadPoolSize: threads - 1,
+      pthreadWorker() {
+        const worker = spawn(fail);
+        workers.push(worker);
+        return worker;
+      },
+    }).then(
+      (mod) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(mod);
+      },
+      (error) => fail(error?.message ?? String(error)),
+    );
+  });
+}
+
+/** The glue's view of a worker: it assigns onmessage and onerror and posts to it. @internal */
+export function workerShim(post, terminate) {
+  return { onmessage: null, onerror: null, postMessage: post, terminate };
+}
