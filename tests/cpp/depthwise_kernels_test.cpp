@@ -15,6 +15,7 @@
 #include "bnwasm/depthwise.h"
 #include "bnwasm/kernels.h"
 #include "bnwasm/layers.h"
+#include "bnwasm/parallel.h"
 #include "test_util.h"
 
 using namespace bnwasm;
@@ -365,6 +366,51 @@ TEST(DepthwiseLayer, BatchIsTheKernelsImageByImage) {
     std::vector<float> dw2(F * s.K(), 0.0f);
     depthwise_conv2d_backward(nullptr, dw2.data(), nullptr, scratch.data(), dout.data(), in.data(), w.data(), B, s);
     EXPECT_TRUE(BitEqual("dweight without din", want_dw.data(), dw2.data(), dw2.size())) << name(s);
+  }
+}
+
+
+// Split over the thread pool (pieces of channels, and of images in forward):
+// the same bits at 1, 2, 3, 4 and 8 threads, at sizes that make several
+// pieces: 96 channels of 8 x 8, and 40 channels of 16 x 16 with two filters
+// each at stride 2, a batch of 6.
+TEST(DepthwiseLayer, SameBitsAtEveryThreadCount) {
+  for (const DepthwiseConv& s : {make(96, 8, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1),
+                                 make(40, 16, 16, 2, 3, 3, 2, 2, 1, 1, 1, 1)}) {
+    const size_t B = 6, image = s.C * s.H * s.W, F = s.F(), P = s.P();
+    Rng rng(900 + s.C);
+    const std::vector<float> in = rng.uniform_vec(B * image, -1, 1), w = rng.uniform_vec(F * s.K(), -0.5, 0.5);
+    const std::vector<float> bias = rng.uniform_vec(F, -0.5, 0.5), scale = rng.uniform_vec(F, 0.5, 2);
+    const std::vector<float> shift = rng.uniform_vec(F, -1, 1), dout = rng.uniform_vec(B * F * P, -1, 1);
+    const auto run = [&] {
+      std::vector<float> scratch(s.scratch_size()), out(B * F * P), fused(B * F * P);
+      std::vector<float> din(B * image, 0.0f), dw(F * s.K(), 0.0f), db(F, 0.0f);
+      ConvEpilogue ep;
+      ep.init = bias.data();
+      depthwise_conv2d_forward(out.data(), scratch.data(), in.data(), w.data(), ep, B, s);
+      ep.scale = scale.data();
+      ep.shift = shift.data();
+      ep.relu = true;
+      depthwise_conv2d_forward(fused.data(), scratch.data(), in.data(), w.data(), ep, B, s);
+      depthwise_conv2d_backward(din.data(), dw.data(), db.data(), scratch.data(), dout.data(), in.data(),
+                                w.data(), B, s);
+      std::vector<float> all = out;
+      for (const std::vector<float>* v : {&fused, &din, &dw, &db}) all.insert(all.end(), v->begin(), v->end());
+      return all;
+    };
+    set_thread_count(1);
+    const std::vector<float> reference = run();
+    for (size_t n : {1, 2, 3, 4, 8}) {
+      const size_t got_threads = set_thread_count(n);
+#if !defined(__EMSCRIPTEN__)
+      ASSERT_EQ(got_threads, n) << "threads did not start";
+#endif
+      (void)got_threads;
+      const std::vector<float> got = run();
+      EXPECT_TRUE(BitEqual(name(s) + ", " + std::to_string(n) + " threads", reference.data(), got.data(),
+                           got.size()));
+    }
+    set_thread_count(1);
   }
 }
 
