@@ -4,8 +4,8 @@
 // the kernels' GFLOP/s (2 F P 9 FLOP, padding taps included, as the core
 // counts them), each variant that takes the shape; the layer's time per image
 // through the depthwise kernels against the grouped convolution conv2d ran
-// before them (one 1 x 9 by 9 x P GEMM per channel); and what a batch norm
-// and a ReLU6 after it cost as passes of their own. Prints JSON:
+// before them (one 1 x 9 by 9 x P GEMM per channel, and relu6 as a layer of
+// its own at inference). Prints JSON:
 //   {"shapes": [[channels, size, stride, layers], ...], "values": {"<shape> <what>": v}}
 // with GFLOP/s for kernels and microseconds for "(us)" entries.
 #include <algorithm>
@@ -48,6 +48,12 @@ double median_seconds(const std::function<void()>& fn) {
   return times[times.size() / 2];
 }
 
+// The relu6 layer's loop (ops/elementwise.cpp's clip) as the module compiles
+// it: the registry files are built at -Oz, which minsize stands for here.
+__attribute__((noinline, minsize)) void relu6_layer(float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = std::min(std::max(x[i], 0.0f), 6.0f);
+}
+
 bool g_first = true;
 void emit(const std::string& name, double v) {
   std::printf("%s\"%s\":%.3f", g_first ? "" : ",", name.c_str(), v);
@@ -74,29 +80,31 @@ void shape(const Shape& sh) {
   const Conv2dGeometry g{1, H, W, 1, 3, 3, S, S, 1, 1, OH, OW};  // one group
   std::vector<float> in = filled(C * H * W, 1), w = filled(C * 9, 2), out(C * P),
                      dout = filled(C * P, 3), din(C * H * W), dw(C * 9);
-  std::vector<float> scale = filled(C, 4), shift = filled(C, 5), gamma = filled(C, 6),
-                     beta = filled(C, 7), rmean = filled(C, 8), rvar(C, 1.0f);
+  std::vector<float> scale = filled(C, 4), shift = filled(C, 5);
   std::vector<float> scratch(std::max(s.scratch_size(), conv2d_scratch_size(g)));
-  ConvEpilogue bn_relu;
-  bn_relu.scale = scale.data();
-  bn_relu.shift = shift.data();
-  bn_relu.relu = true;
-  const ConvEpilogue none;
+  // MobileNetV2's: the batch norm and ReLU6 after the conv, fused.
+  DepthwiseEpilogue bn_relu6;
+  bn_relu6.scale = scale.data();
+  bn_relu6.shift = shift.data();
+  bn_relu6.clip = true;
+  bn_relu6.lo = 0.0f;
+  bn_relu6.hi = 6.0f;
+  const DepthwiseEpilogue none;
   const double flop = 2.0 * C * P * 9;
   const std::string n = label(sh);
   const auto gflops = [&](const std::function<void()>& fn) { return flop / median_seconds(fn) / 1e9; };
   const auto us = [&](const std::function<void()>& fn) { return median_seconds(fn) * 1e6; };
 
   // The kernels: the one the build dispatches to, and each variant that takes the shape.
-  emit(n + " forward", gflops([&] { f32_dwconv(out.data(), scratch.data(), in.data(), w.data(), bn_relu, s); }));
+  emit(n + " forward", gflops([&] { f32_dwconv(out.data(), scratch.data(), in.data(), w.data(), bn_relu6, s); }));
   emit(n + " forward w8", gflops([&] {
-         f32_dwconv_w8__wasmsimd(out.data(), scratch.data(), in.data(), w.data(), bn_relu, s);
+         f32_dwconv_w8__wasmsimd(out.data(), scratch.data(), in.data(), w.data(), bn_relu6, s);
        }));
   emit(n + " forward c8", gflops([&] {
-         f32_dwconv_c8__wasmsimd(out.data(), scratch.data(), in.data(), w.data(), bn_relu, s);
+         f32_dwconv_c8__wasmsimd(out.data(), scratch.data(), in.data(), w.data(), bn_relu6, s);
        }));
   emit(n + " forward scalar", gflops([&] {
-         f32_dwconv__scalar(out.data(), scratch.data(), in.data(), w.data(), bn_relu, s);
+         f32_dwconv__scalar(out.data(), scratch.data(), in.data(), w.data(), bn_relu6, s);
        }));
   emit(n + " dinput", gflops([&] { f32_dwconv_dinput(din.data(), scratch.data(), dout.data(), w.data(), s); }));
   emit(n + " dinput w8", gflops([&] {
@@ -113,18 +121,21 @@ void shape(const Shape& sh) {
          f32_dwconv_dweight_c8__wasmsimd(dw.data(), scratch.data(), dout.data(), in.data(), s);
        }));
 
-  // The layer per image. Inference: the conv with its batch norm and ReLU
-  // fused. Training: forward, then backward (weight and input gradients).
-  // Grouped: what conv2d ran per channel before (ops/conv2d.cpp's group loop).
+  // The layer per image. Inference: the conv with the batch norm and ReLU6
+  // after it fused. Before: conv2d's group loop (ops/conv2d.cpp) with the
+  // batch norm fused, then relu6 as a layer of its own. Training: forward,
+  // then backward (weight and input gradients); before, the group loop.
   emit(n + " inference (us)", us([&] {
-         depthwise_conv2d_forward(out.data(), scratch.data(), in.data(), w.data(), bn_relu, 1, s);
+         depthwise_conv2d_forward(out.data(), scratch.data(), in.data(), w.data(), bn_relu6, 1, s);
        }));
   emit(n + " inference grouped (us)", us([&] {
          for (size_t c = 0; c < C; ++c)
            conv2d_batchnorm_relu_forward_infer(out.data() + c * P, scratch.data(), in.data() + c * H * W,
                                                w.data() + c * 9, nullptr, scale.data() + c, shift.data() + c,
-                                               true, 1, g);
+                                               false, 1, g);
+         relu6_layer(out.data(), C * P);
        }));
+  emit(n + " relu6 layer (us)", us([&] { relu6_layer(out.data(), C * P); }));
   emit(n + " training (us)", us([&] {
          depthwise_conv2d_forward(out.data(), scratch.data(), in.data(), w.data(), none, 1, s);
          depthwise_conv2d_backward(din.data(), dw.data(), nullptr, scratch.data(), dout.data(), in.data(),
@@ -137,19 +148,6 @@ void shape(const Shape& sh) {
          for (size_t c = 0; c < C; ++c)
            conv2d_backward(din.data() + c * H * W, dw.data() + c * 9, nullptr, scratch.data(),
                            dout.data() + c * P, in.data() + c * H * W, w.data() + c * 9, 1, g);
-       }));
-  // What fusing costs nothing for: the batch norm and ReLU6 as passes of
-  // their own over the output (batchNorm's inference, relu6's clip loop).
-  emit(n + " forward alone (us)", us([&] {
-         f32_dwconv(out.data(), scratch.data(), in.data(), w.data(), none, s);
-       }));
-  emit(n + " batch norm pass (us)", us([&] {
-         batchnorm_forward_infer(out.data(), out.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), 1,
-                                 C, P, 1e-5f);
-       }));
-  emit(n + " relu6 pass (us)", us([&] {
-         float* o = out.data();
-         for (size_t i = 0; i < C * P; ++i) o[i] = std::min(std::max(o[i], 0.0f), 6.0f);
        }));
 }
 

@@ -2,15 +2,19 @@
 // is tested against (bnwasm/depthwise.h gives the order of operations).
 #include "bnwasm/depthwise.h"
 
+#include <algorithm>
+
 namespace bnwasm {
 
 namespace {
 
-// init + sum, then the inference batch norm and ReLU, as f32_conv_direct__scalar does.
-inline float epilogue(float acc, size_t f, const ConvEpilogue& ep) {
+// init + sum, then the inference batch norm and ReLU, as f32_conv_direct__scalar
+// does; then the clip, as the clip layer does.
+inline float epilogue(float acc, size_t f, const DepthwiseEpilogue& ep) {
   float v = (ep.init != nullptr ? ep.init[f] : 0.0f) + acc;
   if (ep.scale != nullptr) v = v * ep.scale[f] + ep.shift[f];
   if (ep.relu) v = v > 0.0f ? v : 0.0f;
+  if (ep.clip) v = std::min(std::max(v, ep.lo), ep.hi);
   return v;
 }
 
@@ -25,7 +29,7 @@ inline size_t reached(long t, size_t S, size_t n) {
 }  // namespace
 
 void f32_dwconv__scalar(float* out, float*, const float* in, const float* w,
-                        const ConvEpilogue& ep, const DepthwiseConv& s) {
+                        const DepthwiseEpilogue& ep, const DepthwiseConv& s) {
   // out is (F, OH, OW); in is (C, H, W); w is (F, KH, KW)
   const size_t K = s.K(), P = s.P();
   for (size_t f = 0; f < s.F(); ++f) {
@@ -103,7 +107,7 @@ void f32_dwconv_dweight__scalar(float* dw, float*, const float* dout, const floa
 
 #if !defined(__wasm_simd128__)
 void f32_dwconv(float* out, float* scratch, const float* in, const float* w,
-                const ConvEpilogue& ep, const DepthwiseConv& s) {
+                const DepthwiseEpilogue& ep, const DepthwiseConv& s) {
   f32_dwconv__scalar(out, scratch, in, w, ep, s);
 }
 void f32_dwconv_dinput(float* din, float* scratch, const float* dout, const float* w,

@@ -14,26 +14,37 @@ namespace {
 // ---- shared pieces -----------------------------------------------------------------
 
 // One filter's epilogue as vectors: init + acc, then scale and shift, then
-// ReLU as v & (v > 0), which is v > 0 ? v : 0 (NaN and -0 give +0).
+// ReLU as v & (v > 0), which is v > 0 ? v : 0 (NaN and -0 give +0), then the
+// clip: pmax(v, lo) is v < lo ? lo : v, std::max(v, lo); pmin(v, hi) is
+// hi < v ? hi : v, std::min(v, hi).
 struct Epilogue {
-  v128_t init, scale, shift;
-  bool affine, relu;
+  v128_t init, scale, shift, lo, hi;
+  bool affine, relu, clip;
   v128_t apply(v128_t acc) const {
     v128_t v = wasm_f32x4_add(init, acc);
     if (affine) v = wasm_f32x4_add(wasm_f32x4_mul(v, scale), shift);
     if (relu) v = wasm_v128_and(v, wasm_f32x4_gt(v, wasm_f32x4_splat(0.0f)));
+    if (clip) v = wasm_f32x4_pmin(wasm_f32x4_pmax(v, lo), hi);
     return v;
   }
 };
+// What every filter shares: the flags and the clip's bounds.
+Epilogue common_epilogue(const DepthwiseEpilogue& ep) {
+  Epilogue e;
+  e.affine = ep.scale != nullptr;
+  e.relu = ep.relu;
+  e.clip = ep.clip;
+  e.lo = wasm_f32x4_splat(ep.lo);
+  e.hi = wasm_f32x4_splat(ep.hi);
+  return e;
+}
 
 // Filter f's, in every lane (the width variants).
-Epilogue splat_epilogue(const ConvEpilogue& ep, size_t f) {
-  Epilogue e;
+Epilogue splat_epilogue(const DepthwiseEpilogue& ep, size_t f) {
+  Epilogue e = common_epilogue(ep);
   e.init = wasm_f32x4_splat(ep.init != nullptr ? ep.init[f] : 0.0f);
-  e.affine = ep.scale != nullptr;
   e.scale = wasm_f32x4_splat(e.affine ? ep.scale[f] : 1.0f);
   e.shift = wasm_f32x4_splat(e.affine ? ep.shift[f] : 0.0f);
-  e.relu = ep.relu;
   return e;
 }
 
@@ -432,7 +443,7 @@ inline size_t group_lanes(size_t n, int g) { return n - 4 * g < 4 ? n - 4 * g : 
 // Forward for filters f0 .. f0 + n - 1 (n <= 4 NV; all 4 NV when NV > 1).
 // scratch: the input x (HW steps of 4 NV floats), the outputs y (P), the weights wv (K).
 template <int NV>
-void forward_step(float* out, float* scratch, const float* in, const float* w, const ConvEpilogue& ep,
+void forward_step(float* out, float* scratch, const float* in, const float* w, const DepthwiseEpilogue& ep,
                   const DepthwiseConv& s, const TapsUsed& used, size_t f0, size_t n) {
   const size_t K = s.K(), P = s.P(), HW = s.H * s.W, V = 4 * NV;
   float* x = scratch;
@@ -443,8 +454,7 @@ void forward_step(float* out, float* scratch, const float* in, const float* w, c
     const size_t f = f0 + 4 * g, ng = group_lanes(n, g);
     gather_weights(wv + 4 * g, V, block(w, f, ng, 1, K), used, s);
     gather(x + 4 * g, V, input_block(in, f, ng, s), HW);
-    e[g].affine = ep.scale != nullptr;
-    e[g].relu = ep.relu;
+    e[g] = common_epilogue(ep);
     e[g].init = epilogue_lanes(ep.init, f, ng, 0.0f);
     e[g].scale = epilogue_lanes(ep.scale, f, ng, 1.0f);
     e[g].shift = epilogue_lanes(ep.shift, f, ng, 0.0f);
@@ -583,7 +593,7 @@ void dweight_step(float* dw, float* scratch, const float* dout, const float* in,
 }  // namespace
 
 void f32_dwconv_w8__wasmsimd(float* out, float* scratch, const float* in, const float* w,
-                             const ConvEpilogue& ep, const DepthwiseConv& s) {
+                             const DepthwiseEpilogue& ep, const DepthwiseConv& s) {
   // out is (F, OH, OW); in is (C, H, W); w is (F, KH, KW); scratch: the padded rows (H, xw())
   const size_t XW = s.xw(), K = s.K(), P = s.P();
   const bool k3 = s.KH == 3 && s.KW == 3;
@@ -645,7 +655,7 @@ void f32_dwconv_dweight_w4__wasmsimd(float* dw, float* scratch, const float* dou
 }
 
 void f32_dwconv_c8__wasmsimd(float* out, float* scratch, const float* in, const float* w,
-                             const ConvEpilogue& ep, const DepthwiseConv& s) {
+                             const DepthwiseEpilogue& ep, const DepthwiseConv& s) {
   // out is (F, OH, OW); in is (C, H, W); w is (F, KH, KW): 8 filters a step, the last by 4
   const size_t F = s.F();
   const TapsUsed used = taps_used(s);
@@ -676,7 +686,7 @@ void f32_dwconv_dweight_c8__wasmsimd(float* dw, float* scratch, const float* dou
 // Along the row when rows are long enough to fill the vectors (measured at
 // MobileNetV2's shapes: bench/wasm/depthwise.cpp), else across channels.
 void f32_dwconv(float* out, float* scratch, const float* in, const float* w,
-                const ConvEpilogue& ep, const DepthwiseConv& s) {
+                const DepthwiseEpilogue& ep, const DepthwiseConv& s) {
   if (s.width_variants_apply() && s.OW >= 8)
     f32_dwconv_w8__wasmsimd(out, scratch, in, w, ep, s);
   else

@@ -25,7 +25,7 @@ size_t channel_grain(const DepthwiseConv& s, size_t work_per_channel) {
 }  // namespace
 
 void depthwise_conv2d_forward(float* out, float* scratch, const float* in, const float* weight,
-                              const ConvEpilogue& ep, size_t B, const DepthwiseConv& s) {
+                              const DepthwiseEpilogue& ep, size_t B, const DepthwiseConv& s) {
   // in is (B, C, H, W); weight is (F, KH, KW); out is (B, F, OH, OW). Images
   // and pieces of channels in parallel, each task with its own scratch.
   const size_t M = s.M, K = s.K(), P = s.P(), HW = s.H * s.W;
@@ -34,7 +34,7 @@ void depthwise_conv2d_forward(float* out, float* scratch, const float* in, const
   parallel_for(B * np, [&](size_t task, size_t w) {
     const size_t b = task / np;
     const auto [c0, c1] = piece(task % np, s.C, g);
-    ConvEpilogue e = ep;
+    DepthwiseEpilogue e = ep;
     if (e.init != nullptr) e.init += c0 * M;
     if (e.scale != nullptr) {
       e.scale += c0 * M;

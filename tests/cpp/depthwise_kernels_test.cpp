@@ -91,15 +91,21 @@ Data data(const DepthwiseConv& s, uint64_t seed) {
   return d;
 }
 
-// The four epilogues: none, a bias, bias + batch norm, bias + batch norm + ReLU.
-ConvEpilogue epilogue(const Data& d, int e) {
-  ConvEpilogue ep;
+// The epilogues: none, a bias, bias + batch norm, bias + batch norm + ReLU,
+// bias + batch norm + relu6 (a clip to [0, 6]), a bias and a clip to
+// [-0.3, 0.4] (values clipped on both sides).
+constexpr int kEpilogues = 6;
+DepthwiseEpilogue epilogue(const Data& d, int e) {
+  DepthwiseEpilogue ep;
   if (e >= 1) ep.init = d.init.data();
-  if (e >= 2) {
+  if (e >= 2 && e <= 4) {
     ep.scale = d.scale.data();
     ep.shift = d.shift.data();
   }
   ep.relu = e == 3;
+  ep.clip = e >= 4;
+  ep.lo = e == 4 ? 0.0f : -0.3f;
+  ep.hi = e == 4 ? 6.0f : 0.4f;
   return ep;
 }
 
@@ -120,8 +126,8 @@ TEST(DepthwiseScalar, ForwardMatchesTheDefinition) {
   for (const DepthwiseConv& s : geometries()) {
     const Data d = data(s, seed++);
     std::vector<float> out(s.F() * s.P());
-    for (int e = 0; e < 4; ++e) {
-      const ConvEpilogue ep = epilogue(d, e);
+    for (int e = 0; e < kEpilogues; ++e) {
+      const DepthwiseEpilogue ep = epilogue(d, e);
       f32_dwconv__scalar(out.data(), nullptr, d.in.data(), d.w.data(), ep, s);
       std::vector<double> want(out.size()), tol(out.size());
       for (size_t f = 0; f < s.F(); ++f)
@@ -143,6 +149,7 @@ TEST(DepthwiseScalar, ForwardMatchesTheDefinition) {
               v = v * ep.scale[f] + ep.shift[f];
             }
             if (ep.relu) v = std::max(v, 0.0);
+            if (ep.clip) v = std::min(std::max(v, double(ep.lo)), double(ep.hi));
             const size_t i = (f * s.OH + oy) * s.OW + ox;
             want[i] = v;
             tol[i] = (s.K() + 4) * kU * mag;
@@ -211,7 +218,8 @@ TEST(DepthwiseScalar, WeightGradientMatchesTheDefinition) {
 }
 
 // The grouped path it replaces (im2col + packed GEMM per group, or the direct
-// kernel, then the epilogue) sums the same products in the same order.
+// kernel, then the epilogue) sums the same products in the same order; the
+// clip after it as the clip layer computes it.
 TEST(DepthwiseScalar, ForwardEqualsTheGroupedConvolutionBitForBit) {
   uint64_t seed = 400;
   for (const DepthwiseConv& s : geometries()) {
@@ -220,8 +228,8 @@ TEST(DepthwiseScalar, ForwardEqualsTheGroupedConvolutionBitForBit) {
     g.DH = s.DH;
     g.DW = s.DW;
     std::vector<float> scratch(conv2d_scratch_size(g)), want(s.F() * s.P()), got(want.size());
-    for (int e = 0; e < 4; ++e) {
-      const ConvEpilogue ep = epilogue(d, e);
+    for (int e = 0; e < kEpilogues; ++e) {
+      const DepthwiseEpilogue ep = epilogue(d, e);
       for (size_t c = 0; c < s.C; ++c) {
         const size_t f = c * s.M;
         const float* init = ep.init != nullptr ? ep.init + f : nullptr;
@@ -232,6 +240,8 @@ TEST(DepthwiseScalar, ForwardEqualsTheGroupedConvolutionBitForBit) {
           conv2d_forward(want.data() + f * s.P(), scratch.data(), d.in.data() + c * s.H * s.W,
                          d.w.data() + f * s.K(), init, 1, g);
       }
+      if (ep.clip)
+        for (float& v : want) v = std::min(std::max(v, ep.lo), ep.hi);
       f32_dwconv__scalar(got.data(), nullptr, d.in.data(), d.w.data(), ep, s);
       ASSERT_TRUE(BitEqual("epilogue " + std::to_string(e), want.data(), got.data(), got.size())) << name(s);
     }
@@ -240,7 +250,7 @@ TEST(DepthwiseScalar, ForwardEqualsTheGroupedConvolutionBitForBit) {
 
 // ---- every variant against the reference, bit for bit -----------------------------------
 
-using ForwardFn = void (*)(float*, float*, const float*, const float*, const ConvEpilogue&,
+using ForwardFn = void (*)(float*, float*, const float*, const float*, const DepthwiseEpilogue&,
                            const DepthwiseConv&);
 using DinputFn = void (*)(float*, float*, const float*, const float*, const DepthwiseConv&);
 using DweightFn = void (*)(float*, float*, const float*, const float*, const DepthwiseConv&);
@@ -260,8 +270,8 @@ void check_forward(ForwardFn fn, bool (*only)(const DepthwiseConv&)) {
     if (only != nullptr && !only(s)) continue;
     ++checked;
     std::vector<float> want(s.F() * s.P()), got(want.size(), -7.0f), scratch = nan_scratch(s);
-    for (int e = 0; e < 4; ++e) {
-      const ConvEpilogue ep = epilogue(d, e);
+    for (int e = 0; e < kEpilogues; ++e) {
+      const DepthwiseEpilogue ep = epilogue(d, e);
       f32_dwconv__scalar(want.data(), nullptr, d.in.data(), d.w.data(), ep, s);
       fn(got.data(), scratch.data(), d.in.data(), d.w.data(), ep, s);
       ASSERT_TRUE(BitEqual("epilogue " + std::to_string(e), want.data(), got.data(), got.size())) << name(s);
@@ -341,7 +351,7 @@ TEST(DepthwiseLayer, BatchIsTheKernelsImageByImage) {
     const std::vector<float> in = rng.uniform_vec(B * image, -1, 1), w = rng.uniform_vec(F * s.K(), -0.5, 0.5);
     const std::vector<float> bias = rng.uniform_vec(F, -0.5, 0.5), dout = rng.uniform_vec(B * F * P, -1, 1);
     std::vector<float> scratch(s.scratch_size()), out(B * F * P), want(B * F * P);
-    ConvEpilogue ep;
+    DepthwiseEpilogue ep;
     ep.init = bias.data();
     depthwise_conv2d_forward(out.data(), scratch.data(), in.data(), w.data(), ep, B, s);
     std::vector<float> din(B * image, 0.0f), dw(F * s.K(), 0.0f), db(F, 0.0f);
@@ -385,7 +395,7 @@ TEST(DepthwiseLayer, SameBitsAtEveryThreadCount) {
     const auto run = [&] {
       std::vector<float> scratch(s.scratch_size()), out(B * F * P), fused(B * F * P);
       std::vector<float> din(B * image, 0.0f), dw(F * s.K(), 0.0f), db(F, 0.0f);
-      ConvEpilogue ep;
+      DepthwiseEpilogue ep;
       ep.init = bias.data();
       depthwise_conv2d_forward(out.data(), scratch.data(), in.data(), w.data(), ep, B, s);
       ep.scale = scale.data();

@@ -60,15 +60,22 @@ struct DepthwiseConv {
   }
 };
 
+// The conv epilogue (kernels.h: init + sum, the batch norm's scale and
+// shift, ReLU), then, when clip, v = min(max(v, lo), hi) as the clip layer
+// computes it (relu6 is [0, 6]; NaN stays NaN, -0 stays -0).
+struct DepthwiseEpilogue : ConvEpilogue {
+  bool clip = false;
+  float lo = 0.0f, hi = 0.0f;
+};
+
 // ---- kernels -------------------------------------------------------------------------
 // out is (F, OH, OW); in is (C, H, W); w is (F, KH, KW); scratch holds
 // scratch_size() floats. Per value: a sum from +0 adds w[f][ky][kx] *
 // in[f / M][row][column] for the taps inside the input in (ky, kx) order; then
-// the epilogue of ConvEpilogue (init + sum, scale and shift, ReLU). The im2col
-// + packed GEMM path sums the same products in the same order, so this equals
-// conv2d_forward per group bit for bit.
+// the epilogue. The im2col + packed GEMM path sums the same products in the
+// same order, so this equals conv2d_forward per group bit for bit.
 void f32_dwconv__scalar(float* out, float* scratch, const float* in, const float* w,
-                        const ConvEpilogue& ep, const DepthwiseConv& s);
+                        const DepthwiseEpilogue& ep, const DepthwiseConv& s);
 // din is (C, H, W); dout is (F, OH, OW); w is (F, KH, KW). The input gradient:
 // for each of a channel's M filters in turn, din += a sum from +0 of
 // w[f][ky][kx] * dout[f][oy][ox] over the taps (ky, kx), in order, that reach
@@ -87,7 +94,7 @@ void f32_dwconv_dweight__scalar(float* dw, float* scratch, const float* dout, co
 #if defined(__wasm_simd128__)
 // Along a row: 8 (then 4) output columns per vector pair, width_variants_apply() only.
 void f32_dwconv_w8__wasmsimd(float* out, float* scratch, const float* in, const float* w,
-                             const ConvEpilogue& ep, const DepthwiseConv& s);
+                             const DepthwiseEpilogue& ep, const DepthwiseConv& s);
 void f32_dwconv_dinput_w8__wasmsimd(float* din, float* scratch, const float* dout,
                                     const float* w, const DepthwiseConv& s);
 void f32_dwconv_dweight_w4__wasmsimd(float* dw, float* scratch, const float* dout,
@@ -96,7 +103,7 @@ void f32_dwconv_dweight_w4__wasmsimd(float* dw, float* scratch, const float* dou
 // step as two vectors, the last ones by 4; one value of each plane per lane;
 // any geometry. For small planes, where a row fills a vector poorly.
 void f32_dwconv_c8__wasmsimd(float* out, float* scratch, const float* in, const float* w,
-                             const ConvEpilogue& ep, const DepthwiseConv& s);
+                             const DepthwiseEpilogue& ep, const DepthwiseConv& s);
 void f32_dwconv_dinput_c8__wasmsimd(float* din, float* scratch, const float* dout,
                                     const float* w, const DepthwiseConv& s);
 void f32_dwconv_dweight_c8__wasmsimd(float* dw, float* scratch, const float* dout,
@@ -105,7 +112,7 @@ void f32_dwconv_dweight_c8__wasmsimd(float* dw, float* scratch, const float* dou
 
 // The variant this build uses for the shape.
 void f32_dwconv(float* out, float* scratch, const float* in, const float* w,
-                const ConvEpilogue& ep, const DepthwiseConv& s);
+                const DepthwiseEpilogue& ep, const DepthwiseConv& s);
 void f32_dwconv_dinput(float* din, float* scratch, const float* dout, const float* w,
                        const DepthwiseConv& s);
 void f32_dwconv_dweight(float* dw, float* scratch, const float* dout, const float* in,
@@ -113,9 +120,10 @@ void f32_dwconv_dweight(float* dw, float* scratch, const float* dout, const floa
 
 // ---- the layer ----------------------------------------------------------------------
 // in is (B, C, H, W); weight is (F, KH, KW); out is (B, F, OH, OW); ep.init
-// is the bias (F) or null; scratch holds s.scratch_size() floats.
+// is the bias (F) or null, its other fields a fused batch norm and
+// activation at inference; scratch holds s.scratch_size() floats.
 void depthwise_conv2d_forward(float* out, float* scratch, const float* in, const float* weight,
-                              const ConvEpilogue& ep, size_t B, const DepthwiseConv& s);
+                              const DepthwiseEpilogue& ep, size_t B, const DepthwiseConv& s);
 // dout is (B, F, OH, OW); din is (B, C, H, W) or null; dweight (F, KH, KW);
 // dbias (F) or null. Per image in order: dweight += the image's gradient,
 // dbias += the float sum of dout over the positions, din += its gradient.

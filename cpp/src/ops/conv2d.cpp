@@ -1,6 +1,7 @@
 // conv2d: PyTorch's nn.Conv2d on NCHW images, with groups (depthwise when
 // groups equals the input channels) and dilation. Inference runs a batch norm,
-// ReLU and 2x2 max pool that follow it in the same pass (fusion).
+// ReLU and 2x2 max pool that follow it in the same pass (fusion); a depthwise
+// conv a batch norm and a ReLU or clip (relu6).
 #include <algorithm>
 
 #include "bnwasm/depthwise.h"
@@ -79,7 +80,7 @@ class Conv2dOp : public LayerOp {
   void forward(const Pass& p) override {
     if (!p.train) return forward_fused(p, nullptr, 0);
     if (depthwise()) {
-      ConvEpilogue ep;
+      DepthwiseEpilogue ep;
       ep.init = bias();
       return depthwise_conv2d_forward(p.out, p.scratch, p.in[0], t[0], ep, p.B, dw_);
     }
@@ -111,6 +112,10 @@ class Conv2dOp : public LayerOp {
       if (n > 1 && is_relu(next[1])) span = 2;
     }
     if (groups_ == 1 && conv2d_winograd_applies(g_) && n > span && is_max_pool_2x2_stride_2(next[span])) ++span;
+    // A depthwise conv also takes a clip (relu6) after its batch norm, and
+    // either activation without one (a batch norm folded into its bias).
+    if (depthwise() && span < 2 && n > span && (is_relu(next[span]) || is_clip(next[span], nullptr, nullptr)))
+      ++span;
     return span;
   }
   void forward_fused(const Pass& p, const LayerOp* const* next, size_t count) override {
@@ -121,13 +126,17 @@ class Conv2dOp : public LayerOp {
     // expressions batchnorm_forward_infer uses: cheaper than tracking changes.
     if (bn != nullptr) bn->infer_scale_shift(scale_.data(), shift_.data());
     if (depthwise()) {
-      ConvEpilogue ep;
+      DepthwiseEpilogue ep;
       ep.init = bias();
       if (bn != nullptr) {
         ep.scale = scale_.data();
         ep.shift = shift_.data();
       }
-      ep.relu = relu;
+      const size_t act = bn != nullptr ? 1 : 0;  // the activation's place, when fused
+      if (count > act) {
+        ep.relu = is_relu(next[act]);
+        ep.clip = is_clip(next[act], &ep.lo, &ep.hi);
+      }
       return depthwise_conv2d_forward(p.out, p.scratch, p.in[0], t[0], ep, p.B, dw_);
     }
     if (conv2d_winograd_applies(g_) && wino_version_ != p.version) {
