@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bnwasm <-> PyTorch through safetensors, both directions, with load_state_dict.
 
-    /usr/bin/python3 scripts/pytorch/safetensors_roundtrip.py MODEL.json IN.safetensors X.json OUT_DIR [small_resnet]
+    /usr/bin/python3 scripts/pytorch/safetensors_roundtrip.py MODEL.json IN.safetensors X.json OUT_DIR [small_resnet | torchvision:NAME]
 
 MODEL.json describes the PyTorch module of a bnwasm network layer by layer, as
 web/src/interop/common.js torchModule writes it from the core's description (module names,
@@ -16,7 +16,9 @@ wrote, X.json a list of input rows. The script
    and writes its eval-mode outputs on X in float64 to OUT_DIR/outputs.json
    (bnwasm -> PyTorch);
    With `small_resnet` the module is small_resnet.py's SmallResNet itself, not one built
-   from MODEL.json: the network's state_dict keys must be that module's own.
+   from MODEL.json: the network's state_dict keys must be that module's own; with
+   `torchvision:resnet18` (or another torchvision.models name) it is
+   torchvision.models.resnet18(weights=None, num_classes=10).
 2. trains it STEPS steps with SGD in training mode (none when it has no parameters: a
    network without layers), saves its state_dict to
    OUT_DIR/trained.safetensors and writes the new eval outputs to
@@ -173,10 +175,14 @@ def main():
     config = json.load(open(model_path))
     x = torch.tensor(json.load(open(x_path)), dtype=torch.float32)
     x = x.reshape(len(x), *config['inputShape'])  # bnwasm's flat rows are NCHW images
-    if len(sys.argv) > 5 and sys.argv[5] == 'small_resnet':
+    module = sys.argv[5] if len(sys.argv) > 5 else None
+    if module == 'small_resnet':
         sys.path.insert(0, os.path.dirname(__file__))
         from small_resnet import SmallResNet
         model = SmallResNet(in_channels=config['inputShape'][0])
+    elif module is not None and module.startswith('torchvision:'):
+        import torchvision
+        model = getattr(torchvision.models, module.split(':', 1)[1])(weights=None, num_classes=10)
     else:
         model = Network(config)
     # bnwasm -> PyTorch
