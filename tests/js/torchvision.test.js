@@ -5,7 +5,17 @@
 // - training steps (SGD with momentum) from the same state, the losses, every tensor (running
 //   averages included), the batch counts and the outputs afterwards;
 // - export back: toSafetensors() loaded into torchvision's own module with
-//   load_state_dict(strict=True), the same outputs, and PyTorch-trained weights read back.
+//   load_state_dict(strict=True), the same outputs, and PyTorch-trained weights read back;
+// - inference through ONNX: torch.onnx.export of the same starting state, batch norm folded into
+//   Conv (the default) and kept (training=TrainingMode.PRESERVE), read by importONNX; the logits
+//   (the graph's output) and one image at a time against the float64 logits. mobilenet_v2 at
+//   opsets 13 to 17, resnet18 at 13 and 17 only: its files are 45 MB and ~10 s each to import, and
+//   torch writes the same graph at 14, 15 and 16 as at 17 (make_torchvision_fixtures.py's
+//   docstring), so those opsets would only check the opset number again;
+// - export back to ONNX: toONNX, folded and not, of the networks imported from ONNX and of the
+//   networks after the training steps: ONNX Runtime (onnxruntime-web's wasm backend under Node;
+//   onnxruntime-node is not installed here) gives bnwasm's own outputs, and onnx.checker
+//   (full_check) accepts every file.
 // The references are generated at test time (scripts/pytorch/make_torchvision_fixtures.py, into
 // build/torchvision/, checked against tests/fixtures/torchvision.sha256; the first run takes a
 // few minutes); its docstring says how each is made.
@@ -17,6 +27,11 @@
 // cannot fail this test. The inference checks and the fine-tuning recipe (batch norm frozen:
 // PyTorch's eval() on its batch-norm modules, bnwasm's mode 'frozen'), batch 4, learning rate
 // 1e-2, 3 steps, pass that at the existing tolerances with room to spare (at most 4.8% used).
+// The ONNX files hold float32 weights as the safetensors do; a folded file's weights are rounded
+// once more after folding, a move of about one ulp per weight, which the generator's "weights
+// nudged by an ulp" runs already hold to 10% of the inference tolerances. ONNX Runtime against
+// bnwasm: two float32 engines, each within a few percent of the outputs tolerance of PyTorch
+// float64 on the same weights (the table), so their difference is held to that tolerance too.
 //
 // Batch norm in training mode is another matter at this size, and for any float32 engine. At
 // 3x32x32 the last stages of both networks are 1x1 images, so each batch norm there normalizes B
@@ -42,12 +57,16 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-web';
 import { describeNetwork } from 'bnwasm';
-import { loadSafetensors } from 'bnwasm/interop';
+import { importONNX, loadSafetensors } from 'bnwasm/interop';
 import { readSafetensors } from '../../web/src/interop/safetensors.js';
 import { torchModule } from '../../web/src/interop/common.js';
-import { ensureTorchvisionFixtures } from '../../scripts/pytorch/torchvision-fixtures.mjs';
+import { ensureTorchvisionFixtures, manifest } from '../../scripts/pytorch/torchvision-fixtures.mjs';
+import { onnxCheckAll } from './interop-helpers.js';
 import { TOLERANCES } from './parity-tolerances.js';
+
+ort.env.wasm.numThreads = 1;
 
 const SCRIPT = new URL('../../scripts/pytorch/safetensors_roundtrip.py', import.meta.url).pathname;
 const BASE = { loss: TOLERANCES.loss, weights: TOLERANCES.weights, outputs: TOLERANCES.outputs };
@@ -59,10 +78,17 @@ const CASES = {
 };
 // The logits (the dense layer's outputs, before the softmax) as the outputs.
 const INFERENCE = { outputs: TOLERANCES.outputs, logits: TOLERANCES.outputs };
+// The torch.onnx.export files the manifest holds: model, opset, 'folded' or 'preserve'.
+const ONNX_FILES = [...manifest().keys()]
+  .map((f) => f.match(/^(.+)-opset(\d+)-(folded|preserve)\.onnx$/))
+  .filter(Boolean)
+  .map(([file, model, opset, mode]) => ({ file, model, opset: Number(opset), mode }));
+const BATCH_NORMS = { resnet18: 20, mobilenet_v2: 52 };
 
 let dir;
 beforeAll(() => {
-  dir = ensureTorchvisionFixtures('training');
+  ensureTorchvisionFixtures('training');
+  dir = ensureTorchvisionFixtures('onnx');
 }, 1_200_000);
 
 const file = (name) => readFileSync(join(dir, name));
@@ -77,15 +103,15 @@ function maxAbs(values) {
   return m;
 }
 
-// The parity table, printed at the end: per row (model or case) and column (what was compared),
+// The parity table, printed at the end: per row (model and path, or case) and column (what was compared),
 // the worst |bnwasm - PyTorch float64| and its share of the tolerance.
 const table = new Map();
 afterAll(() => {
-  const columns = [...new Set([...table.values()].flatMap((r) => [...r.keys()]))];
-  const cell = (c) => (c ? `${c.absolute.toExponential(1)} (${(100 * c.share).toFixed(1)}%)` : '');
+  const cell = (c) => (c.text !== undefined ? `${c.text} |` : `${c.absolute.toExponential(1)} | ${(100 * c.share).toFixed(1)}%`);
+  const lines = [...table].flatMap(([row, r]) => [...r].map(([column, c]) => `| ${row} | ${column} | ${cell(c)} |`));
   console.log(
-    `torchvision parity, worst |bnwasm - PyTorch float64| (share of the tolerance):\n${['', ...columns].join(' | ')}\n` +
-      [...table].map(([row, r]) => [row, ...columns.map((c) => cell(r.get(c)))].join(' | ')).join('\n'),
+    'torchvision parity, worst |bnwasm - PyTorch float64| (ONNX Runtime rows: |ONNX Runtime - bnwasm|) and its share of the tolerance:\n' +
+      `| model, path | compared | worst | share |\n|---|---|---|---|\n${lines.join('\n')}`,
   );
 });
 
@@ -139,6 +165,32 @@ function expectTensors(net, fixture, state, tolerance, row) {
   const tracked = [...tensorsOf(net.toSafetensors())].filter(([k]) => k.endsWith('num_batches_tracked'));
   expect(tracked.length).toBeGreaterThan(0);
   for (const [k, t] of tracked) expect({ [k]: t.values()[0] }).toEqual({ [k]: state.get(k).values()[0] });
+}
+
+/**
+ * toONNX of net at opset 17, folded and not: ONNX Runtime's outputs on x against the network's
+ * own (table row `${model} toONNX, in ONNX Runtime`, the given column); onnx.checker accepts both.
+ */
+async function expectONNXRuntimeAgrees(net, x, model, column, tolerance) {
+  const expected = net.predictBatch(x);
+  const n = x.length / net.inputSize;
+  const files = [];
+  for (const fold of [false, true]) {
+    const bytes = net.toONNX({ opset: 17, fold });
+    files.push({ name: `${model}-${fold ? 'folded' : 'kept'}`, bytes });
+    const session = await ort.InferenceSession.create(bytes);
+    try {
+      const { output } = await session.run({ input: new ort.Tensor('float32', x, [n, ...net.config.inputShape]) });
+      expectClose(output.data, expected, tolerance, {
+        row: `${model} toONNX, in ONNX Runtime`,
+        column: `${column}${fold ? ', folded' : ''}`,
+        what: `ONNX Runtime on toONNX({ fold: ${fold} }) of ${model} ${column}`,
+      });
+    } finally {
+      await session.release();
+    }
+  }
+  expect(onnxCheckAll(files)).toBe('2 checked');
 }
 
 describe.each(['resnet18', 'mobilenet_v2'])('%s', (model) => {
@@ -212,6 +264,49 @@ describe.each(['resnet18', 'mobilenet_v2'])('%s', (model) => {
   }, 300_000);
 });
 
+describe.each(['resnet18', 'mobilenet_v2'])('%s from torch.onnx.export', (model) => {
+  let x;
+  let logits;
+  let kept; // the opset-17 file with batch norm kept, imported: exported back below
+  beforeAll(() => {
+    const inference = tensorsOf(file(`${model}-inference.safetensors`));
+    x = inference.get('x').values();
+    logits = inference.get('logits').values();
+  });
+  afterAll(() => kept?.dispose());
+
+  const files = ONNX_FILES.filter((f) => f.model === model);
+  test('the manifest holds opsets 13 and 17, folded and kept', () => {
+    for (const opset of [13, 17]) for (const mode of ['folded', 'preserve']) expect(files.some((f) => f.opset === opset && f.mode === mode)).toBe(true);
+  });
+
+  test.each(files)('$file: importONNX, the logits and one image at a time against PyTorch float64', async ({ file: name, opset, mode }) => {
+    const net = await importONNX(file(name));
+    try {
+      // Folded: no batch norm left; kept: every one, named after its module.
+      const norms = net.config.layers.filter((l) => l.type === 'batchNorm');
+      expect(norms.length).toBe(mode === 'folded' ? 0 : BATCH_NORMS[model]);
+      if (mode === 'preserve') expect(norms.at(-1).name).toBe(model === 'resnet18' ? 'layer4.1.bn2' : 'features.18.1');
+      expect(net.outputSize).toBe(10);
+      const row = `${model} from ONNX, batch norm ${mode === 'folded' ? 'folded' : 'kept'}`;
+      expectClose(net.predictBatch(x), logits, INFERENCE.logits, { row, column: 'logits', what: `${name} predictBatch` });
+      const each = new Float32Array(logits.length);
+      for (let i = 0; i < x.length / net.inputSize; i++) each.set(net.predict(x.subarray(i * net.inputSize, (i + 1) * net.inputSize)), i * 10);
+      expectClose(each, logits, INFERENCE.logits, { row, column: 'predict, one image', what: `${name} predict` });
+      const r = table.get(row);
+      r.set('opsets', { text: [...(r.get('opsets')?.text ?? '').split(' ').filter(Boolean), String(opset)].join(' ') });
+      if (opset === 17 && mode === 'preserve') kept = net;
+    } finally {
+      if (net !== kept) net.dispose();
+    }
+  }, 120_000);
+
+  test('toONNX of the imported network (opset 17, batch norm kept), folded and not: ONNX Runtime gives its outputs, onnx.checker accepts', async () => {
+    expect(kept).toBeDefined();
+    await expectONNXRuntimeAgrees(kept, x, model, 'imported', INFERENCE.logits);
+  }, 300_000);
+});
+
 describe.each(Object.keys(CASES))('%s: training steps against PyTorch float64', (name) => {
   let fixture;
   let data;
@@ -245,4 +340,8 @@ describe.each(Object.keys(CASES))('%s: training steps against PyTorch float64', 
   test('predictBatch afterwards', () => {
     expectClose(net.predictBatch(data.get('x_infer').values()), data.get('probabilities').values(), CASES[name].outputs, { row: name, column: 'probabilities', what: `${name} predictBatch` });
   });
+
+  test('toONNX afterwards, folded and not: ONNX Runtime gives its outputs, onnx.checker accepts', async () => {
+    await expectONNXRuntimeAgrees(net, data.get('x_infer').values(), fixture.model, `trained (${name})`, INFERENCE.outputs);
+  }, 300_000);
 });
