@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // One measurement round of one engine in a fresh process, printed as one JSON
 // line. scripts/bench.mjs runs these rounds interleaved across engines.
-//   node bench/run-engine.mjs <bnwasm|bnwasm-1t|tfjs-wasm|tfjs-cpu> [--quick] [--model cnn]
+//   node bench/run-engine.mjs <bnwasm|bnwasm-1t|tfjs-wasm|tfjs-cpu|jax-js> [--quick] [--model cnn]
 // bnwasm runs on every core (its default), bnwasm-1t on one thread (configure({ threads: 1 })).
 // --model cnn measures the CNN of bench/model.mjs (training at batch 64 only).
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
@@ -24,7 +24,8 @@ async function load() {
   if (engineName === 'bnwasm-1t') return (await import('./engines/bnwasm.mjs')).createEngine(modelName, 1);
   if (engineName === 'tfjs-wasm') return (await import('./engines/tfjs.mjs')).createEngine('wasm', modelName);
   if (engineName === 'tfjs-cpu') return (await import('./engines/tfjs.mjs')).createEngine('cpu', modelName);
-  throw new Error(`unknown engine '${engineName}' (expected bnwasm, bnwasm-1t, tfjs-wasm or tfjs-cpu)`);
+  if (engineName === 'jax-js') return (await import('./engines/jax.mjs')).createEngine(modelName);
+  throw new Error(`unknown engine '${engineName}' (expected bnwasm, bnwasm-1t, tfjs-wasm, tfjs-cpu or jax-js)`);
 }
 
 const median = (a) => {
@@ -71,15 +72,16 @@ function predictOneP50(engine) {
   return median(times) * 1000;
 }
 
-function batchPredictRate(engine) {
+// Awaited: jax-js's predictBatch resolves when its lazy work has run.
+async function batchPredictRate(engine) {
   const xs = test.x.subarray(0, BATCH_PREDICT_ROWS * INPUT);
-  engine.predictBatch(xs);
+  await engine.predictBatch(xs);
   const rates = [];
   const cpu = [];
   for (let r = 0; r < (quick || modelName === 'cnn' ? 3 : 9); r++) {
     const c0 = cpuSeconds();
     const t0 = performance.now();
-    engine.predictBatch(xs);
+    await engine.predictBatch(xs);
     rates.push(BATCH_PREDICT_ROWS / ((performance.now() - t0) / 1000));
     cpu.push(BATCH_PREDICT_ROWS / (cpuSeconds() - c0));
   }
@@ -100,13 +102,13 @@ const t64 = await trainRate(engine, 64).catch((e) => {
 });
 const t256 = modelName === 'cnn' ? { wall: NaN, cpu: NaN } : await trainRate(engine, 256);
 result.predictOneUs = predictOneP50(engine);
-const bp = batchPredictRate(engine);
+const bp = await batchPredictRate(engine);
 Object.assign(result, { train64: t64.wall, train256: t256.wall, batchPredict: bp.wall });
 result.cpu = { train64: t64.cpu, train256: t256.cpu, batchPredict: bp.cpu };
 if (engine.folded && modelName === 'mlp') {
   const folded = await engine.folded();
   result.foldedPredictOneUs = predictOneP50(folded);
-  result.foldedBatchPredict = batchPredictRate(folded).wall;
+  result.foldedBatchPredict = (await batchPredictRate(folded)).wall;
   folded.dispose();
 }
 if (trainError) result.trainError = trainError;

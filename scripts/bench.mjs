@@ -6,9 +6,15 @@
 // convolutions (bench/wasm/depthwise.cpp), and writes bench/results/<time>.json.
 //   npm run bench [-- --rounds N] [-- --cnn-rounds N] [-- --quick] [-- --model mlp|cnn]
 //   npm run bench:cnn    (the CNN table only: --model cnn)
-//   npm run bench -- --browser [--rounds N] [--quick]   bnwasm in each browser engine (Chromium,
-//                        Firefox ESR, WebKitGTK) next to Node: the dense network and the CNN,
-//                        3 rounds unless --rounds (bench/browser/run.mjs)
+//   npm run bench -- --browser [--rounds N] [--quick] [--model mlp|cnn] [--engines ...]
+//                        issue 18's browser benchmark: headless Chromium on a cross-origin-isolated
+//                        page, bnwasm on one thread and on every core (the trainer's worker) against
+//                        TF.js wasm with its threads and jax-js wasm with its pool, the dense network
+//                        and the CNN, 3 rounds unless --rounds (bench/browser/run.mjs)
+//   BNWASM_BROWSERS=firefox,webkit npm run bench -- --browser [--rounds N] [--quick]
+//   npm run bench -- --browser --per-engine [...]   bnwasm's main-thread Network in each browser
+//                        engine (BNWASM_BROWSERS, as the browser tests read it; all three with
+//                        --per-engine alone) next to Node, with the wasm kernels' probes
 // Each round runs every engine once, each in a fresh Node process, in a
 // rotating order, so slow drift of a shared machine hits every engine alike;
 // the tables show medians over the rounds, and the 1-minute load average
@@ -22,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { CNN_CONFIG, modelFlops } from '../bench/model.mjs';
+import { fmt, loadNote as describeLoad, median, table, threadsTable as compareThreads } from '../bench/report.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -29,9 +36,11 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '5' },
     'cnn-rounds': { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
-    engines: { type: 'string', default: 'bnwasm,bnwasm-1t,tfjs-wasm,tfjs-cpu' },
+    // Node: bnwasm,bnwasm-1t,tfjs-wasm,tfjs-cpu (jax-js too on request); --browser: bnwasm-1t,bnwasm,tfjs-wasm,jax-js.
+    engines: { type: 'string' },
     model: { type: 'string', default: 'all' },
     browser: { type: 'boolean', default: false },
+    'per-engine': { type: 'boolean', default: false },
   },
 });
 const positiveInt = (name) => {
@@ -44,18 +53,10 @@ const cnnRounds = positiveInt('cnn-rounds');
 if (!['all', 'mlp', 'cnn'].includes(args.model)) throw new RangeError(`--model must be all, mlp or cnn, got ${args.model}`);
 const doMlp = args.model !== 'cnn';
 const doCnn = args.model !== 'mlp';
-const engines = args.engines.split(',');
+const engines = (args.engines ?? (args.browser ? 'bnwasm-1t,bnwasm,tfjs-wasm,jax-js' : 'bnwasm,bnwasm-1t,tfjs-wasm,tfjs-cpu')).split(',');
 const loads = { mlp: [], cnn: [] };
 const sampleLoad = (model) => loads[model].push(loadavg()[0]);
-const loadNote = (model) =>
-  `1-minute load average ${loads[model].map((l) => l.toFixed(1)).join(', ')}` +
-  (Math.max(...loads[model]) > cpus().length ? ' (above the core count: other work shared the machine, the numbers are low and noisy)' : '');
-
-const median = (a) => {
-  const s = a.filter((x) => Number.isFinite(x)).sort((p, q) => p - q);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+const loadNote = (model) => describeLoad(loads[model], cpus().length);
 const log = (line) => process.stderr.write(`${line}\n`);
 const run = (cmd, argv) => execFileSync(cmd, argv, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 
@@ -63,8 +64,15 @@ if (args.browser) {
   log('bench: building the wasm module and the probes (npm run build, bench/build-wasm.sh)');
   run('bash', ['scripts/build.sh']);
   run('bash', ['bench/build-wasm.sh']);
-  const { browserBench } = await import('../bench/browser/run.mjs');
-  await browserBench({ rounds: process.argv.some((a) => a.startsWith('--rounds')) ? positiveInt('rounds') : 3, quick: args.quick });
+  const { browserBench, engineBench } = await import('../bench/browser/run.mjs');
+  const options = {
+    rounds: process.argv.some((a) => a.startsWith('--rounds')) ? positiveInt('rounds') : 3,
+    quick: args.quick,
+    models: [...(doMlp ? ['mlp'] : []), ...(doCnn ? ['cnn'] : [])],
+  };
+  // BNWASM_BROWSERS picks engines for the per-engine table, as it did before the peers' table.
+  if (args['per-engine'] || process.env.BNWASM_BROWSERS) await engineBench(options);
+  else await browserBench({ ...options, engines });
   process.exit(0);
 }
 
@@ -151,15 +159,9 @@ const cnnSamples = doCnn ? interleavedRounds('cnn', cnnRounds) : {};
 // Per kernel and shape, the median over the rounds.
 const kernels = { batch: 64, gflops: {} };
 for (const key of Object.keys(kernelRuns[0].gflops)) kernels.gflops[key] = median(kernelRuns.map((k) => k.gflops[key]));
-const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
 const peak = median(peaks.map((p) => p.peakGflops));
 const header = (model, count) =>
   `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.versions.node}, medians of ${count} interleaved rounds; ${loadNote(model)}`;
-const table = (rows) => {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const line = (r) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ')} |`;
-  return [line(rows[0]), `|${widths.map((wd, c) => (c === 0 ? '-'.repeat(wd + 2) : `${'-'.repeat(wd + 1)}:`)).join('|')}|`, ...rows.slice(1).map(line)];
-};
 const out = [];
 const result = {};
 if (doMlp) denseTable();
@@ -371,40 +373,13 @@ function cnnTable() {
   };
 }
 
-// ---- bnwasm on every core against bnwasm on one ------------------------------------------------
-// Both from the same interleaved rounds. The serial fraction f is the Karp-Flatt metric of the
-// measured speedup S on N threads, f = (N / S - 1) / (N - 1); Amdahl's law then predicts
-// 1 / (f + (1 - f) / p) on p cores (an upper bound: it leaves out memory bandwidth and the
-// cost of handing out more pieces).
+// ---- bnwasm on every core against bnwasm on one (bench/report.mjs) ------------------------------
 function threadsTable(model, runs) {
   const all = runs.bnwasm, one = runs['bnwasm-1t'];
   if (!all || !one) return;
-  const threads = all[0]?.threads ?? NaN;
-  const metrics = model === 'mlp'
-    ? [['training, batch 64 (examples/s)', 'train64', 0, 1.8], ['training, batch 256 (examples/s)', 'train256', 0, 1.8],
-       ['single-example predict p50 (us)', 'predictOneUs', 1, 1], ['batch predict, 1000 examples (examples/s)', 'batchPredict', 0, 1.8]]
-    : [['training, batch 64 (examples/s)', 'train64', 0, 1.7], ['single-image predict p50 (us)', 'predictOneUs', 1, 1],
-       ['batch predict, 1000 images (examples/s)', 'batchPredict', 0, 1.8]];
-  const rows = [['bnwasm ' + (model === 'mlp' ? 'dense network' : 'CNN'), '1 thread', `${threads} threads`, 'ratio', 'serial fraction', 'Amdahl 4 / 8 / 16 cores', 'goal']];
-  const detail = {};
-  for (const [label, m, d, goal] of metrics) {
-    const a = median(all.map((r) => r[m])), o = median(one.map((r) => r[m]));
-    const speedup = m === 'predictOneUs' ? o / a : a / o;
-    const f = (threads / speedup - 1) / (threads - 1);
-    const amdahl = (p) => 1 / (f + (1 - f) / p);
-    const parallel = m !== 'predictOneUs';
-    rows.push([
-      label, fmt(o, d), fmt(a, d), `${fmt(speedup, 2)}x`,
-      parallel ? fmt(Math.max(0, f), 3) : '',
-      parallel ? [4, 8, 16].map((p) => `${fmt(amdahl(p), 1)}x`).join(' / ') : '',
-      m === 'predictOneUs' ? `no slower (within 3%): ${speedup >= 0.97 ? 'met' : 'NOT met'}` : `>= ${goal}x ${speedup >= goal ? 'met' : 'NOT met'}`,
-    ]);
-    detail[m] = { oneThread: o, allThreads: a, speedup, serialFraction: parallel ? f : undefined };
-  }
-  out.push('');
-  out.push(`bnwasm on ${threads} threads against 1 (configure({ threads: 1 })), same rounds; ${loadNote(model)}`);
-  out.push(...table(rows));
-  (result.threads ??= {})[model] = { threads, ...detail };
+  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model) });
+  out.push(...lines);
+  (result.threads ??= {})[model] = detail;
 }
 
 // ---- MobileNetV2's depthwise convolutions ------------------------------------------------------

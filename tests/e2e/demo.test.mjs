@@ -3,6 +3,8 @@
 // the other, each test once per engine and named by it. Serves the page like `npm start`,
 // trains Fashion-MNIST in the page's worker and checks what the issue asks for:
 //   - the page loads with no console errors;
+//   - the worker trains on every core where the page has SharedArrayBuffer (served isolated, as
+//     npm start does), on one thread where the engine has none (WebKitGTK);
 //   - training reaches >= 500 steps and >= 75% test accuracy within 60 s;
 //   - the main thread keeps rendering: no gap of a second between animation frames (the frame
 //     rate itself is printed, not asserted: it depends on the machine's load);
@@ -200,6 +202,15 @@ function demoTests(engine) {
       worstSecond = Math.min(worstSecond, frames.filter((t) => t >= s && t < s + 1000).length);
     }
     const stepsPerSecond = steps / seconds;
+    // The page is served with COOP/COEP (serve(), as npm start does), so every engine reports it
+    // isolated; the trainer then runs on every core where the engine also has SharedArrayBuffer,
+    // and on one thread where it has not (WebKitGTK, unless JSC_useSharedArrayBuffer=1).
+    const threads = Number(await page.text('[data-testid="threads"]'));
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    const expectedThreads = env.sharedArrayBuffer ? cores : 1;
+    console.log(`threads: the demo shows ${threads} (${cores} cores; expected ${expectedThreads})`);
+    assert.equal(env.crossOriginIsolated, true, 'the demo is served with COOP/COEP, yet the page is not cross-origin isolated');
+    assert.equal(threads, expectedThreads, `the demo trains on ${threads} threads, expected ${expectedThreads} (SharedArrayBuffer ${env.sharedArrayBuffer ? 'yes' : 'no'}, ${cores} cores)`);
     console.log(
       `training: ${steps} steps, test accuracy ${accuracy.toFixed(2)}% after ${seconds.toFixed(1)} s ` +
         `(${stepsPerSecond.toFixed(0)} steps/s in the browser worker)`,

@@ -1,0 +1,61 @@
+// What the Node bench (scripts/bench.mjs) and the browser bench (bench/browser/run.mjs) print
+// alike: medians, numbers, Markdown tables, and bnwasm on every thread against one.
+
+/** Median of the finite values (NaN when there are none). */
+export function median(values) {
+  const s = values.filter((x) => Number.isFinite(x)).sort((p, q) => p - q);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** x with d decimals and thousands separators; 'n/a' for a missing value. */
+export const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
+
+/** A Markdown table (first row the header; the first column left-aligned, the rest right). */
+export function table(rows) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ')} |`;
+  return [line(rows[0]), `|${widths.map((wd, c) => (c === 0 ? '-'.repeat(wd + 2) : `${'-'.repeat(wd + 1)}:`)).join('|')}|`, ...rows.slice(1).map(line)];
+}
+
+/** The 1-minute load averages sampled, and what they mean on this many cores. */
+export const loadNote = (loads, cores) =>
+  `1-minute load average ${loads.map((l) => l.toFixed(1)).join(', ')}` +
+  (Math.max(...loads) > cores ? ' (above the core count: other work shared the machine, the numbers are low and noisy)' : '');
+
+/**
+ * bnwasm on every thread (`all`: one result per round) against one thread (`one`), from the same
+ * interleaved rounds, with issue 18's goals. The serial fraction f is the Karp-Flatt metric of
+ * the measured speedup S on N threads, f = (N / S - 1) / (N - 1); Amdahl's law then predicts
+ * 1 / (f + (1 - f) / p) on p cores (an upper bound: it leaves out memory bandwidth and the cost
+ * of handing out more pieces). Returns the lines to print and the numbers.
+ */
+export function threadsTable(model, all, one, { note, where = 'configure({ threads: 1 })' }) {
+  const threads = all[0]?.threads ?? NaN;
+  const metrics = model === 'mlp'
+    ? [['training, batch 64 (examples/s)', 'train64', 0, 1.8], ['training, batch 256 (examples/s)', 'train256', 0, 1.8],
+       ['single-example predict p50 (us)', 'predictOneUs', 1, 1], ['batch predict, 1000 examples (examples/s)', 'batchPredict', 0, 1.8]]
+    : [['training, batch 64 (examples/s)', 'train64', 0, 1.7], ['single-image predict p50 (us)', 'predictOneUs', 1, 1],
+       ['batch predict, 1000 images (examples/s)', 'batchPredict', 0, 1.8]];
+  const rows = [['bnwasm ' + (model === 'mlp' ? 'dense network' : 'CNN'), '1 thread', `${threads} threads`, 'ratio', 'serial fraction', 'Amdahl 4 / 8 / 16 cores', 'goal']];
+  const detail = {};
+  for (const [label, m, d, goal] of metrics) {
+    const a = median(all.map((r) => r[m]));
+    const o = median(one.map((r) => r[m]));
+    const speedup = m === 'predictOneUs' ? o / a : a / o;
+    const f = (threads / speedup - 1) / (threads - 1);
+    const amdahl = (p) => 1 / (f + (1 - f) / p);
+    const parallel = m !== 'predictOneUs';
+    rows.push([
+      label, fmt(o, d), fmt(a, d), `${fmt(speedup, 2)}x`,
+      parallel ? fmt(Math.max(0, f), 3) : '',
+      parallel ? [4, 8, 16].map((p) => `${fmt(amdahl(p), 1)}x`).join(' / ') : '',
+      m === 'predictOneUs' ? `no slower (within 3%): ${speedup >= 0.97 ? 'met' : 'NOT met'}` : `>= ${goal}x ${speedup >= goal ? 'met' : 'NOT met'}`,
+    ]);
+    detail[m] = { oneThread: o, allThreads: a, speedup, serialFraction: parallel ? f : undefined };
+  }
+  return {
+    lines: ['', `bnwasm on ${threads} threads against 1 (${where}), same rounds; ${note}`, ...table(rows)],
+    detail: { threads, ...detail },
+  };
+}
