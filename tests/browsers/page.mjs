@@ -163,11 +163,19 @@ export class Page {
     if (outcome !== files.length) throw this.fail(`set files of ${selector}: ${outcome} of ${files.length} taken`);
   }
 
+  /**
+   * Saves a screenshot, an artifact for people to look at, not a check: one the driver does not
+   * deliver (WebKitGTK's WebDriver, painting in software on a loaded machine, has taken over 120 s)
+   * is reported in the log and the test goes on. Whether the page still answers is checked by
+   * what follows, every call bounded; whether it keeps drawing, by the frame-gap checks.
+   */
   async screenshot(options) {
     try {
       await this.tab.screenshot(options);
+      return true;
     } catch (error) {
-      throw this.fail(`screenshot ${options.selector ?? ''}`, error);
+      console.log(`# ${this.fail(`screenshot ${options.selector ?? ''} not saved (${options.path})`, error).message}`);
+      return false;
     }
   }
 
