@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the benchmark's own wasm programs into build/bench/: the peak-FLOPs
-# probe and the kernel throughput probe (the same kernel and layer sources as the package).
+# Builds the benchmark's own wasm programs into build/bench/: the peak-FLOPs probe, the
+# kernel throughput probes and the per-layer convolution timer (the same kernel and layer sources
+# as the package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -14,6 +15,10 @@ em++ -std=c++17 "${flags[@]}" -Icpp/include bench/wasm/depthwise.cpp cpp/kernels
   cpp/kernels/wasmsimd.cpp cpp/kernels/dispatch.cpp cpp/kernels/depthwise_scalar.cpp \
   cpp/kernels/depthwise_wasmsimd.cpp cpp/src/parallel.cpp cpp/src/layers.cpp cpp/src/depthwise.cpp \
   -o build/bench/depthwise.cjs
+em++ -std=c++17 "${flags[@]}" -Icpp/include bench/wasm/conv_layers.cpp cpp/kernels/scalar.cpp \
+  cpp/kernels/wasmsimd.cpp cpp/kernels/dispatch.cpp cpp/kernels/depthwise_scalar.cpp \
+  cpp/kernels/depthwise_wasmsimd.cpp cpp/src/parallel.cpp cpp/src/layers.cpp cpp/src/depthwise.cpp \
+  -o build/bench/conv_layers.cjs
 # The same probes as ES modules for a browser page (npm run bench -- --browser runs them in
 # each engine): main() runs when the module is instantiated; its line arrives through `print`.
 web=(-O3 -msimd128 -sENVIRONMENT=web -sMODULARIZE -sEXPORT_ES6 -sALLOW_MEMORY_GROWTH=1)

@@ -35,7 +35,7 @@ export const CNN_CONFIG = fashionMnistCnnConfig();
  * needs the input's gradient); `layers`, each layer's forward FLOP; `conv`, the convolutions'.
  * Needs the built module (scripts/build.sh).
  */
-async function flops(describeNetwork, config) {
+export async function networkFlops(describeNetwork, config) {
   const { layers } = await describeNetwork(config);
   const layer = layers.map((l) => 2 * l.macs);
   const forward = layer.reduce((a, b) => a + b, 0);
@@ -44,8 +44,8 @@ async function flops(describeNetwork, config) {
   return { forward, train: 3 * forward - first, layers: layer, conv };
 }
 
-/** FLOP per example of the dense model and of the CNN (see flops). */
+/** FLOP per example of the dense model and of the CNN (see networkFlops). */
 export async function modelFlops() {
   const { describeNetwork } = await import('../web/src/index.node.js');
-  return { mlp: await flops(describeNetwork, MLP_CONFIG), cnn: await flops(describeNetwork, CNN_CONFIG) };
+  return { mlp: await networkFlops(describeNetwork, MLP_CONFIG), cnn: await networkFlops(describeNetwork, CNN_CONFIG) };
 }

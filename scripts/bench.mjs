@@ -3,9 +3,12 @@
 // and cpu backends) on the same models and Fashion-MNIST data, plus a peak
 // f32x4 probe and the kernels' own throughput in wasm. Prints a table for the
 // dense network, then one for the CNN of issue 10, then MobileNetV2's depthwise
-// convolutions (bench/wasm/depthwise.cpp), and writes bench/results/<time>.json.
-//   npm run bench [-- --rounds N] [-- --cnn-rounds N] [-- --quick] [-- --model mlp|cnn]
+// convolutions (bench/wasm/depthwise.cpp), then torchvision's ResNet-18 and MobileNetV2 against
+// PyTorch (training) and onnxruntime-web (predict), and writes bench/results/<time>.json.
+//   npm run bench [-- --rounds N] [-- --cnn-rounds N] [-- --torchvision-rounds N] [-- --quick]
+//                 [-- --model all|mlp|cnn|torchvision|resnet18,mobilenet_v2]
 //   npm run bench:cnn    (the CNN table only: --model cnn)
+//   npm run bench:torchvision   (the torchvision table only: --model torchvision; resnet18 or mobilenet_v2 for one)
 //   npm run bench -- --browser [--rounds N] [--quick] [--model mlp|cnn] [--engines ...]
 //                        issue 18's browser benchmark: headless Chromium on a cross-origin-isolated
 //                        page, bnwasm on one thread and on every core (the trainer's worker) against
@@ -27,14 +30,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { CNN_CONFIG, modelFlops } from '../bench/model.mjs';
+import { CNN_CONFIG, modelFlops, networkFlops } from '../bench/model.mjs';
 import { fmt, loadNote as describeLoad, median, table, threadsTable as compareThreads } from '../bench/report.mjs';
+import { ONNX_FILE, OPTIMIZER, TORCHVISION_MODELS, TRAIN_BATCH } from '../bench/torchvision.mjs';
+import { ensureTorchvisionFixtures } from './pytorch/torchvision-fixtures.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
     'cnn-rounds': { type: 'string', default: '3' },
+    'torchvision-rounds': { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
     // Node: bnwasm,bnwasm-1t,tfjs-wasm,tfjs-cpu (jax-js too on request); --browser: bnwasm-1t,bnwasm,tfjs-wasm,jax-js.
     engines: { type: 'string' },
@@ -50,11 +56,15 @@ const positiveInt = (name) => {
 };
 const rounds = positiveInt('rounds');
 const cnnRounds = positiveInt('cnn-rounds');
-if (!['all', 'mlp', 'cnn'].includes(args.model)) throw new RangeError(`--model must be all, mlp or cnn, got ${args.model}`);
-const doMlp = args.model !== 'cnn';
-const doCnn = args.model !== 'mlp';
+const torchvisionRounds = positiveInt('torchvision-rounds');
+const models = args.model.split(',');
+const MODEL_NAMES = ['all', 'mlp', 'cnn', 'torchvision', ...TORCHVISION_MODELS];
+if (!models.every((m) => MODEL_NAMES.includes(m))) throw new RangeError(`--model must be a comma-separated list of ${MODEL_NAMES.join(', ')}, got ${args.model}`);
+const doMlp = models.includes('all') || models.includes('mlp');
+const doCnn = models.includes('all') || models.includes('cnn');
+const tvModels = TORCHVISION_MODELS.filter((m) => models.includes('all') || models.includes('torchvision') || models.includes(m));
 const engines = (args.engines ?? (args.browser ? 'bnwasm-1t,bnwasm,tfjs-wasm,jax-js' : 'bnwasm,bnwasm-1t,tfjs-wasm,tfjs-cpu')).split(',');
-const loads = { mlp: [], cnn: [] };
+const loads = { mlp: [], cnn: [], torchvision: [] };
 const sampleLoad = (model) => loads[model].push(loadavg()[0]);
 const loadNote = (model) => describeLoad(loads[model], cpus().length);
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -156,6 +166,7 @@ function interleavedRounds(model, count) {
 }
 const samples = doMlp ? interleavedRounds('mlp', rounds) : {};
 const cnnSamples = doCnn ? interleavedRounds('cnn', cnnRounds) : {};
+const tvSamples = tvModels.length > 0 ? measureTorchvision(torchvisionRounds) : {};
 // Per kernel and shape, the median over the rounds.
 const kernels = { batch: 64, gflops: {} };
 for (const key of Object.keys(kernelRuns[0].gflops)) kernels.gflops[key] = median(kernelRuns.map((k) => k.gflops[key]));
@@ -168,7 +179,8 @@ if (doMlp) denseTable();
 if (doMlp) threadsTable('mlp', samples);
 if (doCnn) cnnTable();
 if (doCnn) threadsTable('cnn', cnnSamples);
-depthwiseTable();
+if (doMlp || doCnn) depthwiseTable();
+if (tvModels.length > 0) await torchvisionTable();
 console.log(out.join('\n'));
 
 // ---- the dense network ----------------------------------------------------------------------
@@ -417,6 +429,141 @@ function depthwiseTable() {
     `${fmt(peak, 1)} GFLOP/s peak; ${fmt(total.flop / 1e6, 2)} MFLOP forward per image); ${loadNote(doCnn ? 'cnn' : 'mlp')}`);
   out.push(...table(rows));
   result.depthwise = { values: v, shapes: depthwiseRuns[0].shapes, totals: total };
+}
+
+// ---- torchvision's ResNet-18 and MobileNetV2 ----------------------------------------------------
+// Per round and model, each engine once in a fresh process, in a rotating order: bnwasm on one
+// thread and on every core (training at batch TRAIN_BATCH, then single-image predict of the
+// exported ONNX file), onnxruntime-web's wasm backend on one thread (predict, the same file),
+// PyTorch 1.13 with torch.set_num_threads(1) (training, bench_torchvision.py); then the peak and
+// kernel probes. The models: the parity test's generator (ensureTorchvisionFixtures).
+function measureTorchvision(count) {
+  const TV_ENGINES = ['bnwasm-1t', 'bnwasm', 'ort', 'pytorch'];
+  const dir = ensureTorchvisionFixtures('onnx', { log });
+  const runs = Object.fromEntries(tvModels.map((m) => [m, Object.fromEntries(TV_ENGINES.map((e) => [e, []]))]));
+  sampleLoad('torchvision');
+  for (let r = 0; r < count; r++) {
+    for (const model of tvModels) {
+      for (const engine of TV_ENGINES.map((_, i) => TV_ENGINES[(i + r) % TV_ENGINES.length])) {
+        log(`bench: torchvision round ${r + 1}/${count}: ${model} ${engine}`);
+        const [cmd, argv] = engine === 'pytorch'
+          ? ['/usr/bin/python3', ['scripts/pytorch/bench_torchvision.py', join(dir, `${model}-initial.safetensors`), model, String(TRAIN_BATCH),
+              args.quick ? '1' : '3', String(OPTIMIZER.learningRate), String(OPTIMIZER.momentum)]]
+          : ['node', ['bench/run-torchvision.mjs', engine, model, dir, ...(args.quick ? ['--quick'] : [])]];
+        const child = spawnSync(cmd, argv, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+        if (child.status !== 0) throw new Error(`${argv[0]} ${engine} ${model} exited with ${child.status}`);
+        runs[model][engine].push(JSON.parse(child.stdout.trim().split('\n').pop()));
+      }
+    }
+    log(`bench: torchvision round ${r + 1}/${count}: peak and kernel probes`);
+    peaks.push(probe('peak.cjs'));
+    kernelRuns.push(probe('kernels.cjs', ['64']));
+    sampleLoad('torchvision');
+  }
+  return { dir, runs };
+}
+
+// Per model: training images/s at batch TRAIN_BATCH against PyTorch (goal 0.5x, the mark 1x) and
+// single-image predict p50 against onnxruntime-web (goal 1.5x faster), bnwasm's ratio on one
+// thread (the fair comparison: both peers run one); the GFLOP/s each reaches with the FLOP the
+// core counts for the network's layers (bench/model.mjs networkFlops: a training image is the
+// forward pass, the weight gradients and every input gradient but the first layer's).
+async function torchvisionTable() {
+  const { describeNetwork } = await import('../web/src/index.node.js');
+  const { dir, runs } = tvSamples;
+  const pct = (g) => `${fmt((100 * g) / peak, 0)}%`;
+  const threads = runs[tvModels[0]].bnwasm[0]?.threads ?? NaN;
+  const rows = [['model', 'job', 'bnwasm 1 thread', `bnwasm ${threads} threads`, 'peer (1 thread)', 'bnwasm 1t / peer (per CPU-second)', 'goal',
+    'GFLOP/s: bnwasm 1t / all / peer', 'share of peak: 1t / all / peer']];
+  const detail = {};
+  const notes = [];
+  for (const model of tvModels) {
+    const fixture = JSON.parse(readFileSync(join(dir, `${model}.json`), 'utf8'));
+    const flop = await networkFlops(describeNetwork, fixture.config);
+    const m = (engine, key) => median(runs[model][engine].map((s) => s[key]));
+    const train = { one: m('bnwasm-1t', 'trainImagesPerSecond'), all: m('bnwasm', 'trainImagesPerSecond'), peer: m('pytorch', 'trainImagesPerSecond') };
+    const trainCpu = { one: m('bnwasm-1t', 'cpuImagesPerSecond'), all: m('bnwasm', 'cpuImagesPerSecond'), peer: m('pytorch', 'cpuImagesPerSecond') };
+    const predict = { one: m('bnwasm-1t', 'predictOneUs'), all: m('bnwasm', 'predictOneUs'), peer: m('ort', 'predictOneUs') };
+    const trainG = Object.fromEntries(Object.entries(train).map(([k, v]) => [k, (v * flop.train) / 1e9]));
+    const predictG = Object.fromEntries(Object.entries(predict).map(([k, v]) => [k, flop.forward / (v * 1e3)]));
+    const trainRatio = train.one / train.peer;
+    const predictRatio = predict.peer / predict.one;
+    const three = (g, f) => [g.one, g.all, g.peer].map(f).join(' / ');
+    rows.push([model, `training, batch ${TRAIN_BATCH} (images/s)`, fmt(train.one, 1), fmt(train.all, 1), `${fmt(train.peer, 1)} PyTorch`,
+      `${fmt(trainRatio, 2)}x (${fmt(trainCpu.one / trainCpu.peer, 2)}x)`, `>= 0.5x ${trainRatio >= 0.5 ? 'met' : 'NOT met'}; 1x ${trainRatio >= 1 ? 'met' : 'not met'}`,
+      three(trainG, (g) => fmt(g, 1)), three(trainG, pct)]);
+    rows.push([model, 'single-image predict p50 (us)', fmt(predict.one, 0), fmt(predict.all, 0), `${fmt(predict.peer, 0)} ORT web`,
+      `${fmt(predictRatio, 2)}x faster`, `>= 1.5x ${predictRatio >= 1.5 ? 'met' : 'NOT met'}`,
+      three(predictG, (g) => fmt(g, 1)), three(predictG, pct)]);
+    notes.push(`${model}: ${fmt(flop.forward / 1e6, 1)} MFLOP forward and ${fmt(flop.train / 1e6, 1)} MFLOP per training image; ` +
+      `training per CPU-second: bnwasm 1 thread ${fmt(trainCpu.one, 1)}, ${threads} threads ${fmt(trainCpu.all, 1)}, PyTorch ${fmt(trainCpu.peer, 1)} images/s ` +
+      `(${fmt(trainCpu.one / trainCpu.peer, 2)}x)`);
+    detail[model] = { flopPerImage: flop, train, trainPerCpuSecond: trainCpu, predictOneUs: predict, trainGflops: trainG, predictGflops: predictG,
+      ratios: { train: trainRatio, predict: predictRatio }, samples: runs[model] };
+  }
+  const profiles = [];
+  for (const model of tvModels) {
+    const config = JSON.parse(readFileSync(join(dir, `${model}.json`), 'utf8')).config;
+    const profile = await convProfile(describeNetwork, config, (TRAIN_BATCH / detail[model].train.one) * 1000, (TRAIN_BATCH / detail[model].trainPerCpuSecond.one) * 1000);
+    profiles.push(`${model}: ${profile.line}`);
+    detail[model].convProfile = profile.kinds;
+  }
+  const torch = runs[tvModels[0]].pytorch[0];
+  out.push('');
+  out.push(`torchvision models at 3x32x32 (weights=None, num_classes=10): ${header('torchvision', torchvisionRounds)}`);
+  out.push(`training: softmax cross-entropy, SGD momentum ${OPTIMIZER.momentum}, batch norm in training mode, against PyTorch ${torch.torch} ` +
+    `(torch.set_num_threads(1), mkldnn ${torch.mkldnn ? 'on' : 'off'}); predict: ${ONNX_FILE('<model>')} through importONNX and onnxruntime-web's wasm backend (numThreads 1)`);
+  out.push(...table(rows));
+  out.push('');
+  out.push(`peak: wasm SIMD128 f32x4 mul+add chains, median of ${peaks.length}: ${fmt(peak, 1)} GFLOP/s; the packed 4x8 GEMM kernel alone ` +
+    `(64x256x784) reaches ${fmt(kernels.gflops['fwd1 64x256x784 gemm_packed_4x8'], 1)} GFLOP/s (${pct(kernels.gflops['fwd1 64x256x784 gemm_packed_4x8'])})`);
+  out.push(...notes);
+  out.push(`where bnwasm's 1-thread training step goes: each convolution timed alone at batch ${TRAIN_BATCH} (build/bench/conv_layers.cjs, ` +
+    'the functions the conv2d layer calls; ms per step, GFLOP/s):');
+  out.push(...profiles);
+  result.torchvision = { rounds: torchvisionRounds, batch: TRAIN_BATCH, optimizer: OPTIMIZER, onnx: ONNX_FILE('<model>'), ...detail };
+}
+
+// Each convolution of a network timed alone in wasm, one thread, forward and backward at batch
+// TRAIN_BATCH (bench/wasm/conv_layers.cpp), with the shapes the core gives; summed by kind
+// (stem, 3x3, 1x1, depthwise, by stride) and by output size, next to the measured training step
+// (stepMs wall-clock, stepCpuMs of CPU: on a shared machine both are wall-clock and inflated alike).
+async function convProfile(describeNetwork, config, stepMs, stepCpuMs) {
+  const { layers, config: full } = await describeNetwork(config);
+  const convs = layers.filter((l) => l.type === 'conv2d');
+  const spec = convs.map((l) => {
+    const o = full.layers[l.index];
+    const [C, H, W] = l.inputShapes[0];
+    const [F, OH, OW] = l.outputShape;
+    const [, perGroup, KH, KW] = l.tensors[0].shape;
+    return [C, H, W, F, KH, KW, o.stride[0], o.stride[1], l.pads[0], l.pads[1], OH, OW, C / perGroup].join(',');
+  }).join(';');
+  const { layers: times } = probe('conv_layers.cjs', [String(TRAIN_BATCH), spec]);
+  const kinds = {};
+  const sizes = {};
+  let total = 0;
+  convs.forEach((l, i) => {
+    const o = full.layers[l.index];
+    const [C] = l.inputShapes[0];
+    const [, perGroup, KH, KW] = l.tensors[0].shape;
+    const kind = l.index === 0 ? `stem ${KH}x${KW}` : `${perGroup === 1 && C > 1 ? 'depthwise ' : ''}${KH}x${KW}${o.stride[0] > 1 ? ` s${o.stride[0]}` : ''}`;
+    const k = (kinds[kind] ??= { layers: 0, forwardMs: 0, backwardMs: 0, flop: 0 });
+    const flop = 2 * l.macs * TRAIN_BATCH;
+    k.layers++;
+    k.forwardMs += times[i][0];
+    k.backwardMs += times[i][1];
+    k.flop += flop * (l.index === 0 ? 2 : 3);
+    total += times[i][0] + times[i][1];
+    const size = `${l.outputShape[1]}x${l.outputShape[2]}`;
+    sizes[size] = (sizes[size] ?? 0) + times[i][0] + times[i][1];
+  });
+  const parts = Object.entries(kinds).sort((a, b) => b[1].forwardMs + b[1].backwardMs - a[1].forwardMs - a[1].backwardMs).map(([kind, k]) =>
+    `${kind} (${k.layers}) ${fmt(k.forwardMs, 0)} + ${fmt(k.backwardMs, 0)} ms, ${fmt(k.flop / ((k.forwardMs + k.backwardMs) * 1e6), 1)} GFLOP/s`);
+  return {
+    kinds,
+    line: `convolutions ${fmt(total, 0)} ms (the whole step: ${fmt(stepMs, 0)} ms wall-clock, ${fmt(stepCpuMs, 0)} ms of CPU); ` +
+      `forward + backward by kind: ${parts.join('; ')}; by output size: ${Object.entries(sizes).map(([n, ms]) => `${n} ${fmt(ms, 0)} ms`).join(', ')}`,
+  };
 }
 
 const resultsDir = join(root, 'bench/results');

@@ -314,11 +314,13 @@ void valid_columns(const Conv2dGeometry& g, size_t kx, size_t* lo, size_t* hi) {
 
 }  // namespace
 
-void im2col(float* col, const float* in, const Conv2dGeometry& g) {
-  // in is (C, H, W); col is (K, P), K = C * KH * KW, P = OH * OW
+void im2col(float* col, const float* in, const Conv2dGeometry& g) { im2col(col, in, g, g.P()); }
+
+void im2col(float* col, const float* in, const Conv2dGeometry& g, size_t ld) {
+  // in is (C, H, W); col is (K, P) with rows ld apart, K = C * KH * KW, P = OH * OW
   for (size_t c = 0; c < g.C; ++c)
     for (size_t ky = 0; ky < g.KH; ++ky)
-      for (size_t kx = 0; kx < g.KW; ++kx) {
+      for (size_t kx = 0; kx < g.KW; ++kx, col += ld - g.P()) {
         const float* plane = in + c * g.H * g.W;
         size_t lo, hi;
         valid_columns(g, kx, &lo, &hi);
@@ -342,11 +344,13 @@ void im2col(float* col, const float* in, const Conv2dGeometry& g) {
       }
 }
 
-void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g) {
-  // dcol is (K, P); din is (C, H, W)
+void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g) { col2im_add(din, dcol, g, g.P()); }
+
+void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g, size_t ld) {
+  // dcol is (K, P) with rows ld apart; din is (C, H, W)
   for (size_t c = 0; c < g.C; ++c)
     for (size_t ky = 0; ky < g.KH; ++ky)
-      for (size_t kx = 0; kx < g.KW; ++kx) {
+      for (size_t kx = 0; kx < g.KW; ++kx, dcol += ld - g.P()) {
         float* plane = din + c * g.H * g.W;
         size_t lo, hi;
         valid_columns(g, kx, &lo, &hi);
@@ -450,13 +454,21 @@ void conv2d_forward_epilogue(float* out, float* scratch, const float* in, const 
 
 }  // namespace
 
+size_t conv2d_backward_images(const Conv2dGeometry& g) {
+  // Enough images for 32 columns (four 8-column panels); at 1x1 outputs a
+  // per-image GEMM would use one column of each panel.
+  const size_t P = g.P();
+  return P >= 32 ? 1 : (32 + P - 1) / P;
+}
+
 size_t conv2d_scratch_size(const Conv2dGeometry& g) {
   // Forward: the packed weight and the shifted copies (direct path) or col
-  // (K, P) and packed col. Backward: col (K, P), then one packed operand: col
-  // (K, P), col^T (P, K) or dout (F, P), then dcol (K, P).
-  const size_t K = g.K(), P = g.P();
+  // (K, P) and packed col. Backward, for N = conv2d_backward_images * P
+  // columns: col (K, N), then one packed operand: col (K, N), col^T (N, K) or
+  // dout (F, N), then dcol (K, N), then dout (F, N) gathered when N > P.
+  const size_t K = g.K(), P = g.P(), N = conv2d_backward_images(g) * P;
   const size_t packed =
-      std::max({f32_packed_size(K, P), f32_packed_size(P, K), f32_packed_size(g.F, P)});
+      std::max({f32_packed_size(K, N), f32_packed_size(N, K), f32_packed_size(g.F, N)});
   const size_t direct_size =
       direct(g) ? f32_packed_rows_x4_size(g.F, K) + padded_conv(g).input_size() : 0;
   size_t winograd_size = 0;
@@ -464,7 +476,7 @@ size_t conv2d_scratch_size(const Conv2dGeometry& g) {
     const Winograd23Conv s = Winograd23Conv::of(g.F, g.C, g.OH, g.OW, false);
     winograd_size = s.input_size() + s.v_size();
   }
-  return std::max({2 * K * P + packed, direct_size, winograd_size});
+  return std::max({2 * K * N + packed + (N > P ? g.F * N : 0), direct_size, winograd_size});
 }
 
 bool conv2d_winograd_applies(const Conv2dGeometry& g) {
@@ -525,54 +537,67 @@ void conv2d_batchnorm_relu_forward_infer(float* out, float* scratch, const float
 void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
                      const float* in, const float* weight, size_t B, const Conv2dGeometry& g) {
   // dout is (B, F, P); in, din are (B, C, H, W); weight, dweight are (F, K).
-  // Images in parallel: each writes its own input gradient and its own
+  // Groups of n = conv2d_backward_images images in parallel, their columns side
+  // by side (N = n P): each group writes its own input gradients and its own
   // dweight and dbias terms into a shared buffer; then the terms are added
-  // image by image, in order, per weight. Each image's term is the sum the
+  // group by group, in order, per weight. Each group's term is the sum the
   // GEMM would have added to dweight directly (a GEMM's sum is never -0, so
-  // 0 + term is the term), so the bits are those of adding them in a loop.
+  // 0 + term is the term), so the bits are those of adding them in a loop,
+  // whatever the threads. Groups depend on the shape only.
   const size_t K = g.K(), P = g.P(), image_size = g.C * g.H * g.W, FK = g.F * K;
   const size_t FB = dbias != nullptr ? g.F : 0;
-  float* terms = parallel_shared(B * (FK + FB));
-  std::fill_n(terms, B * (FK + FB), 0.0f);
+  const size_t n = std::min(conv2d_backward_images(g), B), groups = (B + n - 1) / n, N_max = n * P;
+  float* terms = parallel_shared(groups * (FK + FB));
+  std::fill_n(terms, groups * (FK + FB), 0.0f);
   reserve_parallel_scratch(conv2d_scratch_size(g));
-  parallel_for(B, [&](size_t b, size_t w) {
+  parallel_for(groups, [&](size_t t, size_t w) {
+    const size_t b0 = t * n, count = std::min(n, B - b0), N = count * P;
     float* col = w == 0 ? scratch : parallel_scratch(w);
-    float* packed = col + K * P;
-    float* dcol = packed + (conv2d_scratch_size(g) - 2 * K * P);
-    const float* image = in + b * image_size;
-    const float* dy = dout + b * g.F * P;
+    float* packed = col + K * N_max;
+    float* dcol = packed + std::max({f32_packed_size(K, N_max), f32_packed_size(N_max, K), f32_packed_size(g.F, N_max)});
+    const float* image = in + b0 * image_size;
+    const float* dy = dout + b0 * g.F * P;
     const float* c = image;
-    if (!g.pointwise()) {
+    if (count > 1) {
+      // dout (F, N): image j's (F, P) in columns [j P, (j + 1) P).
+      float* gathered = dcol + K * N_max;
+      for (size_t j = 0; j < count; ++j)
+        for (size_t f = 0; f < g.F; ++f)
+          std::copy_n(dy + (j * g.F + f) * P, P, gathered + f * N + j * P);
+      dy = gathered;
+      for (size_t j = 0; j < count; ++j) im2col(col + j * P, image + j * image_size, g, N);
+      c = col;
+    } else if (!g.pointwise()) {
       im2col(col, image, g);
       c = col;
     }
-    f32_pack_t_x8(packed, c, P, K);                       // col^T (P, K)
-    f32_gemm_packed(terms + b * FK, dy, packed, g.F, K, P);  // dout (F, P) col^T
-    float* db = terms + B * FK + b * FB;
+    f32_pack_t_x8(packed, c, N, K);                       // col^T (N, K)
+    f32_gemm_packed(terms + t * FK, dy, packed, g.F, K, N);  // dout (F, N) col^T
+    float* db = terms + groups * FK + t * FB;
     for (size_t f = 0; f < FB; ++f) {
       float s = 0.0f;
-      for (size_t p = 0; p < P; ++p) s += dy[f * P + p];
+      for (size_t p = 0; p < N; ++p) s += dy[f * N + p];
       db[f] = s;
     }
     if (din == nullptr) return;
-    f32_pack_x8(packed, dy, g.F, P);
-    float* dimage = din + b * image_size;
-    if (g.pointwise()) {
+    f32_pack_x8(packed, dy, g.F, N);
+    float* dimage = din + b0 * image_size;
+    if (count == 1 && g.pointwise()) {
       f32_gemm_tn_packed(dimage, weight, packed, K, P, g.F);  // din (C, P) += weight^T dout
       return;
     }
-    std::memset(dcol, 0, K * P * sizeof(float));
-    f32_gemm_tn_packed(dcol, weight, packed, K, P, g.F);  // dcol (K, P) = weight^T dout
-    col2im_add(dimage, dcol, g);
+    std::memset(dcol, 0, K * N * sizeof(float));
+    f32_gemm_tn_packed(dcol, weight, packed, K, N, g.F);  // dcol (K, N) = weight^T dout
+    for (size_t j = 0; j < count; ++j) col2im_add(dimage + j * image_size, dcol + j * P, g, N);
   });
-  const size_t gr = grain(FK + FB, B, 4);
+  const size_t gr = grain(FK + FB, groups, 4);
   parallel_for(pieces(FK + FB, gr), [&](size_t t, size_t) {
     const auto [i0, i1] = piece(t, FK + FB, gr);
     for (size_t i = i0; i < i1; ++i) {
       float* d = i < FK ? dweight + i : dbias + (i - FK);
-      const float* term = i < FK ? terms + i : terms + B * FK + (i - FK);
+      const float* term = i < FK ? terms + i : terms + groups * FK + (i - FK);
       const size_t step = i < FK ? FK : FB;
-      for (size_t b = 0; b < B; ++b) *d += term[b * step];
+      for (size_t k = 0; k < groups; ++k) *d += term[k * step];
     }
   });
 }

@@ -189,9 +189,12 @@ TEST_P(ConvKernels, ForwardAndBackwardMatchTheScalarGemmBitForBit) {
   conv2d_backward(din.data(), dweight.data(), dbias.data(), scratch.data(), dout.data(), in.data(),
                   weight.data(), B, g);
 
-  std::vector<float> col(K * P), dcol(K * P);
-  std::vector<float> packed(
-      std::max({f32_packed_size(K, P), f32_packed_size(P, K), f32_packed_size(g.F, P)}));
+  // The forward pass image by image; the backward pass in conv2d_backward's groups of
+  // conv2d_backward_images images, their columns side by side (N = n P).
+  const size_t n = std::min(conv2d_backward_images(g), B), N_max = n * P;
+  std::vector<float> col(K * N_max), dcol(K * N_max), dy(g.F * N_max);
+  std::vector<float> packed(std::max(
+      {f32_packed_size(K, N_max), f32_packed_size(N_max, K), f32_packed_size(g.F, N_max)}));
   std::vector<float> ref_out(B * g.F * P), ref_din(B * image, 0.0f), ref_dw(g.F * K, 0.0f);
   for (size_t b = 0; b < B; ++b) {
     im2col(col.data(), in.data() + b * image, g);
@@ -200,13 +203,20 @@ TEST_P(ConvKernels, ForwardAndBackwardMatchTheScalarGemmBitForBit) {
       for (size_t p = 0; p < P; ++p) o[f * P + p] = bias[f];
     f32_pack_x8(packed.data(), col.data(), K, P);
     f32_gemm_packed__scalar(o, weight.data(), packed.data(), g.F, P, K);
-    const float* dy = dout.data() + b * g.F * P;
-    f32_pack_t_x8__scalar(packed.data(), col.data(), P, K);
-    f32_gemm_packed__scalar(ref_dw.data(), dy, packed.data(), g.F, K, P);
-    f32_pack_x8(packed.data(), dy, g.F, P);
+  }
+  for (size_t b0 = 0; b0 < B; b0 += n) {
+    const size_t count = std::min(n, B - b0), N = count * P;
+    for (size_t j = 0; j < count; ++j) {
+      im2col(col.data() + j * P, in.data() + (b0 + j) * image, g, N);
+      for (size_t f = 0; f < g.F; ++f)
+        for (size_t p = 0; p < P; ++p) dy[f * N + j * P + p] = dout[((b0 + j) * g.F + f) * P + p];
+    }
+    f32_pack_t_x8__scalar(packed.data(), col.data(), N, K);
+    f32_gemm_packed__scalar(ref_dw.data(), dy.data(), packed.data(), g.F, K, N);
+    f32_pack_x8(packed.data(), dy.data(), g.F, N);
     std::fill(dcol.begin(), dcol.end(), 0.0f);
-    f32_gemm_tn_packed__scalar(dcol.data(), weight.data(), packed.data(), K, P, g.F);
-    col2im_add(ref_din.data() + b * image, dcol.data(), g);
+    f32_gemm_tn_packed__scalar(dcol.data(), weight.data(), packed.data(), K, N, g.F);
+    for (size_t j = 0; j < count; ++j) col2im_add(ref_din.data() + (b0 + j) * image, dcol.data() + j * P, g, N);
   }
   EXPECT_TRUE(BitEqual("out", ref_out.data(), out.data(), out.size()));
   EXPECT_TRUE(BitEqual("dweight", ref_dw.data(), dweight.data(), dweight.size()));

@@ -376,7 +376,7 @@ export class Network {
 
   /**
    * Inference on ONE example with the running statistics and the learned gamma
-   * and beta. Allocates nothing in wasm; pass `out` to allocate nothing in JS either.
+   * and beta. Allocates nothing in wasm after the first call; pass `out` to allocate nothing in JS either.
    * @param {Float32Array} x (inputSize)
    * @param {Float32Array} [out] (outputSize) receives the result
    * @returns {Float32Array} probabilities for softmaxCrossEntropy, raw outputs otherwise
@@ -395,17 +395,22 @@ export class Network {
     if (out !== undefined && !(out instanceof Float32Array && out.length === this.#outputSize)) {
       throw new InputError(`predict(): out must be a Float32Array(${this.#outputSize}), got ${describe(out)}`, 'BNWASM_WRONG_TYPE');
     }
-    if (this.#predictIn === null || this.#predictIn.buffer !== this.#mod.HEAPF32.buffer) {
-      const ip = this.#h.input(1) >>> 2;
-      const op = this.#h.output(1) >>> 2;
-      this.#predictIn = this.#mod.HEAPF32.subarray(ip, ip + this.#inputSize);
-      this.#predictOut = this.#mod.HEAPF32.subarray(op, op + this.#outputSize);
-    }
+    if (this.#predictIn === null || this.#predictIn.buffer !== this.#mod.HEAPF32.buffer) this.#predictViews();
     this.#predictIn.set(x);
     this.#check('predict', this.#h.predictOne());
+    // The first inference may grow memory (a conv's Winograd weights, made once per weight
+    // version), which detaches the views taken before it.
+    if (this.#predictOut.buffer !== this.#mod.HEAPF32.buffer) this.#predictViews();
     const result = out ?? new Float32Array(this.#outputSize);
     result.set(this.#predictOut);
     return result;
+  }
+
+  #predictViews() {
+    const ip = this.#h.input(1) >>> 2;
+    const op = this.#h.output(1) >>> 2;
+    this.#predictIn = this.#mod.HEAPF32.subarray(ip, ip + this.#inputSize);
+    this.#predictOut = this.#mod.HEAPF32.subarray(op, op + this.#outputSize);
   }
 
   /**

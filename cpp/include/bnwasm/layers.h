@@ -114,8 +114,15 @@ struct Conv2dGeometry {
 // col is (K, P): row (c, ky, kx), column (oy, ox) holds the input value under
 // that kernel tap at that output position, 0 in the padding. in is (C, H, W).
 void im2col(float* col, const float* in, const Conv2dGeometry& g);
+// The same with col's rows ld >= P apart (images side by side in one matrix).
+void im2col(float* col, const float* in, const Conv2dGeometry& g, size_t ld);
 // The adjoint: din (C, H, W) += the col-shaped dcol (K, P) summed back onto the inputs.
 void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g);
+void col2im_add(float* din, const float* dcol, const Conv2dGeometry& g, size_t ld);
+// Images whose columns conv2d_backward puts side by side in one GEMM: 1 from
+// 32 output positions on, enough for 32 columns below (ResNet-18's last stage at
+// 32x32 has one position per image).
+size_t conv2d_backward_images(const Conv2dGeometry& g);
 // Floats of scratch that the conv2d functions below need.
 size_t conv2d_scratch_size(const Conv2dGeometry& g);
 // in is (B, C, H, W); weight is (F, C, KH, KW); bias is (F) or null; out is
@@ -130,7 +137,8 @@ void conv2d_batchnorm_relu_forward_infer(float* out, float* scratch, const float
                                          const float* scale, const float* shift, bool relu,
                                          size_t B, const Conv2dGeometry& g);
 // dout is (B, F, OH, OW); din is (B, C, H, W) or null; dweight (F, C, KH, KW);
-// dbias (F) or null. Per image: dweight += dout * col^T, din += col2im(weight^T dout).
+// dbias (F) or null. Per group of conv2d_backward_images images, their columns
+// side by side: dweight += dout * col^T, din += col2im(weight^T dout).
 // Inference of a 3x3 convolution at stride 1 through Winograd F(2x2, 3x3)
 // (kernels.h), which needs 4/9 of the multiplies. u is the weight transformed
 // by f32_winograd23_weights (kept by the caller across calls). Then the batch

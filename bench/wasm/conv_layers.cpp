@@ -1,0 +1,93 @@
+// Where a torchvision model's training time goes: each of its convolutions
+// timed on its own in wasm, one thread, at the batch the benchmark trains
+// with, through the functions the network's conv2d layer calls (forward,
+// then backward with the input gradient unless the layer reads the network's
+// input). The shapes come from the core (describeNetwork) through argv:
+//   node build/bench/conv_layers.cjs B "C,H,W,F,KH,KW,SH,SW,PT,PL,OH,OW,groups;..."
+// Prints JSON: {"layers": [[forward ms, backward ms], ...]} in argv's order.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bnwasm/depthwise.h"
+#include "bnwasm/layers.h"
+#include "bnwasm/parallel.h"
+
+using namespace bnwasm;
+
+namespace {
+
+std::vector<float> filled(size_t n, unsigned seed) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i)
+    v[i] = static_cast<float>((i * 2654435761u + seed) % 1000) / 1000.0f - 0.5f;
+  return v;
+}
+
+// Median milliseconds of 3 calls after one warm-up: a layer at batch 32 takes
+// milliseconds, long enough to time alone.
+double median_ms(const std::function<void()>& fn) {
+  using clock = std::chrono::steady_clock;
+  fn();
+  std::vector<double> times;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[1];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) return 1;
+  const size_t B = std::strtoul(argv[1], nullptr, 10);
+  std::string spec = argv[2];
+  std::printf("{\"layers\":[");
+  bool first_layer = true;
+  size_t at = 0;
+  while (at < spec.size()) {
+    size_t end = spec.find(';', at);
+    if (end == std::string::npos) end = spec.size();
+    size_t v[13];
+    const char* p = spec.c_str() + at;
+    for (size_t& x : v) {
+      x = std::strtoul(p, const_cast<char**>(&p), 10);
+      if (*p == ',') ++p;
+    }
+    at = end + 1;
+    const size_t groups = v[12];
+    const Conv2dGeometry g{v[0] / groups, v[1], v[2], v[3] / groups, v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]};
+    const size_t in_size = B * v[0] * g.H * g.W, out_size = B * v[3] * g.P();
+    std::vector<float> in = filled(in_size, 1), dout = filled(out_size, 2), out(out_size), din(in_size);
+    std::vector<float> weight = filled(v[3] * g.K(), 3), dweight(weight.size()), bias(v[3]), dbias(v[3]);
+    double fwd, bwd;
+    if (groups > 1 && g.C == 1) {
+      const DepthwiseConv dw{groups, g.H, g.W, g.F, g.KH, g.KW, g.SH, g.SW, g.PT, g.PL, g.OH, g.OW};
+      std::vector<float> scratch(dw.scratch_size());
+      DepthwiseEpilogue ep;
+      fwd = median_ms([&] { depthwise_conv2d_forward(out.data(), scratch.data(), in.data(), weight.data(), ep, B, dw); });
+      bwd = median_ms([&] {
+        depthwise_conv2d_backward(din.data(), dweight.data(), nullptr, scratch.data(), dout.data(), in.data(), weight.data(), B, dw);
+      });
+    } else {
+      std::vector<float> scratch(conv2d_scratch_size(g));
+      const bool first = first_layer;  // the network's input needs no gradient
+      fwd = median_ms([&] { conv2d_forward(out.data(), scratch.data(), in.data(), weight.data(), nullptr, B, g); });
+      bwd = median_ms([&] {
+        conv2d_backward(first ? nullptr : din.data(), dweight.data(), nullptr, scratch.data(), dout.data(), in.data(),
+                        weight.data(), B, g);
+      });
+    }
+    std::printf("%s[%.3f,%.3f]", first_layer ? "" : ",", fwd, bwd);
+    first_layer = false;
+  }
+  std::printf("]}\n");
+  return 0;
+}
