@@ -10,6 +10,10 @@ em++ -std=c++17 "${flags[@]}" bench/wasm/peak.cpp -o build/bench/peak.cjs
 em++ -std=c++17 "${flags[@]}" -Icpp/include bench/wasm/kernels.cpp cpp/kernels/scalar.cpp \
   cpp/kernels/wasmsimd.cpp cpp/kernels/dispatch.cpp cpp/src/parallel.cpp cpp/src/layers.cpp \
   -o build/bench/kernels.cjs
+em++ -std=c++17 "${flags[@]}" -Icpp/include bench/wasm/depthwise.cpp cpp/kernels/scalar.cpp \
+  cpp/kernels/wasmsimd.cpp cpp/kernels/dispatch.cpp cpp/kernels/depthwise_scalar.cpp \
+  cpp/kernels/depthwise_wasmsimd.cpp cpp/src/parallel.cpp cpp/src/layers.cpp cpp/src/depthwise.cpp \
+  -o build/bench/depthwise.cjs
 # The same probes as ES modules for a browser page (npm run bench -- --browser runs them in
 # each engine): main() runs when the module is instantiated; its line arrives through `print`.
 web=(-O3 -msimd128 -sENVIRONMENT=web -sMODULARIZE -sEXPORT_ES6 -sALLOW_MEMORY_GROWTH=1)

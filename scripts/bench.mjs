@@ -2,8 +2,8 @@
 // One command for the whole benchmark: bnwasm against TensorFlow.js 4.22 (wasm
 // and cpu backends) on the same models and Fashion-MNIST data, plus a peak
 // f32x4 probe and the kernels' own throughput in wasm. Prints a table for the
-// dense network, then one for the CNN of issue 10, and writes
-// bench/results/<time>.json.
+// dense network, then one for the CNN of issue 10, then MobileNetV2's depthwise
+// convolutions (bench/wasm/depthwise.cpp), and writes bench/results/<time>.json.
 //   npm run bench [-- --rounds N] [-- --cnn-rounds N] [-- --quick] [-- --model mlp|cnn]
 //   npm run bench:cnn    (the CNN table only: --model cnn)
 //   npm run bench -- --browser [--rounds N] [--quick]   bnwasm in each browser engine (Chromium,
@@ -125,6 +125,7 @@ const probe = (file, argv = []) => JSON.parse(run('node', [join('build/bench', f
 // Every round of either model ends with the peak and kernel probes.
 const peaks = [];
 const kernelRuns = [];
+const depthwiseRuns = [];
 function interleavedRounds(model, count) {
   const samples = Object.fromEntries(engines.map((e) => [e, []]));
   sampleLoad(model);
@@ -140,6 +141,7 @@ function interleavedRounds(model, count) {
     log(`bench: ${model} round ${r + 1}/${count}: peak and kernel probes`);
     peaks.push(probe('peak.cjs'));
     kernelRuns.push(probe('kernels.cjs', ['64']));
+    depthwiseRuns.push(probe('depthwise.cjs'));
     sampleLoad(model);
   }
   return samples;
@@ -164,6 +166,7 @@ if (doMlp) denseTable();
 if (doMlp) threadsTable('mlp', samples);
 if (doCnn) cnnTable();
 if (doCnn) threadsTable('cnn', cnnSamples);
+depthwiseTable();
 console.log(out.join('\n'));
 
 // ---- the dense network ----------------------------------------------------------------------
@@ -402,6 +405,43 @@ function threadsTable(model, runs) {
   out.push(`bnwasm on ${threads} threads against 1 (configure({ threads: 1 })), same rounds; ${loadNote(model)}`);
   out.push(...table(rows));
   (result.threads ??= {})[model] = { threads, ...detail };
+}
+
+// ---- MobileNetV2's depthwise convolutions ------------------------------------------------------
+// Per shape (torchvision's mobilenet_v2 at 3x32x32, one image, one thread): the
+// kernels the build dispatches to, in GFLOP/s and share of the peak, and the
+// layer's time through them against the grouped convolution that ran before
+// (with relu6 as a layer of its own at inference); the totals weight each
+// shape by its layers in the network. Medians over the rounds.
+function depthwiseTable() {
+  const keys = Object.keys(depthwiseRuns[0].values);
+  const v = Object.fromEntries(keys.map((k) => [k, median(depthwiseRuns.map((r) => r.values[k]))]));
+  const pct = (g) => `${fmt((100 * g) / peak, 0)}%`;
+  const rate = (g) => `${fmt(g, 1)} (${pct(g)})`;
+  const rows = [['shape (channels x size, stride)', 'layers', 'forward + BN + ReLU6', 'input gradient', 'weight gradient',
+    'inference us: now / before', 'training us: now / before']];
+  const total = { inference: 0, inferenceBefore: 0, training: 0, trainingBefore: 0, flop: 0 };
+  for (const [C, size, stride, layers] of depthwiseRuns[0].shapes) {
+    const n = `${C}x${size}x${size} s${stride}`;
+    const inf = v[`${n} inference (us)`], infBefore = v[`${n} inference grouped (us)`];
+    const train = v[`${n} training (us)`], trainBefore = v[`${n} training grouped (us)`];
+    rows.push([n, String(layers), rate(v[`${n} forward`]), rate(v[`${n} dinput`]), rate(v[`${n} dweight`]),
+      `${fmt(inf, 1)} / ${fmt(infBefore, 1)}`, `${fmt(train, 1)} / ${fmt(trainBefore, 1)}`]);
+    total.inference += layers * inf;
+    total.inferenceBefore += layers * infBefore;
+    total.training += layers * train;
+    total.trainingBefore += layers * trainBefore;
+    const out = Math.floor((size - 1) / stride) + 1;
+    total.flop += layers * 2 * C * out * out * 9;
+  }
+  rows.push(['all 17 layers, per image', '17', '', '', '',
+    `${fmt(total.inference, 0)} / ${fmt(total.inferenceBefore, 0)} (${fmt(total.inferenceBefore / total.inference, 1)}x)`,
+    `${fmt(total.training, 0)} / ${fmt(total.trainingBefore, 0)} (${fmt(total.trainingBefore / total.training, 1)}x)`]);
+  out.push('');
+  out.push(`MobileNetV2's depthwise convolutions at 3x32x32 in wasm, one image, one thread (GFLOP/s, % of the ` +
+    `${fmt(peak, 1)} GFLOP/s peak; ${fmt(total.flop / 1e6, 2)} MFLOP forward per image); ${loadNote(doCnn ? 'cnn' : 'mlp')}`);
+  out.push(...table(rows));
+  result.depthwise = { values: v, shapes: depthwiseRuns[0].shapes, totals: total };
 }
 
 const resultsDir = join(root, 'bench/results');

@@ -42,6 +42,7 @@ TEST_PACKAGES=(
   webkit2gtk-driver     #   and WebKitGTK (WebKitWebDriver + MiniBrowser, from libwebkit2gtk-4.1-0)
   xvfb xauth            #   MiniBrowser has no headless mode: it runs in a virtual X display
   python3-torch python3-onnx  # interop: PyTorch fixtures, DDP script, onnx.checker
+  python3-torchvision   # resnet18 and mobilenet_v2: the torchvision parity fixtures and bench
 )
 
 case $mode in

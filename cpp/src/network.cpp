@@ -92,7 +92,7 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
     l.in.assign(l.inputs.size(), nullptr);
     l.din.assign(l.inputs.size(), nullptr);
   }
-  output_size_ = layers_.back().width;
+  output_size_ = layers_.empty() ? input_size() : layers_.back().width;
   chain_.reserve(layers_.size());
   rng_state_ = spec.seed;
 }
@@ -144,6 +144,10 @@ Status Network::fail(Status s, std::string message, Argument argument, int64_t i
 float* Network::tensor_data(const Tensor& x) {
   float* base = x.arena == Arena::Params ? params_.data() : x.arena == Arena::Stats ? stats_.data() : frozen_.data();
   return base + x.offset;
+}
+
+const float* Network::network_output() const {
+  return layers_.empty() ? input_.data() : layers_.back().act;
 }
 
 Statistics* Network::statistics_of(int32_t layer) const {
@@ -234,6 +238,7 @@ void Network::bind(const float* x) {
 }
 
 void Network::forward(const float* x, size_t B, bool train, size_t last) {
+  if (layers_.empty()) return;  // the output is x itself
   bind(x);
   last = std::min(last, layers_.size() - 1);
   Pass p = pass(B, train);
@@ -270,7 +275,8 @@ void Network::forward(const float* x, size_t B, bool train, size_t last) {
 void Network::backward(size_t B) {
   // The loss wrote d(loss)/d(output) into the last layer's dact (which a last
   // flatten shares with its input). Each layer adds into its inputs'
-  // gradients, so the others start at zero.
+  // gradients, so the others start at zero. Without layers there is nothing to do.
+  if (layers_.empty()) return;
   const float* loss_grad = layers_.back().dact;
   for (const Layer& l : layers_)
     if (l.grad && !l.view && l.dact != loss_grad) std::memset(l.dact, 0, B * l.width * sizeof(float));
@@ -396,8 +402,9 @@ Status Network::train_step(size_t B, double* loss) {
 
   ensure_rows(B);
   forward(input_.data(), B, true);
-  const float* logits = layers_.back().act;
-  float* dlogits = layers_.back().dact != nullptr ? layers_.back().dact : loss_grad_.data();
+  // Without layers the logits are the input, and their gradient reaches nothing.
+  const float* logits = network_output();
+  float* dlogits = !layers_.empty() && layers_.back().dact != nullptr ? layers_.back().dact : loss_grad_.data();
   const double l =
       spec_.loss == LossType::SoftmaxCrossEntropy
           ? softmax_crossentropy_forward_backward(dlogits, logits, labels_.data(), B, output_size_)
@@ -406,8 +413,9 @@ Status Network::train_step(size_t B, double* loss) {
   if (!std::isfinite(l))
     return fail(Status::Diverged, std::string("the training loss is ") +
                                       (std::isnan(l) ? "NaN" : "Infinity") + advice);
-  // memset, not std::fill: at -Oz the latter stays a scalar loop over every gradient.
-  std::memset(grads_.data(), 0, grads_.size() * sizeof(float));
+  // memset, not std::fill: at -Oz the latter stays a scalar loop over every gradient. A
+  // network without parameters has no buffer (data() may be null, which memset may not take).
+  if (!grads_.empty()) std::memset(grads_.data(), 0, grads_.size() * sizeof(float));
   // A frozen layer's gradients are thrown away; cleared so they never grow unbounded.
   if (!frozen_grads_.empty()) std::memset(frozen_grads_.data(), 0, frozen_grads_.size() * sizeof(float));
   backward(B);
@@ -439,9 +447,9 @@ Status Network::predict_one() {
   forward(input_.data(), 1, false);
   float* y = output(1);
   if (spec_.loss == LossType::SoftmaxCrossEntropy)
-    softmax_forward(y, layers_.back().act, 1, output_size_);
+    softmax_forward(y, network_output(), 1, output_size_);
   else
-    std::memcpy(y, layers_.back().act, output_size_ * sizeof(float));
+    std::memcpy(y, network_output(), output_size_ * sizeof(float));
   return Status::Ok;
 }
 
@@ -454,9 +462,9 @@ Status Network::predict_batch(size_t n) {
   forward(input_.data(), n, false);
   float* y = output(n);
   if (spec_.loss == LossType::SoftmaxCrossEntropy)
-    softmax_forward(y, layers_.back().act, n, output_size_);
+    softmax_forward(y, network_output(), n, output_size_);
   else
-    std::memcpy(y, layers_.back().act, n * output_size_ * sizeof(float));
+    std::memcpy(y, network_output(), n * output_size_ * sizeof(float));
   return Status::Ok;
 }
 
@@ -467,7 +475,7 @@ Status Network::evaluate(size_t n, double* loss_sum, size_t* correct) {
   if (Status s = check_batch(n); s != Status::Ok) return s;
   ensure_rows(n);
   forward(input_.data(), n, false);
-  const float* z = layers_.back().act;
+  const float* z = network_output();
   if (spec_.loss == LossType::SoftmaxCrossEntropy)
     *loss_sum = softmax_crossentropy_forward(correct, z, labels_.data(), n, output_size_) * n;
   else
@@ -493,6 +501,9 @@ void Network::weights_changed() {
 }
 
 Status Network::forward_to(size_t n, int32_t layer) {
+  if (layers_.empty())
+    return fail(Status::BadArgument, "the network has no layers (its output is its input), got layer " +
+                                         std::to_string(layer));
   if (layer < 0 || static_cast<size_t>(layer) >= layers_.size())
     return fail(Status::BadArgument, "layer must be an integer in [0, " +
                                          std::to_string(layers_.size()) + "), got " +

@@ -490,10 +490,14 @@ bool check_network(NetworkSpec* s, SpecFailure* why) {
       return fail(why, layer_where(i, layers[i].name),
                   note_of("", "feeds no later layer; only the last layer is the network's output "
                               "(name it in a later layer's inputs, or remove it)"));
-  if (s->loss == LossType::SoftmaxCrossEntropy && shapes.back().size() < 2)
+  // Without layers the network's output is its input.
+  const int64_t outputs = layers.empty() ? input_shape(*s).size() : shapes.back().size();
+  if (s->loss == LossType::SoftmaxCrossEntropy && outputs < 2)
     return fail(why, "config",
-                error_of("loss", "needs at least 2 outputs, the last layer has " +
-                                     std::to_string(shapes.back().size()),
+                error_of("loss", "needs at least 2 outputs, " +
+                                     std::string(layers.empty() ? "the input of a network without layers has "
+                                                                : "the last layer has ") +
+                                     std::to_string(outputs),
                          Value::string(kLosses[0])));
   return true;
 }
@@ -664,8 +668,9 @@ bool parse_network(const Value& c, NetworkSpec* out, SpecFailure* why) {
     s.input_size = static_cast<int32_t>(given.as_number());
   }
   const Value* layers = c.get("layers");
-  if (layers == nullptr || !layers->is_array() || layers->items().empty())
-    return fail(why, "config", error_of("layers", "must be a non-empty array",
+  // An empty array is a network without layers: its output is its input.
+  if (layers == nullptr || !layers->is_array())
+    return fail(why, "config", error_of("layers", "must be an array of layer configs",
                                         layers != nullptr ? *layers : undefined_value()));
   if (layers->items().size() > 10000)
     return fail(why, "config", error_of("layers", "must have at most 10000 layers",

@@ -95,6 +95,8 @@ function el(name, attrs, text) {
  * @property {'solid'|'dashed'|'dotted'|'dashdot'} [dash='solid']
  * @property {boolean} [markers=false] a dot at every point
  * @property {number} [width=2] line width
+ * @property {[number, number][]} [errorBars] per point, a vertical bar from the first y to the second
+ * @property {number} [dx=0] pixels to shift the series right (or left), so error bars at the same x stay apart
  */
 
 /**
@@ -114,6 +116,7 @@ function el(name, attrs, text) {
  * @param {(v: number) => string} [o.formatY] default: tickFormatter(yTicks)
  * @param {number} [o.width=640]
  * @param {number} [o.height=400]
+ * @param {boolean} [o.legend=true] false: no legend (panels() can draw one for all)
  * @returns {{width: number, height: number, body: string}}
  */
 export function chart(o) {
@@ -135,7 +138,8 @@ export function chart(o) {
   }
   const formatY = o.formatY ?? tickFormatter(yTicks);
 
-  const legendWidth = Math.ceil(Math.max(...series.map((s) => s.name.length)) * CHAR_WIDTH) + 44;
+  const legend = o.legend !== false;
+  const legendWidth = legend ? Math.ceil(Math.max(...series.map((s) => s.name.length)) * CHAR_WIDTH) + 44 : 0;
   const plot = { left: MARGIN.left, top: MARGIN.top };
   plot.width = width - MARGIN.left - MARGIN.right - legendWidth;
   plot.height = height - MARGIN.top - MARGIN.bottom;
@@ -146,10 +150,6 @@ export function chart(o) {
     ? (v) => plot.left + (Math.log(v / x0) / Math.log(x1 / x0)) * plot.width
     : (v) => plot.left + ((v - x0) / (x1 - x0)) * plot.width;
   const sy = (v) => plot.bottom - ((v - y0) / (y1 - y0)) * plot.height;
-  const style = (s, i) => {
-    const color = s.color ?? PALETTE[i % PALETTE.length];
-    return { color, stroke: { stroke: color, 'stroke-width': s.width ?? 2, 'stroke-dasharray': DASHES[s.dash ?? 'solid'] } };
-  };
 
   const out = [el('rect', { x: 0, y: 0, width, height, fill: 'white' })];
   if (title) out.push(el('text', { x: plot.centre, y: 20, 'text-anchor': 'middle', 'font-size': 14, 'font-weight': 'bold' }, title));
@@ -177,6 +177,7 @@ export function chart(o) {
   series.forEach((s, i) => {
     const { color, stroke } = style(s, i);
     const finite = ([x, y]) => Number.isFinite(x) && Number.isFinite(y);
+    const px = (x) => sx(x) + (s.dx ?? 0);
     let d = '';
     let pen = 'M';
     for (const p of s.points) {
@@ -184,28 +185,43 @@ export function chart(o) {
         pen = 'M';
         continue;
       }
-      d += `${pen}${fixed(sx(p[0]))},${fixed(sy(p[1]))}`;
+      d += `${pen}${fixed(px(p[0]))},${fixed(sy(p[1]))}`;
       pen = 'L';
     }
     if (d) out.push(el('path', { d, ...stroke }));
+    s.errorBars?.forEach(([lo, hi], j) => {
+      const x = s.points[j][0];
+      if (!Number.isFinite(x) || !Number.isFinite(lo) || !Number.isFinite(hi)) return;
+      const bar = { stroke: color, 'stroke-width': 1.5 };
+      out.push(el('line', { x1: px(x), y1: sy(lo), x2: px(x), y2: sy(hi), ...bar }));
+      for (const y of [lo, hi]) out.push(el('line', { x1: px(x) - 3, y1: sy(y), x2: px(x) + 3, y2: sy(y), ...bar }));
+    });
     if (s.markers) {
-      for (const p of s.points.filter(finite)) out.push(el('circle', { cx: sx(p[0]), cy: sy(p[1]), r: 3, fill: color, stroke: 'none' }));
+      for (const p of s.points.filter(finite)) out.push(el('circle', { cx: px(p[0]), cy: sy(p[1]), r: 3, fill: color, stroke: 'none' }));
     }
   });
   out.push('</g>');
 
   // Legend, outside the plot so it never hides data.
-  const lx = plot.right + 14;
-  series.forEach((s, i) => {
-    const { color, stroke } = style(s, i);
-    const y = plot.top + 8 + i * 18;
-    out.push(el('line', { x1: lx, y1: y, x2: lx + 24, y2: y, ...stroke }));
-    if (s.markers) out.push(el('circle', { cx: lx + 12, cy: y, r: 3, fill: color }));
-    out.push(el('text', { x: lx + 30, y, 'dominant-baseline': 'middle', 'font-size': 12 }, s.name));
-  });
+  if (legend) series.forEach((s, i) => out.push(legendEntry(s, i, plot.right + 14, plot.top + 8 + i * 18)));
 
   return { width, height, body: out.join('\n') };
 }
+
+function style(s, i) {
+  const color = s.color ?? PALETTE[i % PALETTE.length];
+  return { color, stroke: { stroke: color, 'stroke-width': s.width ?? 2, 'stroke-dasharray': DASHES[s.dash ?? 'solid'] } };
+}
+
+/** A series' line (and marker) and name, the line starting at (x, y); its width is legendEntryWidth(s). */
+function legendEntry(s, i, x, y) {
+  const { color, stroke } = style(s, i);
+  const out = [el('line', { x1: x, y1: y, x2: x + 24, y2: y, ...stroke })];
+  if (s.markers) out.push(el('circle', { cx: x + 12, cy: y, r: 3, fill: color }));
+  out.push(el('text', { x: x + 30, y, 'dominant-baseline': 'middle', 'font-size': 12 }, s.name));
+  return out.join('\n');
+}
+const legendEntryWidth = (s) => 30 + Math.ceil(s.name.length * CHAR_WIDTH) + 24;
 
 /** A standalone SVG document of one chart (the options of chart()). */
 export function lineChart(options) {
@@ -215,18 +231,25 @@ export function lineChart(options) {
 /**
  * Several charts in one SVG document, in a grid.
  * @param {{width: number, height: number, body: string}[]} charts from chart()
- * @param {{columns?: number, title?: string}} [options] default: all in one row
+ * @param {{columns?: number, title?: string, legend?: Series[]}} [options] default: all in one row;
+ *   `legend`: one row of entries under the title for charts drawn with `legend: false`
  */
-export function panels(charts, { columns = charts.length, title = '' } = {}) {
+export function panels(charts, { columns = charts.length, title = '', legend = [] } = {}) {
   const cellWidth = Math.max(...charts.map((c) => c.width));
   const cellHeight = Math.max(...charts.map((c) => c.height));
-  const top = title ? 28 : 0;
+  const legendTop = title ? 28 : 0;
+  const top = legendTop + (legend.length ? 26 : 0);
   const rows = Math.ceil(charts.length / columns);
   const width = cellWidth * Math.min(columns, charts.length);
   const height = top + cellHeight * rows;
   const root = { xmlns: 'http://www.w3.org/2000/svg', width, height, viewBox: `0 0 ${width} ${height}`, 'font-family': FONT, fill: '#222' };
   const out = [`<svg${attributes(root)}>`, el('rect', { x: 0, y: 0, width, height, fill: 'white' })];
   if (title) out.push(el('text', { x: width / 2, y: 20, 'text-anchor': 'middle', 'font-size': 15, 'font-weight': 'bold' }, title));
+  let lx = (width - legend.reduce((sum, s) => sum + legendEntryWidth(s), 0)) / 2;
+  legend.forEach((s, i) => {
+    out.push(legendEntry(s, i, lx, legendTop + 13));
+    lx += legendEntryWidth(s);
+  });
   charts.forEach((c, i) => {
     const x = (i % columns) * cellWidth;
     const y = top + Math.floor(i / columns) * cellHeight;

@@ -8,10 +8,14 @@ or buffers (nn.Conv2d, nn.BatchNorm2d, nn.Linear) keeps its dotted path as the l
 calls (a ReLU module called twice, an addition) take the traced node's name. `tensors` lists,
 per layer, its tensors as (bnwasm name, state_dict key).
 
-Read: nn.Conv2d (groups 1, dilation 1, zeros padding), nn.BatchNorm1d/2d, nn.Linear, nn.ReLU
-(module, F.relu, torch.relu), nn.Sigmoid, nn.Tanh, nn.MaxPool2d / nn.AvgPool2d (no padding),
-nn.AdaptiveAvgPool2d(1), torch.flatten / nn.Flatten, nn.Identity, nn.Dropout (identity at
-inference), and + of two activations. Anything else raises with the node named.
+Read: nn.Conv2d (groups, dilation, zeros padding: numbers, 'same', 'valid'), nn.BatchNorm1d/2d,
+nn.Linear, nn.ReLU (module, F.relu, torch.relu), nn.ReLU6 (and F.relu6), nn.Hardtanh (and
+F.hardtanh) as clip, nn.Sigmoid, nn.Tanh, nn.Dropout as dropout (its rate p), nn.MaxPool2d /
+nn.AvgPool2d (padding, ceil_mode, count_include_pad; no dilation or divisor_override),
+nn.AdaptiveAvgPool2d(1) / F.adaptive_avg_pool2d(x, 1) and nn.AdaptiveMaxPool2d(1) /
+F.adaptive_max_pool2d(x, 1) as global pooling, torch.flatten / nn.Flatten, nn.Identity, and + of
+two activations. That covers torchvision's resnet18 and mobilenet_v2. Anything else raises with
+the node named.
 """
 
 import operator
@@ -68,11 +72,15 @@ def to_bnwasm(module, input_shape, loss='softmaxCrossEntropy', optimizer=None, s
             used_modules.add(node.target)
             name = node.target if has_state else node.name
             if isinstance(m, nn.Conv2d):
-                if m.groups != 1 or pair(m.dilation) != [1, 1] or m.padding_mode != 'zeros':
-                    raise ValueError(f"conv '{node.target}': groups {m.groups}, dilation {m.dilation}, padding_mode {m.padding_mode}")
-                padding = 'same' if m.padding == 'same' else pair(m.padding)
+                if m.padding_mode != 'zeros':
+                    raise ValueError(f"conv '{node.target}': padding_mode {m.padding_mode}")
+                padding = m.padding if m.padding == 'same' else [0, 0] if m.padding == 'valid' else pair(m.padding)
                 layer = {'type': 'conv2d', 'filters': m.out_channels, 'kernelSize': pair(m.kernel_size),
                          'stride': pair(m.stride), 'padding': padding, 'useBias': m.bias is not None}
+                if pair(m.dilation) != [1, 1]:
+                    layer['dilation'] = pair(m.dilation)
+                if m.groups != 1:
+                    layer['groups'] = m.groups
                 names = [('weight', 'weight')] + ([('bias', 'bias')] if m.bias is not None else [])
                 add(node, layer, name, inputs, [(b, f'{name}.{t}') for b, t in names])
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -88,21 +96,23 @@ def to_bnwasm(module, input_shape, loss='softmaxCrossEntropy', optimizer=None, s
                 layer = {'type': 'dense', 'units': m.out_features, 'useBias': m.bias is not None}
                 names = [('weight', 'weight')] + ([('bias', 'bias')] if m.bias is not None else [])
                 add(node, layer, name, inputs, [(b, f'{name}.{t}') for b, t in names], True)
-            elif isinstance(m, (nn.ReLU, nn.Sigmoid, nn.Tanh)):
-                kind = {nn.ReLU: 'relu', nn.Sigmoid: 'sigmoid', nn.Tanh: 'tanh'}[type(m)]
+            elif isinstance(m, (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Tanh)):
+                kind = {nn.ReLU: 'relu', nn.ReLU6: 'relu6', nn.Sigmoid: 'sigmoid', nn.Tanh: 'tanh'}[type(m)]
                 add(node, {'type': kind}, name, inputs, (), flat[x])
+            elif isinstance(m, nn.Hardtanh):  # after ReLU6, which is a Hardtanh(0, 6)
+                add(node, {'type': 'clip', 'min': m.min_val, 'max': m.max_val}, name, inputs, (), flat[x])
+            elif type(m) is nn.Dropout:
+                add(node, {'type': 'dropout', 'rate': m.p}, name, inputs, (), flat[x])
             elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-                if pair(m.padding) != [0, 0] or m.ceil_mode or getattr(m, 'dilation', 1) not in (1, (1, 1)):
-                    raise ValueError(f"pool '{node.target}' with padding, ceil_mode or dilation")
-                kind = 'maxPool2d' if isinstance(m, nn.MaxPool2d) else 'avgPool2d'
-                add(node, {'type': kind, 'poolSize': pair(m.kernel_size), 'stride': pair(m.stride)}, name, inputs)
-            elif isinstance(m, nn.AdaptiveAvgPool2d):
+                add(node, pool_layer(node.target, m), name, inputs)
+            elif isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
                 if pair(m.output_size) != [1, 1]:
-                    raise ValueError(f"'{node.target}': only AdaptiveAvgPool2d(1) is read")
-                add(node, {'type': 'globalAvgPool'}, name, inputs, (), True)
+                    raise ValueError(f"'{node.target}': only {type(m).__name__}(1) is read")
+                kind = 'globalAvgPool' if isinstance(m, nn.AdaptiveAvgPool2d) else 'globalMaxPool'
+                add(node, {'type': kind}, name, inputs, (), True)
             elif isinstance(m, nn.Flatten):
                 flatten(node, x, name, inputs, add, alias, flat)
-            elif isinstance(m, (nn.Identity, nn.Dropout)):
+            elif isinstance(m, nn.Identity):
                 alias(node, x)
             else:
                 raise ValueError(f"module '{node.target}' ({type(m).__name__}) has no bnwasm layer")
@@ -114,6 +124,17 @@ def to_bnwasm(module, input_shape, loss='softmaxCrossEntropy', optimizer=None, s
                 add(node, {'type': 'add'}, node.name, inputs, (), flat[x])
             elif fn in (F.relu, torch.relu, 'relu'):
                 add(node, {'type': 'relu'}, node.name, inputs, (), flat[x])
+            elif fn is F.relu6:
+                add(node, {'type': 'relu6'}, node.name, inputs, (), flat[x])
+            elif fn is F.hardtanh:
+                bounds = call_arguments(node, ['min_val', 'max_val'], [-1.0, 1.0])
+                add(node, {'type': 'clip', 'min': bounds[0], 'max': bounds[1]}, node.name, inputs, (), flat[x])
+            elif fn in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d):
+                (size,) = call_arguments(node, ['output_size'], [None])
+                if pair(size) != [1, 1]:
+                    raise ValueError(f"'{node.name}': only {fn.__name__}(x, 1) is read")
+                kind = 'globalAvgPool' if fn is F.adaptive_avg_pool2d else 'globalMaxPool'
+                add(node, {'type': kind}, node.name, inputs, (), True)
             elif fn in (torch.flatten, 'flatten'):
                 if tuple(node.args[1:]) != (1,):
                     raise ValueError(f"'{node.name}': only flatten(x, 1) is read")
@@ -127,6 +148,29 @@ def to_bnwasm(module, input_shape, loss='softmaxCrossEntropy', optimizer=None, s
     if optimizer is not None:
         config['optimizer'] = optimizer
     return config, tensors
+
+
+def call_arguments(node, names, defaults):
+    """The values of a traced call's arguments after the first (the activation), by position or keyword."""
+    given = list(node.args[1:]) + [None] * len(names)
+    return [node.kwargs.get(n, given[k] if given[k] is not None else d) for k, (n, d) in enumerate(zip(names, defaults))]
+
+
+def pool_layer(target, m):
+    """nn.MaxPool2d / nn.AvgPool2d as maxPool2d / avgPool2d, options only where they differ from the defaults."""
+    if isinstance(m, nn.MaxPool2d) and (pair(m.dilation) != [1, 1] or m.return_indices):
+        raise ValueError(f"pool '{target}' with dilation {m.dilation} or return_indices")
+    if isinstance(m, nn.AvgPool2d) and m.divisor_override is not None:
+        raise ValueError(f"pool '{target}' with divisor_override {m.divisor_override}")
+    stride = m.kernel_size if m.stride is None else m.stride
+    layer = {'type': 'maxPool2d' if isinstance(m, nn.MaxPool2d) else 'avgPool2d', 'poolSize': pair(m.kernel_size), 'stride': pair(stride)}
+    if pair(m.padding) != [0, 0]:
+        layer['padding'] = pair(m.padding)
+    if m.ceil_mode:
+        layer['ceilMode'] = True
+    if isinstance(m, nn.AvgPool2d) and not m.count_include_pad:
+        layer['countIncludePad'] = False
+    return layer
 
 
 def flatten(node, x, name, inputs, add, alias, flat):

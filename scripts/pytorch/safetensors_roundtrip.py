@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bnwasm <-> PyTorch through safetensors, both directions, with load_state_dict.
 
-    /usr/bin/python3 scripts/pytorch/safetensors_roundtrip.py MODEL.json IN.safetensors X.json OUT_DIR [small_resnet]
+    /usr/bin/python3 scripts/pytorch/safetensors_roundtrip.py MODEL.json IN.safetensors X.json OUT_DIR [small_resnet | torchvision:NAME]
 
 MODEL.json describes the PyTorch module of a bnwasm network layer by layer, as
 web/src/interop/common.js torchModule writes it from the core's description (module names,
@@ -16,8 +16,11 @@ wrote, X.json a list of input rows. The script
    and writes its eval-mode outputs on X in float64 to OUT_DIR/outputs.json
    (bnwasm -> PyTorch);
    With `small_resnet` the module is small_resnet.py's SmallResNet itself, not one built
-   from MODEL.json: the network's state_dict keys must be that module's own.
-2. trains it STEPS steps with SGD in training mode, saves its state_dict to
+   from MODEL.json: the network's state_dict keys must be that module's own; with
+   `torchvision:resnet18` (or another torchvision.models name) it is
+   torchvision.models.resnet18(weights=None, num_classes=10).
+2. trains it STEPS steps with SGD in training mode (none when it has no parameters: a
+   network without layers), saves its state_dict to
    OUT_DIR/trained.safetensors and writes the new eval outputs to
    OUT_DIR/trained-outputs.json (PyTorch -> bnwasm).
 
@@ -155,7 +158,8 @@ class Network(nn.Module):
                     ins[0] = torch.flatten(ins[0], 1)
                 y = self.module_of(layer)(ins[0])
             outs.append(y)
-        return torch.flatten(outs[-1], 1) if self.image else outs[-1]  # bnwasm's outputs are flat
+        y = outs[-1] if outs else x  # a network without layers outputs its input
+        return torch.flatten(y, 1) if self.image else y  # bnwasm's outputs are flat
 
 
 def outputs(model, x, description):
@@ -171,20 +175,26 @@ def main():
     config = json.load(open(model_path))
     x = torch.tensor(json.load(open(x_path)), dtype=torch.float32)
     x = x.reshape(len(x), *config['inputShape'])  # bnwasm's flat rows are NCHW images
-    if len(sys.argv) > 5 and sys.argv[5] == 'small_resnet':
+    module = sys.argv[5] if len(sys.argv) > 5 else None
+    if module == 'small_resnet':
         sys.path.insert(0, os.path.dirname(__file__))
         from small_resnet import SmallResNet
         model = SmallResNet(in_channels=config['inputShape'][0])
+    elif module is not None and module.startswith('torchvision:'):
+        import torchvision
+        model = getattr(torchvision.models, module.split(':', 1)[1])(weights=None, num_classes=10)
     else:
         model = Network(config)
     # bnwasm -> PyTorch
     model.load_state_dict(read_safetensors(weights_path), strict=True)
     json.dump(outputs(model, x, config).tolist(), open(os.path.join(out_dir, 'outputs.json'), 'w'))
-    # PyTorch -> bnwasm: a few training steps, then the state_dict back out.
+    # PyTorch -> bnwasm: a few training steps, then the state_dict back out. A module without
+    # parameters (a network without layers) has nothing to train: torch.optim refuses it.
     torch.manual_seed(0)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    steps = STEPS if any(True for _ in model.parameters()) else 0
+    opt = torch.optim.SGD(model.parameters(), lr=0.05) if steps else None
     model.train()
-    for _ in range(STEPS):
+    for _ in range(steps):
         y = model(x)
         if config['loss'] == 'softmaxCrossEntropy':
             loss = nn.functional.cross_entropy(y, torch.arange(len(x)) % y.shape[1])
@@ -195,7 +205,7 @@ def main():
         opt.step()
     write_safetensors(os.path.join(out_dir, 'trained.safetensors'), model.state_dict())
     json.dump(outputs(model, x, config).tolist(), open(os.path.join(out_dir, 'trained-outputs.json'), 'w'))
-    print(f'loaded {len(model.state_dict())} tensors strictly, trained {STEPS} steps, wrote trained.safetensors')
+    print(f'loaded {len(model.state_dict())} tensors strictly, trained {steps} steps, wrote trained.safetensors')
 
 
 if __name__ == '__main__':

@@ -4,13 +4,16 @@
 // ('frozen': they stay as they are, gamma and beta still learn), relu6, clip,
 // dropout and globalMaxPool. Gradients against finite differences, as in
 // graph_test.cpp; dropout against its own definition.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "bnwasm/depthwise.h"
 #include "bnwasm/layer_op.h"
+#include "bnwasm/layers.h"
 #include "bnwasm/network.h"
 #include "gradcheck.h"
 #include "test_util.h"
@@ -228,6 +231,78 @@ TEST(FineTuning, GroupedDilatedConvolutionsMatchTheirDefinition) {
                    GroupConv(8, 3, 4, 1, 1, PadMode::Same), Layer("batchNorm"), Layer("tanh"),
                    GroupConv(4, 3, 2, 2, 2, PadMode::SameLower), Layer("tanh"), Layer("globalAvgPool"), Dense(3)},
                   {2, 0, 1, 1}, 1007);
+}
+
+// Depthwise convolutions go through their own kernels (bnwasm/depthwise.h):
+// rows of at least four outputs along the row, smaller ones across channels.
+// Backward against finite differences through both, with a bias, stride 2 and
+// a channel multiplier of 2; the first depthwise layer's input gradient flows
+// into a conv that learns.
+TEST(FineTuning, DepthwiseConvolutionGradients) {
+  ExpectGradients({Conv(4, 3, 1), Layer("batchNorm"), Layer("tanh"),
+                   GroupConv(4, 3, 4, 1, 1, PadMode::Same).set("useBias", 1), Layer("batchNorm"), Layer("tanh"),
+                   GroupConv(8, 3, 4, 2, 1, PadMode::Same).set("useBias", 1), Layer("tanh"),
+                   GroupConv(8, 3, 8, 1, 1, PadMode::Same), Layer("tanh"), Layer("globalAvgPool"), Dense(3)},
+                  {1, 0, 2, 1}, 1010);
+}
+
+// Inference runs a depthwise conv, the batch norm after it and a ReLU or a
+// clip (relu6, clip) in one pass, and the activation without a batch norm: the
+// same bits as the layers in turn (the conv through the reference kernel, the
+// clip as min(max(v, lo), hi), the clip layer's expression). 3 channels of
+// 7 x 9, two filters each, stride 1 (rows of 9) and 2 (rows of 5, 4 x 5).
+TEST(FineTuning, DepthwiseInferenceEqualsTheLayersInTurn) {
+  LayerSpec clip = Layer("clip").set("min", -0.5).set("max", 0.7);
+  const struct {
+    const char* name;
+    LayerSpec layer;
+    float lo, hi;
+  } activations[] = {{"none", LayerSpec(), 0, 0},
+                     {"relu", Layer("relu"), 0, 0},
+                     {"relu6", Layer("relu6"), 0.0f, 6.0f},
+                     {"clip", clip, -0.5f, 0.7f}};
+  for (const int stride : {1, 2})
+    for (const bool bn : {false, true})
+      for (const auto& act : activations) {
+        const std::string what = "stride " + std::to_string(stride) + (bn ? ", batch norm, " : ", ") + act.name;
+        NetworkSpec s;
+        s.input_channels = 3;
+        s.input_height = 7;
+        s.input_width = 9;
+        s.input_size = 189;
+        s.layers = {GroupConv(6, 3, 3, stride, 1, PadMode::Same).set("useBias", 1)};
+        if (bn) s.layers.push_back(Layer("batchNorm"));
+        if (std::string(act.name) != "none") s.layers.push_back(act.layer);
+        s.loss = LossType::MeanSquaredError;
+        auto net = Make(s);
+        ASSERT_NE(net, nullptr) << what;
+        Rng rng(1011 + stride);
+        auto ts = net->tensors();  // weight, bias, then gamma, beta, runningMean, runningVariance, ...
+        ASSERT_GE(ts.size(), size_t(bn ? 6 : 2));
+        if (bn) ASSERT_STREQ(ts[5].name, "runningVariance");
+        for (size_t k = 0; k < (bn ? 6 : 2); ++k)
+          for (size_t i = 0; i < ts[k].size; ++i)
+            ts[k].data[i] = static_cast<float>(k == 5 ? rng.uniform(0.2, 2) : rng.uniform(-1, 1));
+        net->weights_changed();
+        const size_t B = 2, OH = (7 + stride - 1) / stride, OW = (9 + stride - 1) / stride, out = 6 * OH * OW;
+        ASSERT_EQ(net->output_size(), out);
+        const std::vector<float> x = rng.normal_vec(B * 189, 0, 1);
+        std::copy(x.begin(), x.end(), net->input(B));
+        ASSERT_EQ(net->predict_batch(B), Status::Ok);
+        DepthwiseConv g{3, 7, 9, 2, 3, 3, size_t(stride), size_t(stride), 1, 1, OH, OW};
+        std::vector<float> want(B * out);
+        DepthwiseEpilogue ep;
+        ep.init = ts[1].data;
+        for (size_t b = 0; b < B; ++b)
+          f32_dwconv__scalar(want.data() + b * out, nullptr, x.data() + b * 189, ts[0].data, ep, g);
+        if (bn)
+          batchnorm_forward_infer(want.data(), want.data(), ts[2].data, ts[3].data, ts[4].data, ts[5].data, B, 6,
+                                  OH * OW, 1e-5f);
+        if (std::string(act.name) == "relu") relu_forward(want.data(), want.data(), want.size());
+        if (act.hi > act.lo)
+          for (float& v : want) v = std::min(std::max(v, act.lo), act.hi);
+        EXPECT_TRUE(BitEqual(what, want.data(), net->output(B), want.size()));
+      }
 }
 
 // Pooling with padding and ceilMode against PyTorch's definition: a window of

@@ -1174,7 +1174,6 @@ TEST(NetworkInit, InvalidConfigurationsAreRefusedNamingTheField) {
   };
   const Case bad[] = {
       {Spec(0, {DenseLayer(2)}, Adam(0.01)), "config", "inputSize must be an integer in [1, 16777216]"},
-      {Spec(3, {}, Adam(0.01)), "config", "layers must be a non-empty array"},
       {Spec(3, {DenseLayer(0)}, Adam(0.01)), "layers[0]", "units must be an integer in [1, 16777216]"},
       {Spec(3, {DenseLayer(2)}, Adam(-0.1)), "optimizer", "learningRate must be a finite number >= 0"},
       {Spec(3, {DenseLayer(2)}, Adam(std::numeric_limits<double>::infinity())), "optimizer", "learningRate"},

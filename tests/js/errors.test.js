@@ -134,7 +134,7 @@ describe('configs', () => {
     ['unknown top-level option', { ...base, lossFunction: 'mse' }, /unknown option 'lossFunction'/],
     ['inputSize 0', { ...base, inputSize: 0 }, /inputSize must be an integer in \[1, 16777216\], got 0/],
     ['inputSize 2.5', { ...base, inputSize: 2.5 }, /inputSize must be an integer.*got 2\.5/],
-    ['no layers', { ...base, layers: [] }, /layers must be a non-empty array, got \[\]/],
+    ['layers not an array', { ...base, layers: { type: 'dense', units: 2 } }, /config: layers must be an array of layer configs, got Object$/],
     ['unknown layer type', { ...base, layers: [{ type: 'conv3d' }] }, /layers\[0\]: type must be one of 'dense', 'batchNorm', 'relu', 'sigmoid', 'tanh', 'flatten', 'relu6', 'clip', 'dropout', 'conv2d', 'maxPool2d', 'avgPool2d', 'globalAvgPool', 'globalMaxPool', 'add', 'concat', got "conv3d"/],
     ['layer type in the wrong case', { ...base, layers: [{ type: 'batchnorm' }] }, /got "batchnorm"/],
     ['unknown layer option', { ...base, layers: [{ type: 'batchNorm', momentun: 0.9 }] }, /layers\[0\]: unknown option 'momentun' \(expected one of type, momentum, epsilon/],

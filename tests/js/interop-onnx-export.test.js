@@ -87,6 +87,9 @@ const CASES = {
       { type: 'dense', units: 3 },
     ],
   },
+  // Without layers the output is the input: through the Softmax, or an Identity.
+  'no layers, softmax': { inputSize: 6, layers: [] },
+  'no layers, mse (Identity)': { inputSize: 6, loss: 'meanSquaredError', layers: [] },
 };
 const inputDims = (config) => config.inputShape ?? [config.inputSize];
 const inputSize = (config) => inputDims(config).reduce((a, b) => a * b, 1);

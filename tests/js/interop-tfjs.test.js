@@ -48,6 +48,9 @@ describe('bnwasm -> TF.js', () => {
         { type: 'dense', units: 2 },
       ],
     },
+    // Without layers: a softmax Activation of the input, or a linear one (the identity).
+    'no layers, softmax': { inputSize: 6, layers: [] },
+    'no layers, mse': { inputSize: 6, loss: 'meanSquaredError', layers: [] },
   };
   for (const [name, config] of Object.entries(configs)) {
     test(name, async () => {

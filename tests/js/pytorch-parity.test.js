@@ -10,6 +10,7 @@
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { createNetwork } from 'bnwasm';
+import { TOLERANCES } from './parity-tolerances.js';
 
 // Tolerances. An element passes when
 //     |actual - expected| <= atol + rtol * |expected|,   atol = atolRel * scale,
@@ -49,12 +50,7 @@ import { createNetwork } from 'bnwasm';
 //   the update, SGD with dampening, the wrong mean in MSE or cross-entropy, inference with batch
 //   statistics; the tightest are tf.js's placement of Adam's epsilon (8x) and a one-pass
 //   variance E[z^2]-E[z]^2 in float32 (27x, in the large-mean fixture).
-const TOLERANCES = {
-  loss: { rtol: 1e-5, atolRel: 1e-6 },
-  weights: { rtol: 1e-4, atolRel: 1e-5 },
-  outputs: { rtol: 1e-4, atolRel: 1e-5 },
-  reloadedOutputs: { rtol: 1e-4, atolRel: 1e-5 },
-};
+// The numbers are in parity-tolerances.js, which torchvision.test.js shares.
 
 // Wider where the numbers genuinely carry fewer digits; keep in sync with scripts/make_fixtures.py.
 const TOLERANCE_OVERRIDES = {

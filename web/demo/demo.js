@@ -18,6 +18,12 @@ const DEFAULTS = {
 // A CNN's score on the 10,000 test images takes the worker about a second (every image through
 // both conv layers): every 5 s leaves most of the worker's time to training.
 const CNN_VALIDATION_INTERVAL = 5000;
+// The small ResNet takes about twice as long to score (8 s against 4 s for the CNN in Node on a
+// loaded machine): every 10 s keeps the same share of the worker's time for training.
+const RESNET_VALIDATION_INTERVAL = 10000;
+// The ResNet's own learning rate (scripts/fashion-mnist.mjs): with 8-16 channels and global
+// pooling it learns slowly at the page's 0.001 (34% after 100 steps in the e2e test's first run).
+const RESNET_LEARNING_RATE = 0.01;
 const TRACKED_UNITS = 16; // units (channels, after a conv layer) per batch-norm layer in the picture
 const MAX_BN_SAMPLES = 400; // points kept per batch-norm layer for the running-average picture
 const GALLERY_SIZE = 24;
@@ -65,12 +71,42 @@ function cnnLayers(batchNorm, activation) {
   return layers;
 }
 
-const cnnChosen = () => $('network').value === 'cnn' && data?.name === 'fashion-mnist';
+// The small residual network of issue 16 (scripts/fashion-mnist.mjs's fashionMnistResNetConfig,
+// PyTorch's SmallResNet): a conv stem (8 filters); a block whose input is added to its output; a
+// block that halves the image, with a strided 1x1 conv on its skip (16 filters); global average
+// pooling. Layers named after the PyTorch modules. Without batch norm the adds read the convs.
+function resnetLayers(batchNorm, activation) {
+  const layers = [];
+  // A conv and its batch norm; returns the name of the branch's last layer (what an add reads).
+  const convBn = (conv, bn, filters, kernelSize, stride, inputs) => {
+    layers.push({ type: 'conv2d', name: conv, filters, kernelSize, stride, padding: kernelSize === 3 ? 1 : 0, useBias: !batchNorm, ...(inputs && { inputs }) });
+    if (!batchNorm) return conv;
+    layers.push({ ...batchNormLayer(), name: bn });
+    return bn;
+  };
+  convBn('conv1', 'bn1', 8, 3, 1);
+  layers.push({ type: activation, name: 'relu' });
+  convBn('layer1.0.conv1', 'layer1.0.bn1', 8, 3, 1);
+  layers.push({ type: activation });
+  const residual1 = convBn('layer1.0.conv2', 'layer1.0.bn2', 8, 3, 1);
+  layers.push({ type: 'add', inputs: [residual1, 'relu'] }, { type: activation, name: 'layer1_0_relu_1' });
+  const skip = convBn('layer2.0.downsample.0', 'layer2.0.downsample.1', 16, 1, 2);
+  convBn('layer2.0.conv1', 'layer2.0.bn1', 16, 3, 2, ['layer1_0_relu_1']);
+  layers.push({ type: activation });
+  const residual2 = convBn('layer2.0.conv2', 'layer2.0.bn2', 16, 3, 1);
+  layers.push({ type: 'add', inputs: [residual2, skip] }, { type: activation }, { type: 'globalAvgPool' });
+  return layers;
+}
+
+// The conv networks (CNN, ResNet) have a fixed shape and exist for Fashion-MNIST only.
+const convChosen = () => $('network').value !== 'dense' && data?.name === 'fashion-mnist';
 
 function configFromControls() {
   const optimizer = { type: 'adam', learningRate: controlValue('learningRate') };
-  if (cnnChosen()) {
-    const layers = [...cnnLayers($('batchNorm').checked, $('activation').value), { type: 'dense', units: data.classNames.length }];
+  if (convChosen()) {
+    const resnet = $('network').value === 'resnet';
+    const body = (resnet ? resnetLayers : cnnLayers)($('batchNorm').checked, $('activation').value);
+    const layers = [...body, { type: 'dense', units: data.classNames.length, ...(resnet && { name: 'fc' }) }];
     return { inputShape: [1, 28, 28], layers, loss: 'softmaxCrossEntropy', optimizer, seed: 1 };
   }
   const hidden = $('hidden')
@@ -100,14 +136,20 @@ function updateButtons() {
   $('pause').disabled = !fitting || run.paused;
 }
 
-// The CNN has a fixed shape (the hidden sizes do not apply) and exists for Fashion-MNIST only.
+const defaultLearningRate = (dataset) => (dataset === 'fashion-mnist' && $('network').value === 'resnet' ? RESNET_LEARNING_RATE : DEFAULTS[dataset].learningRate);
+
+// The CNN and the ResNet have a fixed shape (the hidden sizes do not apply) and exist for Fashion-MNIST only.
 function updateNetworkControls() {
   const fashion = $('dataset').value === 'fashion-mnist';
   $('network').disabled = !fashion;
-  const cnn = fashion && $('network').value === 'cnn';
-  $('hidden').disabled = cnn;
-  $('hiddenLabel').classList.toggle('disabled', cnn);
-  $('batchNormText').textContent = cnn ? 'Batch norm after each conv and hidden dense layer' : 'Batch norm after each hidden dense layer';
+  const network = fashion ? $('network').value : 'dense';
+  $('hidden').disabled = network !== 'dense';
+  $('hiddenLabel').classList.toggle('disabled', network !== 'dense');
+  $('batchNormText').textContent = {
+    dense: 'Batch norm after each hidden dense layer',
+    cnn: 'Batch norm after each conv and hidden dense layer',
+    resnet: 'Batch norm after each conv layer',
+  }[network];
 }
 
 // ---- datasets -----------------------------------------------------------------------------
@@ -125,7 +167,7 @@ async function selectDataset(name) {
   updateButtons();
   const d = DEFAULTS[name];
   $('hidden').value = d.hidden;
-  $('learningRate').value = d.learningRate;
+  $('learningRate').value = defaultLearningRate(name);
   $('batchSize').value = d.batchSize;
   updateNetworkControls();
   status(name === 'toy' ? 'Generating spirals…' : 'Loading Fashion-MNIST…');
@@ -170,6 +212,8 @@ function newRun(config, layers, opened = null) {
     testAccuracy: [],
     bnLayers: layers.flatMap((l, i) => (l.tensors.some((t) => t.name === 'runningMean') ? [i] : [])),
     bn: new Map(), // layer -> {units, samples: [{step, mean, variance, runningMean, runningVariance}]}
+    batchNormMode: undefined, // fit's batchNorm option: 'batch' or 'frozen' when fine-tuning an opened model
+    openedRunning: null, // layer -> {mean, variance}: an opened model's running averages before it trains
     snapshot: null,
     snapshotBusy: false,
     snapshotTimer: 0,
@@ -249,16 +293,19 @@ async function fit(r) {
   r.starting = false;
   r.fitting = true;
   updateButtons();
-  status(r.opened ? `Fine-tuning ${r.opened.name}…` : 'Training…');
   r.batchSize = batchSize;
+  if (r.opened) r.batchNormMode = $('fineTuneBatchNorm').value;
+  status(r.opened ? `Fine-tuning ${r.opened.name} (batch norm '${r.batchNormMode}')…` : 'Training…');
   const conv = r.config.layers.some((l) => l.type === 'conv2d');
+  const residual = r.config.layers.some((l) => l.type === 'add');
   r.trainer
     .fit(arrays.x, arrays.y, {
       epochs: d.epochs,
       batchSize,
+      ...(r.batchNormMode && { batchNorm: r.batchNormMode }),
       validationData: [arrays.testX, arrays.testY],
       transfer: arrays.transfer,
-      validationInterval: conv ? CNN_VALIDATION_INTERVAL : d.validationInterval,
+      validationInterval: residual ? RESNET_VALIDATION_INTERVAL : conv ? CNN_VALIDATION_INTERVAL : d.validationInterval,
       progressInterval: 100,
       trackUnits: TRACKED_UNITS,
       signal: r.controller.signal,
@@ -627,6 +674,12 @@ async function openModel(files) {
     } else reset();
     const r = (run = newRun(net.config, net.layers, { name, format }));
     r.snapshot = net;
+    r.openedRunning = new Map();
+    for (const t of net.getWeights()) {
+      if (t.name !== 'runningMean' && t.name !== 'runningVariance') continue;
+      if (!r.openedRunning.has(t.layer)) r.openedRunning.set(t.layer, {});
+      r.openedRunning.get(t.layer)[t.name === 'runningMean' ? 'mean' : 'variance'] = t.values;
+    }
     net = null; // the run owns it now
     fillBnSelectors();
     showLayers(r);
@@ -733,23 +786,49 @@ function drawBnChart() {
   const unbiased = m > 1 && run.config.layers[layer].runningVariance !== 'biased' ? m / (m - 1) : 1;
   const pick = (key, scale = 1) => (u < 0 ? [] : samples.map((s) => [s.step, s[key][u] * scale]));
   $('bnChart').dataset.points = String(u < 0 ? 0 : samples.length); // for the e2e test
+  // Under 'frozen' no mini-batch statistics are taken (the layer normalizes with the line): no dots.
+  const frozen = run?.batchNormMode === 'frozen';
+  const batchDots = (key, scale) => (frozen ? [] : pick(key, scale));
   const half = height / 2;
   const note =
-    run && run.bnLayers.length === 0 ? ' (this network has no batch norm)' : run?.opened && !run.fitting ? ' (press Fine-tune to watch it train)' : '';
+    run && run.bnLayers.length === 0
+      ? ' (this network has no batch norm)'
+      : run?.opened && !run.fitting
+        ? ' (press Fine-tune to watch it train)'
+        : frozen
+          ? " ('frozen': normalized with the running mean)"
+          : '';
   plot(ctx, { x: 0, y: 0, width, height: half }, {
     title: `μ of ${shape?.spatial ? 'channel' : 'unit'} ${Number.isNaN(unit) ? '–' : unit}${note}`,
     series: [
-      { points: pick('mean'), color: '#2f6fde', kind: 'dots', radius: 2, label: 'mini-batch μ' },
+      { points: batchDots('mean'), color: '#2f6fde', kind: 'dots', radius: 2, label: 'mini-batch μ' },
       { points: pick('runningMean'), color: '#e0672b', kind: 'line', width: 2, label: 'running mean' },
     ],
   });
   plot(ctx, { x: 0, y: half, width, height: half }, {
     title: 'σ²',
     series: [
-      { points: pick('variance', unbiased), color: '#2f6fde', kind: 'dots', radius: 2, label: 'mini-batch σ²' },
+      { points: batchDots('variance', unbiased), color: '#2f6fde', kind: 'dots', radius: 2, label: 'mini-batch σ²' },
       { points: pick('runningVariance'), color: '#e0672b', kind: 'line', width: 2, label: 'running variance' },
     ],
   });
+  $('bnRunning').textContent = u < 0 || samples.length === 0 ? '' : runningText(run, layer, unit, u, samples);
+}
+
+// Where the running averages of one unit started and where they are now: for an opened model,
+// its own values when it was opened (fine-tuning with 'frozen' keeps them), else the first sample.
+function runningText(r, layer, unit, u, samples) {
+  const f = (v) => v.toPrecision(6);
+  const last = samples[samples.length - 1];
+  const opened = r.openedRunning?.get(layer);
+  const [from, mean, variance] = opened
+    ? ['when opened', opened.mean[unit], opened.variance[unit]]
+    : [`at step ${samples[0].step}`, samples[0].runningMean[u], samples[0].runningVariance[u]];
+  const kept = opened && mean === last.runningMean[u] && variance === last.runningVariance[u];
+  return (
+    `Running mean ${f(mean)} ${from} → ${f(last.runningMean[u])} at step ${last.step}; running variance ${f(variance)} → ` +
+    `${f(last.runningVariance[u])}` + (kept ? ': unchanged.' : '.') + (r.batchNormMode ? ` Fine-tuned with batch norm '${r.batchNormMode}'.` : '')
+  );
 }
 
 // Draws at most once per animation frame, and only after something changed.
@@ -770,7 +849,10 @@ $('reset').addEventListener('click', () => {
   if (data) status('Reset. Press Start to train a new network with the settings on the left.');
 });
 $('dataset').addEventListener('change', () => selectDataset($('dataset').value));
-$('network').addEventListener('change', updateNetworkControls);
+$('network').addEventListener('change', () => {
+  $('learningRate').value = defaultLearningRate($('dataset').value);
+  updateNetworkControls();
+});
 $('openModel').addEventListener('change', () => openModel([...$('openModel').files]));
 $('bnLayer').addEventListener('change', () => {
   fillUnitSelector();

@@ -50,14 +50,17 @@ export function describeLayers(config, layers) {
 
 /**
  * The first conv layer and the layer whose output shows its feature maps: the last of the
- * layers right after it that keep its output's shape (batch norm, activations: what the next
- * layer sees), or the conv itself. Null for a network without conv layers.
+ * layers right after it that keep its output's shape and have no weights of their own (batch
+ * norm, activations: what the next layer sees), or the conv itself. Null for a network without
+ * conv layers.
  */
 export function firstConv(config, layers) {
   const conv = config.layers.findIndex((l) => l.type === 'conv2d');
   if (conv < 0) return null;
   const same = (a, b) => a.join() === b.join();
   let maps = conv;
-  while (maps + 1 < layers.length && layers[maps + 1].inputs.join() === String(maps) && same(layers[maps + 1].outputShape, layers[conv].outputShape)) maps++;
+  // A 'same' conv keeps the shape too (the ResNet's next one): its maps are not the first conv's.
+  const passesOn = (l) => l.inputs.join() === String(maps) && same(l.outputShape, layers[conv].outputShape) && !l.tensors.some((t) => t.name === 'weight');
+  while (maps + 1 < layers.length && passesOn(layers[maps + 1])) maps++;
   return { conv, maps, shape: toShape(layers[maps].outputShape) };
 }

@@ -23,6 +23,11 @@ export interface NetworkConfig {
    * A batch norm after a conv layer normalizes per channel over batch and positions.
    */
   inputShape?: [number, number, number];
+  /**
+   * The layers, in order. May be empty: the network's output is then its input (an image's
+   * C * H * W values), its softmax for 'softmaxCrossEntropy', and training changes nothing
+   * but `steps`.
+   */
   layers: LayerConfig[];
   /** @default 'softmaxCrossEntropy' */
   loss?: 'softmaxCrossEntropy' | 'meanSquaredError';

@@ -1,6 +1,7 @@
 // A network of layers wired into a graph (each layer takes the outputs of
 // earlier ones; the last layer is the output), trained one mini-batch at a
-// time and served one example at a time. The network loops over the layers'
+// time and served one example at a time. A network without layers is valid:
+// its output is its input (an image's C * H * W values in NCHW order). The network loops over the layers'
 // LayerOps (bnwasm/layer_op.h) and never asks which type a layer is: each
 // type's registry entry (bnwasm/spec.h) knows its options, shapes and tensors.
 //
@@ -108,7 +109,9 @@ class Network {
   int batch_norm() const { return batch_norm_; }
   // One optimizer step on the B examples staged in input/labels (or targets).
   // On any failure nothing changes: parameters, running statistics and
-  // optimizer state are as before the call.
+  // optimizer state are as before the call. Without layers there is nothing
+  // to train: the step computes the loss and counts itself in steps(), as it
+  // would with every layer frozen.
   Status train_step(size_t B, double* loss);
   // Inference mode on input row 0 into output row 0: only running statistics,
   // gamma and beta; probabilities for softmax cross-entropy. The same forward
@@ -211,6 +214,9 @@ class Network {
   void optimizer_step();
   bool update_running_statistics(size_t B);
   Statistics* statistics_of(int32_t layer) const;
+  // The values the loss and predictions read, (rows, output_size): the last
+  // layer's output, or the staged input of a network without layers.
+  const float* network_output() const;
   friend struct Serializer;
 
   NetworkSpec spec_;

@@ -1,8 +1,10 @@
 // conv2d: PyTorch's nn.Conv2d on NCHW images, with groups (depthwise when
 // groups equals the input channels) and dilation. Inference runs a batch norm,
-// ReLU and 2x2 max pool that follow it in the same pass (fusion).
+// ReLU and 2x2 max pool that follow it in the same pass (fusion); a depthwise
+// conv a batch norm and a ReLU or clip (relu6).
 #include <algorithm>
 
+#include "bnwasm/depthwise.h"
 #include "bnwasm/kernels.h"
 #include "ops/ops.h"
 
@@ -59,20 +61,29 @@ Conv2dGeometry geometry(const LayerSpec& l, const Shape& in, const Shape& out) {
 
 // Groups run one after another, each a convolution of its own: group k of
 // image b reads channels [k C', (k + 1) C') and writes filters [k F', (k + 1) F').
+// A depthwise convolution (one input channel per group) has kernels of its own.
 class Conv2dOp : public LayerOp {
  public:
   Conv2dOp(const LayerSpec& l, const Shape& in, const Shape& out)
       : spec_(l), g_(geometry(l, in, out)), groups_(size_t(l.get_int("groups"))),
-        scale_(g_.F * groups_), shift_(g_.F * groups_) {}
+        scale_(g_.F * groups_), shift_(g_.F * groups_),
+        dw_{groups_, g_.H, g_.W, g_.F, g_.KH, g_.KW, g_.SH, g_.SW, g_.PT, g_.PL, g_.OH, g_.OW, g_.DH, g_.DW} {}
 
   void init(const InitInfo& info, uint64_t* rng) override {
     // A filter sees K = C' * KH * KW inputs; fan_out = F * KH * KW, the fans
     // PyTorch and Keras use (PyTorch counts every filter in fan_out, groups or not).
     init_weights(t[0], F() * g_.K(), g_.K(), F() * g_.KH * g_.KW, spec_, info, rng);
   }
-  size_t scratch_size(size_t) const override { return conv2d_scratch_size(g_); }
+  size_t scratch_size(size_t) const override {
+    return depthwise() ? dw_.scratch_size() : conv2d_scratch_size(g_);
+  }
   void forward(const Pass& p) override {
     if (!p.train) return forward_fused(p, nullptr, 0);
+    if (depthwise()) {
+      DepthwiseEpilogue ep;
+      ep.init = bias();
+      return depthwise_conv2d_forward(p.out, p.scratch, p.in[0], t[0], ep, p.B, dw_);
+    }
     if (groups_ == 1) return conv2d_forward(p.out, p.scratch, p.in[0], t[0], bias(), p.B, g_);
     for (size_t b = 0; b < p.B; ++b)
       for (size_t k = 0; k < groups_; ++k)
@@ -81,6 +92,8 @@ class Conv2dOp : public LayerOp {
   }
   void backward(const Pass& p) override {
     float* dbias = t.size() > 1 ? dt[1] : nullptr;
+    if (depthwise())
+      return depthwise_conv2d_backward(p.din[0], dt[0], dbias, p.scratch, p.dout, p.in[0], t[0], p.B, dw_);
     if (groups_ == 1)
       return conv2d_backward(p.din[0], dt[0], dbias, p.scratch, p.dout, p.in[0], t[0], p.B, g_);
     for (size_t b = 0; b < p.B; ++b)
@@ -99,6 +112,10 @@ class Conv2dOp : public LayerOp {
       if (n > 1 && is_relu(next[1])) span = 2;
     }
     if (groups_ == 1 && conv2d_winograd_applies(g_) && n > span && is_max_pool_2x2_stride_2(next[span])) ++span;
+    // A depthwise conv also takes a clip (relu6) after its batch norm, and
+    // either activation without one (a batch norm folded into its bias).
+    if (depthwise() && span < 2 && n > span && (is_relu(next[span]) || is_clip(next[span], nullptr, nullptr)))
+      ++span;
     return span;
   }
   void forward_fused(const Pass& p, const LayerOp* const* next, size_t count) override {
@@ -108,6 +125,20 @@ class Conv2dOp : public LayerOp {
     // The batch norm's scale and shift are F values, computed here with the
     // expressions batchnorm_forward_infer uses: cheaper than tracking changes.
     if (bn != nullptr) bn->infer_scale_shift(scale_.data(), shift_.data());
+    if (depthwise()) {
+      DepthwiseEpilogue ep;
+      ep.init = bias();
+      if (bn != nullptr) {
+        ep.scale = scale_.data();
+        ep.shift = shift_.data();
+      }
+      const size_t act = bn != nullptr ? 1 : 0;  // the activation's place, when fused
+      if (count > act) {
+        ep.relu = is_relu(next[act]);
+        ep.clip = is_clip(next[act], &ep.lo, &ep.hi);
+      }
+      return depthwise_conv2d_forward(p.out, p.scratch, p.in[0], t[0], ep, p.B, dw_);
+    }
     if (conv2d_winograd_applies(g_) && wino_version_ != p.version) {
       // The transformed weights, group by group, are kept until a parameter changes.
       const size_t size = f32_winograd23_weight_size(g_.F, g_.C);
@@ -136,6 +167,7 @@ class Conv2dOp : public LayerOp {
 
  private:
   size_t F() const { return g_.F * groups_; }
+  bool depthwise() const { return groups_ > 1 && g_.C == 1; }
   const float* bias() const { return t.size() > 1 ? t[1] : nullptr; }
   // Group k of image b: its input channels, its output filters, its weights.
   template <typename T>
@@ -151,6 +183,7 @@ class Conv2dOp : public LayerOp {
   std::vector<float> scale_, shift_;  // a following batch norm folded for inference
   std::vector<float> wino_;           // the Winograd weights (f32_winograd23_weights), per group
   uint64_t wino_version_ = ~uint64_t(0);
+  DepthwiseConv dw_;  // the whole layer's, when depthwise()
 };
 
 SpecError at_most(const char* field, int64_t limit, const std::string& what, int64_t value) {

@@ -53,6 +53,8 @@ LayerDef activation_def(const char* name, const char* doc) {
 class ClipOp : public LayerOp {
  public:
   ClipOp(size_t width, float lo, float hi) : width_(width), lo_(lo), hi_(hi) {}
+  float lo() const { return lo_; }
+  float hi() const { return hi_; }
   void forward(const Pass& p) override {
     const size_t n = p.B * width_;
     for (size_t i = 0; i < n; ++i) p.out[i] = std::min(std::max(p.in[0][i], lo_), hi_);
@@ -125,6 +127,13 @@ std::vector<const LayerDef*> elementwise_defs() {
 }
 
 bool is_relu(const LayerOp* op) { return op->def == &relu_def(); }
+bool is_clip(const LayerOp* op, float* lo, float* hi) {
+  if (op->def != &relu6_def() && op->def != &clip_def()) return false;
+  const auto* clip = static_cast<const ClipOp*>(op);
+  if (lo != nullptr) *lo = clip->lo();
+  if (hi != nullptr) *hi = clip->hi();
+  return true;
+}
 
 const LayerDef& relu_def() {
   static const LayerDef def =

@@ -41,6 +41,8 @@ bool needs_image(const LayerSpec& l, const Shape& in, SpecError* why);
 // Facts the conv's fused inference needs about the layers after it.
 bool is_relu(const LayerOp* op);
 bool is_max_pool_2x2_stride_2(const LayerOp* op);
+// A clip layer (relu6 or clip): true, and its bounds when lo and hi are not null.
+bool is_clip(const LayerOp* op, float* lo, float* hi);
 
 // The registry entries, by family: each file of this folder lists its own
 // (a new layer type is one entry in its family's file).

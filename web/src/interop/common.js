@@ -19,7 +19,7 @@ import { openNetwork, setBatchesTracked } from '../network.js';
  * `layers` is the core's description (network.layers or describeNetwork). Per layer:
  * `module` (its name or index), `flattenBefore` (the index of the nn.Flatten PyTorch needs
  * just before it, or null), `imageIn` (its input is an image to PyTorch); `image`: whether the
- * last output is still an image to PyTorch;
+ * last output (the input, for a network without layers) is still an image to PyTorch;
  * `next`: the index after the last module (for a Flatten or Softmax after it).
  */
 export function torchLayout(config, layers) {
@@ -35,7 +35,8 @@ export function torchLayout(config, layers) {
     next++;
     return { module, flattenBefore, imageIn };
   });
-  return { layers: modules, image: image.at(-1), next };
+  // Without layers the output is the input: an image when the network takes images.
+  return { layers: modules, image: modules.length === 0 ? config.inputShape !== undefined : image.at(-1), next };
 }
 
 /**

@@ -210,9 +210,12 @@ export function toONNX(net, options = {}) {
     if (flattenBefore !== null) ins = [g.node('Flatten', flattenBefore, ins, { axis: int(1) })];
     outputs.push(EXPORT_LAYER[layer.type](g, layer, tensors[i], module, layers[i], ins));
   });
-  let end = outputs.at(-1);
+  // A network without layers outputs its input (flattened, and through the softmax, as any network's).
+  let end = outputs.at(-1) ?? 'input';
   if (layout.image) end = g.node('Flatten', layout.next, [end], { axis: int(1) });
   if (config.loss === 'softmaxCrossEntropy') g.node('Softmax', layout.next + (layout.image ? 1 : 0), [end], { axis: int(1) });
+  // ONNX names the output apart from the input: a graph that is only its input is an Identity.
+  if (g.nodes.length === 0) g.node('Identity', layout.next, [end]);
   g.nodes[g.nodes.length - 1].output = 'output';
   return encodeModel({
     opset,
@@ -859,7 +862,9 @@ const graphError = (message, reason) => new ModelFormatError(message, { reason }
  * toONNX) for a graph of Linear/Gemm/MatMul+Add, BatchNormalization, Conv,
  * pooling, Relu/Clip/Sigmoid/Tanh, Add/Sum of activations (residual connections),
  * Concat, Softmax/LogSoftmax, Flatten/Reshape, Pad, Dropout and Identity (IMPORT_OP;
- * docs/interop.md lists what each op may hold and why the others are refused).
+ * docs/interop.md lists what each op may hold and why the others are refused). A graph that
+ * computes no layer (an Identity or Reshape of its input, a lone Softmax) is a network
+ * without layers, whose output is its input.
  * @param {Uint8Array|ArrayBuffer} bytes
  * @param {{loss?: string, optimizer?: object, runningVariance?: 'biased'|'unbiased'}} [options]
  * @returns {Promise<import('../network.js').Network>}
@@ -914,9 +919,8 @@ export async function importONNX(bytes, options = {}) {
     }
     handler(s, node);
   }
-  if (s.layers.length === 0) {
-    throw graphError(`${fn}(): the graph computes no bnwasm layer (only views of its input${s.softmax ? ` and the ${s.softmax.op}` : ''}); a bnwasm network has at least one layer`, 'no-layers');
-  }
+  // -1 when the graph computes no layer (only views of its input, a lone Softmax): a network
+  // without layers, whose output is its input.
   const last = s.layers.length - 1;
   // Every layer but the last feeds a later one: a branch that ends nowhere has no bnwasm equivalent.
   const read = new Set(s.layers.flatMap((l) => l.inputs));
@@ -927,10 +931,12 @@ export async function importONNX(bytes, options = {}) {
   const output = model.outputs.length === 1 && s.isActivation(model.outputs[0].name) ? s.value(model.outputs[0].name) : null;
   if (output?.padded) s.refuse(output.padded.node, "adds zeros that are the graph's output; only a Conv or AveragePool takes them, as its padding", 'pads');
   if (output === null || output.layer !== last) {
-    throw graphError(
-      `${fn}(): the graph's output must be the value its last layer computes, got ${model.outputs.map((o) => `'${o.name}'`).join(', ') || 'none'}`,
-      'outputs',
-    );
+    const want = last < 0 ? 'its input (or a view of it), as it computes no layer' : 'the value its last layer computes';
+    throw graphError(`${fn}(): the graph's output must be ${want}, got ${model.outputs.map((o) => `'${o.name}'`).join(', ') || 'none'}`, 'outputs');
+  }
+  // The network's predictions go through the softmax: so must the graph's output.
+  if (s.softmax && model.outputs[0].name !== s.softmax.outputs[0]) {
+    throw graphError(`${fn}(): the graph's output '${model.outputs[0].name}' is not that of the ${s.softmax.op} node '${s.softmax.name}', '${s.softmax.outputs[0]}'`, 'outputs');
   }
   const loss = options.loss ?? (s.softmax ? 'softmaxCrossEntropy' : 'meanSquaredError');
   if (s.softmax && loss !== 'softmaxCrossEntropy') {

@@ -146,11 +146,15 @@ export function toTfjsLayers(net) {
       chunks.push(Float32Array.from(values));
     }
   });
-  layers[0].config.batch_input_shape = [null, ...(config.inputShape ?? [config.inputSize])];
-  if (described.at(-1).outputShape.length === 3) layers.push(permuteLayer('permute_output', TO_NCHW), flattenLayer('flatten_output'));
+  // The output as bnwasm holds it: the last layer's, or the input of a network without layers.
+  const outputShape = described.at(-1)?.outputShape ?? config.inputShape ?? [config.inputSize];
+  if (outputShape.length === 3) layers.push(permuteLayer('permute_output', TO_NCHW), flattenLayer('flatten_output'));
   if (config.loss === 'softmaxCrossEntropy') {
     layers.push(keras('Activation', { name: 'softmax', activation: 'softmax' }));
   }
+  // A Sequential model needs a layer to carry its input shape: the identity, without layers.
+  if (layers.length === 0) layers.push(keras('Activation', { name: 'linear', activation: 'linear' }));
+  layers[0].config.batch_input_shape = [null, ...(config.inputShape ?? [config.inputSize])];
   const weightData = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
   for (const c of chunks) {
@@ -480,7 +484,7 @@ export async function importTfjsLayers(modelJson, weightData, options = {}) {
   if (s.softmax && loss !== 'softmaxCrossEntropy') {
     throw new InputError(`${fn}(): loss '${loss}' cannot end in the softmax of layer '${s.softmax}'; a softmax output is loss 'softmaxCrossEntropy'`, 'BNWASM_INVALID_ARGUMENT');
   }
-  if (s.layers.length === 0) throw new ModelFormatError(`${fn}(): the model has no layers bnwasm can run`);
+  // No bnwasm layer (a linear or softmax Activation alone): a network without layers.
   const config = { ...(image ? { inputShape: image } : { inputSize: inputShape[1] }), layers: s.layers, loss, ...(options.optimizer !== undefined ? { optimizer: options.optimizer } : {}) };
   const list = s.tensors.flatMap((t, i) => Object.entries(t).map(([name, values]) => ({ layer: i, name, values })));
   return buildNetwork(fn, config, list);
