@@ -53,6 +53,7 @@ const sections = Object.fromEntries([...sh('wasm-objdump', ['-h', 'build/wasm-na
 // bn_train holds much of the training step, bn_load the model reader).
 const FAMILIES = [
   ['C exports (cpp/bindings; with the network code inlined into them)', /^bn_|__wasm_call_ctors|__cxx_global/],
+  ['depthwise convolution (kernels and their staging)', /dwconv|depthwise|Depthwise|taps_used|pad_input|forward_plane|dinput_|dweight_|copy_rows|gather|scatter|transpose4|epilogue_lanes/],
   ['GEMM, packing, dense', /gemm|pack|dense_row|DenseOp|dense_/],
   ['convolution: direct, im2col, Winograd', /conv2d_forward|conv2d_backward|im2col|col2im|winograd|Conv2dOp::|conv2d_scratch|shifted/],
   ['batch norm', /batchnorm|BatchNormOp::|colmeanvar|chanmeanvar|chandsums|scale_shift/],
