@@ -310,8 +310,8 @@ bool adam_pass(float* p, float* m, float* v, const float* g, size_t n, const Opt
                uint64_t t) {
   // torch.optim.Adam: step_size = lr / (1 - beta1^t);
   // denom = sqrt(v) / sqrt(1 - beta2^t) + eps; p -= step_size * m / denom.
-  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(t));
-  const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(t));
+  const double bc1 = 1.0 - pow_int(o.beta1, t);
+  const double bc2 = 1.0 - pow_int(o.beta2, t);
   const float step_size = static_cast<float>(o.learning_rate / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float b1 = static_cast<float>(o.beta1), b2 = static_cast<float>(o.beta2);

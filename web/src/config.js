@@ -1,5 +1,6 @@
 // Network configs. The core checks them (cpp/src/spec.cpp) and knows every layer type's
 // options, defaults, ranges and tensors (its registry, cpp/src/ops/): this module asks it.
+import { describe, lastError, schema as coreSchema } from './core.js';
 import { coreError } from './core-errors.js';
 import { loadModule } from './module.js';
 import { decodeValue, encodeValue } from './value.js';
@@ -14,7 +15,7 @@ let schema = null;
  */
 export async function networkSchema() {
   const mod = await loadModule();
-  schema ??= decodeValue(mod.schema());
+  schema ??= decodeValue(coreSchema(mod));
   return structuredClone(schema);
 }
 
@@ -29,8 +30,8 @@ export async function networkSchema() {
  */
 export async function describeNetwork(config, fn = 'describeNetwork') {
   const mod = await loadModule();
-  const bytes = mod.describe(encodeValue(config));
-  if (bytes === null) throw coreError(fn, mod.lastError());
+  const bytes = describe(mod, encodeValue(config));
+  if (bytes === null) throw coreError(fn, lastError(mod));
   return decodeValue(bytes);
 }
 
@@ -41,8 +42,8 @@ export async function describeNetwork(config, fn = 'describeNetwork') {
 export async function describer(fn) {
   const mod = await loadModule();
   return (config) => {
-    const bytes = mod.describe(encodeValue(config));
-    if (bytes === null) throw coreError(fn, mod.lastError());
+    const bytes = describe(mod, encodeValue(config));
+    if (bytes === null) throw coreError(fn, lastError(mod));
     return decodeValue(bytes);
   };
 }

@@ -1,7 +1,7 @@
 // The one table from a core status (cpp/include/bnwasm/network.h, enum Status) to the
 // error the user gets, and the message of a core error in the caller's terms.
 import { BnwasmError, ConfigError, DivergenceError, InputError, ModelFormatError } from './errors.js';
-import { decodeValue, showValue } from './value.js';
+import { showValue } from './value.js';
 
 const CORE_ERRORS = {
   1: (message, details) => new ConfigError(message, details),
@@ -33,7 +33,7 @@ export function coreError(fn, e, { x = 'x', y = 'y', offsets = [0, 0, 0] } = {})
   }
   if (e.argument === SPEC) {
     const prefix = e.status === 6 ? 'invalid network configuration: ' : '';
-    const got = e.detail === undefined ? '' : `, got ${showValue(decodeValue(e.detail))}`;
+    const got = 'detail' in e ? `, got ${showValue(e.detail)}` : '';
     return make(`${fn}(): ${prefix}${e.where ? `${e.where}: ` : ''}${e.message}${got}`, { path: e.where });
   }
   return make(`${fn}(): ${e.message}`, e.status === 4 ? { value: e.value } : undefined);

@@ -2,6 +2,7 @@
 // comes from is the platform's business (platform.browser.js, platform.node.js), unless
 // configure() names it.
 import createBnwasmModule from '../dist/bnwasm.mjs';
+import { setThreadCount } from './core.js';
 import { InputError, describe } from './errors.js';
 import { platform, settings } from './platform.js';
 
@@ -95,7 +96,7 @@ async function instantiate() {
     try {
       const mod = await platform.instantiateThreaded(threads, settings);
       if (mod !== null) {
-        mod.bnwasmThreads = mod.setThreadCount(threads);
+        mod.bnwasmThreads = setThreadCount(mod, threads);
         return mod;
       }
     } catch (error) {

@@ -1,5 +1,6 @@
 // The Network facade: validation, defaults, typed arrays in and out, and
-// ownership of the Embind object (a user never calls .delete()).
+// ownership of the core's network (a user never frees it: dispose() does).
+import { create, heapAllocated, lastError, load } from './core.js';
 import { coreError } from './core-errors.js';
 import { BnwasmError, DisposedError, InputError, describe } from './errors.js';
 import { exporter } from './exporters.js';
@@ -38,7 +39,7 @@ function chunkRows(handle, layers) {
 
 let liveNetworks = 0;
 
-// Frees the Embind object of a Network the user forgot to dispose.
+// Frees the core network of a Network the user forgot to dispose.
 const registry = new FinalizationRegistry((handle) => {
   if (!handle.isDeleted()) {
     handle.delete();
@@ -465,15 +466,9 @@ export class Network {
   getWeights() {
     this.#live('getWeights');
     const list = [];
-    for (let i = 0; i < this.#h.tensorCount(); i++) {
-      const p = this.#h.tensorData(i) >>> 2;
-      const size = this.#h.tensorSize(i);
-      list.push({
-        layer: this.#h.tensorLayer(i),
-        name: this.#h.tensorName(i),
-        shape: this.#h.tensorShape(i),
-        values: this.#mod.HEAPF32.slice(p, p + size),
-      });
+    for (const { layer, name, shape, data, size } of this.#h.tensors()) {
+      const p = data >>> 2;
+      list.push({ layer, name, shape: [...shape], values: this.#mod.HEAPF32.slice(p, p + size) });
     }
     return list;
   }
@@ -502,14 +497,13 @@ export class Network {
           'BNWASM_INVALID_ARGUMENT',
         );
       }
-      const shape = this.#h.tensorShape(i);
+      const { shape, size } = this.#h.tensors()[i];
       if (entry.shape !== undefined && (!Array.isArray(entry.shape) || entry.shape.join() !== shape.join())) {
         throw new InputError(
           `${where} (layer ${entry.layer} ${entry.name}): shape must be [${shape}], got ${describe(entry.shape)} [${entry.shape}]`,
           'BNWASM_WRONG_LENGTH',
         );
       }
-      const size = this.#h.tensorSize(i);
       const values = entry.values;
       if (!(ArrayBuffer.isView(values) || Array.isArray(values)) || values.length !== size) {
         throw new InputError(
@@ -531,7 +525,7 @@ export class Network {
       return [i, values];
     });
     for (const [i, values] of writes) {
-      this.#mod.HEAPF32.set(values, this.#h.tensorData(i) >>> 2);
+      this.#mod.HEAPF32.set(values, this.#h.tensors()[i].data >>> 2);
     }
     this.#h.weightsChanged();
   }
@@ -543,11 +537,7 @@ export class Network {
    */
   save() {
     this.#live('save');
-    const n = this.#h.save();
-    const p = this.#h.saved();
-    const bytes = this.#mod.HEAPU8.slice(p, p + n);
-    this.#h.releaseSaved();
-    return bytes;
+    return this.#h.save();
   }
 
   /** Frees the wasm memory of this network. Later calls throw DisposedError. */
@@ -811,15 +801,13 @@ export class Network {
   #tensorIndex() {
     if (this.#tensors === null) {
       this.#tensors = new Map();
-      for (let i = 0; i < this.#h.tensorCount(); i++) {
-        this.#tensors.set(`${this.#h.tensorLayer(i)}/${this.#h.tensorName(i)}`, i);
-      }
+      this.#h.tensors().forEach(({ layer, name }, i) => this.#tensors.set(`${layer}/${name}`, i));
     }
     return this.#tensors;
   }
   // Float index into HEAPF32 of a tensor (tensors never move: the arenas are sized once).
   #tensorPointer(layer, name) {
-    return this.#h.tensorData(this.#tensorIndex().get(`${layer}/${name}`)) >>> 2;
+    return this.#h.tensors()[this.#tensorIndex().get(`${layer}/${name}`)].data >>> 2;
   }
 
   // ---- helpers -----------------------------------------------------------------------
@@ -950,8 +938,8 @@ export function createNetwork(config) {
  */
 export async function openNetwork(fn, config, encoded) {
   const mod = await loadModule();
-  const handle = mod.create(encoded ?? encodeValue(config));
-  if (handle === null) throw coreError(fn, mod.lastError());
+  const handle = create(mod, encoded ?? encodeValue(config));
+  if (handle === null) throw coreError(fn, lastError(mod));
   return new Network(mod, handle);
 }
 
@@ -962,7 +950,7 @@ export async function openNetwork(fn, config, encoded) {
  */
 export async function memoryUsage() {
   const mod = await loadModule();
-  return { wasmMemoryBytes: mod.HEAPU8.buffer.byteLength, allocatedBytes: mod.heapAllocated(), liveNetworks };
+  return { wasmMemoryBytes: mod.HEAPU8.buffer.byteLength, allocatedBytes: heapAllocated(mod), liveNetworks };
 }
 
 /**
@@ -977,7 +965,7 @@ export async function loadNetwork(bytes) {
     throw new InputError(`loadNetwork(): bytes must be a Uint8Array or ArrayBuffer, got ${describe(bytes)}`, 'BNWASM_WRONG_TYPE');
   }
   const mod = await loadModule();
-  const handle = mod.load(bytes);
-  if (handle === null) throw coreError('loadNetwork', mod.lastError());
+  const handle = load(mod, bytes);
+  if (handle === null) throw coreError('loadNetwork', lastError(mod));
   return new Network(mod, handle);
 }

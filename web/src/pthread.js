@@ -7,7 +7,6 @@
 import createModule from '../dist/bnwasm-mt.mjs';
 
 let Module = {};
-let embindReady = false;
 
 Module.instantiateWasm = (imports, receiveInstance) => {
   const instance = new WebAssembly.Instance(Module.wasmModule, imports);
@@ -39,10 +38,6 @@ function onMessage(event) {
       Module.establishStackSpace();
       Module.PThread.receiveObjectTransfer(data);
       Module.PThread.threadInit();
-      if (!embindReady) {
-        Module.___embind_register_native_and_builtin_types();
-        embindReady = true;
-      }
       try {
         const result = Module.invokeEntryPoint(data.start_routine, data.arg);
         if (Module.keepRuntimeAlive()) Module.PThread.setExitStatus(result);

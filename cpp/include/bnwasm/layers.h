@@ -21,6 +21,16 @@ void dense_forward(float* out, const float* in, const float* weight_t, const flo
 // floats; dbias may be null.
 void dense_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
                     const float* in, const float* weight, size_t B, size_t C, size_t OC);
+// x^n by repeated squaring, for the bias corrections 1 - beta^t and 1 - momentum^t (t a
+// step or batch count): within about 2 log2(n) roundings of std::pow, and it keeps libm's
+// pow and its tables out of the wasm.
+inline double pow_int(double x, uint64_t n) {
+  double r = 1.0;
+  for (; n != 0; n >>= 1, x *= x) {
+    if (n & 1) r *= x;
+  }
+  return r;
+}
 
 // ---- batch norm -------------------------------------------------------------
 // Training mode. in is (B, C); out is (B, C); mean, var, rstd are (C): this

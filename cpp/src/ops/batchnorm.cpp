@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "bnwasm/kernels.h"
+#include "bnwasm/layers.h"
 #include "ops/ops.h"
 
 namespace bnwasm {
@@ -132,7 +133,7 @@ class BatchNormOp : public LayerOp, public Statistics {
       batchnorm_update_running(rmean, rvar, mean, var, m, C_, past, unbiased_);
     } else if (bias_correction_) {
       batchnorm_update_running(t[kRawMean], t[kRawVar], mean, var, m, C_, momentum_, unbiased_);
-      const double inv = 1.0 / (1.0 - std::pow(momentum_, static_cast<double>(n)));
+      const double inv = 1.0 / (1.0 - pow_int(momentum_, n));
       for (size_t k = 0; k < C_; ++k) {
         rmean[k] = static_cast<float>(t[kRawMean][k] * inv);
         rvar[k] = static_cast<float>(t[kRawVar][k] * inv);
@@ -145,7 +146,7 @@ class BatchNormOp : public LayerOp, public Statistics {
     // With bias correction the uncorrected average is the state training
     // continues from; keep it consistent with running statistics set from outside.
     if (!bias_correction_ || tracked == 0) return;
-    const double keep = 1.0 - std::pow(momentum_, static_cast<double>(tracked));
+    const double keep = 1.0 - pow_int(momentum_, tracked);
     for (size_t k = 0; k < C_; ++k) {
       t[kRawMean][k] = static_cast<float>(t[kRunningMean][k] * keep);
       t[kRawVar][k] = static_cast<float>(t[kRunningVar][k] * keep);
