@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "probe.h"
 #include "bnwasm/depthwise.h"
 #include "bnwasm/layers.h"
 #include "bnwasm/parallel.h"
@@ -21,27 +22,11 @@ using namespace bnwasm;
 
 namespace {
 
-std::vector<float> filled(size_t n, unsigned seed) {
-  std::vector<float> v(n);
-  for (size_t i = 0; i < n; ++i)
-    v[i] = static_cast<float>((i * 2654435761u + seed) % 1000) / 1000.0f - 0.5f;
-  return v;
-}
+using probe::filled;
 
 // Median milliseconds of 3 calls after one warm-up: a layer at batch 32 takes
 // milliseconds, long enough to time alone.
-double median_ms(const std::function<void()>& fn) {
-  using clock = std::chrono::steady_clock;
-  fn();
-  std::vector<double> times;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto t0 = clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[1];
-}
+double median_ms(const std::function<void()>& fn) { return 1e3 * probe::median_seconds(fn, 3, false); }
 
 }  // namespace
 

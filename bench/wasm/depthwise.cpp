@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "probe.h"
 #include "bnwasm/depthwise.h"
 #include "bnwasm/kernels.h"
 #include "bnwasm/layers.h"
@@ -23,30 +24,8 @@ using namespace bnwasm;
 
 namespace {
 
-std::vector<float> filled(size_t n, unsigned seed) {
-  std::vector<float> v(n);
-  for (size_t i = 0; i < n; ++i)
-    v[i] = static_cast<float>((i * 2654435761u + seed) % 1000) / 1000.0f - 0.5f;
-  return v;
-}
-
-// Median seconds per call.
-double median_seconds(const std::function<void()>& fn) {
-  using clock = std::chrono::steady_clock;
-  fn();
-  auto t0 = clock::now();
-  fn();
-  const double once = std::max(1e-7, std::chrono::duration<double>(clock::now() - t0).count());
-  const int calls = std::max(1, static_cast<int>(0.02 / once));
-  std::vector<double> times;
-  for (int rep = 0; rep < 7; ++rep) {
-    t0 = clock::now();
-    for (int c = 0; c < calls; ++c) fn();
-    times.push_back(std::chrono::duration<double>(clock::now() - t0).count() / calls);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
+using probe::filled;
+using probe::median_seconds;
 
 // The relu6 layer's loop (ops/elementwise.cpp's clip) as the module compiles
 // it: the registry files are built at -Oz, which minsize stands for here.

@@ -1,6 +1,7 @@
 // Throughput of the wasm SIMD128 kernels at the benchmark model's shapes,
 // old form against new, in GFLOP/s (median of 7 timed repetitions). Prints JSON.
 //   kernels [batch]
+#include "probe.h"
 #include "bnwasm/kernels.h"
 #include "bnwasm/layers.h"
 
@@ -16,31 +17,10 @@ using namespace bnwasm;
 
 namespace {
 
-std::vector<float> filled(size_t n, unsigned seed) {
-  std::vector<float> v(n);
-  for (size_t i = 0; i < n; ++i)
-    v[i] = static_cast<float>((i * 2654435761u + seed) % 1000) / 1000.0f - 0.5f;
-  return v;
-}
+using probe::filled;
 
-double median_gflops(double flop, const std::function<void()>& fn) {
-  using clock = std::chrono::steady_clock;
-  fn();
-  // Enough calls per repetition for ~20 ms.
-  auto t0 = clock::now();
-  fn();
-  const double once = std::max(1e-7, std::chrono::duration<double>(clock::now() - t0).count());
-  const int calls = std::max(1, static_cast<int>(0.02 / once));
-  std::vector<double> rates;
-  for (int rep = 0; rep < 7; ++rep) {
-    t0 = clock::now();
-    for (int c = 0; c < calls; ++c) fn();
-    const double s = std::chrono::duration<double>(clock::now() - t0).count();
-    rates.push_back(flop * calls / s / 1e9);
-  }
-  std::sort(rates.begin(), rates.end());
-  return rates[rates.size() / 2];
-}
+// Median GFLOP/s over 7 timed repetitions of about 20 ms each.
+double median_gflops(double flop, const std::function<void()>& fn) { return flop / probe::median_seconds(fn) / 1e9; }
 
 bool g_first = true;
 void emit(const std::string& name, double gflops) {
