@@ -14,7 +14,10 @@ function take(mod, n) {
 
 // Writes bytes into the core's argument buffer (the call that reads them frees it).
 function put(mod, bytes) {
-  mod.HEAPU8.set(bytes, mod._bn_arg(bytes.length)); // HEAPU8 read after bn_arg: memory may grow
+  // bn_arg may grow the memory, so HEAPU8 is read after it: in `mod.HEAPU8.set(bytes,
+  // mod._bn_arg(n))` JavaScript reads the view first, and a grown memory leaves it too short.
+  const p = mod._bn_arg(bytes.length);
+  mod.HEAPU8.set(bytes, p);
   return bytes.length;
 }
 

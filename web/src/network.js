@@ -525,7 +525,8 @@ export class Network {
       return [i, values];
     });
     for (const [i, values] of writes) {
-      this.#mod.HEAPF32.set(values, this.#h.tensors()[i].data >>> 2);
+      const p = this.#h.tensors()[i].data >>> 2; // before HEAPF32: the call may grow the memory
+      this.#mod.HEAPF32.set(values, p);
     }
     this.#h.weightsChanged();
   }
