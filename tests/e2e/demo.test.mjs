@@ -491,7 +491,7 @@ function demoTests(engine) {
     const list = scores.map((s) => `${s.accuracy.toFixed(2)}% at step ${s.step}`).join(', ');
     console.log(
       `resnet: test scores from step ${RESNET_MIN_STEPS}: ${list || 'none'} (${((Date.now() - started) / 1000).toFixed(1)} s, ` +
-        `${await page.text('#rate')} examples/s)`,
+        `step ${await page.text('#step')}, ${await page.text('#rate')} examples/s; status: ${await page.text('#status')})`,
     );
     assert.ok(scores.length > 0, `no test score at step >= ${RESNET_MIN_STEPS} within ${RESNET_BUDGET_MS / 1000} s`);
     assert.ok(best >= RESNET_MIN_ACCURACY, `ResNet test scores ${list}, none >= ${RESNET_MIN_ACCURACY}% within ${RESNET_BUDGET_MS / 1000} s`);
