@@ -234,7 +234,8 @@ try {
   status.textContent = failed === 0 ? `All ${rows.length} comparisons agree.` : `${failed} of ${rows.length} comparisons disagree.`;
   status.className = failed === 0 ? 'pass' : 'fail';
 } catch (error) {
-  result.error = String(error?.stack ?? error);
+  // The message first: WebKit's stack of an error thrown inside a wasm module holds frames only.
+  result.error = error instanceof Error ? `${error.name}: ${error.message}\n${error.stack}` : `thrown: ${String(error)} (${typeof error})`;
   status.textContent = 'error';
   status.className = 'fail';
   document.getElementById('error').textContent = result.error;
