@@ -77,8 +77,8 @@ const failed = rows.reduce((a, r) => a + r[2], 0);
 const empty = rows.filter((r) => r[1] + r[2] === 0).map((r) => r[0]);
 if (empty.length > 0) console.log(`  reported nothing: ${empty.join(', ')}`);
 if (gtestPassed.length < 3) console.log(`  expected 3 GoogleTest runs, found ${gtestPassed.length}`);
-// Browser tests that passed only on their second attempt (tests/e2e: "# RETRIED ..."), each named.
-const retried = e2e.split('\n').filter((line) => line.startsWith('# RETRIED '));
-if (retried.length > 0) console.log(`  browser end-to-end runs that failed once and were run again (${retried.length}):\n${retried.map((l) => `    ${l.slice(2)}`).join('\n')}`);
+// Browser tests and consumer pages run a second time after a failed first attempt ("# RETRIED ..."), each named.
+const retried = `${e2e}\n${browserConsumers}`.split('\n').filter((line) => line.startsWith('# RETRIED '));
+if (retried.length > 0) console.log(`  browser runs that failed once and were run again (${retried.length}):\n${retried.map((l) => `    ${l.slice(2)}`).join('\n')}`);
 console.log(`bnwasm: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || empty.length > 0 || gtestPassed.length < 3 ? 1 : 0);

@@ -220,16 +220,28 @@ function pageTests(consumer, row, origin) {
         row.results[key] = 'FAIL: did not run';
         const browser = browsers[engine];
         if (browser instanceof Error) throw browser;
-        const site = await watch(origin(), { headers: isolated ? ISOLATION_HEADERS : {} });
-        try {
-          const outcome = await runPage(browser, site);
-          const found = problems(outcome);
-          if (outcome.env && outcome.env.crossOriginIsolated !== isolated) found.push(`crossOriginIsolated is ${outcome.env.crossOriginIsolated} on a ${how} page`);
-          if (outcome.env) seen[engine][isolated] ??= outcome.env;
-          row.results[key] = found.length === 0 ? 'pass' : `FAIL: ${found[0].slice(0, 140)}`;
-          assert.deepEqual(found, [], `${consumer.name} ${row.mode}, ${engine}, ${how}:\n  ${found.join('\n  ')}`);
-        } finally {
-          await site.close();
+        // A page whose first run finds problems runs once more, and the log says so in a line of
+        // its own (RETRIED; npm test's summary lists them): Firefox ESR with threads (cross-origin
+        // isolated) has stalled intermittently, once here (Parcel's page, 120 s without its
+        // checks) where 12 other isolated pages passed; the cause is not found yet. Two failed
+        // runs fail the test.
+        for (let attempt = 1; ; attempt++) {
+          const site = await watch(origin(), { headers: isolated ? ISOLATION_HEADERS : {} });
+          try {
+            const outcome = await runPage(browser, site);
+            const found = problems(outcome);
+            if (outcome.env && outcome.env.crossOriginIsolated !== isolated) found.push(`crossOriginIsolated is ${outcome.env.crossOriginIsolated} on a ${how} page`);
+            if (outcome.env) seen[engine][isolated] ??= outcome.env;
+            row.results[key] = found.length === 0 ? (attempt === 1 ? 'pass' : 'pass (2nd)') : `FAIL: ${found[0].slice(0, 140)}`;
+            if (found.length > 0 && attempt === 1) {
+              console.log(`# RETRIED ${consumer.name} ${row.mode}, ${engine}, ${how}: the first run failed, running it again: ${found[0].slice(0, 200)}`);
+              continue;
+            }
+            assert.deepEqual(found, [], `${consumer.name} ${row.mode}, ${engine}, ${how}:\n  ${found.join('\n  ')}`);
+            return;
+          } finally {
+            await site.close();
+          }
         }
       });
     }
