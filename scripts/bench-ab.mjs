@@ -3,7 +3,7 @@
 // checkout and for another build, interleaved round by round, each in a fresh Node process,
 // so the drift of a shared machine hits both alike. Prints the medians, wall-clock and per
 // CPU-second, and the ratio after / before.
-//   node scripts/bench-ab.mjs /path/to/other/checkout [--rounds 7] [--model mlp|cnn|all] [--quick]
+//   node scripts/bench-ab.mjs /path/to/other/checkout [--rounds 7] [--model mlp|cnn|all] [--quick] [--engine bnwasm-1t]
 // The other checkout must be built (its web/dist); only its library is swapped in
 // (BNWASM_ENTRY), the models and the harness are this checkout's.
 import { spawnSync } from 'node:child_process';
@@ -14,7 +14,14 @@ import { parseArgs } from 'node:util';
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
-  options: { rounds: { type: 'string', default: '7' }, model: { type: 'string', default: 'all' }, quick: { type: 'boolean', default: false } },
+  options: {
+    rounds: { type: 'string', default: '7' },
+    model: { type: 'string', default: 'all' },
+    quick: { type: 'boolean', default: false },
+    // This checkout's engine (bench/run-engine.mjs): bnwasm-1t compares one thread with a build
+    // from before threads existed.
+    engine: { type: 'string', default: 'bnwasm' },
+  },
 });
 const other = positionals[0] && resolve(positionals[0]);
 const entry = other && join(other, 'web/src/index.node.js');
@@ -36,7 +43,7 @@ for (const model of models) {
     for (const side of r % 2 ? ['after', 'before'] : ['before', 'after']) {
       process.stderr.write(`bench-ab: ${model} round ${r + 1}/${rounds}: ${side}\n`);
       const env = { ...process.env, ...(side === 'before' ? { BNWASM_ENTRY: entry } : {}) };
-      const argv = ['bench/run-engine.mjs', 'bnwasm', '--model', model, ...(args.quick ? ['--quick'] : [])];
+      const argv = ['bench/run-engine.mjs', side === 'after' ? args.engine : 'bnwasm', '--model', model, ...(args.quick ? ['--quick'] : [])];
       const child = spawnSync('node', argv, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'] });
       if (child.status !== 0) throw new Error(`bench/run-engine.mjs exited with ${child.status}`);
       samples[side].push(JSON.parse(child.stdout.trim().split('\n').pop()));
