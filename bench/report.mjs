@@ -8,6 +8,14 @@ export function median(values) {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+// Seconds of CPU this process has used: on a shared machine, a rate over CPU time is what the
+// code does when it has a core to itself; the wall-clock rate is what the user sees. The
+// engines' runners record both.
+export const cpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
 /** x with d decimals and thousands separators; 'n/a' for a missing value. */
 export const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
 

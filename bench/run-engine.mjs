@@ -6,6 +6,7 @@
 // --model cnn measures the CNN of bench/model.mjs (training at batch 64 only).
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { INPUT } from './model.mjs';
+import { cpuSeconds, median } from './report.mjs';
 
 const engineName = process.argv[2];
 const quick = process.argv.includes('--quick');
@@ -28,18 +29,6 @@ async function load() {
   throw new Error(`unknown engine '${engineName}' (expected bnwasm, bnwasm-1t, tfjs-wasm, tfjs-cpu or jax-js)`);
 }
 
-const median = (a) => {
-  const s = [...a].sort((p, q) => p - q);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-// Seconds of CPU this process has used: on a shared machine, a rate over CPU
-// time is what the code does when it has a core to itself; the wall-clock
-// rate is what the user sees. Both are recorded.
-const cpuSeconds = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
 
 async function trainRate(engine, batch) {
   const count = Math.floor(train.n / batch);

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { cpuSeconds, median } from './report.mjs';
 import { ONNX_FILE, OPTIMIZER, TRAIN_BATCH, randomImages } from './torchvision.mjs';
 
 const [engine, model, dir] = process.argv.slice(2);
@@ -20,14 +21,6 @@ const PREDICT_CALLS = quick ? 50 : 200;
 const SIZE = 3 * 32 * 32;
 const images = randomImages(16, 2);
 
-const median = (a) => {
-  const s = [...a].sort((p, q) => p - q);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const cpuSeconds = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
 
 /** The median time of one call of predictOne(image) in microseconds, after a warm-up. */
 async function predictP50(predictOne) {
