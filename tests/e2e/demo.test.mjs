@@ -35,6 +35,7 @@ import { prepareDemoData } from '../../scripts/prepare-demo-data.mjs';
 import { serve } from '../../scripts/serve.mjs';
 import { engineNames, launch } from '../browsers/engines.mjs';
 import { Page } from '../browsers/page.mjs';
+import { retryOnce } from '../browsers/retry.mjs';
 import { watch } from '../browsers/proxy.mjs';
 
 const RESULTS = fileURLToPath(new URL('../../test-results/', import.meta.url));
@@ -139,23 +140,19 @@ function demoTests(engine) {
   }
 
   /** A test of this engine: its name and every failure name the engine (and the page). */
-  // A test that starts on a fresh page ({ retry: true }) runs a second time when its first attempt
-  // fails, and the log says so in a line of its own (RETRIED): on these shared 2-core machines a
-  // browser's driver has gone unanswered for minutes (WebKitGTK's screenshot) while every check
-  // of the page passed. It fails when both attempts fail.
+  // A test that starts on a fresh page ({ retry: true }) gets a second attempt (retryOnce).
   const engineTest = (name, fn, { retry = false } = {}) =>
     test(`${engine}: ${name}`, async () => {
-      for (let attempt = 1; ; attempt++) {
+      const attempt = async () => {
         try {
           await fn();
-          return;
         } catch (error) {
           // Page's own errors already say where they happened.
           if (!error.message.startsWith(`${engine}, `)) error.message = `${engine}, ${page?.url}: ${error.message}`;
-          if (!retry || attempt === 2) throw error;
-          console.log(`# RETRIED ${engine}: ${name}: the first attempt failed, running it again on a fresh page: ${error.message.split('\n')[0]}`);
+          throw error;
         }
-      }
+      };
+      await (retry ? retryOnce(`${engine}: ${name}`, attempt) : attempt());
     });
 
   const number = async (testid) => Number.parseFloat(await page.text(`[data-testid="${testid}"]`));

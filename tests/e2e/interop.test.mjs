@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { serve } from '../../scripts/serve.mjs';
 import { engineNames, launch } from '../browsers/engines.mjs';
 import { Page } from '../browsers/page.mjs';
+import { retryOnce } from '../browsers/retry.mjs';
 import { watch } from '../browsers/proxy.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -117,18 +118,10 @@ async function check(page, result, { isolated, screenshot, errors, wasm, elsewhe
   assert.equal(result.env.numThreads, 1);
 }
 
-// A page run whose first attempt fails runs once more, on a new page, and the log says so in a line
-// of its own (RETRIED): on these shared 2-core machines WebKitGTK's driver has gone unanswered for
-// minutes, and its onnxruntime-web has once thrown from inside its wasm, where Chromium and Firefox
-// passed the same page. It fails when both attempts fail.
-async function runPageTwice(browser, options) {
-  try {
-    await runPage(browser, options);
-  } catch (error) {
-    console.log(`# RETRIED ${browser.name}: ${options.isolated ? 'cross-origin isolated' : 'plain'} page: the first attempt failed, running it again: ${error.message.split('\n')[0]}`);
-    await runPage(browser, options);
-  }
-}
+// A page run gets a second attempt (retryOnce): WebKitGTK's onnxruntime-web has once thrown from
+// inside its wasm here, where Chromium and Firefox passed the same page.
+const runPageTwice = (browser, options) =>
+  retryOnce(`${browser.name}: ${options.isolated ? 'cross-origin isolated' : 'plain'} page`, () => runPage(browser, options));
 
 for (const engine of engineNames()) {
   describe(engine, () => {
