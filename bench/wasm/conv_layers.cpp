@@ -15,6 +15,7 @@
 
 #include "probe.h"
 #include "bnwasm/depthwise.h"
+#include "bnwasm/kernels.h"
 #include "bnwasm/layers.h"
 #include "bnwasm/parallel.h"
 
@@ -62,9 +63,17 @@ int main(int argc, char** argv) {
         depthwise_conv2d_backward(din.data(), dweight.data(), nullptr, scratch.data(), dout.data(), in.data(), weight.data(), B, dw);
       });
     } else {
-      std::vector<float> scratch(conv2d_scratch_size(g));
       const bool first = first_layer;  // the network's input needs no gradient
-      fwd = median_ms([&] { conv2d_forward(out.data(), scratch.data(), in.data(), weight.data(), nullptr, B, g); });
+      const bool rows = groups == 1 && conv2d_rows_applies(g);
+      const std::vector<uint32_t> taps = rows ? conv2d_live_taps(g) : std::vector<uint32_t>();
+      std::vector<float> scratch(std::max(conv2d_scratch_size(g), rows ? conv2d_rows_scratch_size(g, taps.size()) : 0));
+      std::vector<float> packed(rows ? f32_packed_size(g.C * taps.size(), g.F) : 0);
+      // The forward the conv2d layer runs in training; the rows path packs its weight once per step.
+      fwd = median_ms([&] {
+        if (!rows) return conv2d_forward(out.data(), scratch.data(), in.data(), weight.data(), nullptr, B, g);
+        conv2d_rows_weights(packed.data(), weight.data(), taps, g);
+        conv2d_rows_forward(out.data(), scratch.data(), in.data(), packed.data(), taps, ConvEpilogue(), B, g);
+      });
       bwd = median_ms([&] {
         conv2d_backward(first ? nullptr : din.data(), dweight.data(), nullptr, scratch.data(), dout.data(), in.data(),
                         weight.data(), B, g);

@@ -484,7 +484,8 @@ bool conv2d_winograd_applies(const Conv2dGeometry& g) {
   // the Fashion-MNIST CNN's first layer (1 -> 16 channels, 28 x 28) took 17.5 us
   // this way against 14.3 us direct (with its separate pool), while its second
   // (16 -> 32, 14 x 14) went from 56.6 to 31.7 us (docs/performance.md).
-  return winograd_shape(g) && g.C >= 2;
+  // At four outputs or fewer the rows path reads fewer weights (conv2d_rows_applies).
+  return winograd_shape(g) && g.C >= 2 && !conv2d_rows_applies(g);
 }
 
 void conv2d_winograd_forward_infer(float* out, float* scratch, const float* in, const float* u,
@@ -532,6 +533,84 @@ void conv2d_batchnorm_relu_forward_infer(float* out, float* scratch, const float
   ep.shift = shift;
   ep.relu = relu;
   conv2d_forward_epilogue(out, scratch, in, weight, ep, B, g);
+}
+
+namespace {
+// Rows of X per GEMM: enough four-row tiles to share each weight panel among
+// them, few enough that X stays in cache; a chunk holds whole images.
+constexpr size_t kRowsPerChunk = 64;
+size_t rows_chunk_images(const Conv2dGeometry& g) { return std::max<size_t>(1, kRowsPerChunk / g.P()); }
+}  // namespace
+
+bool conv2d_rows_applies(const Conv2dGeometry& g) { return g.P() <= 4; }
+
+std::vector<uint32_t> conv2d_live_taps(const Conv2dGeometry& g) {
+  std::vector<uint32_t> taps;
+  for (size_t ky = 0; ky < g.KH; ++ky)
+    for (size_t kx = 0; kx < g.KW; ++kx) {
+      bool live = false;
+      for (size_t oy = 0; oy < g.OH && !live; ++oy)
+        for (size_t ox = 0; ox < g.OW && !live; ++ox) {
+          // Unsigned: a place above or left of the input wraps to >= H or W.
+          const size_t y = oy * g.SH + ky * g.DH - g.PT, x = ox * g.SW + kx * g.DW - g.PL;
+          live = y < g.H && x < g.W;
+        }
+      if (live) taps.push_back(uint32_t(ky * g.KW + kx));
+    }
+  return taps;
+}
+
+void conv2d_rows_weights(float* packed, const float* weight, const std::vector<uint32_t>& taps,
+                         const Conv2dGeometry& g) {
+  // Panel j0 / 8 is (k, 8): row (c, t) holds filters j0 .. j0 + 7 at channel c, tap t.
+  const size_t T = taps.size(), k = g.C * T, KK = g.KH * g.KW;
+  for (size_t j0 = 0; j0 < g.F; j0 += kPanel, packed += k * kPanel)
+    for (size_t c = 0; c < g.C; ++c)
+      for (size_t t = 0; t < T; ++t)
+        for (size_t j = 0; j < kPanel; ++j)
+          packed[(c * T + t) * kPanel + j] = j0 + j < g.F ? weight[(j0 + j) * g.K() + c * KK + taps[t]] : 0.0f;
+}
+
+size_t conv2d_rows_scratch_size(const Conv2dGeometry& g, size_t taps) {
+  const size_t rows = rows_chunk_images(g) * g.P();
+  return rows * (g.C * taps + g.F);  // X, then out^T
+}
+
+void conv2d_rows_forward(float* out, float* scratch, const float* in, const float* packed,
+                               const std::vector<uint32_t>& taps, const ConvEpilogue& ep, size_t B,
+                               const Conv2dGeometry& g) {
+  const size_t T = taps.size(), k = g.C * T, P = g.P(), chunk = rows_chunk_images(g);
+  for (size_t b0 = 0; b0 < B; b0 += chunk) {
+    const size_t n = std::min(chunk, B - b0), rows = n * P;
+    float* x = scratch;
+    float* ot = x + rows * k;
+    for (size_t i = 0; i < n; ++i)
+      for (size_t oy = 0; oy < g.OH; ++oy)
+        for (size_t ox = 0; ox < g.OW; ++ox) {
+          float* row = x + ((i * g.OH + oy) * g.OW + ox) * k;
+          const float* image = in + (b0 + i) * g.C * g.H * g.W;
+          for (size_t t = 0; t < T; ++t) {
+            const size_t ky = taps[t] / g.KW, kx = taps[t] % g.KW;
+            const size_t y = oy * g.SH + ky * g.DH - g.PT, xx = ox * g.SW + kx * g.DW - g.PL;
+            const bool inside = y < g.H && xx < g.W;  // unsigned: above or left wraps
+            for (size_t c = 0; c < g.C; ++c)
+              row[c * T + t] = inside ? image[(c * g.H + y) * g.W + xx] : 0.0f;
+          }
+        }
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t f = 0; f < g.F; ++f) ot[r * g.F + f] = ep.init != nullptr ? ep.init[f] : 0.0f;
+    f32_gemm_packed(ot, x, packed, rows, g.F, k);
+    for (size_t i = 0; i < n; ++i) {
+      float* o = out + (b0 + i) * g.F * P;
+      for (size_t f = 0; f < g.F; ++f)
+        for (size_t q = 0; q < P; ++q) {
+          float v = ot[(i * P + q) * g.F + f];
+          if (ep.scale != nullptr) v = v * ep.scale[f] + ep.shift[f];
+          if (ep.relu) v = v > 0.0f ? v : 0.0f;
+          o[f * P + q] = v;
+        }
+    }
+  }
 }
 
 void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,

@@ -169,6 +169,74 @@ TEST_P(Conv2dCases, OneImageEqualsItsRowOfTheBatch) {
 INSTANTIATE_TEST_SUITE_P(Conv2d, Conv2dCases, ::testing::ValuesIn(kConvCases),
                          [](const ::testing::TestParamInfo<ConvCase>& p) { return p.param.name; });
 
+// ---- conv2d at few output positions (inference) ------------------------------------
+
+// The rows path (conv2d_rows_forward) against the general one: the same
+// sums over the same terms in the same order, less the taps that only ever meet
+// padding, so the same bits. Batches of 70 and 17 cross its 64-row chunks.
+struct RowsCase {
+  ConvCase conv;
+  std::vector<uint32_t> live;  // the taps expected to read the input
+};
+
+void PrintTo(const RowsCase& r, std::ostream* os) { *os << r.conv.name; }
+
+const RowsCase kRowsCases[] = {
+    {{"k3_pad1_on_1x1", 70, 5, 1, 1, 13, 3, 3, 1, 1, 1, 1, 1, 1, true}, {4}},
+    {{"k3_stride2_pad1_on_2x2", 3, 3, 2, 2, 9, 3, 3, 2, 2, 1, 1, 1, 1, false}, {4, 5, 7, 8}},
+    {{"k3_pad1_on_2x2", 17, 4, 2, 2, 11, 3, 3, 1, 1, 1, 1, 1, 1, true}, {0, 1, 2, 3, 4, 5, 6, 7, 8}},
+    {{"pointwise_on_2x2", 17, 9, 2, 2, 10, 1, 1, 1, 1, 0, 0, 0, 0, true}, {0}},
+    {{"pointwise_stride2_on_2x2", 5, 6, 2, 2, 8, 1, 1, 2, 2, 0, 0, 0, 0, false}, {0}},
+    {{"k3_dilation2_pad2_on_2x2", 2, 3, 2, 2, 7, 3, 3, 1, 1, 2, 2, 2, 2, true, 2, 2}, {4}},
+    {{"k3_valid_on_3x3", 2, 2, 3, 3, 5, 3, 3, 1, 1, 0, 0, 0, 0, true}, {0, 1, 2, 3, 4, 5, 6, 7, 8}},
+};
+
+class Conv2dRowsCases : public ::testing::TestWithParam<RowsCase> {};
+
+TEST_P(Conv2dRowsCases, EqualsTheGeneralPathBitForBit) {
+  ConvFixture f(GetParam().conv, 5);
+  const ConvCase& c = f.c;
+  ASSERT_TRUE(conv2d_rows_applies(f.g));
+  const std::vector<uint32_t> taps = conv2d_live_taps(f.g);
+  EXPECT_EQ(taps, GetParam().live);
+  Rng rng(6);
+  const std::vector<float> scale = rng.uniform_vec(c.F, 0.5, 1.5), shift = rng.uniform_vec(c.F, -0.5, 0.5);
+  std::vector<float> packed(f32_packed_size(c.C * taps.size(), c.F));
+  conv2d_rows_weights(packed.data(), f.weight.data(), taps, f.g);
+  std::vector<float> rows_scratch(conv2d_rows_scratch_size(f.g, taps.size()));
+  std::vector<float> scratch(conv2d_scratch_size(f.g));
+  for (const bool bn : {false, true})
+    for (const size_t B : {size_t(1), c.B}) {
+      ConvEpilogue ep;
+      ep.init = c.bias ? f.bias.data() : nullptr;
+      std::vector<float> expected(B * c.F * f.g.P()), out(expected.size(), -7.0f);
+      if (bn) {
+        ep.scale = scale.data();
+        ep.shift = shift.data();
+        ep.relu = true;
+        conv2d_batchnorm_relu_forward_infer(expected.data(), scratch.data(), f.in.data(), f.weight.data(), ep.init,
+                                            ep.scale, ep.shift, true, B, f.g);
+      } else {
+        conv2d_forward(expected.data(), scratch.data(), f.in.data(), f.weight.data(), ep.init, B, f.g);
+      }
+      conv2d_rows_forward(out.data(), rows_scratch.data(), f.in.data(), packed.data(), taps, ep, B, f.g);
+      EXPECT_TRUE(BitEqual(std::string(bn ? "batch norm and ReLU, " : "plain, ") + std::to_string(B) + " images",
+                           expected.data(), out.data(), out.size()));
+    }
+}
+
+TEST(Conv2dRows, AppliesAtFourOutputPositionsOrFewer) {
+  Conv2dGeometry g{8, 3, 3, 8, 3, 3, 1, 1, 1, 1, 3, 3};
+  EXPECT_FALSE(conv2d_rows_applies(g));  // 9 positions: the general path (Winograd here)
+  EXPECT_TRUE(conv2d_winograd_applies(g));
+  g.H = g.W = g.OH = g.OW = 2;
+  EXPECT_TRUE(conv2d_rows_applies(g));
+  EXPECT_FALSE(conv2d_winograd_applies(g));
+}
+
+INSTANTIATE_TEST_SUITE_P(Conv2dRows, Conv2dRowsCases, ::testing::ValuesIn(kRowsCases),
+                         [](const ::testing::TestParamInfo<RowsCase>& p) { return p.param.conv.name; });
+
 // ---- batch norm per channel -------------------------------------------------------
 
 struct SpatialBatchNormFixture {

@@ -7,8 +7,11 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace bnwasm {
+
+struct ConvEpilogue;  // kernels.h
 
 // ---- dense: out = in * weight^T + bias ------------------------------------
 // in is (B, C); weight_t is (C, OC), the transpose of the (OC, C) PyTorch-
@@ -161,6 +164,30 @@ void conv2d_winograd_forward_infer(float* out, float* scratch, const float* in, 
                                    bool relu, bool pool, size_t B, const Conv2dGeometry& g);
 void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
                      const float* in, const float* weight, size_t B, const Conv2dGeometry& g);
+// The forward pass (training and inference) for outputs of few positions (P <= 4:
+// a ResNet's or MobileNet's last stages at 32x32). There the GEMM over P columns
+// fills its 8-column panels with zeros, Winograd's 2x2 tiles cover outputs that
+// do not exist and read 16/9 of the weights, and at a 1x1 input with padding 1
+// eight of a 3x3 kernel's nine taps only ever meet padding. Here each output position is a row (images stacked),
+// only the live taps are read, and the weight is packed once per change:
+//   out^T (rows, F) = X (rows, C * taps) * W_live^T (C * taps, F),
+// one row through f32_gemm_packed's one-row kernel (which skips zeros), more
+// through its four-row tiles. Each sum skips only terms that are exactly +-0
+// (a dead tap's input is padding), so it equals conv2d_forward's bit for bit.
+bool conv2d_rows_applies(const Conv2dGeometry& g);
+// The taps (ky * KW + kx) that read inside the input for some output position.
+std::vector<uint32_t> conv2d_live_taps(const Conv2dGeometry& g);
+// weight (F, C, KH, KW) on the live taps, transposed and packed (f32_pack_x8's
+// layout of the (C * taps, F) matrix): f32_packed_size(C * taps, F) floats.
+void conv2d_rows_weights(float* packed, const float* weight, const std::vector<uint32_t>& taps,
+                         const Conv2dGeometry& g);
+// Floats of scratch conv2d_rows_forward needs for any batch.
+size_t conv2d_rows_scratch_size(const Conv2dGeometry& g, size_t taps);
+// in is (B, C, H, W); packed from conv2d_rows_weights; out is (B, F, OH, OW),
+// each value through ep (ConvEpilogue, kernels.h).
+void conv2d_rows_forward(float* out, float* scratch, const float* in, const float* packed,
+                               const std::vector<uint32_t>& taps, const ConvEpilogue& ep, size_t B,
+                               const Conv2dGeometry& g);
 
 // ---- pooling ---------------------------------------------------------------------
 // Windows of KH x KW every SH, SW positions, no padding (PyTorch's defaults):

@@ -67,7 +67,9 @@ class Conv2dOp : public LayerOp {
   Conv2dOp(const LayerSpec& l, const Shape& in, const Shape& out)
       : spec_(l), g_(geometry(l, in, out)), groups_(size_t(l.get_int("groups"))),
         scale_(g_.F * groups_), shift_(g_.F * groups_),
-        dw_{groups_, g_.H, g_.W, g_.F, g_.KH, g_.KW, g_.SH, g_.SW, g_.PT, g_.PL, g_.OH, g_.OW, g_.DH, g_.DW} {}
+        dw_{groups_, g_.H, g_.W, g_.F, g_.KH, g_.KW, g_.SH, g_.SW, g_.PT, g_.PL, g_.OH, g_.OW, g_.DH, g_.DW} {
+    if (rows()) taps_ = conv2d_live_taps(g_);
+  }
 
   void init(const InitInfo& info, uint64_t* rng) override {
     // A filter sees K = C' * KH * KW inputs; fan_out = F * KH * KW, the fans
@@ -75,10 +77,16 @@ class Conv2dOp : public LayerOp {
     init_weights(t[0], F() * g_.K(), g_.K(), F() * g_.KH * g_.KW, spec_, info, rng);
   }
   size_t scratch_size(size_t) const override {
-    return depthwise() ? dw_.scratch_size() : conv2d_scratch_size(g_);
+    if (depthwise()) return dw_.scratch_size();
+    return std::max(conv2d_scratch_size(g_), rows() ? conv2d_rows_scratch_size(g_, taps_.size()) : 0);
   }
   void forward(const Pass& p) override {
     if (!p.train) return forward_fused(p, nullptr, 0);
+    if (rows()) {
+      ConvEpilogue ep;
+      ep.init = bias();
+      return forward_rows(p, ep);
+    }
     if (depthwise()) {
       DepthwiseEpilogue ep;
       ep.init = bias();
@@ -139,6 +147,16 @@ class Conv2dOp : public LayerOp {
       }
       return depthwise_conv2d_forward(p.out, p.scratch, p.in[0], t[0], ep, p.B, dw_);
     }
+    if (rows()) {
+      ConvEpilogue ep;
+      ep.init = bias();
+      if (bn != nullptr) {
+        ep.scale = scale_.data();
+        ep.shift = shift_.data();
+      }
+      ep.relu = relu;
+      return forward_rows(p, ep);
+    }
     if (conv2d_winograd_applies(g_) && wino_version_ != p.version) {
       // The transformed weights, group by group, are kept until a parameter changes.
       const size_t size = f32_winograd23_weight_size(g_.F, g_.C);
@@ -168,6 +186,18 @@ class Conv2dOp : public LayerOp {
  private:
   size_t F() const { return g_.F * groups_; }
   bool depthwise() const { return groups_ > 1 && g_.C == 1; }
+  // Few output positions (conv2d_rows_applies): the same bits as conv2d_forward, fewer
+  // weights read. Groups of their own keep the general path.
+  bool rows() const { return groups_ == 1 && conv2d_rows_applies(g_); }
+  void forward_rows(const Pass& p, const ConvEpilogue& ep) {
+    // The live taps' weights, transposed and packed, are kept until a parameter changes.
+    if (rows_version_ != p.version) {
+      rows_w_.resize(f32_packed_size(g_.C * taps_.size(), g_.F));
+      conv2d_rows_weights(rows_w_.data(), t[0], taps_, g_);
+      rows_version_ = p.version;
+    }
+    conv2d_rows_forward(p.out, p.scratch, p.in[0], rows_w_.data(), taps_, ep, p.B, g_);
+  }
   const float* bias() const { return t.size() > 1 ? t[1] : nullptr; }
   // Group k of image b: its input channels, its output filters, its weights.
   template <typename T>
@@ -183,6 +213,9 @@ class Conv2dOp : public LayerOp {
   std::vector<float> scale_, shift_;  // a following batch norm folded for inference
   std::vector<float> wino_;           // the Winograd weights (f32_winograd23_weights), per group
   uint64_t wino_version_ = ~uint64_t(0);
+  std::vector<uint32_t> taps_;  // the live taps, when rows()
+  std::vector<float> rows_w_;   // their weights for conv2d_rows_forward_infer
+  uint64_t rows_version_ = ~uint64_t(0);
   DepthwiseConv dw_;  // the whole layer's, when depthwise()
 };
 
