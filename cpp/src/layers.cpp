@@ -484,7 +484,7 @@ bool conv2d_winograd_applies(const Conv2dGeometry& g) {
   // the Fashion-MNIST CNN's first layer (1 -> 16 channels, 28 x 28) took 17.5 us
   // this way against 14.3 us direct (with its separate pool), while its second
   // (16 -> 32, 14 x 14) went from 56.6 to 31.7 us (docs/performance.md).
-  // At four outputs or fewer the rows path reads fewer weights (conv2d_rows_applies).
+  // At 16 outputs or fewer the rows path reads fewer weights (conv2d_rows_applies).
   return winograd_shape(g) && g.C >= 2 && !conv2d_rows_applies(g);
 }
 
@@ -542,7 +542,7 @@ constexpr size_t kRowsPerChunk = 64;
 size_t rows_chunk_images(const Conv2dGeometry& g) { return std::max<size_t>(1, kRowsPerChunk / g.P()); }
 }  // namespace
 
-bool conv2d_rows_applies(const Conv2dGeometry& g) { return g.P() <= 4; }
+bool conv2d_rows_applies(const Conv2dGeometry& g) { return g.P() <= 16; }
 
 std::vector<uint32_t> conv2d_live_taps(const Conv2dGeometry& g) {
   std::vector<uint32_t> taps;

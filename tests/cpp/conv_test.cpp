@@ -173,7 +173,7 @@ INSTANTIATE_TEST_SUITE_P(Conv2d, Conv2dCases, ::testing::ValuesIn(kConvCases),
 
 // The rows path (conv2d_rows_forward) against the general one: the same
 // sums over the same terms in the same order, less the taps that only ever meet
-// padding, so the same bits. Batches of 70 and 17 cross its 64-row chunks.
+// padding, so the same bits. Batches of 70, 17 and 7 cross its 64-row chunks.
 struct RowsCase {
   ConvCase conv;
   std::vector<uint32_t> live;  // the taps expected to read the input
@@ -189,6 +189,8 @@ const RowsCase kRowsCases[] = {
     {{"pointwise_stride2_on_2x2", 5, 6, 2, 2, 8, 1, 1, 2, 2, 0, 0, 0, 0, false}, {0}},
     {{"k3_dilation2_pad2_on_2x2", 2, 3, 2, 2, 7, 3, 3, 1, 1, 2, 2, 2, 2, true, 2, 2}, {4}},
     {{"k3_valid_on_3x3", 2, 2, 3, 3, 5, 3, 3, 1, 1, 0, 0, 0, 0, true}, {0, 1, 2, 3, 4, 5, 6, 7, 8}},
+    {{"k3_pad1_on_4x4", 17, 3, 4, 4, 9, 3, 3, 1, 1, 1, 1, 1, 1, true}, {0, 1, 2, 3, 4, 5, 6, 7, 8}},
+    {{"pointwise_on_3x5", 7, 6, 3, 5, 12, 1, 1, 1, 1, 0, 0, 0, 0, false}, {0}},
 };
 
 class Conv2dRowsCases : public ::testing::TestWithParam<RowsCase> {};
@@ -225,11 +227,11 @@ TEST_P(Conv2dRowsCases, EqualsTheGeneralPathBitForBit) {
     }
 }
 
-TEST(Conv2dRows, AppliesAtFourOutputPositionsOrFewer) {
-  Conv2dGeometry g{8, 3, 3, 8, 3, 3, 1, 1, 1, 1, 3, 3};
-  EXPECT_FALSE(conv2d_rows_applies(g));  // 9 positions: the general path (Winograd here)
+TEST(Conv2dRows, AppliesAtSixteenOutputPositionsOrFewer) {
+  Conv2dGeometry g{8, 5, 5, 8, 3, 3, 1, 1, 1, 1, 5, 5};
+  EXPECT_FALSE(conv2d_rows_applies(g));  // 25 positions: the general path (Winograd here)
   EXPECT_TRUE(conv2d_winograd_applies(g));
-  g.H = g.W = g.OH = g.OW = 2;
+  g.H = g.W = g.OH = g.OW = 4;
   EXPECT_TRUE(conv2d_rows_applies(g));
   EXPECT_FALSE(conv2d_winograd_applies(g));
 }
