@@ -92,9 +92,14 @@ uint64_t run_tasks(size_t worker) {
 // sleeping thread (a futex, Atomics.wait in wasm) costs tens of microseconds.
 constexpr auto kSpin = std::chrono::microseconds(300);
 
+// The value of g_job.next when set_thread_count started the threads: a thread
+// that read g_job.next itself could read a job published after it started and
+// take it as finished.
+uint64_t g_start_next = 0;
+
 void* worker_main(void* arg) {
   t_worker = reinterpret_cast<size_t>(arg);
-  uint64_t finished = g_job.next.load(std::memory_order_acquire);
+  uint64_t finished = g_start_next;
   for (;;) {
     const auto until = std::chrono::steady_clock::now() + kSpin;
     for (unsigned i = 1; g_job.next.load(std::memory_order_acquire) == finished; ++i) {
@@ -137,6 +142,7 @@ size_t set_thread_count(size_t n) {
   if (n < 1) n = 1;
   if (n == thread_count()) return n;
   stop_threads();
+  g_start_next = g_job.next.load();
   // pthread_create rather than std::thread: a thread that cannot start (no
   // worker for it in a page) is a status here, while std::thread would throw,
   // and the wasm build has no exceptions to catch it with.

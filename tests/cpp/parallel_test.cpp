@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bnwasm/kernels.h"
@@ -107,6 +109,29 @@ TEST(ThreadPool, CountIsAtLeastOneAndBackToOne) {
 #endif
   }
   EXPECT_EQ(thread_count(), 1u);
+}
+
+// A pool's first job, published right after its threads started, reaches
+// them: a thread that took the job counter it found at its start for the last
+// finished job could skip that first job, and the caller ran it alone.
+TEST(ThreadPool, FirstJobAfterStartRunsOnEveryThread) {
+  using namespace std::chrono;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    set_thread_count(1);
+    Threads t(2);
+    if (thread_count() < 2) GTEST_SKIP() << "no threads in this build";
+    // Each task waits until both threads hold one (at most 1 s).
+    std::atomic<int> in{0};
+    std::vector<size_t> workers(2, 99);
+    parallel_for(2, [&](size_t task, size_t worker) {
+      in.fetch_add(1);
+      const auto until = steady_clock::now() + seconds(1);
+      while (in.load() < 2 && steady_clock::now() < until) {
+      }
+      workers[task] = worker;
+    });
+    ASSERT_NE(workers[0], workers[1]) << "attempt " << attempt;
+  }
 }
 
 TEST(ThreadPool, PiecesDependOnSizesOnly) {
