@@ -367,6 +367,14 @@ bool parse_layer(const Value& v, size_t i, LayerSpec* out, SpecFailure* why) {
   for (const LayerDef* d : layer_defs()) type_names.push_back(d->name);
   const Value* type = v.get("type");
   const LayerDef* def = type != nullptr && type->is_string() ? find_layer_def(type->as_string()) : nullptr;
+  if (def == nullptr && type != nullptr && type->is_string()) {
+    for (const char* left_out : left_out_layer_types())
+      if (type->as_string() == left_out)
+        return fail(why, at, error_of("type", "'" + type->as_string() +
+                                                  "' is not in this build of bnwasm (the dense "
+                                                  "build has no convolution or pooling layers)",
+                                      *type));
+  }
   if (def == nullptr)
     return fail(why, at, error_of("type", "must be one of " + quoted_list(type_names),
                                   type != nullptr ? *type : undefined_value()));

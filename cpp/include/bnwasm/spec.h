@@ -122,8 +122,12 @@ struct LayerDef {
   int option(const char* name) const;  // index in options, or -1
 };
 
-// Every layer type, in a fixed order (the order of the docs and of error messages).
+// Every layer type of this build, in a fixed order (the order of the docs and
+// of error messages).
 const std::vector<const LayerDef*>& layer_defs();
+// The types this build leaves out (the dense build's convolution and pooling
+// types; none in the full build), so a config that names one is told so.
+const std::vector<const char*>& left_out_layer_types();
 const LayerDef* find_layer_def(const std::string& name);
 
 // One layer of a network: its type, its option values, its name and its inputs.

@@ -14,16 +14,34 @@ uint64_t next_u64(uint64_t* state) {
 
 double next_uniform(uint64_t* state) { return (next_u64(state) >> 11) * 0x1.0p-53; }
 
+// BNWASM_DENSE_ONLY is the dense build (bnwasm-dense.wasm): without the
+// convolution and pooling families, the linker leaves their layers and kernels
+// out of the download. The web facade asks that build which types it has.
 const std::vector<const LayerDef*>& layer_defs() {
   // The order of the docs and of "type must be one of ..." messages.
   static const std::vector<const LayerDef*> defs = [] {
     std::vector<const LayerDef*> all;
     for (auto family : {ops::dense_defs, ops::batch_norm_defs, ops::elementwise_defs,
-                        ops::conv_defs, ops::pooling_defs, ops::merge_defs})
+#ifndef BNWASM_DENSE_ONLY
+                        ops::conv_defs, ops::pooling_defs,
+#endif
+                        ops::merge_defs})
       for (const LayerDef* d : family()) all.push_back(d);
     return all;
   }();
   return defs;
+}
+
+const std::vector<const char*>& left_out_layer_types() {
+#ifdef BNWASM_DENSE_ONLY
+  // The names of conv_defs() and pooling_defs() (tests/js/variants.test.js
+  // checks them against the full build's registry).
+  static const std::vector<const char*> names = {"conv2d", "maxPool2d", "avgPool2d",
+                                                 "globalAvgPool", "globalMaxPool"};
+#else
+  static const std::vector<const char*> names;
+#endif
+  return names;
 }
 
 namespace ops {
