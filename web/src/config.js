@@ -2,7 +2,7 @@
 // options, defaults, ranges and tensors (its registry, cpp/src/ops/): this module asks it.
 import { describe, lastError, schema as coreSchema } from './core.js';
 import { coreError } from './core-errors.js';
-import { loadModule } from './module.js';
+import { loadModule, moduleFor } from './module.js';
 import { decodeValue, encodeValue } from './value.js';
 
 let schema = null;
@@ -29,7 +29,7 @@ export async function networkSchema() {
  * @returns {Promise<{config: object, layers: object[]}>}
  */
 export async function describeNetwork(config, fn = 'describeNetwork') {
-  const mod = await loadModule();
+  const mod = await moduleFor(config);
   const bytes = describe(mod, encodeValue(config));
   if (bytes === null) throw coreError(fn, lastError(mod));
   return decodeValue(bytes);
