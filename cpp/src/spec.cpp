@@ -233,6 +233,7 @@ Value option_value(const OptionDef& o, const double* v) {
   }
 }
 
+#ifndef BNWASM_DENSE_ONLY
 // An option's description for the schema: kind, default, range, values.
 Value option_schema(const OptionDef& o) {
   static const char* const kKinds[] = {"int", "number", "bool", "enum", "size", "padding", "record"};
@@ -268,6 +269,7 @@ Value option_schema(const OptionDef& o) {
   d.set("doc", Value::string(o.doc));
   return d;
 }
+#endif
 
 // ---- optimizers -------------------------------------------------------------------------
 
@@ -762,6 +764,21 @@ Value network_value(const NetworkSpec& s) {
   return c;
 }
 
+#ifdef BNWASM_DENSE_ONLY
+// The dense build answers only which layer types it has (scripts/build-dense.mjs asks): the
+// web facade reads the full build's schema, so this one carries no option tables.
+Value schema_value() {
+  Value layers = Value::array();
+  for (const LayerDef* d : layer_defs()) {
+    Value t = Value::object();
+    t.set("type", Value::string(d->name));
+    layers.push(t);
+  }
+  Value s = Value::object();
+  s.set("layers", layers);
+  return s;
+}
+#else
 Value schema_value() {
   Value layers = Value::array();
   for (const LayerDef* d : layer_defs()) {
@@ -807,6 +824,7 @@ Value schema_value() {
   s.set("network", network);
   return s;
 }
+#endif
 
 Value layers_value(const NetworkSpec& s) {
   const std::vector<Shape> shapes = layer_shapes(s);
