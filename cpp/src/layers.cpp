@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "bnwasm/fdlibm.h"
 #include "bnwasm/kernels.h"
 #include "bnwasm/parallel.h"
 
@@ -808,9 +809,9 @@ double softmax_crossentropy_forward(size_t* correct, const float* logits, const 
     const size_t argmax = static_cast<size_t>(std::max_element(z, z + K) - z);
     const float zmax = z[argmax];
     double sum = 0.0;
-    for (size_t k = 0; k < K; ++k) sum += std::exp(static_cast<double>(z[k] - zmax));
+    for (size_t k = 0; k < K; ++k) sum += fdlibm_exp(static_cast<double>(z[k] - zmax));
     const size_t y = static_cast<size_t>(labels[b]);
-    total += std::log(sum) + zmax - z[y];
+    total += fdlibm_log(sum) + zmax - z[y];
     hits += argmax == y;
   }
   if (correct != nullptr) *correct = hits;

@@ -1,6 +1,7 @@
 // The list of layer types, and what their entries share.
 #include <cmath>
 
+#include "bnwasm/fdlibm.h"
 #include "ops/ops.h"
 
 namespace bnwasm {
@@ -81,8 +82,8 @@ void init_weights(float* w, size_t n, size_t fan_in, size_t fan_out, const Layer
     for (size_t k = 0; k < n; ++k) {
       // Box-Muller; 1 - u keeps the log's argument in (0, 1].
       const double u1 = 1.0 - next_uniform(rng), u2 = next_uniform(rng);
-      w[k] = static_cast<float>(sd * std::sqrt(-2.0 * std::log(u1)) *
-                                std::cos(6.283185307179586 * u2));
+      w[k] = static_cast<float>(sd * std::sqrt(-2.0 * fdlibm_log(u1)) *
+                                fdlibm_cos(6.283185307179586 * u2));
     }
     return;
   }
