@@ -283,18 +283,18 @@ const std::vector<OptimizerDef>& optimizer_defs() {
   static const std::vector<OptimizerDef> defs = {
       {"sgd",
        {number_option("learningRate", 0.01, 0, inf, false, false,
-                      "step size (0 only refreshes the batch-norm statistics)"),
-        number_option("momentum", 0, 0, 1, false, true, "heavy-ball momentum, as torch.optim.SGD"),
-        bool_option("nesterov", false, "Nesterov momentum (needs momentum > 0)"),
+                      BNWASM_DOC("step size (0 only refreshes the batch-norm statistics)")),
+        number_option("momentum", 0, 0, 1, false, true, BNWASM_DOC("heavy-ball momentum, as torch.optim.SGD")),
+        bool_option("nesterov", false, BNWASM_DOC("Nesterov momentum (needs momentum > 0)")),
         number_option("weightDecay", 0, 0, inf, false, false,
-                      "L2 added to the gradient, as torch.optim does")}},
+                      BNWASM_DOC("L2 added to the gradient, as torch.optim does"))}},
       {"adam",
-       {number_option("learningRate", 1e-3, 0, inf, false, false, "step size"),
-        number_option("beta1", 0.9, 0, 1, false, true, "decay of the first moment"),
-        number_option("beta2", 0.999, 0, 1, false, true, "decay of the second moment"),
-        number_option("epsilon", 1e-8, 0, inf, true, false, "added to the denominator"),
+       {number_option("learningRate", 1e-3, 0, inf, false, false, BNWASM_DOC("step size")),
+        number_option("beta1", 0.9, 0, 1, false, true, BNWASM_DOC("decay of the first moment")),
+        number_option("beta2", 0.999, 0, 1, false, true, BNWASM_DOC("decay of the second moment")),
+        number_option("epsilon", 1e-8, 0, inf, true, false, BNWASM_DOC("added to the denominator")),
         number_option("weightDecay", 0, 0, inf, false, false,
-                      "L2 added to the gradient, as torch.optim does")}},
+                      BNWASM_DOC("L2 added to the gradient, as torch.optim does"))}},
   };
   return defs;
 }
@@ -326,10 +326,10 @@ OptimizerSpec optimizer_of(OptimizerType type, const std::vector<double>& v) {
 
 const char* const kLosses[] = {"softmaxCrossEntropy", "meanSquaredError"};
 OptionDef loss_option() {
-  return enum_option("loss", {kLosses[0], kLosses[1]}, 0, "what training minimizes");
+  return enum_option("loss", {kLosses[0], kLosses[1]}, 0, BNWASM_DOC("what training minimizes"));
 }
 OptionDef seed_option() {
-  return int_option("seed", 1, 0, 4294967295.0, "seeds the initial weights and the shuffling");
+  return int_option("seed", 1, 0, 4294967295.0, BNWASM_DOC("seeds the initial weights and the shuffling"));
 }
 const char* const kTopLevel[] = {"inputSize", "inputShape", "layers", "loss", "optimizer", "seed"};
 

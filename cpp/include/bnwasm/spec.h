@@ -14,6 +14,15 @@
 
 #include "bnwasm/value.h"
 
+// A layer type's or option's one-line doc, for the schema the README and index.d.ts are made
+// from (scripts/docs/options.mjs). The dense build (BNWASM_DENSE_ONLY) leaves the text out: its
+// schema lists types only, and the facade reads the full build's.
+#ifdef BNWASM_DENSE_ONLY
+#define BNWASM_DOC(text) ""
+#else
+#define BNWASM_DOC(text) text
+#endif
+
 namespace bnwasm {
 
 // The shape of one example between layers: an image (C, H, W) in NCHW order,

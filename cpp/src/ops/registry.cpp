@@ -59,16 +59,16 @@ LayerDef finish(LayerDef d) {
 
 OptionDef trainable_option() {
   return bool_option("trainable", true,
-                     "false keeps its parameters as they are while training (gradients still flow through it)");
+                     BNWASM_DOC("false keeps its parameters as they are while training (gradients still flow through it)"));
 }
 
 std::vector<OptionDef> weight_options() {
   return {
-      bool_option("useBias", true, "adds a bias (leave it out before a batch norm: beta takes its role)"),
+      bool_option("useBias", true, BNWASM_DOC("adds a bias (leave it out before a batch norm: beta takes its role)")),
       enum_option("init", {"auto", "heUniform", "glorotUniform", "normal"}, 0,
-                  "the initial weights: 'auto' is He uniform before a ReLU, Glorot uniform otherwise"),
+                  BNWASM_DOC("the initial weights: 'auto' is He uniform before a ReLU, Glorot uniform otherwise")),
       number_option("initStd", 0.01, 0, kInf, true, false,
-                    "the standard deviation of init 'normal'"),
+                    BNWASM_DOC("the standard deviation of init 'normal'")),
       trainable_option(),
   };
 }
