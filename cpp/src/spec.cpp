@@ -421,7 +421,7 @@ bool parse_layer(const Value& v, size_t i, LayerSpec* out, SpecFailure* why) {
 bool check_network(NetworkSpec* s, SpecFailure* why) {
   const std::vector<LayerSpec>& layers = s->layers;
   std::vector<Shape> shapes;
-  std::vector<bool> used(layers.size(), false);
+  std::vector<uint8_t> used(layers.size(), 0);  // bytes, not vector<bool> (network.cpp, folded)
   int64_t weights = 0;
   for (size_t i = 0; i < layers.size(); ++i) {
     LayerSpec& l = s->layers[i];
@@ -469,7 +469,7 @@ bool check_network(NetworkSpec* s, SpecFailure* why) {
                                                      def.name + " layer", names));
     }
     for (int32_t p : l.inputs)
-      if (p >= 0) used[p] = true;
+      if (p >= 0) used[p] = 1;
     SpecError e;
     if (def.check != nullptr && !def.check(l, &e)) return fail(why, where, e);
     std::vector<Shape> in;
