@@ -792,7 +792,9 @@ double softmax_crossentropy_forward_backward(float* dlogits, const float* logits
       sum += dz[k];
     }
     const size_t y = static_cast<size_t>(labels[b]);
-    total += static_cast<double>(std::log(sum)) + static_cast<double>(zmax) - z[y];
+    // The log in double (fdlibm_log, already in the wasm for the evaluation loss): logf would
+    // bring its own table; the loss only reports, no gradient reads it.
+    total += fdlibm_log(static_cast<double>(sum)) + static_cast<double>(zmax) - z[y];
     const float inv_sum = 1.0f / sum;
     for (size_t k = 0; k < K; ++k) dz[k] = dz[k] * inv_sum * inv_b;
     dz[y] -= inv_b;
