@@ -8,7 +8,7 @@ import { decodeValue, encodeValue } from './value.js';
 let schema = null;
 
 /**
- * The core's registry: every layer type with its options (kind, default, range, doc), its
+ * The core's registry (the full build's: loads bnwasm.wasm): every layer type with its options (kind, default, range, doc), its
  * inputs and its tensors (and their PyTorch and TF.js names); each optimizer's options; the
  * network's own options. What the docs and index.d.ts are held to.
  * @returns {Promise<object>}

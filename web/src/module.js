@@ -28,7 +28,8 @@ const isBytes = (value) => value instanceof ArrayBuffer || value instanceof Uint
  * createNetwork/loadNetwork/createTrainer; trainers started later pass the wasm settings on
  * to their worker.
  * @param {object} options
- * @param {string|URL} [options.wasmUrl] where to fetch bnwasm.wasm (relative URLs resolve against the page)
+ * @param {string|URL} [options.wasmUrl] where to fetch bnwasm.wasm, the full build (relative URLs resolve
+ *   against the page); every network then runs on it, and bnwasm-dense.wasm is never fetched
  * @param {ArrayBuffer|Uint8Array} [options.wasmBinary] the bytes of bnwasm.wasm (then nothing is fetched)
  * @param {string|URL} [options.workerUrl] the trainer's worker script: a module script that runs
  *   bnwasm's worker entry ('bnwasm/worker'), bundled or not
