@@ -120,11 +120,14 @@ async function bundleBytes(entryCode, wasmFiles, label) {
   return { label, jsBytes: js.length, jsGzip, wasmBytes: wasm.reduce((s, b) => s + b.length, 0), wasmGzip, totalGzip: jsGzip + wasmGzip };
 }
 const size = !doMlp ? undefined : {
-  bnwasm: await bundleBytes("export * from './web/src/index.js';", ['web/dist/bnwasm.wasm'], 'bnwasm (index.js bundle + bnwasm.wasm)'),
+  // The dense network fetches the dense build (web/src/module.js); a network with a convolution
+  // or pooling layer, the full one (the `conv` line below).
+  bnwasm: await bundleBytes("export * from './web/src/index.js';", ['web/dist/bnwasm-dense.wasm'], 'bnwasm (index.js bundle + bnwasm-dense.wasm)'),
+  conv: await bundleBytes("export * from './web/src/index.js';", ['web/dist/bnwasm.wasm'], 'bnwasm with a conv layer (index.js bundle + bnwasm.wasm)'),
   // What importing bnwasm/interop adds on top (the core's bytes do not include it).
   interop: await bundleBytes(
     "export * from './web/src/index.js'; export * from './web/src/interop/index.js';",
-    ['web/dist/bnwasm.wasm'],
+    ['web/dist/bnwasm-dense.wasm'],
     'bnwasm + bnwasm/interop',
   ),
   // The wasm backend fetches one of its three binaries; with SIMD and no
@@ -271,7 +274,7 @@ out.push(
     `one row 1x256x784 dense 1x32 ${fmt(kernelAt(kernels, 'predict1 1x256x784 gemm_packed_1x32'), 1)}`,
 );
 out.push(`bytes: bnwasm/interop adds ${kib(size.interop.jsGzip - size.bnwasm.jsGzip)} of JS for those who import it`);
-out.push(`bytes: bnwasm JS ${kib(size.bnwasm.jsGzip)} + wasm ${kib(size.bnwasm.wasmGzip)}; TF.js JS ${kib(size.tfjs.jsGzip)} + wasm ${kib(size.tfjs.wasmGzip)} (gzip -9)`);
+out.push(`bytes: bnwasm JS ${kib(size.bnwasm.jsGzip)} + bnwasm-dense.wasm ${kib(size.bnwasm.wasmGzip)} (a network with a convolution fetches bnwasm.wasm, ${kib(size.conv.wasmGzip)}, instead); TF.js JS ${kib(size.tfjs.jsGzip)} + wasm ${kib(size.tfjs.wasmGzip)} (gzip -9)`);
 const nativeDir = join(root, 'bench/results');
 const native = existsSync(nativeDir) ? readdirSync(nativeDir).filter((f) => f.startsWith('native-')).sort().pop() : undefined;
 out.push(native ? `native Google Benchmark of the same kernels: bench/results/${native} (npm run bench:native)` : 'native Google Benchmark of the same kernels: run npm run bench:native');

@@ -61,8 +61,9 @@ const entries = Object.entries(ENTRIES).map(([subpath, name]) => {
 });
 
 // The glue is taken from DIST, so the CommonJS files and the wasm beside them are one build:
-// bnwasm.mjs and the threaded module's bnwasm-mt.mjs.
-const GLUE = /\/dist\/(bnwasm(?:-mt)?\.mjs)$/;
+// bnwasm.mjs and the threaded module's bnwasm-mt.mjs; bnwasm-dense.mjs too (the dense build's
+// entry, an ES module like those of web/src, converted as they are).
+const GLUE = /\/dist\/(bnwasm(?:-mt|-dense)?\.mjs)$/;
 const glues = new Set(['bnwasm.mjs', 'bnwasm-mt.mjs'].map((name) => path.join(dist, name)));
 const resolveSource = (importer, specifier) => {
   const target = path.resolve(path.dirname(importer), specifier);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "bnwasm/fdlibm.h"
 #include "bnwasm/kernels.h"
 #include "bnwasm/parallel.h"
 
@@ -870,7 +871,9 @@ double softmax_crossentropy_forward_backward(float* dlogits, const float* logits
       sum += dz[k];
     }
     const size_t y = static_cast<size_t>(labels[b]);
-    total += static_cast<double>(std::log(sum)) + static_cast<double>(zmax) - z[y];
+    // The log in double (fdlibm_log, already in the wasm for the evaluation loss): logf would
+    // bring its own table; the loss only reports, no gradient reads it.
+    total += fdlibm_log(static_cast<double>(sum)) + static_cast<double>(zmax) - z[y];
     const float inv_sum = 1.0f / sum;
     for (size_t k = 0; k < K; ++k) dz[k] = dz[k] * inv_sum * inv_b;
     dz[y] -= inv_b;
@@ -887,9 +890,9 @@ double softmax_crossentropy_forward(size_t* correct, const float* logits, const 
     const size_t argmax = static_cast<size_t>(std::max_element(z, z + K) - z);
     const float zmax = z[argmax];
     double sum = 0.0;
-    for (size_t k = 0; k < K; ++k) sum += std::exp(static_cast<double>(z[k] - zmax));
+    for (size_t k = 0; k < K; ++k) sum += fdlibm_exp(static_cast<double>(z[k] - zmax));
     const size_t y = static_cast<size_t>(labels[b]);
-    total += std::log(sum) + zmax - z[y];
+    total += fdlibm_log(sum) + zmax - z[y];
     hits += argmax == y;
   }
   if (correct != nullptr) *correct = hits;

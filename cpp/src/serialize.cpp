@@ -165,6 +165,10 @@ struct Serializer {
         return Status::CorruptModel;
       }
     } else {
+#ifdef BNWASM_DENSE_ONLY
+      // The web facade gives files of formats 1 and 2 to the full build (web/src/module.js).
+      return corrupt("model format version " + std::to_string(version) + " is read by the full build of bnwasm");
+#endif
       if (spec_n > (1u << 20)) return corrupt("bad spec length");
       std::vector<double> spec_v(spec_n);
       for (double& d : spec_v)

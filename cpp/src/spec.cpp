@@ -233,6 +233,7 @@ Value option_value(const OptionDef& o, const double* v) {
   }
 }
 
+#ifndef BNWASM_DENSE_ONLY
 // An option's description for the schema: kind, default, range, values.
 Value option_schema(const OptionDef& o) {
   static const char* const kKinds[] = {"int", "number", "bool", "enum", "size", "padding", "record"};
@@ -268,6 +269,7 @@ Value option_schema(const OptionDef& o) {
   d.set("doc", Value::string(o.doc));
   return d;
 }
+#endif
 
 // ---- optimizers -------------------------------------------------------------------------
 
@@ -281,18 +283,18 @@ const std::vector<OptimizerDef>& optimizer_defs() {
   static const std::vector<OptimizerDef> defs = {
       {"sgd",
        {number_option("learningRate", 0.01, 0, inf, false, false,
-                      "step size (0 only refreshes the batch-norm statistics)"),
-        number_option("momentum", 0, 0, 1, false, true, "heavy-ball momentum, as torch.optim.SGD"),
-        bool_option("nesterov", false, "Nesterov momentum (needs momentum > 0)"),
+                      BNWASM_DOC("step size (0 only refreshes the batch-norm statistics)")),
+        number_option("momentum", 0, 0, 1, false, true, BNWASM_DOC("heavy-ball momentum, as torch.optim.SGD")),
+        bool_option("nesterov", false, BNWASM_DOC("Nesterov momentum (needs momentum > 0)")),
         number_option("weightDecay", 0, 0, inf, false, false,
-                      "L2 added to the gradient, as torch.optim does")}},
+                      BNWASM_DOC("L2 added to the gradient, as torch.optim does"))}},
       {"adam",
-       {number_option("learningRate", 1e-3, 0, inf, false, false, "step size"),
-        number_option("beta1", 0.9, 0, 1, false, true, "decay of the first moment"),
-        number_option("beta2", 0.999, 0, 1, false, true, "decay of the second moment"),
-        number_option("epsilon", 1e-8, 0, inf, true, false, "added to the denominator"),
+       {number_option("learningRate", 1e-3, 0, inf, false, false, BNWASM_DOC("step size")),
+        number_option("beta1", 0.9, 0, 1, false, true, BNWASM_DOC("decay of the first moment")),
+        number_option("beta2", 0.999, 0, 1, false, true, BNWASM_DOC("decay of the second moment")),
+        number_option("epsilon", 1e-8, 0, inf, true, false, BNWASM_DOC("added to the denominator")),
         number_option("weightDecay", 0, 0, inf, false, false,
-                      "L2 added to the gradient, as torch.optim does")}},
+                      BNWASM_DOC("L2 added to the gradient, as torch.optim does"))}},
   };
   return defs;
 }
@@ -324,10 +326,10 @@ OptimizerSpec optimizer_of(OptimizerType type, const std::vector<double>& v) {
 
 const char* const kLosses[] = {"softmaxCrossEntropy", "meanSquaredError"};
 OptionDef loss_option() {
-  return enum_option("loss", {kLosses[0], kLosses[1]}, 0, "what training minimizes");
+  return enum_option("loss", {kLosses[0], kLosses[1]}, 0, BNWASM_DOC("what training minimizes"));
 }
 OptionDef seed_option() {
-  return int_option("seed", 1, 0, 4294967295.0, "seeds the initial weights and the shuffling");
+  return int_option("seed", 1, 0, 4294967295.0, BNWASM_DOC("seeds the initial weights and the shuffling"));
 }
 const char* const kTopLevel[] = {"inputSize", "inputShape", "layers", "loss", "optimizer", "seed"};
 
@@ -367,6 +369,14 @@ bool parse_layer(const Value& v, size_t i, LayerSpec* out, SpecFailure* why) {
   for (const LayerDef* d : layer_defs()) type_names.push_back(d->name);
   const Value* type = v.get("type");
   const LayerDef* def = type != nullptr && type->is_string() ? find_layer_def(type->as_string()) : nullptr;
+  if (def == nullptr && type != nullptr && type->is_string()) {
+    for (const char* left_out : left_out_layer_types())
+      if (type->as_string() == left_out)
+        return fail(why, at, error_of("type", "'" + type->as_string() +
+                                                  "' is not in this build of bnwasm (the dense "
+                                                  "build has no convolution or pooling layers)",
+                                      *type));
+  }
   if (def == nullptr)
     return fail(why, at, error_of("type", "must be one of " + quoted_list(type_names),
                                   type != nullptr ? *type : undefined_value()));
@@ -411,7 +421,7 @@ bool parse_layer(const Value& v, size_t i, LayerSpec* out, SpecFailure* why) {
 bool check_network(NetworkSpec* s, SpecFailure* why) {
   const std::vector<LayerSpec>& layers = s->layers;
   std::vector<Shape> shapes;
-  std::vector<bool> used(layers.size(), false);
+  std::vector<uint8_t> used(layers.size(), 0);  // bytes, not vector<bool> (network.cpp, folded)
   int64_t weights = 0;
   for (size_t i = 0; i < layers.size(); ++i) {
     LayerSpec& l = s->layers[i];
@@ -459,7 +469,7 @@ bool check_network(NetworkSpec* s, SpecFailure* why) {
                                                      def.name + " layer", names));
     }
     for (int32_t p : l.inputs)
-      if (p >= 0) used[p] = true;
+      if (p >= 0) used[p] = 1;
     SpecError e;
     if (def.check != nullptr && !def.check(l, &e)) return fail(why, where, e);
     std::vector<Shape> in;
@@ -754,6 +764,21 @@ Value network_value(const NetworkSpec& s) {
   return c;
 }
 
+#ifdef BNWASM_DENSE_ONLY
+// The dense build answers only which layer types it has (scripts/build-dense.mjs asks): the
+// web facade reads the full build's schema, so this one carries no option tables.
+Value schema_value() {
+  Value layers = Value::array();
+  for (const LayerDef* d : layer_defs()) {
+    Value t = Value::object();
+    t.set("type", Value::string(d->name));
+    layers.push(t);
+  }
+  Value s = Value::object();
+  s.set("layers", layers);
+  return s;
+}
+#else
 Value schema_value() {
   Value layers = Value::array();
   for (const LayerDef* d : layer_defs()) {
@@ -799,6 +824,7 @@ Value schema_value() {
   s.set("network", network);
   return s;
 }
+#endif
 
 Value layers_value(const NetworkSpec& s) {
   const std::vector<Shape> shapes = layer_shapes(s);

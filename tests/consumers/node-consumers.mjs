@@ -212,7 +212,7 @@ async function runApp(app, dir, node, first, logDir) {
 /** The files the Node entries need are in the tarball; engines admits every Node tested. */
 function packageRows(tarball, nodes) {
   const listed = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n');
-  const needed = ['web/dist/bnwasm.cjs', 'web/dist/interop.cjs', 'web/dist/cjs/src/index.node.cjs', 'web/dist/cjs/src/interop/index.node.cjs', 'web/dist/cjs/dist/bnwasm.cjs', 'web/dist/bnwasm.d.cts', 'web/dist/interop.d.cts', 'web/dist/trainer.d.cts', 'web/dist/bnwasm.mjs', 'web/dist/bnwasm.wasm', 'web/src/index.js', 'web/src/index.d.ts', 'web/src/worker.js'];
+  const needed = ['web/dist/bnwasm.cjs', 'web/dist/interop.cjs', 'web/dist/cjs/src/index.node.cjs', 'web/dist/cjs/src/interop/index.node.cjs', 'web/dist/cjs/dist/bnwasm.cjs', 'web/dist/bnwasm.d.cts', 'web/dist/interop.d.cts', 'web/dist/trainer.d.cts', 'web/dist/bnwasm.mjs', 'web/dist/bnwasm.wasm', 'web/dist/bnwasm-dense.mjs', 'web/dist/bnwasm-dense.wasm', 'web/dist/cjs/dist/bnwasm-dense.cjs', 'web/src/index.js', 'web/src/index.d.ts', 'web/src/worker.js'];
   const missing = needed.filter((file) => !listed.includes(`package/${file}`));
   const { engines } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
   const outside = nodes.filter((node) => !semver.satisfies(node.version, engines.node)).map((node) => node.version);

@@ -90,7 +90,7 @@ const CONSUMERS = [
     bundler: 'rollup',
     build(app) {
       run(app, process.execPath, [bin('rollup', 'dist/bin/rollup'), '-c']);
-      for (const wasm of ['bnwasm.wasm', 'bnwasm-mt.wasm']) copyFileSync(join(app, 'node_modules/bnwasm/web/dist', wasm), join(app, 'dist', wasm));
+      for (const wasm of ['bnwasm.wasm', 'bnwasm-dense.wasm', 'bnwasm-mt.wasm']) copyFileSync(join(app, 'node_modules/bnwasm/web/dist', wasm), join(app, 'dist', wasm));
       staticPage(app, '<script type="module" src="./main.js"></script>');
     },
   },
@@ -109,7 +109,7 @@ const CONSUMERS = [
         '--outdir=dist',
         '--entry-names=[name]',
       ]);
-      for (const wasm of ['bnwasm.wasm', 'bnwasm-mt.wasm']) copyFileSync(join(app, 'node_modules/bnwasm/web/dist', wasm), join(app, 'dist', wasm));
+      for (const wasm of ['bnwasm.wasm', 'bnwasm-dense.wasm', 'bnwasm-mt.wasm']) copyFileSync(join(app, 'node_modules/bnwasm/web/dist', wasm), join(app, 'dist', wasm));
       staticPage(app, '<script type="module" src="./main.js"></script>');
     },
   },
@@ -179,7 +179,7 @@ test('npm pack: the files a consumer needs, and nothing else', () => {
   const paths = files.map((f) => f.path).sort();
   console.log(`# tarball ${size} bytes (${unpackedSize} unpacked), ${paths.length} files:\n#   ${paths.join('\n#   ')}`);
   const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-  const wanted = ['package.json', 'README.md', 'web/dist/bnwasm.mjs', 'web/dist/bnwasm.wasm', 'web/dist/bnwasm-mt.mjs', 'web/dist/bnwasm-mt.wasm'];
+  const wanted = ['package.json', 'README.md', 'web/dist/bnwasm.mjs', 'web/dist/bnwasm.wasm', 'web/dist/bnwasm-dense.mjs', 'web/dist/bnwasm-dense.wasm', 'web/dist/bnwasm-mt.mjs', 'web/dist/bnwasm-mt.wasm'];
   if (existsSync(join(ROOT, 'LICENSE'))) wanted.push('LICENSE');
   // Every file the manifest points at: entries of every condition, types, side-effect list.
   const targets = (value) => (typeof value === 'string' ? [value] : Object.values(value ?? {}).flatMap(targets));
@@ -189,7 +189,7 @@ test('npm pack: the files a consumer needs, and nothing else', () => {
   for (const file of wanted) assert.ok(paths.includes(file), `${file} is not in the tarball`);
   // The ES module (web/src, its interop entry), the CommonJS entry generated from it, the wasm.
   const stray = paths.filter(
-    (p) => !/^(package\.json|README\.md|LICENSE|web\/dist\/(bnwasm(-mt)?\.(mjs|wasm|cjs)|interop\.cjs|cjs\/(src|dist)\/[\w./-]+\.cjs)|web\/dist\/[\w.-]+\.d\.cts|web\/src\/(interop\/)?[\w.-]+\.(js|d\.ts))$/.test(p),
+    (p) => !/^(package\.json|README\.md|LICENSE|web\/dist\/(bnwasm(-mt|-dense)?\.(mjs|wasm|cjs)|interop\.cjs|cjs\/(src|dist)\/[\w./-]+\.cjs)|web\/dist\/[\w.-]+\.d\.cts|web\/src\/(interop\/)?[\w.-]+\.(js|d\.ts))$/.test(p),
   );
   assert.deepEqual(stray, [], 'files in the tarball that no consumer needs');
 });

@@ -2,13 +2,13 @@
 // options, defaults, ranges and tensors (its registry, cpp/src/ops/): this module asks it.
 import { describe, lastError, schema as coreSchema } from './core.js';
 import { coreError } from './core-errors.js';
-import { loadModule } from './module.js';
+import { loadModule, moduleFor } from './module.js';
 import { decodeValue, encodeValue } from './value.js';
 
 let schema = null;
 
 /**
- * The core's registry: every layer type with its options (kind, default, range, doc), its
+ * The core's registry (the full build's: loads bnwasm.wasm): every layer type with its options (kind, default, range, doc), its
  * inputs and its tensors (and their PyTorch and TF.js names); each optimizer's options; the
  * network's own options. What the docs and index.d.ts are held to.
  * @returns {Promise<object>}
@@ -29,7 +29,7 @@ export async function networkSchema() {
  * @returns {Promise<{config: object, layers: object[]}>}
  */
 export async function describeNetwork(config, fn = 'describeNetwork') {
-  const mod = await loadModule();
+  const mod = await moduleFor(config);
   const bytes = describe(mod, encodeValue(config));
   if (bytes === null) throw coreError(fn, lastError(mod));
   return decodeValue(bytes);

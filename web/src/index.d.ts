@@ -282,9 +282,13 @@ export declare function loadNetwork(bytes: Uint8Array | ArrayBuffer): Promise<Ne
  * on to their worker. Bad options throw InputError.
  */
 export interface ConfigureOptions {
-  /** Where to fetch bnwasm.wasm; a relative URL resolves against the page. Not with wasmBinary. */
+  /**
+   * Where to fetch bnwasm.wasm, the full build; a relative URL resolves against the page. Not
+   * with wasmBinary. With it every network runs on that file (bnwasm-dense.wasm, the smaller
+   * build for networks without convolution or pooling layers, is not fetched).
+   */
   wasmUrl?: string | URL;
-  /** The bytes of bnwasm.wasm (nothing is fetched). Not with wasmUrl. */
+  /** The bytes of bnwasm.wasm (nothing is fetched; every network runs on them). Not with wasmUrl. */
   wasmBinary?: ArrayBuffer | Uint8Array;
   /** The trainer's worker: a module script running bnwasm's worker entry (`bnwasm/worker`). */
   workerUrl?: string | URL;
@@ -298,9 +302,14 @@ export interface ConfigureOptions {
   threads?: number;
 }
 export declare function configure(options: ConfigureOptions): void;
-/** The threads this realm's bnwasm uses (1: the single-thread module). Loads the module. */
+/** The threads this realm's bnwasm uses (1: the single-thread module). Loads a module if none is loaded. */
 export declare function threadCount(): Promise<number>;
 
+/**
+ * Memory diagnostics, for leak checks: the wasm memory's size, the bytes allocated inside it
+ * (both summed over the modules loaded: bnwasm.wasm and bnwasm-dense.wasm when networks of
+ * both kinds were made) and the networks not yet disposed or collected.
+ */
 export declare function memoryUsage(): Promise<{ wasmMemoryBytes: number; allocatedBytes: number; liveNetworks: number }>;
 
 export type ErrorCode =

@@ -1,12 +1,23 @@
 // Loads the WebAssembly module once per realm (page, worker or Node process). Where the wasm
 // comes from is the platform's business (platform.browser.js, platform.node.js), unless
 // configure() names it.
+// Two single-thread builds share this glue (they export the same functions): bnwasm.wasm, the
+// full one, and bnwasm-dense.wasm, without the convolution and pooling layers, the smaller
+// download a network of dense, batch-norm, activation and merge layers runs on.
+// bnwasm-dense.mjs is generated with it (scripts/build.sh): the layer types the dense build's
+// registry answers that it has, and that build's URL.
 import createBnwasmModule from '../dist/bnwasm.mjs';
+import { denseLayerTypes } from '../dist/bnwasm-dense.mjs';
 import { setThreadCount } from './core.js';
 import { InputError, describe } from './errors.js';
 import { platform, settings } from './platform.js';
+import { decodeValue } from './value.js';
 
-let modulePromise = null;
+/** Per build ('full', 'dense'): the promise of its module, once asked for. */
+const modules = new Map();
+/** The threaded module's promise (null where threads do not run), once asked for. */
+let threadedPromise = null;
+const DENSE = new Set(denseLayerTypes);
 
 const isUrl = (value) => typeof value === 'string' || value instanceof URL;
 const isBytes = (value) => value instanceof ArrayBuffer || value instanceof Uint8Array;
@@ -17,7 +28,8 @@ const isBytes = (value) => value instanceof ArrayBuffer || value instanceof Uint
  * createNetwork/loadNetwork/createTrainer; trainers started later pass the wasm settings on
  * to their worker.
  * @param {object} options
- * @param {string|URL} [options.wasmUrl] where to fetch bnwasm.wasm (relative URLs resolve against the page)
+ * @param {string|URL} [options.wasmUrl] where to fetch bnwasm.wasm, the full build (relative URLs resolve
+ *   against the page); every network then runs on it, and bnwasm-dense.wasm is never fetched
  * @param {ArrayBuffer|Uint8Array} [options.wasmBinary] the bytes of bnwasm.wasm (then nothing is fetched)
  * @param {string|URL} [options.workerUrl] the trainer's worker script: a module script that runs
  *   bnwasm's worker entry ('bnwasm/worker'), bundled or not
@@ -44,7 +56,7 @@ export function configure(options) {
     fail(`wasmBinary must be an ArrayBuffer or Uint8Array, got ${describe(wasmBinary)}`, 'BNWASM_WRONG_TYPE');
   }
   if (wasmUrl !== undefined && wasmBinary !== undefined) fail('give wasmUrl or wasmBinary, not both');
-  if (modulePromise !== null && (wasmUrl !== undefined || wasmBinary !== undefined || threads !== undefined)) {
+  if (modules.size > 0 && (wasmUrl !== undefined || wasmBinary !== undefined || threads !== undefined)) {
     fail('the wasm module is already loaded; call configure() before the first createNetwork, loadNetwork or createTrainer');
   }
   if (threads > 1 && !platform.isolated()) warnNotIsolated(threads);
@@ -86,45 +98,118 @@ export function workerModuleSettings() {
 
 /**
  * The threaded module when more than one thread is wanted and this realm can run them (Node;
- * a browser worker on an isolated page), else the single-thread one. A threaded module that
- * cannot start (a worker that fails to load or never answers) falls back to the single-thread
- * one with a warning, never a hang. The module records its count as `bnwasmThreads`.
+ * a browser worker on an isolated page), else null. A threaded module that cannot start (a
+ * worker that fails to load or never answers) gives null with a warning, never a hang. It
+ * runs every network, whatever its layers: the threaded build is the full one.
  */
-async function instantiate() {
-  const threads = settings.threads ?? platform.cores();
-  if (threads > 1 && platform.instantiateThreaded !== null) {
+function threadedModule() {
+  threadedPromise ??= (async () => {
+    const threads = settings.threads ?? platform.cores();
+    if (threads <= 1 || platform.instantiateThreaded === null) return null;
     try {
       const mod = await platform.instantiateThreaded(threads, settings);
       if (mod !== null) {
         mod.bnwasmThreads = setThreadCount(mod, threads);
-        return mod;
+        mod.bnwasmBuild = 'threaded';
       }
+      return mod;
     } catch (error) {
       console.warn(`bnwasm: the threaded module could not start (${error?.message ?? error}); running on one thread`);
+      return null;
     }
-  }
-  const mod = await platform.instantiate(createBnwasmModule, settings);
+  })();
+  return threadedPromise;
+}
+
+/**
+ * The module of a build ('full' or 'dense'): the threaded one where it runs, else that
+ * single-thread build. configure()'s wasmUrl or wasmBinary is the full build's, and then every
+ * network runs on it. The module records its thread count as `bnwasmThreads` and which build it
+ * is as `bnwasmBuild` ('full', 'dense' or 'threaded').
+ */
+async function instantiate(build) {
+  const threaded = await threadedModule();
+  if (threaded !== null) return threaded;
+  const own = settings.wasmUrl === undefined && settings.wasmBinary === undefined;
+  const mod = await platform.instantiate(createBnwasmModule, settings, own ? build : 'full');
   mod.bnwasmThreads = 1;
+  mod.bnwasmBuild = own ? build : 'full';
   return mod;
 }
 
 /**
- * The threads this realm's bnwasm uses for training and batch inference (loads the module).
+ * The threads this realm's bnwasm uses for training and batch inference (loads a module if
+ * none is loaded yet: the smallest).
  * @returns {Promise<number>}
  */
 export async function threadCount() {
-  return (await loadModule()).bnwasmThreads;
+  return (await (modules.values().next().value ?? loadModule('dense'))).bnwasmThreads;
 }
 
-/** The shared module instance; instantiated on first use. */
-export function loadModule() {
-  if (modulePromise === null) {
-    modulePromise = instantiate().catch((error) => {
-      modulePromise = null;
-      throw error;
-    });
+/** Every module this realm has loaded (one at least: the smallest if none). @internal */
+export async function loadedModules() {
+  if (modules.size === 0) loadModule('dense');
+  return [...new Set(await Promise.all(modules.values()))];
+}
+
+/**
+ * The module of a build, instantiated on first use: 'full' (every layer type) or 'dense'
+ * (no convolution or pooling layers; see moduleFor).
+ */
+export function loadModule(build = 'full') {
+  if (!modules.has(build)) {
+    modules.set(
+      build,
+      instantiate(build).catch((error) => {
+        modules.delete(build);
+        if (modules.size === 0) threadedPromise = null;
+        throw error;
+      }),
+    );
   }
-  return modulePromise;
+  return modules.get(build);
+}
+
+/**
+ * The module for a network config: the dense build's when every layer's type is one it has,
+ * else the full one (which also reports a config that names an unknown type, or none).
+ */
+export function moduleFor(config) {
+  const layers = config !== null && typeof config === 'object' ? config.layers : undefined;
+  const dense = Array.isArray(layers) && layers.every((l) => l !== null && typeof l === 'object' && DENSE.has(l.type));
+  return loadModule(dense ? 'dense' : 'full');
+}
+
+/** moduleFor a config's Value bytes. @internal */
+export function moduleForEncoded(bytes) {
+  let config = null;
+  try {
+    config = decodeValue(bytes);
+  } catch {
+    // damaged bytes: the full module reports them
+  }
+  return moduleFor(config);
+}
+
+/**
+ * The module for model bytes (save()): the dense build's when the file's stored config (format
+ * 3: "BNWM", u32 version, u32 length, u32 n, then the config's n Value bytes; see
+ * cpp/src/serialize.cpp) has only layer types it has; the full one for anything else (older
+ * formats, bytes it cannot read, which that module then reports).
+ */
+export function moduleForModel(bytes) {
+  let config = null;
+  try {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const magic = bytes[0] === 0x42 && bytes[1] === 0x4e && bytes[2] === 0x57 && bytes[3] === 0x4d; // BNWM
+    if (magic && view.getUint32(4, true) === 3) {
+      const n = view.getUint32(12, true);
+      if (16 + n <= bytes.length) config = decodeValue(bytes.subarray(16, 16 + n));
+    }
+  } catch {
+    // cut short or damaged: the full module reports it
+  }
+  return moduleFor(config);
 }
 
 /**

@@ -4,7 +4,7 @@ import { create, heapAllocated, lastError, load } from './core.js';
 import { coreError } from './core-errors.js';
 import { BnwasmError, DisposedError, InputError, describe } from './errors.js';
 import { exporter } from './exporters.js';
-import { loadModule, yieldToEventLoop } from './module.js';
+import { loadedModules, moduleFor, moduleForEncoded, moduleForModel, yieldToEventLoop } from './module.js';
 import { ProgressReporter } from './progress.js';
 import { decodeValue, encodeValue } from './value.js';
 
@@ -60,6 +60,8 @@ function isIntegerArray(y) {
 
 /** @internal A predict-only Network with every batch norm after a dense or conv2d layer folded into it (the core's folding). */
 export let foldedCopy;
+/** @internal Which wasm build runs a Network: 'dense', 'full' or 'threaded' (for tests). */
+export let buildOf;
 /** @internal A batch-norm layer's num_batches_tracked (-1 for another layer), and its setter. */
 export let batchesTracked;
 export let setBatchesTracked;
@@ -751,6 +753,7 @@ export class Network {
   // What the interop converters (part of this package) may do that users may not: see the
   // functions assigned here, below the class.
   static {
+    buildOf = (net) => net.#mod.bnwasmBuild;
     foldedCopy = (net) => {
       net.#live('toInference');
       const handle = net.#h.folded();
@@ -938,7 +941,7 @@ export function createNetwork(config) {
  * the core, which names what is wrong with it). @internal
  */
 export async function openNetwork(fn, config, encoded) {
-  const mod = await loadModule();
+  const mod = await (config === undefined && encoded !== undefined ? moduleForEncoded(encoded) : moduleFor(config));
   const handle = create(mod, encoded ?? encodeValue(config));
   if (handle === null) throw coreError(fn, lastError(mod));
   return new Network(mod, handle);
@@ -946,12 +949,19 @@ export async function openNetwork(fn, config, encoded) {
 
 /**
  * Memory diagnostics, for leak checks: the wasm memory's size, the bytes
- * allocated inside it, and the networks not yet disposed or collected.
+ * allocated inside it, and the networks not yet disposed or collected. Summed over
+ * the modules this realm has loaded (the full and the dense build, when it made
+ * networks of both kinds).
  * @returns {Promise<{wasmMemoryBytes: number, allocatedBytes: number, liveNetworks: number}>}
  */
 export async function memoryUsage() {
-  const mod = await loadModule();
-  return { wasmMemoryBytes: mod.HEAPU8.buffer.byteLength, allocatedBytes: heapAllocated(mod), liveNetworks };
+  let wasmMemoryBytes = 0;
+  let allocatedBytes = 0;
+  for (const mod of await loadedModules()) {
+    wasmMemoryBytes += mod.HEAPU8.buffer.byteLength;
+    allocatedBytes += heapAllocated(mod);
+  }
+  return { wasmMemoryBytes, allocatedBytes, liveNetworks };
 }
 
 /**
@@ -965,7 +975,7 @@ export async function loadNetwork(bytes) {
   if (!(bytes instanceof Uint8Array)) {
     throw new InputError(`loadNetwork(): bytes must be a Uint8Array or ArrayBuffer, got ${describe(bytes)}`, 'BNWASM_WRONG_TYPE');
   }
-  const mod = await loadModule();
+  const mod = await moduleForModel(bytes);
   const handle = load(mod, bytes);
   if (handle === null) throw coreError('loadNetwork', lastError(mod));
   return new Network(mod, handle);

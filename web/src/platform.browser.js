@@ -3,6 +3,8 @@
 // the form bundlers (Vite, webpack, Parcel) find, copy and rewrite; a bundler that does not
 // (esbuild, plain Rollup) leaves them relative to its output, where the README puts the files.
 
+import { denseWasmUrl } from '../dist/bnwasm-dense.mjs';
+
 // Vite 5-7's dev server pre-bundles dependencies into node_modules/.vite/deps/, where URLs
 // relative to import.meta.url no longer point into this package (Vite 8 rebases them). In that
 // layout the package is at node_modules/bnwasm/, two folders up from the bundle.
@@ -17,12 +19,15 @@ export function viteDepsUrl(path) {
 }
 
 /**
- * Instantiates the Emscripten module. Without settings its glue fetches bnwasm.wasm from
- * beside itself (a URL relative to its import.meta.url, which bundlers rewrite).
+ * Instantiates the Emscripten module of a build ('full' or 'dense'). Without settings the glue
+ * fetches bnwasm.wasm from beside itself, and the dense build's bnwasm-dense.wasm is at the
+ * URL bnwasm-dense.mjs writes the same way (each relative to its own import.meta.url, which
+ * bundlers rewrite).
  */
-export function instantiate(createModule, { wasmUrl, wasmBinary }) {
+export function instantiate(createModule, { wasmUrl, wasmBinary }, build) {
   if (wasmBinary !== undefined) return createModule({ wasmBinary });
-  const url = wasmUrl ?? viteDepsUrl('web/dist/bnwasm.wasm');
+  const dense = build === 'dense';
+  const url = wasmUrl ?? viteDepsUrl(dense ? 'web/dist/bnwasm-dense.wasm' : 'web/dist/bnwasm.wasm') ?? (dense ? denseWasmUrl() : null);
   return createModule(url ? { locateFile: () => String(url) } : {});
 }
 

@@ -33,8 +33,10 @@ async function wasmBytes(location) {
 }
 
 setPlatform({
-  async instantiate(createModule, { wasmUrl, wasmBinary }) {
-    const bytes = wasmBinary ?? (await wasmBytes(wasmUrl ?? new URL('../dist/bnwasm.wasm', import.meta.url)));
+  // build: 'full' (bnwasm.wasm) or 'dense' (bnwasm-dense.wasm); the glue is the same.
+  async instantiate(createModule, { wasmUrl, wasmBinary }, build) {
+    const own = build === 'dense' ? new URL('../dist/bnwasm-dense.wasm', import.meta.url) : new URL('../dist/bnwasm.wasm', import.meta.url);
+    const bytes = wasmBinary ?? (await wasmBytes(wasmUrl ?? own));
     return createModule({ wasmBinary: bytes });
   },
 

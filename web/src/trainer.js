@@ -73,6 +73,7 @@ export class Trainer {
   #inputSize;
   #outputSize;
   #threads;
+  #build;
 
   /** @internal Use createTrainer() or loadTrainer(). */
   constructor() {}
@@ -101,6 +102,7 @@ export class Trainer {
     this.#inputSize = info.inputSize;
     this.#outputSize = info.outputSize;
     this.#threads = info.threads;
+    this.#build = info.build;
   }
 
   /** The worker network's normalized config (a copy). */
@@ -112,6 +114,10 @@ export class Trainer {
   }
   get outputSize() {
     return this.#outputSize;
+  }
+  /** @internal Which wasm build the worker's network runs on: 'dense', 'full' or 'threaded' (for tests). */
+  get _build() {
+    return this.#build;
   }
   /** The threads the worker trains on (1: the single-thread module; see configure()'s threads). */
   get threads() {

@@ -2,9 +2,9 @@
 // Web Worker and, through worker.node.js, as a Node worker_threads Worker.
 //
 // Protocol (the client is trainer.js):
-//   requests  {id, type: 'create', config}            -> result {config, inputSize, outputSize, threads}
-//             (config: its Value bytes, encoded on the page)
-//             {id, type: 'load', bytes}                -> result {config, inputSize, outputSize, threads}
+//   requests  {id, type: 'create', config}            -> result {config, inputSize, outputSize, threads, build}
+//             (config: its Value bytes, encoded on the page; build: the wasm build it runs on)
+//             {id, type: 'load', bytes}                -> result {config, inputSize, outputSize, threads, build}
 //             {id, type: 'fit', x, y, options}         -> progress {progress}* and checkpoint {checkpoint}*
 //                                                         (bytes transferred), then result (history)
 //             {id, type: 'pause' | 'resume'}           -> result {step}  (pause: once the fit has stopped)
@@ -16,7 +16,7 @@
 //             {type: '__crash', how, atStep?}          (internal test hook, Trainer._crash: the worker dies)
 //   replies   {id, type: 'result', result} | {id, type: 'error', error: {name, message, code, details}}
 //             | {id, type: 'progress', progress} | {id, type: 'checkpoint', checkpoint}
-import { loadNetwork, openNetwork } from './network.js';
+import { buildOf, loadNetwork, openNetwork } from './network.js';
 import { BnwasmError, InputError, describe, serializeError } from './errors.js';
 import { threadCount } from './module.js';
 import { exitThread, workerPort } from './worker-port.js';
@@ -41,7 +41,7 @@ port.listen(async (message) => {
       case 'load': {
         if (net) throw new BnwasmError(`${type}: this worker already holds a network`, 'BNWASM_INVALID_ARGUMENT');
         net = type === 'create' ? await openNetwork('createTrainer', undefined, message.config) : await loadNetwork(message.bytes);
-        reply(id, { config: net.config, inputSize: net.inputSize, outputSize: net.outputSize, threads: await threadCount() });
+        reply(id, { config: net.config, inputSize: net.inputSize, outputSize: net.outputSize, threads: await threadCount(), build: buildOf(net) });
         return;
       }
       case 'abort':

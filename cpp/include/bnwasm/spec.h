@@ -14,6 +14,15 @@
 
 #include "bnwasm/value.h"
 
+// A layer type's or option's one-line doc, for the schema the README and index.d.ts are made
+// from (scripts/docs/options.mjs). The dense build (BNWASM_DENSE_ONLY) leaves the text out: its
+// schema lists types only, and the facade reads the full build's.
+#ifdef BNWASM_DENSE_ONLY
+#define BNWASM_DOC(text) ""
+#else
+#define BNWASM_DOC(text) text
+#endif
+
 namespace bnwasm {
 
 // The shape of one example between layers: an image (C, H, W) in NCHW order,
@@ -122,8 +131,12 @@ struct LayerDef {
   int option(const char* name) const;  // index in options, or -1
 };
 
-// Every layer type, in a fixed order (the order of the docs and of error messages).
+// Every layer type of this build, in a fixed order (the order of the docs and
+// of error messages).
 const std::vector<const LayerDef*>& layer_defs();
+// The types this build leaves out (the dense build's convolution and pooling
+// types; none in the full build), so a config that names one is told so.
+const std::vector<const char*>& left_out_layer_types();
 const LayerDef* find_layer_def(const std::string& name);
 
 // One layer of a network: its type, its option values, its name and its inputs.

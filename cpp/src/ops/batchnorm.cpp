@@ -188,27 +188,27 @@ const LayerDef& batch_norm_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "batchNorm";
-    d.doc = "batch normalization: per feature (BatchNorm1d) or per channel of an image (BatchNorm2d)";
+    d.doc = BNWASM_DOC("batch normalization: per feature (BatchNorm1d) or per channel of an image (BatchNorm2d)");
     OptionDef renorm("renorm", OptionKind::Record, 0);
     renorm.fields = {
-        number_option("rMax", 3, 1, kInf, false, false, "the clip of r"),
-        number_option("dMax", 5, 0, kInf, false, false, "the clip of d"),
+        number_option("rMax", 3, 1, kInf, false, false, BNWASM_DOC("the clip of r")),
+        number_option("dMax", 5, 0, kInf, false, false, BNWASM_DOC("the clip of d")),
     };
-    renorm.doc = "batch renormalization (Ioffe 2017) with these clips; null for plain batch norm";
+    renorm.doc = BNWASM_DOC("batch renormalization (Ioffe 2017) with these clips; null for plain batch norm");
     d.options = {
         number_option("momentum", 0.9, 0, 1, false, true,
-                      "the weight of the past in the running averages (the lecture's beta; PyTorch's momentum 0.1 is 0.9 here)"),
-        number_option("epsilon", 1e-5, 0, kInf, true, false, "added to the variance"),
+                      BNWASM_DOC("the weight of the past in the running averages (the lecture's beta; PyTorch's momentum 0.1 is 0.9 here)")),
+        number_option("epsilon", 1e-5, 0, kInf, true, false, BNWASM_DOC("added to the variance")),
         enum_option("runningVariance", {"biased", "unbiased"}, 1,
-                    "the batch variance the running variance averages: m/(m-1) times the biased one, as PyTorch, or the biased one, as Keras"),
+                    BNWASM_DOC("the batch variance the running variance averages: m/(m-1) times the biased one, as PyTorch, or the biased one, as Keras")),
         enum_option("statistics", {"ema", "cumulative"}, 0,
-                    "an exponentially weighted average, or the plain average of every batch"),
-        bool_option("biasCorrection", false, "divides the EMA by 1 - momentum^t, as Adam's moments"),
+                    BNWASM_DOC("an exponentially weighted average, or the plain average of every batch")),
+        bool_option("biasCorrection", false, BNWASM_DOC("divides the EMA by 1 - momentum^t, as Adam's moments")),
         renorm,
         enum_option("mode", {"batch", "frozen"}, 0,
-                    "how it trains: 'batch' normalizes with the mini-batch's statistics and updates "
+                    BNWASM_DOC("how it trains: 'batch' normalizes with the mini-batch's statistics and updates "
                     "the running ones; 'frozen' normalizes with the running statistics and leaves them "
-                    "(PyTorch's eval() while fine-tuning, Keras's trainable = False)"),
+                    "(PyTorch's eval() while fine-tuning, Keras's trainable = False)")),
         trainable_option(),
     };
     d.tensors = {

@@ -237,20 +237,20 @@ const LayerDef& conv2d_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "conv2d";
-    d.doc = "a 2-D convolution over an image, PyTorch's nn.Conv2d, with groups and dilation";
+    d.doc = BNWASM_DOC("a 2-D convolution over an image, PyTorch's nn.Conv2d, with groups and dilation");
     d.options = {
-        int_option("filters", kRequired, 1, kMaxUnits, "output channels"),
-        size_option("kernelSize", kRequired, 1, "[height, width], or one number for both"),
-        size_option("stride", 1, 1, "[height, width], or one number for both"),
+        int_option("filters", kRequired, 1, kMaxUnits, BNWASM_DOC("output channels")),
+        size_option("kernelSize", kRequired, 1, BNWASM_DOC("[height, width], or one number for both")),
+        size_option("stride", 1, 1, BNWASM_DOC("[height, width], or one number for both")),
         padding_option("padding",
-                       "zeros around the input: a number or [height, width] for both sides, "
+                       BNWASM_DOC("zeros around the input: a number or [height, width] for both sides, "
                        "[top, left, bottom, right], 'valid' (none), or 'same' / 'sameLower' (the output "
                        "ceil(input / stride), the odd zero below and right, or above and left; at stride "
-                       "1 'same' is PyTorch's)"),
-        size_option("dilation", 1, 1, "the spacing of the kernel's taps, [height, width] or one number"),
+                       "1 'same' is PyTorch's)")),
+        size_option("dilation", 1, 1, BNWASM_DOC("the spacing of the kernel's taps, [height, width] or one number")),
         int_option("groups", 1, 1, kMaxUnits,
-                   "channel groups, each convolved on its own: the input channels and filters both "
-                   "divide by it; groups = input channels is a depthwise convolution"),
+                   BNWASM_DOC("channel groups, each convolved on its own: the input channels and filters both "
+                   "divide by it; groups = input channels is a depthwise convolution")),
     };
     for (const OptionDef& o : weight_options()) d.options.push_back(o);
     d.foldable = true;

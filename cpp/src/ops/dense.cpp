@@ -49,8 +49,8 @@ const LayerDef& dense_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "dense";
-    d.doc = "a fully connected layer, PyTorch's nn.Linear; an image input is read as its flat values";
-    d.options = {int_option("units", kRequired, 1, kMaxUnits, "output features")};
+    d.doc = BNWASM_DOC("a fully connected layer, PyTorch's nn.Linear; an image input is read as its flat values");
+    d.options = {int_option("units", kRequired, 1, kMaxUnits, BNWASM_DOC("output features"))};
     for (const OptionDef& o : weight_options()) d.options.push_back(o);
     d.foldable = true;
     d.tensors = {{"weight", false, "weight", "kernel"},

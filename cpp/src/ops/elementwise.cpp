@@ -137,19 +137,19 @@ bool is_clip(const LayerOp* op, float* lo, float* hi) {
 
 const LayerDef& relu_def() {
   static const LayerDef def =
-      activation_def<relu_forward, relu_backward>("relu", "the rectifier max(0, x), PyTorch's nn.ReLU");
+      activation_def<relu_forward, relu_backward>("relu", BNWASM_DOC("the rectifier max(0, x), PyTorch's nn.ReLU"));
   return def;
 }
 
 const LayerDef& sigmoid_def() {
   static const LayerDef def = activation_def<sigmoid_forward, sigmoid_backward>(
-      "sigmoid", "the logistic function 1 / (1 + exp(-x)), PyTorch's nn.Sigmoid");
+      "sigmoid", BNWASM_DOC("the logistic function 1 / (1 + exp(-x)), PyTorch's nn.Sigmoid"));
   return def;
 }
 
 const LayerDef& tanh_def() {
   static const LayerDef def =
-      activation_def<tanh_forward, tanh_backward>("tanh", "the hyperbolic tangent, PyTorch's nn.Tanh");
+      activation_def<tanh_forward, tanh_backward>("tanh", BNWASM_DOC("the hyperbolic tangent, PyTorch's nn.Tanh"));
   return def;
 }
 
@@ -157,7 +157,7 @@ const LayerDef& relu6_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "relu6";
-    d.doc = "min(max(0, x), 6), PyTorch's nn.ReLU6 (MobileNet's activation)";
+    d.doc = BNWASM_DOC("min(max(0, x), 6), PyTorch's nn.ReLU6 (MobileNet's activation)");
     d.shape = same_shape;
     d.make = [](const LayerSpec&, const Shape* in, size_t, const Shape&) -> std::unique_ptr<LayerOp> {
       return std::make_unique<ClipOp>(static_cast<size_t>(in[0].size()), 0.0f, 6.0f);
@@ -171,9 +171,9 @@ const LayerDef& clip_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "clip";
-    d.doc = "min(max(x, min), max), PyTorch's nn.Hardtanh and ONNX's Clip";
-    d.options = {number_option("min", kRequired, -kInf, kInf, false, false, "the lower bound"),
-                 number_option("max", kRequired, -kInf, kInf, false, false, "the upper bound, above min")};
+    d.doc = BNWASM_DOC("min(max(x, min), max), PyTorch's nn.Hardtanh and ONNX's Clip");
+    d.options = {number_option("min", kRequired, -kInf, kInf, false, false, BNWASM_DOC("the lower bound")),
+                 number_option("max", kRequired, -kInf, kInf, false, false, BNWASM_DOC("the upper bound, above min"))};
     d.check = [](const LayerSpec& l, SpecError* why) {
       if (l.get("max") > l.get("min")) return true;
       why->field = "max";
@@ -195,8 +195,8 @@ const LayerDef& dropout_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "dropout";
-    d.doc = "in training, each value dropped with probability rate and the rest scaled by 1 / (1 - rate); the identity at inference";
-    d.options = {number_option("rate", 0.5, 0, 1, false, true, "the probability of dropping a value")};
+    d.doc = BNWASM_DOC("in training, each value dropped with probability rate and the rest scaled by 1 / (1 - rate); the identity at inference");
+    d.options = {number_option("rate", 0.5, 0, 1, false, true, BNWASM_DOC("the probability of dropping a value"))};
     d.shape = same_shape;
     d.make = [](const LayerSpec& l, const Shape* in, size_t, const Shape&) -> std::unique_ptr<LayerOp> {
       return std::make_unique<DropoutOp>(static_cast<size_t>(in[0].size()), l.get("rate"));
@@ -210,7 +210,7 @@ const LayerDef& flatten_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "flatten";
-    d.doc = "an image read as its C * H * W flat features, PyTorch's nn.Flatten";
+    d.doc = BNWASM_DOC("an image read as its C * H * W flat features, PyTorch's nn.Flatten");
     d.view = true;
     d.shape = [](const LayerSpec&, const Shape* in, size_t, Shape* out, SpecError*) {
       *out = Shape{in[0].size(), 1, 1, false};

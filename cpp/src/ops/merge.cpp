@@ -90,7 +90,7 @@ const LayerDef& add_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "add";
-    d.doc = "the sum of two or more inputs of the same shape: a residual connection";
+    d.doc = BNWASM_DOC("the sum of two or more inputs of the same shape: a residual connection");
     d.min_inputs = 2;
     d.max_inputs = 64;
     d.shape = [](const LayerSpec& l, const Shape* in, size_t n, Shape* out, SpecError* why) {
@@ -116,7 +116,7 @@ const LayerDef& concat_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "concat";
-    d.doc = "two or more inputs side by side along the channels (images of one height and width) or features";
+    d.doc = BNWASM_DOC("two or more inputs side by side along the channels (images of one height and width) or features");
     d.min_inputs = 2;
     d.max_inputs = 64;
     d.shape = [](const LayerSpec& l, const Shape* in, size_t n, Shape* out, SpecError* why) {

@@ -221,14 +221,14 @@ LayerDef pool_def(const char* name, const char* doc,
   d.name = name;
   d.doc = doc;
   d.options = {
-      size_option("poolSize", kRequired, 1, "the window, [height, width] or one number for both"),
-      size_option("stride", kRequired, 1, "[height, width], or one number for both", "poolSize"),
+      size_option("poolSize", kRequired, 1, BNWASM_DOC("the window, [height, width] or one number for both")),
+      size_option("stride", kRequired, 1, BNWASM_DOC("[height, width], or one number for both"), "poolSize"),
       padding_option("padding",
-                     "around the input, as a conv's: a number, [height, width], [top, left, bottom, "
+                     BNWASM_DOC("around the input, as a conv's: a number, [height, width], [top, left, bottom, "
                      "right], 'valid', 'same' or 'sameLower' (a maximum ignores it; an average counts it "
-                     "or not, countIncludePad)"),
-      bool_option("ceilMode", false, "rounds the number of windows up, as PyTorch's ceil_mode (a last window "
-                                     "that would start past the input is left out)"),
+                     "or not, countIncludePad)")),
+      bool_option("ceilMode", false, BNWASM_DOC("rounds the number of windows up, as PyTorch's ceil_mode (a last window "
+                                     "that would start past the input is left out)")),
   };
   d.shape = [](const LayerSpec& l, const Shape* in, size_t, Shape* out, SpecError* why) {
     if (!needs_image(l, in[0], why)) return false;
@@ -271,7 +271,7 @@ bool is_max_pool_2x2_stride_2(const LayerOp* op) {
 
 const LayerDef& max_pool2d_def() {
   static const LayerDef def = pool_def(
-      "maxPool2d", "the maximum of each window, PyTorch's nn.MaxPool2d",
+      "maxPool2d", BNWASM_DOC("the maximum of each window, PyTorch's nn.MaxPool2d"),
       [](const LayerSpec& l, const Shape* in, size_t, const Shape& out) -> std::unique_ptr<LayerOp> {
         return std::make_unique<MaxPool2dOp>(geometry(l, in[0], out), padded(l, in[0], out));
       });
@@ -281,13 +281,13 @@ const LayerDef& max_pool2d_def() {
 const LayerDef& avg_pool2d_def() {
   static const LayerDef def = [] {
     LayerDef d = pool_def(
-        "avgPool2d", "the mean of each window, PyTorch's nn.AvgPool2d",
+        "avgPool2d", BNWASM_DOC("the mean of each window, PyTorch's nn.AvgPool2d"),
         [](const LayerSpec& l, const Shape* in, size_t, const Shape& out) -> std::unique_ptr<LayerOp> {
           return std::make_unique<AvgPool2dOp>(geometry(l, in[0], out), padded(l, in[0], out), l.get("countIncludePad") != 0);
         });
     d.options.push_back(bool_option("countIncludePad", true,
-                                    "divides by the window's size, padding included (PyTorch's default), "
-                                    "or by the input values under it (ONNX's default)"));
+                                    BNWASM_DOC("divides by the window's size, padding included (PyTorch's default), "
+                                    "or by the input values under it (ONNX's default)")));
     return finish(d);
   }();
   return def;
@@ -297,7 +297,7 @@ const LayerDef& global_avg_pool_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "globalAvgPool";
-    d.doc = "the mean of each channel: [C, H, W] to C features (nn.AdaptiveAvgPool2d(1) and a flatten)";
+    d.doc = BNWASM_DOC("the mean of each channel: [C, H, W] to C features (nn.AdaptiveAvgPool2d(1) and a flatten)");
     d.shape = [](const LayerSpec& l, const Shape* in, size_t, Shape* out, SpecError* why) {
       if (!needs_image(l, in[0], why)) return false;
       *out = Shape{in[0].c, 1, 1, false};
@@ -315,7 +315,7 @@ const LayerDef& global_max_pool_def() {
   static const LayerDef def = [] {
     LayerDef d;
     d.name = "globalMaxPool";
-    d.doc = "the maximum of each channel: [C, H, W] to C features (nn.AdaptiveMaxPool2d(1) and a flatten)";
+    d.doc = BNWASM_DOC("the maximum of each channel: [C, H, W] to C features (nn.AdaptiveMaxPool2d(1) and a flatten)");
     d.shape = [](const LayerSpec& l, const Shape* in, size_t, Shape* out, SpecError* why) {
       if (!needs_image(l, in[0], why)) return false;
       *out = Shape{in[0].c, 1, 1, false};

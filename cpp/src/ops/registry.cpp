@@ -1,6 +1,7 @@
 // The list of layer types, and what their entries share.
 #include <cmath>
 
+#include "bnwasm/fdlibm.h"
 #include "ops/ops.h"
 
 namespace bnwasm {
@@ -14,16 +15,34 @@ uint64_t next_u64(uint64_t* state) {
 
 double next_uniform(uint64_t* state) { return (next_u64(state) >> 11) * 0x1.0p-53; }
 
+// BNWASM_DENSE_ONLY is the dense build (bnwasm-dense.wasm): without the
+// convolution and pooling families, the linker leaves their layers and kernels
+// out of the download. The web facade asks that build which types it has.
 const std::vector<const LayerDef*>& layer_defs() {
   // The order of the docs and of "type must be one of ..." messages.
   static const std::vector<const LayerDef*> defs = [] {
     std::vector<const LayerDef*> all;
     for (auto family : {ops::dense_defs, ops::batch_norm_defs, ops::elementwise_defs,
-                        ops::conv_defs, ops::pooling_defs, ops::merge_defs})
+#ifndef BNWASM_DENSE_ONLY
+                        ops::conv_defs, ops::pooling_defs,
+#endif
+                        ops::merge_defs})
       for (const LayerDef* d : family()) all.push_back(d);
     return all;
   }();
   return defs;
+}
+
+const std::vector<const char*>& left_out_layer_types() {
+#ifdef BNWASM_DENSE_ONLY
+  // The names of conv_defs() and pooling_defs() (tests/js/variants.test.js
+  // checks them against the full build's registry).
+  static const std::vector<const char*> names = {"conv2d", "maxPool2d", "avgPool2d",
+                                                 "globalAvgPool", "globalMaxPool"};
+#else
+  static const std::vector<const char*> names;
+#endif
+  return names;
 }
 
 namespace ops {
@@ -40,16 +59,16 @@ LayerDef finish(LayerDef d) {
 
 OptionDef trainable_option() {
   return bool_option("trainable", true,
-                     "false keeps its parameters as they are while training (gradients still flow through it)");
+                     BNWASM_DOC("false keeps its parameters as they are while training (gradients still flow through it)"));
 }
 
 std::vector<OptionDef> weight_options() {
   return {
-      bool_option("useBias", true, "adds a bias (leave it out before a batch norm: beta takes its role)"),
+      bool_option("useBias", true, BNWASM_DOC("adds a bias (leave it out before a batch norm: beta takes its role)")),
       enum_option("init", {"auto", "heUniform", "glorotUniform", "normal"}, 0,
-                  "the initial weights: 'auto' is He uniform before a ReLU, Glorot uniform otherwise"),
+                  BNWASM_DOC("the initial weights: 'auto' is He uniform before a ReLU, Glorot uniform otherwise")),
       number_option("initStd", 0.01, 0, kInf, true, false,
-                    "the standard deviation of init 'normal'"),
+                    BNWASM_DOC("the standard deviation of init 'normal'")),
       trainable_option(),
   };
 }
@@ -63,8 +82,8 @@ void init_weights(float* w, size_t n, size_t fan_in, size_t fan_out, const Layer
     for (size_t k = 0; k < n; ++k) {
       // Box-Muller; 1 - u keeps the log's argument in (0, 1].
       const double u1 = 1.0 - next_uniform(rng), u2 = next_uniform(rng);
-      w[k] = static_cast<float>(sd * std::sqrt(-2.0 * std::log(u1)) *
-                                std::cos(6.283185307179586 * u2));
+      w[k] = static_cast<float>(sd * std::sqrt(-2.0 * fdlibm_log(u1)) *
+                                fdlibm_cos(6.283185307179586 * u2));
     }
     return;
   }

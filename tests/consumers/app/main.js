@@ -2,7 +2,8 @@
 // bundler test builds this file unchanged (as src/main.js) and reads window.bnwasmConsumer.
 // The checks compare against facts that do not depend on bnwasm's own numbers: two clusters
 // that a line separates are learned to 100% (>= 95% asked), softmax outputs sum to 1, a saved
-// and reloaded network predicts bit for bit the same, the worker's network equals its snapshot.
+// and reloaded network predicts bit for bit the same, the worker's network equals its snapshot,
+// a dense network fetches one wasm file and a convolutional one a second.
 import { createNetwork, createTrainer, loadNetwork, BnwasmError, InputError } from 'bnwasm';
 
 const checks = [];
@@ -40,6 +41,9 @@ async function expectInputError(name, fn, code) {
   }
 }
 
+// Room for every request of a dev server's page (250 entries by default), the wasm among them.
+performance.setResourceTimingBufferSize(10000);
+
 async function main() {
   const net = await createNetwork(config);
   const history = await net.fit(x, y, { epochs: 5, batchSize: 20 });
@@ -53,6 +57,26 @@ async function main() {
   again.dispose();
   await expectInputError('main thread: wrong-length input is an InputError', () => net.predict(new Float32Array(3)), 'BNWASM_WRONG_LENGTH');
   net.dispose();
+
+  // A dense-only network fetched one wasm file (bnwasm-dense.wasm, whatever the bundler named
+  // it); a network with a convolution fetches the second (bnwasm.wasm), and both run in the page.
+  const wasmFetched = () => new Set(performance.getEntriesByType('resource').map((e) => e.name).filter((u) => /\.wasm(\?|#|$)/.test(u)));
+  const denseOnly = wasmFetched();
+  check('dense network: one wasm file fetched', denseOnly.size === 1, [...denseOnly].join(' '));
+  const cnn = await createNetwork({
+    inputShape: [1, 4, 4],
+    layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, padding: 'same' }, { type: 'maxPool2d', poolSize: 2 }, { type: 'flatten' }, { type: 'dense', units: 2 }],
+    seed: 2,
+  });
+  const image = Float32Array.from({ length: 16 }, (_, i) => Math.sin(i));
+  const q = cnn.predict(image);
+  check('conv network: probabilities sum to 1', Math.abs(q[0] + q[1] - 1) < 1e-6, `${q[0]} + ${q[1]}`);
+  const cnnAgain = await loadNetwork(cnn.save());
+  check('conv network: save/load bit for bit', sameBits(cnnAgain.predict(image), q), `${q}`);
+  cnnAgain.dispose();
+  cnn.dispose();
+  const both = wasmFetched();
+  check('conv network: a second wasm file fetched', both.size === 2 && [...denseOnly].every((u) => both.has(u)), [...both].join(' '));
 
   const trainer = await createTrainer(config);
   try {

@@ -5,7 +5,7 @@ import { Page } from '../../browsers/page.mjs';
 
 const PAGE_BUDGET_MS = 120_000;
 /** The checks tests/consumers/app/main.js makes; all of them must run. */
-export const CONSUMER_CHECKS = 10;
+export const CONSUMER_CHECKS = 14;
 
 /**
  * Opens the page `site` proxies in `browser` (tests/browsers/engines.mjs), waits for its checks
