@@ -141,8 +141,8 @@ function writeResults(prefix, value) {
 
 /** Which request of the page's log shows the binary each engine loaded. */
 const BINARIES = {
-  bnwasm: /\/web\/dist\/bnwasm(-mt)?\.wasm$/,
-  'bnwasm-1t': /\/web\/dist\/bnwasm(-mt)?\.wasm$/,
+  bnwasm: /\/web\/dist\/bnwasm(-mt|-dense)?\.wasm$/,
+  'bnwasm-1t': /\/web\/dist\/bnwasm(-mt|-dense)?\.wasm$/,
   'tfjs-wasm': /tfjs-backend-wasm(-threaded)?(-simd)?\.wasm$/,
 };
 
