@@ -134,12 +134,7 @@ class Conv2dOp : public LayerOp {
     // expressions batchnorm_forward_infer uses: cheaper than tracking changes.
     if (bn != nullptr) bn->infer_scale_shift(scale_.data(), shift_.data());
     if (depthwise()) {
-      DepthwiseEpilogue ep;
-      ep.init = bias();
-      if (bn != nullptr) {
-        ep.scale = scale_.data();
-        ep.shift = shift_.data();
-      }
+      auto ep = epilogue<DepthwiseEpilogue>(bn);
       const size_t act = bn != nullptr ? 1 : 0;  // the activation's place, when fused
       if (count > act) {
         ep.relu = is_relu(next[act]);
@@ -148,12 +143,7 @@ class Conv2dOp : public LayerOp {
       return depthwise_conv2d_forward(p.out, p.scratch, p.in[0], t[0], ep, p.B, dw_);
     }
     if (rows()) {
-      ConvEpilogue ep;
-      ep.init = bias();
-      if (bn != nullptr) {
-        ep.scale = scale_.data();
-        ep.shift = shift_.data();
-      }
+      auto ep = epilogue<ConvEpilogue>(bn);
       ep.relu = relu;
       return forward_rows(p, ep);
     }
@@ -199,6 +189,17 @@ class Conv2dOp : public LayerOp {
     conv2d_rows_forward(p.out, p.scratch, p.in[0], rows_w_.data(), taps_, ep, p.B, g_);
   }
   const float* bias() const { return t.size() > 1 ? t[1] : nullptr; }
+  // The bias first, then the batch norm folded in by forward_fused when there is one.
+  template <typename Epilogue>
+  Epilogue epilogue(const Statistics* bn) const {
+    Epilogue ep;
+    ep.init = bias();
+    if (bn != nullptr) {
+      ep.scale = scale_.data();
+      ep.shift = shift_.data();
+    }
+    return ep;
+  }
   // Group k of image b: its input channels, its output filters, its weights.
   template <typename T>
   T* in_of(T* x, size_t b, size_t k) const { return x + (b * groups_ + k) * g_.C * g_.H * g_.W; }
