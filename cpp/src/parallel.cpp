@@ -162,12 +162,19 @@ void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
     for (size_t t = 0; t < tasks; ++t) fn(ctx, t, t_worker);
     return;
   }
+  // Close the last job first: its task counter goes past any task count, under
+  // the new job's number. A thread that read the last job's counter (every task
+  // claimed) and then some of the fields below could otherwise see a task left
+  // under them, claim it with its stale counter, and run one job's function
+  // with another's context (AddressSanitizer caught that in the fresh-machine
+  // check).
+  const uint64_t job = ((g_job.next.load() >> 32) + 1) << 32;
+  g_job.next.store(job | kTaskMask);
   g_job.tasks.store(tasks, std::memory_order_relaxed);
   g_job.fn.store(fn, std::memory_order_relaxed);
   g_job.ctx.store(ctx, std::memory_order_relaxed);
   g_job.done.store(0, std::memory_order_relaxed);
-  const uint64_t job = ((g_job.next.load() >> 32) + 1) << 32;
-  g_job.next.store(job);  // seq_cst: ordered before the sleepers check below
+  g_job.next.store(job);  // seq_cst: after the fields, and before the sleepers check below
   if (g_sleepers.load() > 0) {
     std::lock_guard<std::mutex> lock(g_mutex);
     g_wake.notify_all();

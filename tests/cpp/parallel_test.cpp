@@ -87,6 +87,32 @@ TEST(ThreadPool, ManySmallJobsInARow) {
   for (size_t i = 0; i < sums.size(); ++i) EXPECT_EQ(sums[i].load(), expected) << "task " << i;
 }
 
+TEST(ThreadPool, JobsWithDifferentFunctionsInARowDoNotMix) {
+  // Two kinds of job, with their own function, context and task count, one
+  // after the other: a thread that paired one job's function with the other's
+  // context, or claimed a task of a job already done, would run some task twice
+  // or with an index past its job's tasks.
+  Threads t(3);
+  if (thread_count() < 2) GTEST_SKIP() << "no threads in this build";
+  size_t bad = 0;
+  for (int job = 0; job < 100000; ++job) {
+    if (job % 2 == 0) {
+      std::atomic<int> runs[3] = {};
+      std::atomic<size_t> past{0};
+      parallel_for(3, [&](size_t task, size_t) { task < 3 ? void(runs[task].fetch_add(1)) : void(past.fetch_add(1)); });
+      for (auto& r : runs) bad += r.load() != 1;
+      bad += past.load();
+    } else {
+      std::atomic<int> runs[7] = {};
+      parallel_for(7, [&runs](size_t task, size_t) {
+        if (task < 7) runs[task].fetch_add(2);
+      });
+      for (auto& r : runs) bad += r.load() != 2;
+    }
+    ASSERT_EQ(bad, 0u) << "job " << job;
+  }
+}
+
 TEST(ThreadPool, NestedParallelForRunsInline) {
   Threads t(3);
   std::vector<std::atomic<int>> runs(8 * 9);
