@@ -578,18 +578,18 @@ size_t conv2d_rows_scratch_size(const Conv2dGeometry& g, size_t taps) {
 }
 
 void conv2d_rows_forward(float* out, float* scratch, const float* in, const float* packed,
-                               const std::vector<uint32_t>& taps, const ConvEpilogue& ep, size_t B,
-                               const Conv2dGeometry& g) {
+                         const std::vector<uint32_t>& taps, const ConvEpilogue& ep, size_t B,
+                         const Conv2dGeometry& g) {
   const size_t T = taps.size(), k = g.C * T, P = g.P(), chunk = rows_chunk_images(g);
   for (size_t b0 = 0; b0 < B; b0 += chunk) {
     const size_t n = std::min(chunk, B - b0), rows = n * P;
     float* x = scratch;
     float* ot = x + rows * k;
-    for (size_t i = 0; i < n; ++i)
+    for (size_t i = 0; i < n; ++i) {
+      const float* image = in + (b0 + i) * g.C * g.H * g.W;
       for (size_t oy = 0; oy < g.OH; ++oy)
         for (size_t ox = 0; ox < g.OW; ++ox) {
           float* row = x + ((i * g.OH + oy) * g.OW + ox) * k;
-          const float* image = in + (b0 + i) * g.C * g.H * g.W;
           for (size_t t = 0; t < T; ++t) {
             const size_t ky = taps[t] / g.KW, kx = taps[t] % g.KW;
             const size_t y = oy * g.SH + ky * g.DH - g.PT, xx = ox * g.SW + kx * g.DW - g.PL;
@@ -598,6 +598,7 @@ void conv2d_rows_forward(float* out, float* scratch, const float* in, const floa
               row[c * T + t] = inside ? image[(c * g.H + y) * g.W + xx] : 0.0f;
           }
         }
+    }
     for (size_t r = 0; r < rows; ++r)
       for (size_t f = 0; f < g.F; ++f) ot[r * g.F + f] = ep.init != nullptr ? ep.init[f] : 0.0f;
     f32_gemm_packed(ot, x, packed, rows, g.F, k);

@@ -166,8 +166,7 @@ void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
   // the new job's number. A thread that read the last job's counter (every task
   // claimed) and then some of the fields below could otherwise see a task left
   // under them, claim it with its stale counter, and run one job's function
-  // with another's context (AddressSanitizer caught that in the fresh-machine
-  // check).
+  // with another's context.
   const uint64_t job = ((g_job.next.load() >> 32) + 1) << 32;
   g_job.next.store(job | kTaskMask);
   g_job.tasks.store(tasks, std::memory_order_relaxed);

@@ -82,16 +82,9 @@ class Conv2dOp : public LayerOp {
   }
   void forward(const Pass& p) override {
     if (!p.train) return forward_fused(p, nullptr, 0);
-    if (rows()) {
-      ConvEpilogue ep;
-      ep.init = bias();
-      return forward_rows(p, ep);
-    }
-    if (depthwise()) {
-      DepthwiseEpilogue ep;
-      ep.init = bias();
-      return depthwise_conv2d_forward(p.out, p.scratch, p.in[0], t[0], ep, p.B, dw_);
-    }
+    if (rows()) return forward_rows(p, epilogue<ConvEpilogue>(nullptr));
+    if (depthwise())
+      return depthwise_conv2d_forward(p.out, p.scratch, p.in[0], t[0], epilogue<DepthwiseEpilogue>(nullptr), p.B, dw_);
     if (groups_ == 1) return conv2d_forward(p.out, p.scratch, p.in[0], t[0], bias(), p.B, g_);
     for (size_t b = 0; b < p.B; ++b)
       for (size_t k = 0; k < groups_; ++k)
@@ -215,7 +208,7 @@ class Conv2dOp : public LayerOp {
   std::vector<float> wino_;           // the Winograd weights (f32_winograd23_weights), per group
   uint64_t wino_version_ = ~uint64_t(0);
   std::vector<uint32_t> taps_;  // the live taps, when rows()
-  std::vector<float> rows_w_;   // their weights for conv2d_rows_forward_infer
+  std::vector<float> rows_w_;   // their weights for conv2d_rows_forward (conv2d_rows_weights)
   uint64_t rows_version_ = ~uint64_t(0);
   DepthwiseConv dw_;  // the whole layer's, when depthwise()
 };
