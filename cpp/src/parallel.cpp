@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #endif
 
@@ -42,20 +43,33 @@ void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
 
 namespace {
 
-// The current job. `next` holds the job's number (high 32 bits) and the next
-// unclaimed task (low 32): a thread claims a task with one compare-exchange,
-// which fails if the job changed since it read the fields, so a thread that
-// woke late never runs a task of the wrong job. The caller publishes a job
-// only after every task of the last one is done.
-struct Job {
+// The current job. Its tasks are cut into one contiguous range per thread:
+// thread w runs range w first, in order, then helps with the others. So the
+// same thread runs the same tasks job after job (an optimizer's piece of the
+// weights, a GEMM's rows, the panels it packed), and their data stays in its
+// core's cache: handed out one by one from a shared counter, they went to
+// either thread by chance, and two threads trained the dense network at
+// batch 64 about 1.1x as fast as one.
+//
+// Each range's counter holds the job's number (high 32 bits) and the range's
+// next unclaimed task (low 32): a claim is one compare-exchange, which fails
+// if the job changed since the thread read the fields, so a thread that woke
+// late never runs a task of the wrong job. The caller publishes a job only
+// after every task of the last one is done.
+struct alignas(64) Range {
   std::atomic<uint64_t> next{0};
+};
+struct Job {
+  std::atomic<uint64_t> number{0};  // what idle threads watch
   std::atomic<size_t> tasks{0};
-  std::atomic<size_t> done{0};
   std::atomic<void (*)(void*, size_t, size_t)> fn{nullptr};
   std::atomic<void*> ctx{nullptr};
+  alignas(64) std::atomic<size_t> done{0};
 };
 
 Job g_job;
+std::unique_ptr<Range[]> g_ranges(new Range[1]);
+size_t g_range_count = 1;  // the thread count; changes only while no worker runs
 std::vector<std::vector<float>> g_scratch(1);
 std::vector<pthread_t> g_threads;
 std::atomic<bool> g_stop{false};
@@ -67,23 +81,30 @@ thread_local bool t_inside = false;  // running a task: nested parallel_for runs
 
 constexpr uint64_t kTaskMask = 0xffffffffu;
 
-// Claims and runs tasks while the job in `next` has some left; returns the
-// value of `next` that showed none left.
-uint64_t run_tasks(size_t worker) {
-  uint64_t v = g_job.next.load(std::memory_order_acquire);
-  for (;;) {
-    // The fields are those of v's job or a later one; the exchange below
-    // succeeds only if v's job is still current, so a task runs with its own.
-    const size_t tasks = g_job.tasks.load(std::memory_order_acquire);
-    auto* fn = g_job.fn.load(std::memory_order_acquire);
-    void* ctx = g_job.ctx.load(std::memory_order_acquire);
-    if ((v & kTaskMask) >= tasks) return v;
-    if (!g_job.next.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
-    t_inside = true;
-    fn(ctx, static_cast<size_t>(v & kTaskMask), worker);
-    t_inside = false;
-    g_job.done.fetch_add(1, std::memory_order_release);
-    v = g_job.next.load(std::memory_order_acquire);
+// Where range r of a job of n tasks starts: r * n / R (range r ends where r + 1 starts).
+size_t range_start(size_t r, size_t n) { return r * n / g_range_count; }
+
+// Claims and runs tasks while any range of the current job has some left,
+// the thread's own range first.
+void run_tasks(size_t worker) {
+  for (size_t k = 0; k < g_range_count; ++k) {
+    const size_t r = (worker + k) % g_range_count;
+    std::atomic<uint64_t>& counter = g_ranges[r].next;
+    uint64_t v = counter.load(std::memory_order_acquire);
+    for (;;) {
+      // The fields are those of v's job or a later one; the exchange below
+      // succeeds only if v's job is still current, so a task runs with its own.
+      const size_t tasks = g_job.tasks.load(std::memory_order_acquire);
+      auto* fn = g_job.fn.load(std::memory_order_acquire);
+      void* ctx = g_job.ctx.load(std::memory_order_acquire);
+      if ((v & kTaskMask) >= range_start(r + 1, tasks)) break;
+      if (!counter.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+      t_inside = true;
+      fn(ctx, static_cast<size_t>(v & kTaskMask), worker);
+      t_inside = false;
+      g_job.done.fetch_add(1, std::memory_order_release);
+      v = counter.load(std::memory_order_acquire);
+    }
   }
 }
 
@@ -92,26 +113,27 @@ uint64_t run_tasks(size_t worker) {
 // sleeping thread (a futex, Atomics.wait in wasm) costs tens of microseconds.
 constexpr auto kSpin = std::chrono::microseconds(300);
 
-// The value of g_job.next when set_thread_count started the threads: a thread
-// that read g_job.next itself could read a job published after it started and
+// The job number when set_thread_count started the threads: a thread that
+// read g_job.number itself could read a job published after it started and
 // take it as finished.
-uint64_t g_start_next = 0;
+uint64_t g_start_number = 0;
 
 void* worker_main(void* arg) {
   t_worker = reinterpret_cast<size_t>(arg);
-  uint64_t finished = g_start_next;
+  uint64_t finished = g_start_number;
   for (;;) {
     const auto until = std::chrono::steady_clock::now() + kSpin;
-    for (unsigned i = 1; g_job.next.load(std::memory_order_acquire) == finished; ++i) {
+    for (unsigned i = 1; g_job.number.load(std::memory_order_acquire) == finished; ++i) {
       if (g_stop.load(std::memory_order_relaxed)) return nullptr;
       if ((i & 1023) != 0 || std::chrono::steady_clock::now() < until) continue;
       std::unique_lock<std::mutex> lock(g_mutex);
       g_sleepers.fetch_add(1);
-      while (g_job.next.load() == finished && !g_stop.load()) g_wake.wait(lock);
+      while (g_job.number.load() == finished && !g_stop.load()) g_wake.wait(lock);
       g_sleepers.fetch_sub(1);
     }
     if (g_stop.load(std::memory_order_acquire)) return nullptr;
-    finished = run_tasks(t_worker);
+    finished = g_job.number.load(std::memory_order_acquire);
+    run_tasks(t_worker);
   }
 }
 
@@ -142,7 +164,7 @@ size_t set_thread_count(size_t n) {
   if (n < 1) n = 1;
   if (n == thread_count()) return n;
   stop_threads();
-  g_start_next = g_job.next.load();
+  g_start_number = g_job.number.load();
   // pthread_create rather than std::thread: a thread that cannot start (no
   // worker for it in a page) is a status here, while std::thread would throw,
   // and the wasm build has no exceptions to catch it with.
@@ -153,6 +175,8 @@ size_t set_thread_count(size_t n) {
   }
   g_scratch.resize(thread_count());
   g_scratch.shrink_to_fit();
+  g_range_count = thread_count();
+  g_ranges.reset(new Range[g_range_count]);
   return thread_count();
 }
 
@@ -162,18 +186,19 @@ void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
     for (size_t t = 0; t < tasks; ++t) fn(ctx, t, t_worker);
     return;
   }
-  // Close the last job first: its task counter goes past any task count, under
-  // the new job's number. A thread that read the last job's counter (every task
-  // claimed) and then some of the fields below could otherwise see a task left
-  // under them, claim it with its stale counter, and run one job's function
-  // with another's context.
-  const uint64_t job = ((g_job.next.load() >> 32) + 1) << 32;
-  g_job.next.store(job | kTaskMask);
-  g_job.tasks.store(tasks, std::memory_order_relaxed);
-  g_job.fn.store(fn, std::memory_order_relaxed);
-  g_job.ctx.store(ctx, std::memory_order_relaxed);
+  // Close every range of the last job first, under the new job's number. A
+  // thread that read a range's counter (every task claimed) and then some of
+  // the fields below could otherwise see a task left under them, claim it with
+  // its stale counter, and run one job's function with another's context.
+  // (Release stores: a thread that reads a field reads the closed counters too.)
+  const uint64_t job = g_job.number.load() + 1;
+  for (size_t r = 0; r < g_range_count; ++r) g_ranges[r].next.store(job << 32 | kTaskMask);
+  g_job.tasks.store(tasks, std::memory_order_release);
+  g_job.fn.store(fn, std::memory_order_release);
+  g_job.ctx.store(ctx, std::memory_order_release);
   g_job.done.store(0, std::memory_order_relaxed);
-  g_job.next.store(job);  // seq_cst: after the fields, and before the sleepers check below
+  for (size_t r = 0; r < g_range_count; ++r) g_ranges[r].next.store(job << 32 | range_start(r, tasks));
+  g_job.number.store(job);  // seq_cst: after the ranges, and before the sleepers check below
   if (g_sleepers.load() > 0) {
     std::lock_guard<std::mutex> lock(g_mutex);
     g_wake.notify_all();
