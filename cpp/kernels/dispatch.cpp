@@ -36,7 +36,9 @@ void f32_chandsums(double* sum_dy, double* sum_dy_xc, const float* dout, const f
 }
 void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n) {
   // Panels of 8 columns are independent: panel j0 / 8 starts at packed + j0 * k.
-  const size_t g = grain(n, k, kPanel);
+  // Pieces of 8 panels (or a multiple), like the GEMM's column groups, so the
+  // thread that packs a panel is the one whose GEMM tasks read it.
+  const size_t g = grain(n, k, 8 * kPanel);
   parallel_for(pieces(n, g), [&](size_t t, size_t) {
     const auto [j0, j1] = piece(t, n, g);
     BNWASM_VARIANT(f32_pack_t_x8)(packed + j0 * k, bt + j0 * k, k, j1 - j0);

@@ -67,13 +67,14 @@ inline void packed_tile(float* c, const float* a, const float* panel, size_t m, 
 // longer rows go dense.
 constexpr size_t kMaxList = 1024;
 
-// MR rows of c, every panel. The panel loop is inside the row block, so the
-// MR rows of a stay in L1 while b streams through.
+// MR rows of c, the panels from column j_begin to j_end (multiples of kPanel,
+// or n). The panel loop is inside the row block, so the MR rows of a stay in
+// L1 while b streams through.
 template <int MR, bool AT>
 inline void packed_rows(float* c, const float* a, const float* packed, size_t m, size_t n,
-                        size_t k) {
-  for (size_t j0 = 0; j0 < n; j0 += kPanel) {
-    const size_t nr = n - j0 < kPanel ? n - j0 : kPanel;
+                        size_t k, size_t j_begin, size_t j_end) {
+  for (size_t j0 = j_begin; j0 < j_end; j0 += kPanel) {
+    const size_t nr = j_end - j0 < kPanel ? j_end - j0 : kPanel;
     packed_tile<MR, AT>(c + j0, a, packed + j0 * k, m, n, k, nr);
   }
 }
@@ -81,17 +82,32 @@ inline void packed_rows(float* c, const float* a, const float* packed, size_t m,
 template <int MR, bool AT>
 void packed_gemm(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k) {
   // Row i of a starts at a + i * k, or at a + i when a is stored transposed.
-  // Pieces of rows (a multiple of MR) run in parallel.
+  // Pieces of rows (a multiple of MR) run in parallel. With fewer row pieces
+  // than the pool takes (a batch of 64), the panels are split too, into
+  // groups of columns: a task is (group, rows), groups outermost, so each
+  // thread's run of tasks reads its own columns of b (the columns it packed)
+  // instead of all of b.
   const size_t row_step = AT ? 1 : k;
   const size_t g = grain(m, n * k, MR);
-  parallel_for(pieces(m, g), [&](size_t t, size_t) {
-    const auto [r0, r1] = piece(t, m, g);
+  const size_t row_pieces = pieces(m, g);
+  const size_t panels = pieces(n, kPanel);
+  size_t per_group = panels;
+  if (row_pieces < kMaxPieces) {
+    per_group = pieces(panels, kMaxPieces / row_pieces);
+    const size_t least = pieces(kMinWork, g * k * kPanel);
+    if (per_group < least) per_group = least;
+    if (per_group > panels) per_group = panels;
+  }
+  const size_t span = per_group * kPanel;  // columns per group
+  parallel_for(row_pieces * pieces(panels, per_group), [&](size_t t, size_t) {
+    const auto [r0, r1] = piece(t % row_pieces, m, g);
+    const auto [j0, j1] = piece(t / row_pieces, n, span);
     size_t i = r0;
     for (; i + MR <= r1; i += MR)
-      packed_rows<MR, AT>(c + i * n, a + i * row_step, packed, m, n, k);
+      packed_rows<MR, AT>(c + i * n, a + i * row_step, packed, m, n, k, j0, j1);
     // The last rows one at a time: the same sums, and one more template
     // instance instead of MR - 1 keeps the module small.
-    for (; i < r1; ++i) packed_rows<1, AT>(c + i * n, a + i * row_step, packed, m, n, k);
+    for (; i < r1; ++i) packed_rows<1, AT>(c + i * n, a + i * row_step, packed, m, n, k, j0, j1);
   });
 }
 

@@ -589,6 +589,26 @@ TEST(KernelsWasmSimd, GemmTnPacked4x8MatchesScalarBitForBit) {
   check_packed(f32_gemm_tn_packed_4x8__wasmsimd, f32_gemm_tn_packed__scalar, true);
 }
 
+// A batch's few rows split the columns too (packed_gemm's column groups): shapes with
+// several groups, a partial panel and a short last group, plain and with a transposed.
+TEST(KernelsWasmSimd, GemmPacked4x8WithColumnGroupsMatchesScalarBitForBit) {
+  const size_t shapes[][3] = {{64, 261, 100}, {13, 200, 784}, {70, 256, 256}, {8, 1001, 33}};
+  uint64_t seed = 7000;
+  for (const auto& s : shapes)
+    for (bool transposed_a : {false, true}) {
+      GemmCase g = make_gemm_case(s[0], s[1], s[2], seed++);
+      if (transposed_a) g = transpose_a(g);
+      ::testing::AssertionResult guards = ::testing::AssertionSuccess(), ref_guards = guards;
+      const std::vector<float> c =
+          run_packed(transposed_a ? f32_gemm_tn_packed_4x8__wasmsimd : f32_gemm_packed_4x8__wasmsimd, g, &guards);
+      const std::vector<float> ref =
+          run_packed(transposed_a ? f32_gemm_tn_packed__scalar : f32_gemm_packed__scalar, g, &ref_guards);
+      EXPECT_TRUE(BitEqual("c vs the scalar reference", ref.data(), c.data(), c.size()))
+          << sizes("m", s[0], "n", s[1], "k", s[2]) << (transposed_a ? ", a transposed" : "");
+      EXPECT_TRUE(guards);
+    }
+}
+
 TEST(KernelsWasmSimd, AdamMatchesScalar) { check_adam_against_scalar(f32_adam__wasmsimd); }
 
 TEST(KernelsWasmSimd, AllFiniteFindsEveryNonFiniteValue) {
