@@ -821,7 +821,16 @@ void relu_forward(float* out, const float* in, size_t n) {
 }
 void relu_backward(float* din, const float* dout, const float* out, size_t n) {
   for_elements(n, 1, [&](size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; ++i) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+    // Both loads every time and distinct arrays: a select the compiler
+    // vectorizes (a branch on the sign of a trained activation mispredicts
+    // half the time).
+    float* __restrict d = din;
+    const float* __restrict g = dout;
+    const float* __restrict y = out;
+    for (size_t i = i0; i < i1; ++i) {
+      const float gi = g[i];
+      d[i] += y[i] > 0.0f ? gi : 0.0f;
+    }
   });
 }
 void sigmoid_forward(float* out, const float* in, size_t n) {
