@@ -15,6 +15,7 @@ if (!['mlp', 'cnn'].includes(modelName)) throw new Error(`unknown --model '${mod
 // Seconds of timed work per training measurement; the slow cpu backend gets
 // fewer steps but the same wall time.
 const TRAIN_SECONDS = quick ? 0.6 : 1.5;
+const WARM_UP_SECONDS = 0.5;
 const PREDICT_CALLS = quick ? 300 : 1000;
 const BATCH_PREDICT_ROWS = 1000;
 
@@ -33,7 +34,11 @@ async function load() {
 async function trainRate(engine, batch) {
   const count = Math.floor(train.n / batch);
   const batches = engine.prepareBatches(train.x, train.y, batch, count);
-  for (let i = 0; i < 5; i++) await engine.trainBatch(batches[i % count]);
+  // Warm-up: 5 steps and at least WARM_UP_SECONDS of them. V8 first runs wasm on its baseline
+  // compiler and optimizes the hot functions in the background; 5 steps of the dense network
+  // (about 10 ms) measured the first tier, and threads shared their cores with the compiler.
+  const w0 = performance.now();
+  for (let i = 0; i < 5 || performance.now() - w0 < WARM_UP_SECONDS * 1000; i++) await engine.trainBatch(batches[i % count]);
   let steps = 0;
   const c0 = cpuSeconds();
   const t0 = performance.now();
