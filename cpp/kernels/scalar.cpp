@@ -97,8 +97,10 @@ void f32_chandsums__scalar(double* sum_dy, double* sum_dy_xc, const float* dout,
 }
 
 void f32_pack_x8(float* packed, const float* b, size_t k, size_t n) {
-  // b is (k, n); packed is ceil(n / 8) panels of (k, 8), pieces of panels in parallel
-  const size_t g = grain(n, k, kPanel);
+  // b is (k, n); packed is ceil(n / 8) panels of (k, 8), pieces of panels in parallel:
+  // multiples of 8 panels, like the GEMM's column groups. A float moved counts as 4
+  // operations (a copy is memory-bound), so a batch's 64 rows make pieces of 128 columns.
+  const size_t g = grain(n, 4 * k, 8 * kPanel);
   parallel_for(pieces(n, g), [&](size_t t, size_t) {
     const auto [c0, c1] = piece(t, n, g);
     float* out = packed + c0 * k;
