@@ -38,7 +38,7 @@ export const loadNote = (loads, cores) =>
  * 1 / (f + (1 - f) / p) on p cores (an upper bound: it leaves out memory bandwidth and the cost
  * of handing out more pieces). Returns the lines to print and the numbers.
  */
-export function threadsTable(model, all, one, { note, where = 'configure({ threads: 1 })' }) {
+export function threadsTable(model, all, one, { note, where = 'configure({ threads: 1 })', cores }) {
   const threads = all[0]?.threads ?? NaN;
   const metrics = model === 'mlp'
     ? [['training, batch 64 (examples/s)', 'train64', 0, 1.8], ['training, batch 256 (examples/s)', 'train256', 0, 1.8],
@@ -62,8 +62,19 @@ export function threadsTable(model, all, one, { note, where = 'configure({ threa
     ]);
     detail[m] = { oneThread: o, allThreads: a, speedup, serialFraction: parallel ? f : undefined };
   }
-  return {
-    lines: ['', `bnwasm on ${threads} threads against 1 (${where}), same rounds; ${note}`, ...table(rows)],
-    detail: { threads, ...detail },
-  };
+  const lines = ['', `bnwasm on ${threads} threads against 1 (${where}), same rounds; ${note}`, ...table(rows)];
+  if (cores !== undefined) {
+    // N threads do at most the work of the N fastest CPUs together; one thread runs on one CPU
+    // (at best the fastest). With unequal CPUs the ceiling is below N.
+    const fastest = Math.max(...cores);
+    const ceiling = cores.slice().sort((a, b) => b - a).slice(0, threads).reduce((s, r) => s + r, 0) / fastest;
+    lines.push(
+      `one thread's training at batch 64 pinned to each CPU (bench/core-speed.mjs under taskset, medians): ` +
+        `${cores.map((r, i) => `CPU ${i} ${fmt(r, 0)}`).join(', ')} examples/s; ` +
+        `${threads} threads can at most reach ${fmt(ceiling, 2)}x one thread on the fastest CPU ` +
+        `(training at batch 64: ${fmt(detail.train64.speedup, 2)}x, ${fmt((100 * detail.train64.speedup) / ceiling, 0)}% of that ceiling)`,
+    );
+    Object.assign(detail, { coreRates: cores, ceiling });
+  }
+  return { lines, detail: { threads, ...detail } };
 }

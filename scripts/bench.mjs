@@ -147,6 +147,17 @@ const probe = (file, argv = []) => JSON.parse(run('node', [join('build/bench', f
 const peaks = [];
 const kernelRuns = [];
 const depthwiseRuns = [];
+// One thread's training rate pinned to each CPU (bench/core-speed.mjs under taskset), per model:
+// what the threads table sets its ratios against when the CPUs are not equal.
+const coreSpeeds = { mlp: [], cnn: [] };
+const pinnable = existsSync('/usr/bin/taskset') && engines.includes('bnwasm') && engines.includes('bnwasm-1t');
+function probeCoreSpeeds(model) {
+  const rates = cpus().map((_, i) => {
+    const out = run('taskset', ['-c', String(i), 'node', 'bench/core-speed.mjs', '--model', model]);
+    return JSON.parse(out.trim().split('\n').pop()).train64;
+  });
+  coreSpeeds[model].push(rates);
+}
 function interleavedRounds(model, count) {
   const samples = Object.fromEntries(engines.map((e) => [e, []]));
   sampleLoad(model);
@@ -163,6 +174,10 @@ function interleavedRounds(model, count) {
     peaks.push(probe('peak.cjs'));
     kernelRuns.push(probe('kernels.cjs', ['64']));
     depthwiseRuns.push(probe('depthwise.cjs'));
+    if (pinnable) {
+      log(`bench: ${model} round ${r + 1}/${count}: one thread pinned to each CPU`);
+      probeCoreSpeeds(model);
+    }
     sampleLoad(model);
   }
   return samples;
@@ -392,7 +407,9 @@ function cnnTable() {
 function threadsTable(model, runs) {
   const all = runs.bnwasm, one = runs['bnwasm-1t'];
   if (!all || !one) return;
-  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model) });
+  const pinned = coreSpeeds[model];
+  const cores = pinned.length === 0 ? undefined : pinned[0].map((_, i) => median(pinned.map((rates) => rates[i])));
+  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model), cores });
   out.push(...lines);
   (result.threads ??= {})[model] = detail;
 }

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// One thread's training rate on the CPU this process is pinned to (scripts/bench.mjs runs it
+// under `taskset -c i` for each CPU), printed as one JSON line. The CPUs of a shared machine are
+// not always equal: a virtual CPU whose physical core another tenant also runs on is slower,
+// and N threads can then at most reach sum(rate_i) / max(rate_i) of one thread on the fastest.
+//   node bench/core-speed.mjs [--model mlp|cnn]
+import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
+import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
+
+const model = process.argv.includes('--model') ? process.argv[process.argv.indexOf('--model') + 1] : 'mlp';
+const { createNetwork, configure } = await import('../web/src/index.node.js');
+configure({ threads: 1 });
+const { train } = loadFashionMnist({ trainLimit: 4096, testLimit: 1 });
+const net = await createNetwork(model === 'cnn' ? CNN_CONFIG : MLP_CONFIG);
+const BATCH = 64;
+const count = Math.floor(train.n / BATCH);
+const step = (i) => {
+  const b = i % count;
+  return net.trainBatch(train.x.subarray(b * BATCH * INPUT, (b + 1) * BATCH * INPUT), train.y.subarray(b * BATCH, (b + 1) * BATCH));
+};
+// Warm-up as in bench/run-engine.mjs (V8's optimizing tier), then 1 s of steps.
+let i = 0;
+for (const w0 = performance.now(); i < 5 || performance.now() - w0 < 500; i++) await step(i);
+const t0 = performance.now();
+let steps = 0;
+while (performance.now() - t0 < 1000 || steps < 3) await step(i + steps++);
+console.log(JSON.stringify({ model, train64: (steps * BATCH) / ((performance.now() - t0) / 1000) }));
+net.dispose();
+process.exit(0);
