@@ -52,7 +52,9 @@ export function threadsTable(model, all, one, { note, where = 'configure({ threa
     const o = median(one.map((r) => r[m]));
     const speedup = m === 'predictOneUs' ? o / a : a / o;
     const f = (threads / speedup - 1) / (threads - 1);
-    const amdahl = (p) => 1 / (f + (1 - f) / p);
+    // A speedup above N (f < 0: the one-thread rounds ran slower than a thread does here, on a
+    // slower CPU or with less cache) predicts nothing: Amdahl's law takes f >= 0.
+    const amdahl = (p) => 1 / (Math.max(0, f) + (1 - Math.max(0, f)) / p);
     const parallel = m !== 'predictOneUs';
     rows.push([
       label, fmt(o, d), fmt(a, d), `${fmt(speedup, 2)}x`,

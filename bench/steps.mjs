@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Milliseconds per training step of the dense network at batch 64, averaged over each 100 steps
+// from the first, in a fresh process: how long the rate takes to settle (V8's optimizing tier)
+// and how it moves after (the machine). docs/performance.md quotes it.
+//   node bench/steps.mjs [threads] [steps]      (threads: configure({ threads }), default every core)
+import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
+import { INPUT, MLP_CONFIG } from './model.mjs';
+
+const threads = process.argv[2] === undefined ? undefined : Number(process.argv[2]);
+const total = Number(process.argv[3] ?? 1500);
+const { createNetwork, configure, threadCount } = await import('../web/src/index.node.js');
+if (threads !== undefined) configure({ threads });
+const { train } = loadFashionMnist({ trainLimit: 8192, testLimit: 1 });
+const net = await createNetwork(MLP_CONFIG);
+const BATCH = 64;
+const count = Math.floor(train.n / BATCH);
+const per100 = [];
+let t0 = performance.now();
+for (let s = 1; s <= total; s++) {
+  const b = s % count;
+  await net.trainBatch(train.x.subarray(b * BATCH * INPUT, (b + 1) * BATCH * INPUT), train.y.subarray(b * BATCH, (b + 1) * BATCH));
+  if (s % 100 === 0) {
+    const t = performance.now();
+    per100.push(((t - t0) / 100).toFixed(2));
+    t0 = t;
+  }
+}
+console.log(`${await threadCount()} thread(s), ms per step over each 100 steps: ${per100.join(' ')}`);
+net.dispose();
+process.exit(0);
