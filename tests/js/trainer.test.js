@@ -292,6 +292,21 @@ test('one fit at a time; transfer moves the data instead of copying it', async (
   expect(train.x.length).toBe(4096 * D);
 });
 
+test("arrays that are views into a larger buffer (Node's Buffer) stay the caller's: only their own values cross", async () => {
+  // Buffer.slice is a view of the same memory (for small Buffers, Node's shared pool): copying
+  // with slice() and moving the copy detached the caller's buffer. Labels as a Buffer here.
+  const t = await trainer();
+  const big = Buffer.alloc(3 * 4096);
+  const y = big.subarray(4096, 2 * 4096);
+  y.set(train.y);
+  const before = (await t.evaluate(train.x, train.y)).loss;
+  expect((await t.evaluate(train.x, y)).loss).toBe(before);
+  await t.fit(train.x, y, { epochs: 1, batchSize: BATCH });
+  expect(y.length).toBe(4096); // not detached
+  expect([...y.subarray(0, 8)]).toEqual([...train.y.subarray(0, 8)]);
+  expect(big.length).toBe(3 * 4096);
+});
+
 test('terminate() mid-fit rejects every pending promise, and later calls, with DisposedError', async () => {
   const t = await trainer();
   const rec = progressRecorder();

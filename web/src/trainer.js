@@ -14,9 +14,12 @@ import { encodeValue } from './value.js';
 // moved when the caller asks for `transfer`, otherwise copied once (the copy is then
 // moved, so a view into a larger buffer costs only its own bytes).
 function ship(array, transfer, list) {
-  if (!ArrayBuffer.isView(array)) return array; // the worker's Network reports the wrong type
+  // Not a typed array: the worker's Network reports the wrong type (a DataView is cloned).
+  if (!ArrayBuffer.isView(array) || array instanceof DataView) return array;
   if (typeof SharedArrayBuffer !== 'undefined' && array.buffer instanceof SharedArrayBuffer) return array;
-  const moved = transfer ? array : array.slice();
+  // The copy is a new array of the same type, not array.slice(): Node's Buffer.slice is a view
+  // of the same memory (often Node's shared pool), and moving that buffer detached the caller's.
+  const moved = transfer ? array : new globalThis[array[Symbol.toStringTag]](array);
   if (!list.includes(moved.buffer)) list.push(moved.buffer);
   return moved;
 }
