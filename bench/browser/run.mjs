@@ -223,7 +223,7 @@ function peersReport(browser, versions, samples, binaries, { rounds, quick, load
       `navigator.hardwareConcurrency ${cores}; ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; medians of ${rounds} interleaved rounds${quick ? ' (--quick)' : ''}; ` +
       loadNote(loads, cpus().length),
     `bnwasm ${versions.bnwasm} trains in its trainer's worker (createTrainer; threads: configure() default, every core; 1 thread: configure({ threads: 1 })), ` +
-      'batch predict is trainer.evaluate in that worker, single predict the trainer\'s snapshot() on the page\'s main thread (always one thread: a page never waits on a pool); ' +
+      'batch predict is trainer.predictBatch in that worker, single predict the trainer\'s snapshot() on the page\'s main thread (always one thread: a page never waits on a pool); ' +
       `TF.js ${versions['tfjs-wasm']} wasm backend (layers API) and jax-js ${versions['jax-js']} wasm (jit, valueAndGrad, batch norm and Adam written in bench/engines/jax.mjs) on the page's main thread with their own pools ` +
       '(TF.js caps its pool at half the cores it is told of, so its page tells it twice the cores: bench/browser/page.js).',
     '',

@@ -215,6 +215,21 @@ test('a snapshot predicts exactly what the worker predicts', async () => {
   const workerEval = await t.evaluate(testSet.x, testSet.y);
   expect(net.evaluate(testSet.x, testSet.y)).toEqual(workerEval);
   expect(workerEval.accuracy).toBeGreaterThan(0.9);
+  // predictBatch in the worker (on its threads): the snapshot's rows bit for bit, and each row is predict(row).
+  const rows = await t.predictBatch(testSet.x);
+  expect(rows.constructor.name).toBe('Float32Array');
+  expect(rows.length).toBe((testSet.x.length / D) * CLASSES);
+  expect(Array.from(rows)).toEqual(Array.from(net.predictBatch(testSet.x)));
+  expect(Array.from(rows.subarray(5 * CLASSES, 6 * CLASSES))).toEqual(Array.from(net.predict(testSet.x.subarray(5 * D, 6 * D))));
+  const moved = testSet.x.slice(0, 10 * D);
+  expect(Array.from(await t.predictBatch(moved, { transfer: true }))).toEqual(Array.from(rows.subarray(0, 10 * CLASSES)));
+  expect(moved.length).toBe(0); // moved to the worker
+  await expect(t.predictBatch(testSet.x.subarray(0, D + 1))).rejects.toMatchObject({
+    name: 'InputError',
+    code: 'BNWASM_WRONG_LENGTH',
+    message: expect.stringMatching(/^predictBatch\(\): xs has 9 values/),
+  });
+  expect(Array.from(await t.predictBatch(testSet.x.subarray(0, D)))).toEqual(Array.from(rows.subarray(0, CLASSES))); // still usable
   net.dispose();
 
   // Snapshots during a fit work too (the first progress message comes after the first step).

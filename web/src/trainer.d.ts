@@ -95,6 +95,11 @@ export declare class Trainer {
   save(): Promise<Uint8Array>;
   /** Single-example inference inside the worker. */
   predict(x: Float32Array): Promise<Float32Array>;
+  /**
+   * Batch inference inside the worker, on its threads: row i is predict(row i). During a fit
+   * it runs between two mini-batches.
+   */
+  predictBatch(xs: Float32Array, options?: { transfer?: boolean }): Promise<Float32Array>;
   evaluate(xs: Float32Array, ys: Targets, options?: { transfer?: boolean }): Promise<Evaluation>;
   /**
    * Network.recomputeStatistics in the worker: every batch norm's running statistics become the

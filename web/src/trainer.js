@@ -223,6 +223,21 @@ export class Trainer {
   }
 
   /**
+   * Batch inference inside the worker, on its threads (the page's main thread has one): row i
+   * of the result is predict(row i). During a fit it runs between two mini-batches, as
+   * evaluate does.
+   * @param {Float32Array} xs (n * inputSize)
+   * @param {object} [options]
+   * @param {boolean} [options.transfer=false] move xs's buffer to the worker instead of copying it
+   * @returns {Promise<Float32Array>} (n * outputSize)
+   */
+  async predictBatch(xs, { transfer = false } = {}) {
+    const list = [];
+    const { output } = await this.#request({ type: 'predictBatch', x: ship(xs, transfer, list) }, list);
+    return output;
+  }
+
+  /**
    * Loss (and accuracy) in inference mode, inside the worker; row i is scored as predict(row i).
    * @returns {Promise<{loss: number, accuracy?: number}>}
    */

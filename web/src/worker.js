@@ -10,6 +10,7 @@
 //             {id, type: 'pause' | 'resume'}           -> result {step}  (pause: once the fit has stopped)
 //             {id, type: 'snapshot'}                   -> result {bytes}  (save(); the buffer is transferred)
 //             {id, type: 'predict', x}                 -> result {output} (transferred)
+//             {id, type: 'predictBatch', x}            -> result {output} (transferred)
 //             {id, type: 'evaluate', x, y}             -> result {loss, accuracy?}
 //             {id, type: 'recomputeStatistics', x, options} -> progress {progress}*, then result
 //             {type: 'abort', fit}                     (no reply: the fit resolves early)
@@ -71,6 +72,11 @@ port.listen(async (message) => {
       }
       case 'predict': {
         const output = network('predict').predict(message.x);
+        reply(id, { output }, [output.buffer]);
+        return;
+      }
+      case 'predictBatch': {
+        const output = network('predictBatch').predictBatch(message.x);
         reply(id, { output }, [output.buffer]);
         return;
       }
