@@ -46,10 +46,8 @@ namespace {
 // The current job. Its tasks are cut into one contiguous range per thread:
 // thread w runs range w first, in order, then helps with the others. So the
 // same thread runs the same tasks job after job (an optimizer's piece of the
-// weights, a GEMM's rows, the panels it packed), and their data stays in its
-// core's cache: handed out one by one from a shared counter, they went to
-// either thread by chance, and two threads trained the dense network at
-// batch 64 about 1.1x as fast as one.
+// weights, a GEMM's column group, the panels it packed), and their data stays
+// in its core's cache instead of moving between cores.
 //
 // Each range's counter holds the job's number (high 32 bits) and the range's
 // next unclaimed task (low 32): a claim is one compare-exchange, which fails
