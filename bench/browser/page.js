@@ -61,7 +61,12 @@ function accuracy(outputs, labels, n) {
 
 /** Median time per call of `call(i)`, over groups of calls each lasting at least GROUP_MS. */
 async function perCallUs(call, groups) {
-  for (let i = 0; i < 3; i++) await call(i);
+  // Warm-up: 3 calls and at least WARM_UP_MS of them. A module the page has just compiled runs
+  // on V8's baseline tier until its optimized code arrives; a module the page's worker already
+  // ran (the same .wasm bytes) starts optimized, so without this the page whose trainer ran
+  // another build measured the baseline tier.
+  const w0 = performance.now();
+  for (let i = 0; i < 3 || performance.now() - w0 < WARM_UP_MS; i++) await call(i);
   const t0 = performance.now();
   await call(3);
   const size = Math.max(1, Math.min(MAX_GROUP, Math.ceil(GROUP_MS / Math.max(performance.now() - t0, 1e-3))));
