@@ -70,13 +70,9 @@ port.listen(async (message) => {
         reply(id, { bytes }, [bytes.buffer]);
         return;
       }
-      case 'predict': {
-        const output = network('predict').predict(message.x);
-        reply(id, { output }, [output.buffer]);
-        return;
-      }
+      case 'predict':
       case 'predictBatch': {
-        const output = network('predictBatch').predictBatch(message.x);
+        const output = network(type)[type](message.x);
         reply(id, { output }, [output.buffer]);
         return;
       }
