@@ -6,6 +6,7 @@
 //   node bench/core-speed.mjs [--model mlp|cnn]
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
+import { warmUp } from './timing.mjs';
 
 const model = process.argv.includes('--model') ? process.argv[process.argv.indexOf('--model') + 1] : 'mlp';
 const { createNetwork, configure } = await import('../web/src/index.node.js');
@@ -19,8 +20,7 @@ const step = (i) => {
   return net.trainBatch(train.x.subarray(b * BATCH * INPUT, (b + 1) * BATCH * INPUT), train.y.subarray(b * BATCH, (b + 1) * BATCH));
 };
 // Warm-up as in bench/run-engine.mjs (V8's optimizing tier), then 1 s of steps.
-let i = 0;
-for (const w0 = performance.now(); i < 5 || performance.now() - w0 < 500; i++) await step(i);
+const i = await warmUp(step);
 const t0 = performance.now();
 let steps = 0;
 while (performance.now() - t0 < 1000 || steps < 3) await step(i + steps++);

@@ -7,6 +7,7 @@
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { INPUT } from './model.mjs';
 import { cpuSeconds, median } from './report.mjs';
+import { warmUp } from './timing.mjs';
 
 const engineName = process.argv[2];
 const quick = process.argv.includes('--quick');
@@ -15,7 +16,6 @@ if (!['mlp', 'cnn'].includes(modelName)) throw new Error(`unknown --model '${mod
 // Seconds of timed work per training measurement; the slow cpu backend gets
 // fewer steps but the same wall time.
 const TRAIN_SECONDS = quick ? 0.6 : 1.5;
-const WARM_UP_SECONDS = 2;
 const PREDICT_CALLS = quick ? 300 : 1000;
 const BATCH_PREDICT_ROWS = 1000;
 
@@ -34,14 +34,7 @@ async function load() {
 async function trainRate(engine, batch) {
   const count = Math.floor(train.n / batch);
   const batches = engine.prepareBatches(train.x, train.y, batch, count);
-  // Warm-up: 5 steps and at least WARM_UP_SECONDS of them. V8 first runs wasm on its baseline
-  // compiler and optimizes the hot functions in the background, with what the baseline code saw
-  // (calls through a function pointer, such as the pool's tasks, get inlined). 5 steps of the
-  // dense network (about 10 ms) measured the first tier. One thread reached its steady rate
-  // after about 100 steps; two threads, which leave the compiler no idle core, after 100 to 600
-  // (1.5-1.9 ms a step before, 1.1-1.2 after).
-  const w0 = performance.now();
-  for (let i = 0; i < 5 || performance.now() - w0 < WARM_UP_SECONDS * 1000; i++) await engine.trainBatch(batches[i % count]);
+  await warmUp((i) => engine.trainBatch(batches[i % count]));
   let steps = 0;
   const c0 = cpuSeconds();
   const t0 = performance.now();

@@ -32,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { CNN_CONFIG, modelFlops, networkFlops } from '../bench/model.mjs';
 import { fmt, loadNote as describeLoad, median, table, threadsTable as compareThreads } from '../bench/report.mjs';
+import { canPin, medianPerCore, pinnedCoreRates } from '../bench/timing.mjs';
 import { ONNX_FILE, OPTIMIZER, TORCHVISION_MODELS, TRAIN_BATCH } from '../bench/torchvision.mjs';
 import { ensureTorchvisionFixtures } from './pytorch/torchvision-fixtures.mjs';
 
@@ -150,14 +151,7 @@ const depthwiseRuns = [];
 // One thread's training rate pinned to each CPU (bench/core-speed.mjs under taskset), per model:
 // what the threads table sets its ratios against when the CPUs are not equal.
 const coreSpeeds = { mlp: [], cnn: [] };
-const pinnable = existsSync('/usr/bin/taskset') && engines.includes('bnwasm') && engines.includes('bnwasm-1t');
-function probeCoreSpeeds(model) {
-  const rates = cpus().map((_, i) => {
-    const out = run('taskset', ['-c', String(i), 'node', 'bench/core-speed.mjs', '--model', model]);
-    return JSON.parse(out.trim().split('\n').pop()).train64;
-  });
-  coreSpeeds[model].push(rates);
-}
+const pinnable = canPin() && engines.includes('bnwasm') && engines.includes('bnwasm-1t');
 function interleavedRounds(model, count) {
   const samples = Object.fromEntries(engines.map((e) => [e, []]));
   sampleLoad(model);
@@ -176,7 +170,7 @@ function interleavedRounds(model, count) {
     depthwiseRuns.push(probe('depthwise.cjs'));
     if (pinnable) {
       log(`bench: ${model} round ${r + 1}/${count}: one thread pinned to each CPU`);
-      probeCoreSpeeds(model);
+      coreSpeeds[model].push(pinnedCoreRates(model));
     }
     sampleLoad(model);
   }
@@ -407,9 +401,7 @@ function cnnTable() {
 function threadsTable(model, runs) {
   const all = runs.bnwasm, one = runs['bnwasm-1t'];
   if (!all || !one) return;
-  const pinned = coreSpeeds[model];
-  const cores = pinned.length === 0 ? undefined : pinned[0].map((_, i) => median(pinned.map((rates) => rates[i])));
-  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model), cores });
+  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model), cores: medianPerCore(coreSpeeds[model]) });
   out.push(...lines);
   (result.threads ??= {})[model] = detail;
 }

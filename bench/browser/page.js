@@ -27,7 +27,7 @@ const MAX_GROUP = 50;
 /** Batch predict repeats at most this long (jax-js's CNN takes seconds per 1000 images). */
 const BATCH_PREDICT_BUDGET_MS = 10_000;
 // Warm-up before a training rate is timed (engineTrainRate, trainerTrainRate): as long as
-// bench/run-engine.mjs's, for the same reason (the engine's optimizing wasm tier).
+// bench/timing.mjs's WARM_UP_SECONDS, for the same reason (the engine's optimizing wasm tier).
 const WARM_UP_MS = 2000;
 
 const median = (a) => {

@@ -13,7 +13,7 @@
 // bnwasm's main-thread Network in each browser engine (Chromium, Firefox ESR, WebKitGTK, or those
 // of BNWASM_BROWSERS), next to Node, with the wasm kernels' probes.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,7 @@ import { Page } from '../../tests/browsers/page.mjs';
 import { watch } from '../../tests/browsers/proxy.mjs';
 import { CNN_CONFIG, MLP_CONFIG } from '../model.mjs';
 import { fmt, loadNote, median, table, threadsTable } from '../report.mjs';
+import { canPin, medianPerCore, pinnedCoreRates } from '../timing.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -146,21 +147,6 @@ const BINARIES = {
   'tfjs-wasm': /tfjs-backend-wasm(-threaded)?(-simd)?\.wasm$/,
 };
 
-/**
- * One thread's training rate in Node pinned to each CPU (bench/core-speed.mjs under taskset,
- * medians of 3), for the threads table's ceiling: the same machine's CPUs, measured right
- * after the page rounds. Undefined without taskset.
- */
-function coreSpeeds(model) {
-  if (!existsSync('/usr/bin/taskset')) return undefined;
-  const runs = [0, 1, 2].map(() => cpus().map((_, i) => {
-    const child = spawnSync('taskset', ['-c', String(i), 'node', 'bench/core-speed.mjs', '--model', model], { cwd: ROOT, encoding: 'utf8' });
-    if (child.status !== 0) throw new Error(`bench/core-speed.mjs on CPU ${i} exited with ${child.status}: ${child.stderr}`);
-    return JSON.parse(child.stdout.trim().split('\n').pop()).train64;
-  }));
-  return runs[0].map((_, i) => median(runs.map((r) => r[i])));
-}
-
 export async function browserBench({ rounds, quick, models = ['mlp', 'cnn'], engines, browsers: names = ['chromium'] }) {
   const known = Object.keys(ENGINE_LABELS);
   const unknown = engines.filter((e) => !known.includes(e));
@@ -266,7 +252,8 @@ function peersReport(browser, versions, samples, binaries, { rounds, quick, load
       const { lines } = threadsTable(model, samples.bnwasm[model], samples['bnwasm-1t'][model], {
         note: `${browser}; single predict on the page's main thread in both`,
         where: "configure({ threads: 1 }), both in the trainer's worker",
-        cores: coreSpeeds(model),
+        // One thread pinned to each CPU in Node, 3 runs, right after the page rounds.
+        cores: canPin() ? medianPerCore([0, 1, 2].map(() => pinnedCoreRates(model))) : undefined,
       });
       out.push(...lines.slice(1), '');
     }

@@ -1,0 +1,44 @@
+// How the Node benches time bnwasm alike: the warm-up before a rate is measured, and one
+// thread's training rate pinned to each CPU (the ceiling two threads are judged against).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { median } from './report.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * Seconds of warm-up before a training rate is timed. V8 first runs wasm on its baseline
+ * compiler and optimizes the hot functions in the background: one thread of the dense network
+ * reached its steady rate after about 100 steps, two threads (which leave the compiler no idle
+ * core) after 100 to 600 (1.5-1.9 ms a step before, 1.1-1.2 after). bench/browser/page.js
+ * waits as long (WARM_UP_MS).
+ */
+export const WARM_UP_SECONDS = 2;
+
+/** Calls step(0), step(1), ... (awaited): 5 times and for at least WARM_UP_SECONDS. Returns the count. */
+export async function warmUp(step) {
+  const w0 = performance.now();
+  let i = 0;
+  for (; i < 5 || performance.now() - w0 < WARM_UP_SECONDS * 1000; i++) await step(i);
+  return i;
+}
+
+/** Whether this machine can pin a process to one CPU (util-linux's taskset). */
+export const canPin = () => existsSync('/usr/bin/taskset');
+
+/**
+ * One thread's training rate at batch 64 on each CPU (examples/s, by CPU index):
+ * bench/core-speed.mjs under `taskset -c i`, one run per CPU.
+ */
+export function pinnedCoreRates(model) {
+  return cpus().map((_, i) => {
+    const child = spawnSync('taskset', ['-c', String(i), process.execPath, 'bench/core-speed.mjs', '--model', model], { cwd: ROOT, encoding: 'utf8' });
+    if (child.status !== 0) throw new Error(`bench/core-speed.mjs on CPU ${i} exited with ${child.status}: ${child.stderr}`);
+    return JSON.parse(child.stdout.trim().split('\n').pop()).train64;
+  });
+}
+
+/** Per CPU, the median of its rates over several pinnedCoreRates runs; undefined for none. */
+export const medianPerCore = (runs) => (runs.length === 0 ? undefined : runs[0].map((_, i) => median(runs.map((rates) => rates[i]))));
