@@ -325,6 +325,9 @@ function demoTests(engine) {
     await page.click('[data-testid="figure1-pause"]');
     await page.waitFor(() => document.querySelector('[data-testid="figure1-pause"]').textContent === 'Resume', [], { timeout: 10_000 });
     const pausedAt = await figure1Step();
+    // The last measurement came just before the pause's reply; the charts (and their
+    // data-points) draw it at the next animation frame. Read the series after that frame.
+    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
     const pausedPoints = await seriesPoints('figure1-accuracy');
     await sleep(1500);
     const later = await figure1Step();
