@@ -363,7 +363,7 @@ std::string layer_where(size_t i, const std::string& name) {
   return "layers[" + std::to_string(i) + "]" + (name.empty() ? "" : " (" + name + ")");
 }
 
-bool fail(SpecFailure* why, const std::string& where, SpecError e) {
+bool fail(SpecFailure* why, const std::string& where, SpecError&& e) {
   why->where = where;
   why->error = std::move(e);
   return false;
@@ -435,7 +435,7 @@ bool parse_layer(const Value& v, size_t i, LayerSpec* out, SpecFailure* why) {
     }
     // A record's fields name the record as their place ("layers[0].renorm: rMax ...").
     if (!parse_option(o, v.get(o.name), l.values.data() + def->offsets[k], &e))
-      return fail(why, where + e.within, e);
+      return fail(why, where + e.within, std::move(e));
   }
   *out = std::move(l);
   return true;
