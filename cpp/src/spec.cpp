@@ -4,6 +4,7 @@
 #include "bnwasm/spec.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -28,18 +29,28 @@ bool is_int_in(double v, double lo, double hi) {
 // A missing option, as JS names it.
 Value undefined_value() { return Value::other("undefined"); }
 
-SpecError error_of(std::string field, std::string message, Value value) {
+// Sets *why to the error "<field> <message>" that names `value` (none when null); false.
+// A check that fails costs its caller this one call: fields are C strings (the registry's
+// names or the parser's own text, never a user's), messages literals where they can be.
+bool refuse_text(SpecError* why, const char* field, const char* message, size_t n,
+                 const Value* value) {
   SpecError e;
-  e.field = std::move(field);
-  e.message = std::move(message);
-  e.value = std::move(value);
-  return e;
+  e.field = field;
+  e.message.assign(message, n);
+  if (value != nullptr) e.value = *value;
+  e.has_value = value != nullptr;
+  *why = std::move(e);
+  return false;
+}
+bool refuse(SpecError* why, const char* field, const char* message, const Value& value) {
+  return refuse_text(why, field, message, std::strlen(message), &value);
+}
+bool refuse(SpecError* why, const char* field, const std::string& message, const Value& value) {
+  return refuse_text(why, field, message.data(), message.size(), &value);
 }
 // An error that names no value: its message says it all.
-SpecError note_of(std::string field, std::string message) {
-  SpecError e = error_of(std::move(field), std::move(message), Value());
-  e.has_value = false;
-  return e;
+bool refuse_note(SpecError* why, const std::string& message) {
+  return refuse_text(why, "", message.data(), message.size(), nullptr);
 }
 
 std::string int_range(double lo, double hi) {
@@ -72,7 +83,7 @@ std::string quoted_list(const std::vector<const char*>& names) {
 // Reads one option's value into its doubles (option_width(o) of them). `v` is
 // null when the config leaves the option out: its default, or an error when it has none.
 bool parse_option(const OptionDef& o, const Value* v, double* out, SpecError* why) {
-  const std::string name = o.name;
+  const char* name = o.name;
   if (v == nullptr && !std::isnan(o.fallback)) {
     switch (o.kind) {
       case OptionKind::Size:
@@ -94,26 +105,25 @@ bool parse_option(const OptionDef& o, const Value* v, double* out, SpecError* wh
   const Value given = v != nullptr ? *v : undefined_value();
   switch (o.kind) {
     case OptionKind::Int:
-      if (!given.is_number()) return *why = error_of(name, "must be a number", given), false;
+      if (!given.is_number()) return refuse(why, name, "must be a number", given);
       if (!is_int_in(given.as_number(), o.min, o.max))
-        return *why = error_of(name, int_range(o.min, o.max), given), false;
+        return refuse(why, name, int_range(o.min, o.max), given);
       out[0] = given.as_number();
       return true;
     case OptionKind::Number:
-      if (!given.is_number()) return *why = error_of(name, "must be a number", given), false;
-      if (!number_ok(o, given.as_number()))
-        return *why = error_of(name, number_range(o), given), false;
+      if (!given.is_number()) return refuse(why, name, "must be a number", given);
+      if (!number_ok(o, given.as_number())) return refuse(why, name, number_range(o), given);
       out[0] = given.as_number();
       return true;
     case OptionKind::Bool:
-      if (!given.is_bool()) return *why = error_of(name, "must be true or false", given), false;
+      if (!given.is_bool()) return refuse(why, name, "must be true or false", given);
       out[0] = given.as_bool() ? 1 : 0;
       return true;
     case OptionKind::Enum:
       if (given.is_string())
         for (size_t k = 0; k < o.names.size(); ++k)
           if (given.as_string() == o.names[k]) return out[0] = static_cast<double>(k), true;
-      return *why = error_of(name, "must be one of " + quoted_list(o.names), given), false;
+      return refuse(why, name, "must be one of " + quoted_list(o.names), given);
     case OptionKind::Size:
     case OptionKind::Padding: {
       const bool padding = o.kind == OptionKind::Padding;
@@ -139,17 +149,15 @@ bool parse_option(const OptionDef& o, const Value* v, double* out, SpecError* wh
       if (given.is_array())
         for (const Value& item : given.items()) numbers = numbers && item.is_number();
       if (!numbers)
-        return *why = error_of(name,
-                               padding ? "must be 'same', 'sameLower', 'valid', a number, [height, "
-                                         "width] or [top, left, bottom, right] of numbers"
-                                       : "must be a number or [height, width] of numbers",
-                               given),
-               false;
+        return refuse(why, name,
+                      padding ? "must be 'same', 'sameLower', 'valid', a number, [height, "
+                                "width] or [top, left, bottom, right] of numbers"
+                              : "must be a number or [height, width] of numbers",
+                      given);
       for (size_t k = 0; k < n.size(); ++k)
         if (!is_int_in(n[k], o.min, o.max))
-          return *why = error_of(name + "[" + std::to_string(k) + "]", int_range(o.min, o.max),
-                                 Value::number(n[k])),
-                 false;
+          return refuse(why, (name + ("[" + std::to_string(k) + "]")).c_str(),
+                        int_range(o.min, o.max), Value::number(n[k]));
       if (!padding) {
         out[0] = n[0];
         out[1] = n[1];
@@ -170,8 +178,7 @@ bool parse_option(const OptionDef& o, const Value* v, double* out, SpecError* wh
         for (size_t k = 0; k < o.fields.size(); ++k) out[1 + k] = o.fields[k].fallback;
         return true;
       }
-      if (!given.is_object())
-        return *why = error_of(name, "must be null or an object", given), false;
+      if (!given.is_object()) return refuse(why, name, "must be null or an object", given);
       // Errors inside the record name it as their place: "layers[0].renorm: rMax ...".
       for (const auto& m : given.members()) {
         bool known = false;
@@ -179,8 +186,8 @@ bool parse_option(const OptionDef& o, const Value* v, double* out, SpecError* wh
         if (!known) {
           std::string list;
           for (size_t k = 0; k < o.fields.size(); ++k) list += (k ? ", " : "") + std::string(o.fields[k].name);
-          *why = note_of("", "unknown option '" + m.first + "' (expected one of " + list + ")");
-          why->within = "." + name;
+          refuse_note(why, "unknown option '" + m.first + "' (expected one of " + list + ")");
+          why->within = std::string(".") + name;
           return false;
         }
       }
@@ -188,7 +195,7 @@ bool parse_option(const OptionDef& o, const Value* v, double* out, SpecError* wh
       for (size_t k = 0; k < o.fields.size(); ++k) {
         SpecError inner;
         if (!parse_option(o.fields[k], given.get(o.fields[k].name), out + 1 + k, &inner)) {
-          inner.within = "." + name;
+          inner.within = std::string(".") + name;
           *why = inner;
           return false;
         }
@@ -333,18 +340,19 @@ OptionDef seed_option() {
 }
 const char* const kTopLevel[] = {"inputSize", "inputShape", "layers", "loss", "optimizer", "seed"};
 
-std::string expected_list(const std::vector<std::string>& names) {
+std::string expected_list(const std::vector<const char*>& names) {
   std::string s;
-  for (size_t k = 0; k < names.size(); ++k) s += (k ? ", " : "") + names[k];
+  for (size_t k = 0; k < names.size(); ++k) (s += k ? ", " : "") += names[k];
   return s;
 }
 
-bool unknown_keys(const Value& object, const std::vector<std::string>& allowed, SpecError* why) {
+bool unknown_keys(const Value& object, const std::vector<const char*>& allowed, SpecError* why) {
   for (const auto& m : object.members()) {
     bool known = false;
-    for (const std::string& a : allowed) known = known || m.first == a;
+    for (const char* a : allowed) known = known || m.first == a;
     if (!known) {
-      *why = note_of("", "unknown option '" + m.first + "' (expected one of " + expected_list(allowed) + ")");
+      refuse_note(
+          why, "unknown option '" + m.first + "' (expected one of " + expected_list(allowed) + ")");
       return true;
     }
   }
@@ -355,16 +363,31 @@ std::string layer_where(size_t i, const std::string& name) {
   return "layers[" + std::to_string(i) + "]" + (name.empty() ? "" : " (" + name + ")");
 }
 
-bool fail(SpecFailure* why, std::string where, SpecError e) {
-  why->where = std::move(where);
+bool fail(SpecFailure* why, const std::string& where, SpecError&& e) {
+  why->where = where;
   why->error = std::move(e);
   return false;
+}
+// The failure at `where`: see refuse.
+bool fail(SpecFailure* why, const std::string& where, const char* field, const char* message,
+          const Value& value) {
+  why->where = where;
+  return refuse(&why->error, field, message, value);
+}
+bool fail(SpecFailure* why, const std::string& where, const char* field, const std::string& message,
+          const Value& value) {
+  why->where = where;
+  return refuse(&why->error, field, message, value);
+}
+bool fail_note(SpecFailure* why, const std::string& where, const std::string& message) {
+  why->where = where;
+  return refuse_note(&why->error, message);
 }
 
 // One layer of a config: its type, name, inputs (as names) and options.
 bool parse_layer(const Value& v, size_t i, LayerSpec* out, SpecFailure* why) {
   const std::string at = "layers[" + std::to_string(i) + "]";
-  if (!v.is_object()) return fail(why, "config", error_of(at, "must be an object", v));
+  if (!v.is_object()) return fail(why, "config", at.c_str(), "must be an object", v);
   std::vector<const char*> type_names;
   for (const LayerDef* d : layer_defs()) type_names.push_back(d->name);
   const Value* type = v.get("type");
@@ -372,34 +395,35 @@ bool parse_layer(const Value& v, size_t i, LayerSpec* out, SpecFailure* why) {
   if (def == nullptr && type != nullptr && type->is_string()) {
     for (const char* left_out : left_out_layer_types())
       if (type->as_string() == left_out)
-        return fail(why, at, error_of("type", "'" + type->as_string() +
-                                                  "' is not in this build of bnwasm (the dense "
-                                                  "build has no convolution or pooling layers)",
-                                      *type));
+        return fail(why, at, "type",
+                    "'" + type->as_string() +
+                        "' is not in this build of bnwasm (the dense build has no convolution "
+                        "or pooling layers)",
+                    *type);
   }
   if (def == nullptr)
-    return fail(why, at, error_of("type", "must be one of " + quoted_list(type_names),
-                                  type != nullptr ? *type : undefined_value()));
+    return fail(why, at, "type", "must be one of " + quoted_list(type_names),
+                type != nullptr ? *type : undefined_value());
   LayerSpec l = LayerSpec::of(def);
   if (const Value* name = v.get("name")) {
     if (!name->is_string() || name->as_string().empty())
-      return fail(why, at, error_of("name", "must be a non-empty string", *name));
+      return fail(why, at, "name", "must be a non-empty string", *name);
     if (name->as_string() == "input")
-      return fail(why, at, error_of("name", "must not be 'input', the name of the network's input", *name));
+      return fail(why, at, "name", "must not be 'input', the name of the network's input", *name);
     l.name = name->as_string();
   }
   const std::string where = layer_where(i, l.name);
-  std::vector<std::string> allowed = {"type"};
+  std::vector<const char*> allowed = {"type"};
   for (const OptionDef& o : def->options) allowed.push_back(o.name);
   allowed.push_back("name");
   allowed.push_back("inputs");
   SpecError e;
-  if (unknown_keys(v, allowed, &e)) return fail(why, where, e);
+  if (unknown_keys(v, allowed, &e)) return fail(why, where, std::move(e));
   if (const Value* inputs = v.get("inputs")) {
     bool ok = inputs->is_array() && !inputs->items().empty();
     for (const Value& item : inputs->items()) ok = ok && item.is_string();
     if (!ok)
-      return fail(why, where, error_of("inputs", "must be an array of the names of earlier layers", *inputs));
+      return fail(why, where, "inputs", "must be an array of the names of earlier layers", *inputs);
     for (const Value& item : inputs->items()) l.input_names.push_back(item.as_string());
   }
   for (size_t k = 0; k < def->options.size(); ++k) {
@@ -411,7 +435,7 @@ bool parse_layer(const Value& v, size_t i, LayerSpec* out, SpecFailure* why) {
     }
     // A record's fields name the record as their place ("layers[0].renorm: rMax ...").
     if (!parse_option(o, v.get(o.name), l.values.data() + def->offsets[k], &e))
-      return fail(why, where + e.within, e);
+      return fail(why, where + e.within, std::move(e));
   }
   *out = std::move(l);
   return true;
@@ -429,15 +453,15 @@ bool check_network(NetworkSpec* s, SpecFailure* why) {
     const std::string where = layer_where(i, l.name);
     for (size_t j = 0; j < i; ++j)
       if (!l.name.empty() && layers[j].name == l.name)
-        return fail(why, where, error_of("name", "is already the name of layers[" + std::to_string(j) + "]",
-                                         Value::string(l.name)));
+        return fail(why, where, "name", "is already the name of layers[" + std::to_string(j) + "]",
+                    Value::string(l.name));
     l.inputs.clear();
     if (l.input_names.empty()) {
       if (def.min_inputs > 1)
-        return fail(why, where,
-                    error_of("inputs", "must name the " + std::to_string(def.min_inputs) +
-                                           " or more earlier layers a " + def.name + " layer takes",
-                             undefined_value()));
+        return fail(why, where, "inputs",
+                    "must name the " + std::to_string(def.min_inputs) +
+                        " or more earlier layers a " + def.name + " layer takes",
+                    undefined_value());
       l.inputs.push_back(static_cast<int32_t>(i) - 1);
     }
     for (size_t k = 0; k < l.input_names.size(); ++k) {
@@ -447,14 +471,15 @@ bool check_network(NetworkSpec* s, SpecFailure* why) {
       for (size_t j = 0; j < layers.size() && found == -2; ++j)
         if (layers[j].name == n) found = static_cast<int32_t>(j);
       if (found == -2)
-        return fail(why, where, error_of(field, "names no layer of this network ('input' is the network's input)",
-                                         Value::string(n)));
+        return fail(why, where, field.c_str(),
+                    "names no layer of this network ('input' is the network's input)",
+                    Value::string(n));
       if (found >= static_cast<int32_t>(i))
-        return fail(why, where,
-                    error_of(field, std::string(found == static_cast<int32_t>(i) ? "names this layer itself"
-                                                                                 : "names a later layer") +
-                                        "; a layer's inputs come before it (a network has no cycles)",
-                             Value::string(n)));
+        return fail(why, where, field.c_str(),
+                    std::string(found == static_cast<int32_t>(i) ? "names this layer itself"
+                                                                 : "names a later layer") +
+                        "; a layer's inputs come before it (a network has no cycles)",
+                    Value::string(n));
       l.inputs.push_back(found);
     }
     const size_t n_in = l.inputs.size();
@@ -464,22 +489,25 @@ bool check_network(NetworkSpec* s, SpecFailure* why) {
                                     : std::to_string(def.min_inputs) + " or more";
       Value names = Value::array();
       for (const std::string& n : l.input_names) names.push(Value::string(n));
-      return fail(why, where, error_of("inputs", "must name " + count + " layer" +
-                                                     (def.max_inputs == 1 ? "" : "s") + " for a " +
-                                                     def.name + " layer", names));
+      return fail(why, where, "inputs",
+                  "must name " + count +
+                      (def.max_inputs == 1 ? " layer for a " : " layers for a ") + def.name +
+                      " layer",
+                  names);
     }
     for (int32_t p : l.inputs)
       if (p >= 0) used[p] = 1;
     SpecError e;
-    if (def.check != nullptr && !def.check(l, &e)) return fail(why, where, e);
+    if (def.check != nullptr && !def.check(l, &e)) return fail(why, where, std::move(e));
     std::vector<Shape> in;
     for (int32_t p : l.inputs) in.push_back(p < 0 ? input_shape(*s) : shapes[p]);
     Shape out;
-    if (!def.shape(l, in.data(), in.size(), &out, &e)) return fail(why, where, e);
+    if (!def.shape(l, in.data(), in.size(), &out, &e)) return fail(why, where, std::move(e));
     if (out.size() > (int64_t(1) << 24))
-      return fail(why, where, error_of("type", "outputs " + std::to_string(out.size()) +
-                                                   " values per example, more than the 2^24 limit",
-                                       Value::string(def.name)));
+      return fail(
+          why, where, "type",
+          "outputs " + std::to_string(out.size()) + " values per example, more than the 2^24 limit",
+          Value::string(def.name));
     for (size_t k = 0; k < def.tensors.size(); ++k) {
       const TensorDef& t = def.tensors[k];
       if (t.when != nullptr && l.get(t.when) == 0) continue;
@@ -489,26 +517,26 @@ bool check_network(NetworkSpec* s, SpecFailure* why) {
     }
     // Parameters, gradients and two optimizer moments must fit in 32-bit wasm memory.
     if (weights > (int64_t(1) << 28))
-      return fail(why, where,
-                  note_of("", "brings the network to " + std::to_string(weights) +
-                                  " weights, more than the 268435456 (2^28) that fit in wasm memory "
-                                  "with their gradients and optimizer moments"));
+      return fail_note(why, where,
+                       "brings the network to " + std::to_string(weights) +
+                           " weights, more than the 268435456 (2^28) that fit in wasm memory "
+                           "with their gradients and optimizer moments");
     shapes.push_back(out);
   }
   for (size_t i = 0; i + 1 < layers.size(); ++i)
     if (!used[i])
-      return fail(why, layer_where(i, layers[i].name),
-                  note_of("", "feeds no later layer; only the last layer is the network's output "
-                              "(name it in a later layer's inputs, or remove it)"));
+      return fail_note(why, layer_where(i, layers[i].name),
+                       "feeds no later layer; only the last layer is the network's output "
+                       "(name it in a later layer's inputs, or remove it)");
   // Without layers the network's output is its input.
   const int64_t outputs = layers.empty() ? input_shape(*s).size() : shapes.back().size();
   if (s->loss == LossType::SoftmaxCrossEntropy && outputs < 2)
-    return fail(why, "config",
-                error_of("loss", "needs at least 2 outputs, " +
-                                     std::string(layers.empty() ? "the input of a network without layers has "
-                                                                : "the last layer has ") +
-                                     std::to_string(outputs),
-                         Value::string(kLosses[0])));
+    return fail(
+        why, "config", "loss",
+        (layers.empty() ? "needs at least 2 outputs, the input of a network without layers has "
+                        : "needs at least 2 outputs, the last layer has ") +
+            std::to_string(outputs),
+        Value::string(kLosses[0]));
   return true;
 }
 
@@ -639,52 +667,54 @@ std::vector<Shape> input_shapes(const NetworkSpec& s, const std::vector<Shape>& 
 }
 
 bool parse_network(const Value& c, NetworkSpec* out, SpecFailure* why) {
-  if (!c.is_object()) return fail(why, "", error_of("config", "must be an object", c));
+  // Where a failure is: made once, not at each check.
+  const std::string nowhere, config = "config", optimizer = "optimizer";
+  if (!c.is_object()) return fail(why, nowhere, "config", "must be an object", c);
   SpecError e;
-  if (unknown_keys(c, std::vector<std::string>(std::begin(kTopLevel), std::end(kTopLevel)), &e))
-    return fail(why, "config", e);
+  if (unknown_keys(c, std::vector<const char*>(std::begin(kTopLevel), std::end(kTopLevel)), &e))
+    return fail(why, config, std::move(e));
   NetworkSpec s;
   const Value* size = c.get("inputSize");
   if (const Value* shape = c.get("inputShape")) {
     bool ok = shape->is_array() && shape->items().size() == 3;
     for (const Value& d : shape->items()) ok = ok && d.is_number();
     if (!ok)
-      return fail(why, "config", error_of("inputShape", "must be [channels, height, width], three numbers", *shape));
+      return fail(why, config, "inputShape", "must be [channels, height, width], three numbers",
+                  *shape);
     const double d[3] = {shape->items()[0].as_number(), shape->items()[1].as_number(),
                          shape->items()[2].as_number()};
     for (size_t k = 0; k < 3; ++k)
       if (!is_int_in(d[k], 1, 1 << 24))
-        return fail(why, "config", error_of("inputShape[" + std::to_string(k) + "]",
-                                            int_range(1, 1 << 24), Value::number(d[k])));
+        return fail(why, config, ("inputShape[" + std::to_string(k) + "]").c_str(),
+                    int_range(1, 1 << 24), Value::number(d[k]));
     const double product = d[0] * d[1] * d[2];
     if (size != nullptr && !(size->is_number() && size->as_number() == product)) {
-      SpecError m = error_of("inputSize", "does not match inputShape [" + int_text(d[0]) + "," +
-                                              int_text(d[1]) + "," + int_text(d[2]) + "] (" +
-                                              int_text(product) + " values); give one of them",
-                             *size);
-      return fail(why, "config", m);
+      return fail(why, config, "inputSize",
+                  "does not match inputShape [" + int_text(d[0]) + "," + int_text(d[1]) + "," +
+                      int_text(d[2]) + "] (" + int_text(product) + " values); give one of them",
+                  *size);
     }
     if (product > (1 << 24))
-      return fail(why, "config", error_of("inputSize", int_range(1, 1 << 24), Value::number(product)));
+      return fail(why, config, "inputSize", int_range(1, 1 << 24), Value::number(product));
     s.input_channels = static_cast<int32_t>(d[0]);
     s.input_height = static_cast<int32_t>(d[1]);
     s.input_width = static_cast<int32_t>(d[2]);
     s.input_size = static_cast<int32_t>(product);
   } else {
     const Value given = size != nullptr ? *size : undefined_value();
-    if (!given.is_number()) return fail(why, "config", error_of("inputSize", "must be a number", given));
+    if (!given.is_number()) return fail(why, config, "inputSize", "must be a number", given);
     if (!is_int_in(given.as_number(), 1, 1 << 24))
-      return fail(why, "config", error_of("inputSize", int_range(1, 1 << 24), given));
+      return fail(why, config, "inputSize", int_range(1, 1 << 24), given);
     s.input_size = static_cast<int32_t>(given.as_number());
   }
   const Value* layers = c.get("layers");
   // An empty array is a network without layers: its output is its input.
   if (layers == nullptr || !layers->is_array())
-    return fail(why, "config", error_of("layers", "must be an array of layer configs",
-                                        layers != nullptr ? *layers : undefined_value()));
+    return fail(why, config, "layers", "must be an array of layer configs",
+                layers != nullptr ? *layers : undefined_value());
   if (layers->items().size() > 10000)
-    return fail(why, "config", error_of("layers", "must have at most 10000 layers",
-                                        Value::number(static_cast<double>(layers->items().size()))));
+    return fail(why, config, "layers", "must have at most 10000 layers",
+                Value::number(static_cast<double>(layers->items().size())));
   for (size_t i = 0; i < layers->items().size(); ++i) {
     LayerSpec l;
     if (!parse_layer(layers->items()[i], i, &l, why)) return false;
@@ -692,9 +722,9 @@ bool parse_network(const Value& c, NetworkSpec* out, SpecFailure* why) {
   }
   const OptionDef loss = loss_option();
   double v = 0;
-  if (!parse_option(loss, c.get("loss"), &v, &e)) return fail(why, "config", e);
+  if (!parse_option(loss, c.get("loss"), &v, &e)) return fail(why, config, std::move(e));
   s.loss = static_cast<LossType>(static_cast<int32_t>(v));
-  if (!parse_option(seed_option(), c.get("seed"), &v, &e)) return fail(why, "config", e);
+  if (!parse_option(seed_option(), c.get("seed"), &v, &e)) return fail(why, config, std::move(e));
   s.seed = static_cast<uint32_t>(v);
 
   const Value adam = [] {
@@ -704,23 +734,23 @@ bool parse_network(const Value& c, NetworkSpec* out, SpecFailure* why) {
   }();
   const Value* opt = c.get("optimizer");
   if (opt == nullptr) opt = &adam;
-  if (!opt->is_object()) return fail(why, "", error_of("optimizer", "must be an object", *opt));
+  if (!opt->is_object()) return fail(why, nowhere, "optimizer", "must be an object", *opt);
   std::vector<const char*> names;
   for (const OptimizerDef& d : optimizer_defs()) names.push_back(d.name);
   OptionDef type = enum_option("type", names, 0, "");
   type.fallback = kRequired;
-  if (!parse_option(type, opt->get("type"), &v, &e)) return fail(why, "optimizer", e);
+  if (!parse_option(type, opt->get("type"), &v, &e)) return fail(why, optimizer, std::move(e));
   const OptimizerDef& od = optimizer_defs()[static_cast<size_t>(v)];
-  std::vector<std::string> allowed = {"type"};
+  std::vector<const char*> allowed = {"type"};
   for (const OptionDef& o : od.options) allowed.push_back(o.name);
-  if (unknown_keys(*opt, allowed, &e)) return fail(why, "optimizer", e);
+  if (unknown_keys(*opt, allowed, &e)) return fail(why, optimizer, std::move(e));
   std::vector<double> values(od.options.size());
   for (size_t k = 0; k < od.options.size(); ++k)
     if (!parse_option(od.options[k], opt->get(od.options[k].name), &values[k], &e))
-      return fail(why, "optimizer", e);
+      return fail(why, optimizer, std::move(e));
   s.optimizer = optimizer_of(static_cast<OptimizerType>(static_cast<int32_t>(v)), values);
   if (s.optimizer.type == OptimizerType::Sgd && s.optimizer.nesterov && s.optimizer.momentum == 0)
-    return fail(why, "optimizer", error_of("nesterov", "needs momentum > 0", Value::boolean(true)));
+    return fail(why, optimizer, "nesterov", "needs momentum > 0", Value::boolean(true));
   if (!check_network(&s, why)) return false;
   *out = std::move(s);
   return true;

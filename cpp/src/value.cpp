@@ -110,6 +110,12 @@ Value Value::string(std::string s) {
   return v;
 }
 
+Value Value::string(const char* s) {
+  Value v(Kind::String);
+  v.text_ = s;
+  return v;
+}
+
 Value Value::other(std::string name) {
   Value v(Kind::Other);
   v.text_ = std::move(name);
@@ -128,7 +134,14 @@ Value& Value::set(const std::string& key, Value v) {
   return members_.back().second;
 }
 
-const Value* Value::get(const std::string& key) const {
+Value& Value::set(const char* key, Value v) {
+  for (auto& m : members_)
+    if (m.first == key) return m.second = std::move(v);
+  members_.emplace_back(key, std::move(v));
+  return members_.back().second;
+}
+
+const Value* Value::get(const char* key) const {
   for (const auto& m : members_)
     if (m.first == key) return &m.second;
   return nullptr;

@@ -29,6 +29,7 @@ class Value {
   static Value boolean(bool b) { return Value(b ? Kind::True : Kind::False); }
   static Value number(double n);
   static Value string(std::string s);
+  static Value string(const char* s);  // one call at each site, not a std::string made there
   static Value array() { return Value(Kind::Array); }
   static Value object() { return Value(Kind::Object); }
   static Value other(std::string name);  // a JS value with no place here, by its name
@@ -49,7 +50,8 @@ class Value {
   const std::vector<std::pair<std::string, Value>>& members() const { return members_; }
   Value& push(Value v);                               // appends to an array
   Value& set(const std::string& key, Value v);        // adds or replaces a member
-  const Value* get(const std::string& key) const;     // a member, or null
+  Value& set(const char* key, Value v);               // (no std::string made at each call)
+  const Value* get(const char* key) const;            // a member, or null
 
   // Appends this value's bytes.
   void write(std::vector<uint8_t>* out) const;
