@@ -15,7 +15,12 @@ import { instantiateThreaded, workerShim } from './threads.js';
 const THREAD = 'bnwasm-thread';
 
 function spawn(fail) {
+  // Firefox ESR sometimes never returns from this constructor; the client (trainer.js) hears
+  // the two messages around it and replaces a worker stuck between them.
+  const client = platform.workerPort();
+  client.post({ type: 'threadSpawning' });
   const worker = new Worker(self.location.href, { type: 'module', name: THREAD });
+  client.post({ type: 'threadSpawned' });
   const shim = workerShim((message, transfer) => worker.postMessage(message, transfer), () => worker.terminate());
   worker.onmessage = (event) => shim.onmessage?.(event);
   worker.onerror = (event) => {

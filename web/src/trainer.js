@@ -48,6 +48,19 @@ function ownRealm(value) {
 
 // ---- The client -------------------------------------------------------------------------
 
+/**
+ * How long the trainer's worker may stay inside the Worker constructor of one of its threads.
+ * Firefox ESR sometimes never returns from it (a worker made inside a worker, soon after another
+ * trainer's worker was terminated: about 1 start in 120 in scripts/experiments/firefox-thread-hang.mjs);
+ * the worker is then stuck for good, so the client replaces it with one on one thread. The
+ * constructor returns in milliseconds otherwise. @internal (tests shorten it)
+ */
+export const startLimits = { threadSpawnMs: 10000 };
+
+/** What the start request rejects with when a thread's Worker constructor hangs. */
+const THREAD_HANG = Object.freeze({ threadHang: true });
+let warnedHang = false;
+
 // Options that stay on this side: the callbacks and the signal cannot cross to the worker
 // (the worker's Network.fit gets stand-ins that post messages), `transfer` is about crossing.
 // Every other option is checked once, by Network.fit in the worker.
@@ -77,12 +90,40 @@ export class Trainer {
   #outputSize;
   #threads;
   #build;
+  #hang = null; // while the worker is inside a thread's Worker constructor: the timer that gives up on it
+  #stuck = null; // while the worker starts: rejects its start with THREAD_HANG
 
   /** @internal Use createTrainer() or loadTrainer(). */
   constructor() {}
 
-  /** @internal `init` is the worker's first request: {type: 'create', config} or {type: 'load', bytes}. */
-  async _start(init, transfer = []) {
+  /**
+   * @internal makeInit() gives the worker's first request and its transfer list:
+   * {init: {type: 'create', config} or {type: 'load', bytes}, transfer}, anew for each worker.
+   */
+  async _start(makeInit) {
+    let info;
+    try {
+      info = await this.#open(makeInit, workerModuleSettings());
+    } catch (error) {
+      if (error !== THREAD_HANG) throw error;
+      if (!warnedHang) {
+        warnedHang = true;
+        console.warn(
+          `bnwasm: the trainer's worker did not get past starting a thread's worker in ${startLimits.threadSpawnMs / 1000} s ` +
+            "(a Firefox hang: the Worker constructor never returned); the trainer's worker was replaced by one on one thread",
+        );
+      }
+      info = await this.#open(makeInit, { ...workerModuleSettings(), threads: 1 });
+    }
+    this.#config = info.config;
+    this.#inputSize = info.inputSize;
+    this.#outputSize = info.outputSize;
+    this.#threads = info.threads;
+    this.#build = info.build;
+  }
+
+  /** Spawns the worker, sends it the module settings and its first request; resolves to the reply. */
+  #open(makeInit, moduleSettings) {
     const spawn = platform.spawnWorker ?? spawnWebWorker;
     this.#port = spawn({
       workerUrl: settings.workerUrl,
@@ -98,14 +139,23 @@ export class Trainer {
         ),
     });
     // Where the worker finds the wasm, when configure() said (the worker-port.js end takes it).
-    const moduleSettings = workerModuleSettings();
     if (moduleSettings) this.#send({ type: 'configure', settings: moduleSettings });
-    const info = await this.#request(init, transfer);
-    this.#config = info.config;
-    this.#inputSize = info.inputSize;
-    this.#outputSize = info.outputSize;
-    this.#threads = info.threads;
-    this.#build = info.build;
+    const { init, transfer } = makeInit();
+    return new Promise((resolve, reject) => {
+      this.#stuck = reject;
+      this.#request(init, transfer).then(resolve, reject);
+    }).finally(() => {
+      this.#stuck = null;
+      clearTimeout(this.#hang);
+    });
+  }
+
+  /** A thread's Worker constructor did not return: drop this worker and its start request. */
+  #threadHang() {
+    if (!this.#stuck) return;
+    this.#pending.clear();
+    this.#port.terminate();
+    this.#stuck(THREAD_HANG);
   }
 
   /** The worker network's normalized config (a copy). */
@@ -323,6 +373,13 @@ export class Trainer {
 
   #receive(message) {
     if (!(message instanceof Object)) message = ownRealm(message);
+    // threads.browser.js, around each thread's Worker constructor while the worker starts.
+    if (message.type === 'threadSpawning') {
+      clearTimeout(this.#hang);
+      this.#hang = setTimeout(() => this.#threadHang(), startLimits.threadSpawnMs);
+      return;
+    }
+    if (message.type === 'threadSpawned') return clearTimeout(this.#hang);
     const entry = this.#pending.get(message.id);
     if (!entry) return;
     if (message.type === 'progress' || message.type === 'checkpoint') {
@@ -354,10 +411,10 @@ export class Trainer {
   }
 }
 
-async function startTrainer(init, transfer) {
+async function startTrainer(makeInit) {
   const trainer = new Trainer();
   try {
-    await trainer._start(init, transfer);
+    await trainer._start(makeInit);
   } catch (error) {
     trainer.terminate();
     throw error;
@@ -376,7 +433,10 @@ export async function createTrainer(config) {
   // Encoded here: anything in a config reaches the core, which names what is wrong with it
   // (a function, say, would not survive postMessage).
   const encoded = encodeValue(config);
-  return startTrainer({ type: 'create', config: encoded }, [encoded.buffer]);
+  return startTrainer(() => {
+    const copy = encoded.slice();
+    return { init: { type: 'create', config: copy }, transfer: [copy.buffer] };
+  });
 }
 
 /**
@@ -393,6 +453,9 @@ export async function loadTrainer(bytes) {
   else if (tag !== '[object Uint8Array]') {
     throw new InputError(`loadTrainer(): bytes must be a Uint8Array or ArrayBuffer, got ${describe(bytes)}`, 'BNWASM_WRONG_TYPE');
   }
-  const copy = bytes.slice();
-  return startTrainer({ type: 'load', bytes: copy }, [copy.buffer]);
+  const own = bytes.slice();
+  return startTrainer(() => {
+    const copy = own.slice();
+    return { init: { type: 'load', bytes: copy }, transfer: [copy.buffer] };
+  });
 }
