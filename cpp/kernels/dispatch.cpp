@@ -84,16 +84,20 @@ bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu,
   });
   return finite.load();
 }
-bool f32_all_finite(const float* x, size_t n) {
-  std::atomic<bool> finite{true};
+uint32_t f32_abs_peak(const float* x, size_t n) {
+  // The pieces' peaks max-ed as they finish: a max is the same in any order.
+  std::atomic<uint32_t> peak{0};
   const size_t g = grain(n, 1, 16);
   parallel_for(pieces(n, g), [&](size_t t, size_t) {
     const auto [i0, i1] = piece(t, n, g);
-    if (!BNWASM_VARIANT(f32_all_finite)(x + i0, i1 - i0))
-      finite.store(false, std::memory_order_relaxed);
+    const uint32_t mine = BNWASM_VARIANT(f32_abs_peak)(x + i0, i1 - i0);
+    uint32_t seen = peak.load(std::memory_order_relaxed);
+    while (mine > seen && !peak.compare_exchange_weak(seen, mine)) {
+    }
   });
-  return finite.load();
+  return peak.load();
 }
+bool f32_all_finite(const float* x, size_t n) { return f32_abs_peak(x, n) < kNotFinite; }
 void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpilogue& ep,
                      const PaddedConv& s) {
   BNWASM_GEMM(f32_conv_direct)(out, x, wp, ep, s);

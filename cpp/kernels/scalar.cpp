@@ -1,6 +1,7 @@
 // Scalar reference kernels: the definition every SIMD variant is tested against.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "bnwasm/kernels.h"
 #include "bnwasm/parallel.h"
@@ -242,6 +243,20 @@ bool f32_all_finite__scalar(const float* x, size_t n) {
   float acc = 0.0f;
   for (size_t i = 0; i < n; ++i) acc += x[i] * 0.0f;
   return acc == 0.0f;
+}
+
+uint32_t f32_abs_peak__scalar(const float* x, size_t n) {
+  uint32_t peak = 0;
+  // Not vectorized: the wasm SIMD variant calls this for n < 4 only.
+#if defined(__clang__)
+#pragma clang loop vectorize(disable) unroll(disable)
+#endif
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, x + i, sizeof u);
+    peak = std::max(peak, u & 0x7fffffffu);
+  }
+  return peak;
 }
 
 bool f32_sgd__scalar(float* p, float* buf, const float* g, size_t n, float lr, float mu, float wd,

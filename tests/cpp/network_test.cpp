@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -734,6 +735,43 @@ std::unique_ptr<Network> Load(const std::vector<uint8_t>& bytes, Status* status,
   *status = Network::load(bytes.data(), bytes.size(), &net, &error);
   if (why != nullptr) *why = error.message;
   return net;
+}
+
+// train_step skips the pass that checks an update first when bounds carried
+// from the last update prove it finite (Network::update_is_bounded). A network
+// just loaded has no bounds, so a copy loaded from save() before each step
+// takes the checked path: both must accept or refuse every step alike and end
+// with the same bytes. Targets grow to 1e24 and learning rates to 1e25, so
+// steps near and past float range come up (refusals are counted).
+TEST(NetworkDivergence, UpdatesTakenWithoutTheCheckAreThoseTheCheckAccepts) {
+  const OptimizerSpec optimizers[] = {
+      Adam(0.01),          Adam(1.0),  Adam(1e3),      Adam(0.01, 0.9, 0.999, 1e-30),
+      Adam(0.01, 0.9, 0.999, 1e-8, 0.5), Adam(1e25), Adam(0.1, 0.5, 0.6),
+      Sgd(0.01),           Sgd(0.1, 0.9, true, 0.01),  Sgd(1e10, 0.9), Sgd(1e25)};
+  int refused = 0, steps = 0;
+  for (size_t o = 0; o < std::size(optimizers); ++o) {
+    auto net = Make(MixedSpec(optimizers[o], LossType::MeanSquaredError));
+    ASSERT_NE(net, nullptr);
+    Rng rng(260 + o);
+    for (int step = 0; step < 50; ++step, ++steps) {
+      // Scales 1, 10, ..., 1e24, then back to 1 to see a refused network train on.
+      const double scale = step < 25 ? std::pow(10.0, step) : 1.0;
+      Batch b = RandomBatch(rng, 6, net->input_size(), net->output_size());
+      for (float& t : b.targets) t = static_cast<float>(t * scale);
+      Status s;
+      auto checked = Load(net->save(), &s);
+      ASSERT_EQ(s, Status::Ok);
+      const Status got = Train(*net, b), want = Train(*checked, b);
+      ASSERT_EQ(got, want) << "optimizer " << o << ", step " << step << ": "
+                           << net->last_error().message << " / " << checked->last_error().message;
+      ASSERT_TRUE(BytesEqual("save() after the step", checked->save(), net->save()))
+          << "optimizer " << o << ", step " << step;
+      refused += got != Status::Ok;
+    }
+  }
+  // Both paths were taken: most steps trained, and some were refused.
+  EXPECT_GT(refused, 10) << "of " << steps;
+  EXPECT_LT(refused, steps / 2);
 }
 
 class SaveLoad : public ::testing::TestWithParam<OptimizerType> {};

@@ -246,8 +246,15 @@ TEST(ParallelKernels, SameBitsAtEveryThreadCount) {
     Threads t(n);
     std::vector<float> y = p0;
     EXPECT_TRUE(f32_all_finite(y.data(), np));
+    // The largest magnitude in any piece, found by every thread count.
+    for (size_t at : {size_t(0), np / 3, np - 1}) {
+      std::vector<float> z = y;
+      z[at] = -1e6f;
+      EXPECT_EQ(from_peak_bits(f32_abs_peak(z.data(), np)), 1e6f) << n << " threads, at " << at;
+    }
     y[np - 2] = std::numeric_limits<float>::infinity();  // in the last piece
     EXPECT_FALSE(f32_all_finite(y.data(), np)) << n << " threads";
+    EXPECT_GE(f32_abs_peak(y.data(), np), kNotFinite) << n << " threads";
     std::vector<float> gi = g;
     gi[np / 2] = std::numeric_limits<float>::quiet_NaN();
     std::vector<float> pm = p0;

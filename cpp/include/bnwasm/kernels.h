@@ -7,6 +7,8 @@
 // scalar reference.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 namespace bnwasm {
 
@@ -148,6 +150,16 @@ void f32_conv3x3_winograd23__scalar(float* out, const float* x, const float* u, 
                                     const ConvEpilogue& ep, const Winograd23Conv& s);
 
 // ---- optimizer and checks ---------------------------------------------------------
+// A float's IEEE bits. For x >= +0 the bits order as the values do, so the
+// largest |x| of a pass is one integer max over bits with the sign cleared:
+// exact, and the same for any split of the pass. Every NaN and infinity has
+// bits of at least kNotFinite.
+constexpr uint32_t kNotFinite = 0x7f800000u;
+inline float from_peak_bits(uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
 // p, m, v, g are (n). One Adam step as torch.optim.Adam computes it:
 //   d = g + wd * p; m' = b1 m + c1 d; v' = b2 v + c2 d d, where c1 = 1 - b1
 //   and c2 = 1 - b2 come from the caller, rounded once from double;
@@ -159,6 +171,9 @@ bool f32_adam__scalar(float* p, float* m, float* v, const float* g, size_t n, fl
                       bool write);
 // x is (n). True when no value is NaN or infinite.
 bool f32_all_finite__scalar(const float* x, size_t n);
+// x is (n). The bits of max |x| (0 for n = 0): at least kNotFinite when a value is NaN
+// or infinite.
+uint32_t f32_abs_peak__scalar(const float* x, size_t n);
 
 #if defined(__wasm_simd128__)
 void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t rows, size_t cols);
@@ -181,7 +196,7 @@ void f32_pack_t_x8__wasmsimd(float* packed, const float* bt, size_t k, size_t n)
 bool f32_adam__wasmsimd(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2,
                         float c1, float c2, float step_size, float inv_sqrt_bc2, float eps,
                         float wd, bool write);
-bool f32_all_finite__wasmsimd(const float* x, size_t n);
+uint32_t f32_abs_peak__wasmsimd(const float* x, size_t n);
 void f32_chanmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t B, size_t C,
                                size_t S);
 void f32_chandsums__wasmsimd(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
@@ -219,6 +234,7 @@ void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m,
 bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2, float c1,
               float c2, float step_size, float inv_sqrt_bc2, float eps, float wd, bool write);
 bool f32_all_finite(const float* x, size_t n);
+uint32_t f32_abs_peak(const float* x, size_t n);
 bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu, float wd,
              bool nesterov, bool write);
 void f32_conv_direct(float* out, const float* x, const float* wp, const ConvEpilogue& ep,

@@ -212,6 +212,8 @@ class Network {
   void forward(const float* x, size_t B, bool train, size_t last = ~size_t(0));
   void backward(size_t B);
   void optimizer_step();
+  bool update_is_bounded(float grad_peak, double next[3]) const;
+  void measure_bounds();
   bool update_running_statistics(size_t B);
   Statistics* statistics_of(int32_t layer) const;
   // The values the loss and predictions read, (rows, output_size): the last
@@ -230,6 +232,10 @@ class Network {
   std::vector<float> caches_;
   uint64_t step_ = 0;
   uint64_t version_ = 0;  // bumped whenever params_ change
+  // Bounds of max |p|, max |m| (SGD: |buf|) and max v after the last update,
+  // valid while version_ is bounds_version_ (see update_is_bounded).
+  double bounds_[3] = {0, 0, 0};
+  uint64_t bounds_version_ = ~uint64_t(0);
   uint64_t rng_state_ = 0;
   int batch_norm_ = 0;  // kConfigured, or how every batch norm trains
 
