@@ -411,10 +411,17 @@ export class Trainer {
   }
 }
 
-async function startTrainer(makeInit) {
+/**
+ * A trainer whose worker's first request is {type, [key]: bytes}: each worker it starts (a second
+ * one after a thread hang) gets its own copy of `own`, transferred, so `own` stays whole.
+ */
+async function startTrainer(type, key, own) {
   const trainer = new Trainer();
   try {
-    await trainer._start(makeInit);
+    await trainer._start(() => {
+      const copy = own.slice();
+      return { init: { type, [key]: copy }, transfer: [copy.buffer] };
+    });
   } catch (error) {
     trainer.terminate();
     throw error;
@@ -433,10 +440,7 @@ export async function createTrainer(config) {
   // Encoded here: anything in a config reaches the core, which names what is wrong with it
   // (a function, say, would not survive postMessage).
   const encoded = encodeValue(config);
-  return startTrainer(() => {
-    const copy = encoded.slice();
-    return { init: { type: 'create', config: copy }, transfer: [copy.buffer] };
-  });
+  return startTrainer('create', 'config', encoded);
 }
 
 /**
@@ -453,9 +457,6 @@ export async function loadTrainer(bytes) {
   else if (tag !== '[object Uint8Array]') {
     throw new InputError(`loadTrainer(): bytes must be a Uint8Array or ArrayBuffer, got ${describe(bytes)}`, 'BNWASM_WRONG_TYPE');
   }
-  const own = bytes.slice();
-  return startTrainer(() => {
-    const copy = own.slice();
-    return { init: { type: 'load', bytes: copy }, transfer: [copy.buffer] };
-  });
+  // Copied now: the caller may change its bytes while the worker starts.
+  return startTrainer('load', 'bytes', bytes.slice());
 }
