@@ -38,7 +38,7 @@ export const loadNote = (loads, cores) =>
  * 1 / (f + (1 - f) / p) on p cores (an upper bound: it leaves out memory bandwidth and the cost
  * of handing out more pieces). Returns the lines to print and the numbers.
  */
-export function threadsTable(model, all, one, { note, where = 'configure({ threads: 1 })', cores }) {
+export function threadsTable(model, all, one, { note, where = 'configure({ threads: 1 })', cores, switches = [] }) {
   const threads = all[0]?.threads ?? NaN;
   const metrics = model === 'mlp'
     ? [['training, batch 64 (examples/s)', 'train64', 0, 1.8], ['training, batch 256 (examples/s)', 'train256', 0, 1.8],
@@ -77,6 +77,28 @@ export function threadsTable(model, all, one, { note, where = 'configure({ threa
         `(training at batch 64: ${fmt(detail.train64.speedup, 2)}x, ${fmt((100 * detail.train64.speedup) / ceiling, 0)}% of that ceiling)`,
     );
     Object.assign(detail, { coreRates: cores, ceiling });
+  }
+  if (switches.length > 0) {
+    // bench/thread-switch.mjs: both counts in one process, the threaded build at each.
+    const job = (m) => {
+      const ratios = switches.map((s) => s[m].ratio);
+      return {
+        oneThread: median(switches.map((s) => s[m].oneThread)),
+        allThreads: median(switches.map((s) => s[m].allThreads)),
+        ratio: median(ratios),
+        roundRatios: ratios,
+      };
+    };
+    const inOne = { train64: job('train64'), batchPredict: job('batchPredict') };
+    const describe = (label, j, goal) =>
+      `${label} ${fmt(j.oneThread, 0)} / ${fmt(j.allThreads, 0)} examples/s, ${fmt(j.ratio, 3)}x ` +
+      `(>= ${goal}x ${j.ratio >= goal ? 'met' : 'NOT met'}; rounds ${j.roundRatios.map((r) => fmt(r, 2)).join(' / ')})`;
+    lines.push(
+      `the same in one process (bench/thread-switch.mjs: the threaded build, its pool stopped and restarted every few ` +
+        `steps, medians of per-pair ratios): ${describe('training at batch 64', inOne.train64, model === 'mlp' ? 1.8 : 1.7)}; ` +
+        `${describe('batch predict of 1000', inOne.batchPredict, 1.8)}`,
+    );
+    detail.inOneProcess = inOne;
   }
   return { lines, detail: { threads, ...detail } };
 }

@@ -22,7 +22,8 @@
 // rotating order, so slow drift of a shared machine hits every engine alike;
 // the tables show medians over the rounds, and the 1-minute load average
 // sampled before and after every round (above the core count, other work
-// shared the machine).
+// shared the machine). Each round also runs bnwasm at 1 thread and at every core in one process
+// (bench/thread-switch.mjs), which compares the two counts without the spread between processes.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -152,6 +153,9 @@ const depthwiseRuns = [];
 // what the threads table sets its ratios against when the CPUs are not equal.
 const coreSpeeds = { mlp: [], cnn: [] };
 const pinnable = canPin() && engines.includes('bnwasm') && engines.includes('bnwasm-1t');
+// Threads against one thread in one process (bench/thread-switch.mjs), per model and round.
+const switches = { mlp: [], cnn: [] };
+const switchable = engines.includes('bnwasm') && cpus().length > 1;
 function interleavedRounds(model, count) {
   const samples = Object.fromEntries(engines.map((e) => [e, []]));
   sampleLoad(model);
@@ -168,6 +172,10 @@ function interleavedRounds(model, count) {
     peaks.push(probe('peak.cjs'));
     kernelRuns.push(probe('kernels.cjs', ['64']));
     depthwiseRuns.push(probe('depthwise.cjs'));
+    if (switchable) {
+      log(`bench: ${model} round ${r + 1}/${count}: 1 and ${cpus().length} threads in one process`);
+      switches[model].push(JSON.parse(run('node', ['bench/thread-switch.mjs', '--model', model, ...(args.quick ? ['--quick'] : [])]).trim().split('\n').pop()));
+    }
     if (pinnable) {
       log(`bench: ${model} round ${r + 1}/${count}: one thread pinned to each CPU`);
       coreSpeeds[model].push(pinnedCoreRates(model));
@@ -401,7 +409,7 @@ function cnnTable() {
 function threadsTable(model, runs) {
   const all = runs.bnwasm, one = runs['bnwasm-1t'];
   if (!all || !one) return;
-  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model), cores: medianPerCore(coreSpeeds[model]) });
+  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model), cores: medianPerCore(coreSpeeds[model]), switches: switches[model] });
   out.push(...lines);
   (result.threads ??= {})[model] = detail;
 }

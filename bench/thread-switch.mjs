@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+// Threads against one thread in one process: the threaded module, one network, switched between
+// 1 thread and every core every few steps, printed as one JSON line. The engine rounds compare
+// separate processes, and on a shared machine one process's rate can differ from the next one's
+// by 30% (which CPU it lands on, its neighbours); here both sides share the process, the memory
+// layout and the minutes, and each pair of blocks is a ratio of its own.
+// The one-thread side is the threaded build with its pool stopped (set_thread_count(1)), not the
+// single-thread build that configure({ threads: 1 }) loads: the same code at both counts.
+//   node bench/thread-switch.mjs [--model mlp|cnn] [--quick]
+import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
+import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
+import { median } from './report.mjs';
+import { warmUp } from './timing.mjs';
+
+const model = process.argv.includes('--model') ? process.argv[process.argv.indexOf('--model') + 1] : 'mlp';
+if (!['mlp', 'cnn'].includes(model)) throw new Error(`unknown --model '${model}' (expected mlp or cnn)`);
+const quick = process.argv.includes('--quick');
+const PAIRS = quick ? 6 : 20;
+const BATCH = 64;
+// Steps (calls) per block: about 60 ms of the dense network's training, 100-200 ms of the CNN's.
+const STEPS = model === 'cnn' ? 6 : 30;
+const PREDICT_ROWS = 1000;
+
+// Stopping the pool joins its threads from Node's main thread: fine here (nothing else waits on
+// it), but the glue warns about blocking the main thread. Its printer binds console.warn when the
+// module loads, so this goes first.
+const print = console.warn;
+console.warn = (...a) => (String(a[0]).startsWith('Blocking on the main thread') ? undefined : print(...a));
+const { createNetwork, configure } = await import('../web/src/index.node.js');
+const { loadModule } = await import('../web/src/module.js');
+configure({});
+const mod = await loadModule('full');
+if (mod.bnwasmBuild !== 'threaded') throw new Error(`bench/thread-switch.mjs needs the threaded module, got the ${mod.bnwasmBuild} build`);
+const threads = mod.bnwasmThreads;
+const setThreads = (n) => {
+  const got = mod._bn_set_thread_count(n);
+  if (got !== n) throw new Error(`asked for ${n} threads, got ${got}`);
+};
+
+const { train, test } = loadFashionMnist({ trainLimit: 8192, testLimit: PREDICT_ROWS });
+const net = await createNetwork(model === 'cnn' ? CNN_CONFIG : MLP_CONFIG);
+const count = Math.floor(train.n / BATCH);
+let at = 0;
+const step = () => {
+  const b = at++ % count;
+  net.trainBatch(train.x.subarray(b * BATCH * INPUT, (b + 1) * BATCH * INPUT), train.y.subarray(b * BATCH, (b + 1) * BATCH));
+};
+const xs = test.x.subarray(0, PREDICT_ROWS * INPUT);
+const jobs = {
+  train64: { calls: STEPS, run: step, examples: BATCH },
+  batchPredict: { calls: model === 'cnn' ? 1 : 4, run: () => net.predictBatch(xs), examples: PREDICT_ROWS },
+};
+
+// A block: one call untimed (the first after a switch starts the pool's worker), then `calls` timed.
+function rate({ calls, run, examples }) {
+  run();
+  const t0 = performance.now();
+  for (let i = 0; i < calls; i++) run();
+  return (calls * examples) / ((performance.now() - t0) / 1000);
+}
+
+setThreads(threads);
+await warmUp(() => step());
+const out = { model, threads };
+for (const [name, job] of Object.entries(jobs)) {
+  const one = [], all = [], ratios = [];
+  for (let p = 0; p < PAIRS; p++) {
+    // Alternate which side goes first, so a drift over the pair favours neither.
+    const order = p % 2 === 0 ? [1, threads] : [threads, 1];
+    const r = {};
+    for (const n of order) {
+      setThreads(n);
+      r[n] = rate(job);
+    }
+    one.push(r[1]);
+    all.push(r[threads]);
+    ratios.push(r[threads] / r[1]);
+  }
+  out[name] = { oneThread: median(one), allThreads: median(all), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
+}
+setThreads(threads);
+net.dispose();
+console.log(JSON.stringify(out));
+process.exit(0);
