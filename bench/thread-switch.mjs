@@ -2,8 +2,9 @@
 // Threads against one thread in one process: the threaded module, one network, switched between
 // 1 thread and every core every few steps, printed as one JSON line. The engine rounds compare
 // separate processes, and on a shared machine one process's rate can differ from the next one's
-// by 30% (which CPU it lands on, its neighbours); here both sides share the process, the memory
-// layout and the minutes, and each pair of blocks is a ratio of its own.
+// by half (the same one-thread job ran 2.4 to 3.8 ms a step in six processes on one CPU); here
+// both sides share the process, the memory layout and the minutes, and each pair of blocks is a
+// ratio of its own.
 // The one-thread side is the threaded build with its pool stopped (set_thread_count(1)), not the
 // single-thread build that configure({ threads: 1 }) loads: the same code at both counts.
 //   node bench/thread-switch.mjs [--model mlp|cnn] [--quick]
@@ -26,9 +27,8 @@ const PREDICT_ROWS = 1000;
 // module loads, so this goes first.
 const print = console.warn;
 console.warn = (...a) => (String(a[0]).startsWith('Blocking on the main thread') ? undefined : print(...a));
-const { createNetwork, configure } = await import('../web/src/index.node.js');
+const { createNetwork } = await import('../web/src/index.node.js');
 const { loadModule } = await import('../web/src/module.js');
-configure({});
 const mod = await loadModule('full');
 if (mod.bnwasmBuild !== 'threaded') throw new Error(`bench/thread-switch.mjs needs the threaded module, got the ${mod.bnwasmBuild} build`);
 const threads = mod.bnwasmThreads;
