@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // What the single-thread download is made of: the esbuild bundle of createNetwork (as
-// scripts/bench.mjs measures it) and the wasm it fetches, both gzip -9, the JS by module and the
+// scripts/bench.mjs measures it for issue 18's bound) and the wasm it fetches, both gzip -9, the JS by module and the
 // wasm by function family. A network of dense, batch-norm, activation and merge layers fetches
 // bnwasm-dense.wasm; one with a convolution or pooling layer bnwasm.wasm (web/src/module.js).
 // Builds copies of both modules with function names (--profiling-funcs, build/wasm-names; the
