@@ -112,7 +112,9 @@ void f32_pack_x8(float* packed, const float* b, size_t k, size_t n) {
         // moves). The loop below costs a call per row (its zero fill becomes
         // memset, of 0 bytes here) and a vector loop's checks: 2-4x slower.
         const float* src = b + j0;
+#if defined(__clang__)
 #pragma clang loop unroll(disable)
+#endif
         for (size_t p = 0; p < k; ++p, src += n, out += kPanel)
           std::memcpy(out, src, kPanel * sizeof(float));
         continue;
