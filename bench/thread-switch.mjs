@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Threads against one thread in one process: the threaded module, one network, switched between
-// 1 thread and every core every few steps, printed as one JSON line. The engine rounds compare
+// 1 thread and every core every few steps (training at batch 64, batch predict of 1000, and
+// single-example predict's p50), printed as one JSON line. The engine rounds compare
 // separate processes, and on a shared machine one process's rate can differ from the next one's
 // by half (the same one-thread job ran 2.4 to 3.8 ms a step in six processes on one CPU); here
 // both sides share the process, the memory layout and the minutes, and each pair of blocks is a
@@ -78,6 +79,31 @@ for (const [name, job] of Object.entries(jobs)) {
   }
   out[name] = { oneThread: median(one), allThreads: median(all), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
 }
+// Single-example predict: the p50 of 200 calls at each count, per pair (its m = 1 path never
+// splits, so this checks that a running pool does not slow it).
+const one = [], all = [], ratios = [];
+const x = (i) => test.x.subarray((i % PREDICT_ROWS) * INPUT, (i % PREDICT_ROWS + 1) * INPUT);
+const p50 = () => {
+  const times = [];
+  for (let i = 0; i < 200; i++) {
+    const t0 = performance.now();
+    net.predict(x(i));
+    times.push(performance.now() - t0);
+  }
+  return median(times) * 1000;
+};
+for (let p = 0; p < PAIRS; p++) {
+  const r = {};
+  for (const n of p % 2 === 0 ? [1, threads] : [threads, 1]) {
+    setThreads(n);
+    for (let i = 0; i < 50; i++) net.predict(x(i));
+    r[n] = p50();
+  }
+  one.push(r[1]);
+  all.push(r[threads]);
+  ratios.push(r[1] / r[threads]);
+}
+out.predictOneUs = { oneThread: median(one), allThreads: median(all), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
 setThreads(threads);
 net.dispose();
 console.log(JSON.stringify(out));
