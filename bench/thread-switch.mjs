@@ -60,30 +60,11 @@ function rate({ calls, run, examples }) {
   return (calls * examples) / ((performance.now() - t0) / 1000);
 }
 
-setThreads(threads);
-await warmUp(() => step());
-const out = { model, threads };
-for (const [name, job] of Object.entries(jobs)) {
-  const one = [], all = [], ratios = [];
-  for (let p = 0; p < PAIRS; p++) {
-    // Alternate which side goes first, so a drift over the pair favours neither.
-    const order = p % 2 === 0 ? [1, threads] : [threads, 1];
-    const r = {};
-    for (const n of order) {
-      setThreads(n);
-      r[n] = rate(job);
-    }
-    one.push(r[1]);
-    all.push(r[threads]);
-    ratios.push(r[threads] / r[1]);
-  }
-  out[name] = { oneThread: median(one), allThreads: median(all), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
-}
-// Single-example predict: the p50 of 200 calls at each count, per pair (its m = 1 path never
-// splits, so this checks that a running pool does not slow it).
-const one = [], all = [], ratios = [];
+// Single-example predict's p50 (us) over 200 calls, after 50 untimed. Its m = 1 path never
+// splits, so this checks that a running pool does not slow it.
 const x = (i) => test.x.subarray((i % PREDICT_ROWS) * INPUT, (i % PREDICT_ROWS + 1) * INPUT);
-const p50 = () => {
+function predictOneP50() {
+  for (let i = 0; i < 50; i++) net.predict(x(i));
   const times = [];
   for (let i = 0; i < 200; i++) {
     const t0 = performance.now();
@@ -91,19 +72,31 @@ const p50 = () => {
     times.push(performance.now() - t0);
   }
   return median(times) * 1000;
-};
-for (let p = 0; p < PAIRS; p++) {
-  const r = {};
-  for (const n of p % 2 === 0 ? [1, threads] : [threads, 1]) {
-    setThreads(n);
-    for (let i = 0; i < 50; i++) net.predict(x(i));
-    r[n] = p50();
-  }
-  one.push(r[1]);
-  all.push(r[threads]);
-  ratios.push(r[1] / r[threads]);
 }
-out.predictOneUs = { oneThread: median(one), allThreads: median(all), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
+
+// PAIRS pairs of measure() at 1 thread and at every core, alternating which goes first so a drift
+// over the pair favours neither. ratio is the speedup of every core over one: all / one for a
+// rate, one / all for a time (lowerIsBetter).
+function pairs(measure, lowerIsBetter = false) {
+  const one = [], all = [], ratios = [];
+  for (let p = 0; p < PAIRS; p++) {
+    const r = {};
+    for (const n of p % 2 === 0 ? [1, threads] : [threads, 1]) {
+      setThreads(n);
+      r[n] = measure();
+    }
+    one.push(r[1]);
+    all.push(r[threads]);
+    ratios.push(lowerIsBetter ? r[1] / r[threads] : r[threads] / r[1]);
+  }
+  return { oneThread: median(one), allThreads: median(all), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
+}
+
+setThreads(threads);
+await warmUp(() => step());
+const out = { model, threads };
+for (const [name, job] of Object.entries(jobs)) out[name] = pairs(() => rate(job));
+out.predictOneUs = pairs(predictOneP50, true);
 setThreads(threads);
 net.dispose();
 console.log(JSON.stringify(out));
