@@ -3,12 +3,16 @@
 // under `taskset -c i` for each CPU), printed as one JSON line. The CPUs of a shared machine are
 // not always equal: a virtual CPU whose physical core another tenant also runs on is slower,
 // and N threads can then at most reach sum(rate_i) / max(rate_i) of one thread on the fastest.
-//   node bench/core-speed.mjs [--model mlp|cnn]
+// With --cpu i (bench/timing.mjs's concurrentCoreRates, one process per CPU at once) the line
+// also names the CPU, so the lines can be told apart.
+//   node bench/core-speed.mjs [--model mlp|cnn] [--cpu i]
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
 import { warmUp } from './timing.mjs';
 
-const model = process.argv.includes('--model') ? process.argv[process.argv.indexOf('--model') + 1] : 'mlp';
+const option = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const model = option('--model') ?? 'mlp';
+const cpu = option('--cpu');
 const { createNetwork, configure } = await import('../web/src/index.node.js');
 configure({ threads: 1 });
 const { train } = loadFashionMnist({ trainLimit: 4096, testLimit: 1 });
@@ -24,6 +28,7 @@ const i = await warmUp(step);
 const t0 = performance.now();
 let steps = 0;
 while (performance.now() - t0 < 1000 || steps < 3) await step(i + steps++);
-console.log(JSON.stringify({ model, train64: (steps * BATCH) / ((performance.now() - t0) / 1000) }));
+const train64 = (steps * BATCH) / ((performance.now() - t0) / 1000);
+console.log(JSON.stringify({ model, train64, ...(cpu !== undefined && { cpu: Number(cpu) }) }));
 net.dispose();
 process.exit(0);

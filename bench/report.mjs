@@ -36,9 +36,11 @@ export const loadNote = (loads, cores) =>
  * interleaved rounds, with issue 18's goals. The serial fraction f is the Karp-Flatt metric of
  * the measured speedup S on N threads, f = (N / S - 1) / (N - 1); Amdahl's law then predicts
  * 1 / (f + (1 - f) / p) on p cores (an upper bound: it leaves out memory bandwidth and the cost
- * of handing out more pieces). Returns the lines to print and the numbers.
+ * of handing out more pieces). `cores` (one thread pinned to each CPU) and `together` (the same,
+ * every CPU at once) set the measured speedup beside what the machine gives. Returns the lines to
+ * print and the numbers.
  */
-export function threadsTable(model, all, one, { note, where = 'configure({ threads: 1 })', cores, switches = [] }) {
+export function threadsTable(model, all, one, { note, where = 'configure({ threads: 1 })', cores, together, switches = [] }) {
   const threads = all[0]?.threads ?? NaN;
   const metrics = model === 'mlp'
     ? [['training, batch 64 (examples/s)', 'train64', 0, 1.8], ['training, batch 256 (examples/s)', 'train256', 0, 1.8],
@@ -77,6 +79,19 @@ export function threadsTable(model, all, one, { note, where = 'configure({ threa
         `(training at batch 64: ${fmt(detail.train64.speedup, 2)}x, ${fmt((100 * detail.train64.speedup) / ceiling, 0)}% of that ceiling)`,
     );
     Object.assign(detail, { coreRates: cores, ceiling });
+    if (together !== undefined) {
+      // Copies that never wait for each other and share no data: what the machine itself gives N
+      // at once (its caches and memory, the host's other tenants), against one copy on an average CPU.
+      const alone = cores.reduce((s, r) => s + r, 0) / cores.length;
+      const independent = together.reduce((s, r) => s + r, 0) / alone;
+      lines.push(
+        `the same with every CPU busy at once, one process each (bench/core-speed.mjs --cpu i, started together, medians): ` +
+          `${together.map((r, i) => `CPU ${i} ${fmt(r, 0)}`).join(', ')} examples/s, together ${fmt(independent, 2)}x one process alone ` +
+          `(the mean of the CPUs above): what ${cores.length} copies of the job that share no data and never wait get from this machine ` +
+          `(threads, training at batch 64: ${fmt(detail.train64.speedup, 2)}x)`,
+      );
+      Object.assign(detail, { coreRatesTogether: together, independentSpeedup: independent });
+    }
   }
   if (switches.length > 0) {
     // bench/thread-switch.mjs: both counts in one process, the threaded build at each.

@@ -40,5 +40,25 @@ export function pinnedCoreRates(model) {
   });
 }
 
+/**
+ * The same, with every CPU busy at once: one bench/core-speed.mjs per CPU, each pinned to its
+ * own, started together. Independent processes share nothing but the machine (its caches, its
+ * memory, the host's other tenants), so sum(rates) / mean(pinnedCoreRates) is what the machine
+ * gives N copies of the job that never wait for each other: a ceiling for N threads that do.
+ */
+export function concurrentCoreRates(model) {
+  const n = cpus().length;
+  const script = Array.from({ length: n }, (_, i) => `taskset -c ${i} "$0" bench/core-speed.mjs --model ${model} --cpu ${i} &`).join(' ') + ' wait';
+  const child = spawnSync('sh', ['-c', script, process.execPath], { cwd: ROOT, encoding: 'utf8' });
+  if (child.status !== 0) throw new Error(`bench/core-speed.mjs on every CPU at once exited with ${child.status}: ${child.stderr}`);
+  const rates = new Array(n);
+  for (const line of child.stdout.trim().split('\n')) {
+    const r = JSON.parse(line);
+    rates[r.cpu] = r.train64;
+  }
+  if (rates.some((r) => r === undefined)) throw new Error(`bench/core-speed.mjs on every CPU at once: a CPU reported nothing (${child.stdout})`);
+  return rates;
+}
+
 /** Per CPU, the median of its rates over several pinnedCoreRates runs; undefined for none. */
 export const medianPerCore = (runs) => (runs.length === 0 ? undefined : runs[0].map((_, i) => median(runs.map((rates) => rates[i]))));

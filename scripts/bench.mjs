@@ -33,7 +33,7 @@ import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { CNN_CONFIG, modelFlops, networkFlops } from '../bench/model.mjs';
 import { fmt, loadNote as describeLoad, median, table, threadsTable as compareThreads } from '../bench/report.mjs';
-import { canPin, medianPerCore, pinnedCoreRates } from '../bench/timing.mjs';
+import { canPin, concurrentCoreRates, medianPerCore, pinnedCoreRates } from '../bench/timing.mjs';
 import { ONNX_FILE, OPTIMIZER, TORCHVISION_MODELS, TRAIN_BATCH } from '../bench/torchvision.mjs';
 import { ensureTorchvisionFixtures } from './pytorch/torchvision-fixtures.mjs';
 
@@ -155,6 +155,8 @@ const depthwiseRuns = [];
 // One thread's training rate pinned to each CPU (bench/core-speed.mjs under taskset), per model:
 // what the threads table sets its ratios against when the CPUs are not equal.
 const coreSpeeds = { mlp: [], cnn: [] };
+// The same with every CPU busy at once, one process each: what independent copies of the job get.
+const coresTogether = { mlp: [], cnn: [] };
 const pinnable = canPin() && engines.includes('bnwasm') && engines.includes('bnwasm-1t');
 // Threads against one thread in one process (bench/thread-switch.mjs), per model and round.
 const switches = { mlp: [], cnn: [] };
@@ -182,6 +184,8 @@ function interleavedRounds(model, count) {
     if (pinnable) {
       log(`bench: ${model} round ${r + 1}/${count}: one thread pinned to each CPU`);
       coreSpeeds[model].push(pinnedCoreRates(model));
+      log(`bench: ${model} round ${r + 1}/${count}: one thread pinned to each CPU, all at once`);
+      coresTogether[model].push(concurrentCoreRates(model));
     }
     sampleLoad(model);
   }
@@ -416,7 +420,7 @@ function cnnTable() {
 function threadsTable(model, runs) {
   const all = runs.bnwasm, one = runs['bnwasm-1t'];
   if (!all || !one) return;
-  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model), cores: medianPerCore(coreSpeeds[model]), switches: switches[model] });
+  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model), cores: medianPerCore(coreSpeeds[model]), together: medianPerCore(coresTogether[model]), switches: switches[model] });
   out.push(...lines);
   (result.threads ??= {})[model] = detail;
 }

@@ -24,7 +24,7 @@ import { Page } from '../../tests/browsers/page.mjs';
 import { watch } from '../../tests/browsers/proxy.mjs';
 import { CNN_CONFIG, MLP_CONFIG } from '../model.mjs';
 import { fmt, loadNote, median, table, threadsTable } from '../report.mjs';
-import { canPin, medianPerCore, pinnedCoreRates } from '../timing.mjs';
+import { canPin, concurrentCoreRates, medianPerCore, pinnedCoreRates } from '../timing.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -252,8 +252,10 @@ function peersReport(browser, versions, samples, binaries, { rounds, quick, load
       const { lines } = threadsTable(model, samples.bnwasm[model], samples['bnwasm-1t'][model], {
         note: `${browser}; single predict on the page's main thread in both`,
         where: "configure({ threads: 1 }), both in the trainer's worker",
-        // One thread pinned to each CPU in Node, 3 runs, right after the page rounds.
+        // One thread pinned to each CPU in Node, 3 runs, right after the page rounds; then every
+        // CPU at once, one process each, 3 runs.
         cores: canPin() ? medianPerCore([0, 1, 2].map(() => pinnedCoreRates(model))) : undefined,
+        together: canPin() ? medianPerCore([0, 1, 2].map(() => concurrentCoreRates(model))) : undefined,
       });
       out.push(...lines.slice(1), '');
     }
