@@ -31,6 +31,9 @@ export const loadNote = (loads, cores) =>
   `1-minute load average ${loads.map((l) => l.toFixed(1)).join(', ')}` +
   (Math.max(...loads) > cores ? ' (above the core count: other work shared the machine, the numbers are low and noisy)' : '');
 
+/** Rates by CPU index, as `CPU 0 30,545, CPU 1 29,934`. */
+const perCpu = (rates) => rates.map((r, i) => `CPU ${i} ${fmt(r, 0)}`).join(', ');
+
 /**
  * bnwasm on every thread (`all`: one result per round) against one thread (`one`), from the same
  * interleaved rounds, with issue 18's goals. The serial fraction f is the Karp-Flatt metric of
@@ -74,7 +77,7 @@ export function threadsTable(model, all, one, { note, where = 'configure({ threa
     const ceiling = cores.slice().sort((a, b) => b - a).slice(0, threads).reduce((s, r) => s + r, 0) / fastest;
     lines.push(
       `one thread's training at batch 64 pinned to each CPU (bench/core-speed.mjs under taskset, medians): ` +
-        `${cores.map((r, i) => `CPU ${i} ${fmt(r, 0)}`).join(', ')} examples/s; ` +
+        `${perCpu(cores)} examples/s; ` +
         `${threads} threads can at most reach ${fmt(ceiling, 2)}x one thread on the fastest CPU ` +
         `(training at batch 64: ${fmt(detail.train64.speedup, 2)}x, ${fmt((100 * detail.train64.speedup) / ceiling, 0)}% of that ceiling)`,
     );
@@ -86,7 +89,7 @@ export function threadsTable(model, all, one, { note, where = 'configure({ threa
       const independent = together.reduce((s, r) => s + r, 0) / alone;
       lines.push(
         `the same with every CPU busy at once, one process each (bench/core-speed.mjs --cpu i, started together, medians): ` +
-          `${together.map((r, i) => `CPU ${i} ${fmt(r, 0)}`).join(', ')} examples/s, together ${fmt(independent, 2)}x one process alone ` +
+          `${perCpu(together)} examples/s, together ${fmt(independent, 2)}x one process alone ` +
           `(the mean of the CPUs above): what ${cores.length} copies of the job that share no data and never wait get from this machine ` +
           `(threads, training at batch 64: ${fmt(detail.train64.speedup, 2)}x)`,
       );

@@ -7,7 +7,7 @@
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { INPUT } from './model.mjs';
 import { cpuSeconds, median } from './report.mjs';
-import { warmUp } from './timing.mjs';
+import { p50Us, warmUp } from './timing.mjs';
 
 const engineName = process.argv[2];
 const quick = process.argv.includes('--quick');
@@ -50,17 +50,9 @@ async function trainRate(engine, batch) {
   return { wall: examples / ((t1 - t0) / 1000), cpu: examples / (cpuSeconds() - c0) };
 }
 
-function predictOneP50(engine) {
-  const times = new Float64Array(PREDICT_CALLS);
-  for (let i = 0; i < 100; i++) engine.predictOne(test.x.subarray((i % test.n) * INPUT, (i % test.n + 1) * INPUT));
-  for (let i = 0; i < PREDICT_CALLS; i++) {
-    const x = test.x.subarray((i % test.n) * INPUT, (i % test.n + 1) * INPUT);
-    const t0 = performance.now();
-    engine.predictOne(x);
-    times[i] = performance.now() - t0;
-  }
-  return median(times) * 1000;
-}
+// The engine's own rows (i % test.n), 100 untimed calls first.
+const predictOneP50 = (engine) =>
+  p50Us((x) => engine.predictOne(x), (i) => test.x.subarray((i % test.n) * INPUT, (i % test.n + 1) * INPUT), 100, PREDICT_CALLS);
 
 // Awaited: jax-js's predictBatch resolves when its lazy work has run.
 async function batchPredictRate(engine) {

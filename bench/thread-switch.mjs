@@ -12,7 +12,7 @@
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
 import { median } from './report.mjs';
-import { warmUp } from './timing.mjs';
+import { p50Us, warmUp } from './timing.mjs';
 
 const model = process.argv.includes('--model') ? process.argv[process.argv.indexOf('--model') + 1] : 'mlp';
 if (!['mlp', 'cnn'].includes(model)) throw new Error(`unknown --model '${model}' (expected mlp or cnn)`);
@@ -62,17 +62,8 @@ function rate({ calls, run, examples }) {
 
 // Single-example predict's p50 (us) over 200 calls, after 50 untimed. Its m = 1 path never
 // splits, so this checks that a running pool does not slow it.
-const x = (i) => test.x.subarray((i % PREDICT_ROWS) * INPUT, (i % PREDICT_ROWS + 1) * INPUT);
-function predictOneP50() {
-  for (let i = 0; i < 50; i++) net.predict(x(i));
-  const times = [];
-  for (let i = 0; i < 200; i++) {
-    const t0 = performance.now();
-    net.predict(x(i));
-    times.push(performance.now() - t0);
-  }
-  return median(times) * 1000;
-}
+const row = (i) => test.x.subarray((i % PREDICT_ROWS) * INPUT, (i % PREDICT_ROWS + 1) * INPUT);
+const predictOneP50 = () => p50Us((x) => net.predict(x), row, 50, 200);
 
 // PAIRS pairs of measure() at 1 thread and at every core, alternating which goes first so a drift
 // over the pair favours neither. ratio is the speedup of every core over one: all / one for a

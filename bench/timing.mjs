@@ -25,6 +25,23 @@ export async function warmUp(step) {
   return i;
 }
 
+/**
+ * The median time of call(input(i)) in microseconds over `calls` calls (i = 0, 1, ...), after
+ * `warm` untimed ones; input(i) is made before the clock starts. For a call that returns at once:
+ * awaiting it would time a microtask too.
+ */
+export function p50Us(call, input, warm, calls) {
+  for (let i = 0; i < warm; i++) call(input(i));
+  const times = new Float64Array(calls);
+  for (let i = 0; i < calls; i++) {
+    const x = input(i);
+    const t0 = performance.now();
+    call(x);
+    times[i] = performance.now() - t0;
+  }
+  return median(times) * 1000;
+}
+
 /** Whether this machine can pin a process to one CPU (util-linux's taskset). */
 export const canPin = () => existsSync('/usr/bin/taskset');
 
