@@ -35,6 +35,7 @@ float* parallel_shared(size_t floats) {
 
 size_t set_thread_count(size_t) { return 1; }
 size_t thread_count() { return 1; }
+void set_parallel_inline(bool) {}
 void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
   for (size_t t = 0; t < tasks; ++t) fn(ctx, t, 0);
 }
@@ -76,6 +77,7 @@ std::mutex g_mutex;
 std::condition_variable g_wake;
 thread_local size_t t_worker = 0;
 thread_local bool t_inside = false;  // running a task: nested parallel_for runs inline
+bool g_inline = false;               // set_parallel_inline
 
 constexpr uint64_t kTaskMask = 0xffffffffu;
 
@@ -83,8 +85,12 @@ constexpr uint64_t kTaskMask = 0xffffffffu;
 size_t range_start(size_t r, size_t n) { return r * n / g_range_count; }
 
 // Claims and runs tasks while any range of the current job has some left,
-// the thread's own range first.
+// the thread's own range first. The thread counts its tasks and adds them to
+// the job's done count once, when it finds none left: the count is the one
+// line both threads write, and each write moves it between cores (a step's
+// jobs have up to 64 tasks each).
 void run_tasks(size_t worker) {
+  size_t ran = 0;
   for (size_t k = 0; k < g_range_count; ++k) {
     const size_t r = (worker + k) % g_range_count;
     std::atomic<uint64_t>& counter = g_ranges[r].next;
@@ -100,10 +106,11 @@ void run_tasks(size_t worker) {
       t_inside = true;
       fn(ctx, static_cast<size_t>(v & kTaskMask), worker);
       t_inside = false;
-      g_job.done.fetch_add(1, std::memory_order_release);
+      ++ran;
       v = counter.load(std::memory_order_acquire);
     }
   }
+  if (ran != 0) g_job.done.fetch_add(ran, std::memory_order_release);
 }
 
 // How long an idle thread watches for the next job before it sleeps: a
@@ -158,6 +165,8 @@ float* parallel_scratch(size_t worker) { return g_scratch[worker].data(); }
 
 size_t thread_count() { return g_threads.size() + 1; }
 
+void set_parallel_inline(bool on) { g_inline = on; }
+
 size_t set_thread_count(size_t n) {
   if (n < 1) n = 1;
   if (n == thread_count()) return n;
@@ -180,7 +189,7 @@ size_t set_thread_count(size_t n) {
 
 void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
   if (tasks == 0) return;
-  if (g_threads.empty() || tasks == 1 || t_inside) {
+  if (g_threads.empty() || tasks == 1 || t_inside || g_inline) {
     for (size_t t = 0; t < tasks; ++t) fn(ctx, t, t_worker);
     return;
   }

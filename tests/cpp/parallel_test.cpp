@@ -125,6 +125,24 @@ TEST(ThreadPool, NestedParallelForRunsInline) {
   for (size_t i = 0; i < runs.size(); ++i) EXPECT_EQ(runs[i].load(), 1) << i;
 }
 
+TEST(ThreadPool, InlineRunsEveryTaskOnTheCallingThreadAndKeepsTheThreads) {
+  // What bench/wasm/threads.cpp times one thread with, between blocks on all.
+  Threads t(3);
+  const size_t count = thread_count();
+  for (bool on : {true, false, true, false}) {
+    set_parallel_inline(on);
+    std::vector<std::atomic<int>> runs(100);
+    std::atomic<size_t> elsewhere{0};
+    parallel_for(runs.size(), [&](size_t task, size_t worker) {
+      runs[task].fetch_add(1);
+      if (worker != 0) elsewhere.fetch_add(1);
+    });
+    for (size_t i = 0; i < runs.size(); ++i) ASSERT_EQ(runs[i].load(), 1) << "task " << i << ", inline " << on;
+    if (on) EXPECT_EQ(elsewhere.load(), 0u);
+    EXPECT_EQ(thread_count(), count);
+  }
+}
+
 TEST(ThreadPool, CountIsAtLeastOneAndBackToOne) {
   EXPECT_EQ(set_thread_count(0), 1u);
   EXPECT_EQ(thread_count(), 1u);

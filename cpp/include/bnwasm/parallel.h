@@ -21,6 +21,12 @@ namespace bnwasm {
 size_t set_thread_count(size_t n);
 size_t thread_count();
 
+// While on, every parallel_for runs on the calling thread and the threads stay
+// up: one process can then time one thread against all, job by job, in
+// alternation (bench/wasm/threads.cpp), which starting and stopping threads
+// cannot do in a wasm program's main().
+void set_parallel_inline(bool on);
+
 // Runs fn(ctx, task, worker) for every task in [0, tasks), each once, and
 // returns when all are done. worker (< thread_count()) names the thread, for
 // parallel_scratch.
