@@ -160,6 +160,8 @@ const coresTogether = { mlp: [], cnn: [] };
 const pinnable = canPin() && engines.includes('bnwasm') && engines.includes('bnwasm-1t');
 // Threads against one thread in one process (bench/thread-switch.mjs), per model and round.
 const switches = { mlp: [], cnn: [] };
+// The dense step's pieces on one thread and on two, in one process (bench/wasm/threads.cpp).
+const stepPieces = [];
 const switchable = engines.includes('bnwasm') && cpus().length > 1;
 function interleavedRounds(model, count) {
   const samples = Object.fromEntries(engines.map((e) => [e, []]));
@@ -180,6 +182,10 @@ function interleavedRounds(model, count) {
     if (switchable) {
       log(`bench: ${model} round ${r + 1}/${count}: 1 and ${cpus().length} threads in one process`);
       switches[model].push(JSON.parse(run('node', ['bench/thread-switch.mjs', '--model', model, ...(args.quick ? ['--quick'] : [])]).trim().split('\n').pop()));
+      if (model === 'mlp') {
+        log(`bench: mlp round ${r + 1}/${count}: the step's pieces on 1 and 2 threads in one process`);
+        stepPieces.push(probe('threads.cjs', [args.quick ? '5' : '15']));
+      }
     }
     if (pinnable) {
       log(`bench: ${model} round ${r + 1}/${count}: one thread pinned to each CPU`);
@@ -204,6 +210,7 @@ const out = [];
 const result = {};
 if (doMlp) denseTable();
 if (doMlp) threadsTable('mlp', samples);
+if (doMlp) piecesTable();
 if (doCnn) cnnTable();
 if (doCnn) threadsTable('cnn', cnnSamples);
 if (doMlp || doCnn) depthwiseTable();
@@ -423,6 +430,22 @@ function threadsTable(model, runs) {
   const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model), cores: medianPerCore(coreSpeeds[model]), together: medianPerCore(coresTogether[model]), switches: switches[model] });
   out.push(...lines);
   (result.threads ??= {})[model] = detail;
+}
+
+// The dense step's pieces, each timed on one thread and on two in alternating blocks of one
+// process; medians over the rounds. A piece alone shows what its split gives; the pieces that
+// chain two jobs show what handing data from one core to the other costs.
+function piecesTable() {
+  if (stepPieces.length === 0) return;
+  const names = stepPieces[0].pieces.map((p) => p.piece);
+  const at = (name, key) => median(stepPieces.map((run) => run.pieces.find((p) => p.piece === name)[key]));
+  const rows = [['piece of the dense step, batch 64 (build/bench/threads.cjs)', '1 thread (us)', `${stepPieces[0].threads} threads (us)`, 'ratio']];
+  for (const name of names) rows.push([name, fmt(at(name, 'oneThreadUs'), 1), fmt(at(name, 'allThreadsUs'), 1), `${fmt(at(name, 'ratio'), 2)}x`]);
+  out.push('');
+  out.push(`the dense step's pieces in one process, one thread and ${stepPieces[0].threads} in alternating blocks ` +
+    `(${stepPieces[0].reps} pairs a round, median over ${stepPieces.length} rounds):`);
+  out.push(...table(rows));
+  (result.threads ??= {}).pieces = Object.fromEntries(names.map((n) => [n, { oneThreadUs: at(n, 'oneThreadUs'), allThreadsUs: at(n, 'allThreadsUs'), ratio: at(n, 'ratio') }]));
 }
 
 // ---- MobileNetV2's depthwise convolutions ------------------------------------------------------

@@ -1,0 +1,129 @@
+// One thread against two, job by job, in one process: the pieces of the dense
+// benchmark network's training step (784-256-BN-ReLU-256-BN-ReLU-10, batch 64)
+// on the package's kernels and pool, each timed with the pool on and with
+// every parallel_for run on the calling thread (set_parallel_inline), in
+// alternation. Both CPUs of this VM change speed for minutes at a time, and a
+// ratio of two processes carries that; a ratio of neighbouring blocks in one
+// process mostly does not. Prints one JSON object, the pieces in order:
+//   node build/bench/threads.cjs [reps]
+// Each piece alone shows what its split gives; "pack + ..." and "chain" pieces
+// show what the hand-off between two jobs costs (what one core wrote, the
+// other reads).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bnwasm/kernels.h"
+#include "bnwasm/layers.h"
+#include "bnwasm/parallel.h"
+#include "probe.h"
+
+using namespace bnwasm;
+
+namespace {
+
+using probe::filled;
+using clock_type = std::chrono::steady_clock;
+bool g_first = true;
+
+double block_us(const std::function<void()>& fn, int calls) {
+  const auto t0 = clock_type::now();
+  for (int i = 0; i < calls; ++i) fn();
+  return std::chrono::duration<double, std::micro>(clock_type::now() - t0).count() / calls;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// reps pairs of blocks of about 5 ms each: one thread, then every thread.
+// First 300 ms on every thread: the pool's thread starts in V8's baseline
+// compiler and reaches the optimized code only once its functions are hot.
+void piece(const char* name, const std::function<void()>& fn, int reps) {
+  set_parallel_inline(false);
+  for (const auto until = clock_type::now() + std::chrono::milliseconds(300); clock_type::now() < until;) fn();
+  set_parallel_inline(true);
+  fn();
+  const int calls = std::max(1, static_cast<int>(5000.0 / std::max(1.0, block_us(fn, 1))));
+  std::vector<double> one, all, ratio;
+  for (int r = 0; r < reps; ++r) {
+    set_parallel_inline(true);
+    fn();
+    one.push_back(block_us(fn, calls));
+    set_parallel_inline(false);
+    fn();
+    all.push_back(block_us(fn, calls));
+    ratio.push_back(one.back() / all.back());
+  }
+  std::sort(ratio.begin(), ratio.end());
+  std::printf("%s{\"piece\":\"%s\",\"oneThreadUs\":%.1f,\"allThreadsUs\":%.1f,\"ratio\":%.3f,"
+              "\"ratioQuartiles\":[%.3f,%.3f]}",
+              g_first ? "" : ",", name, median(one), median(all), ratio[ratio.size() / 2],
+              ratio[ratio.size() / 4], ratio[ratio.size() * 3 / 4]);
+  g_first = false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int reps = argc > 1 ? std::atoi(argv[1]) : 15;
+  const size_t threads = set_thread_count(2);
+  std::printf("{\"threads\":%zu,\"reps\":%d,\"pieces\":[", threads, reps);
+  const size_t B = 64, C = 784, H = 256, O = 10;
+  const std::vector<float> x = filled(B * C, 1), w1 = filled(H * C, 2), w2 = filled(H * H, 3),
+                           dz = filled(B * H, 4), gamma(H, 1.0f), beta(H, 0.0f);
+  std::vector<float> w1t(f32_packed_size(C, H)), w2t(f32_packed_size(H, H)), z(B * H), n(B * H),
+      a(B * H), mean(H), var(H), rstd(H), dw1(H * C), dw2(H * H), da(B * H),
+      scratch(std::max(f32_packed_size(B, C), f32_packed_size(H, C))), packed_x(f32_packed_size(B, C));
+  f32_pack_t_x8(w1t.data(), w1.data(), C, H);
+  f32_pack_t_x8(w2t.data(), w2.data(), H, H);
+  f32_pack_x8(packed_x.data(), x.data(), B, C);
+
+  piece("pack weight 1 for forward (784x256)", [&] { f32_pack_t_x8(w1t.data(), w1.data(), C, H); }, reps);
+  piece("forward GEMM, layer 1 (64x784 by 784x256)",
+        [&] { dense_forward(z.data(), x.data(), w1t.data(), nullptr, B, C, H); }, reps);
+  piece("batch-norm statistics and scaling (64x256)", [&] {
+    batchnorm_forward_train(n.data(), mean.data(), var.data(), rstd.data(), z.data(), gamma.data(),
+                            beta.data(), B, H, 1e-5f);
+  }, reps);
+  piece("ReLU (64x256)", [&] { relu_forward(a.data(), n.data(), B * H); }, reps);
+  piece("chain: layer 1 forward GEMM, batch norm, ReLU", [&] {
+    dense_forward(z.data(), x.data(), w1t.data(), nullptr, B, C, H);
+    batchnorm_forward_train(n.data(), mean.data(), var.data(), rstd.data(), z.data(), gamma.data(),
+                            beta.data(), B, H, 1e-5f);
+    relu_forward(a.data(), n.data(), B * H);
+  }, reps);
+  piece("forward GEMM, layer 2 (64x256 by 256x256)",
+        [&] { dense_forward(z.data(), a.data(), w2t.data(), nullptr, B, H, H); }, reps);
+  piece("chain: layer 1 forward, then layer 2's GEMM", [&] {
+    dense_forward(z.data(), x.data(), w1t.data(), nullptr, B, C, H);
+    batchnorm_forward_train(n.data(), mean.data(), var.data(), rstd.data(), z.data(), gamma.data(),
+                            beta.data(), B, H, 1e-5f);
+    relu_forward(a.data(), n.data(), B * H);
+    dense_forward(z.data(), a.data(), w2t.data(), nullptr, B, H, H);
+  }, reps);
+  piece("weight gradient, layer 1: GEMM alone (256x64 by 64x784)",
+        [&] { f32_gemm_tn_packed(dw1.data(), dz.data(), packed_x.data(), H, C, B); }, reps);
+  piece("pack the input (64x784)", [&] { f32_pack_x8(scratch.data(), x.data(), B, C); }, reps);
+  piece("pack + weight gradient, layer 1 (dense_backward)", [&] {
+    dense_backward(nullptr, dw1.data(), nullptr, scratch.data(), dz.data(), x.data(), w1.data(), B, C, H);
+  }, reps);
+  piece("layer 2 backward: packs, weight and input gradients (dense_backward)", [&] {
+    dense_backward(da.data(), dw2.data(), nullptr, scratch.data(), dz.data(), a.data(), w2.data(), B, H, H);
+  }, reps);
+  // Adam over every parameter of the network, as one arena.
+  const size_t params = H * C + H * H + O * H + O + 4 * H;
+  std::vector<float> p = filled(params, 5), m(params), v(params), g = filled(params, 6);
+  piece("Adam, every parameter (269,322)", [&] {
+    f32_adam(p.data(), m.data(), v.data(), g.data(), params, 0.9f, 0.999f, 0.1f, 0.001f, 1e-3f,
+             1.0f, 1e-8f, 0.0f, true);
+  }, reps);
+  std::printf("]}\n");
+  return 0;
+}
