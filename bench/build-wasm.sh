@@ -23,7 +23,7 @@ em++ -std=c++17 "${flags[@]}" -Icpp/include bench/wasm/conv_layers.cpp cpp/kerne
 # Emscripten's threads.worker.js is CommonJS, and the package's type is module).
 echo '{ "type": "commonjs" }' > build/bench/package.json
 em++ -std=c++17 -O3 -msimd128 -sENVIRONMENT=node,worker -sWASM_ASYNC_COMPILATION=0 -sINITIAL_MEMORY=64MB -sEXIT_RUNTIME=1 \
-  -pthread -sPTHREAD_POOL_SIZE=1 -Icpp/include \
+  -pthread "-sPTHREAD_POOL_SIZE=require('os').cpus().length" -Icpp/include \
   bench/wasm/threads.cpp cpp/kernels/scalar.cpp cpp/kernels/wasmsimd.cpp cpp/kernels/dispatch.cpp \
   cpp/src/parallel.cpp cpp/src/layers.cpp -o build/bench/threads.cjs
 # The same probes as ES modules for a browser page (npm run bench -- --browser runs them in

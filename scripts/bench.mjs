@@ -183,8 +183,8 @@ function interleavedRounds(model, count) {
       log(`bench: ${model} round ${r + 1}/${count}: 1 and ${cpus().length} threads in one process`);
       switches[model].push(JSON.parse(run('node', ['bench/thread-switch.mjs', '--model', model, ...(args.quick ? ['--quick'] : [])]).trim().split('\n').pop()));
       if (model === 'mlp') {
-        log(`bench: mlp round ${r + 1}/${count}: the step's pieces on 1 and 2 threads in one process`);
-        stepPieces.push(probe('threads.cjs', [args.quick ? '5' : '15']));
+        log(`bench: mlp round ${r + 1}/${count}: the step's pieces on 1 and ${cpus().length} threads in one process`);
+        stepPieces.push(probe('threads.cjs', [args.quick ? '5' : '15', String(cpus().length)]));
       }
     }
     if (pinnable) {

@@ -5,7 +5,7 @@
 // alternation. Both CPUs of this VM change speed for minutes at a time, and a
 // ratio of two processes carries that; a ratio of neighbouring blocks in one
 // process mostly does not. Prints one JSON object, the pieces in order:
-//   node build/bench/threads.cjs [reps]
+//   node build/bench/threads.cjs [reps] [threads]   (15 and 2 unless given)
 // Each piece alone shows what its split gives; "pack + ..." and "chain" pieces
 // show what the hand-off between two jobs costs (what one core wrote, the
 // other reads).
@@ -73,7 +73,7 @@ void piece(const char* name, const std::function<void()>& fn, int reps) {
 
 int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 15;
-  const size_t threads = set_thread_count(2);
+  const size_t threads = set_thread_count(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 2);
   std::printf("{\"threads\":%zu,\"reps\":%d,\"pieces\":[", threads, reps);
   const size_t B = 64, C = 784, H = 256, O = 10;
   const std::vector<float> x = filled(B * C, 1), w1 = filled(H * C, 2), w2 = filled(H * H, 3),
