@@ -4,6 +4,7 @@
 // split cuts between outputs, never through a sum, so results are the same
 // bits for any thread count; the GEMMs split their rows inside the variants.
 #include <atomic>
+#include <cstring>
 
 #include "bnwasm/kernels.h"
 #include "bnwasm/parallel.h"
@@ -55,6 +56,34 @@ void f32_gemm_packed(float* c, const float* a, const float* packed, size_t m, si
   }
 #endif
   BNWASM_GEMM(f32_gemm_packed)(c, a, packed, m, n, k);
+}
+void f32_gemm_packed_epilogue(float* c, const float* a, const float* packed, size_t m, size_t n,
+                              size_t k, const ConvEpilogue& ep) {
+#if defined(__wasm_simd128__)
+  if (m == 1) {
+    // c = init + sum as the sparse row kernel adds it, then the rest per column.
+    if (ep.init != nullptr)
+      std::memcpy(c, ep.init, n * sizeof(float));
+    else
+      std::memset(c, 0, n * sizeof(float));
+    f32_gemm_packed_sparse_1x32__wasmsimd(c, a, packed, m, n, k);
+    if (ep.scale == nullptr && !ep.relu) return;
+    // One row: a few hundred values, not worth a vector loop's code.
+#if defined(__clang__)
+#pragma clang loop vectorize(disable) unroll(disable)
+#endif
+    for (size_t j = 0; j < n; ++j) {
+      float v = c[j];
+      if (ep.scale != nullptr) v = v * ep.scale[j] + ep.shift[j];
+      if (ep.relu) v = v > 0.0f ? v : 0.0f;
+      c[j] = v;
+    }
+    return;
+  }
+  f32_gemm_packed_epilogue_4x8__wasmsimd(c, a, packed, m, n, k, ep);
+#else
+  f32_gemm_packed_epilogue__scalar(c, a, packed, m, n, k, ep);
+#endif
 }
 void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m, size_t n,
                         size_t k) {

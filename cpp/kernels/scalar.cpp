@@ -145,9 +145,12 @@ void f32_pack_t_x8__scalar(float* packed, const float* bt, size_t k, size_t n) {
   }
 }
 
-void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
-                             size_t k) {
-  // c is (m, n); a is (m, k); packed holds b (k, n). Rows in parallel pieces.
+namespace {
+
+// c (m, n) from a (m, k) and the packed b, rows in parallel pieces: each sum
+// starts at 0 and goes to store(i, j, sum).
+template <class Store>
+void packed_gemm(const float* a, const float* packed, size_t m, size_t n, size_t k, Store store) {
   const size_t g = grain(m, n * k);
   parallel_for(pieces(m, g), [&](size_t t, size_t) {
   const auto [r0, r1] = piece(t, m, g);
@@ -159,10 +162,31 @@ void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size
       for (size_t p = 0; p < k; ++p)
         for (size_t jj = 0; jj < kPanel; ++jj) acc[jj] += ai[p] * panel[p * kPanel + jj];
       const size_t nr = std::min(kPanel, n - j0);
-      for (size_t jj = 0; jj < nr; ++jj) c[i * n + j0 + jj] += acc[jj];
+      for (size_t jj = 0; jj < nr; ++jj) store(i, j0 + jj, acc[jj]);
     }
   }
   });
+}
+
+// The epilogue's steps for column j.
+inline float epilogue(float sum, size_t j, const ConvEpilogue& ep) {
+  float v = (ep.init != nullptr ? ep.init[j] : 0.0f) + sum;
+  if (ep.scale != nullptr) v = v * ep.scale[j] + ep.shift[j];
+  if (ep.relu) v = v > 0.0f ? v : 0.0f;
+  return v;
+}
+
+}  // namespace
+
+void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
+                             size_t k) {
+  // c is (m, n); a is (m, k); packed holds b (k, n). Rows in parallel pieces.
+  packed_gemm(a, packed, m, n, k, [&](size_t i, size_t j, float sum) { c[i * n + j] += sum; });
+}
+
+void f32_gemm_packed_epilogue__scalar(float* c, const float* a, const float* packed, size_t m,
+                                      size_t n, size_t k, const ConvEpilogue& ep) {
+  packed_gemm(a, packed, m, n, k, [&](size_t i, size_t j, float sum) { c[i * n + j] = epilogue(sum, j, ep); });
 }
 
 void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,

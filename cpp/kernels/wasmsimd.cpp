@@ -33,11 +33,43 @@ inline void add_panel(float* c, v128_t lo, v128_t hi, size_t nr) {
   for (size_t jj = 0; jj < nr; ++jj) c[jj] += t[jj];
 }
 
-// MR rows of c by one panel. A's element (r, p) is a[r * k + p], or with
-// AT a[p * m + r] (a stored transposed). Both splat it from memory.
+// c = the epilogue of columns j .. j + nr - 1 (nr <= 8) over acc (lo, hi),
+// as f32_gemm_packed_epilogue__scalar computes it: lane ops round as scalar
+// ones do, and v & (v > 0) is v > 0 ? v : 0.
+__attribute__((noinline)) void epilogue_panel(float* c, v128_t lo, v128_t hi, size_t nr,
+                                              const ConvEpilogue& ep, size_t j) {
+  // The columns' constants side by side (zero past nr): whole vectors, and
+  // no read past the end of the arrays.
+  alignas(16) float init[kPanel] = {0}, scale[kPanel] = {0}, shift[kPanel] = {0};
+  for (size_t jj = 0; jj < nr; ++jj) {
+    if (ep.init != nullptr) init[jj] = ep.init[j + jj];
+    if (ep.scale != nullptr) {
+      scale[jj] = ep.scale[j + jj];
+      shift[jj] = ep.shift[j + jj];
+    }
+  }
+  alignas(16) float out[kPanel];
+  for (int h = 0; h < 2; ++h) {
+    v128_t v = wasm_f32x4_add(wasm_v128_load(init + 4 * h), h == 0 ? lo : hi);
+    if (ep.scale != nullptr)
+      v = wasm_f32x4_add(wasm_f32x4_mul(v, wasm_v128_load(scale + 4 * h)), wasm_v128_load(shift + 4 * h));
+    if (ep.relu) v = wasm_v128_and(v, wasm_f32x4_gt(v, wasm_f32x4_splat(0.0f)));
+    wasm_v128_store(out + 4 * h, v);
+  }
+  if (nr == kPanel) {
+    wasm_v128_store(c, wasm_v128_load(out));
+    wasm_v128_store(c + 4, wasm_v128_load(out + 4));
+    return;
+  }
+  for (size_t jj = 0; jj < nr; ++jj) c[jj] = out[jj];
+}
+
+// MR rows of c by one panel, the panel of columns from j. A's element (r, p)
+// is a[r * k + p], or with AT a[p * m + r] (a stored transposed). Both splat
+// it from memory. The sums go to c through ep when there is one, else add to c.
 template <int MR, bool AT>
 inline void packed_tile(float* c, const float* a, const float* panel, size_t m, size_t n, size_t k,
-                        size_t nr) {
+                        size_t nr, const ConvEpilogue* ep, size_t j) {
   v128_t lo[MR], hi[MR];
   for (int r = 0; r < MR; ++r) lo[r] = hi[r] = wasm_f32x4_splat(0.0f);
   const float* bp = panel;
@@ -61,7 +93,12 @@ inline void packed_tile(float* c, const float* a, const float* panel, size_t m, 
       }
     }
   }
-  for (int r = 0; r < MR; ++r) add_panel(c + r * n, lo[r], hi[r], nr);
+  for (int r = 0; r < MR; ++r) {
+    if (ep != nullptr)
+      epilogue_panel(c + r * n, lo[r], hi[r], nr, *ep, j);
+    else
+      add_panel(c + r * n, lo[r], hi[r], nr);
+  }
 }
 
 // The most entries of a row that f32_gemm_packed_sparse_1x32__wasmsimd lists;
@@ -73,22 +110,36 @@ constexpr size_t kMaxList = 1024;
 // L1 while b streams through.
 template <int MR, bool AT>
 inline void packed_rows(float* c, const float* a, const float* packed, size_t m, size_t n,
-                        size_t k, size_t j_begin, size_t j_end) {
+                        size_t k, size_t j_begin, size_t j_end, const ConvEpilogue* ep) {
   for (size_t j0 = j_begin; j0 < j_end; j0 += kPanel) {
     const size_t nr = j_end - j0 < kPanel ? j_end - j0 : kPanel;
-    packed_tile<MR, AT>(c + j0, a, packed + j0 * k, m, n, k, nr);
+    packed_tile<MR, AT>(c + j0, a, packed + j0 * k, m, n, k, nr, ep, j0);
   }
 }
 
+// Rows [r0, r1) by columns [j0, j1) of c, on the calling thread. One copy
+// of the tiles for every caller: inlined, each would carry its own.
 template <int MR, bool AT>
-void packed_gemm(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k) {
+__attribute__((noinline)) void packed_block(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k,
+                  size_t r0, size_t r1, size_t j0, size_t j1, const ConvEpilogue* ep) {
+  const size_t row_step = AT ? 1 : k;
+  size_t i = r0;
+  for (; i + MR <= r1; i += MR)
+    packed_rows<MR, AT>(c + i * n, a + i * row_step, packed, m, n, k, j0, j1, ep);
+  // The last rows one at a time: the same sums, and one more template
+  // instance instead of MR - 1 keeps the module small.
+  for (; i < r1; ++i) packed_rows<1, AT>(c + i * n, a + i * row_step, packed, m, n, k, j0, j1, ep);
+}
+
+template <int MR, bool AT>
+void packed_gemm(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k,
+                 const ConvEpilogue* ep = nullptr) {
   // Row i of a starts at a + i * k, or at a + i when a is stored transposed.
   // Pieces of rows (a multiple of MR) run in parallel. With fewer row pieces
   // than the pool takes (a batch of 64), the panels are split too, into
   // groups of columns: a task is (group, rows), groups outermost, so each
   // thread's run of tasks reads its own columns of b (the columns it packed)
   // instead of all of b.
-  const size_t row_step = AT ? 1 : k;
   const size_t g = grain(m, n * k, MR);
   const size_t row_pieces = pieces(m, g);
   const size_t panels = pieces(n, kPanel);
@@ -103,12 +154,7 @@ void packed_gemm(float* c, const float* a, const float* packed, size_t m, size_t
   parallel_for(row_pieces * pieces(panels, per_group), [&](size_t t, size_t) {
     const auto [r0, r1] = piece(t % row_pieces, m, g);
     const auto [j0, j1] = piece(t / row_pieces, n, span);
-    size_t i = r0;
-    for (; i + MR <= r1; i += MR)
-      packed_rows<MR, AT>(c + i * n, a + i * row_step, packed, m, n, k, j0, j1);
-    // The last rows one at a time: the same sums, and one more template
-    // instance instead of MR - 1 keeps the module small.
-    for (; i < r1; ++i) packed_rows<1, AT>(c + i * n, a + i * row_step, packed, m, n, k, j0, j1);
+    packed_block<MR, AT>(c, a, packed, m, n, k, r0, r1, j0, j1, ep);
   });
 }
 
@@ -335,6 +381,10 @@ void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed
                                    size_t n, size_t k) {
   // c is (m, n); a is (m, k); packed holds b (k, n). c += a * b.
   packed_gemm<4, false>(c, a, packed, m, n, k);
+}
+void f32_gemm_packed_epilogue_4x8__wasmsimd(float* c, const float* a, const float* packed,
+                                            size_t m, size_t n, size_t k, const ConvEpilogue& ep) {
+  packed_gemm<4, false>(c, a, packed, m, n, k, &ep);
 }
 void f32_gemm_tn_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                       size_t n, size_t k) {

@@ -15,6 +15,17 @@ namespace {
 // loop the compiler vectorizes) and nothing is allocated.
 constexpr size_t kBlock = 64;
 
+// The epilogue of the inference chain layer -> batch norm (scale, shift; null
+// for none) -> ReLU, with the layer's bias as its init.
+ConvEpilogue epilogue_of(const float* bias, const float* scale, const float* shift, bool relu) {
+  ConvEpilogue ep;
+  ep.init = bias;
+  ep.scale = scale;
+  ep.shift = shift;
+  ep.relu = relu;
+  return ep;
+}
+
 }  // namespace
 
 // ---- dense -------------------------------------------------------------------
@@ -30,6 +41,14 @@ void dense_forward(float* out, const float* in, const float* weight_t, const flo
       std::memset(ob, 0, OC * sizeof(float));
   }
   f32_gemm_packed(out, in, weight_t, B, OC, C);
+}
+
+void dense_batchnorm_relu_forward_infer(float* out, const float* in, const float* weight_t,
+                                        const float* bias, const float* scale, const float* shift,
+                                        bool relu, size_t B, size_t C, size_t OC) {
+  // in is (B, C); weight_t as dense_forward's; bias, scale, shift are (OC) or null; out is (B, OC)
+  const ConvEpilogue ep = epilogue_of(bias, scale, shift, relu);
+  f32_gemm_packed_epilogue(out, in, weight_t, B, OC, C, ep);
 }
 
 void dense_backward(float* din, float* dweight, float* dbias, float* scratch, const float* dout,
@@ -495,11 +514,7 @@ void conv2d_winograd_forward_infer(float* out, float* scratch, const float* in, 
   // in is (B, C, H, W); out is (B, F, OH, OW), or (B, F, OH / 2, OW / 2) with pool
   const Winograd23Conv s = Winograd23Conv::of(g.F, g.C, g.OH, g.OW, pool);
   const size_t HP = s.HP(), WP = s.WP();
-  ConvEpilogue ep;
-  ep.init = bias;
-  ep.scale = scale;
-  ep.shift = shift;
-  ep.relu = relu;
+  const ConvEpilogue ep = epilogue_of(bias, scale, shift, relu);
   const size_t out_size = pool ? g.F * (g.OH / 2) * (g.OW / 2) : g.F * g.P();
   // Images in parallel, each with its own padded copy and transformed input.
   reserve_parallel_scratch(s.input_size() + s.v_size());
@@ -528,11 +543,7 @@ void conv2d_batchnorm_relu_forward_infer(float* out, float* scratch, const float
                                          const float* scale, const float* shift, bool relu,
                                          size_t B, const Conv2dGeometry& g) {
   // in is (B, C, H, W); weight is (F, K); scale, shift are (F); out is (B, F, P)
-  ConvEpilogue ep;
-  ep.init = bias;
-  ep.scale = scale;
-  ep.shift = shift;
-  ep.relu = relu;
+  const ConvEpilogue ep = epilogue_of(bias, scale, shift, relu);
   conv2d_forward_epilogue(out, scratch, in, weight, ep, B, g);
 }
 

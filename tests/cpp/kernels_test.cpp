@@ -350,6 +350,94 @@ void check_packed(PackedFn f, PackedFn reference, bool transposed_a) {
       }
 }
 
+// ---- the packed GEMM through an epilogue per column --------------------------------------
+//
+// kernels.h: c = ep(sum) per column j, equal bit for bit to c = init, then
+// f32_gemm_packed, then the batch norm and ReLU as passes of their own. The
+// definition below is those passes written out; c starts as NaN, which the
+// kernel must overwrite and never read.
+
+using PackedEpilogueFn = void (*)(float*, const float*, const float*, size_t, size_t, size_t,
+                                  const ConvEpilogue&);
+
+// The epilogues checked: none, the bias alone, ReLU alone, batch norm, all three.
+struct EpilogueCase {
+  bool init, bn, relu;
+};
+const EpilogueCase kEpilogues[] = {
+    {false, false, false}, {true, false, false}, {false, false, true}, {false, true, false}, {true, true, true}};
+
+std::vector<float> packed_epilogue_definition(const GemmCase& g, const ConvEpilogue& ep) {
+  GemmCase z = g;
+  for (size_t i = 0; i < g.m; ++i)
+    for (size_t j = 0; j < g.n; ++j) z.c0[i * g.n + j] = ep.init != nullptr ? ep.init[j] : 0.0f;
+  std::vector<float> c = packed_definition(z, false);  // init + sum, as f32_gemm_packed adds it
+  for (size_t i = 0; i < g.m; ++i)
+    for (size_t j = 0; j < g.n; ++j) {
+      float& v = c[i * g.n + j];
+      if (ep.scale != nullptr) v = v * ep.scale[j] + ep.shift[j];  // batchnorm_forward_infer
+      if (ep.relu) v = v > 0.0f ? v : 0.0f;                       // relu_forward
+    }
+  return c;
+}
+
+// f on (m, n, k) with every epilogue of kEpilogues, bit for bit against the definition.
+::testing::AssertionResult packed_epilogue_matches(PackedEpilogueFn f, size_t m, size_t n, size_t k,
+                                                   uint64_t seed) {
+  const GemmCase g = make_gemm_case(m, n, k, seed);
+  Rng rng(seed + 1);
+  // Shifts around zero, so ReLU clips about half the outputs; scales of both signs.
+  const std::vector<float> init = rng.uniform_vec(n, -1, 1), scale = rng.uniform_vec(n, -2, 2),
+                           shift = rng.uniform_vec(n, -1, 1);
+  for (const EpilogueCase& e : kEpilogues) {
+    ConvEpilogue ep;
+    ep.init = e.init ? init.data() : nullptr;
+    ep.scale = e.bn ? scale.data() : nullptr;
+    ep.shift = e.bn ? shift.data() : nullptr;
+    ep.relu = e.relu;
+    Guarded a(g.a), b(g.b), c(std::vector<float>(m * n, std::nanf("")));
+    Guarded packed(f32_packed_size(k, n));
+    f32_pack_x8(packed.data(), b.data(), k, n);
+    f(c.data(), a.data(), packed.data(), m, n, k, ep);
+    const std::vector<float> def = packed_epilogue_definition(g, ep);
+    ::testing::AssertionResult ok = BitEqual("c vs the passes one after another", def.data(), c.data(), c.size());
+    if (ok) ok = c.GuardsIntact("c");
+    if (!ok)
+      return ok << " (" << sizes("m", m, "n", n, "k", k) << "; init " << e.init << ", batch norm "
+                << e.bn << ", relu " << e.relu << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+void check_packed_epilogue(PackedEpilogueFn f) {
+  int failures = 0;
+  uint64_t seed = 9000;
+  for (size_t m : kPackedM)
+    for (size_t n : kPackedN)
+      for (size_t k : kK) {
+        const ::testing::AssertionResult ok = packed_epilogue_matches(f, m, n, k, seed += 2);
+        EXPECT_TRUE(ok);
+        if (!ok && ++failures >= kMaxReportedSizes) return;
+      }
+  // A dense network's shapes, split into row pieces and column groups.
+  const size_t shapes[][3] = {{64, 256, 784}, {70, 261, 100}, {512, 256, 256}, {1, 256, 784}};
+  for (const auto& sh : shapes) EXPECT_TRUE(packed_epilogue_matches(f, sh[0], sh[1], sh[2], seed += 2));
+}
+
+TEST(KernelsScalar, GemmPackedEpilogueEqualsThePassesOneAfterAnother) {
+  check_packed_epilogue(f32_gemm_packed_epilogue__scalar);
+}
+
+TEST(KernelsDispatch, GemmPackedEpilogueEqualsThePassesOneAfterAnother) {
+  check_packed_epilogue(f32_gemm_packed_epilogue);
+}
+
+#if defined(__wasm_simd128__)
+TEST(KernelsWasmSimd, GemmPackedEpilogue4x8EqualsThePassesOneAfterAnother) {
+  check_packed_epilogue(f32_gemm_packed_epilogue_4x8__wasmsimd);
+}
+#endif
+
 // ---- Adam and the finiteness check ------------------------------------------------------
 
 using AdamFn = bool (*)(float*, float*, float*, const float*, size_t, float, float, float, float,

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "bnwasm/kernels.h"
+#include "bnwasm/layers.h"
 #include "test_util.h"
 
 using namespace bnwasm;
@@ -1271,6 +1273,60 @@ TEST(NetworkInference, FoldedNetworkPredictsTheSameWithoutBatchNorm) {
   const float* got = folded->output(9);
   // Folding reorders float32 rounding only: outputs are probabilities in [0, 1].
   for (size_t k = 0; k < 9 * net->output_size(); ++k) EXPECT_NEAR(got[k], want[k], 2e-6) << k;
+}
+
+// Inference runs dense -> batch norm -> ReLU (and dense -> ReLU) as one pass,
+// the GEMM storing through an epilogue. It must equal the layers run one after
+// another bit for bit, for one row (the matrix-vector kernel) and for batches.
+TEST(NetworkInference, FusedDenseChainsEqualTheLayersInTurn) {
+  const size_t I = 37, H1 = 29, H2 = 13, O = 5;
+  auto net = Make(Spec(int32_t(I),
+                       {DenseLayer(int32_t(H1), Init::Auto, false), BatchNormLayer(), Activation("relu"),
+                        DenseLayer(int32_t(H2)), Activation("relu"), DenseLayer(int32_t(O), Init::Auto, false),
+                        BatchNormLayer()},
+                       Adam(0.01), LossType::MeanSquaredError));
+  ASSERT_NE(net, nullptr);
+  Rng rng(515);
+  // Running statistics away from their initial 0 and 1, so the batch norm's scale and shift matter.
+  for (const TensorView& t : net->tensors()) {
+    const bool var = std::strcmp(t.name, "runningVariance") == 0;
+    for (size_t i = 0; i < t.size; ++i) t.data[i] = static_cast<float>(var ? rng.uniform(0.2, 2) : rng.uniform(-1, 1));
+  }
+  net->weights_changed();
+  const auto ts = net->tensors();
+  // One dense layer, as the unfused forward computes it.
+  const auto dense = [&](std::vector<float>& out, const std::vector<float>& in, int32_t layer, size_t B,
+                         size_t C, size_t OC) {
+    std::vector<float> wt(f32_packed_size(C, OC));
+    f32_pack_t_x8(wt.data(), Find(ts, layer, "weight")->data, C, OC);
+    const TensorView* bias = Find(ts, layer, "bias");
+    out.assign(B * OC, 0.0f);
+    dense_forward(out.data(), in.data(), wt.data(), bias != nullptr ? bias->data : nullptr, B, C, OC);
+  };
+  const auto batch_norm = [&](std::vector<float>& x, int32_t layer, size_t B, size_t C) {
+    batchnorm_forward_infer(x.data(), x.data(), Find(ts, layer, "gamma")->data, Find(ts, layer, "beta")->data,
+                            Find(ts, layer, "runningMean")->data, Find(ts, layer, "runningVariance")->data,
+                            B, C, 1e-5f);
+  };
+  for (const size_t B : {size_t(1), size_t(6), size_t(64)}) {
+    const std::vector<float> x = rng.normal_vec(B * I, 0, 1);
+    std::vector<float> h1, h2, want;
+    dense(h1, x, 0, B, I, H1);
+    batch_norm(h1, 1, B, H1);
+    relu_forward(h1.data(), h1.data(), h1.size());
+    dense(h2, h1, 3, B, H1, H2);
+    relu_forward(h2.data(), h2.data(), h2.size());
+    dense(want, h2, 5, B, H2, O);
+    batch_norm(want, 6, B, O);
+    const std::vector<float> got = PredictBatch(*net, x, B);
+    EXPECT_TRUE(BitEqual("the network's output", want.data(), got.data(), want.size())) << "B=" << B;
+    // A chain stops at the layer asked for: the first dense layer's own output, unfused.
+    std::vector<float> z;
+    dense(z, x, 0, B, I, H1);
+    std::copy(x.begin(), x.end(), net->input(B));
+    ASSERT_EQ(net->forward_to(B, 0), Status::Ok);
+    EXPECT_TRUE(BitEqual("layer 0's output", z.data(), net->layer_output(0), z.size())) << "B=" << B;
+  }
 }
 
 std::vector<uint8_t> ValueBytes(const Value& v) {

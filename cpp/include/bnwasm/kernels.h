@@ -31,6 +31,18 @@ void f32_chanmeanvar__scalar(float* mean, float* var, const float* in, size_t B,
 void f32_chandsums__scalar(double* sum_dy, double* sum_dy_xc, const float* dout, const float* in,
                            const float* mean, size_t B, size_t C, size_t S, size_t stride);
 
+// What happens to each sum before it is stored, per channel i (a conv's
+// filter, a dense layer's output column):
+//   v = init[i] + sum (init null: 0 + sum);
+//   v = v * scale[i] + shift[i] when scale is not null (inference batch norm);
+//   v = v > 0 ? v : 0 when relu.
+struct ConvEpilogue {
+  const float* init = nullptr;
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  bool relu = false;
+};
+
 // ---- GEMM on packed panels ----------------------------------------------------
 // The right-hand matrix b (k, n) is packed into ceil(n / 8) panels, each (k, 8)
 // row-major with the columns past n zero, so a tile reads it front to back.
@@ -52,6 +64,12 @@ void f32_pack_t_x8__scalar(float* packed, const float* bt, size_t k, size_t n);
 // c is (m, n); a is (m, k); packed holds b (k, n). c += a * b.
 void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
                              size_t k);
+// The same product written through an epilogue per column j (a dense layer's
+// output feature): c = ep(sum), ConvEpilogue's steps with init, scale and
+// shift indexed by column. Equal bit for bit to c = init (0 when null), then
+// f32_gemm_packed, then the batch norm and ReLU as passes of their own.
+void f32_gemm_packed_epilogue__scalar(float* c, const float* a, const float* packed, size_t m,
+                                      size_t n, size_t k, const ConvEpilogue& ep);
 // c is (m, n); a is (k, m); packed holds b (k, n). c += a^T * b (the weight
 // gradient dout^T * in, without transposing dout).
 void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
@@ -77,16 +95,6 @@ struct PaddedConv {
   // tile past the last output column reads (and discards) up to 7 floats
   // past the last copy.
   size_t input_size() const { return C * KW * HP * WP + 8; }
-};
-// What happens to each sum before it is stored, per filter i:
-//   v = init[i] + sum (init null: 0 + sum);
-//   v = v * scale[i] + shift[i] when scale is not null (inference batch norm);
-//   v = v > 0 ? v : 0 when relu.
-struct ConvEpilogue {
-  const float* init = nullptr;
-  const float* scale = nullptr;
-  const float* shift = nullptr;
-  bool relu = false;
 };
 // The (F, K) weight, PyTorch's layout, as ceil(F / 4) blocks of (K, 4): the
 // four filters' weights for one tap side by side, filters past F zero.
@@ -180,6 +188,8 @@ void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t r
 // MR rows by one 8-column panel per tile: 2 * MR accumulators.
 void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                    size_t n, size_t k);
+void f32_gemm_packed_epilogue_4x8__wasmsimd(float* c, const float* a, const float* packed,
+                                            size_t m, size_t n, size_t k, const ConvEpilogue& ep);
 // One row at a time, four panels (32 columns, 8 accumulators) in flight: the
 // matrix-vector form for single-example inference.
 void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,
@@ -229,6 +239,10 @@ void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n);
 // One row goes through the matrix-vector variant, more through the tiled one;
 // both give the same bits for a row (see above).
 void f32_gemm_packed(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k);
+// The epilogue form (above): one row runs the matrix-vector variant over c =
+// init and then the epilogue's other steps over the row, the same bits.
+void f32_gemm_packed_epilogue(float* c, const float* a, const float* packed, size_t m, size_t n,
+                              size_t k, const ConvEpilogue& ep);
 void f32_gemm_tn_packed(float* c, const float* a, const float* packed, size_t m, size_t n,
                         size_t k);
 bool f32_adam(float* p, float* m, float* v, const float* g, size_t n, float b1, float b2, float c1,

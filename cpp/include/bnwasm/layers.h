@@ -19,6 +19,12 @@ struct ConvEpilogue;  // kernels.h
 // to date; bias is (OC) or null; out is (B, OC).
 void dense_forward(float* out, const float* in, const float* weight_t, const float* bias, size_t B,
                    size_t C, size_t OC);
+// Inference: dense_forward, then a batch norm given as scale and shift (OC)
+// (batchnorm_infer_scale_shift; null for none), then ReLU when relu, in one
+// pass over the output; equal bit for bit to the layers one after another.
+void dense_batchnorm_relu_forward_infer(float* out, const float* in, const float* weight_t,
+                                        const float* bias, const float* scale, const float* shift,
+                                        bool relu, size_t B, size_t C, size_t OC);
 // dout is (B, OC); din is (B, C) or null when nobody needs the input gradient
 // (the first layer); scratch holds max(f32_packed_size(B, C), f32_packed_size(OC, C))
 // floats; dbias may be null.

@@ -9,7 +9,8 @@ namespace {
 
 class DenseOp : public LayerOp {
  public:
-  DenseOp(const LayerSpec& l, size_t in, size_t out) : spec_(l), in_(in), out_(out) {
+  DenseOp(const LayerSpec& l, size_t in, size_t out)
+      : spec_(l), in_(in), out_(out), scale_(out), shift_(out) {
     wt_.resize(f32_packed_size(in, out));
   }
   void init(const InitInfo& info, uint64_t* rng) override {
@@ -19,13 +20,31 @@ class DenseOp : public LayerOp {
     return std::max(f32_packed_size(rows, in_), f32_packed_size(out_, in_));
   }
   void forward(const Pass& p) override {
-    // The transposed weight, packed for the GEMM, is kept until a parameter changes.
-    if (wt_version_ != p.version) {
-      f32_pack_t_x8(wt_.data(), t[0], in_, out_);
-      wt_version_ = p.version;
-    }
+    pack(p);
     dense_forward(p.out, p.in[0], wt_.data(), bias(), p.B, in_, out_);
   }
+#if !defined(BNWASM_DENSE_ONLY)
+  // The dense-only module (its download has a size bound: issue 18) runs
+  // these layers one after another; the same bits either way.
+  //
+  // Inference: a batch norm, then a ReLU after it, or a ReLU alone, stored by
+  // the GEMM itself (no pass of their own over the output, no job of their own
+  // for the threads).
+  size_t fusion(const LayerOp* const* next, size_t n) const override {
+    size_t span = n > 0 && next[0]->statistics() != nullptr ? 1 : 0;
+    if (n > span && is_relu(next[span])) ++span;
+    return span;
+  }
+  void forward_fused(const Pass& p, const LayerOp* const* next, size_t count) override {
+    const Statistics* bn = count > 0 ? next[0]->statistics() : nullptr;
+    // Computed here with batchnorm_forward_infer's expressions: cheaper than tracking changes.
+    if (bn != nullptr) bn->infer_scale_shift(scale_.data(), shift_.data());
+    const bool relu = is_relu(next[count - 1]);
+    pack(p);
+    dense_batchnorm_relu_forward_infer(p.out, p.in[0], wt_.data(), bias(), bn != nullptr ? scale_.data() : nullptr,
+                                       bn != nullptr ? shift_.data() : nullptr, relu, p.B, in_, out_);
+  }
+#endif
   void backward(const Pass& p) override {
     dense_backward(p.din[0], dt[0], t.size() > 1 ? dt[1] : nullptr, p.scratch, p.dout, p.in[0],
                    t[0], p.B, in_, out_);
@@ -33,8 +52,15 @@ class DenseOp : public LayerOp {
 
  private:
   const float* bias() const { return t.size() > 1 ? t[1] : nullptr; }
+  // The transposed weight, packed for the GEMM, is kept until a parameter changes.
+  void pack(const Pass& p) {
+    if (wt_version_ == p.version) return;
+    f32_pack_t_x8(wt_.data(), t[0], in_, out_);
+    wt_version_ = p.version;
+  }
   LayerSpec spec_;
   size_t in_, out_;
+  std::vector<float> scale_, shift_;  // a fused batch norm's, as inference applies it
   std::vector<float> wt_;  // weight^T (in, out), packed in panels
   uint64_t wt_version_ = ~uint64_t(0);
 };
