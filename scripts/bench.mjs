@@ -437,15 +437,21 @@ function threadsTable(model, runs) {
 // chain two jobs show what handing data from one core to the other costs.
 function piecesTable() {
   if (stepPieces.length === 0) return;
-  const names = stepPieces[0].pieces.map((p) => p.piece);
+  const names = stepPieces[0].pieces.filter((p) => p.piece).map((p) => p.piece);
   const at = (name, key) => median(stepPieces.map((run) => run.pieces.find((p) => p.piece === name)[key]));
+  // Two ways to the same result, both on every thread, in alternating blocks.
+  const versus = stepPieces[0].pieces.filter((p) => p.versus).map((p) => p.versus);
+  const vs = (name, key) => median(stepPieces.map((run) => run.pieces.find((p) => p.versus === name)[key]));
   const rows = [['piece of the dense step, batch 64 (build/bench/threads.cjs)', '1 thread (us)', `${stepPieces[0].threads} threads (us)`, 'ratio']];
   for (const name of names) rows.push([name, fmt(at(name, 'oneThreadUs'), 1), fmt(at(name, 'allThreadsUs'), 1), `${fmt(at(name, 'ratio'), 2)}x`]);
   out.push('');
   out.push(`the dense step's pieces in one process, one thread and ${stepPieces[0].threads} in alternating blocks ` +
     `(${stepPieces[0].reps} pairs a round, median over ${stepPieces.length} rounds):`);
   out.push(...table(rows));
+  for (const name of versus)
+    out.push(`${name}: ${fmt(vs(name, 'aUs'), 1)} against ${fmt(vs(name, 'bUs'), 1)} us, (b) takes ${fmt(vs(name, 'ratio'), 3)}x (a)'s time`);
   (result.threads ??= {}).pieces = Object.fromEntries(names.map((n) => [n, { oneThreadUs: at(n, 'oneThreadUs'), allThreadsUs: at(n, 'allThreadsUs'), ratio: at(n, 'ratio') }]));
+  result.threads.versus = Object.fromEntries(versus.map((n) => [n, { aUs: vs(n, 'aUs'), bUs: vs(n, 'bUs'), ratio: vs(n, 'ratio') }]));
 }
 
 // ---- MobileNetV2's depthwise convolutions ------------------------------------------------------

@@ -1,4 +1,4 @@
-// One thread against two, job by job, in one process: the pieces of the dense
+// One thread against all, job by job, in one process: the pieces of the dense
 // benchmark network's training step (784-256-BN-ReLU-256-BN-ReLU-10, batch 64)
 // on the package's kernels and pool, each timed with the pool on and with
 // every parallel_for run on the calling thread (set_parallel_inline), in
@@ -13,9 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
-#include <string>
 #include <vector>
 
 #include "bnwasm/kernels.h"
@@ -69,6 +67,31 @@ void piece(const char* name, const std::function<void()>& fn, int reps) {
   g_first = false;
 }
 
+// reps pairs of blocks on every thread: a, then b (two ways to compute the
+// same thing); prints their medians and the median of b's time over a's.
+void versus(const char* name, const std::function<void()>& a, const std::function<void()>& b, int reps) {
+  set_parallel_inline(false);
+  for (const auto until = clock_type::now() + std::chrono::milliseconds(300); clock_type::now() < until;) {
+    a();
+    b();
+  }
+  const int calls = std::max(1, static_cast<int>(5000.0 / std::max(1.0, block_us(a, 1))));
+  std::vector<double> ta, tb, ratio;
+  for (int r = 0; r < reps; ++r) {
+    a();
+    ta.push_back(block_us(a, calls));
+    b();
+    tb.push_back(block_us(b, calls));
+    ratio.push_back(tb.back() / ta.back());
+  }
+  std::sort(ratio.begin(), ratio.end());
+  std::printf("%s{\"versus\":\"%s\",\"aUs\":%.1f,\"bUs\":%.1f,\"ratio\":%.3f,"
+              "\"ratioQuartiles\":[%.3f,%.3f]}",
+              g_first ? "" : ",", name, median(ta), median(tb), ratio[ratio.size() / 2],
+              ratio[ratio.size() / 4], ratio[ratio.size() * 3 / 4]);
+  g_first = false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -108,6 +131,25 @@ int main(int argc, char** argv) {
     relu_forward(a.data(), n.data(), B * H);
     dense_forward(z.data(), a.data(), w2t.data(), nullptr, B, H, H);
   }, reps);
+  {
+    // Inference on a chunk of predictBatch (512 rows): the GEMM storing
+    // through the batch norm and ReLU, against the three as passes.
+    const size_t R = 512;
+    const std::vector<float> xr = filled(R * C, 7), rmean = filled(H, 8);
+    std::vector<float> h1(R * H), h2(R * H), rvar(H, 1.0f), scale(H), shift(H);
+    batchnorm_infer_scale_shift(scale.data(), shift.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), H, 1e-5f);
+    versus("inference, both layers, 512 rows, every thread: fused (a) against GEMM, batch norm, ReLU each (b)", [&] {
+      dense_batchnorm_relu_forward_infer(h1.data(), xr.data(), w1t.data(), nullptr, scale.data(), shift.data(), true, R, C, H);
+      dense_batchnorm_relu_forward_infer(h2.data(), h1.data(), w2t.data(), nullptr, scale.data(), shift.data(), true, R, H, H);
+    }, [&] {
+      dense_forward(h1.data(), xr.data(), w1t.data(), nullptr, R, C, H);
+      batchnorm_forward_infer(h1.data(), h1.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), R, H, 1e-5f);
+      relu_forward(h1.data(), h1.data(), R * H);
+      dense_forward(h2.data(), h1.data(), w2t.data(), nullptr, R, H, H);
+      batchnorm_forward_infer(h2.data(), h2.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), R, H, 1e-5f);
+      relu_forward(h2.data(), h2.data(), R * H);
+    }, reps);
+  }
   piece("weight gradient, layer 1: GEMM alone (256x64 by 64x784)",
         [&] { f32_gemm_tn_packed(dw1.data(), dz.data(), packed_x.data(), H, C, B); }, reps);
   piece("pack the input (64x784)", [&] { f32_pack_x8(scratch.data(), x.data(), B, C); }, reps);
