@@ -437,11 +437,12 @@ function threadsTable(model, runs) {
 // chain two jobs show what handing data from one core to the other costs.
 function piecesTable() {
   if (stepPieces.length === 0) return;
-  const names = stepPieces[0].pieces.filter((p) => p.piece).map((p) => p.piece);
-  const at = (name, key) => median(stepPieces.map((run) => run.pieces.find((p) => p.piece === name)[key]));
-  // Two ways to the same result, both on every thread, in alternating blocks.
-  const versus = stepPieces[0].pieces.filter((p) => p.versus).map((p) => p.versus);
-  const vs = (name, key) => median(stepPieces.map((run) => run.pieces.find((p) => p.versus === name)[key]));
+  // Entries are pieces (one thread against all) or versus (two ways to the same result, both on
+  // every thread); the median over the rounds of an entry's value.
+  const named = (kind) => stepPieces[0].pieces.filter((p) => p[kind]).map((p) => p[kind]);
+  const over = (kind) => (name, key) => median(stepPieces.map((run) => run.pieces.find((p) => p[kind] === name)[key]));
+  const names = named('piece'), at = over('piece');
+  const versus = named('versus'), vs = over('versus');
   const rows = [['piece of the dense step, batch 64 (build/bench/threads.cjs)', '1 thread (us)', `${stepPieces[0].threads} threads (us)`, 'ratio']];
   for (const name of names) rows.push([name, fmt(at(name, 'oneThreadUs'), 1), fmt(at(name, 'allThreadsUs'), 1), `${fmt(at(name, 'ratio'), 2)}x`]);
   out.push('');

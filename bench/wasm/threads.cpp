@@ -40,12 +40,29 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// reps pairs of blocks of about 5 ms each: one thread, then every thread.
-// First 300 ms on every thread: the pool's thread starts in V8's baseline
-// compiler and reaches the optimized code only once its functions are hot.
-void piece(const char* name, const std::function<void()>& fn, int reps) {
+// 300 ms of fn on every thread first: the pool's thread starts in V8's
+// baseline compiler and reaches the optimized code only once its functions
+// are hot. Returns how many calls make a block of about 5 ms.
+int warm_up(const std::function<void()>& fn) {
   set_parallel_inline(false);
   for (const auto until = clock_type::now() + std::chrono::milliseconds(300); clock_type::now() < until;) fn();
+  return std::max(1, static_cast<int>(5000.0 / std::max(1.0, block_us(fn, 1))));
+}
+
+// One JSON entry: {"<kind>": name, "<a>": median a, "<b>": median b, the median
+// ratio and its quartiles}.
+void print_entry(const char* kind, const char* name, const char* a_key, const std::vector<double>& a,
+                 const char* b_key, const std::vector<double>& b, std::vector<double> ratio) {
+  std::sort(ratio.begin(), ratio.end());
+  std::printf("%s{\"%s\":\"%s\",\"%s\":%.1f,\"%s\":%.1f,\"ratio\":%.3f,\"ratioQuartiles\":[%.3f,%.3f]}",
+              g_first ? "" : ",", kind, name, a_key, median(a), b_key, median(b), ratio[ratio.size() / 2],
+              ratio[ratio.size() / 4], ratio[ratio.size() * 3 / 4]);
+  g_first = false;
+}
+
+// reps pairs of blocks of about 5 ms each: one thread, then every thread.
+void piece(const char* name, const std::function<void()>& fn, int reps) {
+  warm_up(fn);
   set_parallel_inline(true);
   fn();
   const int calls = std::max(1, static_cast<int>(5000.0 / std::max(1.0, block_us(fn, 1))));
@@ -59,23 +76,14 @@ void piece(const char* name, const std::function<void()>& fn, int reps) {
     all.push_back(block_us(fn, calls));
     ratio.push_back(one.back() / all.back());
   }
-  std::sort(ratio.begin(), ratio.end());
-  std::printf("%s{\"piece\":\"%s\",\"oneThreadUs\":%.1f,\"allThreadsUs\":%.1f,\"ratio\":%.3f,"
-              "\"ratioQuartiles\":[%.3f,%.3f]}",
-              g_first ? "" : ",", name, median(one), median(all), ratio[ratio.size() / 2],
-              ratio[ratio.size() / 4], ratio[ratio.size() * 3 / 4]);
-  g_first = false;
+  print_entry("piece", name, "oneThreadUs", one, "allThreadsUs", all, ratio);
 }
 
 // reps pairs of blocks on every thread: a, then b (two ways to compute the
-// same thing); prints their medians and the median of b's time over a's.
+// same thing); the ratio is b's time over a's.
 void versus(const char* name, const std::function<void()>& a, const std::function<void()>& b, int reps) {
-  set_parallel_inline(false);
-  for (const auto until = clock_type::now() + std::chrono::milliseconds(300); clock_type::now() < until;) {
-    a();
-    b();
-  }
-  const int calls = std::max(1, static_cast<int>(5000.0 / std::max(1.0, block_us(a, 1))));
+  warm_up(b);
+  const int calls = warm_up(a);
   std::vector<double> ta, tb, ratio;
   for (int r = 0; r < reps; ++r) {
     a();
@@ -84,12 +92,7 @@ void versus(const char* name, const std::function<void()>& a, const std::functio
     tb.push_back(block_us(b, calls));
     ratio.push_back(tb.back() / ta.back());
   }
-  std::sort(ratio.begin(), ratio.end());
-  std::printf("%s{\"versus\":\"%s\",\"aUs\":%.1f,\"bUs\":%.1f,\"ratio\":%.3f,"
-              "\"ratioQuartiles\":[%.3f,%.3f]}",
-              g_first ? "" : ",", name, median(ta), median(tb), ratio[ratio.size() / 2],
-              ratio[ratio.size() / 4], ratio[ratio.size() * 3 / 4]);
-  g_first = false;
+  print_entry("versus", name, "aUs", ta, "bUs", tb, ratio);
 }
 
 }  // namespace

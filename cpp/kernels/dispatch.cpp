@@ -72,12 +72,7 @@ void f32_gemm_packed_epilogue(float* c, const float* a, const float* packed, siz
 #if defined(__clang__)
 #pragma clang loop vectorize(disable) unroll(disable)
 #endif
-    for (size_t j = 0; j < n; ++j) {
-      float v = c[j];
-      if (ep.scale != nullptr) v = v * ep.scale[j] + ep.shift[j];
-      if (ep.relu) v = v > 0.0f ? v : 0.0f;
-      c[j] = v;
-    }
+    for (size_t j = 0; j < n; ++j) c[j] = ep.finish(c[j], j);
     return;
   }
   f32_gemm_packed_epilogue_4x8__wasmsimd(c, a, packed, m, n, k, ep);

@@ -168,14 +168,6 @@ void packed_gemm(const float* a, const float* packed, size_t m, size_t n, size_t
   });
 }
 
-// The epilogue's steps for column j.
-inline float epilogue(float sum, size_t j, const ConvEpilogue& ep) {
-  float v = (ep.init != nullptr ? ep.init[j] : 0.0f) + sum;
-  if (ep.scale != nullptr) v = v * ep.scale[j] + ep.shift[j];
-  if (ep.relu) v = v > 0.0f ? v : 0.0f;
-  return v;
-}
-
 }  // namespace
 
 void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
@@ -186,7 +178,7 @@ void f32_gemm_packed__scalar(float* c, const float* a, const float* packed, size
 
 void f32_gemm_packed_epilogue__scalar(float* c, const float* a, const float* packed, size_t m,
                                       size_t n, size_t k, const ConvEpilogue& ep) {
-  packed_gemm(a, packed, m, n, k, [&](size_t i, size_t j, float sum) { c[i * n + j] = epilogue(sum, j, ep); });
+  packed_gemm(a, packed, m, n, k, [&](size_t i, size_t j, float sum) { c[i * n + j] = ep(sum, j); });
 }
 
 void f32_gemm_tn_packed__scalar(float* c, const float* a, const float* packed, size_t m, size_t n,
@@ -229,10 +221,7 @@ void f32_conv_direct__scalar(float* out, const float* x, const float* wp, const 
           for (size_t ky = 0; ky < s.KH; ++ky)
             for (size_t kx = 0; kx < s.KW; ++kx, ++p)
               acc += wi[4 * p] * x[((c * s.KW + kx) * s.HP + oy * s.SH + ky) * s.WP + ox];
-        float v = (ep.init != nullptr ? ep.init[i] : 0.0f) + acc;
-        if (ep.scale != nullptr) v = v * ep.scale[i] + ep.shift[i];
-        if (ep.relu) v = v > 0.0f ? v : 0.0f;
-        *out++ = v;
+        *out++ = ep(acc, i);
       }
   }
 }
@@ -398,11 +387,7 @@ void f32_conv3x3_winograd23__scalar(float* out, const float* x, const float* u, 
         }
         float o[4] = {r0[0] + r0[1] + r0[2], r0[1] - r0[2] - r0[3], r1[0] + r1[1] + r1[2],
                       r1[1] - r1[2] - r1[3]};
-        for (float& val : o) {
-          val = (ep.init != nullptr ? ep.init[f] : 0.0f) + val;
-          if (ep.scale != nullptr) val = val * ep.scale[f] + ep.shift[f];
-          if (ep.relu) val = val > 0.0f ? val : 0.0f;
-        }
+        for (float& val : o) val = ep(val, f);
         if (s.pool) {
           if (ty >= PH || tx >= PW) continue;
           float best = o[0];

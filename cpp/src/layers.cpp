@@ -616,12 +616,7 @@ void conv2d_rows_forward(float* out, float* scratch, const float* in, const floa
     for (size_t i = 0; i < n; ++i) {
       float* o = out + (b0 + i) * g.F * P;
       for (size_t f = 0; f < g.F; ++f)
-        for (size_t q = 0; q < P; ++q) {
-          float v = ot[(i * P + q) * g.F + f];
-          if (ep.scale != nullptr) v = v * ep.scale[f] + ep.shift[f];
-          if (ep.relu) v = v > 0.0f ? v : 0.0f;
-          o[f * P + q] = v;
-        }
+        for (size_t q = 0; q < P; ++q) o[f * P + q] = ep.finish(ot[(i * P + q) * g.F + f], f);
     }
   }
 }

@@ -41,6 +41,15 @@ struct ConvEpilogue {
   const float* scale = nullptr;
   const float* shift = nullptr;
   bool relu = false;
+  // The steps after the init, for channel i's v = init + sum.
+  float finish(float v, size_t i) const {
+    if (scale != nullptr) v = v * scale[i] + shift[i];
+    return relu ? (v > 0.0f ? v : 0.0f) : v;
+  }
+  // All of them, over channel i's sum: what the scalar kernels store.
+  float operator()(float sum, size_t i) const {
+    return finish((init != nullptr ? init[i] : 0.0f) + sum, i);
+  }
 };
 
 // ---- GEMM on packed panels ----------------------------------------------------
