@@ -67,12 +67,7 @@ void f32_gemm_packed_epilogue(float* c, const float* a, const float* packed, siz
     else
       std::memset(c, 0, n * sizeof(float));
     f32_gemm_packed_sparse_1x32__wasmsimd(c, a, packed, m, n, k);
-    if (ep.scale == nullptr && !ep.relu) return;
-    // One row: a few hundred values, not worth a vector loop's code.
-#if defined(__clang__)
-#pragma clang loop vectorize(disable) unroll(disable)
-#endif
-    for (size_t j = 0; j < n; ++j) c[j] = ep.finish(c[j], j);
+    if (ep.scale != nullptr || ep.relu) f32_epilogue_finish__wasmsimd(c, n, ep);
     return;
   }
   f32_gemm_packed_epilogue_4x8__wasmsimd(c, a, packed, m, n, k, ep);

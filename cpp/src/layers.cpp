@@ -138,10 +138,12 @@ void batchnorm_forward_train(float* out, float* mean, float* var, float* rstd, c
   batchnorm_forward_train(out, mean, var, rstd, in, gamma, beta, B, C, 1, eps);
 }
 
-void batchnorm_infer_scale_shift(float* scale, float* shift, const float* gamma, const float* beta,
-                                 const float* running_mean, const float* running_var, size_t C,
-                                 float eps) {
-  // all (C)
+void batchnorm_infer_scale_shift(float* __restrict scale, float* __restrict shift,
+                                 const float* __restrict gamma, const float* __restrict beta,
+                                 const float* __restrict running_mean,
+                                 const float* __restrict running_var, size_t C, float eps) {
+  // all (C), none overlapping (restrict: the loop is vectorized without runtime checks; the
+  // single-example forward computes it for every call)
   for (size_t c = 0; c < C; ++c) {
     scale[c] = gamma[c] / std::sqrt(running_var[c] + eps);
     shift[c] = beta[c] - running_mean[c] * scale[c];

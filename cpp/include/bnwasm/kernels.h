@@ -199,6 +199,9 @@ void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed
                                    size_t n, size_t k);
 void f32_gemm_packed_epilogue_4x8__wasmsimd(float* c, const float* a, const float* packed,
                                             size_t m, size_t n, size_t k, const ConvEpilogue& ep);
+// The epilogue's steps after the init over one row of n columns already
+// holding init + sum: c[j] = ep.finish(c[j], j).
+void f32_epilogue_finish__wasmsimd(float* c, size_t n, const ConvEpilogue& ep);
 // One row at a time, four panels (32 columns, 8 accumulators) in flight: the
 // matrix-vector form for single-example inference.
 void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,

@@ -54,7 +54,7 @@ void batchnorm_forward_infer(float* out, const float* in, const float* gamma, co
                              size_t C, float eps);
 // Inference batch norm as one affine map per feature, the one
 // batchnorm_forward_infer applies: scale = gamma / sqrt(running_var + eps),
-// shift = beta - running_mean * scale; all (C).
+// shift = beta - running_mean * scale; all (C), none overlapping another.
 void batchnorm_infer_scale_shift(float* scale, float* shift, const float* gamma, const float* beta,
                                  const float* running_mean, const float* running_var, size_t C,
                                  float eps);
