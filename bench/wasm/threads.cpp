@@ -40,13 +40,18 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// How many calls of fn make a block of about 5 ms, timed as the pool runs now.
+int block_calls(const std::function<void()>& fn) {
+  return std::max(1, static_cast<int>(5000.0 / std::max(1.0, block_us(fn, 1))));
+}
+
 // 300 ms of fn on every thread first: the pool's thread starts in V8's
 // baseline compiler and reaches the optimized code only once its functions
-// are hot. Returns how many calls make a block of about 5 ms.
+// are hot. Returns block_calls on every thread.
 int warm_up(const std::function<void()>& fn) {
   set_parallel_inline(false);
   for (const auto until = clock_type::now() + std::chrono::milliseconds(300); clock_type::now() < until;) fn();
-  return std::max(1, static_cast<int>(5000.0 / std::max(1.0, block_us(fn, 1))));
+  return block_calls(fn);
 }
 
 // One JSON entry: {"<kind>": name, "<a>": median a, "<b>": median b, the median
@@ -65,7 +70,7 @@ void piece(const char* name, const std::function<void()>& fn, int reps) {
   warm_up(fn);
   set_parallel_inline(true);
   fn();
-  const int calls = std::max(1, static_cast<int>(5000.0 / std::max(1.0, block_us(fn, 1))));
+  const int calls = block_calls(fn);  // blocks of about 5 ms on one thread
   std::vector<double> one, all, ratio;
   for (int r = 0; r < reps; ++r) {
     set_parallel_inline(true);
@@ -135,44 +140,38 @@ int main(int argc, char** argv) {
     dense_forward(z.data(), a.data(), w2t.data(), nullptr, B, H, H);
   }, reps);
   {
-    // Inference on a chunk of predictBatch (512 rows): the GEMM storing
-    // through the batch norm and ReLU, against the three as passes.
+    // Inference through both hidden layers as the network runs it: the GEMM
+    // storing through the batch norm and ReLU, the scale and shift computed on
+    // every call as DenseOp::forward_fused does, against the three as passes.
+    const std::vector<float> rmean = filled(H, 8), rvar(H, 1.0f);
+    std::vector<float> scale(H), shift(H);
+    auto fused = [&](float* h1, float* h2, const float* in, size_t rows) {
+      batchnorm_infer_scale_shift(scale.data(), shift.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), H, 1e-5f);
+      dense_batchnorm_relu_forward_infer(h1, in, w1t.data(), nullptr, scale.data(), shift.data(), true, rows, C, H);
+      batchnorm_infer_scale_shift(scale.data(), shift.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), H, 1e-5f);
+      dense_batchnorm_relu_forward_infer(h2, h1, w2t.data(), nullptr, scale.data(), shift.data(), true, rows, H, H);
+    };
+    auto passes = [&](float* h1, float* h2, const float* in, size_t rows) {
+      dense_forward(h1, in, w1t.data(), nullptr, rows, C, H);
+      batchnorm_forward_infer(h1, h1, gamma.data(), beta.data(), rmean.data(), rvar.data(), rows, H, 1e-5f);
+      relu_forward(h1, h1, rows * H);
+      dense_forward(h2, h1, w2t.data(), nullptr, rows, H, H);
+      batchnorm_forward_infer(h2, h2, gamma.data(), beta.data(), rmean.data(), rvar.data(), rows, H, 1e-5f);
+      relu_forward(h2, h2, rows * H);
+    };
+    // A chunk of predictBatch (512 rows).
     const size_t R = 512;
-    const std::vector<float> xr = filled(R * C, 7), rmean = filled(H, 8);
-    std::vector<float> h1(R * H), h2(R * H), rvar(H, 1.0f), scale(H), shift(H);
-    batchnorm_infer_scale_shift(scale.data(), shift.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), H, 1e-5f);
-    versus("inference, both layers, 512 rows, every thread: fused (a) against GEMM, batch norm, ReLU each (b)", [&] {
-      dense_batchnorm_relu_forward_infer(h1.data(), xr.data(), w1t.data(), nullptr, scale.data(), shift.data(), true, R, C, H);
-      dense_batchnorm_relu_forward_infer(h2.data(), h1.data(), w2t.data(), nullptr, scale.data(), shift.data(), true, R, H, H);
-    }, [&] {
-      dense_forward(h1.data(), xr.data(), w1t.data(), nullptr, R, C, H);
-      batchnorm_forward_infer(h1.data(), h1.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), R, H, 1e-5f);
-      relu_forward(h1.data(), h1.data(), R * H);
-      dense_forward(h2.data(), h1.data(), w2t.data(), nullptr, R, H, H);
-      batchnorm_forward_infer(h2.data(), h2.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), R, H, 1e-5f);
-      relu_forward(h2.data(), h2.data(), R * H);
-    }, reps);
-  }
-  {
-    // Single-example inference: the same chain on one row, which never splits.
-    // Half the input is zero, as in the Fashion-MNIST images and after a ReLU
-    // (the one-row GEMM skips zero inputs).
-    std::vector<float> x1 = filled(C, 9), o1(H), o2(H), sc(H), sh(H);
+    const std::vector<float> xr = filled(R * C, 7);
+    std::vector<float> h1(R * H), h2(R * H);
+    versus("inference, both layers, 512 rows, every thread: fused (a) against GEMM, batch norm, ReLU each (b)",
+           [&] { fused(h1.data(), h2.data(), xr.data(), R); }, [&] { passes(h1.data(), h2.data(), xr.data(), R); }, reps);
+    // Single-example predict: one row, which never splits. Half the input is
+    // zero, as in the Fashion-MNIST images and after a ReLU (the one-row GEMM
+    // skips zero inputs).
+    std::vector<float> x1 = filled(C, 9);
     for (size_t i = 0; i < C; i += 2) x1[i] = 0.0f;
-    std::vector<float> rmean = filled(H, 8), rvar(H, 1.0f);
-    versus("inference, both layers, 1 row: fused with its scale and shift (a) against GEMM, batch norm, ReLU each (b)", [&] {
-      batchnorm_infer_scale_shift(sc.data(), sh.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), H, 1e-5f);
-      dense_batchnorm_relu_forward_infer(o1.data(), x1.data(), w1t.data(), nullptr, sc.data(), sh.data(), true, 1, C, H);
-      batchnorm_infer_scale_shift(sc.data(), sh.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), H, 1e-5f);
-      dense_batchnorm_relu_forward_infer(o2.data(), o1.data(), w2t.data(), nullptr, sc.data(), sh.data(), true, 1, H, H);
-    }, [&] {
-      dense_forward(o1.data(), x1.data(), w1t.data(), nullptr, 1, C, H);
-      batchnorm_forward_infer(o1.data(), o1.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), 1, H, 1e-5f);
-      relu_forward(o1.data(), o1.data(), H);
-      dense_forward(o2.data(), o1.data(), w2t.data(), nullptr, 1, H, H);
-      batchnorm_forward_infer(o2.data(), o2.data(), gamma.data(), beta.data(), rmean.data(), rvar.data(), 1, H, 1e-5f);
-      relu_forward(o2.data(), o2.data(), H);
-    }, reps);
+    versus("inference, both layers, 1 row: fused (a) against GEMM, batch norm, ReLU each (b)",
+           [&] { fused(h1.data(), h2.data(), x1.data(), 1); }, [&] { passes(h1.data(), h2.data(), x1.data(), 1); }, reps);
   }
   piece("weight gradient, layer 1: GEMM alone (256x64 by 64x784)",
         [&] { f32_gemm_tn_packed(dw1.data(), dz.data(), packed_x.data(), H, C, B); }, reps);
