@@ -44,9 +44,10 @@ void shape(const char* label, size_t m, size_t n, size_t k) {
   emit(s + " gemm_tn_packed_4x8", median_gflops(flop, [&] {
          f32_gemm_tn_packed_4x8__wasmsimd(c.data(), at.data(), packed.data(), m, n, k);
        }));
+  // The one-row kernel of single-example predict, on a row almost without zeros.
   if (m == 1)
     emit(s + " gemm_packed_1x32", median_gflops(flop, [&] {
-           f32_gemm_packed_1x32__wasmsimd(c.data(), a.data(), packed.data(), m, n, k);
+           f32_gemm_packed_sparse_1x32__wasmsimd(c.data(), a.data(), packed.data(), m, n, k);
          }));
 }
 

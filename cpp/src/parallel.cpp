@@ -36,6 +36,7 @@ float* parallel_shared(size_t floats) {
 size_t set_thread_count(size_t) { return 1; }
 size_t thread_count() { return 1; }
 void set_parallel_inline(bool) {}
+bool parallel_inside() { return false; }
 void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
   for (size_t t = 0; t < tasks; ++t) fn(ctx, t, 0);
 }
@@ -166,6 +167,8 @@ float* parallel_scratch(size_t worker) { return g_scratch[worker].data(); }
 size_t thread_count() { return g_threads.size() + 1; }
 
 void set_parallel_inline(bool on) { g_inline = on; }
+
+bool parallel_inside() { return t_inside; }
 
 size_t set_thread_count(size_t n) {
   if (n < 1) n = 1;

@@ -709,8 +709,8 @@ TEST(KernelsWasmSimd, GemmPacked4x8MatchesScalarBitForBit) {
   check_packed(f32_gemm_packed_4x8__wasmsimd, f32_gemm_packed__scalar, false);
 }
 
-TEST(KernelsWasmSimd, GemmPacked1x32MatchesScalarBitForBit) {
-  check_packed(f32_gemm_packed_1x32__wasmsimd, f32_gemm_packed__scalar, false);
+TEST(KernelsWasmSimd, GemmPackedSparse1x32MatchesScalarBitForBit) {
+  check_packed(f32_gemm_packed_sparse_1x32__wasmsimd, f32_gemm_packed__scalar, false);
 }
 
 TEST(KernelsWasmSimd, GemmTnPacked4x8MatchesScalarBitForBit) {

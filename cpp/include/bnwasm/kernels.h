@@ -203,13 +203,11 @@ void f32_gemm_packed_epilogue_4x8__wasmsimd(float* c, const float* a, const floa
 // holding init + sum: c[j] = ep.finish(c[j], j).
 void f32_epilogue_finish__wasmsimd(float* c, size_t n, const ConvEpilogue& ep);
 // One row at a time, four panels (32 columns, 8 accumulators) in flight: the
-// matrix-vector form for single-example inference.
-void f32_gemm_packed_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,
-                                    size_t n, size_t k);
-// 1x32 over the p where a[i][p] != 0 only, when a row has enough zeros (input
-// pixels, ReLU outputs). Exact, not approximate: for finite b a skipped term
-// adds +-0 to an accumulator that starts at +0 and so is never -0, which
-// leaves it unchanged; the result equals the dense variants' bit for bit.
+// matrix-vector form for single-example inference, over the p where
+// a[i][p] != 0 only (input pixels, ReLU outputs). Exact, not approximate: for
+// finite b a skipped term adds +-0 to an accumulator that starts at +0 and so
+// is never -0, which leaves it unchanged; the result equals the scalar
+// reference's bit for bit.
 void f32_gemm_packed_sparse_1x32__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                            size_t n, size_t k);
 void f32_gemm_tn_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,

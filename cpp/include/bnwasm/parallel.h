@@ -26,6 +26,10 @@ size_t thread_count();
 // alternation (bench/wasm/threads.cpp), which starting and stopping threads
 // cannot do in a wasm program's main().
 void set_parallel_inline(bool on);
+// Whether the calling thread is running a task of a parallel_for (where a
+// nested parallel_for runs inline). A task must not allocate: a pool thread
+// that grows the memory leaves the module's owner with stale views of it.
+bool parallel_inside();
 
 // Runs fn(ctx, task, worker) for every task in [0, tasks), each once, and
 // returns when all are done. worker (< thread_count()) names the thread, for
