@@ -79,28 +79,27 @@ inline void packed_tile(float* c, const float* a, const float* panel, size_t m, 
                         size_t rows, const uint32_t* runs, size_t count, size_t nr,
                         const ConvEpilogue* ep, size_t j) {
   v128_t lo[MR], hi[MR];
-  const float* ar[MR];  // row r's first entry
+  size_t row[MR];  // the real row that row r reads
   for (int r = 0; r < MR; ++r) {
     lo[r] = hi[r] = wasm_f32x4_splat(0.0f);
-    ar[r] = a + (static_cast<size_t>(r) < rows ? r : rows - 1) * k;
+    row[r] = static_cast<size_t>(r) < rows ? r : rows - 1;
   }
   if (AT) {
     // A full block's rows at constant offsets (r) in the loads (runtime
-    // ones cost training 4% at batch 64, 2026-12-06); the last rows' at the
-    // offsets of the real ones.
-    size_t at[MR];
-    for (int r = 0; r < MR; ++r) at[r] = static_cast<size_t>(r) < rows ? r : rows - 1;
+    // ones cost training 4% at batch 64, 2026-12-06).
     const float* bp = panel;
     const float* ap = a;
     for (size_t p = 0; p < k; ++p, bp += kPanel, ap += m) {
       const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
       for (int r = 0; r < MR; ++r) {
-        const v128_t av = wasm_v128_load32_splat(ap + (rows == MR ? r : at[r]));
+        const v128_t av = wasm_v128_load32_splat(ap + (rows == MR ? r : row[r]));
         lo[r] = wasm_f32x4_add(lo[r], wasm_f32x4_mul(av, b0));
         hi[r] = wasm_f32x4_add(hi[r], wasm_f32x4_mul(av, b1));
       }
     }
   } else {
+    const float* ar[MR];  // row r's first entry
+    for (int r = 0; r < MR; ++r) ar[r] = a + row[r] * k;
     for (size_t i = 0; i < count; ++i) {
       const size_t end = runs[2 * i + 1];
       const float* bp = panel + runs[2 * i] * kPanel;

@@ -3,7 +3,7 @@
 // terms that four rows share as zeros, and the property the network's predict
 // relies on, that one row through the dispatching GEMM equals that row of a
 // batch bit for bit. Sizes run below, at and above every tile (4 or 6 rows,
-// one 8-column panel, four panels for 1x32, 1024 entries) with odd remainders,
+// one 8-column panel, four panels for 1x32, the 4096-entry list) with odd remainders,
 // and rows from all zero to no zero.
 #include <gtest/gtest.h>
 
@@ -89,11 +89,11 @@ TEST(KernelsExtra, SingleRowsThroughDispatchEqualTheBatch) {
         for (double z : kZeroShare) expect_rows_equal_batch(m, n, k, z, seed++);
 }
 
-// Around 1024 entries, where the kernel's list once ended and it fell back to
-// a dense loop: the list now grows with k, and must give the batch's bits.
+// Past the one-row kernel's 4096-entry list, rows go through the 4x8 tile;
+// both sides of the boundary must give the same bits as the batch.
 TEST(KernelsExtra, SingleRowsEqualTheBatchAroundTheListLimit) {
   uint64_t seed = 500;
-  for (size_t k : {size_t(1023), size_t(1024), size_t(1025)})
+  for (size_t k : {size_t(4095), size_t(4096), size_t(4097)})
     for (double z : {0.0, 0.5, 1.0}) expect_rows_equal_batch(3, 37, k, z, seed++);
 }
 
@@ -106,7 +106,7 @@ TEST(KernelsExtraWasmSimd, SparseGemm1x32MatchesScalarBitForBit) {
         for (double z : kZeroShare)
           expect_matches_scalar(f32_gemm_packed_sparse_1x32__wasmsimd, "sparse 1x32", m, n, k, z,
                                 seed++);
-  for (size_t k : {size_t(1023), size_t(1024), size_t(1025)})
+  for (size_t k : {size_t(4095), size_t(4096), size_t(4097)})
     for (double z : {0.0, 0.5, 1.0})
       expect_matches_scalar(f32_gemm_packed_sparse_1x32__wasmsimd, "sparse 1x32", 2, 37, k, z,
                             seed++);
