@@ -8,6 +8,7 @@
 
 #include "bnwasm/kernels.h"
 #include "bnwasm/layers.h"
+#include "bnwasm/parallel.h"
 
 namespace bnwasm {
 namespace {
@@ -278,8 +279,11 @@ void Network::backward(size_t B) {
   // gradients, so the others start at zero. Without layers there is nothing to do.
   if (layers_.empty()) return;
   const float* loss_grad = layers_.back().dact;
-  for (const Layer& l : layers_)
-    if (l.grad && !l.view && l.dact != loss_grad) std::memset(l.dact, 0, B * l.width * sizeof(float));
+  parallel_zero(layers_.size(), [&](size_t i) {
+    const Layer& l = layers_[i];
+    const bool cleared = l.grad && !l.view && l.dact != loss_grad;
+    return std::pair<float*, size_t>(l.dact, cleared ? B * l.width : 0);
+  });
   Pass p = pass(B, true);
   for (size_t i = layers_.size(); i-- > 0;) {
     Layer& l = layers_[i];

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <memory>
 #include <string>
@@ -188,6 +189,40 @@ TEST(ThreadPool, PiecesDependOnSizesOnly) {
 #endif
   EXPECT_EQ(pieces(10, 4), 3u);
   EXPECT_EQ(piece(2, 10, 4), (std::pair<size_t, size_t>(8, 10)));
+}
+
+TEST(ThreadPool, ZeroClearsEveryBufferAndNothingBetween) {
+  // Buffers laid out in one vector with guards between them, sized so that
+  // pieces of kMinZero floats start and end inside buffers, at a buffer's
+  // edge, and span a buffer of 0 and short ones.
+  const size_t sizes[] = {5, kMinZero + 3, 0, 17, 2 * kMinZero - 1, kMinZero, 1};
+  constexpr size_t kGuard = 16;
+  constexpr float kSentinel = 7.0f;
+  size_t total = kGuard;
+  for (size_t s : sizes) total += s + kGuard;
+  for (size_t n : kThreadCounts) {
+    Threads t(n);
+    std::vector<float> memory(total, kSentinel);
+    std::vector<std::pair<float*, size_t>> buffers;
+    size_t at = kGuard;
+    for (size_t s : sizes) {
+      buffers.push_back({memory.data() + at, s});
+      std::fill_n(memory.data() + at, s, -std::numeric_limits<float>::quiet_NaN());
+      at += s + kGuard;
+    }
+    parallel_zero(buffers.size(), [&](size_t i) { return buffers[i]; });
+    at = 0;
+    for (size_t b = 0; b <= buffers.size(); ++b) {
+      for (size_t i = 0; i < kGuard; ++i)
+        ASSERT_EQ(memory[at + i], kSentinel) << n << " threads: guard before buffer " << b;
+      at += kGuard;
+      if (b == buffers.size()) break;
+      for (size_t i = 0; i < sizes[b]; ++i)
+        ASSERT_TRUE(memory[at + i] == 0.0f && !std::signbit(memory[at + i]))
+            << n << " threads: buffer " << b << " float " << i << " is " << memory[at + i];
+      at += sizes[b];
+    }
+  }
 }
 
 // ---- kernels and layers ------------------------------------------------------------------

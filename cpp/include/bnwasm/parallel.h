@@ -11,6 +11,7 @@
 // threads (wasm without -pthread) run every task on the calling thread.
 #pragma once
 #include <cstddef>
+#include <cstring>
 #include <utility>
 
 namespace bnwasm {
@@ -96,5 +97,36 @@ inline size_t grain(size_t n, size_t work, size_t align = 1) {
   return g == 0 ? align : g;
 }
 #endif
+
+// Sets to +0 every float of `count` buffers, buffer(i) giving buffer i as
+// {data, floats} (floats may be 0). The pool's threads share it, in pieces of
+// at least kMinZero floats of the buffers taken end to end: a CNN's activation
+// gradients, cleared before every backward pass, are 16 MB at batch 64 (the
+// Fashion-MNIST CNN), where a dense network's few hundred KB stay on the
+// calling thread.
+constexpr size_t kMinZero = size_t(1) << 18;  // 1 MiB
+template <class F>
+void parallel_zero(size_t count, F&& buffer) {
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+  for (size_t i = 0; i < count; ++i) {
+    const auto [data, floats] = buffer(i);
+    if (floats != 0) std::memset(data, 0, floats * sizeof(float));
+  }
+#else
+  size_t total = 0;
+  for (size_t i = 0; i < count; ++i) total += buffer(i).second;
+  const size_t most = pieces(total, kMaxPieces), g = most > kMinZero ? most : kMinZero;
+  parallel_for(pieces(total, g), [&](size_t t, size_t) {
+    const auto [lo, hi] = piece(t, total, g);
+    size_t at = 0;  // where buffer i starts, end to end
+    for (size_t i = 0; i < count && at < hi; ++i) {
+      const auto [data, floats] = buffer(i);
+      const size_t a = lo > at ? lo : at, b = hi < at + floats ? hi : at + floats;
+      if (a < b) std::memset(data + (a - at), 0, (b - a) * sizeof(float));
+      at += floats;
+    }
+  });
+#endif
+}
 
 }  // namespace bnwasm
