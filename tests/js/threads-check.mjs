@@ -1,6 +1,6 @@
 // Run by tests/js/threads.test.js in a child process, one per thread count (the thread count is
 // fixed once a realm has loaded bnwasm). Prints one JSON line.
-//   node threads-check.mjs <threads | default> [train | terminate]
+//   node threads-check.mjs <threads | default> [train | views | terminate]
 import { createHash } from 'node:crypto';
 import { configure, createNetwork, createTrainer, memoryUsage, threadCount } from '../../web/src/index.node.js';
 
@@ -55,6 +55,25 @@ if (what === 'train') {
     2048, 64, 2,
   );
   result.memoryGrew = (await memoryUsage()).wasmMemoryBytes > before;
+} else if (what === 'views') {
+  // The memory grows where this thread's glue does not see it, as when a pool thread grows it:
+  // the heap views must follow it. A block as large as the whole memory was ends past the old
+  // end (its last floats read back through HEAPF32), and a network made after the growth
+  // predicts what one made before it did.
+  const { loadModule } = await import('../../web/src/module.js');
+  const mod = await loadModule('full');
+  const before = await trainAndPredict(dense, 300, 300, 1);
+  const oldBytes = mod.wasmMemory.buffer.byteLength;
+  mod.wasmMemory.grow(oldBytes / 65536);
+  const block = mod._malloc(oldBytes);
+  mod.HEAPF32.fill(7, block >>> 2, (block + oldBytes) >>> 2);
+  const tail = mod.HEAPF32.subarray((block + oldBytes) / 4 - 4, (block + oldBytes) / 4);
+  result.views = {
+    viewBytes: mod.HEAPF32.byteLength === mod.wasmMemory.buffer.byteLength,
+    tail: Array.from(tail),
+    sameOutputs: JSON.stringify(await trainAndPredict(dense, 300, 300, 1)) === JSON.stringify(before),
+  };
+  mod._free(block);
 } else if (what === 'terminate') {
   // The worker is stopped in the middle of a step: the fit rejects, and the process then ends
   // by itself (the test times it), with no thread left holding it.

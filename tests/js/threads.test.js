@@ -2,7 +2,8 @@
 // count when it loads bnwasm), training a dense and a convolutional network and one whose
 // memory grows while the pool's threads are there. Weights, running averages, optimizer state
 // (all in save()) and predictBatch's outputs are the same bits for 1, 2, 3, 4 and 8 threads.
-// Then the faults: a thread that cannot start, a worker stopped in the middle of a step.
+// Then the faults: a thread that cannot start, memory grown where this thread's glue does not
+// see it, a worker stopped in the middle of a step.
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -53,6 +54,12 @@ test('a thread that cannot start: one warning, then the single-thread module, sa
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('memory grown by another thread: the heap views follow it', async () => {
+  const { result } = await check(['2', 'views']);
+  expect(result.threads).toBe(2);
+  expect(result.views).toEqual({ viewBytes: true, tail: [7, 7, 7, 7], sameOutputs: true });
 });
 
 test("a trainer's worker stopped in the middle of a step: the fit rejects and nothing hangs", async () => {

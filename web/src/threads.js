@@ -36,7 +36,7 @@ export function instantiateThreaded(createModule, threads, moduleArgs, spawn) {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        resolve(mod);
+        resolve(viewsFollowGrowth(mod));
       },
       (error) => fail(error?.message ?? String(error)),
     );
@@ -46,4 +46,36 @@ export function instantiateThreaded(createModule, threads, moduleArgs, spawn) {
 /** The glue's view of a worker: it assigns onmessage and onerror and posts to it. @internal */
 export function workerShim(post, terminate) {
   return { onmessage: null, onerror: null, postMessage: post, terminate };
+}
+
+const VIEWS = { HEAP8: Int8Array, HEAPU8: Uint8Array, HEAP16: Int16Array, HEAPU16: Uint16Array, HEAP32: Int32Array, HEAPU32: Uint32Array, HEAPF32: Float32Array, HEAPF64: Float64Array };
+
+/**
+ * Makes the module's heap views (mod.HEAPF32 and the rest) follow its memory whichever thread
+ * grew it. The glue renews them when this thread grows the memory, and its own reads check
+ * (GROWABLE_HEAP_*), but a pool thread that grows it renews only its own: this thread's views
+ * would stay at the old length, and a buffer allocated past it would read as missing. The core
+ * sizes its buffers before a job so its tasks never allocate (cpp/include/bnwasm/parallel.h);
+ * this is the JavaScript side of the same rule, for whatever breaks it. @internal
+ */
+export function viewsFollowGrowth(mod) {
+  const memory = mod.wasmMemory;
+  let buffer = null;
+  const views = {};
+  const renew = () => {
+    buffer = memory.buffer;
+    for (const [name, View] of Object.entries(VIEWS)) views[name] = new View(buffer);
+  };
+  for (const name of Object.keys(VIEWS)) {
+    Object.defineProperty(mod, name, {
+      get() {
+        if (memory.buffer !== buffer) renew();
+        return views[name];
+      },
+      set() {}, // the glue's renewal after its own growth: the getter follows memory.buffer already
+      configurable: true,
+      enumerable: true,
+    });
+  }
+  return mod;
 }
