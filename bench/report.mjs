@@ -108,6 +108,7 @@ export function threadsTable(model, all, one, { note, where = 'configure({ threa
       };
     };
     const inOne = { train64: job('train64'), batchPredict: job('batchPredict'), predictOneUs: job('predictOneUs') };
+    if (switches.every((s) => s.predictOneBuilds !== undefined)) inOne.predictOneBuilds = job('predictOneBuilds');
     const describe = (label, j, unit, digits, goal, goalText) =>
       `${label} ${fmt(j.oneThread, digits)} / ${fmt(j.allThreads, digits)} ${unit}, ${fmt(j.ratio, 3)}x ` +
       `(${goalText}: ${j.ratio >= goal ? 'met' : 'NOT met'}; rounds ${j.roundRatios.map((r) => fmt(r, 2)).join(' / ')})`;
@@ -118,6 +119,13 @@ export function threadsTable(model, all, one, { note, where = 'configure({ threa
         `${describe('batch predict of 1000', inOne.batchPredict, 'examples/s', 0, 1.8, '>= 1.8x')}; ` +
         `${describe('single predict p50', inOne.predictOneUs, 'us', 1, 0.97, 'no slower, within 3%')}`,
     );
+    if (inOne.predictOneBuilds !== undefined) {
+      lines.push(
+        `single predict p50 on the two builds an application gets, in one process (the single-thread build of ` +
+          `configure({ threads: 1 }), ${switches[0].predictOneBuilds.build}, from a copy of the package, against the threaded ` +
+          `build; the same weights): ${describe('', inOne.predictOneBuilds, 'us', 2, 0.97, 'no slower, within 3%').trim()}`,
+      );
+    }
     detail.inOneProcess = inOne;
   }
   return { lines, detail: { threads, ...detail } };

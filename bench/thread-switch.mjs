@@ -8,7 +8,16 @@
 // ratio of its own.
 // The one-thread side is the threaded build with its pool stopped (set_thread_count(1)), not the
 // single-thread build that configure({ threads: 1 }) loads: the same code at both counts.
+// Single predict is also timed on the two builds an application gets (predictOneBuilds): the
+// single-thread build, from a copy of the package in a temporary folder (Node keeps one instance
+// of a module per URL, and configure() is per instance), against the threaded one, the same
+// weights on both. Placement decides single predict between processes (one process ran 14.1 us,
+// the next 21.0 us, on the same build), so one process is where a few percent can show.
 //   node bench/thread-switch.mjs [--model mlp|cnn] [--quick]
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
 import { median } from './report.mjs';
@@ -89,6 +98,32 @@ const out = { model, threads };
 for (const [name, job] of Object.entries(jobs)) out[name] = pairs(() => rate(job));
 out.predictOneUs = pairs(predictOneP50, true);
 setThreads(threads);
+
+// The single-thread build in this process: a copy of web/src and web/dist.
+const copy = mkdtempSync(join(tmpdir(), 'bnwasm-switch-'));
+try {
+  const web = fileURLToPath(new URL('../web/', import.meta.url));
+  for (const dir of ['src', 'dist']) cpSync(join(web, dir), join(copy, dir), { recursive: true });
+  const single = await import(pathToFileURL(join(copy, 'src', 'index.node.js')).href);
+  single.configure({ threads: 1 });
+  const stNet = await single.loadNetwork(net.save());
+  const singleModule = await import(pathToFileURL(join(copy, 'src', 'module.js')).href);
+  const builds = (await singleModule.loadedModules()).map((m) => m.bnwasmBuild);
+  if (builds.includes('threaded')) throw new Error(`the copy loaded the threaded build (${builds.join(', ')})`);
+  const on = { st: (x) => stNet.predict(x), mt: (x) => net.predict(x) };
+  const one = [], all = [], ratios = [];
+  for (let p = 0; p < PAIRS; p++) {
+    const r = {};
+    for (const side of p % 2 === 0 ? ['st', 'mt'] : ['mt', 'st']) r[side] = p50Us(on[side], row, 50, 200);
+    one.push(r.st);
+    all.push(r.mt);
+    ratios.push(r.st / r.mt);
+  }
+  out.predictOneBuilds = { build: builds.join(', '), oneThread: median(one), allThreads: median(all), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
+  stNet.dispose();
+} finally {
+  rmSync(copy, { recursive: true, force: true });
+}
 net.dispose();
 console.log(JSON.stringify(out));
 process.exit(0);
