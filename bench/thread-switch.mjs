@@ -72,31 +72,39 @@ function rate({ calls, run, examples }) {
 // Single-example predict's p50 (us) over 200 calls, after 50 untimed. Its m = 1 path never
 // splits, so this checks that a running pool does not slow it.
 const row = (i) => test.x.subarray((i % PREDICT_ROWS) * INPUT, (i % PREDICT_ROWS + 1) * INPUT);
-const predictOneP50 = () => p50Us((x) => net.predict(x), row, 50, 200);
+// Single predict's p50 on a network (this one, or the single-thread build's copy below).
+const p50On = (network) => () => p50Us((x) => network.predict(x), row, 50, 200);
 
-// PAIRS pairs of measure() at 1 thread and at every core, alternating which goes first so a drift
-// over the pair favours neither. ratio is the speedup of every core over one: all / one for a
-// rate, one / all for a time (lowerIsBetter).
-function pairs(measure, lowerIsBetter = false) {
+// PAIRS pairs of measurements of two sides (the one-thread side and the every-core side),
+// alternating which goes first so a drift over the pair favours neither. ratio is the median of
+// the pairs' speedups of the every-core side: all / one for a rate, one / all for a time
+// (lowerIsBetter).
+function alternate(oneSide, allSide, lowerIsBetter = false) {
   const one = [], all = [], ratios = [];
   for (let p = 0; p < PAIRS; p++) {
     const r = {};
-    for (const n of p % 2 === 0 ? [1, threads] : [threads, 1]) {
-      setThreads(n);
-      r[n] = measure();
-    }
-    one.push(r[1]);
-    all.push(r[threads]);
-    ratios.push(lowerIsBetter ? r[1] / r[threads] : r[threads] / r[1]);
+    for (const side of p % 2 === 0 ? ['one', 'all'] : ['all', 'one']) r[side] = side === 'one' ? oneSide() : allSide();
+    one.push(r.one);
+    all.push(r.all);
+    ratios.push(lowerIsBetter ? r.one / r.all : r.all / r.one);
   }
   return { oneThread: median(one), allThreads: median(all), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
+}
+
+// measure() at 1 thread and at every core.
+function pairs(measure, lowerIsBetter = false) {
+  const at = (n) => () => {
+    setThreads(n);
+    return measure();
+  };
+  return alternate(at(1), at(threads), lowerIsBetter);
 }
 
 setThreads(threads);
 await warmUp(() => step());
 const out = { model, threads };
 for (const [name, job] of Object.entries(jobs)) out[name] = pairs(() => rate(job));
-out.predictOneUs = pairs(predictOneP50, true);
+out.predictOneUs = pairs(p50On(net), true);
 setThreads(threads);
 
 // The single-thread build in this process: a copy of web/src and web/dist.
@@ -110,16 +118,7 @@ try {
   const singleModule = await import(pathToFileURL(join(copy, 'src', 'module.js')).href);
   const builds = (await singleModule.loadedModules()).map((m) => m.bnwasmBuild);
   if (builds.includes('threaded')) throw new Error(`the copy loaded the threaded build (${builds.join(', ')})`);
-  const on = { st: (x) => stNet.predict(x), mt: (x) => net.predict(x) };
-  const one = [], all = [], ratios = [];
-  for (let p = 0; p < PAIRS; p++) {
-    const r = {};
-    for (const side of p % 2 === 0 ? ['st', 'mt'] : ['mt', 'st']) r[side] = p50Us(on[side], row, 50, 200);
-    one.push(r.st);
-    all.push(r.mt);
-    ratios.push(r.st / r.mt);
-  }
-  out.predictOneBuilds = { build: builds.join(', '), oneThread: median(one), allThreads: median(all), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
+  out.predictOneBuilds = { build: builds.join(', '), ...alternate(p50On(stNet), p50On(net), true) };
   stNet.dispose();
 } finally {
   rmSync(copy, { recursive: true, force: true });
