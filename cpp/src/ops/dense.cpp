@@ -9,9 +9,12 @@ namespace {
 
 class DenseOp : public LayerOp {
  public:
-  DenseOp(const LayerSpec& l, size_t in, size_t out)
-      : spec_(l), in_(in), out_(out), scale_(out), shift_(out) {
+  DenseOp(const LayerSpec& l, size_t in, size_t out) : spec_(l), in_(in), out_(out) {
     wt_.resize(f32_packed_size(in, out));
+#if !defined(BNWASM_DENSE_ONLY)
+    scale_.resize(out);
+    shift_.resize(out);
+#endif
   }
   void init(const InitInfo& info, uint64_t* rng) override {
     init_weights(t[0], in_ * out_, in_, out_, spec_, info, rng);
@@ -60,7 +63,9 @@ class DenseOp : public LayerOp {
   }
   LayerSpec spec_;
   size_t in_, out_;
+#if !defined(BNWASM_DENSE_ONLY)
   std::vector<float> scale_, shift_;  // a fused batch norm's, as inference applies it
+#endif
   std::vector<float> wt_;  // weight^T (in, out), packed in panels
   uint64_t wt_version_ = ~uint64_t(0);
 };
