@@ -11,13 +11,14 @@
 // bench/results/placement-<time>.json.
 //   node bench/placement.mjs [--cycles 60] [--block-ms 300]
 // Needs two CPUs, taskset (util-linux) and a C compiler (cc); builds build/bench/pingpong.
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { median } from './report.mjs';
+import { median, NEAR_NS } from './report.mjs';
+import { cpuDistance, warmUp } from './timing.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -28,9 +29,6 @@ const { values: args } = parseArgs({
     block: { type: 'string' }, // internal: run as a block process ('pool' or 'copy')
   },
 });
-// Round trips below this are CPUs that share a cache (about 120-180 ns seen here); far apart,
-// 300-650 ns.
-const NEAR_NS = 250;
 const BATCH = 64;
 
 if (args.block) await blockProcess(args.block);
@@ -44,7 +42,6 @@ async function blockProcess(kind) {
   console.warn = (...a) => (String(a[0]).startsWith('Blocking on the main thread') ? undefined : print(...a));
   const { loadFashionMnist } = await import('../scripts/fashion-mnist.mjs');
   const { INPUT, MLP_CONFIG } = await import('./model.mjs');
-  const { warmUp } = await import('./timing.mjs');
   const { configure, createNetwork } = await import('../web/src/index.node.js');
   let setThreads = () => {};
   if (kind === 'copy') configure({ threads: 1 });
@@ -105,25 +102,17 @@ function blockRunner(command, kind) {
   };
 }
 
-function buildPingpong() {
-  const out = `${ROOT}build/bench/pingpong`;
-  const src = `${ROOT}bench/native/pingpong.c`;
-  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
-    mkdirSync(`${ROOT}build/bench`, { recursive: true });
-    execFileSync('cc', ['-O2', '-pthread', src, '-o', out], { stdio: 'inherit' });
-  }
-  return () => {
-    const [, roundTripNs, , handoffUs, , ownUs] = execFileSync(out, ['0', '1'], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
-    return { roundTripNs, handoffUs, ownUs };
-  };
-}
-
 async function drive(cycles, ms) {
   // CPUs 0 and 1 only, whatever the machine has: the pool, the copies and the probe all use them.
   if (availableParallelism() < 2) throw new Error('bench/placement.mjs needs two CPUs');
   const threads = 2;
   if (!existsSync('/usr/bin/taskset')) throw new Error('bench/placement.mjs needs taskset (Debian: util-linux)');
-  const pingpong = buildPingpong();
+  const pingpong = () => {
+    const d = cpuDistance();
+    if (d === undefined) throw new Error('bench/placement.mjs needs a C compiler (cc) for bench/native/pingpong.c');
+    return d;
+  };
+  pingpong();
   const pool = blockRunner(['taskset', '-c', '0,1', process.execPath], 'pool');
   const copies = [0, 1].map((cpu) => blockRunner(['taskset', '-c', String(cpu), process.execPath], 'copy'));
   await Promise.all([pool.ready(), ...copies.map((c) => c.ready())]);

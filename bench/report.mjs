@@ -16,6 +16,13 @@ export const cpuSeconds = () => {
   return (u.user + u.system) / 1e6;
 };
 
+/**
+ * A cache line's round trip between two CPUs (bench/timing.mjs's cpuDistance) under this many
+ * nanoseconds: the CPUs share a cache. About 120-180 ns on the machines of issue 18's runs,
+ * against 370-650 ns for CPUs apart (bench/placement.mjs).
+ */
+export const NEAR_NS = 250;
+
 /** x with d decimals and thousands separators; 'n/a' for a missing value. */
 export const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
 
@@ -43,7 +50,7 @@ const perCpu = (rates) => rates.map((r, i) => `CPU ${i} ${fmt(r, 0)}`).join(', '
  * every CPU at once) set the measured speedup beside what the machine gives. Returns the lines to
  * print and the numbers.
  */
-export function threadsTable(model, all, one, { note, where = 'configure({ threads: 1 })', cores, together, switches = [] }) {
+export function threadsTable(model, all, one, { note, where = 'configure({ threads: 1 })', cores, together, switches = [], distances = [] }) {
   const threads = all[0]?.threads ?? NaN;
   const metrics = model === 'mlp'
     ? [['training, batch 64 (examples/s)', 'train64', 0, 1.8], ['training, batch 256 (examples/s)', 'train256', 0, 1.8],
@@ -127,6 +134,17 @@ export function threadsTable(model, all, one, { note, where = 'configure({ threa
       );
     }
     detail.inOneProcess = inOne;
+    if (distances.length === switches.length) {
+      // Per round, beside that round's ratio: CPUs that share a cache hand buffers over in a
+      // third of the time, and the pool's ratio follows (bench/placement.mjs).
+      const near = distances.filter((d) => d.before.roundTripNs < NEAR_NS && d.after.roundTripNs < NEAR_NS).length;
+      lines.push(
+        `how far apart CPU 0 and CPU 1 were around each of those runs (bench/native/pingpong: a cache line's round trip ` +
+          `before / after, ns): ${distances.map((d) => `${fmt(d.before.roundTripNs)} / ${fmt(d.after.roundTripNs)}`).join(', ')}; ` +
+          `near (under ${NEAR_NS} ns, a shared cache) in ${near} of ${distances.length} rounds`,
+      );
+      detail.cpuDistances = distances;
+    }
   }
   return { lines, detail: { threads, ...detail } };
 }

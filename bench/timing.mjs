@@ -1,7 +1,7 @@
 // How the Node benches time bnwasm alike: the warm-up before a rate is measured, and one
 // thread's training rate pinned to each CPU (the ceiling two threads are judged against).
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { median } from './report.mjs';
@@ -79,3 +79,21 @@ export function concurrentCoreRates(model) {
 
 /** Per CPU, the median of its rates over several pinnedCoreRates runs; undefined for none. */
 export const medianPerCore = (runs) => (runs.length === 0 ? undefined : runs[0].map((_, i) => median(runs.map((rates) => rates[i]))));
+
+/**
+ * How far apart CPU 0 and CPU 1 are, as a pool that hands buffers between them feels it
+ * (bench/native/pingpong.c, built here with cc on first use): { roundTripNs, handoffUs, ownUs },
+ * a cache line's round trip and the time to read 256 KB the other CPU / this CPU just wrote.
+ * Undefined with fewer than two CPUs or no C compiler.
+ */
+export function cpuDistance() {
+  if (cpus().length < 2) return undefined;
+  const out = `${ROOT}build/bench/pingpong`;
+  const src = `${ROOT}bench/native/pingpong.c`;
+  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(`${ROOT}build/bench`, { recursive: true });
+    if (spawnSync('cc', ['-O2', '-pthread', src, '-o', out], { stdio: 'inherit' }).status !== 0) return undefined;
+  }
+  const [, roundTripNs, , handoffUs, , ownUs] = execFileSync(out, ['0', '1'], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+  return { roundTripNs, handoffUs, ownUs };
+}

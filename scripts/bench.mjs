@@ -33,7 +33,7 @@ import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { CNN_CONFIG, modelFlops, networkFlops } from '../bench/model.mjs';
 import { fmt, loadNote as describeLoad, median, table, threadsTable as compareThreads } from '../bench/report.mjs';
-import { canPin, concurrentCoreRates, medianPerCore, pinnedCoreRates } from '../bench/timing.mjs';
+import { canPin, concurrentCoreRates, cpuDistance, medianPerCore, pinnedCoreRates } from '../bench/timing.mjs';
 import { ONNX_FILE, OPTIMIZER, TORCHVISION_MODELS, TRAIN_BATCH } from '../bench/torchvision.mjs';
 import { ensureTorchvisionFixtures } from './pytorch/torchvision-fixtures.mjs';
 
@@ -160,6 +160,9 @@ const coresTogether = { mlp: [], cnn: [] };
 const pinnable = canPin() && engines.includes('bnwasm') && engines.includes('bnwasm-1t');
 // Threads against one thread in one process (bench/thread-switch.mjs), per model and round.
 const switches = { mlp: [], cnn: [] };
+// How far apart CPU 0 and CPU 1 were just before and just after each of those runs
+// (bench/native/pingpong.c): the pool's ratio follows it (bench/placement.mjs).
+const distances = { mlp: [], cnn: [] };
 // The dense step's pieces on one thread and on two, in one process (bench/wasm/threads.cpp).
 const stepPieces = [];
 const switchable = engines.includes('bnwasm') && cpus().length > 1;
@@ -181,7 +184,10 @@ function interleavedRounds(model, count) {
     depthwiseRuns.push(probe('depthwise.cjs'));
     if (switchable) {
       log(`bench: ${model} round ${r + 1}/${count}: 1 and ${cpus().length} threads in one process`);
+      const before = cpuDistance();
       switches[model].push(JSON.parse(run('node', ['bench/thread-switch.mjs', '--model', model, ...(args.quick ? ['--quick'] : [])]).trim().split('\n').pop()));
+      const after = cpuDistance();
+      if (before && after) distances[model].push({ before, after });
       if (model === 'mlp') {
         log(`bench: mlp round ${r + 1}/${count}: the step's pieces on 1 and ${cpus().length} threads in one process`);
         stepPieces.push(probe('threads.cjs', [args.quick ? '5' : '15', String(cpus().length)]));
@@ -427,7 +433,7 @@ function cnnTable() {
 function threadsTable(model, runs) {
   const all = runs.bnwasm, one = runs['bnwasm-1t'];
   if (!all || !one) return;
-  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model), cores: medianPerCore(coreSpeeds[model]), together: medianPerCore(coresTogether[model]), switches: switches[model] });
+  const { lines, detail } = compareThreads(model, all, one, { note: loadNote(model), cores: medianPerCore(coreSpeeds[model]), together: medianPerCore(coresTogether[model]), switches: switches[model], distances: distances[model] });
   out.push(...lines);
   (result.threads ??= {})[model] = detail;
 }
