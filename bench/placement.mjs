@@ -109,7 +109,7 @@ async function drive(cycles, ms) {
   if (!existsSync('/usr/bin/taskset')) throw new Error('bench/placement.mjs needs taskset (Debian: util-linux)');
   const pingpong = () => {
     const d = cpuDistance();
-    if (d === undefined) throw new Error('bench/placement.mjs needs a C compiler (cc) for bench/native/pingpong.c');
+    if (d === undefined) throw new Error('bench/placement.mjs needs a C compiler (cc) for bench/native/pingpong.c, and CPUs 0 and 1');
     return d;
   };
   pingpong();

@@ -1,6 +1,6 @@
 // How the Node benches time bnwasm alike: the warm-up before a rate is measured, and one
 // thread's training rate pinned to each CPU (the ceiling two threads are judged against).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -84,7 +84,7 @@ export const medianPerCore = (runs) => (runs.length === 0 ? undefined : runs[0].
  * How far apart CPU 0 and CPU 1 are, as a pool that hands buffers between them feels it
  * (bench/native/pingpong.c, built here with cc on first use): { roundTripNs, handoffUs, ownUs },
  * a cache line's round trip and the time to read 256 KB the other CPU / this CPU just wrote.
- * Undefined with fewer than two CPUs or no C compiler.
+ * Undefined with fewer than two CPUs, no C compiler, or CPU 0 or 1 out of this process's reach.
  */
 export function cpuDistance() {
   if (cpus().length < 2) return undefined;
@@ -94,6 +94,10 @@ export function cpuDistance() {
     mkdirSync(`${ROOT}build/bench`, { recursive: true });
     if (spawnSync('cc', ['-O2', '-pthread', src, '-o', out], { stdio: 'inherit' }).status !== 0) return undefined;
   }
-  const [, roundTripNs, , handoffUs, , ownUs] = execFileSync(out, ['0', '1'], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+  // A process kept off CPU 0 or CPU 1 (a container's cpuset, taskset) cannot measure them: the
+  // probe says so and exits 1, and the bench goes on without the line.
+  const probe = spawnSync(out, ['0', '1'], { encoding: 'utf8' });
+  if (probe.status !== 0) return undefined;
+  const [, roundTripNs, , handoffUs, , ownUs] = probe.stdout.trim().split(/\s+/).map(Number);
   return { roundTripNs, handoffUs, ownUs };
 }
