@@ -1,6 +1,7 @@
 #include "bnwasm/network.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -95,6 +96,27 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
   }
   output_size_ = layers_.empty() ? input_size() : layers_.back().width;
   chain_.reserve(layers_.size());
+  // Pieces of the Params arena for the jobs over all of it: group q of the
+  // rows of every tensor (its first dimension: a dense layer's output
+  // features, a convolution's filters), group after group. The pool hands
+  // each thread one run of tasks, so a thread takes the same groups of every
+  // tensor, the rows whose gradients its weight-gradient GEMM computed and
+  // whose weights its forward packs next: they stay in its core's cache. Empty
+  // pieces stay in the list, so every group has as many tasks. No piece
+  // changes a bit (the jobs work value by value); without threads there are
+  // none (all_param_pieces takes the arena whole).
+#if !defined(__EMSCRIPTEN__) || defined(__EMSCRIPTEN_PTHREADS__)
+  constexpr size_t kRowGroups = 8;
+  for (size_t q = 0; q < kRowGroups; ++q)
+    for (const Layer& l : layers_)
+      for (const Tensor& x : l.tensors) {
+        if (x.arena != Arena::Params) continue;
+        const size_t rows = x.shape.empty() ? 1 : static_cast<size_t>(x.shape[0]);
+        const size_t row = rows == 0 ? 0 : x.size / rows;
+        const size_t r0 = q * rows / kRowGroups, r1 = (q + 1) * rows / kRowGroups;
+        param_pieces_.push_back({x.offset + r0 * row, (r1 - r0) * row});
+      }
+#endif
   rng_state_ = spec.seed;
 }
 
@@ -319,35 +341,60 @@ struct AdamStep {
   }
 };
 
-namespace {
-
-// One pass of the update over every parameter. With Write false it only
-// checks that every new value would be finite, so a step that would diverge is
-// refused before anything is written.
-template <bool Write>
-bool sgd_pass(float* p, float* buf, const float* g, size_t n, const OptimizerSpec& o) {
-  return f32_sgd(p, buf, g, n, static_cast<float>(o.learning_rate), static_cast<float>(o.momentum),
-                 static_cast<float>(o.weight_decay), o.nesterov, Write);
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+// Without threads, the arena in one piece (and the module as small as before).
+template <class F>
+bool Network::all_param_pieces(F&& f) const {
+  return params_.empty() || f(size_t(0), params_.size());
 }
 
-template <bool Write>
-bool adam_pass(float* p, float* m, float* v, const float* g, size_t n, const OptimizerSpec& o,
-               uint64_t t) {
-  const AdamStep a(o, t);
-  return f32_adam(p, m, v, g, n, a.b1, a.b2, a.c1, a.c2, a.step_size, a.inv_sqrt_bc2, a.eps, a.wd,
-                  Write);
+uint32_t Network::param_peak(const std::vector<float>& x) const {
+  return f32_abs_peak(x.data(), x.size());
+}
+#else
+template <class F>
+bool Network::all_param_pieces(F&& f) const {
+  std::atomic<bool> all{true};
+  parallel_for(param_pieces_.size(), [&](size_t t, size_t) {
+    const Piece& p = param_pieces_[t];
+    if (p.size != 0 && !f(p.offset, p.size)) all.store(false, std::memory_order_relaxed);
+  });
+  return all.load();
 }
 
-}  // namespace
+uint32_t Network::param_peak(const std::vector<float>& x) const {
+  // The pieces' peaks max-ed as they finish: a max is the same in any order.
+  // (SGD has no second moments: an empty array.)
+  std::atomic<uint32_t> peak{0};
+  if (x.empty()) return 0;
+  all_param_pieces([&](size_t at, size_t n) {
+    const uint32_t mine = f32_abs_peak(x.data() + at, n);
+    uint32_t seen = peak.load(std::memory_order_relaxed);
+    while (mine > seen && !peak.compare_exchange_weak(seen, mine)) {
+    }
+    return true;
+  });
+  return peak.load();
+}
+#endif
 
-void Network::optimizer_step() {
+// One pass of the update over every parameter, piece by piece. With write
+// false it only checks that every new value would be finite, so a step that
+// would diverge is refused before anything is written.
+bool Network::optimizer_pass(bool write) {
   const OptimizerSpec& o = spec_.optimizer;
-  const size_t n = params_.size();
-  if (o.type == OptimizerType::Sgd)
-    sgd_pass<true>(params_.data(), moment1_.data(), grads_.data(), n, o);
-  else
-    adam_pass<true>(params_.data(), moment1_.data(), moment2_.data(), grads_.data(), n, o,
-                    step_ + 1);
+  const AdamStep a(o, step_ + 1);  // SGD reads none of it
+  float* p = params_.data();
+  float* m = moment1_.data();
+  float* v = moment2_.data();
+  const float* g = grads_.data();
+  return all_param_pieces([&](size_t at, size_t n) {
+    if (o.type == OptimizerType::Sgd)
+      return f32_sgd(p + at, m + at, g + at, n, static_cast<float>(o.learning_rate),
+                     static_cast<float>(o.momentum), a.wd, o.nesterov, write);
+    return f32_adam(p + at, m + at, v + at, g + at, n, a.b1, a.b2, a.c1, a.c2, a.step_size,
+                    a.inv_sqrt_bc2, a.eps, a.wd, write);
+  });
 }
 
 // Whether this step's update is sure to leave every parameter and moment
@@ -403,8 +450,7 @@ bool Network::update_is_bounded(float grad_peak, double next[3]) const {
 // bounds_ from the parameters and moments themselves (after a checked update).
 void Network::measure_bounds() {
   const std::vector<float>* arrays[3] = {&params_, &moment1_, &moment2_};
-  for (int k = 0; k < 3; ++k)
-    bounds_[k] = from_peak_bits(f32_abs_peak(arrays[k]->data(), arrays[k]->size()));
+  for (int k = 0; k < 3; ++k) bounds_[k] = from_peak_bits(param_peak(*arrays[k]));
 }
 
 bool Network::update_running_statistics(size_t B) {
@@ -487,32 +533,29 @@ Status Network::train_step(size_t B, double* loss) {
     return fail(Status::Diverged, std::string("the training loss is ") +
                                       (std::isnan(l) ? "NaN" : "Infinity") + advice);
   // memset, not std::fill: at -Oz the latter stays a scalar loop over every gradient. A
-  // network without parameters has no buffer (data() may be null, which memset may not take).
-  if (!grads_.empty()) std::memset(grads_.data(), 0, grads_.size() * sizeof(float));
+  // network without parameters has no pieces (data() may be null, which memset may not take).
+  all_param_pieces([&](size_t at, size_t n) {
+    std::memset(grads_.data() + at, 0, n * sizeof(float));
+    return true;
+  });
   // A frozen layer's gradients are thrown away; cleared so they never grow unbounded.
   if (!frozen_grads_.empty()) std::memset(frozen_grads_.data(), 0, frozen_grads_.size() * sizeof(float));
   backward(B);
-  const uint32_t grad_peak = f32_abs_peak(grads_.data(), grads_.size());
+  const uint32_t grad_peak = param_peak(grads_);
   if (grad_peak >= kNotFinite)
     return fail(Status::Diverged, std::string("a gradient is not finite") + advice);
   // Both checks run before either writes, so a refused step changes nothing.
   // The update's needs a pass of its own unless the bounds prove it finite.
-  const OptimizerSpec& o = spec_.optimizer;
   double next[3];
   const bool bounded = update_is_bounded(from_peak_bits(grad_peak), next);
-  const bool params_ok =
-      bounded ||
-      (o.type == OptimizerType::Sgd
-           ? sgd_pass<false>(params_.data(), moment1_.data(), grads_.data(), params_.size(), o)
-           : adam_pass<false>(params_.data(), moment1_.data(), moment2_.data(), grads_.data(),
-                              params_.size(), o, step_ + 1));
+  const bool params_ok = bounded || optimizer_pass(false);
   if (!params_ok)
     return fail(Status::Diverged,
                 std::string("the update would make a parameter non-finite") + advice);
   if (!update_running_statistics(B))
     return fail(Status::Diverged,
                 std::string("a batch-norm statistic of this batch is not finite") + advice);
-  optimizer_step();
+  optimizer_pass(true);
   if (bounded)
     std::copy(next, next + 3, bounds_);
   else

@@ -211,7 +211,13 @@ class Network {
   // Runs the layers up to `last` (all by default) on x.
   void forward(const float* x, size_t B, bool train, size_t last = ~size_t(0));
   void backward(size_t B);
-  void optimizer_step();
+  bool optimizer_pass(bool write);
+  // Runs f(offset, size) for each piece of the Params arena (and so of its
+  // gradients and moments) on the pool (see param_pieces_); whether every call
+  // returned true.
+  template <class F>
+  bool all_param_pieces(F&& f) const;
+  uint32_t param_peak(const std::vector<float>& x) const;  // f32_abs_peak over the arena
   bool update_is_bounded(float grad_peak, double next[3]) const;
   void measure_bounds();
   bool update_running_statistics(size_t B);
@@ -230,6 +236,15 @@ class Network {
   std::vector<float> stats_;
   std::vector<float> frozen_, frozen_grads_;  // parameters of layers with trainable false
   std::vector<float> caches_;
+  // The Params arena in pieces that follow the layers' rows (the constructor
+  // says how): what clearing the gradients, checking them and the optimizer
+  // split it by.
+#if !defined(__EMSCRIPTEN__) || defined(__EMSCRIPTEN_PTHREADS__)
+  struct Piece {
+    size_t offset, size;
+  };
+  std::vector<Piece> param_pieces_;
+#endif
   uint64_t step_ = 0;
   uint64_t version_ = 0;  // bumped whenever params_ change
   // Bounds of max |p|, max |m| (SGD: |buf|) and max v after the last update,
