@@ -7,8 +7,8 @@
 // also names the CPU, so the lines can be told apart.
 //   node bench/core-speed.mjs [--model mlp|cnn] [--cpu i]
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
-import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
-import { warmUp } from './timing.mjs';
+import { CNN_CONFIG, MLP_CONFIG } from './model.mjs';
+import { batchSteps, warmUp } from './timing.mjs';
 
 const option = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const model = option('--model') ?? 'mlp';
@@ -18,11 +18,7 @@ configure({ threads: 1 });
 const { train } = loadFashionMnist({ trainLimit: 4096, testLimit: 1 });
 const net = await createNetwork(model === 'cnn' ? CNN_CONFIG : MLP_CONFIG);
 const BATCH = 64;
-const count = Math.floor(train.n / BATCH);
-const step = (i) => {
-  const b = i % count;
-  return net.trainBatch(train.x.subarray(b * BATCH * INPUT, (b + 1) * BATCH * INPUT), train.y.subarray(b * BATCH, (b + 1) * BATCH));
-};
+const step = batchSteps(net, train, BATCH);
 // Warm-up as in bench/run-engine.mjs (V8's optimizing tier), then 1 s of steps.
 const i = await warmUp(step);
 const t0 = performance.now();

@@ -12,13 +12,13 @@
 //   node bench/placement.mjs [--cycles 60] [--block-ms 300]
 // Needs two CPUs, taskset (util-linux) and a C compiler (cc); builds build/bench/pingpong.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, NEAR_NS } from './report.mjs';
-import { cpuDistance, warmUp } from './timing.mjs';
+import { batchSteps, canPin, cpuDistance, quietPoolStopWarning, threadedPool, warmUp } from './timing.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -38,29 +38,18 @@ else await drive(Number(args.cycles), Number(args['block-ms']));
 // untimed ones) and prints {rate} in examples/s. 'pool' switches the threaded module's count;
 // 'copy' is the single-thread build (configure({ threads: 1 })).
 async function blockProcess(kind) {
-  const print = console.warn; // the glue warns when the pool is stopped from Node's main thread
-  console.warn = (...a) => (String(a[0]).startsWith('Blocking on the main thread') ? undefined : print(...a));
+  quietPoolStopWarning(); // the pool is stopped and restarted from Node's main thread
   const { loadFashionMnist } = await import('../scripts/fashion-mnist.mjs');
-  const { INPUT, MLP_CONFIG } = await import('./model.mjs');
+  const { MLP_CONFIG } = await import('./model.mjs');
   const { configure, createNetwork } = await import('../web/src/index.node.js');
   let setThreads = () => {};
   if (kind === 'copy') configure({ threads: 1 });
-  else {
-    const { loadModule } = await import('../web/src/module.js');
-    const mod = await loadModule('full');
-    if (mod.bnwasmBuild !== 'threaded') throw new Error(`the pool needs the threaded module, got the ${mod.bnwasmBuild} build`);
-    setThreads = (n) => {
-      if (mod._bn_set_thread_count(n) !== n) throw new Error(`asked for ${n} threads`);
-    };
-  }
+  else ({ setThreads } = await threadedPool('the pool'));
   const { train } = loadFashionMnist({ trainLimit: 4096, testLimit: 1 });
   const net = await createNetwork(MLP_CONFIG);
-  const count = Math.floor(train.n / BATCH);
+  const trainStep = batchSteps(net, train, BATCH);
   let at = 0;
-  const step = () => {
-    const b = at++ % count;
-    net.trainBatch(train.x.subarray(b * BATCH * INPUT, (b + 1) * BATCH * INPUT), train.y.subarray(b * BATCH, (b + 1) * BATCH));
-  };
+  const step = () => trainStep(at++);
   await warmUp(step);
   console.log(JSON.stringify({ ready: kind }));
   for await (const line of createInterface({ input: process.stdin })) {
@@ -106,7 +95,7 @@ async function drive(cycles, ms) {
   // CPUs 0 and 1 only, whatever the machine has: the pool, the copies and the probe all use them.
   if (availableParallelism() < 2) throw new Error('bench/placement.mjs needs two CPUs');
   const threads = 2;
-  if (!existsSync('/usr/bin/taskset')) throw new Error('bench/placement.mjs needs taskset (Debian: util-linux)');
+  if (!canPin()) throw new Error('bench/placement.mjs needs taskset (Debian: util-linux)');
   const pingpong = () => {
     const d = cpuDistance();
     if (d === undefined) throw new Error('bench/placement.mjs needs a C compiler (cc) for bench/native/pingpong.c, and CPUs 0 and 1');

@@ -4,7 +4,8 @@
 // and how it moves after (the machine). docs/performance.md quotes it.
 //   node bench/steps.mjs [threads] [steps]      (threads: configure({ threads }), default every core)
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
-import { INPUT, MLP_CONFIG } from './model.mjs';
+import { MLP_CONFIG } from './model.mjs';
+import { batchSteps } from './timing.mjs';
 
 const threads = process.argv[2] === undefined ? undefined : Number(process.argv[2]);
 const total = Number(process.argv[3] ?? 1500);
@@ -12,13 +13,11 @@ const { createNetwork, configure, threadCount } = await import('../web/src/index
 if (threads !== undefined) configure({ threads });
 const { train } = loadFashionMnist({ trainLimit: 8192, testLimit: 1 });
 const net = await createNetwork(MLP_CONFIG);
-const BATCH = 64;
-const count = Math.floor(train.n / BATCH);
+const step = batchSteps(net, train, 64);
 const per100 = [];
 let t0 = performance.now();
 for (let s = 1; s <= total; s++) {
-  const b = s % count;
-  await net.trainBatch(train.x.subarray(b * BATCH * INPUT, (b + 1) * BATCH * INPUT), train.y.subarray(b * BATCH, (b + 1) * BATCH));
+  await step(s);
   if (s % 100 === 0) {
     const t = performance.now();
     per100.push(((t - t0) / 100).toFixed(2));

@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
 import { median } from './report.mjs';
-import { p50Us, warmUp } from './timing.mjs';
+import { batchSteps, p50Us, quietPoolStopWarning, threadedPool, warmUp } from './timing.mjs';
 
 const model = process.argv.includes('--model') ? process.argv[process.argv.indexOf('--model') + 1] : 'mlp';
 if (!['mlp', 'cnn'].includes(model)) throw new Error(`unknown --model '${model}' (expected mlp or cnn)`);
@@ -32,29 +32,17 @@ const BATCH = 64;
 const STEPS = model === 'cnn' ? 6 : 30;
 const PREDICT_ROWS = 1000;
 
-// Stopping the pool joins its threads from Node's main thread: fine here (nothing else waits on
-// it), but the glue warns about blocking the main thread. Its printer binds console.warn when the
-// module loads, so this goes first.
-const print = console.warn;
-console.warn = (...a) => (String(a[0]).startsWith('Blocking on the main thread') ? undefined : print(...a));
+// The pool is stopped and restarted from Node's main thread (first, before the module loads).
+quietPoolStopWarning();
 const { createNetwork } = await import('../web/src/index.node.js');
-const { loadModule } = await import('../web/src/module.js');
-const mod = await loadModule('full');
-if (mod.bnwasmBuild !== 'threaded') throw new Error(`bench/thread-switch.mjs needs the threaded module, got the ${mod.bnwasmBuild} build`);
+const { mod, setThreads } = await threadedPool('bench/thread-switch.mjs');
 const threads = mod.bnwasmThreads;
-const setThreads = (n) => {
-  const got = mod._bn_set_thread_count(n);
-  if (got !== n) throw new Error(`asked for ${n} threads, got ${got}`);
-};
 
 const { train, test } = loadFashionMnist({ trainLimit: 8192, testLimit: PREDICT_ROWS });
 const net = await createNetwork(model === 'cnn' ? CNN_CONFIG : MLP_CONFIG);
-const count = Math.floor(train.n / BATCH);
+const trainStep = batchSteps(net, train, BATCH);
 let at = 0;
-const step = () => {
-  const b = at++ % count;
-  net.trainBatch(train.x.subarray(b * BATCH * INPUT, (b + 1) * BATCH * INPUT), train.y.subarray(b * BATCH, (b + 1) * BATCH));
-};
+const step = () => trainStep(at++);
 const xs = test.x.subarray(0, PREDICT_ROWS * INPUT);
 const jobs = {
   train64: { calls: STEPS, run: step, examples: BATCH },

@@ -42,6 +42,46 @@ export function p50Us(call, input, warm, calls) {
   return median(times) * 1000;
 }
 
+/**
+ * A training step over consecutive mini-batches of `batch` rows of `train` (loadFashionMnist's
+ * {x, y, n}): step(i) trains `net` on batch i, wrapping at the last whole one, and returns what
+ * trainBatch returns.
+ */
+export function batchSteps(net, train, batch) {
+  const width = train.x.length / train.n;
+  const count = Math.floor(train.n / batch);
+  return (i) => {
+    const b = i % count;
+    return net.trainBatch(train.x.subarray(b * batch * width, (b + 1) * batch * width), train.y.subarray(b * batch, (b + 1) * batch));
+  };
+}
+
+/**
+ * Silences one warning of the threaded glue: stopping the pool joins its threads from Node's main
+ * thread, which is fine in a bench (nothing else waits on it) but makes the glue warn "Blocking on
+ * the main thread". The glue binds console.warn when the module loads: call this first.
+ */
+export function quietPoolStopWarning() {
+  const print = console.warn;
+  console.warn = (...a) => (String(a[0]).startsWith('Blocking on the main thread') ? undefined : print(...a));
+}
+
+/**
+ * The threaded module (loadModule('full'); `who` names the caller in the error when this machine
+ * loads another build) and setThreads(n), which restarts its pool with n threads and throws if
+ * it got another count.
+ */
+export async function threadedPool(who) {
+  const { loadModule } = await import('../web/src/module.js');
+  const mod = await loadModule('full');
+  if (mod.bnwasmBuild !== 'threaded') throw new Error(`${who} needs the threaded module, got the ${mod.bnwasmBuild} build`);
+  const setThreads = (n) => {
+    const got = mod._bn_set_thread_count(n);
+    if (got !== n) throw new Error(`asked for ${n} threads, got ${got}`);
+  };
+  return { mod, setThreads };
+}
+
 /** Whether this machine can pin a process to one CPU (util-linux's taskset). */
 export const canPin = () => existsSync('/usr/bin/taskset');
 
