@@ -100,8 +100,9 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
   // rows of every tensor (its first dimension: a dense layer's output
   // features, a convolution's filters), group after group. The pool hands
   // each thread one run of tasks, so a thread takes the same groups of every
-  // tensor, the rows whose gradients its weight-gradient GEMM computed and
-  // whose weights its forward packs next: they stay in its core's cache. Empty
+  // tensor (up to 8 threads; more share groups), the rows whose gradients its
+  // weight-gradient GEMM computed and whose weights its forward packs next:
+  // they stay in its core's cache. Empty
   // pieces stay in the list, so every group has as many tasks. No piece
   // changes a bit (the jobs work value by value); without threads there are
   // none (all_param_pieces takes the arena whole).
