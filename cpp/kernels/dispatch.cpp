@@ -104,15 +104,12 @@ bool f32_sgd(float* p, float* buf, const float* g, size_t n, float lr, float mu,
   return finite.load();
 }
 uint32_t f32_abs_peak(const float* x, size_t n) {
-  // The pieces' peaks max-ed as they finish: a max is the same in any order.
+  // The pieces' peaks max-ed as they finish.
   std::atomic<uint32_t> peak{0};
   const size_t g = grain(n, 1, 16);
   parallel_for(pieces(n, g), [&](size_t t, size_t) {
     const auto [i0, i1] = piece(t, n, g);
-    const uint32_t mine = BNWASM_VARIANT(f32_abs_peak)(x + i0, i1 - i0);
-    uint32_t seen = peak.load(std::memory_order_relaxed);
-    while (mine > seen && !peak.compare_exchange_weak(seen, mine)) {
-    }
+    fetch_max(peak, BNWASM_VARIANT(f32_abs_peak)(x + i0, i1 - i0));
   });
   return peak.load();
 }

@@ -102,11 +102,11 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
   // each thread one run of tasks, so a thread takes the same groups of every
   // tensor (up to 8 threads; more share groups), the rows whose gradients its
   // weight-gradient GEMM computed and whose weights its forward packs next:
-  // they stay in its core's cache. Empty
-  // pieces stay in the list, so every group has as many tasks. No piece
-  // changes a bit (the jobs work value by value); without threads there are
-  // none (all_param_pieces takes the arena whole).
-#if !defined(__EMSCRIPTEN__) || defined(__EMSCRIPTEN_PTHREADS__)
+  // they stay in its core's cache. Empty pieces stay in the list, so every
+  // group has as many tasks. No piece changes a bit (the jobs work value by
+  // value); without threads there are none (all_param_pieces takes the arena
+  // whole).
+#if BNWASM_THREADS
   constexpr size_t kRowGroups = 8;
   for (size_t q = 0; q < kRowGroups; ++q)
     for (const Layer& l : layers_)
@@ -342,7 +342,7 @@ struct AdamStep {
   }
 };
 
-#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#if !BNWASM_THREADS
 // Without threads, the arena in one piece (and the module as small as before).
 template <class F>
 bool Network::all_param_pieces(F&& f) const {
@@ -364,15 +364,12 @@ bool Network::all_param_pieces(F&& f) const {
 }
 
 uint32_t Network::param_peak(const std::vector<float>& x) const {
-  // The pieces' peaks max-ed as they finish: a max is the same in any order.
-  // (SGD has no second moments: an empty array.)
+  // The pieces' peaks max-ed as they finish. (SGD has no second moments:
+  // an empty array.)
   std::atomic<uint32_t> peak{0};
   if (x.empty()) return 0;
   all_param_pieces([&](size_t at, size_t n) {
-    const uint32_t mine = f32_abs_peak(x.data() + at, n);
-    uint32_t seen = peak.load(std::memory_order_relaxed);
-    while (mine > seen && !peak.compare_exchange_weak(seen, mine)) {
-    }
+    fetch_max(peak, f32_abs_peak(x.data() + at, n));
     return true;
   });
   return peak.load();

@@ -2,12 +2,6 @@
 
 #include <vector>
 
-#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
-#define BNWASM_THREADS 0
-#else
-#define BNWASM_THREADS 1
-#endif
-
 #if BNWASM_THREADS
 #include <pthread.h>
 

@@ -181,7 +181,7 @@ TEST(ThreadPool, FirstJobAfterStartRunsOnEveryThread) {
 
 TEST(ThreadPool, PiecesDependOnSizesOnly) {
   // The partition is a function of the sizes: the same at every thread count.
-#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#if !BNWASM_THREADS
   EXPECT_EQ(grain(1000, 1 << 20, 4), 1000u);  // no threads in this build: one piece
 #else
   EXPECT_EQ(grain(1000, 1 << 20, 4), 16u);  // 64 pieces at most, a multiple of 4

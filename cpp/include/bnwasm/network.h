@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bnwasm/layer_op.h"
+#include "bnwasm/parallel.h"
 #include "bnwasm/spec.h"
 #include "bnwasm/value.h"
 
@@ -239,7 +240,7 @@ class Network {
   // The Params arena in pieces that follow the layers' rows (the constructor
   // says how): what clearing the gradients, checking them and the optimizer
   // split it by.
-#if !defined(__EMSCRIPTEN__) || defined(__EMSCRIPTEN_PTHREADS__)
+#if BNWASM_THREADS
   struct Piece {
     size_t offset, size;
   };

@@ -10,9 +10,19 @@
 // Node's thread); a parallel_for inside a task runs inline. Builds without
 // threads (wasm without -pthread) run every task on the calling thread.
 #pragma once
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <utility>
+
+// Whether this build has threads: wasm without -pthread has none; native
+// builds and the -pthread wasm build do.
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#define BNWASM_THREADS 0
+#else
+#define BNWASM_THREADS 1
+#endif
 
 namespace bnwasm {
 
@@ -37,7 +47,7 @@ bool parallel_inside();
 // parallel_scratch.
 void parallel_run(size_t tasks, void (*fn)(void*, size_t task, size_t worker), void* ctx);
 
-#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#if !BNWASM_THREADS
 // No threads in this build: a plain loop the compiler inlines (the module
 // stays as small as before the pool).
 template <class F>
@@ -58,13 +68,21 @@ void parallel_for(size_t tasks, F&& f) {
 // (it may allocate); inside, worker w > 0 uses parallel_scratch(w). The
 // buffers stay for the next call (they grow to the largest asked); with one
 // thread there are none.
-#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#if !BNWASM_THREADS
 inline void reserve_parallel_scratch(size_t) {}
 inline float* parallel_scratch(size_t) { return nullptr; }  // only worker 0 runs
 #else
 void reserve_parallel_scratch(size_t floats);
 float* parallel_scratch(size_t worker);
 #endif
+
+// Raises peak to value if value is larger: how tasks combine their maxima
+// (a max is the same in any order, so the result is too).
+inline void fetch_max(std::atomic<uint32_t>& peak, uint32_t value) {
+  uint32_t seen = peak.load(std::memory_order_relaxed);
+  while (value > seen && !peak.compare_exchange_weak(seen, value)) {
+  }
+}
 
 // One buffer shared by the tasks of a parallel_for (each task its own part):
 // per-image partial sums, a packed operand. Same rules as the scratch.
@@ -86,7 +104,7 @@ inline std::pair<size_t, size_t> piece(size_t i, size_t n, size_t grain) {
 // loops fold back into the serial code.)
 constexpr size_t kMinWork = size_t(1) << 15;
 constexpr size_t kMaxPieces = 64;
-#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#if !BNWASM_THREADS
 inline size_t grain(size_t n, size_t, size_t = 1) { return n == 0 ? 1 : n; }
 #else
 inline size_t grain(size_t n, size_t work, size_t align = 1) {
@@ -107,7 +125,7 @@ inline size_t grain(size_t n, size_t work, size_t align = 1) {
 constexpr size_t kMinZero = size_t(1) << 18;  // 1 MiB
 template <class F>
 void parallel_zero(size_t count, F&& buffer) {
-#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#if !BNWASM_THREADS
   for (size_t i = 0; i < count; ++i) {
     const auto [data, floats] = buffer(i);
     if (floats != 0) std::memset(data, 0, floats * sizeof(float));
