@@ -739,6 +739,29 @@ std::unique_ptr<Network> Load(const std::vector<uint8_t>& bytes, Status* status,
   return net;
 }
 
+// A refused step leaves nothing behind, its gradients included: the step
+// after it is the one a copy saved before the refused step takes. A gradient
+// of ~1e19 times a learning rate of 1e20 is past float range (refused); the
+// plain batch's ~1 gives a finite update, which the refused step's gradients,
+// had they stayed in the arena, would push past it.
+TEST(NetworkDivergence, StepAfterARefusedOneIsUnchangedByIt) {
+  auto net = Make(Spec(3, {DenseLayer(2)}, Sgd(1e20), LossType::MeanSquaredError));
+  ASSERT_NE(net, nullptr);
+  Rng rng(242);
+  Batch huge = RandomBatch(rng, 4, 3, 2);
+  for (float& t : huge.targets) t = 1e20f;
+  const Batch plain = RandomBatch(rng, 4, 3, 2);
+  const std::vector<uint8_t> before = net->save();
+  ASSERT_EQ(Train(*net, huge), Status::Diverged);
+  ASSERT_EQ(Train(*net, plain), Status::Ok) << net->last_error().message;
+  Status status;
+  auto copy = Load(before, &status);
+  ASSERT_EQ(status, Status::Ok);
+  ASSERT_EQ(Train(*copy, plain), Status::Ok) << copy->last_error().message;
+  EXPECT_TRUE(BytesEqual("the refused step and the next, against the next alone", copy->save(),
+                         net->save()));
+}
+
 // train_step skips the pass that checks an update first when bounds carried
 // from the last update prove it finite (Network::update_is_bounded). A network
 // just loaded has no bounds, so a copy loaded from save() before each step
