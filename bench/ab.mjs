@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// Two builds of the package in one process, taking turns: how a change to the core moves a rate.
+// Separate processes disagree by more than most changes are worth on a shared machine (the
+// same build's dense training ran 34,000 to 47,000 examples/s on two threads within ten
+// minutes), and even blocks that alternate in one process move by a few percent: so each pair of
+// blocks (one per build, the first of the pair alternating) gives a ratio of its own, and the
+// median of the ratios is the answer. Running one folder against itself (an A/A run) shows the
+// noise of the moment; docs/performance.md quotes both. The copy loaded second ran 0.2-1.6%
+// faster in A/A runs (its memory, its place in V8's code space): --both-orders runs A B and then
+// B A, each in a process of its own, and prints the geometric mean of the two ratios, where that
+// cancels. The CPUs' distance (cpuDistance) is printed from before and after, since it decides
+// what two threads can do.
+//
+//   node bench/ab.mjs --save DIR       copies web/src and web/dist (this build) to DIR
+//   node bench/ab.mjs A B [--model mlp|cnn] [--job train|predict] [--batch 64]
+//                         [--threads N] [--pairs 30] [--both-orders]
+// A and B are package folders with src/ and dist/ (a --save copy, or web itself): prints one
+// JSON line, ratio = B / A. --threads goes to each copy's configure() (default: every core;
+// 1 is the single-thread module, as applications get it).
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
+import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
+import { median } from './report.mjs';
+import { batchSteps, cpuDistance, quietPoolStopWarning, warmUp } from './timing.mjs';
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
+const WEB = fileURLToPath(new URL('../web', import.meta.url));
+
+if (args[0] === '--save') {
+  const dir = resolve(args[1] ?? '');
+  if (args[1] === undefined) throw new Error('bench/ab.mjs --save DIR: give the folder to copy the build to');
+  rmSync(dir, { recursive: true, force: true });
+  for (const part of ['src', 'dist']) cpSync(join(WEB, part), join(dir, part), { recursive: true });
+  console.log(`saved web/src and web/dist to ${dir}`);
+  process.exit(0);
+}
+
+const [a, b] = args.filter((x, i) => !x.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
+const model = option('model', 'mlp');
+const job = option('job', 'train');
+const batch = Number(option('batch', 64));
+const threads = option('threads') === undefined ? undefined : Number(option('threads'));
+const pairs = Number(option('pairs', 30));
+if (a === undefined || b === undefined) throw new Error('bench/ab.mjs A B: give two package folders (see the header)');
+for (const dir of [a, b]) {
+  if (!existsSync(join(dir, 'src', 'index.node.js')) || !existsSync(join(dir, 'dist'))) throw new Error(`${dir} is not a package folder (src/index.node.js and dist/)`);
+}
+if (!['mlp', 'cnn'].includes(model)) throw new Error(`unknown --model '${model}' (expected mlp or cnn)`);
+if (!['train', 'predict'].includes(job)) throw new Error(`unknown --job '${job}' (expected train or predict)`);
+if (!(Number.isInteger(batch) && batch >= 2)) throw new Error(`--batch must be an integer of at least 2, got ${option('batch')}`);
+if (!(Number.isInteger(pairs) && pairs >= 1)) throw new Error(`--pairs must be a positive integer, got ${option('pairs')}`);
+
+if (args.includes('--both-orders')) {
+  // Each order in a process of its own; B / A is r(A, B) and also 1 / r(B, A).
+  const rest = args.filter((x) => x !== '--both-orders' && x !== a && x !== b);
+  const once = (first, second) => {
+    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), first, second, ...rest], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (child.status !== 0) throw new Error(`bench/ab.mjs ${first} ${second} exited with ${child.status}`);
+    return JSON.parse(child.stdout.trim().split('\n').pop());
+  };
+  const ab = once(a, b), ba = once(b, a);
+  console.log(JSON.stringify({ ...ab, a: Math.round(Math.sqrt(ab.a * ba.b)), b: Math.round(Math.sqrt(ab.b * ba.a)), ratio: +Math.sqrt(ab.ratio / ba.ratio).toFixed(3), ratioAB: ab.ratio, ratioBA: ba.ratio, ratioQuartiles: undefined, roundTripNs: [...ab.roundTripNs, ...ba.roundTripNs] }));
+  process.exit(0);
+}
+
+const PREDICT_ROWS = 1000;
+// Calls per block: about 40-60 ms of the dense network's work, 100-200 ms of the CNN's.
+const calls = job === 'predict' ? (model === 'cnn' ? 1 : 4) : model === 'cnn' ? 6 : Math.max(1, Math.round((30 * 64) / batch));
+const examples = job === 'predict' ? PREDICT_ROWS : batch;
+
+quietPoolStopWarning();
+const { train, test } = loadFashionMnist({ trainLimit: 8192, testLimit: PREDICT_ROWS });
+const xs = test.x.subarray(0, PREDICT_ROWS * INPUT);
+
+// One copy of the package (Node keeps a module instance per URL, so each folder's configure()
+// and wasm are its own) and its network, warmed up; returns a block's rate (examples/s).
+async function side(dir) {
+  const api = await import(pathToFileURL(join(resolve(dir), 'src', 'index.node.js')).href);
+  if (threads !== undefined) api.configure({ threads });
+  const net = await api.createNetwork(model === 'cnn' ? CNN_CONFIG : MLP_CONFIG);
+  const step = batchSteps(net, train, batch);
+  let at = 0;
+  const run = job === 'predict' ? () => net.predictBatch(xs) : () => step(at++);
+  await warmUp(run);
+  return {
+    threads: await api.threadCount(),
+    rate: () => {
+      run();  // untimed: the other build ran last
+      const t0 = performance.now();
+      for (let i = 0; i < calls; i++) run();
+      return (calls * examples) / ((performance.now() - t0) / 1000);
+    },
+  };
+}
+
+const before = cpuDistance();
+const sides = [await side(a), await side(b)];
+const rates = [[], []], ratios = [];
+for (let p = 0; p < pairs; p++) {
+  const r = [];
+  for (const s of p % 2 === 0 ? [0, 1] : [1, 0]) r[s] = sides[s].rate();
+  rates[0].push(r[0]);
+  rates[1].push(r[1]);
+  ratios.push(r[1] / r[0]);
+}
+const after = cpuDistance();
+const sorted = [...ratios].sort((x, y) => x - y);
+const quartile = (q) => +sorted[Math.floor(q * (sorted.length - 1))].toFixed(3);
+console.log(
+  JSON.stringify({
+    model, job, batch: job === 'train' ? batch : PREDICT_ROWS, threads: sides.map((s) => s.threads), pairs,
+    a: Math.round(median(rates[0])), b: Math.round(median(rates[1])),
+    ratio: +median(ratios).toFixed(3), ratioQuartiles: [quartile(0.25), quartile(0.75)],
+    roundTripNs: [before?.roundTripNs, after?.roundTripNs],
+  }),
+);
+process.exit(0);
