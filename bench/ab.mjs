@@ -18,35 +18,42 @@
 // JSON line, ratio = B / A. --threads goes to each copy's configure() (default: every core;
 // 1 is the single-thread module, as applications get it).
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
-import { median } from './report.mjs';
-import { batchSteps, cpuDistance, quietPoolStopWarning, warmUp } from './timing.mjs';
+import { alternatePairs, batchSteps, blockRate, copyPackage, cpuDistance, quietPoolStopWarning, warmUp } from './timing.mjs';
 
+// The options that take a value; --both-orders takes none. Whatever else is a folder.
+const VALUED = ['--model', '--job', '--batch', '--threads', '--pairs'];
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
-const WEB = fileURLToPath(new URL('../web', import.meta.url));
 
 if (args[0] === '--save') {
-  const dir = resolve(args[1] ?? '');
   if (args[1] === undefined) throw new Error('bench/ab.mjs --save DIR: give the folder to copy the build to');
+  const dir = resolve(args[1]);
   rmSync(dir, { recursive: true, force: true });
-  for (const part of ['src', 'dist']) cpSync(join(WEB, part), join(dir, part), { recursive: true });
+  copyPackage(dir);
   console.log(`saved web/src and web/dist to ${dir}`);
   process.exit(0);
 }
 
-const [a, b] = args.filter((x, i) => !x.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
+const folders = [], rest = [];  // rest: the options, as given
+for (let i = 0; i < args.length; i++) {
+  if (VALUED.includes(args[i])) rest.push(args[i], args[++i]);
+  else if (args[i] === '--both-orders') continue;
+  else if (args[i].startsWith('--')) throw new Error(`bench/ab.mjs: unknown option '${args[i]}' (see the header)`);
+  else folders.push(args[i]);
+}
+const [a, b] = folders;
 const model = option('model', 'mlp');
 const job = option('job', 'train');
 const batch = Number(option('batch', 64));
 const threads = option('threads') === undefined ? undefined : Number(option('threads'));
 const pairs = Number(option('pairs', 30));
-if (a === undefined || b === undefined) throw new Error('bench/ab.mjs A B: give two package folders (see the header)');
-for (const dir of [a, b]) {
+if (folders.length !== 2) throw new Error(`bench/ab.mjs A B: give two package folders, got ${folders.length} (see the header)`);
+for (const dir of folders) {
   if (!existsSync(join(dir, 'src', 'index.node.js')) || !existsSync(join(dir, 'dist'))) throw new Error(`${dir} is not a package folder (src/index.node.js and dist/)`);
 }
 if (!['mlp', 'cnn'].includes(model)) throw new Error(`unknown --model '${model}' (expected mlp or cnn)`);
@@ -56,7 +63,6 @@ if (!(Number.isInteger(pairs) && pairs >= 1)) throw new Error(`--pairs must be a
 
 if (args.includes('--both-orders')) {
   // Each order in a process of its own; B / A is r(A, B) and also 1 / r(B, A).
-  const rest = args.filter((x) => x !== '--both-orders' && x !== a && x !== b);
   const once = (first, second) => {
     const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), first, second, ...rest], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (child.status !== 0) throw new Error(`bench/ab.mjs ${first} ${second} exited with ${child.status}`);
@@ -77,7 +83,7 @@ const { train, test } = loadFashionMnist({ trainLimit: 8192, testLimit: PREDICT_
 const xs = test.x.subarray(0, PREDICT_ROWS * INPUT);
 
 // One copy of the package (Node keeps a module instance per URL, so each folder's configure()
-// and wasm are its own) and its network, warmed up; returns a block's rate (examples/s).
+// and wasm are its own) and its network, warmed up; rate() times a block (examples/s).
 async function side(dir) {
   const api = await import(pathToFileURL(join(resolve(dir), 'src', 'index.node.js')).href);
   if (threads !== undefined) api.configure({ threads });
@@ -86,35 +92,20 @@ async function side(dir) {
   let at = 0;
   const run = job === 'predict' ? () => net.predictBatch(xs) : () => step(at++);
   await warmUp(run);
-  return {
-    threads: await api.threadCount(),
-    rate: () => {
-      run();  // untimed: the other build ran last
-      const t0 = performance.now();
-      for (let i = 0; i < calls; i++) run();
-      return (calls * examples) / ((performance.now() - t0) / 1000);
-    },
-  };
+  return { threads: await api.threadCount(), rate: () => blockRate({ calls, run, examples }) };
 }
 
 const before = cpuDistance();
 const sides = [await side(a), await side(b)];
-const rates = [[], []], ratios = [];
-for (let p = 0; p < pairs; p++) {
-  const r = [];
-  for (const s of p % 2 === 0 ? [0, 1] : [1, 0]) r[s] = sides[s].rate();
-  rates[0].push(r[0]);
-  rates[1].push(r[1]);
-  ratios.push(r[1] / r[0]);
-}
+const { first, second, ratio, ratios } = alternatePairs(sides[0].rate, sides[1].rate, pairs);
 const after = cpuDistance();
 const sorted = [...ratios].sort((x, y) => x - y);
 const quartile = (q) => +sorted[Math.floor(q * (sorted.length - 1))].toFixed(3);
 console.log(
   JSON.stringify({
     model, job, batch: job === 'train' ? batch : PREDICT_ROWS, threads: sides.map((s) => s.threads), pairs,
-    a: Math.round(median(rates[0])), b: Math.round(median(rates[1])),
-    ratio: +median(ratios).toFixed(3), ratioQuartiles: [quartile(0.25), quartile(0.75)],
+    a: Math.round(first), b: Math.round(second),
+    ratio: +ratio.toFixed(3), ratioQuartiles: [quartile(0.25), quartile(0.75)],
     roundTripNs: [before?.roundTripNs, after?.roundTripNs],
   }),
 );

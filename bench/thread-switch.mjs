@@ -14,14 +14,13 @@
 // weights on both. Placement decides single predict between processes (one process ran 14.1 us,
 // the next 21.0 us, on the same build), so one process is where a few percent can show.
 //   node bench/thread-switch.mjs [--model mlp|cnn] [--quick]
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
-import { median } from './report.mjs';
-import { batchSteps, p50Us, quietPoolStopWarning, threadedPool, warmUp } from './timing.mjs';
+import { alternatePairs, batchSteps, blockRate, copyPackage, p50Us, quietPoolStopWarning, threadedPool, warmUp } from './timing.mjs';
 
 const model = process.argv.includes('--model') ? process.argv[process.argv.indexOf('--model') + 1] : 'mlp';
 if (!['mlp', 'cnn'].includes(model)) throw new Error(`unknown --model '${model}' (expected mlp or cnn)`);
@@ -49,34 +48,17 @@ const jobs = {
   batchPredict: { calls: model === 'cnn' ? 1 : 4, run: () => net.predictBatch(xs), examples: PREDICT_ROWS },
 };
 
-// A block: one call untimed (the first after a switch starts the pool's worker), then `calls` timed.
-function rate({ calls, run, examples }) {
-  run();
-  const t0 = performance.now();
-  for (let i = 0; i < calls; i++) run();
-  return (calls * examples) / ((performance.now() - t0) / 1000);
-}
-
 // Single-example predict's p50 (us) over 200 calls, after 50 untimed. Its m = 1 path never
 // splits, so this checks that a running pool does not slow it.
 const row = (i) => test.x.subarray((i % PREDICT_ROWS) * INPUT, (i % PREDICT_ROWS + 1) * INPUT);
 // Single predict's p50 on a network (this one, or the single-thread build's copy below).
 const p50On = (network) => () => p50Us((x) => network.predict(x), row, 50, 200);
 
-// PAIRS pairs of measurements of two sides (the one-thread side and the every-core side),
-// alternating which goes first so a drift over the pair favours neither. ratio is the median of
-// the pairs' speedups of the every-core side: all / one for a rate, one / all for a time
-// (lowerIsBetter).
+// PAIRS pairs (alternatePairs) of the one-thread side and the every-core side: ratio is the
+// median of the pairs' speedups of the every-core side.
 function alternate(oneSide, allSide, lowerIsBetter = false) {
-  const one = [], all = [], ratios = [];
-  for (let p = 0; p < PAIRS; p++) {
-    const r = {};
-    for (const side of p % 2 === 0 ? ['one', 'all'] : ['all', 'one']) r[side] = side === 'one' ? oneSide() : allSide();
-    one.push(r.one);
-    all.push(r.all);
-    ratios.push(lowerIsBetter ? r.one / r.all : r.all / r.one);
-  }
-  return { oneThread: median(one), allThreads: median(all), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
+  const { first, second, ratio, ratios } = alternatePairs(oneSide, allSide, PAIRS, lowerIsBetter);
+  return { oneThread: first, allThreads: second, ratio, ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) };
 }
 
 // measure() at 1 thread and at every core.
@@ -91,15 +73,14 @@ function pairs(measure, lowerIsBetter = false) {
 setThreads(threads);
 await warmUp(() => step());
 const out = { model, threads };
-for (const [name, job] of Object.entries(jobs)) out[name] = pairs(() => rate(job));
+for (const [name, job] of Object.entries(jobs)) out[name] = pairs(() => blockRate(job));
 out.predictOneUs = pairs(p50On(net), true);
 setThreads(threads);
 
 // The single-thread build in this process: a copy of web/src and web/dist.
 const copy = mkdtempSync(join(tmpdir(), 'bnwasm-switch-'));
 try {
-  const web = fileURLToPath(new URL('../web/', import.meta.url));
-  for (const dir of ['src', 'dist']) cpSync(join(web, dir), join(copy, dir), { recursive: true });
+  copyPackage(copy);
   const single = await import(pathToFileURL(join(copy, 'src', 'index.node.js')).href);
   single.configure({ threads: 1 });
   const stNet = await single.loadNetwork(net.save());

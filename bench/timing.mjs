@@ -1,8 +1,9 @@
 // How the Node benches time bnwasm alike: the warm-up before a rate is measured, and one
 // thread's training rate pinned to each CPU (the ceiling two threads are judged against).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median } from './report.mjs';
 
@@ -54,6 +55,43 @@ export function batchSteps(net, train, batch) {
     const b = i % count;
     return net.trainBatch(train.x.subarray(b * batch * width, (b + 1) * batch * width), train.y.subarray(b * batch, (b + 1) * batch));
   };
+}
+
+/**
+ * One block of a job, as a rate (examples/s): run() once untimed (the first call after the other
+ * side ran, or after the pool was switched), then `calls` timed calls of `examples` examples each.
+ */
+export function blockRate({ calls, run, examples }) {
+  run();
+  const t0 = performance.now();
+  for (let i = 0; i < calls; i++) run();
+  return (calls * examples) / ((performance.now() - t0) / 1000);
+}
+
+/**
+ * `pairs` pairs of measurements of two sides, first(), second(), alternating which goes first so
+ * that a drift over a pair favours neither. Returns the sides' medians, each pair's ratio (second
+ * / first for a rate; first / second for a time, lowerIsBetter: either way, above 1 when the
+ * second side is faster) and their median.
+ */
+export function alternatePairs(first, second, pairs, lowerIsBetter = false) {
+  const a = [], b = [], ratios = [];
+  for (let p = 0; p < pairs; p++) {
+    const r = [];
+    for (const side of p % 2 === 0 ? [0, 1] : [1, 0]) r[side] = side === 0 ? first() : second();
+    a.push(r[0]);
+    b.push(r[1]);
+    ratios.push(lowerIsBetter ? r[0] / r[1] : r[1] / r[0]);
+  }
+  return { first: median(a), second: median(b), ratio: median(ratios), ratios };
+}
+
+/**
+ * Copies the package as built (web/src and web/dist) to dir: a second instance of it for one
+ * process (Node keeps one instance of a module per URL, and configure() is per instance).
+ */
+export function copyPackage(dir) {
+  for (const part of ['src', 'dist']) cpSync(join(ROOT, 'web', part), join(dir, part), { recursive: true });
 }
 
 /**
