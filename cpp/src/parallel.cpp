@@ -148,6 +148,15 @@ void stop_threads() {
   g_stop.store(false);
 }
 
+// Joins the threads when the program exits. Static objects are destroyed in
+// the reverse order of their definitions, so this runs before g_wake's
+// destructor, which waits for every thread asleep on it: a native program
+// that returned from main with the pool's threads idle past kSpin hung there.
+// (Emscripten's builds run no static destructors.)
+struct StopAtExit {
+  ~StopAtExit() { stop_threads(); }
+} g_stop_at_exit;
+
 }  // namespace
 
 void reserve_parallel_scratch(size_t floats) {

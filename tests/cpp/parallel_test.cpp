@@ -13,6 +13,10 @@
 #include <thread>
 #include <vector>
 
+#if !defined(__EMSCRIPTEN__)
+#include <unistd.h>  // alarm
+#endif
+
 #include "bnwasm/kernels.h"
 #include "bnwasm/layers.h"
 #include "bnwasm/network.h"
@@ -159,6 +163,25 @@ TEST(ThreadPool, CountIsAtLeastOneAndBackToOne) {
 // A pool's first job, published right after its threads started, reaches
 // them: a thread that took the job counter it found at its start for the last
 // finished job could skip that first job, and the caller ran it alone.
+#if !defined(__EMSCRIPTEN__)
+// A program that exits while the pool's threads sleep (idle past their spin)
+// ends: the pool joins them before its condition variable is destroyed, whose
+// destructor waits for its sleepers. A hang ends in SIGALRM, which fails this.
+// (Wasm has no processes to fork, and Emscripten runs no static destructors.)
+TEST(ThreadPoolDeathTest, ProgramExitsWhileThreadsSleep) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        alarm(20);
+        if (set_thread_count(2) != 2) std::_Exit(3);
+        parallel_for(8, [](size_t, size_t) {});
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+#endif
+
 TEST(ThreadPool, FirstJobAfterStartRunsOnEveryThread) {
   using namespace std::chrono;
   for (int attempt = 0; attempt < 20; ++attempt) {
