@@ -160,9 +160,6 @@ TEST(ThreadPool, CountIsAtLeastOneAndBackToOne) {
   EXPECT_EQ(thread_count(), 1u);
 }
 
-// A pool's first job, published right after its threads started, reaches
-// them: a thread that took the job counter it found at its start for the last
-// finished job could skip that first job, and the caller ran it alone.
 #if !defined(__EMSCRIPTEN__)
 // A program that exits while the pool's threads sleep (idle past their spin)
 // ends: the pool joins them before its condition variable is destroyed, whose
@@ -182,6 +179,9 @@ TEST(ThreadPoolDeathTest, ProgramExitsWhileThreadsSleep) {
 }
 #endif
 
+// A pool's first job, published right after its threads started, reaches
+// them: a thread that took the job counter it found at its start for the last
+// finished job could skip that first job, and the caller ran it alone.
 TEST(ThreadPool, FirstJobAfterStartRunsOnEveryThread) {
   using namespace std::chrono;
   for (int attempt = 0; attempt < 20; ++attempt) {
