@@ -9,7 +9,8 @@
 // faster in A/A runs (its memory, its place in V8's code space): --both-orders runs A B and then
 // B A, each in a process of its own, and prints the geometric mean of the two ratios, where that
 // cancels. The CPUs' distance (cpuDistance) is printed from before and after, since it decides
-// what two threads can do.
+// what two threads can do. (scripts/bench-ab.mjs compares whole rows of the benchmark between
+// processes, round by round: for changes larger than the drift between processes.)
 //
 //   node bench/ab.mjs --save DIR       copies web/src and web/dist (this build) to DIR
 //   node bench/ab.mjs A B [--model mlp|cnn] [--job train|predict] [--batch 64]
@@ -21,50 +22,52 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { loadFashionMnist } from '../scripts/fashion-mnist.mjs';
 import { CNN_CONFIG, INPUT, MLP_CONFIG } from './model.mjs';
 import { alternatePairs, batchSteps, blockRate, copyPackage, cpuDistance, quietPoolStopWarning, warmUp } from './timing.mjs';
 
-// The options that take a value; --both-orders takes none. Whatever else is a folder.
-const VALUED = ['--model', '--job', '--batch', '--threads', '--pairs'];
-const args = process.argv.slice(2);
-const option = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
+const { values: opts, positionals: folders } = parseArgs({
+  allowPositionals: true,
+  options: {
+    save: { type: 'string' },
+    model: { type: 'string', default: 'mlp' },
+    job: { type: 'string', default: 'train' },
+    batch: { type: 'string', default: '64' },
+    threads: { type: 'string' },
+    pairs: { type: 'string', default: '30' },
+    'both-orders': { type: 'boolean', default: false },
+  },
+});
 
-if (args[0] === '--save') {
-  if (args[1] === undefined) throw new Error('bench/ab.mjs --save DIR: give the folder to copy the build to');
-  const dir = resolve(args[1]);
+if (opts.save !== undefined) {
+  const dir = resolve(opts.save);
   rmSync(dir, { recursive: true, force: true });
   copyPackage(dir);
   console.log(`saved web/src and web/dist to ${dir}`);
   process.exit(0);
 }
 
-const folders = [], rest = [];  // rest: the options, as given
-for (let i = 0; i < args.length; i++) {
-  if (VALUED.includes(args[i])) rest.push(args[i], args[++i]);
-  else if (args[i] === '--both-orders') continue;
-  else if (args[i].startsWith('--')) throw new Error(`bench/ab.mjs: unknown option '${args[i]}' (see the header)`);
-  else folders.push(args[i]);
-}
 const [a, b] = folders;
-const model = option('model', 'mlp');
-const job = option('job', 'train');
-const batch = Number(option('batch', 64));
-const threads = option('threads') === undefined ? undefined : Number(option('threads'));
-const pairs = Number(option('pairs', 30));
+const { model, job } = opts;
+const batch = Number(opts.batch);
+const threads = opts.threads === undefined ? undefined : Number(opts.threads);
+const pairs = Number(opts.pairs);
 if (folders.length !== 2) throw new Error(`bench/ab.mjs A B: give two package folders, got ${folders.length} (see the header)`);
+if (resolve(a) === resolve(b)) throw new Error(`bench/ab.mjs A B: ${a} twice is one instance of the package; for an A/A run, --save a copy and give it beside ${a}`);
 for (const dir of folders) {
   if (!existsSync(join(dir, 'src', 'index.node.js')) || !existsSync(join(dir, 'dist'))) throw new Error(`${dir} is not a package folder (src/index.node.js and dist/)`);
 }
 if (!['mlp', 'cnn'].includes(model)) throw new Error(`unknown --model '${model}' (expected mlp or cnn)`);
 if (!['train', 'predict'].includes(job)) throw new Error(`unknown --job '${job}' (expected train or predict)`);
-if (!(Number.isInteger(batch) && batch >= 2)) throw new Error(`--batch must be an integer of at least 2, got ${option('batch')}`);
-if (!(Number.isInteger(pairs) && pairs >= 1)) throw new Error(`--pairs must be a positive integer, got ${option('pairs')}`);
+if (!(Number.isInteger(batch) && batch >= 2)) throw new Error(`--batch must be an integer of at least 2, got ${opts.batch}`);
+if (!(Number.isInteger(pairs) && pairs >= 1)) throw new Error(`--pairs must be a positive integer, got ${opts.pairs}`);
 
-if (args.includes('--both-orders')) {
+if (opts['both-orders']) {
   // Each order in a process of its own; B / A is r(A, B) and also 1 / r(B, A).
+  const given = ['model', 'job', 'batch', 'threads', 'pairs'].flatMap((k) => (opts[k] === undefined ? [] : [`--${k}`, opts[k]]));
   const once = (first, second) => {
-    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), first, second, ...rest], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), first, second, ...given], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (child.status !== 0) throw new Error(`bench/ab.mjs ${first} ${second} exited with ${child.status}`);
     return JSON.parse(child.stdout.trim().split('\n').pop());
   };
