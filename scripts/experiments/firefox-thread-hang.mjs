@@ -3,10 +3,11 @@
 // cross-origin-isolated page (each loads the last one's save() bytes, evaluates 10,000 rows,
 // fits 2,048 and is terminated in the middle of a longer fit, as the demo's Reset does) and
 // prints each start's time and thread count. This is how the hang README.md's Threads section
-// describes was found: about 1 start in 120, the trainer's worker entered the Worker
-// constructor of its thread and never left it. With trainer.js's limit (startLimits), such a
-// start takes its 10 s, runs on 1 thread and the page warns once; any start that takes longer,
-// a failure, or 45 s without progress ends the run with a non-zero exit.
+// describes was found: at start 117 and 119 of two runs (4 starts in 300 in a later one), the
+// trainer's worker entered the Worker constructor of its thread and never left it. With
+// trainer.js's limit (startLimits), such a start takes its 10 s, runs on 1 thread and the page
+// warns once; any start that takes longer, a failure, or 45 s without progress ends the run with
+// a non-zero exit.
 //
 //   node scripts/experiments/firefox-thread-hang.mjs [starts=300] [engine=firefox]
 import { serve } from '../serve.mjs';

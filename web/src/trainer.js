@@ -51,7 +51,8 @@ function ownRealm(value) {
 /**
  * How long the trainer's worker may stay inside the Worker constructor of one of its threads.
  * Firefox ESR sometimes never returns from it (a worker made inside a worker, soon after another
- * trainer's worker was terminated: about 1 start in 120 in scripts/experiments/firefox-thread-hang.mjs);
+ * trainer's worker was terminated: at start 117 and 119 of the two runs of
+ * scripts/experiments/firefox-thread-hang.mjs that found it, 4 starts in 300 in a later one);
  * the worker is then stuck for good, so the client replaces it with one on one thread. The
  * constructor returns in milliseconds otherwise. @internal (tests shorten it)
  */
