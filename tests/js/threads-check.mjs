@@ -1,6 +1,6 @@
 // Run by tests/js/threads.test.js in a child process, one per thread count (the thread count is
 // fixed once a realm has loaded bnwasm). Prints one JSON line.
-//   node threads-check.mjs <threads | default> [train | views | terminate]
+//   node threads-check.mjs <threads | default> [train | views | terminate | trainers]
 import { createHash } from 'node:crypto';
 import { configure, createNetwork, createTrainer, memoryUsage, threadCount } from '../../web/src/index.node.js';
 
@@ -43,7 +43,8 @@ async function trainAndPredict(config, inputSize, rows, steps) {
   return result;
 }
 
-const result = { threads: await threadCount() };
+// ('trainers' starts its trainers before this realm loads bnwasm, so it asks last.)
+const result = what === 'trainers' ? {} : { threads: await threadCount() };
 if (what === 'train') {
   result.dense = await trainAndPredict(dense, 300, 300, 3);
   result.cnn = await trainAndPredict(cnn, 3 * 16 * 16, 24, 3);
@@ -84,5 +85,15 @@ if (what === 'train') {
   await new Promise((resolve) => setTimeout(resolve, 300));
   trainer.terminate();
   result.fit = await fit.then(() => 'resolved', (error) => error.name);
+} else if (what === 'trainers') {
+  // Two trainers one after the other, then a network in this realm: where threads cannot start,
+  // the first trainer's worker finds it and its client warns; the second trainer and this realm
+  // start on one thread without trying again.
+  const first = await createTrainer(dense);
+  const second = await createTrainer(dense);
+  result.trainerThreads = [first.threads, second.threads];
+  first.terminate();
+  second.terminate();
+  result.threads = await threadCount();
 }
 console.log(JSON.stringify(result));

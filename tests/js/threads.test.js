@@ -10,6 +10,8 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { jest } from '@jest/globals';
+import { instantiateThreaded } from '../../web/src/threads.js';
 
 const run = promisify(execFile);
 const script = fileURLToPath(new URL('./threads-check.mjs', import.meta.url));
@@ -44,13 +46,19 @@ test('a thread that cannot start: one warning, then the single-thread module, sa
     for (const part of ['web/src', 'web/dist', 'tests/js/threads-check.mjs', 'package.json']) {
       cpSync(join(root, part), join(dir, part), { recursive: true });
     }
-    rmSync(join(dir, 'web/src/pthread.js'));
+    rmSync(join(dir, 'web/src/pthread-worker.node.js'));
     const broken = await check(['2'], join(dir, 'tests/js/threads-check.mjs'));
     expect(broken.result.threads).toBe(1);
     const warnings = broken.stderr.split('\n').filter((line) => line.startsWith('bnwasm:'));
     expect(warnings).toEqual([expect.stringMatching(/^bnwasm: the threaded module could not start \(a thread's worker failed .*\); running on one thread$/)]);
     const { result } = await check(['1']);
     expect({ ...broken.result, threads: 1 }).toEqual(result);
+    // Found by a trainer's worker first (in a browser only workers run threads): its client warns,
+    // once, and the next trainer and the page's own module start on one thread at once.
+    const trainers = await check(['2', 'trainers'], join(dir, 'tests/js/threads-check.mjs'));
+    expect(trainers.result).toEqual({ trainerThreads: [1, 1], threads: 1 });
+    const trainerWarnings = trainers.stderr.split('\n').filter((line) => line.startsWith('bnwasm:'));
+    expect(trainerWarnings).toEqual([expect.stringMatching(/^bnwasm: the threaded module could not start \(a thread's worker failed .*\); running on one thread$/)]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -67,4 +75,28 @@ test("a trainer's worker stopped in the middle of a step: the fit rejects and no
   const { result } = await check(['default', 'terminate']);
   expect(result).toEqual({ threads: cores, workerThreads: cores, fit: 'DisposedError' });
   expect(Date.now() - started).toBeLessThan(60000); // the process ended by itself
+});
+
+test("a thread's Worker constructor that throws: the start fails at once, and nothing is left running", async () => {
+  // Emscripten's glue spawns its pool's workers before it returns; here the third one throws (a
+  // browser without workers inside workers, a CSP's worker-src, Node out of threads).
+  const spawned = [];
+  const spawn = () => {
+    if (spawned.length === 2) throw new TypeError('Worker is not defined');
+    const worker = { terminated: false, terminate: () => (worker.terminated = true) };
+    spawned.push(worker);
+    return worker;
+  };
+  const createModule = (args) => {
+    for (let i = 0; i < args.pthreadPoolSize; i++) args.pthreadWorker();
+    return new Promise(() => {}); // never loads: only the throw can end the start
+  };
+  jest.useFakeTimers();
+  try {
+    await expect(instantiateThreaded(createModule, 4, {}, spawn)).rejects.toThrow(/^Worker is not defined$/);
+    expect(spawned.map((w) => w.terminated)).toEqual([true, true]);
+    expect(jest.getTimerCount()).toBe(0); // the 30 s start limit was cleared, not left to hold Node
+  } finally {
+    jest.useRealTimers();
+  }
 });

@@ -11,7 +11,8 @@ const INFO = { config: { inputSize: 2 }, inputSize: 2, outputSize: 2, threads: 1
 
 /**
  * Stand-in workers: `script[i]` runs the i-th spawned worker ('hang': announces a thread's
- * Worker constructor and never leaves it; 'answer': answers its first request with INFO).
+ * Worker constructor and never leaves it; 'answer': answers its first request with INFO; 'no
+ * threads': answers it with INFO and the reason its threads could not start).
  */
 function standIns(script) {
   const workers = [];
@@ -24,6 +25,9 @@ function standIns(script) {
         if (message.type === 'configure') return;
         if (worker.kind === 'hang') {
           setTimeout(() => onMessage({ type: 'threadSpawning' }), 1);
+        } else if (worker.kind === 'no threads') {
+          const result = { ...INFO, threadFailure: "a thread's worker failed (its script could not load)" };
+          setTimeout(() => onMessage({ id: message.id, type: 'result', result }), 1);
         } else {
           setTimeout(() => onMessage({ type: 'threadSpawning' }), 1);
           setTimeout(() => onMessage({ type: 'threadSpawned' }), 2);
@@ -93,5 +97,21 @@ describe('a thread that never starts while the trainer starts', () => {
     expect(workers[0].terminated).toBe(false);
     expect(warn).not.toHaveBeenCalled();
     trainer.terminate();
+  });
+
+  // Last in this file: the failure stays recorded for the rest of the realm.
+  test("threads a worker could not start: its client warns once and starts the next worker on one", async () => {
+    const { workers, spawnWorker } = standIns(['no threads', 'answer']);
+    setPlatform({ spawnWorker });
+    const config = { inputSize: 2, layers: [{ type: 'dense', units: 2 }], loss: 'softmaxCrossEntropy' };
+    const first = await createTrainer(config);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0][0]).toBe("bnwasm: the threaded module could not start (a thread's worker failed (its script could not load)); running on one thread");
+    expect(workers[0].received.map((m) => m.type)).toEqual(['create']); // nothing configured
+    const second = await createTrainer(config);
+    expect(workers[1].received[0]).toEqual({ type: 'configure', settings: { threads: 1 } });
+    expect(warn).toHaveBeenCalledTimes(1);
+    first.terminate();
+    second.terminate();
   });
 });

@@ -88,12 +88,37 @@ export function configureModule({ wasmUrl, wasmBinary, workerUrl, threads }) {
  * Null when configure() set none. @internal
  */
 export function workerModuleSettings() {
-  const { wasmUrl, wasmBinary, threads } = settings;
+  const { wasmUrl, wasmBinary } = settings;
+  // Threads that could not start here (or in an earlier trainer's worker) will not start in the
+  // next worker either: it loads the single-thread module at once, with no second warning.
+  const threads = threadFailure === null ? settings.threads : 1;
   const out = threads === undefined ? {} : { threads };
   if (wasmBinary !== undefined) return { ...out, wasmBinary: new Uint8Array(wasmBinary).slice() };
   if (wasmUrl === undefined) return threads === undefined ? null : out;
   const base = typeof location !== 'undefined' ? location.href : undefined;
   return { ...out, wasmUrl: base === undefined ? String(wasmUrl) : new URL(wasmUrl, base).href };
+}
+
+/** Why the threaded module could not start in this realm or in a trainer's worker; null if it never failed. */
+let threadFailure = null;
+/** What a failure does: warn, here; a trainer's worker hands it to its client instead (worker.js). */
+let onThreadFailure = (reason) =>
+  console.warn(`bnwasm: the threaded module could not start (${reason}); running on one thread`);
+
+/**
+ * Records that the threaded module could not start, the first time only: then this realm and
+ * the trainers it starts stay on one thread, and the warning is printed once. A trainer's client
+ * calls it with the reason its worker reported. @internal
+ */
+export function threadsFailed(reason) {
+  if (threadFailure !== null) return;
+  threadFailure = reason;
+  onThreadFailure(reason);
+}
+
+/** Replaces what a thread failure does in this realm (a trainer's worker reports it). @internal */
+export function setThreadFailureHandler(handler) {
+  onThreadFailure = handler;
 }
 
 /**
@@ -105,7 +130,7 @@ export function workerModuleSettings() {
 function threadedModule() {
   threadedPromise ??= (async () => {
     const threads = settings.threads ?? platform.cores();
-    if (threads <= 1 || platform.instantiateThreaded === null) return null;
+    if (threads <= 1 || platform.instantiateThreaded === null || threadFailure !== null) return null;
     try {
       const mod = await platform.instantiateThreaded(threads, settings);
       if (mod !== null) {
@@ -114,7 +139,7 @@ function threadedModule() {
       }
       return mod;
     } catch (error) {
-      console.warn(`bnwasm: the threaded module could not start (${error?.message ?? error}); running on one thread`);
+      threadsFailed(String(error?.message ?? error));
       return null;
     }
   })();

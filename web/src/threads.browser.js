@@ -19,8 +19,13 @@ function spawn(fail) {
   // the two messages around it and replaces a worker stuck between them.
   const client = platform.workerPort();
   client.post({ type: 'threadSpawning' });
-  const worker = new Worker(self.location.href, { type: 'module', name: THREAD });
-  client.post({ type: 'threadSpawned' });
+  let worker;
+  try {
+    worker = new Worker(self.location.href, { type: 'module', name: THREAD });
+  } finally {
+    // A constructor that threw returned too: the client's hang timer is for one that never returns.
+    client.post({ type: 'threadSpawned' });
+  }
   const shim = workerShim((message, transfer) => worker.postMessage(message, transfer), () => worker.terminate());
   worker.onmessage = (event) => shim.onmessage?.(event);
   worker.onerror = (event) => {

@@ -23,15 +23,26 @@ export function instantiateThreaded(createModule, threads, moduleArgs, spawn) {
       reject(new Error(reason));
     };
     const timer = setTimeout(() => fail(`its ${threads - 1} thread workers did not start within ${START_TIMEOUT_MS / 1000} s`), START_TIMEOUT_MS);
-    createModule({
-      ...moduleArgs,
-      pthreadPoolSize: threads - 1,
-      pthreadWorker() {
-        const worker = spawn(fail);
-        workers.push(worker);
-        return worker;
-      },
-    }).then(
+    let started;
+    try {
+      // The glue spawns its pool's workers before it returns (PThread.init at its top level), so
+      // a Worker constructor that throws (no nested workers in this browser, a CSP's worker-src,
+      // no thread left for Node) throws here: fail() then stops the timer and the workers
+      // already spawned, which would otherwise hold a Node process for the timer's 30 s.
+      started = createModule({
+        ...moduleArgs,
+        pthreadPoolSize: threads - 1,
+        pthreadWorker() {
+          const worker = spawn(fail);
+          workers.push(worker);
+          return worker;
+        },
+      });
+    } catch (error) {
+      fail(error?.message ?? String(error));
+      return;
+    }
+    started.then(
       (mod) => {
         if (settled) return;
         settled = true;

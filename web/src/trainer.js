@@ -2,7 +2,7 @@
 // browsers, a worker_threads Worker in Node: platform.js) that owns a Network, and keep one map
 // of request id to promise. The message protocol itself lives in worker.js.
 import { DisposedError, InputError, WorkerError, describe, reviveError } from './errors.js';
-import { workerModuleSettings } from './module.js';
+import { threadsFailed, workerModuleSettings } from './module.js';
 import { loadNetwork } from './network.js';
 import { platform, settings } from './platform.js';
 import { spawnWebWorker } from './spawn.browser.js';
@@ -116,6 +116,7 @@ export class Trainer {
       }
       info = await this.#open(makeInit, { ...workerModuleSettings(), threads: 1 });
     }
+    if (info.threadFailure !== undefined) threadsFailed(info.threadFailure);
     this.#config = info.config;
     this.#inputSize = info.inputSize;
     this.#outputSize = info.outputSize;

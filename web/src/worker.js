@@ -2,9 +2,10 @@
 // Web Worker and, through worker.node.js, as a Node worker_threads Worker.
 //
 // Protocol (the client is trainer.js):
-//   requests  {id, type: 'create', config}            -> result {config, inputSize, outputSize, threads, build}
-//             (config: its Value bytes, encoded on the page; build: the wasm build it runs on)
-//             {id, type: 'load', bytes}                -> result {config, inputSize, outputSize, threads, build}
+//   requests  {id, type: 'create', config}            -> result {config, inputSize, outputSize, threads, build, threadFailure?}
+//             (config: its Value bytes, encoded on the page; build: the wasm build it runs on;
+//             threadFailure: why its threads could not start, for the client to warn once a page)
+//             {id, type: 'load', bytes}                -> result {config, inputSize, outputSize, threads, build, threadFailure?}
 //             {id, type: 'fit', x, y, options}         -> progress {progress}* and checkpoint {checkpoint}*
 //                                                         (bytes transferred), then result (history)
 //             {id, type: 'pause' | 'resume'}           -> result {step}  (pause: once the fit has stopped)
@@ -19,7 +20,7 @@
 //             | {id, type: 'progress', progress} | {id, type: 'checkpoint', checkpoint}
 import { buildOf, loadNetwork, openNetwork } from './network.js';
 import { BnwasmError, InputError, describe, serializeError } from './errors.js';
-import { threadCount } from './module.js';
+import { setThreadFailureHandler, threadCount } from './module.js';
 import { exitThread, workerPort } from './worker-port.js';
 import './threads.browser.js';
 
@@ -34,6 +35,13 @@ let pauseAcks = []; // ids of pause requests to answer once the fit has stopped
 
 const reply = (id, result, transfer = []) => port.post({ id, type: 'result', result }, transfer);
 
+// Threads that could not start are the client's to warn about: it does so once per page, however
+// many trainers it starts, and starts the next ones on one thread (module.js threadsFailed).
+let threadFailure;
+setThreadFailureHandler((reason) => {
+  threadFailure = reason;
+});
+
 port.listen(async (message) => {
   const { id, type } = message;
   try {
@@ -42,7 +50,9 @@ port.listen(async (message) => {
       case 'load': {
         if (net) throw new BnwasmError(`${type}: this worker already holds a network`, 'BNWASM_INVALID_ARGUMENT');
         net = type === 'create' ? await openNetwork('createTrainer', undefined, message.config) : await loadNetwork(message.bytes);
-        reply(id, { config: net.config, inputSize: net.inputSize, outputSize: net.outputSize, threads: await threadCount(), build: buildOf(net) });
+        const info = { config: net.config, inputSize: net.inputSize, outputSize: net.outputSize, threads: await threadCount(), build: buildOf(net) };
+        if (threadFailure !== undefined) info.threadFailure = threadFailure;
+        reply(id, info);
         return;
       }
       case 'abort':
