@@ -119,6 +119,23 @@ BN size_t bn_last_error() { return result(error_value(g_error)); }
 // Bytes malloc has handed out and not taken back: flat across cycles means no leak.
 BN double bn_heap_allocated() { return static_cast<double>(mallinfo().uordblks); }
 BN size_t bn_set_thread_count(size_t n) { return bnwasm::set_thread_count(n); }
+#if BNWASM_THREADS
+// A pool thread's worker calls this when the thread died in a task (web/src/pthread.js).
+BN void bn_pool_thread_failed() { bnwasm::set_parallel_failed(); }
+// Test hook (tests/js/threads-check.mjs 'fault'): a job whose tasks on the pool's other
+// threads trap, as a bug in a kernel would; the calling thread's tasks wait until one did.
+BN void bn_test_pool_fault() {
+  static std::atomic<bool> trapped{false};
+  bnwasm::parallel_for(bnwasm::kMaxPieces, [](size_t, size_t worker) {
+    if (worker != 0) {
+      trapped.store(true);
+      __builtin_trap();
+    }
+    while (!trapped.load() && bnwasm::thread_count() > 1) {
+    }
+  });
+}
+#endif
 BN void bn_free(Handle* h) { delete h; }
 
 // ---- one network --------------------------------------------------------------------------

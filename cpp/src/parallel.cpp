@@ -9,8 +9,21 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
+#ifdef __EMSCRIPTEN__
+#include <emscripten/em_js.h>
+#include <emscripten/em_macros.h>
+
+// Throws the facade's error if it set one (web/src/module.js), else a plain
+// Error: either way the call unwinds to JavaScript, and the next parallel_run
+// throws again (bnwasm::set_parallel_failed).
+EM_JS(void, bnwasm_pool_failed_js, (), {
+  if (Module["bnwasmPoolFailed"]) Module["bnwasmPoolFailed"]();
+  throw new Error("bnwasm: a thread of the pool stopped in the middle of a job");
+});
+#endif
 #endif
 
 namespace bnwasm {
@@ -34,6 +47,8 @@ bool parallel_inside() { return false; }
 void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
   for (size_t t = 0; t < tasks; ++t) fn(ctx, t, 0);
 }
+void set_parallel_failed() {}
+bool parallel_failed() { return false; }
 
 #else
 
@@ -67,6 +82,7 @@ size_t g_range_count = 1;  // the thread count; changes only while no worker run
 std::vector<std::vector<float>> g_scratch(1);
 std::vector<pthread_t> g_threads;
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_failed{false};  // set_parallel_failed
 std::atomic<int> g_sleepers{0};
 std::mutex g_mutex;
 std::condition_variable g_wake;
@@ -75,6 +91,16 @@ thread_local bool t_inside = false;  // running a task: nested parallel_for runs
 bool g_inline = false;               // set_parallel_inline
 
 constexpr uint64_t kTaskMask = 0xffffffffu;
+
+// Where a parallel_run ends when a pool thread died (set_parallel_failed).
+#ifdef __EMSCRIPTEN__
+[[noreturn]] void pool_failed() {
+  bnwasm_pool_failed_js();
+  __builtin_unreachable();
+}
+#else
+[[noreturn]] void pool_failed() { std::abort(); }
+#endif
 
 // Where range r of a job of n tasks starts: r * n / R (range r ends where r + 1 starts).
 size_t range_start(size_t r, size_t n) { return r * n / g_range_count; }
@@ -193,12 +219,17 @@ size_t set_thread_count(size_t n) {
   return thread_count();
 }
 
+void set_parallel_failed() { g_failed.store(true); }
+
+bool parallel_failed() { return g_failed.load(std::memory_order_relaxed); }
+
 void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
   if (tasks == 0) return;
   if (g_threads.empty() || tasks == 1 || t_inside || g_inline) {
     for (size_t t = 0; t < tasks; ++t) fn(ctx, t, t_worker);
     return;
   }
+  if (parallel_failed()) pool_failed();
   // Close every range of the last job first, under the new job's number. A
   // thread that read a range's counter (every task claimed) and then some of
   // the fields below could otherwise see a task left under them, claim it with
@@ -219,6 +250,7 @@ void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
   run_tasks(0);
   // Every task is claimed; wait for the ones other threads are running.
   while (g_job.done.load(std::memory_order_acquire) < tasks) {
+    if (parallel_failed()) pool_failed();
   }
 }
 

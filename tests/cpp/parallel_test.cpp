@@ -14,6 +14,7 @@
 #include <vector>
 
 #if !defined(__EMSCRIPTEN__)
+#include <csignal>  // SIGABRT
 #include <unistd.h>  // alarm
 #endif
 
@@ -176,6 +177,37 @@ TEST(ThreadPoolDeathTest, ProgramExitsWhileThreadsSleep) {
         std::exit(0);
       },
       ::testing::ExitedWithCode(0), "");
+}
+
+// A pool thread that dies in a task (in wasm a trap, whose worker then marks
+// the pool: set_parallel_failed) never finishes it, and the caller waiting for
+// it stops instead of waiting for ever: natively it aborts (the wasm build
+// throws to JavaScript: tests/js/threads.test.js). Here the "dead" thread just
+// never returns, and another thread marks the pool. A hang ends in SIGALRM.
+TEST(ThreadPoolDeathTest, CallerStopsWhenAThreadDied) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        alarm(20);
+        if (set_thread_count(2) != 2) std::_Exit(3);
+        static std::atomic<bool> stuck{false};
+        std::thread([] {
+          while (!stuck.load()) {
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          set_parallel_failed();
+        }).detach();
+        parallel_for(64, [](size_t, size_t worker) {
+          if (worker != 0) {
+            stuck.store(true);
+            for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+          }
+          while (!stuck.load()) {
+          }
+        });
+        std::_Exit(0);  // not reached: the job cannot finish
+      },
+      ::testing::KilledBySignal(SIGABRT), "");
 }
 #endif
 

@@ -1,6 +1,6 @@
 // Run by tests/js/threads.test.js in a child process, one per thread count (the thread count is
 // fixed once a realm has loaded bnwasm). Prints one JSON line.
-//   node threads-check.mjs <threads | default> [train | views | terminate | trainers]
+//   node threads-check.mjs <threads | default> [train | views | terminate | trainers | fault]
 import { createHash } from 'node:crypto';
 import { configure, createNetwork, createTrainer, memoryUsage, threadCount } from '../../web/src/index.node.js';
 
@@ -85,6 +85,26 @@ if (what === 'train') {
   await new Promise((resolve) => setTimeout(resolve, 300));
   trainer.terminate();
   result.fit = await fit.then(() => 'resolved', (error) => error.name);
+} else if (what === 'fault') {
+  // A pool thread traps in the middle of a job (bn_test_pool_fault: as a bug in a kernel would).
+  // The call waiting for it throws instead of waiting for ever, so does the next step of a network
+  // on that module, and a network made after it runs on one thread with the same results as ever.
+  const { loadModule } = await import('../../web/src/module.js');
+  const mod = await loadModule('full');
+  const net = await createNetwork(dense);
+  const errorOf = (fn) => {
+    try {
+      fn();
+      return 'returned';
+    } catch (error) {
+      return `${error.name} ${error.code}`;
+    }
+  };
+  result.fault = errorOf(() => mod._bn_test_pool_fault());
+  result.step = errorOf(() => net.trainBatch(floats(300 * 300, 0), labels(300, 10)));
+  net.dispose();
+  result.after = await trainAndPredict(dense, 300, 300, 3);
+  result.threadsAfter = await threadCount();
 } else if (what === 'trainers') {
   // Two trainers one after the other, then a network in this realm: where threads cannot start,
   // the first trainer's worker finds it and its client warns; the second trainer and this realm

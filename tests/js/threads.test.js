@@ -64,6 +64,22 @@ test('a thread that cannot start: one warning, then the single-thread module, sa
   }
 });
 
+test('a pool thread that dies in the middle of a job: a clear error, never a hang, then one thread', async () => {
+  const started = Date.now();
+  const { result, stderr } = await check(['2', 'fault']);
+  const reference = (await check(['1'])).result;
+  expect(result).toEqual({
+    threads: 2,
+    fault: 'BnwasmError BNWASM_THREAD_FAILED',
+    step: 'BnwasmError BNWASM_THREAD_FAILED',
+    after: reference.dense,
+    threadsAfter: 1,
+  });
+  // The thread's own error is on the console, once.
+  expect(stderr.split('\n').filter((line) => line.startsWith('bnwasm:'))).toEqual(["bnwasm: a thread's worker failed (unreachable)"]);
+  expect(Date.now() - started).toBeLessThan(60000); // the processes ended by themselves
+});
+
 test('memory grown by another thread: the heap views follow it', async () => {
   const { result } = await check(['2', 'views']);
   expect(result.threads).toBe(2);

@@ -44,7 +44,13 @@ function onMessage(event) {
         else Module.__emscripten_thread_exit(result);
       } catch (error) {
         if (error === 'unwind') return;
-        if (!(error instanceof Module.ExitStatus)) throw error;
+        if (!(error instanceof Module.ExitStatus)) {
+          // The thread died in a task (a trap): the thread waiting for that task would wait for
+          // ever. Marked, it throws instead (parallel.h, set_parallel_failed); the error itself
+          // goes on to this worker's error event.
+          Module._bn_pool_thread_failed();
+          throw error;
+        }
         if (!Module.keepRuntimeAlive()) Module.__emscripten_thread_exit(error.status);
       }
       return;

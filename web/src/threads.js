@@ -15,7 +15,14 @@ export function instantiateThreaded(createModule, threads, moduleArgs, spawn) {
   return new Promise((resolve, reject) => {
     const workers = [];
     let settled = false;
+    let loaded = false;
     const fail = (reason) => {
+      if (loaded) {
+        // A thread that died after the start (a trap in a task; the call waiting for it throws
+        // BNWASM_THREAD_FAILED): its own error, which the platform's handler took off the console.
+        console.error(`bnwasm: ${reason}`);
+        return;
+      }
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -45,7 +52,7 @@ export function instantiateThreaded(createModule, threads, moduleArgs, spawn) {
     started.then(
       (mod) => {
         if (settled) return;
-        settled = true;
+        settled = loaded = true;
         clearTimeout(timer);
         resolve(viewsFollowGrowth(mod));
       },
