@@ -16,7 +16,7 @@
 #include <emscripten/em_js.h>
 #include <emscripten/em_macros.h>
 
-// Throws the facade's error if it set one (web/src/module.js), else a plain
+// Throws the facade's error if it set one (web/src/threads.js), else a plain
 // Error: either way the call unwinds to JavaScript, and the next parallel_run
 // throws again (bnwasm::set_parallel_failed).
 EM_JS(void, bnwasm_pool_failed_js, (), {

@@ -9,7 +9,7 @@
 import createBnwasmModule from '../dist/bnwasm.mjs';
 import { denseLayerTypes } from '../dist/bnwasm-dense.mjs';
 import { setThreadCount } from './core.js';
-import { BnwasmError, InputError, describe } from './errors.js';
+import { InputError, describe } from './errors.js';
 import { platform, settings } from './platform.js';
 import { decodeValue } from './value.js';
 
@@ -136,7 +136,7 @@ function threadedModule() {
       if (mod !== null) {
         mod.bnwasmThreads = setThreadCount(mod, threads);
         mod.bnwasmBuild = 'threaded';
-        mod.bnwasmPoolFailed = poolFailed;
+        mod.bnwasmOnPoolFailure = dropThreaded;
       }
       return mod;
     } catch (error) {
@@ -148,20 +148,13 @@ function threadedModule() {
 }
 
 /**
- * A thread of the threaded module's pool died in the middle of a job (a bug: a trap in a task;
- * its own error is on the console). Thrown, through the core (parallel.h, set_parallel_failed),
- * by the call that waited for it and by every later call that splits work on that module,
- * instead of waiting for ever. Networks made after it load a single-thread module.
+ * A thread of the threaded module's pool died in the middle of a job (threads.js throws
+ * BNWASM_THREAD_FAILED for it): networks made after it load a single-thread module.
  */
-function poolFailed() {
+function dropThreaded() {
   threadFailure ??= 'a thread of the pool died';
   modules.clear();
   threadedPromise = null;
-  throw new BnwasmError(
-    'bnwasm: a thread of the pool stopped in the middle of a job (its error is on the console); the networks made ' +
-      'before this cannot be used any more (dispose them), and networks made from now on run on one thread',
-    'BNWASM_THREAD_FAILED',
-  );
 }
 
 /**

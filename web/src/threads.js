@@ -2,6 +2,7 @@
 // spawns. Emscripten 3.1.6's own loader waits forever for a worker that failed to load and
 // throws its error from an event handler; here a worker's error or a start that takes too long
 // rejects instead, and the caller falls back to the single-thread module.
+import { BnwasmError } from './errors.js';
 
 /** How long the thread workers may take to load before bnwasm gives up on them. */
 const START_TIMEOUT_MS = 30000;
@@ -54,11 +55,27 @@ export function instantiateThreaded(createModule, threads, moduleArgs, spawn) {
         if (settled) return;
         settled = loaded = true;
         clearTimeout(timer);
+        mod.bnwasmPoolFailed = () => poolFailed(mod);
         resolve(viewsFollowGrowth(mod));
       },
       (error) => fail(error?.message ?? String(error)),
     );
   });
+}
+
+/**
+ * A thread of the pool died in the middle of a job (a bug: a trap in a task; its own error is on
+ * the console). The core calls this (parallel.h, set_parallel_failed) from the call that waited
+ * for it and from every later call that splits work on this module, instead of waiting for ever.
+ * Here, not in module.js: only where threads run (a trainer's worker, Node) is it ever needed.
+ */
+function poolFailed(mod) {
+  mod.bnwasmOnPoolFailure?.();
+  throw new BnwasmError(
+    'bnwasm: a thread of the pool stopped in the middle of a job (its error is on the console); the networks made ' +
+      'before this cannot be used any more (dispose them), and networks made from now on run on one thread',
+    'BNWASM_THREAD_FAILED',
+  );
 }
 
 /** The glue's view of a worker: it assigns onmessage and onerror and posts to it. @internal */
