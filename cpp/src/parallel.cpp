@@ -48,7 +48,6 @@ void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
   for (size_t t = 0; t < tasks; ++t) fn(ctx, t, 0);
 }
 void set_parallel_failed() {}
-bool parallel_failed() { return false; }
 
 #else
 
@@ -221,15 +220,13 @@ size_t set_thread_count(size_t n) {
 
 void set_parallel_failed() { g_failed.store(true); }
 
-bool parallel_failed() { return g_failed.load(std::memory_order_relaxed); }
-
 void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
   if (tasks == 0) return;
   if (g_threads.empty() || tasks == 1 || t_inside || g_inline) {
     for (size_t t = 0; t < tasks; ++t) fn(ctx, t, t_worker);
     return;
   }
-  if (parallel_failed()) pool_failed();
+  if (g_failed.load(std::memory_order_relaxed)) pool_failed();
   // Close every range of the last job first, under the new job's number. A
   // thread that read a range's counter (every task claimed) and then some of
   // the fields below could otherwise see a task left under them, claim it with
@@ -250,7 +247,7 @@ void parallel_run(size_t tasks, void (*fn)(void*, size_t, size_t), void* ctx) {
   run_tasks(0);
   // Every task is claimed; wait for the ones other threads are running.
   while (g_job.done.load(std::memory_order_acquire) < tasks) {
-    if (parallel_failed()) pool_failed();
+    if (g_failed.load(std::memory_order_relaxed)) pool_failed();
   }
 }
 

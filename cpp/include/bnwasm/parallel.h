@@ -54,7 +54,6 @@ void parallel_run(size_t tasks, void (*fn)(void*, size_t task, size_t worker), v
 // (Module.bnwasmPoolFailed, web/src/threads.js), a native one aborts. Only a
 // bug in a task gets here; a native thread that crashes takes its process.
 void set_parallel_failed();
-bool parallel_failed();
 
 #if !BNWASM_THREADS
 // No threads in this build: a plain loop the compiler inlines (the module
