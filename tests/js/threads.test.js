@@ -20,6 +20,9 @@ const check = async (args, file = script) => {
   return { result: JSON.parse(stdout.trim().split('\n').pop()), stderr };
 };
 const cores = typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
+/** The lines bnwasm printed (warnings, errors) in a child's stderr. */
+const bnwasmLines = (stderr) => stderr.split('\n').filter((line) => line.startsWith('bnwasm:'));
+const COULD_NOT_START = /^bnwasm: the threaded module could not start \(a thread's worker failed .*\); running on one thread$/;
 
 test('training and batch inference give the same bits for 1, 2, 3, 4 and 8 threads', async () => {
   const runs = {};
@@ -49,16 +52,14 @@ test('a thread that cannot start: one warning, then the single-thread module, sa
     rmSync(join(dir, 'web/src/pthread-worker.node.js'));
     const broken = await check(['2'], join(dir, 'tests/js/threads-check.mjs'));
     expect(broken.result.threads).toBe(1);
-    const warnings = broken.stderr.split('\n').filter((line) => line.startsWith('bnwasm:'));
-    expect(warnings).toEqual([expect.stringMatching(/^bnwasm: the threaded module could not start \(a thread's worker failed .*\); running on one thread$/)]);
+    expect(bnwasmLines(broken.stderr)).toEqual([expect.stringMatching(COULD_NOT_START)]);
     const { result } = await check(['1']);
     expect({ ...broken.result, threads: 1 }).toEqual(result);
     // Found by a trainer's worker first (in a browser only workers run threads): its client warns,
     // once, and the next trainer and the page's own module start on one thread at once.
     const trainers = await check(['2', 'trainers'], join(dir, 'tests/js/threads-check.mjs'));
     expect(trainers.result).toEqual({ trainerThreads: [1, 1], threads: 1 });
-    const trainerWarnings = trainers.stderr.split('\n').filter((line) => line.startsWith('bnwasm:'));
-    expect(trainerWarnings).toEqual([expect.stringMatching(/^bnwasm: the threaded module could not start \(a thread's worker failed .*\); running on one thread$/)]);
+    expect(bnwasmLines(trainers.stderr)).toEqual([expect.stringMatching(COULD_NOT_START)]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -76,7 +77,7 @@ test('a pool thread that dies in the middle of a job: a clear error, never a han
     threadsAfter: 1,
   });
   // The thread's own error is on the console, once.
-  expect(stderr.split('\n').filter((line) => line.startsWith('bnwasm:'))).toEqual(["bnwasm: a thread's worker failed (unreachable)"]);
+  expect(bnwasmLines(stderr)).toEqual(["bnwasm: a thread's worker failed (unreachable)"]);
   expect(Date.now() - started).toBeLessThan(60000); // the processes ended by themselves
 });
 

@@ -91,7 +91,7 @@ export function workerModuleSettings() {
   const { wasmUrl, wasmBinary } = settings;
   // Threads that could not start here (or in an earlier trainer's worker) will not start in the
   // next worker either: it loads the single-thread module at once, with no second warning.
-  const threads = threadFailure === null ? settings.threads : 1;
+  const threads = threadsFailedHere ? 1 : settings.threads;
   const out = threads === undefined ? {} : { threads };
   if (wasmBinary !== undefined) return { ...out, wasmBinary: new Uint8Array(wasmBinary).slice() };
   if (wasmUrl === undefined) return threads === undefined ? null : out;
@@ -99,8 +99,8 @@ export function workerModuleSettings() {
   return { ...out, wasmUrl: base === undefined ? String(wasmUrl) : new URL(wasmUrl, base).href };
 }
 
-/** Why the threaded module could not start in this realm or in a trainer's worker; null if it never failed. */
-let threadFailure = null;
+/** Whether threads failed here: they could not start (in this realm or a trainer's worker), or the pool died. */
+let threadsFailedHere = false;
 /** What a failure does: warn, here; a trainer's worker hands it to its client instead (worker.js). */
 let onThreadFailure = (reason) =>
   console.warn(`bnwasm: the threaded module could not start (${reason}); running on one thread`);
@@ -111,8 +111,8 @@ let onThreadFailure = (reason) =>
  * calls it with the reason its worker reported. @internal
  */
 export function threadsFailed(reason) {
-  if (threadFailure !== null) return;
-  threadFailure = reason;
+  if (threadsFailedHere) return;
+  threadsFailedHere = true;
   onThreadFailure(reason);
 }
 
@@ -130,7 +130,7 @@ export function setThreadFailureHandler(handler) {
 function threadedModule() {
   threadedPromise ??= (async () => {
     const threads = settings.threads ?? platform.cores();
-    if (threads <= 1 || platform.instantiateThreaded === null || threadFailure !== null) return null;
+    if (threads <= 1 || platform.instantiateThreaded === null || threadsFailedHere) return null;
     try {
       const mod = await platform.instantiateThreaded(threads, settings);
       if (mod !== null) {
@@ -152,7 +152,7 @@ function threadedModule() {
  * BNWASM_THREAD_FAILED for it): networks made after it load a single-thread module.
  */
 function dropThreaded() {
-  threadFailure ??= 'a thread of the pool died';
+  threadsFailedHere = true;
   modules.clear();
   threadedPromise = null;
 }
