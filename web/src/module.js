@@ -18,6 +18,8 @@ const modules = new Map();
 /** The threaded module's promise (null where threads do not run), once asked for. */
 let threadedPromise = null;
 const DENSE = new Set(denseLayerTypes);
+/** The most threads configure() takes; the default (the cores) is held to it too. */
+const MAX_THREADS = 256;
 
 const isUrl = (value) => typeof value === 'string' || value instanceof URL;
 const isBytes = (value) => value instanceof ArrayBuffer || value instanceof Uint8Array;
@@ -34,8 +36,8 @@ const isBytes = (value) => value instanceof ArrayBuffer || value instanceof Uint
  * @param {string|URL} [options.workerUrl] the trainer's worker script: a module script that runs
  *   bnwasm's worker entry ('bnwasm/worker'), bundled or not
  * @param {number} [options.threads] threads for training and batch inference, the calling one
- *   included; default the cores available (navigator.hardwareConcurrency, Node's
- *   os.availableParallelism()); 1 loads the single-thread module. Threads run in Node and in
+ *   included, 1 to 256; default the cores available (navigator.hardwareConcurrency, Node's
+ *   os.availableParallelism()), at most 256; 1 loads the single-thread module. Threads run in Node and in
  *   createTrainer's worker on a cross-origin-isolated page; a page's main thread runs on one.
  */
 export function configure(options) {
@@ -47,8 +49,8 @@ export function configure(options) {
     if (!(key in settings)) fail(`unknown option '${key}' (expected one of ${Object.keys(settings).join(', ')})`);
   }
   const { wasmUrl, wasmBinary, workerUrl, threads } = options;
-  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
-    fail(`threads must be an integer from 1 to 256, got ${describe(threads)}`, typeof threads === 'number' ? 'BNWASM_INVALID_ARGUMENT' : 'BNWASM_WRONG_TYPE');
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) {
+    fail(`threads must be an integer from 1 to ${MAX_THREADS}, got ${describe(threads)}`, typeof threads === 'number' ? 'BNWASM_INVALID_ARGUMENT' : 'BNWASM_WRONG_TYPE');
   }
   if (wasmUrl !== undefined && !isUrl(wasmUrl)) fail(`wasmUrl must be a string or URL, got ${describe(wasmUrl)}`, 'BNWASM_WRONG_TYPE');
   if (workerUrl !== undefined && !isUrl(workerUrl)) fail(`workerUrl must be a string or URL, got ${describe(workerUrl)}`, 'BNWASM_WRONG_TYPE');
@@ -129,7 +131,7 @@ export function setThreadFailureHandler(handler) {
  */
 function threadedModule() {
   threadedPromise ??= (async () => {
-    const threads = settings.threads ?? platform.cores();
+    const threads = settings.threads ?? Math.min(platform.cores(), MAX_THREADS);
     if (threads <= 1 || platform.instantiateThreaded === null || threadsFailedHere) return null;
     try {
       const mod = await platform.instantiateThreaded(threads, settings);
