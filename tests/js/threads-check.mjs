@@ -89,9 +89,12 @@ if (what === 'train') {
   // A pool thread traps in the middle of a job (bn_test_pool_fault: as a bug in a kernel would).
   // The call waiting for it throws instead of waiting for ever, so does the next step of a network
   // on that module, and a network made after it runs on one thread with the same results as ever.
+  // The networks made before it keep throwing, and the module loaded since stays (so does the
+  // rule that configure() comes before the first module).
   const { loadModule } = await import('../../web/src/module.js');
   const mod = await loadModule('full');
   const net = await createNetwork(dense);
+  const old = await createNetwork(dense);
   const errorOf = (fn) => {
     try {
       fn();
@@ -103,12 +106,26 @@ if (what === 'train') {
   result.fault = errorOf(() => mod._bn_test_pool_fault());
   result.step = errorOf(() => net.trainBatch(floats(300 * 300, 0), labels(300, 10)));
   net.dispose();
+  result.configure = errorOf(() => configure({ threads: 4 }));
   result.after = await trainAndPredict(dense, 300, 300, 3);
+  const single = await loadModule('dense');
+  result.old = errorOf(() => old.trainBatch(floats(300 * 300, 0), labels(300, 10)));
+  old.dispose();
+  result.kept = (await loadModule('dense')) === single;
   result.threadsAfter = await threadCount();
 } else if (what === 'trainers') {
-  // Two trainers one after the other, then a network in this realm: where threads cannot start,
-  // the first trainer's worker finds it and its client warns; the second trainer and this realm
-  // start on one thread without trying again.
+  // A trainer whose config the core refuses, two trainers one after the other, then a network in
+  // this realm: where threads cannot start, the refused trainer's worker finds it and its client
+  // warns at once (the warnings counted when the refusal arrives); the next trainers and this
+  // realm start on one thread without trying again.
+  let warnings = 0;
+  const warn = console.warn;
+  console.warn = (...args) => {
+    warnings += 1;
+    warn(...args);
+  };
+  const refused = await createTrainer({ ...dense, layers: [{ type: 'dense', units: 0 }] }).then(() => 'made', (error) => error.code);
+  result.refused = [refused, warnings];
   const first = await createTrainer(dense);
   const second = await createTrainer(dense);
   result.trainerThreads = [first.threads, second.threads];

@@ -56,9 +56,10 @@ test('a thread that cannot start: one warning, then the single-thread module, sa
     const { result } = await check(['1']);
     expect({ ...broken.result, threads: 1 }).toEqual(result);
     // Found by a trainer's worker first (in a browser only workers run threads): its client warns,
-    // once, and the next trainer and the page's own module start on one thread at once.
+    // once, even when that trainer's config is then refused, and the next trainers and the page's
+    // own module start on one thread at once.
     const trainers = await check(['2', 'trainers'], join(dir, 'tests/js/threads-check.mjs'));
-    expect(trainers.result).toEqual({ trainerThreads: [1, 1], threads: 1 });
+    expect(trainers.result).toEqual({ refused: ['BNWASM_INVALID_CONFIG', 1], trainerThreads: [1, 1], threads: 1 });
     expect(bnwasmLines(trainers.stderr)).toEqual([expect.stringMatching(COULD_NOT_START)]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -73,7 +74,10 @@ test('a pool thread that dies in the middle of a job: a clear error, never a han
     threads: 2,
     fault: 'BnwasmError BNWASM_THREAD_FAILED',
     step: 'BnwasmError BNWASM_THREAD_FAILED',
+    configure: 'InputError BNWASM_INVALID_ARGUMENT',
     after: reference.dense,
+    old: 'BnwasmError BNWASM_THREAD_FAILED',
+    kept: true,
     threadsAfter: 1,
   });
   // The thread's own error is on the console, once.

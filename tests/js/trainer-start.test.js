@@ -12,7 +12,7 @@ const INFO = { config: { inputSize: 2 }, inputSize: 2, outputSize: 2, threads: 1
 /**
  * Stand-in workers: `script[i]` runs the i-th spawned worker ('hang': announces a thread's
  * Worker constructor and never leaves it; 'answer': answers its first request with INFO; 'no
- * threads': answers it with INFO and the reason its threads could not start).
+ * threads, refused': tells that its threads could not start, then refuses the config).
  */
 function standIns(script) {
   const workers = [];
@@ -25,9 +25,10 @@ function standIns(script) {
         if (message.type === 'configure') return;
         if (worker.kind === 'hang') {
           setTimeout(() => onMessage({ type: 'threadSpawning' }), 1);
-        } else if (worker.kind === 'no threads') {
-          const result = { ...INFO, threadFailure: "a thread's worker failed (its script could not load)" };
-          setTimeout(() => onMessage({ id: message.id, type: 'result', result }), 1);
+        } else if (worker.kind === 'no threads, refused') {
+          setTimeout(() => onMessage({ type: 'threadFailure', reason: "a thread's worker failed (its script could not load)" }), 1);
+          const error = { name: 'ConfigError', message: "createTrainer(): layers[0].type: unknown layer type 'nope'", code: 'BNWASM_INVALID_CONFIG' };
+          setTimeout(() => onMessage({ id: message.id, type: 'error', error }), 2);
         } else {
           setTimeout(() => onMessage({ type: 'threadSpawning' }), 1);
           setTimeout(() => onMessage({ type: 'threadSpawned' }), 2);
@@ -100,18 +101,19 @@ describe('a thread that never starts while the trainer starts', () => {
   });
 
   // Last in this file: the failure stays recorded for the rest of the realm.
+  // The worker tells before its reply, so a config the core then refuses still counts (the
+  // reason rode on the successful reply before, and a refused start lost it).
   test("threads a worker could not start: its client warns once and starts the next worker on one", async () => {
-    const { workers, spawnWorker } = standIns(['no threads', 'answer']);
+    const { workers, spawnWorker } = standIns(['no threads, refused', 'answer']);
     setPlatform({ spawnWorker });
     const config = { inputSize: 2, layers: [{ type: 'dense', units: 2 }], loss: 'softmaxCrossEntropy' };
-    const first = await createTrainer(config);
+    await expect(createTrainer(config)).rejects.toThrow(/unknown layer type 'nope'/);
     expect(warn).toHaveBeenCalledTimes(1);
     expect(warn.mock.calls[0][0]).toBe("bnwasm: the threaded module could not start (a thread's worker failed (its script could not load)); running on one thread");
     expect(workers[0].received.map((m) => m.type)).toEqual(['create']); // nothing configured
     const second = await createTrainer(config);
     expect(workers[1].received[0]).toEqual({ type: 'configure', settings: { threads: 1 } });
     expect(warn).toHaveBeenCalledTimes(1);
-    first.terminate();
     second.terminate();
   });
 });

@@ -294,10 +294,11 @@ export interface ConfigureOptions {
   workerUrl?: string | URL;
   /**
    * Threads for training and batch inference, the calling one included (an integer, 1 to 256);
-   * default the cores available, at most 256. `1` loads the single-thread module. Threads run in Node and in
-   * createTrainer's worker on a cross-origin-isolated page (COOP `same-origin` + COEP
-   * `require-corp`); elsewhere bnwasm runs on one thread, with one console warning when threads
-   * were asked for. With wasmUrl or wasmBinary (the single-thread build's file) there are none.
+   * default the cores available, at most 256. `1` loads the single-thread module. Threads run in
+   * Node and in createTrainer's worker on a cross-origin-isolated page (COOP `same-origin` + COEP
+   * `require-corp`); elsewhere bnwasm runs on one thread (a page's main thread always), with one
+   * console warning when threads were asked for on a page that is not isolated. With wasmUrl or
+   * wasmBinary (the single-thread build's file) there are none.
    */
   threads?: number;
 }

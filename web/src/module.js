@@ -58,7 +58,7 @@ export function configure(options) {
     fail(`wasmBinary must be an ArrayBuffer or Uint8Array, got ${describe(wasmBinary)}`, 'BNWASM_WRONG_TYPE');
   }
   if (wasmUrl !== undefined && wasmBinary !== undefined) fail('give wasmUrl or wasmBinary, not both');
-  if (modules.size > 0 && (wasmUrl !== undefined || wasmBinary !== undefined || threads !== undefined)) {
+  if ((modules.size > 0 || threadedPromise !== null) && (wasmUrl !== undefined || wasmBinary !== undefined || threads !== undefined)) {
     fail('the wasm module is already loaded; call configure() before the first createNetwork, loadNetwork or createTrainer');
   }
   if (threads > 1 && !platform.isolated()) warnNotIsolated(threads);
@@ -156,7 +156,8 @@ function threadedModule() {
 function dropThreaded() {
   threadsFailedHere = true;
   modules.clear();
-  threadedPromise = null;
+  // Not null: a module was loaded here, so configure() still refuses to change it.
+  threadedPromise = Promise.resolve(null);
 }
 
 /**

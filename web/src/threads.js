@@ -70,7 +70,10 @@ export function instantiateThreaded(createModule, threads, moduleArgs, spawn) {
  * Here, not in module.js: only where threads run (a trainer's worker, Node) is it ever needed.
  */
 function poolFailed(mod) {
-  mod.bnwasmOnPoolFailure?.();
+  // Once: the networks made before it still call here, and must not drop the modules loaded since.
+  const drop = mod.bnwasmOnPoolFailure;
+  mod.bnwasmOnPoolFailure = undefined;
+  drop?.();
   throw new BnwasmError(
     'bnwasm: a thread of the pool stopped in the middle of a job (its error is on the console); the networks made ' +
       'before this cannot be used any more (dispose them), and networks made from now on run on one thread',

@@ -116,7 +116,6 @@ export class Trainer {
       }
       info = await this.#open(makeInit, { ...workerModuleSettings(), threads: 1 });
     }
-    if (info.threadFailure !== undefined) threadsFailed(info.threadFailure);
     this.#config = info.config;
     this.#inputSize = info.inputSize;
     this.#outputSize = info.outputSize;
@@ -382,6 +381,8 @@ export class Trainer {
       return;
     }
     if (message.type === 'threadSpawned') return clearTimeout(this.#hang);
+    // worker.js: its threads could not start (warned once a page; later trainers start on one).
+    if (message.type === 'threadFailure') return threadsFailed(message.reason);
     const entry = this.#pending.get(message.id);
     if (!entry) return;
     if (message.type === 'progress' || message.type === 'checkpoint') {

@@ -2,10 +2,9 @@
 // Web Worker and, through worker.node.js, as a Node worker_threads Worker.
 //
 // Protocol (the client is trainer.js):
-//   requests  {id, type: 'create', config}            -> result {config, inputSize, outputSize, threads, build, threadFailure?}
-//             (config: its Value bytes, encoded on the page; build: the wasm build it runs on;
-//             threadFailure: why its threads could not start, for the client to warn once a page)
-//             {id, type: 'load', bytes}                -> result {config, inputSize, outputSize, threads, build, threadFailure?}
+//   requests  {id, type: 'create', config}            -> result {config, inputSize, outputSize, threads, build}
+//             (config: its Value bytes, encoded on the page; build: the wasm build it runs on)
+//             {id, type: 'load', bytes}                -> result {config, inputSize, outputSize, threads, build}
 //             {id, type: 'fit', x, y, options}         -> progress {progress}* and checkpoint {checkpoint}*
 //                                                         (bytes transferred), then result (history)
 //             {id, type: 'pause' | 'resume'}           -> result {step}  (pause: once the fit has stopped)
@@ -18,6 +17,8 @@
 //             {type: '__crash', how, atStep?}          (internal test hook, Trainer._crash: the worker dies)
 //   replies   {id, type: 'result', result} | {id, type: 'error', error: {name, message, code, details}}
 //             | {id, type: 'progress', progress} | {id, type: 'checkpoint', checkpoint}
+//   notices   {type: 'threadFailure', reason}          (its threads could not start: sent while it
+//             starts, before the create/load reply, whether or not the network is then refused)
 import { buildOf, loadNetwork, openNetwork } from './network.js';
 import { BnwasmError, InputError, describe, serializeError } from './errors.js';
 import { setThreadFailureHandler, threadCount } from './module.js';
@@ -36,11 +37,9 @@ let pauseAcks = []; // ids of pause requests to answer once the fit has stopped
 const reply = (id, result, transfer = []) => port.post({ id, type: 'result', result }, transfer);
 
 // Threads that could not start are the client's to warn about: it does so once per page, however
-// many trainers it starts, and starts the next ones on one thread (module.js threadsFailed).
-let threadFailure;
-setThreadFailureHandler((reason) => {
-  threadFailure = reason;
-});
+// many trainers it starts, and starts the next ones on one thread (module.js threadsFailed). A
+// notice of its own, not part of the reply: a config or model the core then refuses still tells.
+setThreadFailureHandler((reason) => port.post({ type: 'threadFailure', reason }));
 
 port.listen(async (message) => {
   const { id, type } = message;
@@ -50,9 +49,7 @@ port.listen(async (message) => {
       case 'load': {
         if (net) throw new BnwasmError(`${type}: this worker already holds a network`, 'BNWASM_INVALID_ARGUMENT');
         net = type === 'create' ? await openNetwork('createTrainer', undefined, message.config) : await loadNetwork(message.bytes);
-        const info = { config: net.config, inputSize: net.inputSize, outputSize: net.outputSize, threads: await threadCount(), build: buildOf(net) };
-        if (threadFailure !== undefined) info.threadFailure = threadFailure;
-        reply(id, info);
+        reply(id, { config: net.config, inputSize: net.inputSize, outputSize: net.outputSize, threads: await threadCount(), build: buildOf(net) });
         return;
       }
       case 'abort':
