@@ -57,6 +57,14 @@ void f32_gemm_packed(float* c, const float* a, const float* packed, size_t m, si
 #endif
   BNWASM_GEMM(f32_gemm_packed)(c, a, packed, m, n, k);
 }
+void f32_gemm_packed_every_term(float* c, const float* a, const float* packed, size_t m, size_t n,
+                                size_t k) {
+#if defined(__wasm_simd128__)
+  f32_gemm_packed_every_term_4x8__wasmsimd(c, a, packed, m, n, k);
+#else
+  f32_gemm_packed__scalar(c, a, packed, m, n, k);  // adds every term
+#endif
+}
 void f32_gemm_packed_epilogue(float* c, const float* a, const float* packed, size_t m, size_t n,
                               size_t k, const ConvEpilogue& ep) {
 #if defined(__wasm_simd128__)

@@ -268,7 +268,7 @@ __attribute__((noinline)) void packed_block(float* c, const float* a, const floa
   }
 }
 
-template <int MR, bool AT>
+template <int MR, bool AT, bool MAY_SKIP = true>
 void packed_gemm(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k,
                  const ConvEpilogue* ep = nullptr) {
   // Row i of a starts at a + i * k, or at a + i when a is stored transposed.
@@ -291,8 +291,9 @@ void packed_gemm(float* c, const float* a, const float* packed, size_t m, size_t
   // Rows of pixels or ReLU outputs have zeros: a term whose MR entries are
   // all zero is skipped in every panel (TermRuns), when there are enough
   // panels to repay the looking. Not in a GEMM inside a task (a
-  // convolution's image), which could not make room for them.
-  const bool skip = !AT && n >= kRunsColumns && !parallel_inside();
+  // convolution's image), which could not make room for them; nor where b may
+  // not be finite (MAY_SKIP false: f32_gemm_packed_every_term).
+  const bool skip = MAY_SKIP && !AT && n >= kRunsColumns && !parallel_inside();
   if (skip) {
     g_runs.resize(thread_count());
     for (TermRuns& runs : g_runs) runs.prepare(m / MR, k);
@@ -499,6 +500,10 @@ void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed
                                    size_t n, size_t k) {
   // c is (m, n); a is (m, k); packed holds b (k, n). c += a * b.
   packed_gemm<4, false>(c, a, packed, m, n, k);
+}
+void f32_gemm_packed_every_term_4x8__wasmsimd(float* c, const float* a, const float* packed,
+                                              size_t m, size_t n, size_t k) {
+  packed_gemm<4, false, false>(c, a, packed, m, n, k);
 }
 void f32_gemm_packed_epilogue_4x8__wasmsimd(float* c, const float* a, const float* packed,
                                             size_t m, size_t n, size_t k, const ConvEpilogue& ep) {

@@ -463,7 +463,7 @@ void conv2d_forward_epilogue(float* out, float* scratch, const float* in, const 
       c = col;
     }
     f32_pack_x8(packed, c, K, P);
-    f32_gemm_packed(o, weight, packed, g.F, P, K);  // out (F, P) += weight (F, K) col (K, P)
+    f32_gemm_packed_every_term(o, weight, packed, g.F, P, K);  // out (F, P) += weight (F, K) col (K, P)
     for (size_t f = 0; f < g.F; ++f) {
       float* v = o + f * P;
       if (ep.scale != nullptr)
@@ -661,7 +661,7 @@ void conv2d_backward(float* din, float* dweight, float* dbias, float* scratch, c
       c = col;
     }
     f32_pack_t_x8(packed, c, N, K);                       // col^T (N, K)
-    f32_gemm_packed(terms + t * FK, dy, packed, g.F, K, N);  // dout (F, N) col^T
+    f32_gemm_packed_every_term(terms + t * FK, dy, packed, g.F, K, N);  // dout (F, N) col^T
     float* db = terms + groups * FK + t * FB;
     for (size_t f = 0; f < FB; ++f) {
       float s = 0.0f;

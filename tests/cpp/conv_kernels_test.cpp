@@ -256,6 +256,94 @@ TEST_P(ConvKernels, Im2colFollowsItsDefinitionAndCol2imIsItsAdjoint) {
   EXPECT_TRUE(Near("<col2im(v), u> vs <v, im2col(u)>", rhs, lhs, (g.KH * g.KW + 1) * kU * scale));
 }
 
+// A convolution's columns are activations, and an activation may be infinite (an
+// overflow that a clip after the next layer hides from the loss). The weight gradient
+// then holds 0 * Inf = NaN wherever dout is zero at an output that reads it, as the
+// IEEE sum (and PyTorch) has it. The four-row GEMM skips terms where four rows of its
+// a are zero: exact for finite b, but here it made those NaNs finite, and only when
+// it ran outside a pool task (one thread), so the same step was refused on several
+// threads and taken on one. Every variant must give NaN exactly where the scalar
+// reference does. (Natively the dispatched GEMM is the scalar one; the wasm build is
+// where it could fail.)
+TEST(ConvKernelsNonFinite, AnInfiniteInputGivesNaNWeightGradientsWhereDoutIsZero) {
+  // Fashion-MNIST's second convolution; two images, so the GEMM's b has 2 x 196 columns.
+  const Conv2dGeometry g = make(16, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1, 1);
+  const size_t B = 2, K = g.K(), P = g.P(), image = g.C * g.H * g.W;
+  Rng rng(9100);
+  std::vector<float> in = rng.uniform_vec(B * image, -1, 1);
+  const std::vector<float> weight = rng.uniform_vec(g.F * K, -0.5, 0.5);
+  std::vector<float> dout = rng.uniform_vec(B * g.F * P, -1, 1);
+  // Channel 3 of image 0 is infinite at (7, 7); dout is 0 for every filter on output
+  // rows 5 to 9 of image 0 (70 of the 392 columns: enough for the GEMM to skip them),
+  // which hold every output that reads (7, 7).
+  in[(3 * g.H + 7) * g.W + 7] = INFINITY;
+  for (size_t f = 0; f < g.F; ++f)
+    for (size_t p = 5 * g.OW; p < 10 * g.OW; ++p) dout[f * P + p] = 0.0f;
+
+  std::vector<float> scratch(conv2d_scratch_size(g));
+  std::vector<float> din(B * image, 0.0f), dweight(g.F * K, 0.0f);
+  conv2d_backward(din.data(), dweight.data(), nullptr, scratch.data(), dout.data(), in.data(),
+                  weight.data(), B, g);
+
+  // The reference: conv2d_backward's groups through the scalar GEMM, which adds every term.
+  const size_t n = std::min(conv2d_backward_images(g), B), N_max = n * P;
+  std::vector<float> col(K * N_max), dy(g.F * N_max), packed(f32_packed_size(N_max, K));
+  std::vector<float> ref(g.F * K, 0.0f);
+  for (size_t b0 = 0; b0 < B; b0 += n) {
+    const size_t count = std::min(n, B - b0), N = count * P;
+    for (size_t j = 0; j < count; ++j) {
+      im2col(col.data() + j * P, in.data() + (b0 + j) * image, g, N);
+      for (size_t f = 0; f < g.F; ++f)
+        for (size_t p = 0; p < P; ++p) dy[f * N + j * P + p] = dout[((b0 + j) * g.F + f) * P + p];
+    }
+    f32_pack_t_x8__scalar(packed.data(), col.data(), N, K);
+    f32_gemm_packed__scalar(ref.data(), dy.data(), packed.data(), g.F, K, N);
+  }
+  // Channel 3's nine taps, for every filter, are NaN; every other weight gradient is
+  // finite and the same bits. (NaN's own bits are not compared: wasm leaves them open.)
+  size_t nans = 0;
+  for (size_t i = 0; i < dweight.size(); ++i) {
+    const bool expect_nan = (i % K) / (g.KH * g.KW) == 3;
+    ASSERT_EQ(std::isnan(ref[i]), expect_nan) << "reference at " << i;
+    ASSERT_EQ(std::isnan(dweight[i]), expect_nan) << "dweight at " << i << ": " << dweight[i];
+    if (!expect_nan) ASSERT_TRUE(BitEqual("dweight at " + std::to_string(i), &ref[i], &dweight[i], 1));
+    nans += expect_nan;
+  }
+  EXPECT_EQ(nans, g.F * g.KH * g.KW);
+}
+
+// The forward pass's GEMM (im2col path: stride 2) has the weights as its a and the
+// columns as its b: a zero weight shared by four filters times an infinite input is NaN.
+TEST(ConvKernelsNonFinite, AnInfiniteInputGivesNaNOutputsThroughZeroWeights) {
+  const Conv2dGeometry g = make(16, 20, 20, 8, 3, 3, 2, 2, 1, 1, 1, 1);  // 10 x 10 outputs
+  const size_t B = 2, K = g.K(), P = g.P(), image = g.C * g.H * g.W;
+  Rng rng(9200);
+  std::vector<float> in = rng.uniform_vec(B * image, -1, 1);
+  std::vector<float> weight = rng.uniform_vec(g.F * K, -0.5, 0.5);
+  // Channels 0 to 3 have zero weights in every filter (36 of the 144 terms); channel 2
+  // of image 1 is infinite at (7, 7).
+  for (size_t f = 0; f < g.F; ++f) std::fill_n(weight.data() + f * K, 4 * g.KH * g.KW, 0.0f);
+  in[image + (2 * g.H + 7) * g.W + 7] = INFINITY;
+  std::vector<float> scratch(conv2d_scratch_size(g)), out(B * g.F * P);
+  conv2d_forward(out.data(), scratch.data(), in.data(), weight.data(), nullptr, B, g);
+
+  std::vector<float> col(K * P), packed(f32_packed_size(K, P)), ref(B * g.F * P, 0.0f);
+  for (size_t b = 0; b < B; ++b) {
+    im2col(col.data(), in.data() + b * image, g);
+    f32_pack_x8(packed.data(), col.data(), K, P);
+    f32_gemm_packed__scalar(ref.data() + b * g.F * P, weight.data(), packed.data(), g.F, P, K);
+  }
+  // (7, 7) is read by the outputs (oy, ox) with 2 oy - 1 + ky = 7 for some tap: oy 3 and 4
+  // (ky 2 and 0), the same for ox: 4 positions, in every filter.
+  size_t nans = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_EQ(std::isnan(out[i]), std::isnan(ref[i])) << "output " << i << ": " << out[i];
+    if (!std::isnan(ref[i])) ASSERT_TRUE(BitEqual("output " + std::to_string(i), &ref[i], &out[i], 1));
+    nans += std::isnan(ref[i]);
+  }
+  EXPECT_EQ(nans, g.F * 4);
+}
+
 // ---- direct convolution and the fused inference epilogue ------------------------------
 
 // The reference: im2col + the scalar packed GEMM from init, then the

@@ -197,6 +197,9 @@ void f32_colmeanvar__wasmsimd(float* mean, float* var, const float* in, size_t r
 // MR rows by one 8-column panel per tile: 2 * MR accumulators.
 void f32_gemm_packed_4x8__wasmsimd(float* c, const float* a, const float* packed, size_t m,
                                    size_t n, size_t k);
+// The same sums with every term added, the zeros of a included (f32_gemm_packed_every_term).
+void f32_gemm_packed_every_term_4x8__wasmsimd(float* c, const float* a, const float* packed,
+                                              size_t m, size_t n, size_t k);
 void f32_gemm_packed_epilogue_4x8__wasmsimd(float* c, const float* a, const float* packed,
                                             size_t m, size_t n, size_t k, const ConvEpilogue& ep);
 // The epilogue's steps after the init over one row of n columns already
@@ -249,6 +252,15 @@ void f32_pack_t_x8(float* packed, const float* bt, size_t k, size_t n);
 // One row goes through the matrix-vector variant, more through the tiled one;
 // both give the same bits for a row (see above).
 void f32_gemm_packed(float* c, const float* a, const float* packed, size_t m, size_t n, size_t k);
+// f32_gemm_packed for a b that may hold Infinity or NaN: a convolution's columns,
+// which are activations (an overflow that a later clip hides from the loss). It
+// adds every term, so a zero of a times an infinite b gives NaN, as the scalar
+// reference's sum does; f32_gemm_packed may skip a's zeros (exact for finite b,
+// the weights it is given elsewhere), and whether it does depends on whether it
+// runs inside a pool task, so the same step could give NaN on several threads
+// and a finite gradient on one.
+void f32_gemm_packed_every_term(float* c, const float* a, const float* packed, size_t m, size_t n,
+                                size_t k);
 // The epilogue form (above): one row runs the matrix-vector variant over c =
 // init and then the epilogue's other steps over the row, the same bits.
 void f32_gemm_packed_epilogue(float* c, const float* a, const float* packed, size_t m, size_t n,

@@ -50,7 +50,8 @@ void parallel_run(size_t tasks, void (*fn)(void*, size_t task, size_t worker), v
 // A pool thread died in the middle of a task (in wasm, a trap: its worker's
 // script reports it, bn_pool_thread_failed). That task is never counted done,
 // so instead of waiting for it for ever, this and every later parallel_run
-// stop: the wasm build throws a JS error that names the fault
+// that hands work to the pool stop (one that runs inline does not need it):
+// the wasm build throws a JS error that names the fault
 // (Module.bnwasmPoolFailed, web/src/threads.js), a native one aborts. Only a
 // bug in a task gets here; a native thread that crashes takes its process.
 void set_parallel_failed();
