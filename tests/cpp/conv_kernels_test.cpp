@@ -171,6 +171,19 @@ const Geometry kGeometries[] = {
 
 class ConvKernels : public ::testing::TestWithParam<Geometry> {};
 
+// conv2d_backward's group of `count` images from b0, as the reference builds it: their
+// columns side by side in col (K, N) and their dout in dy (F, N). Returns N.
+size_t gather_group(std::vector<float>& col, std::vector<float>& dy, const std::vector<float>& in,
+                    const std::vector<float>& dout, size_t b0, size_t count, const Conv2dGeometry& g) {
+  const size_t P = g.P(), image = g.C * g.H * g.W, N = count * P;
+  for (size_t j = 0; j < count; ++j) {
+    im2col(col.data() + j * P, in.data() + (b0 + j) * image, g, N);
+    for (size_t f = 0; f < g.F; ++f)
+      for (size_t p = 0; p < P; ++p) dy[f * N + j * P + p] = dout[((b0 + j) * g.F + f) * P + p];
+  }
+  return N;
+}
+
 // The layer (dispatched GEMM: SIMD under wasm) against the same steps through
 // the scalar GEMM: every GEMM variant accumulates each element in the same
 // order (kernels.h), so they agree bit for bit.
@@ -205,12 +218,7 @@ TEST_P(ConvKernels, ForwardAndBackwardMatchTheScalarGemmBitForBit) {
     f32_gemm_packed__scalar(o, weight.data(), packed.data(), g.F, P, K);
   }
   for (size_t b0 = 0; b0 < B; b0 += n) {
-    const size_t count = std::min(n, B - b0), N = count * P;
-    for (size_t j = 0; j < count; ++j) {
-      im2col(col.data() + j * P, in.data() + (b0 + j) * image, g, N);
-      for (size_t f = 0; f < g.F; ++f)
-        for (size_t p = 0; p < P; ++p) dy[f * N + j * P + p] = dout[((b0 + j) * g.F + f) * P + p];
-    }
+    const size_t count = std::min(n, B - b0), N = gather_group(col, dy, in, dout, b0, count, g);
     f32_pack_t_x8__scalar(packed.data(), col.data(), N, K);
     f32_gemm_packed__scalar(ref_dw.data(), dy.data(), packed.data(), g.F, K, N);
     f32_pack_x8(packed.data(), dy.data(), g.F, N);
@@ -290,12 +298,7 @@ TEST(ConvKernelsNonFinite, AnInfiniteInputGivesNaNWeightGradientsWhereDoutIsZero
   std::vector<float> col(K * N_max), dy(g.F * N_max), packed(f32_packed_size(N_max, K));
   std::vector<float> ref(g.F * K, 0.0f);
   for (size_t b0 = 0; b0 < B; b0 += n) {
-    const size_t count = std::min(n, B - b0), N = count * P;
-    for (size_t j = 0; j < count; ++j) {
-      im2col(col.data() + j * P, in.data() + (b0 + j) * image, g, N);
-      for (size_t f = 0; f < g.F; ++f)
-        for (size_t p = 0; p < P; ++p) dy[f * N + j * P + p] = dout[((b0 + j) * g.F + f) * P + p];
-    }
+    const size_t count = std::min(n, B - b0), N = gather_group(col, dy, in, dout, b0, count, g);
     f32_pack_t_x8__scalar(packed.data(), col.data(), N, K);
     f32_gemm_packed__scalar(ref.data(), dy.data(), packed.data(), g.F, K, N);
   }
