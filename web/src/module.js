@@ -37,8 +37,9 @@ const isBytes = (value) => value instanceof ArrayBuffer || value instanceof Uint
  *   bnwasm's worker entry ('bnwasm/worker'), bundled or not
  * @param {number} [options.threads] threads for training and batch inference, the calling one
  *   included, 1 to 256; default the cores available (navigator.hardwareConcurrency, Node's
- *   os.availableParallelism()), at most 256; 1 loads the single-thread module. Threads run in Node and in
- *   createTrainer's worker on a cross-origin-isolated page; a page's main thread runs on one.
+ *   os.availableParallelism()), at most 256; 1 loads the single-thread module. Threads run in
+ *   Node and in createTrainer's worker on a cross-origin-isolated page; a page's main thread runs
+ *   on one.
  */
 export function configure(options) {
   const fail = (what, code = 'BNWASM_INVALID_ARGUMENT') => {
